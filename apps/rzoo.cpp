@@ -1,0 +1,158 @@
+// rzoo: train, evaluate and compare recommender models from YAML.
+#include <torch/torch.h>
+
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+
+#include "models/registry.h"
+#include "trainers/config.h"
+#include "trainers/error.h"
+#include "trainers/experiment.h"
+#include "trainers/log.h"
+#include "trainers/trainer.h"
+
+namespace fs = std::filesystem;
+using namespace rzoo;
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: rzoo COMMAND [ARGS]
+
+commands:
+  train CONFIG [--set KEY=VALUE ...]   train one model (config names `model`); writes a run folder
+  train --resume RUN_DIR               continue an interrupted run from its last checkpoint
+  evaluate RUN_DIR                     re-evaluate a finished run's best model on valid and test
+  compare CONFIG [--set KEY=VALUE ...] train every model listed under `compare` on one split; one table
+  models                               list the built-in models
+
+options:
+  --set KEY=VALUE    override any config key (dotted path, YAML value), e.g. --set train.epochs=5
+  --config-dir DIR   folder with defaults.yaml, models/, datasets/ (default: the configs/ folder
+                     above CONFIG, else $RZOO_CONFIG_DIR, else the one rzoo was built from)
+  --quiet            print nothing but errors (the run folder's train.log still gets everything)
+  -h, --help         this help (also after a command)
+  --version          print the version
+
+Configuration layers: configs/defaults.yaml < configs/models/<model>.yaml <
+configs/datasets/<dataset>.yaml < CONFIG < --set. Exit status: 0 success, 1 error, 2 bad usage,
+130 interrupted.
+)";
+
+struct Usage : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Args {
+  std::string command;
+  std::vector<std::string> positional, sets;
+  std::string resume, config_dir;
+  bool quiet = false, help = false;
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string s = argv[i];
+    auto value = [&](const std::string& flag) -> std::string {
+      if (i + 1 >= argc) throw Usage(flag + " needs a value");
+      return argv[++i];
+    };
+    if (s == "-h" || s == "--help") a.help = true;
+    else if (s == "--version") a.command = "version";
+    else if (s == "--quiet" || s == "-q") a.quiet = true;
+    else if (s == "--set") a.sets.push_back(value(s));
+    else if (s.rfind("--set=", 0) == 0) a.sets.push_back(s.substr(6));
+    else if (s == "--resume") a.resume = value(s);
+    else if (s == "--config-dir") a.config_dir = value(s);
+    else if (s.size() > 1 && s[0] == '-') throw Usage("unknown option '" + s + "'");
+    else if (a.command.empty()) a.command = s;
+    else a.positional.push_back(s);
+  }
+  return a;
+}
+
+ConfigSources sources_for(const Args& a) {
+  if (a.positional.size() != 1) throw Usage(a.command + " takes one CONFIG file");
+  ConfigSources s;
+  s.experiment = load_layer(a.positional[0]);
+  s.config_dir = a.config_dir.empty() ? find_config_dir(a.positional[0]) : a.config_dir;
+  s.sets = a.sets;
+  return s;
+}
+
+int run(const Args& a) {
+  if (a.command == "version") {
+    std::cout << "rzoo " << rzoo::version() << " (LibTorch " << TORCH_VERSION << ")\n";
+    return 0;
+  }
+  if (a.help || a.command.empty() || a.command == "help") {
+    std::cout << kUsage;
+    return a.command.empty() && !a.help ? 2 : 0;
+  }
+  Logger log(a.quiet);
+  if (a.command == "models") {
+    for (const auto& m : registered_models()) std::cout << fmt::format("{:<8} {}\n         {}\n", m.name, m.description, m.paper);
+    return 0;
+  }
+  if (a.command == "train") {
+    if (!a.resume.empty()) {
+      if (!a.positional.empty() || !a.sets.empty()) throw Usage("train --resume RUN_DIR takes no CONFIG or --set: the run's own config.yaml is used");
+      if (!fs::is_directory(a.resume)) fail("{}: no such run folder", a.resume);
+      const std::string cfg_path = a.resume + "/config.yaml";
+      if (!fs::exists(cfg_path)) fail("{}: not an rzoo run folder (no config.yaml)", a.resume);
+      const Config cfg = load_resolved_config(cfg_path);
+      const PreparedData data = prepare_data(cfg, log);
+      train_model(cfg, data, a.resume, log, /*resume=*/true);
+      return 0;
+    }
+    const Config cfg = resolve_config(sources_for(a));
+    log.line("resolved config (each value with the file:line that set it):");
+    log.line(cfg.dump());
+    if (cfg.get_string("model.name").empty())
+      fail("{}: no model named; set `model: NAME` (see `rzoo models`), or use `rzoo compare` for a `compare` list",
+           a.positional[0]);
+    const PreparedData data = prepare_data(cfg, log);
+    train_model(cfg, data, new_run_dir(cfg), log);
+    return 0;
+  }
+  if (a.command == "evaluate") {
+    if (a.positional.size() != 1) throw Usage("evaluate takes one RUN_DIR");
+    evaluate_run(a.positional[0], log);
+    return 0;
+  }
+  if (a.command == "compare") {
+    compare_models(sources_for(a), log);
+    return 0;
+  }
+  throw Usage("unknown command '" + a.command + "'");
+}
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find("\nException raised from")); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGINT, [](int) {
+    request_stop();
+    std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
+  });
+  try {
+    return run(parse(argc, argv));
+  } catch (const Usage& e) {
+    std::cerr << "rzoo: " << e.what() << "\n(run `rzoo --help` for usage)\n";
+    return 2;
+  } catch (const Error& e) {
+    std::cerr << "rzoo: error: " << e.what() << "\n";
+    return stop_requested() ? 130 : 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "rzoo: error: " << first_line(e.what_without_backtrace()) << "\n";
+    return 1;
+  } catch (const YAML::Exception& e) {
+    std::cerr << "rzoo: error: YAML: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "rzoo: error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,23 @@
+// Pop: ranks every item by its number of training interactions, the same list for every user.
+// The non-personalised baseline every recommender must beat (e.g. Cremonesi, Koren & Turrin,
+// "Performance of Recommender Algorithms on Top-N Recommendation Tasks", RecSys 2010).
+#pragma once
+#include "models/recommender.h"
+
+namespace rzoo {
+
+class PopImpl : public RecommenderImpl {
+ public:
+  explicit PopImpl(const ModelContext& ctx);
+
+  InputType input_type() const override { return InputType::None; }
+  void fit(const Csr& train) override;
+  at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
+  at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
+
+ private:
+  at::Tensor counts_;  // [I] float: training interactions per item (a buffer, so it is saved)
+};
+TORCH_MODULE(Pop);
+
+}  // namespace rzoo

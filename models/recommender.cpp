@@ -1,0 +1,32 @@
+#include "models/recommender.h"
+
+#include "datasets/dataset.h"
+
+namespace rzoo {
+
+const char* to_string(InputType t) {
+  switch (t) {
+    case InputType::None: return "none (closed form)";
+    case InputType::Pointwise: return "pointwise";
+    case InputType::Pairwise: return "pairwise";
+    case InputType::Sequence: return "sequence";
+  }
+  return "?";
+}
+
+RecommenderImpl::RecommenderImpl(std::string name, const ModelContext& ctx)
+    : torch::nn::Module(std::move(name)), n_users_(ctx.n_users), n_items_(ctx.n_items) {
+  TORCH_CHECK(ctx.n_users > 0 && ctx.n_items > 0, "model '", this->name(), "': needs n_users > 0 and n_items > 0, got ",
+              ctx.n_users, " and ", ctx.n_items);
+}
+
+void RecommenderImpl::fit(const Csr&) {
+  TORCH_CHECK(false, "model '", name(), "' is trained by gradient steps (input type ", to_string(input_type()),
+              "), not by fit()");
+}
+
+at::Tensor RecommenderImpl::loss(const Batch&) {
+  TORCH_CHECK(false, "model '", name(), "' is fitted in closed form; it has no batch loss");
+}
+
+}  // namespace rzoo

@@ -1,0 +1,68 @@
+// The contract every rzoo model follows (after RecBole's: loss / score / score-all, and an input
+// type that tells the trainer which batches to build).
+//
+//   closed-form models (InputType::None) implement fit(train) once;
+//   gradient models implement loss(batch) for the batches of their input type;
+//   every model implements score(users, items) -> [B] and score_all(users) -> [B, n_items].
+//
+// Models are torch::nn::Modules: parameters and buffers hold all fitted state, so save/load of
+// the module is a checkpoint and export (a later issue) sees everything.
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include <cstdint>
+#include <string>
+
+namespace rzoo {
+
+class Config;
+struct Csr;
+
+enum class InputType {
+  None,       // closed form: fit() once, no batches
+  Pointwise,  // (user, item, label in {0,1}): positives plus `neg_per_pos` sampled negatives each
+  Pairwise,   // (user, positive item, sampled negative item)
+  Sequence,   // a user's items in time order (built by the sequence batcher of a later issue)
+};
+const char* to_string(InputType t);
+
+// One training batch. Which fields are set depends on the input type:
+//   Pointwise: users [B], items [B], labels [B] (float 0/1)
+//   Pairwise:  users [B], items [B] (positives), neg_items [B]
+struct Batch {
+  at::Tensor users, items, neg_items, labels;
+  int64_t size() const { return users.defined() ? users.size(0) : 0; }
+};
+
+// Sizes and configuration a model is built from.
+struct ModelContext {
+  int64_t n_users = 0;
+  int64_t n_items = 0;
+  const Config* config = nullptr;  // the resolved run config; models read `model.*`
+};
+
+class RecommenderImpl : public torch::nn::Module {
+ public:
+  RecommenderImpl(std::string name, const ModelContext& ctx);
+
+  virtual InputType input_type() const = 0;
+  // Closed-form training on the binary user x item training matrix.
+  virtual void fit(const Csr& train);
+  // Mean loss of one batch (a scalar with a graph to the parameters).
+  virtual at::Tensor loss(const Batch& batch);
+  // users [B], items [B] (int64) -> scores [B] (float). Higher = more relevant.
+  virtual at::Tensor score(const at::Tensor& users, const at::Tensor& items) = 0;
+  // users [B] -> scores [B, n_items] over every item.
+  virtual at::Tensor score_all(const at::Tensor& users) = 0;
+
+  int64_t n_users() const { return n_users_; }
+  int64_t n_items() const { return n_items_; }
+
+ protected:
+  int64_t n_users_, n_items_;
+};
+TORCH_MODULE(Recommender);
+
+}  // namespace rzoo

@@ -1,0 +1,34 @@
+#include "models/registry.h"
+
+#include <algorithm>
+
+#include "models/bpr.h"
+#include "models/pop.h"
+#include "trainers/error.h"
+
+namespace rzoo {
+
+const std::vector<ModelInfo>& registered_models() {
+  static const std::vector<ModelInfo> models = [] {
+    std::vector<ModelInfo> v = {
+#define RZOO_MODEL(name, impl, description, paper) {#name, description, paper},
+#include "models/registry.def"
+#undef RZOO_MODEL
+    };
+    std::sort(v.begin(), v.end(), [](const ModelInfo& a, const ModelInfo& b) { return a.name < b.name; });
+    return v;
+  }();
+  return models;
+}
+
+Recommender make_model(const std::string& name, const ModelContext& ctx) {
+#define RZOO_MODEL(model_name, impl, description, paper) \
+  if (name == #model_name) return Recommender(std::shared_ptr<RecommenderImpl>(std::make_shared<impl>(ctx)));
+#include "models/registry.def"
+#undef RZOO_MODEL
+  std::string known;
+  for (const auto& m : registered_models()) known += (known.empty() ? "" : ", ") + m.name;
+  fail("unknown model '{}' (known models: {})", name, known);
+}
+
+}  // namespace rzoo

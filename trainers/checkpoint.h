@@ -1,0 +1,17 @@
+// Checkpoint files: LibTorch archives written atomically (to a temporary file in the same folder,
+// then renamed), so a crash mid-write never leaves a truncated checkpoint behind.
+#pragma once
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
+#include <string>
+
+namespace rzoo {
+
+void save_archive_atomic(torch::serialize::OutputArchive& archive, const std::string& path);
+// Loads `path`; a missing, truncated or corrupt file is an rzoo::Error naming it.
+void load_archive(torch::serialize::InputArchive& archive, const std::string& path, const c10::Device& device);
+// Writes text to `path` atomically.
+void write_file_atomic(const std::string& path, const std::string& text);
+
+}  // namespace rzoo

@@ -1,0 +1,506 @@
+#include "trainers/config.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "rzoo_build.h"
+#include "trainers/error.h"
+
+namespace fs = std::filesystem;
+
+namespace rzoo {
+namespace {
+
+enum class Kind { Null, Bool, Int, Float, String, Seq, Map };
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::Null: return "null";
+    case Kind::Bool: return "bool";
+    case Kind::Int: return "integer";
+    case Kind::Float: return "number";
+    case Kind::String: return "string";
+    case Kind::Seq: return "list";
+    case Kind::Map: return "map";
+  }
+  return "?";
+}
+
+bool parse_int(const std::string& s, int64_t* out) {
+  if (s.empty()) return false;
+  const char* b = s.data();
+  if (*b == '+') ++b;
+  auto [p, ec] = std::from_chars(b, s.data() + s.size(), *out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+bool parse_double(const std::string& s, double* out) {
+  if (s.empty()) return false;
+  if (s == ".inf" || s == "+.inf") { *out = INFINITY; return true; }
+  if (s == "-.inf") { *out = -INFINITY; return true; }
+  char* end = nullptr;
+  *out = std::strtod(s.c_str(), &end);
+  return end == s.c_str() + s.size() && !std::isnan(*out);
+}
+
+bool parse_bool(const std::string& s, bool* out) {
+  if (s == "true" || s == "True" || s == "TRUE") { *out = true; return true; }
+  if (s == "false" || s == "False" || s == "FALSE") { *out = false; return true; }
+  return false;
+}
+
+Kind kind_of(const YAML::Node& n) {
+  if (!n.IsDefined() || n.IsNull()) return Kind::Null;
+  if (n.IsSequence()) return Kind::Seq;
+  if (n.IsMap()) return Kind::Map;
+  if (n.Tag() == "!") return Kind::String;  // quoted scalar: always a string
+  const std::string& s = n.Scalar();
+  int64_t i; double d; bool b;
+  if (parse_bool(s, &b)) return Kind::Bool;
+  if (parse_int(s, &i)) return Kind::Int;
+  if (parse_double(s, &d)) return Kind::Float;
+  return Kind::String;
+}
+
+bool is_scalar_kind(Kind k) { return k == Kind::Bool || k == Kind::Int || k == Kind::Float || k == Kind::String; }
+
+// May a value of kind `v` replace a default of kind `d`?
+bool compatible(Kind d, Kind v) {
+  if (d == Kind::Null) return true;
+  if (d == Kind::String) return is_scalar_kind(v);
+  if (d == Kind::Float) return v == Kind::Float || v == Kind::Int;
+  return d == v;
+}
+
+std::string where(const Layer& layer, const YAML::Node& n) {
+  if (layer.source.rfind("--set", 0) == 0) return layer.source;
+  const YAML::Mark m = n.Mark();
+  if (m.is_null()) return layer.source;
+  return fmt::format("{}:{}:{}", layer.source, m.line + 1, m.column + 1);
+}
+
+std::string join_keys(const YAML::Node& map) {
+  std::vector<std::string> keys;
+  for (auto it = map.begin(); it != map.end(); ++it) keys.push_back(it->first.as<std::string>());
+  std::sort(keys.begin(), keys.end());
+  std::string out;
+  for (const auto& k : keys) out += (out.empty() ? "" : ", ") + k;
+  return out;
+}
+
+bool is_path_key(const std::string& key) {
+  return key == "path" || (key.size() > 5 && key.compare(key.size() - 5, 5, "_path") == 0);
+}
+
+struct Merger {
+  std::map<std::string, std::string>& origins;
+  std::string project_root;
+
+  // Records the origin of every leaf under `n`.
+  void record(const Layer& layer, const YAML::Node& n, const std::string& path) {
+    origins[path] = where(layer, n);
+    if (n.IsMap())
+      for (auto it = n.begin(); it != n.end(); ++it)
+        record(layer, it->second, path + "." + it->first.as<std::string>());
+  }
+
+  YAML::Node fix_paths(const Layer& layer, const std::string& key, const YAML::Node& value) {
+    if (!is_path_key(key) || !value.IsScalar() || value.Scalar().empty()) return YAML::Clone(value);
+    fs::path p(value.Scalar());
+    if (p.is_absolute()) return YAML::Clone(value);
+    fs::path base = layer.relative_to_cwd ? fs::current_path() : fs::path(project_root);
+    return YAML::Node((base / p).lexically_normal().string());
+  }
+
+  // Merges `over` into `base` (both maps). New keys are allowed only below `allow_new`.
+  void merge(YAML::Node base, const YAML::Node& over, const Layer& layer, const std::string& prefix,
+             const std::string& allow_new) {
+    if (!over.IsMap()) fail("{}: expected a map of keys{}", where(layer, over), prefix.empty() ? "" : " under '" + prefix + "'");
+    for (auto it = over.begin(); it != over.end(); ++it) {
+      const std::string key = it->first.as<std::string>();
+      const std::string path = prefix.empty() ? key : prefix + "." + key;
+      YAML::Node value = it->second;
+      const YAML::Node& cbase = base;
+      const YAML::Node existing = cbase[key];
+      if (!existing.IsDefined()) {
+        bool may_add = !allow_new.empty() && (path.rfind(allow_new + ".", 0) == 0);
+        if (!may_add) {
+          std::string known = join_keys(cbase);
+          fail("{}: unknown key '{}'{}", where(layer, it->first), path,
+               known.empty() ? std::string() : fmt::format(" (known keys{}: {})", prefix.empty() ? "" : " under '" + prefix + "'", known));
+        }
+        base[key] = fix_paths(layer, key, value);
+        record(layer, value, path);
+        continue;
+      }
+      // `model: bpr` is shorthand for `model: {name: bpr}` (likewise for dataset).
+      if (existing.IsMap() && existing["name"].IsDefined() && value.IsDefined() && value.IsScalar()) {
+        base[key]["name"] = value.Scalar();
+        origins[path + ".name"] = where(layer, value);
+        continue;
+      }
+      const Kind dk = kind_of(existing), vk = kind_of(value);
+      if (dk == Kind::Map) {
+        if (vk != Kind::Map)
+          fail("{}: '{}' must be a map, got a {} ('{}')", where(layer, value), path, kind_name(vk), YAML::Dump(value));
+        merge(base[key], value, layer, path, allow_new);
+        continue;
+      }
+      if (!compatible(dk, vk))
+        fail("{}: '{}' must be a {}, got a {} ('{}')", where(layer, value), path, kind_name(dk), kind_name(vk),
+             YAML::Dump(value));
+      if (dk == Kind::Seq && existing.size() > 0 && vk == Kind::Seq) {
+        const Kind ek = kind_of(existing[0]);
+        if (is_scalar_kind(ek))
+          for (size_t i = 0; i < value.size(); ++i)
+            if (!compatible(ek, kind_of(value[i])))
+              fail("{}: '{}[{}]' must be a {}, got '{}'", where(layer, value[i]), path, i, kind_name(ek), YAML::Dump(value[i]));
+      }
+      base[key] = fix_paths(layer, key, value);
+      record(layer, value, path);
+    }
+  }
+};
+
+// The name chosen for `section` (model or dataset) by the layers after the defaults.
+std::string selected_name(const std::vector<const Layer*>& layers, const std::string& section,
+                          std::string current) {
+  for (const Layer* l : layers) {
+    const YAML::Node& n = l->node;
+    if (!n.IsMap()) continue;
+    const YAML::Node s = n[section];
+    if (!s.IsDefined()) continue;  // IsScalar() etc. throw on a missing key's (invalid) node
+    if (s.IsScalar()) {
+      current = s.Scalar();
+    } else if (s.IsMap()) {
+      const YAML::Node name = s["name"];
+      if (name.IsDefined() && name.IsScalar()) current = name.Scalar();
+    }
+  }
+  return current;
+}
+
+Layer set_layer(const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    fail("--set {}: expected KEY=VALUE (e.g. --set train.epochs=5)", assignment);
+  const std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
+  YAML::Node value;
+  try {
+    value = YAML::Load(text);
+  } catch (const YAML::Exception&) {
+    value = YAML::Node(text);
+  }
+  if (!value.IsDefined() || value.IsNull()) value = YAML::Node(text);
+  // Build {a: {b: value}} from "a.b".
+  std::vector<std::string> parts;
+  std::stringstream ss(key);
+  for (std::string p; std::getline(ss, p, '.');) {
+    if (p.empty()) fail("--set {}: empty key component in '{}'", assignment, key);
+    parts.push_back(p);
+  }
+  YAML::Node node = value;
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
+    YAML::Node m(YAML::NodeType::Map);
+    m[*it] = node;
+    node = m;
+  }
+  return Layer{node, "--set " + assignment, true};
+}
+
+std::vector<std::string> yaml_stems(const fs::path& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().extension() == ".yaml") out.push_back(e.path().stem().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+}  // namespace
+
+Layer parse_layer(const std::string& text, const std::string& source) {
+  try {
+    YAML::Node n = YAML::Load(text);
+    if (n.IsNull()) n = YAML::Node(YAML::NodeType::Map);
+    return Layer{n, source, true};
+  } catch (const YAML::Exception& e) {
+    fail("{}:{}:{}: YAML syntax error: {}", source, e.mark.line + 1, e.mark.column + 1, e.msg);
+  }
+}
+
+Layer load_layer(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("{}: cannot open config file ({})", path, fs::exists(path) ? "not readable" : "no such file");
+  std::stringstream buf;
+  buf << in.rdbuf();
+  Layer layer = parse_layer(buf.str(), path);
+  if (!layer.node.IsMap()) fail("{}: a config file must be a map of keys at the top level", path);
+  return layer;
+}
+
+std::string find_config_dir(const std::string& near_path) {
+  if (const char* env = std::getenv("RZOO_CONFIG_DIR"); env && *env) return env;
+  if (!near_path.empty()) {
+    std::error_code ec;
+    fs::path p = fs::absolute(near_path, ec).parent_path();
+    for (; !p.empty(); p = p.parent_path()) {
+      if (fs::exists(p / "configs" / "defaults.yaml")) return (p / "configs").string();
+      if (p.filename() == "configs" && fs::exists(p / "defaults.yaml")) return p.string();
+      if (p == p.root_path()) break;
+    }
+  }
+#ifdef RZOO_SOURCE_DIR
+  return std::string(RZOO_SOURCE_DIR) + "/configs";
+#else
+  return "configs";
+#endif
+}
+
+Config resolve_config(const ConfigSources& src) {
+  const fs::path dir(src.config_dir);
+  std::map<std::string, std::string> origins;
+  Merger merger{origins, (dir / "..").lexically_normal().string()};
+
+  Layer defaults = load_layer((dir / "defaults.yaml").string());
+  defaults.relative_to_cwd = false;
+  YAML::Node root = YAML::Clone(defaults.node);
+  merger.record(defaults, defaults.node, "");
+  origins.erase("");
+  for (auto it = defaults.node.begin(); it != defaults.node.end(); ++it)
+    merger.record(defaults, it->second, it->first.as<std::string>());
+
+  std::vector<Layer> sets;
+  for (const auto& s : src.sets) sets.push_back(set_layer(s));
+  std::vector<const Layer*> later{&src.experiment};
+  for (const auto& l : src.extra) later.push_back(&l);
+  for (const auto& l : sets) later.push_back(&l);
+
+  const std::vector<const Layer*> with_defaults{&defaults};
+  const std::string model = selected_name(later, "model", selected_name(with_defaults, "model", ""));
+  const std::string dataset = selected_name(later, "dataset", selected_name(with_defaults, "dataset", ""));
+
+  if (!model.empty()) {
+    const fs::path file = dir / "models" / (model + ".yaml");
+    if (!fs::exists(file))
+      fail("unknown model '{}': no {} (known models: {})", model, file.string(), join(yaml_stems(dir / "models")));
+    Layer l = load_layer(file.string());
+    l.relative_to_cwd = false;
+    merger.merge(root, l.node, l, "", "model");
+  }
+  if (!dataset.empty()) {
+    const fs::path file = dir / "datasets" / (dataset + ".yaml");
+    if (fs::exists(file)) {
+      Layer l = load_layer(file.string());
+      l.relative_to_cwd = false;
+      merger.merge(root, l.node, l, "", "");
+    }
+  }
+  for (const Layer* l : later)
+    if (l->node.IsDefined() && !l->node.IsNull()) merger.merge(root, l->node, *l, "", "");
+  return Config(root, origins);
+}
+
+Config load_resolved_config(const std::string& path) {
+  Layer l = load_layer(path);
+  return Config(l.node, {});
+}
+
+// ----------------------------------------------------------------------------------------------
+// Config accessors
+
+// Walks `path` through const nodes (operator[] on a non-const node would insert keys) and
+// rebinds with reset() (operator= on a yaml-cpp node overwrites the node it refers to).
+static bool lookup(const YAML::Node& root, const std::string& path, YAML::Node* out) {
+  YAML::Node cur;
+  cur.reset(root);
+  std::stringstream ss(path);
+  for (std::string p; std::getline(ss, p, '.');) {
+    const YAML::Node& c = cur;
+    if (!c.IsMap()) return false;
+    const YAML::Node next = c[p];
+    if (!next.IsDefined()) return false;
+    cur.reset(next);
+  }
+  out->reset(cur);
+  return true;
+}
+
+bool Config::has(const std::string& path) const {
+  YAML::Node n;
+  return lookup(root_, path, &n);
+}
+
+YAML::Node Config::node(const std::string& path) const {
+  YAML::Node n;
+  if (!lookup(root_, path, &n)) fail("config: missing key '{}'", path);
+  return n;
+}
+
+std::string Config::origin(const std::string& path) const {
+  auto it = origins_.find(path);
+  return it == origins_.end() ? std::string() : it->second;
+}
+
+void Config::bad(const std::string& path, const std::string& message) const {
+  const std::string o = origin(path);
+  fail("{}{}: {}", o.empty() ? "" : o + ": ", path, message);
+}
+
+int64_t Config::get_int(const std::string& path, int64_t min, int64_t max) const {
+  const YAML::Node n = node(path);
+  int64_t v;
+  if (!n.IsScalar() || !parse_int(n.Scalar(), &v)) bad(path, fmt::format("expected an integer, got '{}'", YAML::Dump(n)));
+  if (v < min || v > max)
+    bad(path, max == INT64_MAX ? fmt::format("must be >= {}, got {}", min, v)
+                               : fmt::format("must be in [{}, {}], got {}", min, max, v));
+  return v;
+}
+
+double Config::get_double(const std::string& path, double min, double max) const {
+  const YAML::Node n = node(path);
+  double v;
+  if (!n.IsScalar() || !parse_double(n.Scalar(), &v)) bad(path, fmt::format("expected a number, got '{}'", YAML::Dump(n)));
+  if (v < min || v > max) bad(path, fmt::format("must be in [{}, {}], got {}", min, max, v));
+  return v;
+}
+
+bool Config::get_bool(const std::string& path) const {
+  const YAML::Node n = node(path);
+  bool v;
+  if (!n.IsScalar() || !parse_bool(n.Scalar(), &v)) bad(path, fmt::format("expected true or false, got '{}'", YAML::Dump(n)));
+  return v;
+}
+
+std::string Config::get_string(const std::string& path) const {
+  const YAML::Node n = node(path);
+  if (n.IsNull()) return "";
+  if (!n.IsScalar()) bad(path, fmt::format("expected a string, got '{}'", YAML::Dump(n)));
+  return n.Scalar();
+}
+
+std::string Config::get_choice(const std::string& path, const std::vector<std::string>& choices) const {
+  const std::string v = get_string(path);
+  if (std::find(choices.begin(), choices.end(), v) == choices.end())
+    bad(path, fmt::format("'{}' is not one of: {}", v, join(choices)));
+  return v;
+}
+
+std::vector<int64_t> Config::get_int_list(const std::string& path, int64_t min) const {
+  const YAML::Node n = node(path);
+  if (!n.IsSequence()) bad(path, fmt::format("expected a list of integers, got '{}'", YAML::Dump(n)));
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < n.size(); ++i) {
+    int64_t v;
+    if (!n[i].IsScalar() || !parse_int(n[i].Scalar(), &v) || v < min)
+      bad(path, fmt::format("element {} must be an integer >= {}, got '{}'", i, min, YAML::Dump(n[i])));
+    out.push_back(v);
+  }
+  return out;
+}
+
+std::vector<double> Config::get_double_list(const std::string& path) const {
+  const YAML::Node n = node(path);
+  if (!n.IsSequence()) bad(path, fmt::format("expected a list of numbers, got '{}'", YAML::Dump(n)));
+  std::vector<double> out;
+  for (size_t i = 0; i < n.size(); ++i) {
+    double v;
+    if (!n[i].IsScalar() || !parse_double(n[i].Scalar(), &v))
+      bad(path, fmt::format("element {} must be a number, got '{}'", i, YAML::Dump(n[i])));
+    out.push_back(v);
+  }
+  return out;
+}
+
+std::vector<std::string> Config::get_string_list(const std::string& path) const {
+  const YAML::Node n = node(path);
+  if (!n.IsSequence()) bad(path, fmt::format("expected a list of strings, got '{}'", YAML::Dump(n)));
+  std::vector<std::string> out;
+  for (size_t i = 0; i < n.size(); ++i) {
+    if (!n[i].IsScalar()) bad(path, fmt::format("element {} must be a string", i));
+    out.push_back(n[i].Scalar());
+  }
+  return out;
+}
+
+namespace {
+void emit(YAML::Emitter& out, const YAML::Node& n, const std::string& path,
+          const std::map<std::string, std::string>* origins) {
+  auto comment = [&] {
+    if (!origins) return;
+    auto it = origins->find(path);
+    if (it != origins->end()) out << YAML::Comment(it->second);
+  };
+  if (n.IsMap()) {
+    out << YAML::BeginMap;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      const std::string k = it->first.as<std::string>();
+      out << YAML::Key << k << YAML::Value;
+      emit(out, it->second, path.empty() ? k : path + "." + k, origins);
+    }
+    out << YAML::EndMap;
+  } else if (n.IsSequence()) {
+    bool flat = true;
+    for (size_t i = 0; i < n.size(); ++i) flat = flat && n[i].IsScalar();
+    if (flat) out << YAML::Flow;
+    out << YAML::BeginSeq;
+    for (size_t i = 0; i < n.size(); ++i) emit(out, n[i], path + "[]", nullptr);
+    out << YAML::EndSeq;
+    comment();
+  } else {
+    out << n;
+    comment();
+  }
+}
+}  // namespace
+
+std::string Config::dump(bool with_origins) const {
+  YAML::Emitter out;
+  emit(out, root_, "", with_origins ? &origins_ : nullptr);
+  return std::string(out.c_str()) + "\n";
+}
+
+Config Config::with(const std::string& path, const YAML::Node& value, const std::string& source) const {
+  YAML::Node root = YAML::Clone(root_);
+  YAML::Node cur = root;
+  std::vector<std::string> parts;
+  std::stringstream ss(path);
+  for (std::string p; std::getline(ss, p, '.');) parts.push_back(p);
+  for (size_t i = 0; i + 1 < parts.size(); ++i) cur.reset(cur[parts[i]]);
+  cur[parts.back()] = YAML::Clone(value);
+  auto origins = origins_;
+  origins[path] = source;
+  return Config(root, origins);
+}
+
+int64_t resolve_threads(const Config& cfg) {
+  if (cfg.get_string("threads") == "auto") {
+    const unsigned n = std::thread::hardware_concurrency();
+    return n == 0 ? 1 : static_cast<int64_t>(n);
+  }
+  return cfg.get_int("threads", 1, 4096);
+}
+
+}  // namespace rzoo
+
+namespace rzoo {
+const char* version() {
+#ifdef RZOO_VERSION
+  return RZOO_VERSION;
+#else
+  return "unknown";
+#endif
+}
+}  // namespace rzoo

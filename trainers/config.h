@@ -1,0 +1,91 @@
+// Layered YAML configuration.
+//
+// A run's configuration is resolved from layers, each overriding the one before:
+//   configs/defaults.yaml < configs/models/<model>.yaml < configs/datasets/<dataset>.yaml
+//   < the experiment file < per-model entries of `compare` < `--set a.b=value`.
+// The defaults file (and, for keys under `model`, the model file) define which keys exist and
+// their types; any later layer may only override them. An unknown key or a value of the wrong
+// type is an error naming the key path and the file:line that set it. Every key remembers the
+// file:line it came from, so the resolved config printed at start says where each value is from.
+#pragma once
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace rzoo {
+
+// One layer: a parsed YAML document and the name of where it came from (file path or "--set").
+struct Layer {
+  YAML::Node node;
+  std::string source;
+  bool relative_to_cwd = true;  // relative paths in it are taken from the CWD (else project root)
+};
+
+// Parses a YAML file; a syntax error names the file, line and column.
+Layer load_layer(const std::string& path);
+// Parses YAML text (tests, --set values); `source` names it in errors.
+Layer parse_layer(const std::string& text, const std::string& source);
+
+// The folder holding defaults.yaml, models/ and datasets/: `$RZOO_CONFIG_DIR`, else the nearest
+// `configs/` above `near_path` that has a defaults.yaml, else the one rzoo was built from.
+std::string find_config_dir(const std::string& near_path = "");
+
+struct ConfigSources {
+  std::string config_dir;          // see find_config_dir
+  Layer experiment;                // may hold an empty node
+  std::vector<Layer> extra;        // applied after the experiment (a `compare` entry)
+  std::vector<std::string> sets;   // "a.b=value"; value parsed as YAML
+};
+
+class Config {
+ public:
+  Config() = default;
+  Config(YAML::Node root, std::map<std::string, std::string> origins)
+      : root_(std::move(root)), origins_(std::move(origins)) {}
+
+  const YAML::Node& root() const { return root_; }
+  bool has(const std::string& path) const;
+  YAML::Node node(const std::string& path) const;  // throws naming the path if absent
+
+  // Typed getters; a bad value is an error naming the path, the value and where it was set.
+  int64_t get_int(const std::string& path, int64_t min = INT64_MIN, int64_t max = INT64_MAX) const;
+  double get_double(const std::string& path, double min = -1e300, double max = 1e300) const;
+  bool get_bool(const std::string& path) const;
+  std::string get_string(const std::string& path) const;
+  std::string get_choice(const std::string& path, const std::vector<std::string>& choices) const;
+  std::vector<int64_t> get_int_list(const std::string& path, int64_t min = INT64_MIN) const;
+  std::vector<double> get_double_list(const std::string& path) const;
+  std::vector<std::string> get_string_list(const std::string& path) const;
+
+  // "file:line" that set `path` ("" if unknown, e.g. a config read back from a run folder).
+  std::string origin(const std::string& path) const;
+  // Throws "<origin>: <path>: <message>".
+  [[noreturn]] void bad(const std::string& path, const std::string& message) const;
+
+  // YAML text; with origins, each value carries a `# file:line` comment.
+  std::string dump(bool with_origins = true) const;
+  // A copy with `path` set to `value` (tests and the apps set derived values this way).
+  Config with(const std::string& path, const YAML::Node& value, const std::string& source = "code") const;
+
+ private:
+  YAML::Node root_;
+  std::map<std::string, std::string> origins_;
+};
+
+// Resolves the layers described above. Throws rzoo::Error on any unknown key or wrong type.
+Config resolve_config(const ConfigSources& sources);
+
+// A config saved by a run (config.yaml in a run folder), read back without layering.
+Config load_resolved_config(const std::string& path);
+
+// rzoo's version ("0.1.0").
+const char* version();
+
+// Number of threads for `threads` ("auto" = all cores).
+int64_t resolve_threads(const Config& cfg);
+
+}  // namespace rzoo

@@ -1,0 +1,301 @@
+#include "trainers/experiment.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "models/registry.h"
+#include "trainers/checkpoint.h"
+#include "trainers/error.h"
+#include "trainers/log.h"
+#include "trainers/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace rzoo {
+
+c10::Device setup_runtime(const Config& cfg) {
+  torch::set_num_threads(static_cast<int>(resolve_threads(cfg)));
+  const std::string d = cfg.get_string("device");
+  if (d == "cpu") return c10::Device(c10::kCPU);
+  if (d == "auto") return torch::cuda::is_available() ? c10::Device(c10::kCUDA) : c10::Device(c10::kCPU);
+  if (d == "cuda" || d.rfind("cuda:", 0) == 0) {
+    if (!torch::cuda::is_available())
+      cfg.bad("device", fmt::format("'{}' requested but CUDA is not available (no GPU, or LibTorch built without "
+                                    "CUDA); use device: cpu or auto", d));
+    try {
+      c10::Device dev(d);
+      if (dev.has_index() && dev.index() >= static_cast<int>(torch::cuda::device_count()))
+        cfg.bad("device", fmt::format("'{}': only {} CUDA device(s)", d, torch::cuda::device_count()));
+      return dev;
+    } catch (const c10::Error&) {
+      cfg.bad("device", fmt::format("'{}' is not a device name", d));
+    }
+  }
+  cfg.bad("device", fmt::format("'{}' is not one of: cpu, cuda, cuda:N, auto", d));
+}
+
+PreparedData prepare_data(const Config& cfg, Logger& log) {
+  const auto t0 = std::chrono::steady_clock::now();
+  PreparedData p{load_dataset(cfg), {}};
+  p.split = split_dataset(p.data, cfg);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto& d = p.data;
+  log.line(fmt::format("dataset {}: {} users, {} items, {} interactions ({}; {:.2f} s)", d.name, d.n_users(),
+                       d.n_items(), d.n_interactions(), d.report.summary(), secs));
+  log.line(fmt::format("split {} seed {}: train {} / valid {} / test {} unique (user, item) pairs",
+                       cfg.get_string("dataset.split.method"), cfg.get_int("dataset.split.seed"), p.split.train.nnz(),
+                       p.split.valid.nnz(), p.split.test.nnz()));
+  return p;
+}
+
+namespace {
+
+std::string timestamp() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", std::localtime(&t));
+  return buf;
+}
+
+std::string unique_dir(const fs::path& base) {
+  fs::path p = base;
+  for (int i = 2; fs::exists(p); ++i) p = base.string() + "-" + std::to_string(i);
+  fs::create_directories(p);
+  return p.string();
+}
+
+void write_ids(const std::string& path, const IdMap& ids) {
+  std::string text;
+  for (const auto& s : ids.raws()) text += s + "\n";
+  write_file_atomic(path, text);
+}
+
+std::vector<std::string> read_lines(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail("{}: missing (is this an rzoo run folder?)", path);
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+std::string metrics_json(const RunResult& r) {
+  return fmt::format("{{\n  \"model\": \"{}\",\n  \"best_epoch\": {},\n  \"epochs_run\": {},\n  \"train_seconds\": {:.4f},\n"
+                     "  \"valid\": {},\n  \"test\": {}\n}}\n",
+                     r.model, r.best_epoch, r.epochs_run, r.train_seconds, r.valid.to_json(2), r.test.to_json(2));
+}
+
+std::string pad(const std::string& s, size_t w, bool left) {
+  if (s.size() >= w) return s;
+  return left ? s + std::string(w - s.size(), ' ') : std::string(w - s.size(), ' ') + s;
+}
+
+std::string render(const std::vector<std::vector<std::string>>& rows, bool markdown) {
+  std::vector<size_t> w(rows[0].size(), 0);
+  for (const auto& r : rows)
+    for (size_t c = 0; c < r.size(); ++c) w[c] = std::max(w[c], r[c].size());
+  std::string out;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::string line = markdown ? "|" : "";
+    for (size_t c = 0; c < rows[i].size(); ++c)
+      line += (markdown ? " " : (c ? "  " : "")) + pad(rows[i][c], w[c], c == 0) + (markdown ? " |" : "");
+    out += line + "\n";
+    if (i == 0) {
+      std::string rule = markdown ? "|" : "";
+      for (size_t c = 0; c < w.size(); ++c)
+        rule += markdown ? (c == 0 ? " " + std::string(w[c], '-') + " |" : " " + std::string(w[c] - 1, '-') + ": |")
+                         : (c ? "  " : "") + std::string(w[c], '-');
+      out += rule + "\n";
+    }
+  }
+  return out;
+}
+
+// Metric names ("ndcg@10") grouped by K, in first-seen order.
+std::vector<std::pair<std::string, std::vector<std::string>>> by_k(const EvalResult& r) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> out;
+  for (const auto& [name, v] : r.metrics) {
+    const std::string k = name.substr(name.find('@') + 1);
+    auto it = std::find_if(out.begin(), out.end(), [&](const auto& p) { return p.first == k; });
+    if (it == out.end()) out.push_back({k, {}}), it = out.end() - 1;
+    it->second.push_back(name);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string eval_table(const EvalResult& res) {
+  std::vector<std::vector<std::string>> rows;
+  const auto groups = by_k(res);
+  if (groups.empty()) return "";
+  std::vector<std::string> header{"K"};
+  for (const auto& n : groups[0].second) header.push_back(n.substr(0, n.find('@')));
+  rows.push_back(header);
+  for (const auto& [k, names] : groups) {
+    std::vector<std::string> row{"@" + k};
+    for (const auto& n : names) row.push_back(fmt::format("{:.4f}", res.get(n)));
+    rows.push_back(row);
+  }
+  return fmt::format("{} ({} users; {})\n", res.split, res.n_users, res.protocol) + render(rows, false);
+}
+
+std::string results_table(const std::vector<RunResult>& runs, bool markdown) {
+  if (runs.empty()) return "";
+  std::string out;
+  for (const auto& [k, names] : by_k(runs[0].test)) {
+    std::vector<std::vector<std::string>> rows;
+    std::vector<std::string> header{"model"};
+    for (const auto& n : names) header.push_back(n);
+    header.push_back("best epoch");
+    header.push_back("train s");
+    rows.push_back(header);
+    for (const auto& r : runs) {
+      std::vector<std::string> row{r.model};
+      for (const auto& n : names) row.push_back(r.test.has(n) ? fmt::format("{:.4f}", r.test.get(n)) : "-");
+      row.push_back(std::to_string(r.best_epoch));
+      row.push_back(fmt::format("{:.2f}", r.train_seconds));
+      rows.push_back(row);
+    }
+    out += render(rows, markdown) + "\n";
+  }
+  return out;
+}
+
+std::string new_run_dir(const Config& cfg, const std::string& parent) {
+  std::string name = cfg.get_string("run_name");
+  if (name.empty())
+    name = fmt::format("{}-{}-{}", cfg.get_string("model.name"), cfg.get_string("dataset.name"), timestamp());
+  const fs::path base = parent.empty() ? fs::path(cfg.get_string("output_dir")) / name : fs::path(parent) / name;
+  return unique_dir(base);
+}
+
+RunResult train_model(const Config& cfg, const PreparedData& p, const std::string& run_dir, Logger& log, bool resume) {
+  const std::string name = cfg.get_string("model.name");
+  if (name.empty()) fail("model.name is not set: name a model in the experiment (model: bpr) or with --set model=NAME");
+  const c10::Device device = setup_runtime(cfg);
+  fs::create_directories(run_dir);
+  log.open(run_dir + "/train.log");
+  if (!resume) {
+    write_file_atomic(run_dir + "/config.yaml", cfg.dump());
+    write_ids(run_dir + "/users.txt", p.data.users);
+    write_ids(run_dir + "/items.txt", p.data.items);
+  }
+  log.line(fmt::format("run {}: model {} on {} | device {} | {} threads", run_dir, name, p.data.name, device.str(),
+                       torch::get_num_threads()));
+  const uint64_t seed = static_cast<uint64_t>(cfg.get_int("seed", 0));
+  torch::manual_seed(seed);
+  ModelContext ctx{p.data.n_users(), p.data.n_items(), &cfg};
+  Recommender model = make_model(name, ctx);
+  const EvalOptions eval = EvalOptions::from_config(cfg);
+  Trainer trainer(model, p.split, TrainOptions::from_config(cfg), eval, device, run_dir, log);
+  if (resume) trainer.resume();
+  trainer.fit();
+  trainer.restore_best();
+
+  RunResult r;
+  r.model = name;
+  r.run_dir = run_dir;
+  r.best_epoch = trainer.best_epoch();
+  r.epochs_run = trainer.epoch();
+  r.train_seconds = trainer.train_seconds();
+  r.valid = evaluate(*model, p.split, Target::Valid, eval, device);
+  r.test = evaluate(*model, p.split, Target::Test, eval, device);
+  log.line(fmt::format("best epoch {} of {}; {:.2f} s training", r.best_epoch, r.epochs_run, r.train_seconds));
+  log.line(eval_table(r.valid));
+  log.line(eval_table(r.test));
+  write_file_atomic(run_dir + "/metrics.json", metrics_json(r));
+  log.close();
+  return r;
+}
+
+RunResult evaluate_run(const std::string& run_dir, Logger& log) {
+  const std::string cfg_path = run_dir + "/config.yaml";
+  if (!fs::exists(cfg_path)) fail("{}: not an rzoo run folder (no config.yaml)", run_dir);
+  const Config cfg = load_resolved_config(cfg_path);
+  const c10::Device device = setup_runtime(cfg);
+  const PreparedData p = prepare_data(cfg, log);
+  if (read_lines(run_dir + "/users.txt") != p.data.users.raws() || read_lines(run_dir + "/items.txt") != p.data.items.raws())
+    fail("{}: the data files no longer give the users and items this run was trained on", run_dir);
+  const std::string name = cfg.get_string("model.name");
+  ModelContext ctx{p.data.n_users(), p.data.n_items(), &cfg};
+  Recommender model = make_model(name, ctx);
+  Trainer trainer(model, p.split, TrainOptions::from_config(cfg), EvalOptions::from_config(cfg), device, run_dir, log);
+  trainer.restore_best();
+  RunResult r;
+  r.model = name;
+  r.run_dir = run_dir;
+  const EvalOptions eval = EvalOptions::from_config(cfg);
+  r.valid = evaluate(*model, p.split, Target::Valid, eval, device);
+  r.test = evaluate(*model, p.split, Target::Test, eval, device);
+  log.line(eval_table(r.valid));
+  log.line(eval_table(r.test));
+  write_file_atomic(run_dir + "/eval.json", metrics_json(r));
+  return r;
+}
+
+std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log, std::string* out_dir) {
+  const YAML::Node& exp = sources.experiment.node;
+  const YAML::Node list = exp["compare"];
+  if (!list.IsDefined() || !list.IsSequence() || list.size() == 0)
+    fail("{}: 'compare' must list the models to compare (e.g. compare: [pop, bpr])", sources.experiment.source);
+  const Config base = resolve_config(sources);
+  // The shared dataset and split.
+  PreparedData data = prepare_data(base, log);
+  const std::string base_dataset = YAML::Dump(base.node("dataset"));
+
+  std::string stem = base.get_string("run_name");
+  if (stem.empty()) stem = fs::path(sources.experiment.source).stem().string() + "-" + timestamp();
+  const std::string dir = unique_dir(fs::path(base.get_string("output_dir")) / stem);
+  if (out_dir) *out_dir = dir;
+
+  std::vector<RunResult> results;
+  std::map<std::string, int> seen;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const YAML::Node entry = list[i];
+    YAML::Node overlay(YAML::NodeType::Map);
+    if (entry.IsScalar()) {
+      overlay["model"]["name"] = entry.Scalar();
+    } else if (entry.IsMap()) {
+      overlay = YAML::Clone(entry);
+      if (!entry["model"].IsDefined()) fail("{}: compare[{}] needs a 'model' key (or just a model name)", sources.experiment.source, i);
+    } else {
+      fail("{}: compare[{}] must be a model name or a map of overrides", sources.experiment.source, i);
+    }
+    ConfigSources s = sources;
+    s.experiment.node = YAML::Clone(exp);
+    s.extra.push_back(Layer{overlay, fmt::format("{} compare[{}]", sources.experiment.source, i), true});
+    const Config cfg = resolve_config(s);
+    if (YAML::Dump(cfg.node("dataset")) != base_dataset)
+      fail("{}: compare[{}] changes dataset settings; all compared models share one dataset and split",
+           sources.experiment.source, i);
+    const std::string name = cfg.get_string("model.name");
+    const int n = ++seen[name];
+    const std::string run_name = n == 1 ? name : fmt::format("{}-{}", name, n);
+    log.line(fmt::format("\n=== compare [{}/{}]: {}", i + 1, list.size(), run_name));
+    log.line(cfg.dump());
+    RunResult r = train_model(cfg, data, unique_dir(fs::path(dir) / run_name), log);
+    r.model = run_name;
+    results.push_back(std::move(r));
+  }
+  const std::string md = results_table(results, true);
+  std::string json = "[\n";
+  for (size_t i = 0; i < results.size(); ++i)
+    json += fmt::format("{}{}", i ? ",\n" : "", metrics_json(results[i]));
+  json += "]\n";
+  const std::string protocol = results[0].test.protocol;
+  write_file_atomic(dir + "/compare.md",
+                    fmt::format("# {}\n\nDataset {}; test split; {}.\n\n{}", stem, data.data.name, protocol, md));
+  write_file_atomic(dir + "/compare.json", json);
+  log.line(fmt::format("\ncomparison on {} (test split; {})\n", data.data.name, protocol));
+  log.line(results_table(results, false));
+  log.line(fmt::format("written: {}/compare.md, {}/compare.json", dir, dir));
+  return results;
+}
+
+}  // namespace rzoo

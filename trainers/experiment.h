@@ -1,0 +1,55 @@
+// What the apps run: prepare data, train one model into a run folder, evaluate a run folder,
+// and compare several models on one dataset and split.
+//
+// A run folder holds: config.yaml (the resolved config, each value with the file:line it came
+// from), train.log, last.pt (full training state, for --resume), best.pt (the selected model),
+// metrics.json (valid and test results with their protocol), users.txt and items.txt (raw ids
+// in index order).
+#pragma once
+#include <c10/core/Device.h>
+
+#include <string>
+#include <vector>
+
+#include "datasets/dataset.h"
+#include "trainers/config.h"
+#include "trainers/evaluator.h"
+
+namespace rzoo {
+
+class Logger;
+
+struct PreparedData {
+  Dataset data;
+  Split split;
+};
+
+struct RunResult {
+  std::string model, run_dir;
+  EvalResult valid, test;
+  int64_t best_epoch = 0, epochs_run = 0;
+  double train_seconds = 0;
+};
+
+// Sets LibTorch's thread count from `threads` and returns the device named by `device`
+// (cpu, cuda, cuda:N, or auto = cuda when available).
+c10::Device setup_runtime(const Config& cfg);
+PreparedData prepare_data(const Config& cfg, Logger& log);
+// A new, unique run folder under output_dir (named run_name, or <model>-<dataset>-<time>).
+std::string new_run_dir(const Config& cfg, const std::string& parent = "");
+
+// Trains `model.name` into run_dir (resuming from its last.pt if `resume`), restores the best
+// checkpoint and evaluates it on valid and test.
+RunResult train_model(const Config& cfg, const PreparedData& data, const std::string& run_dir, Logger& log,
+                      bool resume = false);
+// Re-evaluates a finished run from its folder (rebuilding its data split from config.yaml).
+RunResult evaluate_run(const std::string& run_dir, Logger& log);
+// Trains every entry of the experiment's `compare` list on one dataset and split. Writes
+// compare.md and compare.json in the comparison's folder (returned through out_dir).
+std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log, std::string* out_dir = nullptr);
+
+// Plain-text tables of test results: one table per K, one row per run.
+std::string results_table(const std::vector<RunResult>& runs, bool markdown);
+std::string eval_table(const EvalResult& res);
+
+}  // namespace rzoo

@@ -1,0 +1,46 @@
+#include "trainers/log.h"
+
+#include <unistd.h>
+
+#include "trainers/error.h"
+
+namespace rzoo {
+
+Logger::Logger(bool quiet) : quiet_(quiet), tty_(isatty(fileno(stdout)) != 0) {}
+Logger::~Logger() { close(); }
+
+void Logger::open(const std::string& path) {
+  close();
+  file_ = std::fopen(path.c_str(), "a");
+  if (!file_) fail("{}: cannot open the log file for writing", path);
+}
+
+void Logger::close() {
+  if (file_) std::fclose(file_);
+  file_ = nullptr;
+}
+
+void Logger::line(const std::string& text) {
+  if (!quiet_) {
+    if (progress_shown_) std::fputs("\r\033[K", stdout);
+    progress_shown_ = false;
+    std::fputs(text.c_str(), stdout);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+  }
+  if (file_) {
+    std::fputs(text.c_str(), file_);
+    std::fputc('\n', file_);
+    std::fflush(file_);
+  }
+}
+
+void Logger::progress(const std::string& text) {
+  if (!interactive()) return;
+  std::fputs("\r\033[K", stdout);
+  std::fputs(text.c_str(), stdout);
+  std::fflush(stdout);
+  progress_shown_ = true;
+}
+
+}  // namespace rzoo

@@ -1,0 +1,28 @@
+// Run output: every line goes to stdout and, once a run folder exists, to its train.log.
+// Progress bars are drawn only when stdout is a terminal and never reach the log file.
+#pragma once
+#include <cstdio>
+#include <string>
+
+namespace rzoo {
+
+class Logger {
+ public:
+  explicit Logger(bool quiet = false);
+  ~Logger();
+  Logger(const Logger&) = delete;
+  Logger& operator=(const Logger&) = delete;
+
+  void open(const std::string& path);  // appends; creates the file
+  void close();
+  void line(const std::string& text);  // stdout (unless quiet) + file
+  void progress(const std::string& text);  // one updating terminal line; no-op without a terminal
+  bool interactive() const { return tty_ && !quiet_; }
+
+ private:
+  bool quiet_, tty_;
+  bool progress_shown_ = false;
+  std::FILE* file_ = nullptr;
+};
+
+}  // namespace rzoo

@@ -1,0 +1,313 @@
+#include "trainers/trainer.h"
+
+#include <torch/torch.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "datasets/dataset.h"
+#include "datasets/sampler.h"
+#include "trainers/checkpoint.h"
+#include "trainers/config.h"
+#include "trainers/error.h"
+#include "trainers/log.h"
+
+namespace rzoo {
+
+namespace {
+std::atomic<bool> g_stop{false};
+constexpr const char* kFormat = "rzoo-checkpoint-1";
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string thousands(double v) {
+  std::string s = fmt::format("{:.0f}", v), out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i && (s.size() - i) % 3 == 0 && s[i - 1] != '-') out += ',';
+    out += s[i];
+  }
+  return out;
+}
+}  // namespace
+
+void request_stop() { g_stop.store(true); }
+bool stop_requested() { return g_stop.load(); }
+
+TrainOptions TrainOptions::from_config(const Config& cfg) {
+  TrainOptions o;
+  o.epochs = cfg.get_int("train.epochs", 0);
+  o.batch_size = cfg.get_int("train.batch_size", 1);
+  o.neg_per_pos = cfg.get_int("train.neg_per_pos", 1);
+  o.sampler = cfg.get_choice("train.sampler", {"uniform"});
+  o.optimizer = cfg.get_choice("train.optimizer", {"adam", "sgd", "adagrad"});
+  o.lr = cfg.get_double("train.lr", 0.0, 1e6);
+  if (o.lr <= 0) cfg.bad("train.lr", fmt::format("must be > 0, got {}", o.lr));
+  o.weight_decay = cfg.get_double("train.weight_decay", 0.0, 1e6);
+  o.momentum = cfg.get_double("train.momentum", 0.0, 1.0);
+  o.valid_every = cfg.get_int("train.valid_every", 1);
+  o.early_stop_metric = cfg.get_string("train.early_stop.metric");
+  o.patience = cfg.get_int("train.early_stop.patience", 0);
+  o.progress = cfg.get_choice("train.progress", {"auto", "true", "false"});
+  o.seed = static_cast<uint64_t>(cfg.get_int("seed", 0));
+  // The early-stopping metric must be one the evaluator computes.
+  const auto eval = EvalOptions::from_config(cfg);
+  const auto at = o.early_stop_metric.find('@');
+  bool ok = at != std::string::npos;
+  if (ok) {
+    const std::string name = o.early_stop_metric.substr(0, at);
+    const std::string k = o.early_stop_metric.substr(at + 1);
+    ok = std::find(eval.metrics.begin(), eval.metrics.end(), name) != eval.metrics.end() &&
+         std::find_if(eval.ks.begin(), eval.ks.end(), [&](int64_t x) { return std::to_string(x) == k; }) != eval.ks.end();
+  }
+  if (!ok)
+    cfg.bad("train.early_stop.metric",
+            fmt::format("'{}' is not computed; use METRIC@K with METRIC in eval.metrics and K in eval.ks", o.early_stop_metric));
+  return o;
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& name, std::vector<at::Tensor> params,
+                                                        double lr, double weight_decay, double momentum) {
+  if (name == "adam")
+    return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(lr).weight_decay(weight_decay));
+  if (name == "sgd")
+    return std::make_unique<torch::optim::SGD>(
+        params, torch::optim::SGDOptions(lr).weight_decay(weight_decay).momentum(momentum));
+  if (name == "adagrad")
+    return std::make_unique<torch::optim::Adagrad>(params, torch::optim::AdagradOptions(lr).weight_decay(weight_decay));
+  fail("unknown optimizer '{}' (known: adagrad, adam, sgd)", name);
+}
+
+Trainer::Trainer(Recommender model, const Split& split, TrainOptions train, EvalOptions eval, c10::Device device,
+                 std::string run_dir, Logger& log)
+    : model_(std::move(model)),
+      split_(split),
+      opt_(std::move(train)),
+      eval_(std::move(eval)),
+      device_(device),
+      run_dir_(std::move(run_dir)),
+      log_(log) {
+  g_stop.store(false);
+  model_->to(device_);
+  if (model_->input_type() != InputType::None && !model_->parameters().empty())
+    optimizer_ = make_optimizer(opt_.optimizer, model_->parameters(), opt_.lr, opt_.weight_decay, opt_.momentum);
+}
+
+Trainer::~Trainer() = default;
+
+double Trainer::validate() {
+  if (split_.valid.nnz() == 0) return std::numeric_limits<double>::quiet_NaN();
+  return evaluate(*model_, split_, Target::Valid, eval_, device_).get(opt_.early_stop_metric);
+}
+
+void Trainer::save_best() {
+  torch::serialize::OutputArchive ar;
+  ar.write("format", c10::IValue(std::string(kFormat)));
+  ar.write("model_name", c10::IValue(model_->name()));
+  ar.write("epoch", torch::tensor({epoch_}, torch::kLong));
+  torch::serialize::OutputArchive m;
+  model_->save(m);
+  ar.write("model", m);
+  save_archive_atomic(ar, run_dir_ + "/best.pt");
+}
+
+void Trainer::save_last() {
+  torch::serialize::OutputArchive ar;
+  ar.write("format", c10::IValue(std::string(kFormat)));
+  ar.write("model_name", c10::IValue(model_->name()));
+  ar.write("state", torch::tensor({epoch_, best_epoch_, bad_validations_, int64_t{done_}}, torch::kLong));
+  ar.write("scalars", torch::tensor({best_valid_, train_seconds_}, torch::kDouble));
+  auto hist = torch::empty({static_cast<int64_t>(history_.size()), 5}, torch::kDouble);
+  double* h = hist.data_ptr<double>();
+  for (const auto& r : history_) {
+    *h++ = static_cast<double>(r.epoch);
+    *h++ = r.loss;
+    *h++ = r.seconds;
+    *h++ = r.samples_per_s;
+    *h++ = r.valid;
+  }
+  ar.write("history", hist);
+  torch::serialize::OutputArchive m;
+  model_->save(m);
+  ar.write("model", m);
+  if (optimizer_) {
+    torch::serialize::OutputArchive o;
+    optimizer_->save(o);
+    ar.write("optimizer", o);
+  }
+  save_archive_atomic(ar, run_dir_ + "/last.pt");
+}
+
+namespace {
+void check_format(torch::serialize::InputArchive& ar, const std::string& path, const std::string& model_name) {
+  c10::IValue format, name;
+  if (!ar.try_read("format", format) || !format.isString() || format.toStringRef() != kFormat)
+    fail("{}: not an rzoo checkpoint (format tag missing)", path);
+  if (!ar.try_read("model_name", name) || !name.isString())
+    fail("{}: checkpoint is corrupt (no model name)", path);
+  if (name.toStringRef() != model_name)
+    fail("{}: checkpoint holds model '{}', the config builds '{}'", path, name.toStringRef(), model_name);
+}
+
+void load_module(torch::serialize::InputArchive& ar, torch::nn::Module& module, const std::string& path) {
+  torch::serialize::InputArchive m;
+  try {
+    if (!ar.try_read("model", m)) fail("{}: checkpoint has no model weights", path);
+    module.load(m);
+  } catch (const c10::Error& e) {
+    const std::string msg = e.what_without_backtrace();
+    fail("{}: checkpoint does not match the model (different sizes or data?): {}", path, msg.substr(0, msg.find('\n')));
+  }
+}
+}  // namespace
+
+void Trainer::resume() {
+  const std::string path = run_dir_ + "/last.pt";
+  torch::serialize::InputArchive ar;
+  load_archive(ar, path, device_);
+  check_format(ar, path, model_->name());
+  at::Tensor state, scalars, hist;
+  if (!ar.try_read("state", state) || state.numel() != 4 || !ar.try_read("scalars", scalars) || scalars.numel() != 2 ||
+      !ar.try_read("history", hist))
+    fail("{}: checkpoint is corrupt (training state missing)", path);
+  load_module(ar, *model_, path);
+  if (optimizer_) {
+    torch::serialize::InputArchive o;
+    if (!ar.try_read("optimizer", o)) fail("{}: checkpoint has no optimizer state", path);
+    try {
+      optimizer_->load(o);
+    } catch (const c10::Error& e) {
+      fail("{}: optimizer state does not match train.optimizer '{}'", path, opt_.optimizer);
+    }
+  }
+  state = state.cpu();
+  scalars = scalars.cpu();
+  hist = hist.cpu().contiguous();
+  epoch_ = state[0].item<int64_t>();
+  best_epoch_ = state[1].item<int64_t>();
+  bad_validations_ = state[2].item<int64_t>();
+  done_ = state[3].item<int64_t>() != 0;
+  best_valid_ = scalars[0].item<double>();
+  train_seconds_ = scalars[1].item<double>();
+  history_.clear();
+  const double* h = hist.data_ptr<double>();
+  for (int64_t r = 0; r < hist.size(0); ++r, h += 5)
+    history_.push_back({static_cast<int64_t>(h[0]), h[1], h[2], h[3], h[4]});
+  log_.line(fmt::format("resumed from {} at epoch {} (best {} {:.4f} at epoch {})", path, epoch_,
+                        opt_.early_stop_metric, best_valid_, best_epoch_));
+}
+
+void Trainer::restore_best() {
+  const std::string path = run_dir_ + "/best.pt";
+  torch::serialize::InputArchive ar;
+  load_archive(ar, path, device_);
+  check_format(ar, path, model_->name());
+  load_module(ar, *model_, path);
+}
+
+bool Trainer::fit(int64_t max_epochs) {
+  namespace fs = std::filesystem;
+  fs::create_directories(run_dir_);
+  if (done_) return true;
+
+  if (model_->input_type() == InputType::None) {
+    const auto t0 = Clock::now();
+    model_->fit(split_.train);
+    train_seconds_ = since(t0);
+    epoch_ = best_epoch_ = 1;
+    best_valid_ = validate();
+    history_.push_back({1, std::numeric_limits<double>::quiet_NaN(), train_seconds_, 0.0, best_valid_});
+    log_.line(fmt::format("fit (closed form) | {:.2f} s | valid {} {:.4f}", train_seconds_, opt_.early_stop_metric,
+                          best_valid_));
+    done_ = true;
+    save_best();
+    save_last();
+    return true;
+  }
+
+  if (!optimizer_) fail("model '{}' has no trainable parameters", model_->name());
+  auto sampler = make_sampler(opt_.sampler, split_.train);
+  Batcher batcher(split_.train, model_->input_type(), *sampler, opt_.batch_size, opt_.neg_per_pos);
+  const bool show_progress = opt_.progress == "true" || (opt_.progress == "auto" && log_.interactive());
+  const bool has_valid = split_.valid.nnz() > 0;
+  int64_t ran = 0;
+
+  while (epoch_ < opt_.epochs) {
+    if (max_epochs >= 0 && ran >= max_epochs) return false;
+    const auto t0 = Clock::now();
+    model_->train();
+    batcher.start_epoch(opt_.seed, static_cast<uint64_t>(epoch_));
+    torch::manual_seed(mix_seed(opt_.seed, static_cast<uint64_t>(epoch_)));  // dropout etc.
+    auto total = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
+    Batch b;
+    int64_t batch_no = 0, rows = 0;
+    auto last_draw = Clock::now();
+    while (batcher.next(b)) {
+      if (stop_requested()) fail("interrupted during epoch {}; the last complete epoch is saved in {}/last.pt "
+                                 "(continue with: rzoo train --resume {})", epoch_ + 1, run_dir_, run_dir_);
+      if (device_.type() != c10::kCPU)
+        b = Batch{b.users.to(device_), b.items.to(device_), b.neg_items.defined() ? b.neg_items.to(device_) : b.neg_items,
+                  b.labels.defined() ? b.labels.to(device_) : b.labels};
+      optimizer_->zero_grad();
+      auto loss = model_->loss(b);
+      loss.backward();
+      optimizer_->step();
+      total += loss.detach().to(torch::kDouble) * static_cast<double>(b.size());
+      rows += b.size();
+      ++batch_no;
+      if (show_progress && since(last_draw) > 0.2) {
+        last_draw = Clock::now();
+        const int64_t nb = batcher.batches_per_epoch(), width = 30, done = width * batch_no / nb;
+        log_.progress(fmt::format("epoch {:>4}/{} [{}{}] {}/{} batches", epoch_ + 1, opt_.epochs,
+                                  std::string(static_cast<size_t>(done), '='), std::string(static_cast<size_t>(width - done), ' '),
+                                  batch_no, nb));
+      }
+    }
+    const double loss = total.item<double>() / static_cast<double>(std::max<int64_t>(rows, 1));
+    if (!std::isfinite(loss))
+      fail("training diverged: the loss is {} in epoch {} (try a lower train.lr)", loss, epoch_ + 1);
+    ++epoch_;
+    ++ran;
+    EpochRecord rec{epoch_, loss, since(t0), 0.0};
+    rec.samples_per_s = static_cast<double>(rows) / std::max(rec.seconds, 1e-9);
+    train_seconds_ += rec.seconds;
+
+    std::string valid_text;
+    if (has_valid && (epoch_ % opt_.valid_every == 0 || epoch_ == opt_.epochs)) {
+      rec.valid = validate();
+      const bool better = rec.valid > best_valid_;
+      if (better) {
+        best_valid_ = rec.valid;
+        best_epoch_ = epoch_;
+        bad_validations_ = 0;
+        save_best();
+      } else {
+        ++bad_validations_;
+      }
+      valid_text = fmt::format(" | valid {} {:.4f}{}", opt_.early_stop_metric, rec.valid, better ? " *" : "");
+      if (opt_.patience > 0 && bad_validations_ >= opt_.patience) done_ = true;
+    } else if (!has_valid) {
+      best_epoch_ = epoch_;  // nothing to select on: the last epoch is the model
+      save_best();
+    }
+    history_.push_back(rec);
+    log_.line(fmt::format("epoch {:>4}/{} | loss {:.6f} | {:.2f} s | {} samples/s{}", epoch_, opt_.epochs, loss,
+                          rec.seconds, thousands(rec.samples_per_s), valid_text));
+    if (done_)
+      log_.line(fmt::format("early stop: no better {} in {} validations; best {:.4f} at epoch {}",
+                            opt_.early_stop_metric, opt_.patience, best_valid_, best_epoch_));
+    if (epoch_ >= opt_.epochs) done_ = true;
+    save_last();
+    if (done_) break;
+  }
+  if (opt_.epochs == 0) {  // nothing to train: the initial model is the model
+    best_epoch_ = 0;
+    save_best();
+  }
+  done_ = true;
+  save_last();
+  return true;
+}
+
+}  // namespace rzoo

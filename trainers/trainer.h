@@ -1,0 +1,97 @@
+// The trainer: closed-form fit, or epochs of mini-batch gradient steps on the batches of the
+// model's input type; validation every N epochs with early stopping; the best model kept in
+// best.pt; the full training state written atomically to last.pt after every epoch, so that
+// `rzoo train --resume RUN_DIR` continues exactly where a run stopped (same numbers as an
+// uninterrupted run: each epoch's order and negatives derive from (seed, epoch) alone).
+#pragma once
+#include <c10/core/Device.h>
+#include <torch/optim/optimizer.h>
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/recommender.h"
+#include "trainers/evaluator.h"
+
+namespace rzoo {
+
+class Config;
+class Logger;
+struct Split;
+
+struct TrainOptions {
+  int64_t epochs = 50;
+  int64_t batch_size = 2048;
+  int64_t neg_per_pos = 1;
+  std::string sampler = "uniform";
+  std::string optimizer = "adam";  // adam | sgd | adagrad
+  double lr = 1e-3;
+  double weight_decay = 0.0;
+  double momentum = 0.0;           // sgd only
+  int64_t valid_every = 1;         // epochs between validations
+  std::string early_stop_metric = "ndcg@10";
+  int64_t patience = 10;           // validations without improvement before stopping; 0 = never
+  std::string progress = "auto";   // auto | true | false
+  uint64_t seed = 2020;
+  static TrainOptions from_config(const Config& cfg);
+};
+
+struct EpochRecord {
+  int64_t epoch = 0;  // 1-based
+  double loss = std::numeric_limits<double>::quiet_NaN();
+  double seconds = 0, samples_per_s = 0;
+  double valid = std::numeric_limits<double>::quiet_NaN();  // NaN when not validated
+};
+
+// Asks a running fit() to stop after the current batch (from a signal handler: lock-free).
+void request_stop();
+bool stop_requested();
+
+class Trainer {
+ public:
+  Trainer(Recommender model, const Split& split, TrainOptions train, EvalOptions eval, c10::Device device,
+          std::string run_dir, Logger& log);
+  ~Trainer();
+
+  // Restores model, optimizer, epoch, early-stopping state and history from run_dir/last.pt.
+  void resume();
+  // Trains until done, or until `max_epochs` more epochs ran (-1 = no limit). Returns true
+  // when training is complete (all epochs, early stop, or a closed-form fit).
+  bool fit(int64_t max_epochs = -1);
+  // Loads run_dir/best.pt into the model.
+  void restore_best();
+
+  int64_t epoch() const { return epoch_; }
+  int64_t best_epoch() const { return best_epoch_; }
+  double best_valid() const { return best_valid_; }
+  bool done() const { return done_; }
+  const std::vector<EpochRecord>& history() const { return history_; }
+  double train_seconds() const { return train_seconds_; }
+
+ private:
+  void save_last();
+  void save_best();
+  double validate();
+
+  Recommender model_;
+  const Split& split_;
+  TrainOptions opt_;
+  EvalOptions eval_;
+  c10::Device device_;
+  std::string run_dir_;
+  Logger& log_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  int64_t epoch_ = 0, best_epoch_ = 0, bad_validations_ = 0;
+  double best_valid_ = -std::numeric_limits<double>::infinity();
+  double train_seconds_ = 0;
+  bool done_ = false;
+  std::vector<EpochRecord> history_;
+};
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& name, std::vector<at::Tensor> params,
+                                                        double lr, double weight_decay, double momentum);
+
+}  // namespace rzoo
