@@ -22,12 +22,12 @@ enum class Kind { Null, Bool, Int, Float, String, Seq, Map };
 const char* kind_name(Kind k) {
   switch (k) {
     case Kind::Null: return "null";
-    case Kind::Bool: return "bool";
-    case Kind::Int: return "integer";
-    case Kind::Float: return "number";
-    case Kind::String: return "string";
-    case Kind::Seq: return "list";
-    case Kind::Map: return "map";
+    case Kind::Bool: return "a bool (true/false)";
+    case Kind::Int: return "an integer";
+    case Kind::Float: return "a number";
+    case Kind::String: return "a string";
+    case Kind::Seq: return "a list";
+    case Kind::Map: return "a map";
   }
   return "?";
 }
@@ -148,19 +148,19 @@ struct Merger {
       const Kind dk = kind_of(existing), vk = kind_of(value);
       if (dk == Kind::Map) {
         if (vk != Kind::Map)
-          fail("{}: '{}' must be a map, got a {} ('{}')", where(layer, value), path, kind_name(vk), YAML::Dump(value));
+          fail("{}: '{}' must be a map, got {} ('{}')", where(layer, value), path, kind_name(vk), YAML::Dump(value));
         merge(base[key], value, layer, path, allow_new);
         continue;
       }
       if (!compatible(dk, vk))
-        fail("{}: '{}' must be a {}, got a {} ('{}')", where(layer, value), path, kind_name(dk), kind_name(vk),
+        fail("{}: '{}' must be {}, got {} ('{}')", where(layer, value), path, kind_name(dk), kind_name(vk),
              YAML::Dump(value));
       if (dk == Kind::Seq && existing.size() > 0 && vk == Kind::Seq) {
         const Kind ek = kind_of(existing[0]);
         if (is_scalar_kind(ek))
           for (size_t i = 0; i < value.size(); ++i)
             if (!compatible(ek, kind_of(value[i])))
-              fail("{}: '{}[{}]' must be a {}, got '{}'", where(layer, value[i]), path, i, kind_name(ek), YAML::Dump(value[i]));
+              fail("{}: '{}[{}]' must be {}, got '{}'", where(layer, value[i]), path, i, kind_name(ek), YAML::Dump(value[i]));
       }
       base[key] = fix_paths(layer, key, value);
       record(layer, value, path);

@@ -268,7 +268,6 @@ std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log,
       fail("{}: compare[{}] must be a model name or a map of overrides", sources.experiment.source, i);
     }
     ConfigSources s = sources;
-    s.experiment.node = YAML::Clone(exp);
     s.extra.push_back(Layer{overlay, fmt::format("{} compare[{}]", sources.experiment.source, i), true});
     const Config cfg = resolve_config(s);
     if (YAML::Dump(cfg.node("dataset")) != base_dataset)

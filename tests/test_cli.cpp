@@ -1,0 +1,135 @@
+// The real `rzoo` binary: every bad input gives one clear message and a non-zero exit.
+#include "helpers.h"
+
+using namespace rzoo::test;
+
+namespace {
+std::string q(const std::string& s) { return "'" + s + "'"; }
+std::string common(const TempDir& t) {
+  return " --config-dir " + q(config_dir()) + " --set threads=1 --set output_dir=" + q(t.file("runs")) + " ";
+}
+// Paths of run folders under t/runs.
+std::vector<fs::path> runs(const TempDir& t) {
+  std::vector<fs::path> out;
+  if (fs::exists(t.file("runs")))
+    for (const auto& e : fs::directory_iterator(t.file("runs"))) out.push_back(e.path());
+  return out;
+}
+}  // namespace
+
+TEST_CASE("cli: help, models, usage errors", "[cli]") {
+  auto r = run_cli("--help");
+  CHECK(r.code == 0);
+  CHECK(r.output.find("usage: rzoo") != std::string::npos);
+  r = run_cli("models");
+  CHECK(r.code == 0);
+  CHECK(r.output.find("bpr") != std::string::npos);
+  CHECK(r.output.find("pop") != std::string::npos);
+  CHECK(r.output.find("Rendle") != std::string::npos);
+  r = run_cli("train --help");
+  CHECK(r.code == 0);
+  CHECK(run_cli("").code == 2);
+  r = run_cli("frobnicate");
+  CHECK(r.code == 2);
+  CHECK(r.output.find("unknown command 'frobnicate'") != std::string::npos);
+  CHECK(run_cli("train --bogus x.yaml").code == 2);
+  CHECK(run_cli("--version").code == 0);
+}
+
+TEST_CASE("cli: train, evaluate and resume on synthetic data", "[cli]") {
+  TempDir t;
+  const std::string exp = t.write("exp.yaml", "dataset: synthetic\nmodel: bpr\ntrain: {epochs: 3}\n");
+  auto r = run_cli("train " + q(exp) + common(t));
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  CHECK(r.output.find("resolved config") != std::string::npos);
+  CHECK(r.output.find("epochs: 3  # " + exp + ":3:17") != std::string::npos);
+  CHECK(r.output.find("epoch    3/3") != std::string::npos);
+  const auto dirs = runs(t);
+  REQUIRE(dirs.size() == 1);
+  const fs::path run = dirs[0];
+  for (const char* f : {"config.yaml", "train.log", "last.pt", "best.pt", "metrics.json", "users.txt", "items.txt"})
+    CHECK(fs::exists(run / f));
+  r = run_cli("evaluate " + q(run.string()));
+  CHECK(r.code == 0);
+  CHECK(r.output.find("test (") != std::string::npos);
+  // Resuming a finished run re-evaluates it without training more.
+  r = run_cli("train --resume " + q(run.string()));
+  CHECK(r.code == 0);
+  CHECK(r.output.find("resumed from") != std::string::npos);
+  CHECK(r.output.find("epoch    4") == std::string::npos);
+}
+
+TEST_CASE("cli: compare prints one table", "[cli]") {
+  TempDir t;
+  const std::string exp = t.write("cmp.yaml", "dataset: synthetic\ncompare: [pop, {model: {name: bpr, embedding_size: 8}, train: {epochs: 2}}]\n");
+  const auto r = run_cli("compare " + q(exp) + common(t));
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  CHECK(r.output.find("model  recall@10") != std::string::npos);
+  CHECK(r.output.find("\npop ") != std::string::npos);
+  CHECK(r.output.find("\nbpr ") != std::string::npos);
+  REQUIRE(runs(t).size() == 1);
+  CHECK(fs::exists(runs(t)[0] / "compare.md"));
+  CHECK(fs::exists(runs(t)[0] / "compare.json"));
+}
+
+TEST_CASE("cli: bad inputs give one clear error", "[cli][errors]") {
+  TempDir t;
+  SECTION("missing config file") {
+    require_clean_failure(run_cli("train " + q(t.file("nope.yaml")) + common(t)), "nope.yaml: cannot open config file");
+  }
+  SECTION("unknown key") {
+    const auto exp = t.write("e.yaml", "model: bpr\ntrain:\n  epoch: 3\n");
+    require_clean_failure(run_cli("train " + q(exp) + common(t)), exp + ":3:3: unknown key 'train.epoch'");
+  }
+  SECTION("wrong type") {
+    const auto exp = t.write("e.yaml", "model: bpr\ntrain:\n  epochs: many\n");
+    require_clean_failure(run_cli("train " + q(exp) + common(t)), "'train.epochs' must be an integer");
+  }
+  SECTION("unknown model") {
+    const auto exp = t.write("e.yaml", "model: nosuch\n");
+    require_clean_failure(run_cli("train " + q(exp) + common(t)), "unknown model 'nosuch'");
+  }
+  SECTION("missing data file") {
+    const auto exp = t.write("e.yaml", "model: pop\ndataset: {path: no-such-ratings.csv}\n");
+    require_clean_failure(run_cli("train " + q(exp) + common(t)), "no-such-ratings.csv: data file not found");
+  }
+  SECTION("malformed data line") {
+    const auto data = t.write("r.csv", "userId,movieId,rating,timestamp\n1,1,4,1\n1,2,4,2\n2,1,x,3\n");
+    const auto exp = t.write("e.yaml", "model: pop\n");
+    require_clean_failure(run_cli("train " + q(exp) + common(t) + "--set dataset.path=" + q(data)),
+                          "r.csv:4: column 'rating': 'x' is not a finite number");
+  }
+  SECTION("empty dataset after filtering") {
+    const auto exp = t.write("e.yaml", "model: pop\ndataset: {threshold: 6}\n");
+    require_clean_failure(run_cli("train " + q(exp) + common(t)), "no interactions left after filtering");
+  }
+  SECTION("bad --set") {
+    const auto exp = t.write("e.yaml", "model: pop\n");
+    require_clean_failure(run_cli("train " + q(exp) + common(t) + "--set nokey"), "expected KEY=VALUE");
+  }
+  SECTION("resume from a missing run folder or checkpoint") {
+    require_clean_failure(run_cli("train --resume " + q(t.file("nothing"))), "no such run folder");
+    const auto exp = t.write("e.yaml", "dataset: synthetic\nmodel: bpr\ntrain: {epochs: 1}\n");
+    REQUIRE(run_cli("train " + q(exp) + common(t)).code == 0);
+    const fs::path run = runs(t).at(0);
+    fs::remove(run / "last.pt");
+    require_clean_failure(run_cli("train --resume " + q(run.string())), "last.pt: checkpoint not found");
+  }
+  SECTION("resume from a corrupt checkpoint") {
+    const auto exp = t.write("e.yaml", "dataset: synthetic\nmodel: bpr\ntrain: {epochs: 1}\n");
+    REQUIRE(run_cli("train " + q(exp) + common(t)).code == 0);
+    const fs::path run = runs(t).at(0);
+    std::ofstream(run / "last.pt", std::ios::binary | std::ios::trunc) << "garbage";
+    require_clean_failure(run_cli("train --resume " + q(run.string())), "last.pt: checkpoint is corrupt");
+  }
+  SECTION("evaluate a folder that is not a run") {
+    require_clean_failure(run_cli("evaluate " + q(t.path.string())), "not an rzoo run folder");
+  }
+  SECTION("cuda requested where there is none") {
+    const auto exp = t.write("e.yaml", "dataset: synthetic\nmodel: pop\ndevice: cuda\n");
+    const auto r = run_cli("train " + q(exp) + common(t));
+    if (r.code != 0) require_clean_failure(r, "device");  // on a CUDA machine it trains instead
+  }
+}

@@ -1,0 +1,95 @@
+#include "helpers.h"
+
+#include "trainers/error.h"
+
+using namespace rzoo;
+using namespace rzoo::test;
+using Catch::Matchers::Contains;
+
+TEST_CASE("config layers: defaults < model < dataset < experiment < --set", "[config]") {
+  // defaults.yaml: train.lr 0.001; models/bpr.yaml: 0.005; experiment: 0.02; --set: 0.5
+  const Config d = make_config("model: pop\n");
+  CHECK(d.get_double("train.lr") == Approx(0.001));
+  const Config m = make_config("model: bpr\n");
+  CHECK(m.get_double("train.lr") == Approx(0.005));
+  CHECK(m.get_int("model.embedding_size") == 64);  // defined by the model layer
+  CHECK_THAT(m.origin("train.lr"), Contains("models/bpr.yaml"));
+  const Config e = make_config("model: bpr\ntrain: {lr: 0.02}\n");
+  CHECK(e.get_double("train.lr") == Approx(0.02));
+  CHECK(e.origin("train.lr") == "test.yaml:2:13");
+  const Config s = make_config("model: bpr\ntrain: {lr: 0.02}\n", {"train.lr=0.5", "eval.ks=[1, 5]"});
+  CHECK(s.get_double("train.lr") == Approx(0.5));
+  CHECK(s.get_int_list("eval.ks") == std::vector<int64_t>{1, 5});
+  CHECK_THAT(s.origin("train.lr"), Contains("--set train.lr=0.5"));
+  // The dataset layer sits between model and experiment.
+  const Config ds = make_config("model: pop\ndataset: synthetic\n");
+  CHECK(ds.get_string("dataset.format") == "synthetic");
+  CHECK(make_config("model: pop\n").get_string("dataset.format") == "csv");
+}
+
+TEST_CASE("config: model and dataset shorthand and --set of the model name", "[config]") {
+  CHECK(make_config("model: {name: bpr, embedding_size: 8}\n").get_int("model.embedding_size") == 8);
+  CHECK(make_config("model: pop\n", {"model=bpr"}).get_string("model.name") == "bpr");
+  CHECK(make_config("model: pop\n", {"model.name=bpr"}).has("model.embedding_size"));
+  CHECK_FALSE(make_config("model: pop\n").has("model.embedding_size"));
+}
+
+TEST_CASE("config: unknown keys are rejected with their path, file and line", "[config]") {
+  CHECK_THROWS_WITH(make_config("model: bpr\ntrain:\n  epoch: 3\n"),
+                    Contains("test.yaml:3:3: unknown key 'train.epoch'") && Contains("epochs"));
+  // A key of another model is unknown to this one.
+  CHECK_THROWS_WITH(make_config("model: {name: pop, embedding_size: 8}\n"), Contains("unknown key 'model.embedding_size'"));
+  CHECK_THROWS_WITH(make_config("model: bpr\n", {"train.nope=1"}), Contains("--set train.nope=1: unknown key 'train.nope'"));
+  CHECK_THROWS_WITH(make_config("modle: bpr\n"), Contains("unknown key 'modle'"));
+}
+
+TEST_CASE("config: wrong types are rejected naming the key", "[config]") {
+  CHECK_THROWS_WITH(make_config("model: bpr\ntrain: {epochs: many}\n"),
+                    Contains("test.yaml:2:17: 'train.epochs' must be an integer, got a string"));
+  CHECK_THROWS_WITH(make_config("model: bpr\ntrain: {lr: [1]}\n"), Contains("'train.lr' must be a number"));
+  CHECK_THROWS_WITH(make_config("model: bpr\ntrain: 3\n"), Contains("'train' must be a map"));
+  CHECK_THROWS_WITH(make_config("model: bpr\neval: {ks: [10, x]}\n"), Contains("'eval.ks[1]' must be an integer"));
+  // An int where a float is expected is fine; a float where an int is expected is not.
+  CHECK(make_config("model: bpr\ntrain: {lr: 1}\n").get_double("train.lr") == 1.0);
+  CHECK_THROWS_WITH(make_config("model: bpr\ntrain: {epochs: 2.5}\n"), Contains("must be an integer"));
+}
+
+TEST_CASE("config: typed getters check ranges and choices", "[config]") {
+  const Config c = make_config("model: bpr\n", {"train.epochs=-1", "train.optimizer=rmsprop"});
+  CHECK_THROWS_WITH(c.get_int("train.epochs", 0), Contains("train.epochs: must be >= 0, got -1"));
+  CHECK_THROWS_WITH(c.get_choice("train.optimizer", {"adam", "sgd"}), Contains("'rmsprop' is not one of: adam, sgd"));
+  CHECK_THROWS_AS(c.node("no.such.key"), Error);
+}
+
+TEST_CASE("config: unknown model, missing file, syntax error", "[config]") {
+  CHECK_THROWS_WITH(make_config("model: nosuch\n"), Contains("unknown model 'nosuch'") && Contains("bpr, pop"));
+  CHECK_THROWS_WITH(load_layer("/nonexistent/x.yaml"), Contains("/nonexistent/x.yaml: cannot open config file"));
+  CHECK_THROWS_WITH(parse_layer("a: [1, 2\n", "bad.yaml"), Contains("bad.yaml:") && Contains("YAML syntax error"));
+}
+
+TEST_CASE("config: the resolved dump reloads to the same values", "[config]") {
+  const Config c = make_config("model: bpr\ntrain: {epochs: 7}\n", {"dataset=synthetic"});
+  TempDir t;
+  const std::string path = t.write("config.yaml", c.dump());
+  const Config back = load_resolved_config(path);
+  CHECK(back.get_int("train.epochs") == 7);
+  CHECK(back.get_string("dataset.format") == "synthetic");
+  CHECK(back.get_double_list("dataset.split.ratios") == c.get_double_list("dataset.split.ratios"));
+  CHECK(back.get_string("dataset.items.genre_sep") == "|");
+  CHECK(YAML::Dump(back.root()) == YAML::Dump(c.root()));
+}
+
+TEST_CASE("config: paths in configs/ files are relative to the project", "[config]") {
+  const Config c = make_config("model: pop\n");
+  const std::string p = c.get_string("dataset.path");
+  CHECK(fs::path(p).is_absolute());
+  CHECK(fs::exists(p));
+  CHECK(fs::path(make_config("model: pop\n", {"dataset.path=x.csv"}).get_string("dataset.path")) ==
+        (fs::current_path() / "x.csv"));
+}
+
+TEST_CASE("config: threads", "[config]") {
+  CHECK(resolve_threads(make_config("model: pop\n", {"threads=3"})) == 3);
+  CHECK(resolve_threads(make_config("model: pop\n", {"threads=auto"})) >= 1);
+  CHECK_THROWS_WITH(resolve_threads(make_config("model: pop\n", {"threads=0"})), Contains("threads"));
+}

@@ -1,0 +1,196 @@
+#include "helpers.h"
+
+#include <set>
+
+#include "datasets/dataset.h"
+#include "datasets/sampler.h"
+#include "trainers/error.h"
+
+using namespace rzoo;
+using namespace rzoo::test;
+using Catch::Matchers::Contains;
+
+namespace {
+// A CSV experiment over files in `t`.
+Config csv_config(const TempDir& t, const std::string& file, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> sets = {"dataset.path=" + t.file(file), "dataset.items.path=", "dataset.tags.path="};
+  sets.insert(sets.end(), extra.begin(), extra.end());
+  return make_config("model: pop\n", sets);
+}
+}  // namespace
+
+TEST_CASE("csv reader: header names, quoted fields, raw ids kept", "[data]") {
+  TempDir t;
+  t.write("r.csv", "userId,movieId,rating,timestamp\r\nu1,m1,4.0,10\r\nu1,m2,2.5,11\r\n\r\nu2,m1,5,12\r\n");
+  t.write("movies.csv", "movieId,title,genres\nm1,\"Heat, the \"\"remake\"\"\",Action|Crime\nm2,Plain,(no genres listed)\nm9,Unrated,Drama\n");
+  t.write("tags.csv", "userId,movieId,tag,timestamp\nu1,m2,funny,1\nu2,m9,ignored,2\n");
+  const Config c = csv_config(t, "r.csv", {"dataset.items.path=" + t.file("movies.csv"), "dataset.tags.path=" + t.file("tags.csv")});
+  const Dataset d = load_dataset(c);
+  REQUIRE(d.n_interactions() == 3);
+  CHECK(d.n_users() == 2);
+  CHECK(d.n_items() == 2);  // m9 has no interactions: not part of the dataset
+  CHECK(d.users.raw(d.user[2]) == "u2");
+  CHECK(d.items.raw(d.item[1]) == "m2");
+  CHECK(d.rating == std::vector<float>{4.0f, 2.5f, 5.0f});
+  CHECK(d.timestamp == std::vector<int64_t>{10, 11, 12});
+  CHECK(d.meta.title[static_cast<size_t>(d.items.find("m1"))] == "Heat, the \"remake\"");
+  CHECK(d.meta.genre_names == std::vector<std::string>{"Action", "Crime"});
+  CHECK(d.meta.genres[static_cast<size_t>(d.items.find("m2"))].empty());
+  CHECK(d.meta.tags[static_cast<size_t>(d.items.find("m2"))] == std::vector<std::string>{"funny"});
+}
+
+TEST_CASE("csv reader: TSV without header, columns by position, threshold", "[data]") {
+  TempDir t;
+  t.write("u.data", "1\t10\t5\t100\n1\t11\t3\t101\n2\t10\t4\t102\n");
+  const Config c = csv_config(t, "u.data", {"dataset.sep=\\t", "dataset.header=false", "dataset.columns.user=0",
+                                            "dataset.columns.item=1", "dataset.columns.rating=2",
+                                            "dataset.columns.timestamp=3", "dataset.threshold=4"});
+  const Dataset d = load_dataset(c);
+  CHECK(d.n_interactions() == 2);
+  CHECK(d.report.rows_read == 3);
+  CHECK(d.report.dropped_below_threshold == 1);
+  CHECK(d.n_items() == 1);
+}
+
+TEST_CASE("the bundled ml-latest-small loads with the published counts", "[data]") {
+  const Dataset d = load_dataset(make_config("model: pop\n"));
+  CHECK(d.n_interactions() == 100836);
+  CHECK(d.n_users() == 610);
+  CHECK(d.n_items() == 9724);  // of 9,742 movies, 18 have no rating
+  CHECK(d.meta.title[static_cast<size_t>(d.items.find("1"))] == "Toy Story (1995)");
+  CHECK(d.meta.genre_names.size() == 19);
+}
+
+TEST_CASE("data errors name the file, line and column", "[data]") {
+  TempDir t;
+  t.write("bad_rating.csv", "userId,movieId,rating,timestamp\n1,1,4,1\n1,2,abc,2\n");
+  CHECK_THROWS_WITH(load_dataset(csv_config(t, "bad_rating.csv")),
+                    Contains("bad_rating.csv:3: column 'rating': 'abc' is not a finite number"));
+  t.write("nan.csv", "userId,movieId,rating,timestamp\n1,1,nan,1\n");
+  CHECK_THROWS_WITH(load_dataset(csv_config(t, "nan.csv")), Contains("nan.csv:2: column 'rating'"));
+  t.write("short.csv", "userId,movieId,rating,timestamp\n1,1,4,1\n2;3;4;5\n");
+  CHECK_THROWS_WITH(load_dataset(csv_config(t, "short.csv")), Contains("short.csv:3: column 'item'") && Contains("dataset.sep"));
+  t.write("header.csv", "user,item\n1,1\n");
+  CHECK_THROWS_WITH(load_dataset(csv_config(t, "header.csv")), Contains("no column 'userId'") && Contains("user, item"));
+  t.write("quote.csv", "userId,movieId,rating,timestamp\n1,\"1,4,1\n");
+  CHECK_THROWS_WITH(load_dataset(csv_config(t, "quote.csv")), Contains("quote.csv:2: unterminated quoted field"));
+  t.write("empty.csv", "");
+  CHECK_THROWS_WITH(load_dataset(csv_config(t, "empty.csv")), Contains("empty file"));
+  t.write("header_only.csv", "userId,movieId,rating,timestamp\n");
+  CHECK_THROWS_WITH(load_dataset(csv_config(t, "header_only.csv")), Contains("has no data rows"));
+  CHECK_THROWS_WITH(load_dataset(csv_config(t, "missing.csv")), Contains("missing.csv: data file not found"));
+  t.write("low.csv", "userId,movieId,rating,timestamp\n1,1,1,1\n");
+  CHECK_THROWS_WITH(load_dataset(csv_config(t, "low.csv", {"dataset.threshold=4"})),
+                    Contains("no interactions left after filtering"));
+}
+
+TEST_CASE("CSR rows are sorted and unique", "[data]") {
+  const Csr m = Csr::from_pairs(3, 5, {2, 0, 2, 2, 0}, {4, 1, 0, 4, 1});
+  CHECK(m.indptr == std::vector<int64_t>{0, 1, 1, 3});
+  CHECK(m.indices == std::vector<int64_t>{1, 0, 4});
+  CHECK(m.contains(2, 4));
+  CHECK_FALSE(m.contains(1, 4));
+}
+
+TEST_CASE("random split: disjoint, complete, seeded, by ratio", "[data][split]") {
+  SyntheticOptions o;
+  o.n_users = 100;
+  o.per_user = 30;
+  const Dataset d = make_synthetic(o);
+  const Split a = split_random_per_user(d, {0.8, 0.1, 0.1}, 7);
+  const Split b = split_random_per_user(d, {0.8, 0.1, 0.1}, 7);
+  const Split c = split_random_per_user(d, {0.8, 0.1, 0.1}, 8);
+  CHECK(a.train.indices == b.train.indices);
+  CHECK(a.test.indices == b.test.indices);
+  CHECK(a.test.indices != c.test.indices);
+  const Csr all = Csr::from_pairs(d.n_users(), d.n_items(), d.user, d.item);
+  CHECK(a.train.nnz() + a.valid.nnz() + a.test.nnz() == all.nnz());
+  for (int64_t u = 0; u < d.n_users(); ++u) {
+    CHECK(a.train.row_size(u) == 24);
+    CHECK(a.valid.row_size(u) == 3);
+    CHECK(a.test.row_size(u) == 3);
+    for (const int64_t* p = a.test.row_begin(u); p != a.test.row_end(u); ++p) {
+      CHECK_FALSE(a.train.contains(u, *p));
+      CHECK_FALSE(a.valid.contains(u, *p));
+      CHECK(all.contains(u, *p));
+    }
+    for (const int64_t* p = a.valid.row_begin(u); p != a.valid.row_end(u); ++p) CHECK_FALSE(a.train.contains(u, *p));
+  }
+  CHECK_THROWS_WITH(split_random_per_user(d, {0.5, 0.1, 0.1}, 1), Contains("sum to 1"));
+}
+
+TEST_CASE("uniform sampler never returns a positive", "[data][sampler]") {
+  SyntheticOptions o;
+  o.n_items = 40;
+  o.per_user = 35;  // most items are positives: rejection has to work hard
+  const Dataset d = make_synthetic(o);
+  const Csr pos = Csr::from_pairs(d.n_users(), d.n_items(), d.user, d.item);
+  UniformSampler s(pos);
+  Rng rng(3);
+  std::vector<int64_t> users(20000), negs(users.size());
+  for (auto& u : users) u = rng.uniform(d.n_users());
+  s.sample(users.data(), static_cast<int64_t>(users.size()), negs.data(), rng);
+  std::set<int64_t> seen;
+  for (size_t k = 0; k < users.size(); ++k) {
+    REQUIRE_FALSE(pos.contains(users[k], negs[k]));
+    REQUIRE(negs[k] >= 0);
+    REQUIRE(negs[k] < d.n_items());
+    seen.insert(negs[k]);
+  }
+  CHECK(seen.size() > 20);
+  // A user who has every item cannot be sampled for.
+  const Csr full = Csr::from_pairs(1, 2, {0, 0}, {0, 1});
+  CHECK_THROWS_WITH(UniformSampler(full), Contains("all 2 items"));
+  CHECK_THROWS_WITH(make_sampler("popular", pos), Contains("known samplers: uniform"));
+}
+
+TEST_CASE("batcher: pairwise and pointwise batches cover every positive", "[data][sampler]") {
+  const Dataset d = make_synthetic(SyntheticOptions{});
+  const Csr train = Csr::from_pairs(d.n_users(), d.n_items(), d.user, d.item);
+  UniformSampler s(train);
+  Batcher pair(train, InputType::Pairwise, s, 1000, 1);
+  pair.start_epoch(1, 0);
+  Batch b;
+  int64_t rows = 0;
+  std::set<std::pair<int64_t, int64_t>> seen;
+  while (pair.next(b)) {
+    const auto* u = b.users.data_ptr<int64_t>();
+    const auto* i = b.items.data_ptr<int64_t>();
+    const auto* n = b.neg_items.data_ptr<int64_t>();
+    for (int64_t k = 0; k < b.size(); ++k) {
+      REQUIRE(train.contains(u[k], i[k]));
+      REQUIRE_FALSE(train.contains(u[k], n[k]));
+      seen.insert({u[k], i[k]});
+    }
+    rows += b.size();
+  }
+  CHECK(rows == train.nnz());
+  CHECK(static_cast<int64_t>(seen.size()) == train.nnz());
+
+  Batcher point(train, InputType::Pointwise, s, 999, 3);
+  point.start_epoch(1, 0);
+  int64_t pos = 0, neg = 0;
+  while (point.next(b)) {
+    const auto* u = b.users.data_ptr<int64_t>();
+    const auto* i = b.items.data_ptr<int64_t>();
+    const auto* l = b.labels.data_ptr<float>();
+    for (int64_t k = 0; k < b.size(); ++k) {
+      REQUIRE(train.contains(u[k], i[k]) == (l[k] == 1.0f));
+      (l[k] == 1.0f ? pos : neg) += 1;
+    }
+  }
+  CHECK(pos == train.nnz());
+  CHECK(neg == 3 * train.nnz());
+  // The same (seed, epoch) gives the same batches; another epoch another order.
+  Batcher again(train, InputType::Pairwise, s, 1000, 1);
+  Batch x, y;
+  pair.start_epoch(5, 2);
+  again.start_epoch(5, 2);
+  pair.next(x);
+  again.next(y);
+  CHECK(torch::equal(x.items, y.items));
+  CHECK(torch::equal(x.neg_items, y.neg_items));
+  again.start_epoch(5, 3);
+  again.next(y);
+  CHECK_FALSE(torch::equal(x.items, y.items));
+}

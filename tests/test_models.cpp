@@ -1,0 +1,136 @@
+// The contract every registered model follows, generated over the registry, plus per-model maths.
+#include "helpers.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "datasets/dataset.h"
+#include "datasets/sampler.h"
+#include "models/bpr.h"
+#include "models/pop.h"
+#include "models/registry.h"
+#include "trainers/error.h"
+#include "trainers/trainer.h"
+
+using namespace rzoo;
+using namespace rzoo::test;
+using Catch::Matchers::Contains;
+
+TEST_CASE("registry: sorted names, descriptions, unknown name lists the known ones", "[registry]") {
+  const auto& models = registered_models();
+  REQUIRE(models.size() >= 2);
+  for (size_t i = 1; i < models.size(); ++i) CHECK(models[i - 1].name < models[i].name);
+  for (const auto& m : models) {
+    CHECK_FALSE(m.description.empty());
+    CHECK_FALSE(m.paper.empty());
+    // Every model has its documented config file.
+    CHECK(fs::exists(config_dir() + "/models/" + m.name + ".yaml"));
+  }
+  const ModelContext ctx{3, 4, nullptr};
+  CHECK_THROWS_WITH(make_model("nosuch", ctx), Contains("unknown model 'nosuch' (known models: bpr, pop"));
+}
+
+TEST_CASE("contract: every registered model", "[contract]") {
+  for (const auto& info : registered_models()) {
+    DYNAMIC_SECTION(info.name) {
+      const Config cfg = synthetic_config(info.name);  // builds from its own YAML
+      CHECK(cfg.get_string("model.name") == info.name);
+      const Dataset d = load_dataset(cfg);
+      const Split split = split_dataset(d, cfg);
+      torch::manual_seed(1);
+      const ModelContext ctx{d.n_users(), d.n_items(), &cfg};
+      Recommender model = make_model(info.name, ctx);
+      CHECK(model->name() == info.name);
+
+      if (model->input_type() == InputType::None) {
+        model->fit(split.train);
+      } else {
+        // The loss is finite and falls over a few epochs of the model's own batches.
+        auto sampler = make_sampler("uniform", split.train);
+        Batcher batcher(split.train, model->input_type(), *sampler, 256, 1);
+        auto opt = make_optimizer("adam", model->parameters(), 0.01, 0.0, 0.0);
+        auto epoch_loss = [&](bool step, uint64_t epoch) {
+          batcher.start_epoch(1, epoch);
+          double total = 0;
+          int64_t n = 0;
+          Batch b;
+          while (batcher.next(b)) {
+            auto loss = model->loss(b);
+            REQUIRE(loss.dim() == 0);
+            REQUIRE(std::isfinite(loss.item<double>()));
+            if (step) {
+              opt->zero_grad();
+              loss.backward();
+              opt->step();
+            }
+            total += loss.item<double>() * static_cast<double>(b.size());
+            n += b.size();
+          }
+          return total / static_cast<double>(n);
+        };
+        const double before = [&] { torch::NoGradGuard g; return epoch_loss(false, 0); }();
+        for (uint64_t e = 0; e < 5; ++e) epoch_loss(true, e);
+        const double after = [&] { torch::NoGradGuard g; return epoch_loss(false, 0); }();
+        CHECK(after < 0.8 * before);
+      }
+
+      // Scores have the right shapes and agree between score and score_all.
+      torch::NoGradGuard no_grad;
+      model->eval();
+      const auto users = torch::tensor({0, 3, 3, 7}, torch::kLong);
+      const auto items = torch::tensor({0, 1, 5, 299}, torch::kLong);
+      const auto s = model->score(users, items);
+      const auto all = model->score_all(users);
+      REQUIRE(s.sizes() == torch::IntArrayRef({4}));
+      REQUIRE(all.sizes() == torch::IntArrayRef({4, d.n_items()}));
+      CHECK(torch::allclose(s, all.gather(1, items.unsqueeze(1)).squeeze(1), 1e-5, 1e-6));
+      CHECK(torch::isfinite(all).all().item<bool>());
+
+      // Save / load round trip into a freshly built model gives the same scores.
+      TempDir t;
+      torch::serialize::OutputArchive out;
+      model->save(out);
+      out.save_to(t.file("m.pt"));
+      torch::manual_seed(99);
+      Recommender fresh = make_model(info.name, ctx);
+      torch::serialize::InputArchive in;
+      in.load_from(t.file("m.pt"));
+      fresh->load(in);
+      fresh->eval();
+      CHECK(torch::equal(fresh->score_all(users), all));
+    }
+  }
+}
+
+TEST_CASE("pop: scores are training counts", "[models]") {
+  const Csr train = Csr::from_pairs(3, 4, {0, 0, 1, 2, 2}, {1, 2, 1, 1, 3});
+  Pop pop(ModelContext{3, 4, nullptr});
+  pop->fit(train);
+  CHECK(torch::equal(pop->score_all(torch::tensor({2}, torch::kLong)), torch::tensor({{0.f, 3.f, 1.f, 1.f}})));
+  CHECK(pop->input_type() == InputType::None);
+  CHECK_THROWS_WITH(pop->loss(Batch{}), Contains("closed form"));
+}
+
+TEST_CASE("bpr: loss and one SGD step by hand", "[models]") {
+  BPR bpr(ModelContext{1, 2, nullptr}, BPROptions().embedding_size(2));
+  {
+    torch::NoGradGuard g;
+    bpr->user_emb->weight.copy_(torch::tensor({{1.0f, 2.0f}}));
+    bpr->item_emb->weight.copy_(torch::tensor({{0.5f, 0.0f}, {0.0f, 0.5f}}));
+  }
+  Batch b{torch::tensor({0}, torch::kLong), torch::tensor({0}, torch::kLong), torch::tensor({1}, torch::kLong), {}};
+  // x = <u, i+ - i-> = 1*0.5 + 2*(-0.5) = -0.5; loss = -log sigmoid(-0.5) = log(1 + e^0.5)
+  auto loss = bpr->loss(b);
+  CHECK(loss.item<double>() == Approx(std::log1p(std::exp(0.5))));
+  // d loss / d u = -(1 - sigmoid(x)) * (i+ - i-); one SGD step with lr 1.
+  torch::optim::SGD sgd(bpr->parameters(), torch::optim::SGDOptions(1.0));
+  sgd.zero_grad();
+  loss.backward();
+  sgd.step();
+  const double g = 1.0 - 1.0 / (1.0 + std::exp(0.5));  // 1 - sigmoid(-0.5)
+  CHECK(bpr->user_emb->weight[0][0].item<double>() == Approx(1.0 + g * 0.5));
+  CHECK(bpr->user_emb->weight[0][1].item<double>() == Approx(2.0 - g * 0.5));
+  CHECK(bpr->score(torch::tensor({0}, torch::kLong), torch::tensor({0}, torch::kLong)).item<double>() ==
+        Approx((1.0 + g * 0.5) * (0.5 + g * 1.0) + (2.0 - g * 0.5) * (0.0 + g * 2.0)));  // i+ += g * u
+}

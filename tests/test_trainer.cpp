@@ -1,0 +1,163 @@
+#include "helpers.h"
+
+#include <torch/torch.h>
+
+#include "datasets/dataset.h"
+#include "models/registry.h"
+#include "trainers/error.h"
+#include "trainers/experiment.h"
+#include "trainers/log.h"
+#include "trainers/trainer.h"
+
+using namespace rzoo;
+using namespace rzoo::test;
+using Catch::Matchers::Contains;
+
+namespace {
+struct Fixture {
+  Config cfg;
+  PreparedData data;
+  Logger log{true};
+  explicit Fixture(const std::vector<std::string>& sets)
+      : cfg(synthetic_config("bpr", sets)), data{load_dataset(cfg), {}} {
+    data.split = split_dataset(data.data, cfg);
+  }
+  std::unique_ptr<Trainer> trainer(Recommender& model, const std::string& dir) {
+    torch::manual_seed(static_cast<uint64_t>(cfg.get_int("seed")));
+    model = make_model("bpr", ModelContext{data.data.n_users(), data.data.n_items(), &cfg});
+    return std::make_unique<Trainer>(model, data.split, TrainOptions::from_config(cfg), EvalOptions::from_config(cfg),
+                                     torch::kCPU, dir, log);
+  }
+};
+}  // namespace
+
+TEST_CASE("trainer: BPR's loss falls and validation beats chance on synthetic data", "[trainer]") {
+  Fixture f({"train.epochs=8", "train.lr=0.01", "train.batch_size=256"});
+  TempDir t;
+  Recommender model{nullptr};
+  auto tr = f.trainer(model, t.file("run"));
+  CHECK(tr->fit());
+  const auto& h = tr->history();
+  REQUIRE(h.size() == 8);
+  CHECK(h.back().loss < 0.7 * h.front().loss);
+  // Pop on the same split as the bar (synthetic data has popularity and taste).
+  Recommender pop = make_model("pop", ModelContext{f.data.data.n_users(), f.data.data.n_items(), &f.cfg});
+  pop->fit(f.data.split.train);
+  const double pop_ndcg = evaluate(*pop, f.data.split, Target::Valid, EvalOptions::from_config(f.cfg), torch::kCPU).get("ndcg@10");
+  CHECK(tr->best_valid() > pop_ndcg);
+  CHECK(fs::exists(t.file("run/best.pt")));
+  CHECK(fs::exists(t.file("run/last.pt")));
+}
+
+TEST_CASE("trainer: the same seed gives the same numbers", "[trainer]") {
+  Fixture f({"train.epochs=3"});
+  TempDir t;
+  Recommender a{nullptr}, b{nullptr};
+  auto ta = f.trainer(a, t.file("a"));
+  ta->fit();
+  auto tb = f.trainer(b, t.file("b"));
+  tb->fit();
+  for (size_t e = 0; e < 3; ++e) {
+    CHECK(ta->history()[e].loss == tb->history()[e].loss);
+    CHECK(ta->history()[e].valid == tb->history()[e].valid);
+  }
+}
+
+TEST_CASE("trainer: an interrupted then resumed run equals an uninterrupted one", "[trainer][resume]") {
+  Fixture f({"train.epochs=6", "train.early_stop.patience=0", "train.lr=0.01", "train.batch_size=512"});
+  TempDir t;
+  Recommender full{nullptr};
+  auto tf = f.trainer(full, t.file("full"));
+  REQUIRE(tf->fit());
+
+  Recommender part{nullptr};
+  auto tp = f.trainer(part, t.file("part"));
+  CHECK_FALSE(tp->fit(2));  // "interrupted" after 2 epochs
+  CHECK(tp->epoch() == 2);
+  tp.reset();
+  Recommender resumed{nullptr};
+  auto tr = f.trainer(resumed, t.file("part"));  // a new process would build a fresh model
+  tr->resume();
+  CHECK(tr->epoch() == 2);
+  REQUIRE(tr->fit());
+
+  REQUIRE(tr->history().size() == tf->history().size());
+  for (size_t e = 0; e < tf->history().size(); ++e) {
+    CHECK(tr->history()[e].loss == tf->history()[e].loss);
+    CHECK(tr->history()[e].valid == tf->history()[e].valid);
+  }
+  CHECK(tr->best_epoch() == tf->best_epoch());
+  for (size_t i = 0; i < full->parameters().size(); ++i)
+    CHECK(torch::equal(full->parameters()[i], resumed->parameters()[i]));
+  tf->restore_best();
+  tr->restore_best();
+  const auto opts = EvalOptions::from_config(f.cfg);
+  const auto a = evaluate(*full, f.data.split, Target::Test, opts, torch::kCPU);
+  const auto b = evaluate(*resumed, f.data.split, Target::Test, opts, torch::kCPU);
+  CHECK(a.get("ndcg@10") == b.get("ndcg@10"));
+}
+
+TEST_CASE("trainer: checkpoint round trip restores the best model", "[trainer]") {
+  Fixture f({"train.epochs=3"});
+  TempDir t;
+  Recommender model{nullptr};
+  auto tr = f.trainer(model, t.file("run"));
+  tr->fit();
+  tr->restore_best();
+  const auto users = torch::arange(10);
+  const auto expected = model->score_all(users).detach().clone();
+  Recommender other{nullptr};
+  auto t2 = f.trainer(other, t.file("run"));
+  {
+    torch::NoGradGuard g;
+    for (auto& p : other->parameters()) p.zero_();
+  }
+  t2->restore_best();
+  CHECK(torch::equal(other->score_all(users), expected));
+}
+
+TEST_CASE("trainer: resume from a missing or corrupt checkpoint is a clear error", "[trainer][resume]") {
+  Fixture f({"train.epochs=2"});
+  TempDir t;
+  Recommender model{nullptr};
+  auto tr = f.trainer(model, t.file("nothing"));
+  CHECK_THROWS_WITH(tr->resume(), Contains("last.pt: checkpoint not found"));
+  fs::create_directories(t.file("bad"));
+  t.write("bad/last.pt", "this is not a zip archive");
+  auto tb = f.trainer(model, t.file("bad"));
+  CHECK_THROWS_WITH(tb->resume(), Contains("last.pt: checkpoint is corrupt"));
+  // A truncated real checkpoint.
+  auto good = f.trainer(model, t.file("good"));
+  good->fit();
+  const auto size = fs::file_size(t.file("good/last.pt"));
+  fs::resize_file(t.file("good/last.pt"), size / 2);
+  auto tt = f.trainer(model, t.file("good"));
+  CHECK_THROWS_AS(tt->resume(), Error);
+}
+
+TEST_CASE("trainer: closed-form models fit once", "[trainer]") {
+  const Config cfg = synthetic_config("pop");
+  PreparedData p{load_dataset(cfg), {}};
+  p.split = split_dataset(p.data, cfg);
+  Logger log(true);
+  TempDir t;
+  const RunResult r = train_model(cfg, p, t.file("pop"), log);
+  CHECK(r.epochs_run == 1);
+  CHECK(r.test.get("ndcg@10") > 0.0);
+  CHECK(fs::exists(t.file("pop/metrics.json")));
+  CHECK(fs::exists(t.file("pop/config.yaml")));
+  // evaluate_run rebuilds the split from the saved config and gets the same numbers.
+  const RunResult again = evaluate_run(t.file("pop"), log);
+  CHECK(again.test.get("ndcg@10") == r.test.get("ndcg@10"));
+}
+
+TEST_CASE("trainer: early stopping stops after `patience` validations without gain", "[trainer]") {
+  // A learning rate this high overfits at once: validation peaks early.
+  Fixture f({"train.epochs=100", "train.lr=0.2", "train.early_stop.patience=2"});
+  TempDir t;
+  Recommender model{nullptr};
+  auto tr = f.trainer(model, t.file("run"));
+  tr->fit();
+  CHECK(tr->epoch() < 100);
+  CHECK(tr->epoch() == tr->best_epoch() + 2);
+}
