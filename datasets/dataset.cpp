@@ -209,6 +209,14 @@ std::string_view field(const std::vector<std::string_view>& f, int64_t col, cons
   return f[static_cast<size_t>(col)];
 }
 
+// The trimmed column names of the first record.
+std::vector<std::string> read_header(DelimitedReader& r, std::vector<std::string_view>& f) {
+  if (!r.next(f)) fail("{}: empty file (expected a header line)", r.path());
+  std::vector<std::string> header;
+  for (auto s : f) header.emplace_back(trim(s));
+  return header;
+}
+
 void read_interactions(const Config& cfg, Dataset& d) {
   const std::string path = cfg.get_string("dataset.path");
   if (path.empty()) cfg.bad("dataset.path", "no interactions file given");
@@ -219,10 +227,7 @@ void read_interactions(const Config& cfg, Dataset& d) {
   DelimitedReader r(path, sep);
   std::vector<std::string_view> f;
   std::vector<std::string> header;
-  if (has_header) {
-    if (!r.next(f)) fail("{}: empty file (expected a header line)", path);
-    for (auto s : f) header.emplace_back(trim(s));
-  }
+  if (has_header) header = read_header(r, f);
   const int64_t cu = column_index(cfg, "dataset.columns.user", header, path, true);
   const int64_t ci = column_index(cfg, "dataset.columns.item", header, path, true);
   const int64_t cr = column_index(cfg, "dataset.columns.rating", header, path, false);
@@ -255,9 +260,7 @@ void read_items(const Config& cfg, Dataset& d) {
   const char gsep = separator(cfg, "dataset.items.genre_sep");
   DelimitedReader r(path, sep);
   std::vector<std::string_view> f;
-  std::vector<std::string> header;
-  if (!r.next(f)) fail("{}: empty file (expected a header line)", path);
-  for (auto s : f) header.emplace_back(trim(s));
+  const std::vector<std::string> header = read_header(r, f);
   const int64_t cid = column_index(cfg, "dataset.items.columns.id", header, path, true);
   const int64_t ctitle = column_index(cfg, "dataset.items.columns.title", header, path, false);
   const int64_t cgen = column_index(cfg, "dataset.items.columns.genres", header, path, false);
@@ -291,9 +294,7 @@ void read_tags(const Config& cfg, Dataset& d) {
   const char sep = separator(cfg, "dataset.tags.sep");
   DelimitedReader r(path, sep);
   std::vector<std::string_view> f;
-  std::vector<std::string> header;
-  if (!r.next(f)) fail("{}: empty file (expected a header line)", path);
-  for (auto s : f) header.emplace_back(trim(s));
+  const std::vector<std::string> header = read_header(r, f);
   const int64_t citem = column_index(cfg, "dataset.tags.columns.item", header, path, true);
   const int64_t ctag = column_index(cfg, "dataset.tags.columns.tag", header, path, true);
   d.meta.tags.assign(static_cast<size_t>(d.n_items()), {});

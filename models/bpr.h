@@ -16,7 +16,7 @@ namespace rzoo {
 struct BPROptions {
   static BPROptions from_config(const Config* cfg);  // reads model.* (defaults when cfg is null)
   TORCH_ARG(int64_t, embedding_size) = 64;  // factors per user and item
-  TORCH_ARG(double, init_std) = 0.1;        // std of the normal initialisation
+  TORCH_ARG(double, init_std) = 0.05;       // std of the normal initialisation
 };
 
 class BPRImpl : public RecommenderImpl {
