@@ -1,5 +1,7 @@
 #include "models/bpr.h"
 
+#include <torch/torch.h>
+
 #include "trainers/config.h"
 
 namespace rzoo {

@@ -1,5 +1,7 @@
 #include "models/pop.h"
 
+#include <torch/torch.h>
+
 #include "datasets/dataset.h"
 
 namespace rzoo {

@@ -1,5 +1,9 @@
 // Shared helpers of the unit tests: temporary folders, inline configs, the real CLI.
 #pragma once
+// LibTorch 2.x's c10/util/Logging.h defines a glog-style CHECK macro that would replace Catch's:
+// include it first, drop its CHECK, then let Catch define its own (include guards keep it so).
+#include <c10/util/Logging.h>
+#undef CHECK
 #include <catch2/catch.hpp>
 
 #include <cstdio>
