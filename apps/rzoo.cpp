@@ -39,6 +39,38 @@ configs/datasets/<dataset>.yaml < CONFIG < --set. Exit status: 0 success, 1 erro
 130 interrupted.
 )";
 
+// `rzoo COMMAND --help`.
+const char* command_help(const std::string& command) {
+  if (command == "train")
+    return R"(usage: rzoo train CONFIG [--set KEY=VALUE ...] [--config-dir DIR] [--quiet]
+       rzoo train --resume RUN_DIR
+
+Trains the model named by `model` in CONFIG on its dataset and split, validating every
+train.valid_every epochs with early stopping on train.early_stop.metric, then evaluates the best
+checkpoint on valid and test. Prints the resolved config first; writes a run folder under
+output_dir (config.yaml, train.log, last.pt, best.pt, metrics.json, users.txt, items.txt).
+--resume continues an interrupted run from RUN_DIR/last.pt with the run's own config.yaml and
+ends with the same numbers as an uninterrupted run. Ctrl-C stops after the current batch; the
+last complete epoch stays saved.
+)";
+  if (command == "evaluate")
+    return R"(usage: rzoo evaluate RUN_DIR
+
+Rebuilds the run's dataset and split from RUN_DIR/config.yaml (checking that users and items are
+unchanged), loads RUN_DIR/best.pt and evaluates it on valid and test; writes RUN_DIR/eval.json.
+)";
+  if (command == "compare")
+    return R"(usage: rzoo compare CONFIG [--set KEY=VALUE ...] [--config-dir DIR] [--quiet]
+
+Trains every entry of CONFIG's `compare` list on one dataset and split and prints one table per
+K of test metrics. An entry is a model name (pop) or a map of overrides applied after CONFIG
+({model: {name: bpr, embedding_size: 32}, train: {lr: 0.01}}). --set applies to every entry.
+Writes compare.md and compare.json beside the runs' folders.
+)";
+  if (command == "models") return "usage: rzoo models\n\nLists the built-in models with their paper references.\n";
+  return nullptr;
+}
+
 struct Usage : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -84,6 +116,10 @@ ConfigSources sources_for(const Args& a) {
 int run(const Args& a) {
   if (a.command == "version") {
     std::cout << "rzoo " << rzoo::version() << " (LibTorch " << TORCH_VERSION << ")\n";
+    return 0;
+  }
+  if (a.help && command_help(a.command)) {
+    std::cout << command_help(a.command);
     return 0;
   }
   if (a.help || a.command.empty() || a.command == "help") {

@@ -26,8 +26,11 @@ TEST_CASE("cli: help, models, usage errors", "[cli]") {
   CHECK(r.output.find("bpr") != std::string::npos);
   CHECK(r.output.find("pop") != std::string::npos);
   CHECK(r.output.find("Rendle") != std::string::npos);
-  r = run_cli("train --help");
-  CHECK(r.code == 0);
+  for (const char* c : {"train", "evaluate", "compare", "models"}) {
+    r = run_cli(std::string(c) + " --help");
+    CHECK(r.code == 0);
+    CHECK(r.output.find(std::string("usage: rzoo ") + c) != std::string::npos);
+  }
   CHECK(run_cli("").code == 2);
   r = run_cli("frobnicate");
   CHECK(r.code == 2);
