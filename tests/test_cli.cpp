@@ -1,6 +1,8 @@
 // The real `rzoo` binary: every bad input gives one clear message and a non-zero exit.
 #include "helpers.h"
 
+#include <sstream>
+
 using namespace rzoo::test;
 
 namespace {
@@ -135,4 +137,55 @@ TEST_CASE("cli: bad inputs give one clear error", "[cli][errors]") {
     const auto r = run_cli("train " + q(exp) + common(t));
     if (r.code != 0) require_clean_failure(r, "device");  // on a CUDA machine it trains instead
   }
+}
+
+#include <signal.h>
+#include <spawn.h>
+
+extern char** environ;
+
+TEST_CASE("cli: Ctrl-C then --resume ends with the numbers of an uninterrupted run", "[cli][resume]") {
+  TempDir t;
+  const std::string exp =
+      t.write("e.yaml", "dataset: synthetic\nmodel: bpr\ntrain: {epochs: 30, batch_size: 64, early_stop: {patience: 0}}\n");
+  const std::string base = "train " + q(exp) + " --config-dir " + q(config_dir()) + " --set threads=1 --quiet";
+  REQUIRE(run_cli(base + " --set output_dir=" + q(t.file("full")) + " --set run_name=run").code == 0);
+
+  // Start the same run, wait for its first checkpoint, interrupt it as Ctrl-C would.
+  const std::string dir = t.file("part/run");
+  std::vector<std::string> args = {RZOO_TEST_CLI, "train", exp, "--config-dir", config_dir(), "--set", "threads=1",
+                                   "--quiet", "--set", "output_dir=" + t.file("part"), "--set", "run_name=run"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid;
+  REQUIRE(posix_spawn(&pid, RZOO_TEST_CLI, nullptr, nullptr, argv.data(), environ) == 0);
+  for (int i = 0; i < 600 && !fs::exists(dir + "/last.pt"); ++i) ::usleep(10000);
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 0) {
+    WARN("the run finished before the interrupt arrived; nothing to resume");
+    return;
+  }
+  CHECK(WEXITSTATUS(status) == 130);
+  CHECK_FALSE(fs::exists(dir + "/metrics.json"));  // no partial result passed off as complete
+
+  const auto r = run_cli("train --resume " + q(dir) + " --quiet");
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  auto read = [](const std::string& p) {
+    std::ifstream in(p);
+    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // Drop timing fields: everything else must be identical.
+    std::string out;
+    std::istringstream lines(s);
+    for (std::string l; std::getline(lines, l);)
+      if (l.find("seconds") == std::string::npos) out += l + "\n";
+    return out;
+  };
+  const std::string full = read(t.file("full/run/metrics.json")), resumed = read(dir + "/metrics.json");
+  REQUIRE_FALSE(full.empty());
+  CHECK(resumed == full);
 }
