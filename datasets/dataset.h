@@ -38,7 +38,6 @@ struct ItemMeta {
 struct LoadReport {
   int64_t rows_read = 0;
   int64_t dropped_below_threshold = 0;
-  int64_t dropped_duplicates = 0;
   std::string summary() const;
 };
 

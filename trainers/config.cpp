@@ -277,8 +277,6 @@ Config resolve_config(const ConfigSources& src) {
   Layer defaults = load_layer((dir / "defaults.yaml").string());
   defaults.relative_to_cwd = false;
   YAML::Node root = YAML::Clone(defaults.node);
-  merger.record(defaults, defaults.node, "");
-  origins.erase("");
   for (auto it = defaults.node.begin(); it != defaults.node.end(); ++it)
     merger.record(defaults, it->second, it->first.as<std::string>());
 
@@ -470,19 +468,6 @@ std::string Config::dump(bool with_origins) const {
   YAML::Emitter out;
   emit(out, root_, "", with_origins ? &origins_ : nullptr);
   return std::string(out.c_str()) + "\n";
-}
-
-Config Config::with(const std::string& path, const YAML::Node& value, const std::string& source) const {
-  YAML::Node root = YAML::Clone(root_);
-  YAML::Node cur = root;
-  std::vector<std::string> parts;
-  std::stringstream ss(path);
-  for (std::string p; std::getline(ss, p, '.');) parts.push_back(p);
-  for (size_t i = 0; i + 1 < parts.size(); ++i) cur.reset(cur[parts[i]]);
-  cur[parts.back()] = YAML::Clone(value);
-  auto origins = origins_;
-  origins[path] = source;
-  return Config(root, origins);
 }
 
 int64_t resolve_threads(const Config& cfg) {

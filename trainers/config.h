@@ -68,8 +68,6 @@ class Config {
 
   // YAML text; with origins, each value carries a `# file:line` comment.
   std::string dump(bool with_origins = true) const;
-  // A copy with `path` set to `value` (tests and the apps set derived values this way).
-  Config with(const std::string& path, const YAML::Node& value, const std::string& source = "code") const;
 
  private:
   YAML::Node root_;
