@@ -52,6 +52,9 @@ TEST_CASE("config: wrong types are rejected naming the key", "[config]") {
   // An int where a float is expected is fine; a float where an int is expected is not.
   CHECK(make_config("model: bpr\ntrain: {lr: 1}\n").get_double("train.lr") == 1.0);
   CHECK_THROWS_WITH(make_config("model: bpr\ntrain: {epochs: 2.5}\n"), Contains("must be an integer"));
+  // Types come from the defining layer, not from the value a previous layer left.
+  CHECK(make_config("model: bpr\ntrain: {lr: 1}\n", {"train.lr=0.5"}).get_double("train.lr") == 0.5);
+  CHECK(make_config("model: {name: bpr, init_std: 1}\n", {"model.init_std=0.5"}).get_double("model.init_std") == 0.5);
 }
 
 TEST_CASE("config: typed getters check ranges and choices", "[config]") {
@@ -86,6 +89,13 @@ TEST_CASE("config: paths in configs/ files are relative to the project", "[confi
   CHECK(fs::exists(p));
   CHECK(fs::path(make_config("model: pop\n", {"dataset.path=x.csv"}).get_string("dataset.path")) ==
         (fs::current_path() / "x.csv"));
+}
+
+TEST_CASE("config: --set values are YAML: null, lists, empty strings", "[config]") {
+  CHECK(make_config("model: pop\n", {"dataset.threshold=4"}).get_double("dataset.threshold") == 4.0);
+  CHECK(make_config("model: pop\ndataset: {threshold: 4}\n", {"dataset.threshold=null"}).node("dataset.threshold").IsNull());
+  CHECK(make_config("model: pop\n", {"dataset.items.path="}).get_string("dataset.items.path").empty());
+  CHECK(make_config("model: pop\n", {"eval.metrics=[ndcg]"}).get_string_list("eval.metrics") == std::vector<std::string>{"ndcg"});
 }
 
 TEST_CASE("config: threads", "[config]") {

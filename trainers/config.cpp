@@ -101,6 +101,21 @@ bool is_path_key(const std::string& key) {
 struct Merger {
   std::map<std::string, std::string>& origins;
   std::string project_root;
+  // The type of each key as its defining layer gave it (path -> kind; "path[]" for list
+  // elements): later layers are checked against this, not against whatever value came last.
+  std::map<std::string, Kind> schema;
+
+  void define(const YAML::Node& n, const std::string& path) {
+    schema[path] = kind_of(n);
+    if (n.IsMap())
+      for (auto it = n.begin(); it != n.end(); ++it) define(it->second, path + "." + it->first.as<std::string>());
+    else if (n.IsSequence() && n.size() > 0 && is_scalar_kind(kind_of(n[0])))
+      schema[path + "[]"] = kind_of(n[0]);
+  }
+  Kind defined_kind(const std::string& path, const YAML::Node& current) const {
+    auto it = schema.find(path);
+    return it == schema.end() ? kind_of(current) : it->second;
+  }
 
   // Records the origin of every leaf under `n`.
   void record(const Layer& layer, const YAML::Node& n, const std::string& path) {
@@ -137,6 +152,7 @@ struct Merger {
         }
         base[key] = fix_paths(layer, key, value);
         record(layer, value, path);
+        define(value, path);
         continue;
       }
       // `model: bpr` is shorthand for `model: {name: bpr}` (likewise for dataset).
@@ -145,7 +161,7 @@ struct Merger {
         origins[path + ".name"] = where(layer, value);
         continue;
       }
-      const Kind dk = kind_of(existing), vk = kind_of(value);
+      const Kind dk = defined_kind(path, existing), vk = kind_of(value);
       if (dk == Kind::Map) {
         if (vk != Kind::Map)
           fail("{}: '{}' must be a map, got {} ('{}')", where(layer, value), path, kind_name(vk), YAML::Dump(value));
@@ -155,8 +171,8 @@ struct Merger {
       if (!compatible(dk, vk))
         fail("{}: '{}' must be {}, got {} ('{}')", where(layer, value), path, kind_name(dk), kind_name(vk),
              YAML::Dump(value));
-      if (dk == Kind::Seq && existing.size() > 0 && vk == Kind::Seq) {
-        const Kind ek = kind_of(existing[0]);
+      if (dk == Kind::Seq && vk == Kind::Seq && schema.count(path + "[]")) {
+        const Kind ek = schema.at(path + "[]");
         if (is_scalar_kind(ek))
           for (size_t i = 0; i < value.size(); ++i)
             if (!compatible(ek, kind_of(value[i])))
@@ -197,7 +213,7 @@ Layer set_layer(const std::string& assignment) {
   } catch (const YAML::Exception&) {
     value = YAML::Node(text);
   }
-  if (!value.IsDefined() || value.IsNull()) value = YAML::Node(text);
+  if (text.empty()) value = YAML::Node(std::string());  // `--set a.path=` clears a string
   // Build {a: {b: value}} from "a.b".
   std::vector<std::string> parts;
   std::stringstream ss(key);
@@ -277,8 +293,10 @@ Config resolve_config(const ConfigSources& src) {
   Layer defaults = load_layer((dir / "defaults.yaml").string());
   defaults.relative_to_cwd = false;
   YAML::Node root = YAML::Clone(defaults.node);
-  for (auto it = defaults.node.begin(); it != defaults.node.end(); ++it)
+  for (auto it = defaults.node.begin(); it != defaults.node.end(); ++it) {
     merger.record(defaults, it->second, it->first.as<std::string>());
+    merger.define(it->second, it->first.as<std::string>());
+  }
 
   std::vector<Layer> sets;
   for (const auto& s : src.sets) sets.push_back(set_layer(s));
