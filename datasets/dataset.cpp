@@ -77,7 +77,9 @@ class DelimitedReader {
     std::ifstream in(path_, std::ios::binary);
     if (!in) fail("{}: cannot open data file (not readable)", path_);
     in.seekg(0, std::ios::end);
-    buf_.resize(static_cast<size_t>(in.tellg()));
+    const auto size = in.tellg();
+    if (size < 0) fail("{}: not a regular file (cannot read its size)", path_);
+    buf_.resize(static_cast<size_t>(size));
     in.seekg(0);
     in.read(buf_.data(), static_cast<std::streamsize>(buf_.size()));
     if (!in) fail("{}: read error", path_);
@@ -197,7 +199,8 @@ int64_t parse_timestamp(std::string_view s, const DelimitedReader& r, const std:
   if (ec == std::errc() && p == s.data() + s.size()) return v;
   double d = 0;
   auto [p2, ec2] = std::from_chars(s.data(), s.data() + s.size(), d);
-  if (ec2 == std::errc() && p2 == s.data() + s.size() && std::isfinite(d)) return static_cast<int64_t>(d);
+  if (ec2 == std::errc() && p2 == s.data() + s.size() && std::isfinite(d) && std::abs(d) < 9.2e18)
+    return static_cast<int64_t>(d);
   fail("{}:{}: column '{}': '{}' is not a timestamp (integer seconds)", r.path(), r.line(), column, s);
 }
 

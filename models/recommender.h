@@ -54,7 +54,8 @@ class RecommenderImpl : public torch::nn::Module {
   virtual at::Tensor loss(const Batch& batch);
   // users [B], items [B] (int64) -> scores [B] (float). Higher = more relevant.
   virtual at::Tensor score(const at::Tensor& users, const at::Tensor& items) = 0;
-  // users [B] -> scores [B, n_items] over every item.
+  // users [B] -> scores [B, n_items] over every item. Returns a fresh tensor (never a view of
+  // a parameter or buffer): the evaluator masks it in place.
   virtual at::Tensor score_all(const at::Tensor& users) = 0;
 
   int64_t n_users() const { return n_users_; }

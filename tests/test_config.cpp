@@ -41,6 +41,7 @@ TEST_CASE("config: unknown keys are rejected with their path, file and line", "[
   CHECK_THROWS_WITH(make_config("model: {name: pop, embedding_size: 8}\n"), Contains("unknown key 'model.embedding_size'"));
   CHECK_THROWS_WITH(make_config("model: bpr\n", {"train.nope=1"}), Contains("--set train.nope=1: unknown key 'train.nope'"));
   CHECK_THROWS_WITH(make_config("modle: bpr\n"), Contains("unknown key 'modle'"));
+  CHECK_THROWS_WITH(make_config("model: bpr\n", {"train.=1"}), Contains("empty key component"));
 }
 
 TEST_CASE("config: wrong types are rejected naming the key", "[config]") {

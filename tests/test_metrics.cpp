@@ -92,6 +92,20 @@ TEST_CASE("evaluator: full ranking masks training (and at test, validation) item
   CHECK(valid.get("recall@2") == Approx(1.0));
   CHECK(test.protocol.find("training and validation items masked") != std::string::npos);
   CHECK(test.to_json().find("\"hr@1\": 0.5") != std::string::npos);
+
+  // K beyond the 6-item catalogue keeps its name and its definition (precision = hits / K).
+  o.ks = {2, 10};
+  o.metrics = {"hr", "precision"};
+  const auto wide = evaluate(model, s, Target::Test, o, torch::kCPU);
+  CHECK(wide.get("hr@10") == Approx(1.0));
+  CHECK(wide.get("precision@10") == Approx(0.1));
+
+  // A split with no target user reports null (JSON has no NaN), never a made-up number.
+  Split empty = s;
+  empty.valid = Csr::from_pairs(2, 6, {}, {});
+  const auto none = evaluate(model, empty, Target::Valid, o, torch::kCPU);
+  CHECK(none.n_users == 0);
+  CHECK(none.to_json().find("\"hr@10\": null") != std::string::npos);
 }
 
 TEST_CASE("evaluator: a model that ranks training items first is neither rewarded nor punished", "[metrics][eval]") {

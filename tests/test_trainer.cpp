@@ -1,5 +1,7 @@
 #include "helpers.h"
 
+#include <cmath>
+
 #include <torch/torch.h>
 
 #include "datasets/dataset.h"
@@ -97,6 +99,41 @@ TEST_CASE("trainer: an interrupted then resumed run equals an uninterrupted one"
   CHECK(a.get("ndcg@10") == b.get("ndcg@10"));
 }
 
+TEST_CASE("trainer: a run stopped before its first epoch ends resumes exactly", "[trainer][resume]") {
+  Fixture f({"train.epochs=3", "train.early_stop.patience=0"});
+  TempDir t;
+  Recommender full{nullptr}, part{nullptr}, resumed{nullptr};
+  auto tf = f.trainer(full, t.file("full"));
+  tf->fit();
+  auto tp = f.trainer(part, t.file("part"));
+  CHECK_FALSE(tp->fit(0));  // interrupted at once: the initial state must already be on disk
+  REQUIRE(fs::exists(t.file("part/last.pt")));
+  auto tr = f.trainer(resumed, t.file("part"));
+  tr->resume();
+  tr->fit();
+  for (size_t e = 0; e < 3; ++e) CHECK(tr->history()[e].loss == tf->history()[e].loss);
+}
+
+TEST_CASE("trainer: a checkpoint of another shape is refused", "[trainer]") {
+  Fixture f({"train.epochs=1"});
+  TempDir t;
+  Recommender model{nullptr};
+  f.trainer(model, t.file("run"))->fit();
+  Fixture g({"train.epochs=1", "model.embedding_size=8"});
+  Recommender other{nullptr};
+  auto tr = g.trainer(other, t.file("run"));
+  CHECK_THROWS_WITH(tr->restore_best(), Contains("does not match the model") && Contains("64") && Contains("8"));
+}
+
+TEST_CASE("trainer: a catalogue smaller than K trains and validates", "[trainer]") {
+  Fixture f({"train.epochs=2", "dataset.synthetic.n_items=8", "dataset.synthetic.per_user=4"});
+  TempDir t;
+  Recommender model{nullptr};
+  auto tr = f.trainer(model, t.file("run"));
+  CHECK(tr->fit());
+  CHECK(std::isfinite(tr->best_valid()));  // ndcg@10 over 8 items
+}
+
 TEST_CASE("trainer: checkpoint round trip restores the best model", "[trainer]") {
   Fixture f({"train.epochs=3"});
   TempDir t;
@@ -149,6 +186,8 @@ TEST_CASE("trainer: closed-form models fit once", "[trainer]") {
   // evaluate_run rebuilds the split from the saved config and gets the same numbers.
   const RunResult again = evaluate_run(t.file("pop"), log);
   CHECK(again.test.get("ndcg@10") == r.test.get("ndcg@10"));
+  CHECK(again.best_epoch == r.best_epoch);
+  CHECK(again.epochs_run == r.epochs_run);
 }
 
 TEST_CASE("trainer: early stopping stops after `patience` validations without gain", "[trainer]") {

@@ -35,7 +35,7 @@ const char* kind_name(Kind k) {
 bool parse_int(const std::string& s, int64_t* out) {
   if (s.empty()) return false;
   const char* b = s.data();
-  if (*b == '+') ++b;
+  if (*b == '+' && s.size() > 1 && s[1] != '-') ++b;
   auto [p, ec] = std::from_chars(b, s.data() + s.size(), *out);
   return ec == std::errc() && p == s.data() + s.size();
 }
@@ -216,10 +216,13 @@ Layer set_layer(const std::string& assignment) {
   if (text.empty()) value = YAML::Node(std::string());  // `--set a.path=` clears a string
   // Build {a: {b: value}} from "a.b".
   std::vector<std::string> parts;
-  std::stringstream ss(key);
-  for (std::string p; std::getline(ss, p, '.');) {
+  for (size_t start = 0;;) {
+    const size_t dot = key.find('.', start);
+    const std::string p = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (p.empty()) fail("--set {}: empty key component in '{}'", assignment, key);
     parts.push_back(p);
+    if (dot == std::string::npos) break;
+    start = dot + 1;
   }
   YAML::Node node = value;
   for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
@@ -288,7 +291,7 @@ std::string find_config_dir(const std::string& near_path) {
 Config resolve_config(const ConfigSources& src) {
   const fs::path dir(src.config_dir);
   std::map<std::string, std::string> origins;
-  Merger merger{origins, (dir / "..").lexically_normal().string()};
+  Merger merger{origins, (dir / "..").lexically_normal().string(), {}};
 
   Layer defaults = load_layer((dir / "defaults.yaml").string());
   defaults.relative_to_cwd = false;

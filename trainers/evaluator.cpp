@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <cmath>
 #include <limits>
 
 #include "datasets/dataset.h"
@@ -50,8 +51,11 @@ std::string EvalResult::to_json(int indent) const {
   std::string out = fmt::format("{{\n{0}  \"split\": \"{1}\",\n{0}  \"protocol\": \"{2}\",\n{0}  \"n_users\": {3},\n"
                                 "{0}  \"n_items\": {4},\n{0}  \"seconds\": {5:.6f},\n{0}  \"metrics\": {{",
                                 pad, split, protocol, n_users, n_items, seconds);
-  for (size_t i = 0; i < metrics.size(); ++i)
-    out += fmt::format("{}\n{}    \"{}\": {:.10g}", i ? "," : "", pad, metrics[i].first, metrics[i].second);
+  for (size_t i = 0; i < metrics.size(); ++i) {
+    const double v = metrics[i].second;  // NaN (no user to evaluate) is JSON null
+    out += fmt::format("{}\n{}    \"{}\": {}", i ? "," : "", pad, metrics[i].first,
+                       std::isfinite(v) ? fmt::format("{:.10g}", v) : std::string("null"));
+  }
   out += fmt::format("\n{0}  }}\n{0}}}", pad);
   return out;
 }
@@ -111,9 +115,11 @@ EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, c
   res.n_users = static_cast<int64_t>(users.size());
   res.protocol = fmt::format("full ranking over all {} items; the user's {} items masked; users with >= 1 {} item",
                              n_items, target == Target::Test ? "training and validation" : "training", res.split);
-  const int64_t kmax = std::min(*std::max_element(opts.ks.begin(), opts.ks.end()), n_items);
-  std::vector<int64_t> ks;
-  for (int64_t k : opts.ks) ks.push_back(std::min(k, n_items));
+  // K may exceed the catalogue: rank all items and pad with non-hits, so metric names and
+  // definitions (precision = hits / K) stay those configured.
+  const int64_t kmax = *std::max_element(opts.ks.begin(), opts.ks.end());
+  const int64_t ktop = std::min(kmax, n_items);
+  const std::vector<int64_t>& ks = opts.ks;
 
   // Chunk size: per user we hold scores (4 B/item), the target matrix (1 B/item) and top-k
   // work space; 16 B per item leaves headroom for the model's own temporaries.
@@ -146,8 +152,9 @@ EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, c
       auto cols = torch::from_blob(mc.data(), {static_cast<int64_t>(mc.size())}, torch::kLong).to(device);
       scores.index_put_({rows, cols}, -std::numeric_limits<float>::infinity());
     }
-    const auto top = std::get<1>(scores.topk(kmax, 1, true, true));  // [C, kmax]
-    const auto hits = truth_dense.to(device).gather(1, top);         // [C, kmax]
+    const auto top = std::get<1>(scores.topk(ktop, 1, true, true));  // [C, ktop]
+    auto hits = truth_dense.to(device).gather(1, top);               // [C, ktop]
+    if (ktop < kmax) hits = torch::cat({hits, torch::zeros({c, kmax - ktop}, hits.options())}, 1);  // [C, kmax]
     const auto per_user = ranking_metrics(hits, n_rel.to(device), ks, opts.metrics);
     if (sums.empty()) {
       sums.assign(per_user.size(), 0.0);

@@ -226,10 +226,14 @@ RunResult evaluate_run(const std::string& run_dir, Logger& log) {
   ModelContext ctx{p.data.n_users(), p.data.n_items(), &cfg};
   Recommender model = make_model(name, ctx);
   Trainer trainer(model, p.split, TrainOptions::from_config(cfg), EvalOptions::from_config(cfg), device, run_dir, log);
+  if (fs::exists(run_dir + "/last.pt")) trainer.resume(/*announce=*/false);  // best epoch, epochs, seconds
   trainer.restore_best();
   RunResult r;
   r.model = name;
   r.run_dir = run_dir;
+  r.best_epoch = trainer.best_epoch();
+  r.epochs_run = trainer.epoch();
+  r.train_seconds = trainer.train_seconds();
   const EvalOptions eval = EvalOptions::from_config(cfg);
   r.valid = evaluate(*model, p.split, Target::Valid, eval, device);
   r.test = evaluate(*model, p.split, Target::Test, eval, device);
@@ -240,11 +244,10 @@ RunResult evaluate_run(const std::string& run_dir, Logger& log) {
 }
 
 std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log, std::string* out_dir) {
-  const YAML::Node& exp = sources.experiment.node;
-  const YAML::Node list = exp["compare"];
-  if (!list.IsDefined() || !list.IsSequence() || list.size() == 0)
-    fail("{}: 'compare' must list the models to compare (e.g. compare: [pop, bpr])", sources.experiment.source);
   const Config base = resolve_config(sources);
+  const YAML::Node list = base.node("compare");
+  if (!list.IsSequence() || list.size() == 0)
+    fail("{}: 'compare' must list the models to compare (e.g. compare: [pop, bpr])", sources.experiment.source);
   // The shared dataset and split.
   PreparedData data = prepare_data(base, log);
   const std::string base_dataset = YAML::Dump(base.node("dataset"));

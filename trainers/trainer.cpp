@@ -7,6 +7,8 @@
 #include <cmath>
 #include <filesystem>
 
+#include <fmt/ranges.h>
+
 #include "datasets/dataset.h"
 #include "datasets/sampler.h"
 #include "trainers/checkpoint.h"
@@ -88,7 +90,6 @@ Trainer::Trainer(Recommender model, const Split& split, TrainOptions train, Eval
       device_(device),
       run_dir_(std::move(run_dir)),
       log_(log) {
-  g_stop.store(false);
   model_->to(device_);
   if (model_->input_type() != InputType::None && !model_->parameters().empty())
     optimizer_ = make_optimizer(opt_.optimizer, model_->parameters(), opt_.lr, opt_.weight_decay, opt_.momentum);
@@ -152,6 +153,10 @@ void check_format(torch::serialize::InputArchive& ar, const std::string& path, c
 
 void load_module(torch::serialize::InputArchive& ar, torch::nn::Module& module, const std::string& path) {
   torch::serialize::InputArchive m;
+  // Loading replaces tensors without comparing shapes: compare them ourselves.
+  std::vector<std::pair<std::string, std::vector<int64_t>>> shapes;
+  for (const auto& p : module.named_parameters()) shapes.emplace_back(p.key(), p.value().sizes().vec());
+  for (const auto& b : module.named_buffers()) shapes.emplace_back(b.key(), b.value().sizes().vec());
   try {
     if (!ar.try_read("model", m)) fail("{}: checkpoint has no model weights", path);
     module.load(m);
@@ -159,18 +164,29 @@ void load_module(torch::serialize::InputArchive& ar, torch::nn::Module& module, 
     const std::string msg = e.what_without_backtrace();
     fail("{}: checkpoint does not match the model (different sizes or data?): {}", path, msg.substr(0, msg.find('\n')));
   }
+  auto params = module.named_parameters();
+  auto buffers = module.named_buffers();
+  for (const auto& [name, before] : shapes) {
+    const at::Tensor* t = params.find(name);
+    if (!t) t = buffers.find(name);
+    if (!t || t->sizes().vec() != before)
+      fail("{}: checkpoint does not match the model: '{}' has shape {} in the checkpoint, the model needs {} "
+           "(different data or model settings?)", path, name, t ? fmt::format("{}", fmt::join(t->sizes().vec(), "x")) : "none",
+           fmt::format("{}", fmt::join(before, "x")));
+  }
 }
 }  // namespace
 
-void Trainer::resume() {
+void Trainer::resume(bool announce) {
   const std::string path = run_dir_ + "/last.pt";
   torch::serialize::InputArchive ar;
   load_archive(ar, path, device_);
   check_format(ar, path, model_->name());
   at::Tensor state, scalars, hist;
   if (!ar.try_read("state", state) || state.numel() != 4 || !ar.try_read("scalars", scalars) || scalars.numel() != 2 ||
-      !ar.try_read("history", hist))
-    fail("{}: checkpoint is corrupt (training state missing)", path);
+      !ar.try_read("history", hist) || hist.dim() != 2 || hist.size(1) != 5 || hist.scalar_type() != torch::kDouble ||
+      state.scalar_type() != torch::kLong || scalars.scalar_type() != torch::kDouble)
+    fail("{}: checkpoint is corrupt (training state missing or malformed)", path);
   load_module(ar, *model_, path);
   if (optimizer_) {
     torch::serialize::InputArchive o;
@@ -194,8 +210,9 @@ void Trainer::resume() {
   const double* h = hist.data_ptr<double>();
   for (int64_t r = 0; r < hist.size(0); ++r, h += 5)
     history_.push_back({static_cast<int64_t>(h[0]), h[1], h[2], h[3], h[4]});
-  log_.line(fmt::format("resumed from {} at epoch {} (best {} {:.4f} at epoch {})", path, epoch_,
-                        opt_.early_stop_metric, best_valid_, best_epoch_));
+  if (announce)
+    log_.line(fmt::format("resumed from {} at epoch {} (best {} {:.4f} at epoch {})", path, epoch_,
+                          opt_.early_stop_metric, best_valid_, best_epoch_));
 }
 
 void Trainer::restore_best() {
@@ -210,6 +227,7 @@ bool Trainer::fit(int64_t max_epochs) {
   namespace fs = std::filesystem;
   fs::create_directories(run_dir_);
   if (done_) return true;
+  if (stop_requested()) fail("interrupted before training started");
 
   if (model_->input_type() == InputType::None) {
     const auto t0 = Clock::now();
@@ -232,6 +250,9 @@ bool Trainer::fit(int64_t max_epochs) {
   const bool show_progress = opt_.progress == "true" || (opt_.progress == "auto" && log_.interactive());
   const bool has_valid = split_.valid.nnz() > 0;
   int64_t ran = 0;
+  // The initial state, so that even a run stopped in its first epoch can be resumed (exactly:
+  // epoch 0's order and negatives depend on (seed, 0) alone).
+  if (epoch_ == 0 && history_.empty()) save_last();
 
   while (epoch_ < opt_.epochs) {
     if (max_epochs >= 0 && ran >= max_epochs) return false;

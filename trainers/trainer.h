@@ -57,7 +57,7 @@ class Trainer {
   ~Trainer();
 
   // Restores model, optimizer, epoch, early-stopping state and history from run_dir/last.pt.
-  void resume();
+  void resume(bool announce = true);
   // Trains until done, or until `max_epochs` more epochs ran (-1 = no limit). Returns true
   // when training is complete (all epochs, early stop, or a closed-form fit).
   bool fit(int64_t max_epochs = -1);
