@@ -71,7 +71,7 @@ TEST_CASE("cli: compare prints one table", "[cli]") {
   const auto r = run_cli("compare " + q(exp) + common(t));
   INFO(r.output);
   REQUIRE(r.code == 0);
-  CHECK(r.output.find("model  recall@10") != std::string::npos);
+  CHECK(r.output.find("model   K  recall  precision") != std::string::npos);
   CHECK(r.output.find("\npop ") != std::string::npos);
   CHECK(r.output.find("\nbpr ") != std::string::npos);
   REQUIRE(runs(t).size() == 1);

@@ -147,24 +147,25 @@ std::string eval_table(const EvalResult& res) {
 
 std::string results_table(const std::vector<RunResult>& runs, bool markdown) {
   if (runs.empty()) return "";
-  std::string out;
-  for (const auto& [k, names] : by_k(runs[0].test)) {
-    std::vector<std::vector<std::string>> rows;
-    std::vector<std::string> header{"model"};
-    for (const auto& n : names) header.push_back(n);
-    header.push_back("best epoch");
-    header.push_back("train s");
-    rows.push_back(header);
+  // One table: a row per (K, model), models side by side at each K.
+  const auto groups = by_k(runs[0].test);
+  if (groups.empty()) return "";
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> header{"model", "K"};
+  for (const auto& n : groups[0].second) header.push_back(n.substr(0, n.find('@')));
+  header.push_back("best epoch");
+  header.push_back("train s");
+  rows.push_back(header);
+  for (const auto& [k, names] : groups) {
     for (const auto& r : runs) {
-      std::vector<std::string> row{r.model};
+      std::vector<std::string> row{r.model, k};
       for (const auto& n : names) row.push_back(r.test.has(n) ? fmt::format("{:.4f}", r.test.get(n)) : "-");
       row.push_back(std::to_string(r.best_epoch));
       row.push_back(fmt::format("{:.2f}", r.train_seconds));
       rows.push_back(row);
     }
-    out += render(rows, markdown) + "\n";
   }
-  return out;
+  return render(rows, markdown);
 }
 
 std::string new_run_dir(const Config& cfg, const std::string& parent) {

@@ -48,7 +48,7 @@ RunResult evaluate_run(const std::string& run_dir, Logger& log);
 // compare.md and compare.json in the comparison's folder (returned through out_dir).
 std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log, std::string* out_dir = nullptr);
 
-// Plain-text tables of test results: one table per K, one row per run.
+// One table of test results: a row per (K, run), runs side by side at each K.
 std::string results_table(const std::vector<RunResult>& runs, bool markdown);
 std::string eval_table(const EvalResult& res);
 
