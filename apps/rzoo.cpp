@@ -62,8 +62,8 @@ unchanged), loads RUN_DIR/best.pt and evaluates it on valid and test; writes RUN
   if (command == "compare")
     return R"(usage: rzoo compare CONFIG [--set KEY=VALUE ...] [--config-dir DIR] [--quiet]
 
-Trains every entry of CONFIG's `compare` list on one dataset and split and prints one table per
-K of test metrics. An entry is a model name (pop) or a map of overrides applied after CONFIG
+Trains every entry of CONFIG's `compare` list on one dataset and split and prints one table of
+test metrics, a row per (K, model). An entry is a model name (pop) or a map of overrides applied after CONFIG
 ({model: {name: bpr, embedding_size: 32}, train: {lr: 0.01}}). --set applies to every entry.
 Writes compare.md and compare.json beside the runs' folders.
 )";
