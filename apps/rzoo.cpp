@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "datasets/stats.h"
 #include "models/registry.h"
 #include "trainers/config.h"
 #include "trainers/error.h"
@@ -25,6 +26,7 @@ commands:
   evaluate RUN_DIR                     re-evaluate a finished run's best model on valid and test
   compare CONFIG [--set KEY=VALUE ...] train every model listed under `compare` on one split; one table
   models                               list the built-in models
+  data stats CONFIG [--set ...] [--json] load CONFIG's dataset and split; print their statistics
 
 options:
   --set KEY=VALUE    override any config key (dotted path, YAML value), e.g. --set train.epochs=5
@@ -67,6 +69,16 @@ test metrics, a row per (K, model). An entry is a model name (pop) or a map of o
 ({model: {name: bpr, embedding_size: 32}, train: {lr: 0.01}}). --set applies to every entry.
 Writes compare.md and compare.json beside the runs' folders.
 )";
+  if (command == "data")
+    return R"(usage: rzoo data stats CONFIG [--set KEY=VALUE ...] [--json] [--config-dir DIR]
+
+Loads the dataset of CONFIG (reader, cleaning and cache as configured under `dataset`), splits
+it, and prints users, items, interactions, density, interactions per user and per item (min,
+median, p90, max, mean), the Gini coefficient of item popularity, the time span, ratings, side
+features, given negatives, what cleaning dropped and the split's sizes. --json prints the same
+as JSON on stdout (the log goes to stderr). CONFIG may be a dataset file such as
+configs/datasets/ml-100k.yaml.
+)";
   if (command == "models") return "usage: rzoo models\n\nLists the built-in models with their paper references.\n";
   return nullptr;
 }
@@ -79,7 +91,7 @@ struct Args {
   std::string command;
   std::vector<std::string> positional, sets;
   std::string resume, config_dir;
-  bool quiet = false, help = false;
+  bool quiet = false, help = false, json = false;
 };
 
 Args parse(int argc, char** argv) {
@@ -97,6 +109,7 @@ Args parse(int argc, char** argv) {
     else if (s.rfind("--set=", 0) == 0) a.sets.push_back(s.substr(6));
     else if (s == "--resume") a.resume = value(s);
     else if (s == "--config-dir") a.config_dir = value(s);
+    else if (s == "--json") a.json = true;
     else if (s.size() > 1 && s[0] == '-') throw Usage("unknown option '" + s + "'");
     else if (a.command.empty()) a.command = s;
     else a.positional.push_back(s);
@@ -104,11 +117,11 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
-ConfigSources sources_for(const Args& a) {
-  if (a.positional.size() != 1) throw Usage(a.command + " takes one CONFIG file");
+ConfigSources sources_for(const Args& a, size_t skip = 0) {
+  if (a.positional.size() != 1 + skip) throw Usage(a.command + " takes one CONFIG file");
   ConfigSources s;
-  s.experiment = load_layer(a.positional[0]);
-  s.config_dir = a.config_dir.empty() ? find_config_dir(a.positional[0]) : a.config_dir;
+  s.experiment = load_layer(a.positional[skip]);
+  s.config_dir = a.config_dir.empty() ? find_config_dir(a.positional[skip]) : a.config_dir;
   s.sets = a.sets;
   return s;
 }
@@ -159,6 +172,16 @@ int run(const Args& a) {
   }
   if (a.command == "compare") {
     compare_models(sources_for(a), log);
+    return 0;
+  }
+  if (a.command == "data") {
+    if (a.positional.empty() || a.positional[0] != "stats") throw Usage("data takes a subcommand: data stats CONFIG");
+    const Config cfg = resolve_config(sources_for(a, 1));
+    Logger quiet_log(true);
+    Logger& l = a.json ? quiet_log : log;
+    const PreparedData data = prepare_data(cfg, l);
+    const DataStats st = compute_stats(data.data, &data.split);
+    std::cout << (a.json ? stats_json(data.data, st, &data.split) : stats_text(data.data, st, &data.split));
     return 0;
   }
   throw Usage("unknown command '" + a.command + "'");

@@ -13,7 +13,7 @@ fi
 [ -x build/rzoo ] || bash scripts/build.sh
 out=$(mktemp -d)
 /usr/bin/time -v ./build/rzoo compare configs/experiments/ml100k-recbole.yaml \
-  --set dataset.path="$data/ml-100k/u.data" --set output_dir="$out" "$@" >"$out/stdout.txt" 2>"$out/time.txt"
+  --set dataset.path="$data/ml-100k" --set output_dir="$out" "$@" >"$out/stdout.txt" 2>"$out/time.txt"
 grep -E "^(dataset|split|early stop|best epoch)" "$out/stdout.txt"
 sed -n '/^comparison/,$p' "$out/stdout.txt"
 # Median seconds per training epoch of BPR-MF, from its train.log.

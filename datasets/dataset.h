@@ -1,59 +1,120 @@
 // In-memory interaction data: raw ids mapped to contiguous indices, interactions as parallel
-// arrays, item side information, and the user x item CSR matrices that splits, samplers and the
-// evaluator share.
+// arrays, user and item side features, and the user x item CSR matrices that splits, samplers
+// and the evaluator share.
+//
+// Loading (datasets/readers.cpp) reads one of the formats named by `dataset.format`, cleaning
+// (datasets/clean.cpp) applies the `dataset.filter` / `dataset.dedup` / `dataset.threshold`
+// rules, splitting (datasets/split.cpp) applies `dataset.split`, and a binary cache
+// (datasets/cache.cpp) lets a second run skip parsing.
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <utility>
 #include <vector>
+
+#include "datasets/idmap.h"
 
 namespace rzoo {
 
 class Config;
 
-// Raw id <-> contiguous index, in order of first appearance (deterministic for a given file).
-class IdMap {
+// One side feature of users or items, indexed like Dataset::users / Dataset::items.
+struct Feature {
+  enum class Kind : uint8_t {
+    Token,     // one category per entity (gender, occupation): tokens[offsets[e]] if present
+    TokenSeq,  // a set or list of categories/words (genres, tags, title words)
+    Float,     // one number per entity (age): values[e], NaN = missing
+  };
+  std::string name;
+  Kind kind = Kind::Token;
+  std::vector<std::string> vocab;  // token kinds: token id -> text
+  std::vector<int64_t> offsets;    // token kinds: [n + 1], entity e's tokens are [offsets[e], offsets[e+1])
+  std::vector<int32_t> tokens;     // token kinds: ids into vocab
+  std::vector<float> values;       // Float: [n]
+
+  int64_t n() const { return kind == Kind::Float ? static_cast<int64_t>(values.size()) : static_cast<int64_t>(offsets.size()) - 1; }
+  // Multi-hot rows, [n, vocab] as a dense row-major float array (for content models).
+  std::vector<float> multi_hot() const;
+};
+const char* to_string(Feature::Kind k);
+
+// Builds a token feature entity by entity (entities may arrive in any order, some never).
+class FeatureBuilder {
  public:
-  int64_t size() const { return static_cast<int64_t>(raw_.size()); }
-  int64_t add(std::string_view raw);        // index of `raw`, added if new
-  int64_t find(std::string_view raw) const;  // -1 if absent
-  const std::string& raw(int64_t index) const { return raw_.at(static_cast<size_t>(index)); }
-  const std::vector<std::string>& raws() const { return raw_; }
+  FeatureBuilder(std::string name, Feature::Kind kind) : name_(std::move(name)), kind_(kind) {}
+  void add(int64_t entity, std::string_view token);  // appends one token to `entity`
+  void set_value(int64_t entity, float v);           // Float kind
+  Feature build(int64_t n_entities) const;           // entities in index order
 
  private:
-  std::vector<std::string> raw_;
-  std::unordered_map<std::string, int64_t> index_;
+  std::string name_;
+  Feature::Kind kind_;
+  std::vector<std::pair<int64_t, int32_t>> entries_;  // (entity, token id) in arrival order
+  std::vector<std::pair<int64_t, float>> values_;
+  std::vector<std::string> vocab_;
+  IdMap token_ids_;
 };
 
-// Side information about items, indexed like Dataset::items. Empty vectors when not loaded.
-struct ItemMeta {
-  std::vector<std::string> title;                 // [n_items]
-  std::vector<std::string> genre_names;           // vocabulary
-  std::vector<std::vector<int32_t>> genres;       // [n_items] -> indices into genre_names
-  std::vector<std::vector<std::string>> tags;     // [n_items] -> free-text tags
+struct SideInfo {
+  std::vector<std::string> title;  // display names (empty when the data has none)
+  std::vector<Feature> features;
+  const Feature* find(std::string_view name) const;
+  bool empty() const { return title.empty() && features.empty(); }
+  // Keeps entity e at new_of_old[e] (>= 0) in a table of n_new entities.
+  void remap(const std::vector<int64_t>& new_of_old, int64_t n_new);
 };
 
-// What loading did, printed after loading.
+// A file a reader consulted, for the cache: its path and whether it existed.
+struct SourceFile {
+  std::string path;
+  bool exists = true;
+};
+
+// What loading and cleaning did, printed after loading and by `rzoo data stats`.
 struct LoadReport {
   int64_t rows_read = 0;
-  int64_t dropped_below_threshold = 0;
+  std::vector<std::pair<std::string, int64_t>> dropped;  // (reason, rows), in the order applied
+  std::vector<std::string> notes;                        // e.g. "k-core: 3 rounds"
+  double parse_seconds = 0, clean_seconds = 0;
+  bool from_cache = false;
+  void drop(std::string reason, int64_t rows) { dropped.emplace_back(std::move(reason), rows); }
+  int64_t total_dropped() const;
   std::string summary() const;
 };
+
+constexpr int64_t kNoTime = std::numeric_limits<int64_t>::min();  // a missing timestamp
+
+struct Csr;
 
 struct Dataset {
   std::string name;
   IdMap users, items;
-  // One entry per interaction.
+  // One entry per interaction, in file order.
   std::vector<int64_t> user, item;
   std::vector<float> rating;        // empty when the data has no ratings
-  std::vector<int64_t> timestamp;   // empty when the data has no timestamps
-  ItemMeta meta;
+  std::vector<int64_t> timestamp;   // empty when the data has no timestamps; kNoTime = missing
+  // A split that came with the data (NCF files, RecBole benchmark files): 0 train, 1 valid,
+  // 2 test per interaction; empty otherwise.
+  std::vector<int8_t> part;
+  // Given evaluation candidates (e.g. NCF's 99 negatives per test user), as (user, item)
+  // pairs; empty when the data has none.
+  std::vector<int64_t> neg_user, neg_item;
+  SideInfo user_info, item_info;
+  std::vector<SourceFile> sources;
   LoadReport report;
 
   int64_t n_users() const { return users.size(); }
   int64_t n_items() const { return items.size(); }
   int64_t n_interactions() const { return static_cast<int64_t>(user.size()); }
+  bool has_ratings() const { return !rating.empty(); }
+  bool has_timestamps() const { return !timestamp.empty(); }
+  // Keeps the interactions with keep[k] true, in order.
+  void filter_rows(const std::vector<bool>& keep);
+  // Drops users / items without interactions (items named by given negatives stay, as do items
+  // known only from metadata when `keep_unseen_items`), renumbering everything.
+  void compact(bool keep_unseen_items);
 };
 
 // Compressed sparse rows of a 0/1 user x item matrix; each row's columns sorted and unique.
@@ -71,15 +132,32 @@ struct Csr {
   bool contains(int64_t r, int64_t c) const;  // binary search in row r
 };
 
-struct Split {
-  Csr train, valid, test;
+// Each user's items in time order (by timestamp, then file order), repeats kept: the input of
+// sequence models.
+struct Sequences {
+  int64_t n_rows = 0, n_cols = 0;
+  std::vector<int64_t> indptr{0};
+  std::vector<int64_t> items;
+  int64_t size(int64_t r) const { return indptr[r + 1] - indptr[r]; }
+  const int64_t* begin(int64_t r) const { return items.data() + indptr[r]; }
 };
 
-// Loads `dataset.*` from the config (reader chosen by dataset.format), applies the rating
-// threshold, and maps ids. Errors name the file, line and column.
-Dataset load_dataset(const Config& cfg);
+struct Split {
+  Csr train, valid, test;  // binary (user, item) matrices
+  // Interaction indices (into the Dataset's arrays) of each part, ordered by user, then time.
+  std::vector<int64_t> train_rows, valid_rows, test_rows;
+  Sequences train_seq;     // train_rows as sequences
+  Csr test_negatives;      // given candidates per user (e.g. NCF's 99); 0 rows when none
+  std::string method;      // how it was made, for logs
+};
 
-// Seeded random split of each user's interactions by `dataset.split.ratios` [train, valid, test].
+// Loads `dataset.*` from the config: the reader chosen by dataset.format, then cleaning. Uses
+// and refreshes the binary cache (dataset.cache). Errors name the file, line and column.
+Dataset load_dataset(const Config& cfg);
+// The same without the cache.
+Dataset load_dataset_uncached(const Config& cfg);
+
+// Splits by `dataset.split`.
 Split split_dataset(const Dataset& data, const Config& cfg);
 Split split_random_per_user(const Dataset& data, const std::vector<double>& ratios, uint64_t seed);
 

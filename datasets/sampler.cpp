@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+#include <numeric>
+
 #include "trainers/error.h"
 
 namespace rzoo {
@@ -25,9 +28,72 @@ void UniformSampler::sample(const int64_t* users, int64_t n, int64_t* out, Rng& 
   }
 }
 
-std::unique_ptr<NegativeSampler> make_sampler(const std::string& name, const Csr& positives) {
+PopularitySampler::PopularitySampler(const Csr& positives, double alpha) : pos_(positives) {
+  if (!(alpha >= 0)) fail("train.sampler_alpha must be >= 0, got {}", alpha);
+  const int64_t n = pos_.n_cols;
+  for (int64_t u = 0; u < pos_.n_rows; ++u)
+    if (pos_.row_size(u) >= n)
+      fail("negative sampling: user index {} has interacted with all {} items; no negative exists", u, n);
+  std::vector<double> w(static_cast<size_t>(n), 0.0);
+  for (int64_t i : pos_.indices) w[static_cast<size_t>(i)] += 1.0;
+  double total = 0;
+  for (auto& x : w) {
+    x = x > 0 ? std::pow(x, alpha) : (alpha == 0 ? 1.0 : 0.0);
+    total += x;
+  }
+  if (total <= 0) fail("popularity sampler: the training split has no interactions");
+  prob_.resize(w.size());
+  for (size_t i = 0; i < w.size(); ++i) prob_[i] = w[i] / total;
+  // Vose's alias method.
+  accept_.assign(w.size(), 1.0);
+  alias_.resize(w.size());
+  std::iota(alias_.begin(), alias_.end(), int64_t{0});
+  std::vector<int64_t> small, large;
+  std::vector<double> scaled(w.size());
+  for (size_t i = 0; i < w.size(); ++i) {
+    scaled[i] = prob_[i] * static_cast<double>(n);
+    (scaled[i] < 1.0 ? small : large).push_back(static_cast<int64_t>(i));
+  }
+  while (!small.empty() && !large.empty()) {
+    const int64_t s = small.back(), l = large.back();
+    small.pop_back();
+    accept_[static_cast<size_t>(s)] = scaled[static_cast<size_t>(s)];
+    alias_[static_cast<size_t>(s)] = l;
+    scaled[static_cast<size_t>(l)] -= 1.0 - scaled[static_cast<size_t>(s)];
+    if (scaled[static_cast<size_t>(l)] < 1.0) {
+      large.pop_back();
+      small.push_back(l);
+    }
+  }
+}
+
+void PopularitySampler::sample(const int64_t* users, int64_t n, int64_t* out, Rng& rng) const {
+  const int64_t n_items = pos_.n_cols;
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t u = users[k];
+    const int64_t* b = pos_.row_begin(u);
+    const int64_t* e = pos_.row_end(u);
+    int64_t item = -1;
+    for (int tries = 0; tries < 64; ++tries) {
+      const int64_t c = rng.uniform(n_items);
+      const int64_t cand = rng.uniform01() < accept_[static_cast<size_t>(c)] ? c : alias_[static_cast<size_t>(c)];
+      if (!std::binary_search(b, e, cand)) {
+        item = cand;
+        break;
+      }
+    }
+    while (item < 0) {  // rare: the user holds most of the popularity mass
+      const int64_t cand = rng.uniform(n_items);
+      if (!std::binary_search(b, e, cand)) item = cand;
+    }
+    out[k] = item;
+  }
+}
+
+std::unique_ptr<NegativeSampler> make_sampler(const std::string& name, const Csr& positives, double alpha) {
   if (name == "uniform") return std::make_unique<UniformSampler>(positives);
-  fail("unknown negative sampler '{}' (known samplers: uniform)", name);
+  if (name == "popularity") return std::make_unique<PopularitySampler>(positives, alpha);
+  fail("unknown negative sampler '{}' (known samplers: popularity, uniform)", name);
 }
 
 Batcher::Batcher(const Csr& train, InputType type, const NegativeSampler& sampler, int64_t batch_size,
@@ -40,7 +106,7 @@ Batcher::Batcher(const Csr& train, InputType type, const NegativeSampler& sample
       rows_per_pos_(type == InputType::Pointwise ? 1 + neg_per_pos : neg_per_pos),
       n_pos_(train.nnz()) {
   if (type != InputType::Pointwise && type != InputType::Pairwise)
-    fail("the batcher builds pointwise and pairwise batches; input type '{}' has no batcher yet", to_string(type));
+    fail("the pair batcher builds pointwise and pairwise batches, not '{}'", to_string(type));
   if (batch_size < 1) fail("train.batch_size must be >= 1, got {}", batch_size);
   if (neg_per_pos < 1) fail("train.neg_per_pos must be >= 1, got {}", neg_per_pos);
   if (n_pos_ == 0) fail("the training split has no interactions");
@@ -74,7 +140,7 @@ bool Batcher::next(Batch& b) {
       pi[r] = train_.indices[static_cast<size_t>(k)];
     }
     sampler_.sample(pu, n, negs.data_ptr<int64_t>(), rng_);
-    b = Batch{users, items, negs, {}};
+    b = Batch{users, items, negs, {}, {}};
   } else {
     auto labels = torch::empty({n}, torch::kFloat);
     float* pl = labels.data_ptr<float>();
@@ -96,10 +162,95 @@ bool Batcher::next(Batch& b) {
     for (size_t j = 0; j < neg_rows.size(); ++j) neg_users[j] = pu[neg_rows[j]];
     sampler_.sample(neg_users.data(), static_cast<int64_t>(negs.size()), negs.data(), rng_);
     for (size_t j = 0; j < neg_rows.size(); ++j) pi[neg_rows[j]] = negs[j];
-    b = Batch{users, items, {}, labels};
+    b = Batch{users, items, {}, labels, {}};
   }
   cursor_ += n;
   return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sequences
+
+SequenceBatcher::SequenceBatcher(const Sequences& train, const NegativeSampler& sampler, SequenceOptions opts,
+                                 int64_t batch_size, int64_t neg_per_pos)
+    : seq_(train), sampler_(sampler), opt_(opts), batch_size_(batch_size), reps_(opts.prefix ? neg_per_pos : 1) {
+  if (batch_size < 1) fail("train.batch_size must be >= 1, got {}", batch_size);
+  if (neg_per_pos < 1) fail("train.neg_per_pos must be >= 1, got {}", neg_per_pos);
+  if (opts.max_len < 1) fail("train.sequence.max_len must be >= 1, got {}", opts.max_len);
+  if (!opts.prefix && neg_per_pos != 1)
+    fail("train.neg_per_pos must be 1 with train.sequence.augment: none (one negative per position), got {}", neg_per_pos);
+  for (int64_t u = 0; u < seq_.n_rows; ++u) {
+    const int64_t n = seq_.size(u);
+    if (n < 2) continue;  // nothing to predict from a single item
+    if (opts.prefix)
+      for (int64_t t = 1; t < n; ++t) examples_.emplace_back(u, t);
+    else
+      examples_.emplace_back(u, n);
+  }
+  if (examples_.empty()) fail("no training sequence has two or more items; sequence models have nothing to learn");
+  order_.resize(examples_.size());
+}
+
+void SequenceBatcher::start_epoch(uint64_t seed, uint64_t epoch) {
+  rng_ = Rng(seed, 1000003ULL * (epoch + 1));
+  std::iota(order_.begin(), order_.end(), int64_t{0});
+  rng_.shuffle(order_.begin(), order_.end());
+  cursor_ = 0;
+}
+
+bool SequenceBatcher::next(Batch& b) {
+  const int64_t total = rows_per_epoch();
+  if (cursor_ >= total) return false;
+  const int64_t n = std::min(batch_size_, total - cursor_), L = opt_.max_len, pad = seq_.n_cols;
+  auto users = torch::empty({n}, torch::kLong);
+  auto seq = torch::full({n, L}, pad, torch::kLong);
+  int64_t* pu = users.data_ptr<int64_t>();
+  int64_t* ps = seq.data_ptr<int64_t>();
+  if (opt_.prefix) {
+    auto items = torch::empty({n}, torch::kLong), negs = torch::empty({n}, torch::kLong);
+    int64_t* pi = items.data_ptr<int64_t>();
+    for (int64_t r = 0; r < n; ++r) {
+      const auto& [u, t] = examples_[static_cast<size_t>(order_[static_cast<size_t>((cursor_ + r) / reps_)])];
+      const int64_t* s = seq_.begin(u);
+      const int64_t len = std::min(t, L);  // the last `len` items before position t, right-aligned
+      std::copy(s + t - len, s + t, ps + r * L + (L - len));
+      pu[r] = u;
+      pi[r] = s[t];
+    }
+    sampler_.sample(pu, n, negs.data_ptr<int64_t>(), rng_);
+    b = Batch{users, items, negs, {}, seq};
+  } else {
+    auto items = torch::full({n, L}, pad, torch::kLong), negs = torch::full({n, L}, pad, torch::kLong);
+    int64_t* pi = items.data_ptr<int64_t>();
+    int64_t* pn = negs.data_ptr<int64_t>();
+    std::vector<int64_t> us;
+    std::vector<int64_t> at;  // flat positions that take a negative
+    for (int64_t r = 0; r < n; ++r) {
+      const auto& [u, len_all] = examples_[static_cast<size_t>(order_[static_cast<size_t>(cursor_ + r)])];
+      const int64_t* s = seq_.begin(u);
+      const int64_t len = std::min(len_all - 1, L);  // inputs s[0..n-1), targets s[1..n), last L of each
+      std::copy(s + len_all - 1 - len, s + len_all - 1, ps + r * L + (L - len));
+      std::copy(s + len_all - len, s + len_all, pi + r * L + (L - len));
+      pu[r] = u;
+      for (int64_t j = L - len; j < L; ++j) {
+        us.push_back(u);
+        at.push_back(r * L + j);
+      }
+    }
+    std::vector<int64_t> drawn(us.size());
+    sampler_.sample(us.data(), static_cast<int64_t>(us.size()), drawn.data(), rng_);
+    for (size_t j = 0; j < at.size(); ++j) pn[at[j]] = drawn[j];
+    b = Batch{users, items, negs, {}, seq};
+  }
+  cursor_ += n;
+  return true;
+}
+
+std::unique_ptr<BatchSource> make_batcher(const Split& split, InputType type, const NegativeSampler& sampler,
+                                          int64_t batch_size, int64_t neg_per_pos, const SequenceOptions& seq) {
+  if (type == InputType::Sequence)
+    return std::make_unique<SequenceBatcher>(split.train_seq, sampler, seq, batch_size, neg_per_pos);
+  return std::make_unique<Batcher>(split.train, type, sampler, batch_size, neg_per_pos);
 }
 
 }  // namespace rzoo

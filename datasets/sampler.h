@@ -1,4 +1,4 @@
-// Negative sampling policies and the batcher that turns a training matrix into the batches of a
+// Negative sampling policies and the batchers that turn a training split into the batches of a
 // model's input type. Policies are small run-time objects (mlpack style): the trainer holds a
 // NegativeSampler chosen by name from `train.sampler`.
 #pragma once
@@ -33,21 +33,49 @@ class UniformSampler final : public NegativeSampler {
   const Csr& pos_;
 };
 
-// Builds the sampler named by `train.sampler`; an unknown name lists the known ones.
-std::unique_ptr<NegativeSampler> make_sampler(const std::string& name, const Csr& positives);
+// In proportion to count(item)^alpha in `positives` (Walker's alias table: O(1) per draw), the
+// user's positives rejected. After 64 rejections in a row (a user holding most of the mass)
+// it falls back to uniform rejection, so a draw always ends.
+class PopularitySampler final : public NegativeSampler {
+ public:
+  PopularitySampler(const Csr& positives, double alpha);
+  std::string name() const override { return "popularity"; }
+  void sample(const int64_t* users, int64_t n, int64_t* out, Rng& rng) const override;
+  double probability(int64_t item) const { return prob_[static_cast<size_t>(item)]; }  // before rejection
 
-// Shuffled batches over the (user, item) pairs of `train`, of the given input type.
+ private:
+  const Csr& pos_;
+  std::vector<double> prob_;      // normalised weights
+  std::vector<double> accept_;    // alias table
+  std::vector<int64_t> alias_;
+};
+
+// Builds the sampler named by `train.sampler`; an unknown name lists the known ones.
+std::unique_ptr<NegativeSampler> make_sampler(const std::string& name, const Csr& positives, double alpha = 1.0);
+
+// Shuffled batches for one epoch; the order and negatives of epoch e depend on (seed, e) only.
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual void start_epoch(uint64_t seed, uint64_t epoch) = 0;
+  virtual bool next(Batch& out) = 0;
+  virtual int64_t rows_per_epoch() const = 0;
+  virtual int64_t batch_size() const = 0;
+  int64_t batches_per_epoch() const { return (rows_per_epoch() + batch_size() - 1) / batch_size(); }
+};
+
+// Batches over the (user, item) pairs of `train`, of the given input type.
 //   Pairwise:  each positive appears `neg_per_pos` times, each with its own negative.
 //   Pointwise: each positive (label 1) is followed by `neg_per_pos` negatives (label 0).
 // `batch_size` counts rows of the batch. Tensors are built on the CPU by writing into their
 // memory directly.
-class Batcher {
+class Batcher final : public BatchSource {
  public:
   Batcher(const Csr& train, InputType type, const NegativeSampler& sampler, int64_t batch_size, int64_t neg_per_pos);
-  void start_epoch(uint64_t seed, uint64_t epoch);  // new order, new negative stream
-  bool next(Batch& out);
-  int64_t rows_per_epoch() const { return n_pos_ * rows_per_pos_; }
-  int64_t batches_per_epoch() const { return (rows_per_epoch() + batch_size_ - 1) / batch_size_; }
+  void start_epoch(uint64_t seed, uint64_t epoch) override;
+  bool next(Batch& out) override;
+  int64_t rows_per_epoch() const override { return n_pos_ * rows_per_pos_; }
+  int64_t batch_size() const override { return batch_size_; }
 
  private:
   const Csr& train_;
@@ -59,5 +87,37 @@ class Batcher {
   int64_t cursor_ = 0;           // next row of the epoch (in rows, not positives)
   Rng rng_;
 };
+
+struct SequenceOptions {
+  int64_t max_len = 50;  // most recent items kept (left truncation)
+  bool prefix = true;    // true: one row per (prefix, next item); false: one row per user
+};
+
+// Batches of time-ordered training sequences (see Batch for the two layouts). The padding
+// index is n_items, so item indices keep their meaning; a model's item table needs one extra
+// row. Prefix rows repeat `neg_per_pos` times, each with its own negative.
+class SequenceBatcher final : public BatchSource {
+ public:
+  SequenceBatcher(const Sequences& train, const NegativeSampler& sampler, SequenceOptions opts, int64_t batch_size,
+                  int64_t neg_per_pos);
+  void start_epoch(uint64_t seed, uint64_t epoch) override;
+  bool next(Batch& out) override;
+  int64_t rows_per_epoch() const override { return static_cast<int64_t>(examples_.size()) * reps_; }
+  int64_t batch_size() const override { return batch_size_; }
+
+ private:
+  const Sequences& seq_;
+  const NegativeSampler& sampler_;
+  SequenceOptions opt_;
+  int64_t batch_size_, reps_;
+  std::vector<std::pair<int64_t, int64_t>> examples_;  // (user, target position) or (user, length)
+  std::vector<int64_t> order_;
+  int64_t cursor_ = 0;
+  Rng rng_;
+};
+
+// The batch source for a model's input type.
+std::unique_ptr<BatchSource> make_batcher(const Split& split, InputType type, const NegativeSampler& sampler,
+                                          int64_t batch_size, int64_t neg_per_pos, const SequenceOptions& seq = {});
 
 }  // namespace rzoo

@@ -97,18 +97,18 @@ TEST_CASE("cli: bad inputs give one clear error", "[cli][errors]") {
     require_clean_failure(run_cli("train " + q(exp) + common(t)), "unknown model 'nosuch'");
   }
   SECTION("missing data file") {
-    const auto exp = t.write("e.yaml", "model: pop\ndataset: {path: no-such-ratings.csv}\n");
-    require_clean_failure(run_cli("train " + q(exp) + common(t)), "no-such-ratings.csv: data file not found");
+    const auto exp = t.write("e.yaml", "model: pop\ndataset: {format: csv, path: no-such-ratings.csv}\n");
+    require_clean_failure(run_cli("train " + q(exp) + common(t)), "no-such-ratings.csv: ratings file not found");
   }
   SECTION("malformed data line") {
     const auto data = t.write("r.csv", "userId,movieId,rating,timestamp\n1,1,4,1\n1,2,4,2\n2,1,x,3\n");
-    const auto exp = t.write("e.yaml", "model: pop\n");
+    const auto exp = t.write("e.yaml", "model: pop\ndataset: {format: csv, columns: {user: userId, item: movieId, rating: rating}}\n");
     require_clean_failure(run_cli("train " + q(exp) + common(t) + "--set dataset.path=" + q(data)),
-                          "r.csv:4: column 'rating': 'x' is not a finite number");
+                          "r.csv:4:5: rating 'x' is not a finite number");
   }
   SECTION("empty dataset after filtering") {
     const auto exp = t.write("e.yaml", "model: pop\ndataset: {threshold: 6}\n");
-    require_clean_failure(run_cli("train " + q(exp) + common(t)), "no interactions left after filtering");
+    require_clean_failure(run_cli("train " + q(exp) + common(t)), "no interactions left after cleaning");
   }
   SECTION("bad --set") {
     const auto exp = t.write("e.yaml", "model: pop\n");

@@ -24,7 +24,7 @@ TEST_CASE("config layers: defaults < model < dataset < experiment < --set", "[co
   // The dataset layer sits between model and experiment.
   const Config ds = make_config("model: pop\ndataset: synthetic\n");
   CHECK(ds.get_string("dataset.format") == "synthetic");
-  CHECK(make_config("model: pop\n").get_string("dataset.format") == "csv");
+  CHECK(make_config("model: pop\n").get_string("dataset.format") == "movielens");
 }
 
 TEST_CASE("config: model and dataset shorthand and --set of the model name", "[config]") {

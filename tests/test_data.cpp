@@ -13,7 +13,9 @@ using Catch::Matchers::Contains;
 namespace {
 // A CSV experiment over files in `t`.
 Config csv_config(const TempDir& t, const std::string& file, const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> sets = {"dataset.path=" + t.file(file), "dataset.items.path=", "dataset.tags.path="};
+  std::vector<std::string> sets = {"dataset.format=csv", "dataset.path=" + t.file(file),
+                                   "dataset.columns={user: userId, item: movieId, rating: rating, timestamp: timestamp}",
+                                   "dataset.items.columns.id=movieId", "dataset.tags.columns.item=movieId"};
   sets.insert(sets.end(), extra.begin(), extra.end());
   return make_config("model: pop\n", sets);
 }
@@ -33,10 +35,18 @@ TEST_CASE("csv reader: header names, quoted fields, raw ids kept", "[data]") {
   CHECK(d.items.raw(d.item[1]) == "m2");
   CHECK(d.rating == std::vector<float>{4.0f, 2.5f, 5.0f});
   CHECK(d.timestamp == std::vector<int64_t>{10, 11, 12});
-  CHECK(d.meta.title[static_cast<size_t>(d.items.find("m1"))] == "Heat, the \"remake\"");
-  CHECK(d.meta.genre_names == std::vector<std::string>{"Action", "Crime"});
-  CHECK(d.meta.genres[static_cast<size_t>(d.items.find("m2"))].empty());
-  CHECK(d.meta.tags[static_cast<size_t>(d.items.find("m2"))] == std::vector<std::string>{"funny"});
+  CHECK(d.item_info.title[static_cast<size_t>(d.items.find("m1"))] == "Heat, the \"remake\"");
+  const Feature* g = d.item_info.find("genres");
+  REQUIRE(g != nullptr);
+  CHECK(g->vocab == std::vector<std::string>{"Action", "Crime"});
+  CHECK(g->offsets == std::vector<int64_t>{0, 2, 2});  // m2's "(no genres listed)" is no genre
+  const Feature* tags = d.item_info.find("tags");
+  REQUIRE(tags != nullptr);
+  CHECK(tags->vocab == std::vector<std::string>{"funny"});
+  CHECK(tags->offsets == std::vector<int64_t>{0, 0, 1});
+  const Feature* words = d.item_info.find("title");
+  REQUIRE(words != nullptr);
+  CHECK(words->vocab == std::vector<std::string>{"heat", "the", "remake", "plain"});
 }
 
 TEST_CASE("csv reader: TSV without header, columns by position, threshold", "[data]") {
@@ -48,7 +58,9 @@ TEST_CASE("csv reader: TSV without header, columns by position, threshold", "[da
   const Dataset d = load_dataset(c);
   CHECK(d.n_interactions() == 2);
   CHECK(d.report.rows_read == 3);
-  CHECK(d.report.dropped_below_threshold == 1);
+  REQUIRE(d.report.dropped.size() == 2);  // dedup (none found), then the threshold
+  CHECK(d.report.dropped[1].second == 1);
+  CHECK_THAT(d.report.dropped[1].first, Contains("threshold 4"));
   CHECK(d.n_items() == 1);
 }
 
@@ -57,31 +69,33 @@ TEST_CASE("the bundled ml-latest-small loads with the published counts", "[data]
   CHECK(d.n_interactions() == 100836);
   CHECK(d.n_users() == 610);
   CHECK(d.n_items() == 9724);  // of 9,742 movies, 18 have no rating
-  CHECK(d.meta.title[static_cast<size_t>(d.items.find("1"))] == "Toy Story (1995)");
-  CHECK(d.meta.genre_names.size() == 19);
+  CHECK(d.item_info.title[static_cast<size_t>(d.items.find("1"))] == "Toy Story (1995)");
+  CHECK(d.item_info.find("genres")->vocab.size() == 19);
+  CHECK(d.items.integer_ids());
 }
 
 TEST_CASE("data errors name the file, line and column", "[data]") {
   TempDir t;
   t.write("bad_rating.csv", "userId,movieId,rating,timestamp\n1,1,4,1\n1,2,abc,2\n");
   CHECK_THROWS_WITH(load_dataset(csv_config(t, "bad_rating.csv")),
-                    Contains("bad_rating.csv:3: column 'rating': 'abc' is not a finite number"));
+                    Contains("bad_rating.csv:3:5: rating 'abc' is not a finite number"));
   t.write("nan.csv", "userId,movieId,rating,timestamp\n1,1,nan,1\n");
-  CHECK_THROWS_WITH(load_dataset(csv_config(t, "nan.csv")), Contains("nan.csv:2: column 'rating'"));
+  CHECK_THROWS_WITH(load_dataset(csv_config(t, "nan.csv")), Contains("nan.csv:2:5: rating 'nan'"));
   t.write("short.csv", "userId,movieId,rating,timestamp\n1,1,4,1\n2;3;4;5\n");
-  CHECK_THROWS_WITH(load_dataset(csv_config(t, "short.csv")), Contains("short.csv:3: column 'item'") && Contains("dataset.sep"));
+  CHECK_THROWS_WITH(load_dataset(csv_config(t, "short.csv")), Contains("short.csv:3:1: column 'timestamp' is field 4") &&
+                                                                   Contains("contains ';'"));
   t.write("header.csv", "user,item\n1,1\n");
   CHECK_THROWS_WITH(load_dataset(csv_config(t, "header.csv")), Contains("no column 'userId'") && Contains("user, item"));
   t.write("quote.csv", "userId,movieId,rating,timestamp\n1,\"1,4,1\n");
-  CHECK_THROWS_WITH(load_dataset(csv_config(t, "quote.csv")), Contains("quote.csv:2: unterminated quoted field"));
+  CHECK_THROWS_WITH(load_dataset(csv_config(t, "quote.csv")), Contains("quote.csv:2:3: unterminated quoted field"));
   t.write("empty.csv", "");
   CHECK_THROWS_WITH(load_dataset(csv_config(t, "empty.csv")), Contains("empty file"));
   t.write("header_only.csv", "userId,movieId,rating,timestamp\n");
-  CHECK_THROWS_WITH(load_dataset(csv_config(t, "header_only.csv")), Contains("has no data rows"));
-  CHECK_THROWS_WITH(load_dataset(csv_config(t, "missing.csv")), Contains("missing.csv: data file not found"));
+  CHECK_THROWS_WITH(load_dataset(csv_config(t, "header_only.csv")), Contains("header_only.csv: no data rows after the header line"));
+  CHECK_THROWS_WITH(load_dataset(csv_config(t, "missing.csv")), Contains("missing.csv: ratings file not found"));
   t.write("low.csv", "userId,movieId,rating,timestamp\n1,1,1,1\n");
   CHECK_THROWS_WITH(load_dataset(csv_config(t, "low.csv", {"dataset.threshold=4"})),
-                    Contains("no interactions left after filtering"));
+                    Contains("no interactions left after cleaning"));
 }
 
 TEST_CASE("CSR rows are sorted and unique", "[data]") {
@@ -141,7 +155,7 @@ TEST_CASE("uniform sampler never returns a positive", "[data][sampler]") {
   // A user who has every item cannot be sampled for.
   const Csr full = Csr::from_pairs(1, 2, {0, 0}, {0, 1});
   CHECK_THROWS_WITH(UniformSampler(full), Contains("all 2 items"));
-  CHECK_THROWS_WITH(make_sampler("popular", pos), Contains("known samplers: uniform"));
+  CHECK_THROWS_WITH(make_sampler("popular", pos), Contains("known samplers: popularity, uniform"));
 }
 
 TEST_CASE("batcher: pairwise and pointwise batches cover every positive", "[data][sampler]") {

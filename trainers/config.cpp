@@ -303,7 +303,16 @@ Config resolve_config(const ConfigSources& src) {
 
   std::vector<Layer> sets;
   for (const auto& s : src.sets) sets.push_back(set_layer(s));
-  std::vector<const Layer*> later{&src.experiment};
+  // An experiment file kept inside the config folder (e.g. `rzoo data stats
+  // configs/datasets/ml-100k.yaml`) reads its paths like every file there: from the project root.
+  Layer experiment = src.experiment;
+  {
+    std::error_code ec;
+    const std::string f = fs::weakly_canonical(experiment.source, ec).string();
+    const std::string d = fs::weakly_canonical(dir, ec).string() + "/";
+    if (!experiment.source.empty() && f.compare(0, d.size(), d) == 0) experiment.relative_to_cwd = false;
+  }
+  std::vector<const Layer*> later{&experiment};
   for (const auto& l : src.extra) later.push_back(&l);
   for (const auto& l : sets) later.push_back(&l);
 

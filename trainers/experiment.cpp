@@ -43,14 +43,17 @@ c10::Device setup_runtime(const Config& cfg) {
 PreparedData prepare_data(const Config& cfg, Logger& log) {
   const auto t0 = std::chrono::steady_clock::now();
   PreparedData p{load_dataset(cfg), {}};
+  const double load_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   p.split = split_dataset(p.data, cfg);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double split_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() - load_secs;
   const auto& d = p.data;
-  log.line(fmt::format("dataset {}: {} users, {} items, {} interactions ({}; {:.2f} s)", d.name, d.n_users(),
-                       d.n_items(), d.n_interactions(), d.report.summary(), secs));
-  log.line(fmt::format("split {} seed {}: train {} / valid {} / test {} unique (user, item) pairs",
-                       cfg.get_string("dataset.split.method"), cfg.get_int("dataset.split.seed"), p.split.train.nnz(),
-                       p.split.valid.nnz(), p.split.test.nnz()));
+  log.line(fmt::format("dataset {}: {} users, {} items, {} interactions ({}; loaded in {:.2f} s)", d.name, d.n_users(),
+                       d.n_items(), d.n_interactions(), d.report.summary(), load_secs));
+  log.line(fmt::format("split {} (seed {}): train {} / valid {} / test {} interactions{} ({:.2f} s)", p.split.method,
+                       cfg.get_int("dataset.split.seed"), p.split.train_rows.size(), p.split.valid_rows.size(),
+                       p.split.test_rows.size(),
+                       p.split.test_negatives.nnz() > 0 ? fmt::format(", {} given test negatives", p.split.test_negatives.nnz()) : "",
+                       split_secs));
   return p;
 }
 

@@ -42,7 +42,10 @@ TrainOptions TrainOptions::from_config(const Config& cfg) {
   o.epochs = cfg.get_int("train.epochs", 0);
   o.batch_size = cfg.get_int("train.batch_size", 1);
   o.neg_per_pos = cfg.get_int("train.neg_per_pos", 1);
-  o.sampler = cfg.get_choice("train.sampler", {"uniform"});
+  o.sampler = cfg.get_choice("train.sampler", {"uniform", "popularity"});
+  o.sampler_alpha = cfg.get_double("train.sampler_alpha", 0.0);
+  o.seq_max_len = cfg.get_int("train.sequence.max_len", 1);
+  o.seq_prefix = cfg.get_choice("train.sequence.augment", {"prefix", "none"}) == "prefix";
   o.optimizer = cfg.get_choice("train.optimizer", {"adam", "sgd", "adagrad"});
   o.lr = cfg.get_double("train.lr", 0.0, 1e6);
   if (o.lr <= 0) cfg.bad("train.lr", fmt::format("must be > 0, got {}", o.lr));
@@ -245,8 +248,10 @@ bool Trainer::fit(int64_t max_epochs) {
   }
 
   if (!optimizer_) fail("model '{}' has no trainable parameters", model_->name());
-  auto sampler = make_sampler(opt_.sampler, split_.train);
-  Batcher batcher(split_.train, model_->input_type(), *sampler, opt_.batch_size, opt_.neg_per_pos);
+  auto sampler = make_sampler(opt_.sampler, split_.train, opt_.sampler_alpha);
+  auto batcher_ptr = make_batcher(split_, model_->input_type(), *sampler, opt_.batch_size, opt_.neg_per_pos,
+                                  SequenceOptions{opt_.seq_max_len, opt_.seq_prefix});
+  BatchSource& batcher = *batcher_ptr;
   const bool show_progress = opt_.progress == "true" || (opt_.progress == "auto" && log_.interactive());
   const bool has_valid = split_.valid.nnz() > 0;
   int64_t ran = 0;
@@ -269,7 +274,7 @@ bool Trainer::fit(int64_t max_epochs) {
                                  "(continue with: rzoo train --resume {})", epoch_ + 1, run_dir_, run_dir_);
       if (device_.type() != c10::kCPU)
         b = Batch{b.users.to(device_), b.items.to(device_), b.neg_items.defined() ? b.neg_items.to(device_) : b.neg_items,
-                  b.labels.defined() ? b.labels.to(device_) : b.labels};
+                  b.labels.defined() ? b.labels.to(device_) : b.labels, b.seq.defined() ? b.seq.to(device_) : b.seq};
       optimizer_->zero_grad();
       auto loss = model_->loss(b);
       loss.backward();

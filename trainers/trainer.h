@@ -26,7 +26,10 @@ struct TrainOptions {
   int64_t epochs = 50;
   int64_t batch_size = 2048;
   int64_t neg_per_pos = 1;
-  std::string sampler = "uniform";
+  std::string sampler = "uniform";  // uniform | popularity
+  double sampler_alpha = 1.0;
+  int64_t seq_max_len = 50;        // sequence models: most recent items kept
+  bool seq_prefix = true;          // sequence models: prefix augmentation
   std::string optimizer = "adam";  // adam | sgd | adagrad
   double lr = 1e-3;
   double weight_decay = 0.0;

@@ -1,0 +1,308 @@
+// Binary cache of parsed, mapped and cleaned data. A cache file is named by a hash of the
+// reader and cleaning options (every `dataset` key except the split and the cache settings)
+// and records each source file with its size, times, inode and content checksum.
+//
+// When is it used? Every source must still exist (and every probed-absent file still be absent)
+// with the same content. Content is compared by checksum unless the file's stat fingerprint
+// (device, inode, size, mtime and ctime in ns) is unchanged since the cache was written: the
+// kernel sets ctime on every write or attribute change and it cannot be set back by a user, so
+// an unchanged fingerprint means unchanged content. Files changed within 2 s before the cache
+// was written are always re-checksummed (the same "racy" rule as git's index).
+// `dataset.cache.verify: checksum` always compares content.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/core.h>
+#include <yaml-cpp/yaml.h>
+
+#include "datasets/readers.h"
+#include "datasets/text.h"
+#include "trainers/config.h"
+#include "trainers/error.h"
+
+namespace fs = std::filesystem;
+
+namespace rzoo {
+
+namespace {
+
+constexpr char kMagic[8] = {'R', 'Z', 'O', 'O', 'D', 'S', '0', '1'};
+constexpr uint64_t kEnd = 0x21444E45ULL;  // "END!"
+
+struct Fingerprint {
+  uint64_t dev = 0, ino = 0, size = 0;
+  int64_t mtime_ns = 0, ctime_ns = 0;
+  bool operator==(const Fingerprint& o) const {
+    return dev == o.dev && ino == o.ino && size == o.size && mtime_ns == o.mtime_ns && ctime_ns == o.ctime_ns;
+  }
+};
+
+bool stat_file(const std::string& path, Fingerprint& f) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  f.dev = static_cast<uint64_t>(st.st_dev);
+  f.ino = static_cast<uint64_t>(st.st_ino);
+  f.size = static_cast<uint64_t>(st.st_size);
+  f.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+  f.ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000LL + st.st_ctim.tv_nsec;
+  return true;
+}
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+class Out {
+ public:
+  explicit Out(std::ofstream& o) : o_(o) {}
+  void raw(const void* p, size_t n) { o_.write(static_cast<const char*>(p), static_cast<std::streamsize>(n)); }
+  void u64(uint64_t v) { raw(&v, 8); }
+  void i64(int64_t v) { raw(&v, 8); }
+  void str(const std::string& s) { u64(s.size()); raw(s.data(), s.size()); }
+  template <class T> void vec(const std::vector<T>& v) { u64(v.size()); raw(v.data(), v.size() * sizeof(T)); }
+  void strs(const std::vector<std::string>& v) {
+    u64(v.size());
+    for (const auto& s : v) str(s);
+  }
+ private:
+  std::ofstream& o_;
+};
+
+class In {
+ public:
+  explicit In(std::ifstream& i, uint64_t size) : i_(i), left_(size) {}
+  void raw(void* p, size_t n) {
+    if (n > left_) throw std::runtime_error("truncated");
+    i_.read(static_cast<char*>(p), static_cast<std::streamsize>(n));
+    if (!i_) throw std::runtime_error("read error");
+    left_ -= n;
+  }
+  uint64_t u64() { uint64_t v; raw(&v, 8); return v; }
+  int64_t i64() { int64_t v; raw(&v, 8); return v; }
+  uint64_t count(size_t elem) {
+    const uint64_t n = u64();
+    if (elem > 0 && n > left_ / elem) throw std::runtime_error("bad length");
+    return n;
+  }
+  std::string str() { std::string s(count(1), '\0'); raw(s.data(), s.size()); return s; }
+  template <class T> void vec(std::vector<T>& v) { v.resize(count(sizeof(T))); raw(v.data(), v.size() * sizeof(T)); }
+  std::vector<std::string> strs() {
+    std::vector<std::string> v(count(8));
+    for (auto& s : v) s = str();
+    return v;
+  }
+ private:
+  std::ifstream& i_;
+  uint64_t left_;
+};
+
+void put_side(Out& o, const SideInfo& s) {
+  o.strs(s.title);
+  o.u64(s.features.size());
+  for (const auto& f : s.features) {
+    o.str(f.name);
+    o.u64(static_cast<uint64_t>(f.kind));
+    o.strs(f.vocab);
+    o.vec(f.offsets);
+    o.vec(f.tokens);
+    o.vec(f.values);
+  }
+}
+
+void get_side(In& in, SideInfo& s) {
+  s.title = in.strs();
+  s.features.resize(in.count(8));
+  for (auto& f : s.features) {
+    f.name = in.str();
+    const uint64_t k = in.u64();
+    if (k > 2) throw std::runtime_error("bad feature kind");
+    f.kind = static_cast<Feature::Kind>(k);
+    f.vocab = in.strs();
+    in.vec(f.offsets);
+    in.vec(f.tokens);
+    in.vec(f.values);
+  }
+}
+
+std::string default_cache_dir() {
+  if (const char* e = std::getenv("RZOO_CACHE_DIR"); e && *e) return e;
+  if (const char* e = std::getenv("XDG_CACHE_HOME"); e && *e) return std::string(e) + "/rzoo";
+  if (const char* e = std::getenv("HOME"); e && *e) return std::string(e) + "/.cache/rzoo";
+  return ".rzoo-cache";
+}
+
+}  // namespace
+
+std::string cache_key_text(const Config& cfg) {
+  YAML::Node ds = YAML::Clone(cfg.node("dataset"));
+  ds.remove("name");
+  ds.remove("cache");
+  // The split is not cached, except what decides which files are read (a given split).
+  const bool given = cfg.get_string("dataset.split.method") == "given";
+  YAML::Node split = YAML::Clone(cfg.node("dataset.split"));
+  ds.remove("split");
+  if (given)
+    for (const char* k : {"train_path", "valid_path", "test_path"}) ds[std::string("split_") + k] = split[k];
+  ds["split_given"] = given;
+  YAML::Emitter e;
+  e.SetMapFormat(YAML::Flow);
+  e << ds;
+  return fmt::format("rzoo-dataset-cache 1\n{}", e.c_str());
+}
+
+std::string cache_file(const Config& cfg) {
+  if (!cfg.get_bool("dataset.cache.enabled")) return "";
+  if (cfg.get_string("dataset.format") == "synthetic") return "";  // generating is cheaper than reading
+  std::string dir = cfg.get_string("dataset.cache.dir");
+  if (dir.empty()) dir = default_cache_dir();
+  std::string name = cfg.get_string("dataset.name");
+  for (auto& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '_';
+  const std::string key = cache_key_text(cfg);
+  return (fs::path(dir) / fmt::format("{}-{:016x}.rzc", name.empty() ? "data" : name, hash_bytes(key.data(), key.size()))).string();
+}
+
+std::optional<Dataset> cache_load(const std::string& file, const std::string& key, bool verify_content, std::string& why) {
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) {
+    why = "no cache file";
+    return std::nullopt;
+  }
+  std::ifstream in(file, std::ios::binary);
+  const uint64_t size = fs::file_size(file, ec);
+  if (!in || ec) {
+    why = "cache file not readable";
+    return std::nullopt;
+  }
+  In r(in, size);
+  try {
+    char magic[8];
+    r.raw(magic, 8);
+    if (std::memcmp(magic, kMagic, 8) != 0) { why = "not an rzoo cache file"; return std::nullopt; }
+    if (r.str() != key) { why = "cache of other options"; return std::nullopt; }
+    const int64_t written = r.i64();
+    Dataset d;
+    const uint64_t ns = r.count(8);
+    for (uint64_t k = 0; k < ns; ++k) {
+      SourceFile s;
+      s.path = r.str();
+      s.exists = r.u64() != 0;
+      Fingerprint f;
+      f.dev = r.u64(), f.ino = r.u64(), f.size = r.u64(), f.mtime_ns = r.i64(), f.ctime_ns = r.i64();
+      const uint64_t checksum = r.u64();
+      Fingerprint now;
+      const bool exists = stat_file(s.path, now);
+      if (exists != s.exists) {
+        why = fmt::format("{} {} since the cache was written", s.path, exists ? "appeared" : "disappeared");
+        return std::nullopt;
+      }
+      if (exists) {
+        const bool racy = now.ctime_ns >= written - 2000000000LL || now.mtime_ns >= written - 2000000000LL;
+        if (verify_content || racy || !(now == f)) {
+          if (now.size != f.size || file_checksum(s.path) != checksum) {
+            why = fmt::format("{} changed since the cache was written", s.path);
+            return std::nullopt;
+          }
+        }
+      }
+      d.sources.push_back(s);
+    }
+    std::vector<std::string> uraw = r.strs();
+    const bool uint = r.u64() != 0;
+    std::vector<std::string> iraw = r.strs();
+    const bool iint = r.u64() != 0;
+    d.users.assign(std::move(uraw), uint);
+    d.items.assign(std::move(iraw), iint);
+    r.vec(d.user);
+    r.vec(d.item);
+    r.vec(d.rating);
+    r.vec(d.timestamp);
+    r.vec(d.part);
+    r.vec(d.neg_user);
+    r.vec(d.neg_item);
+    get_side(r, d.user_info);
+    get_side(r, d.item_info);
+    d.report.rows_read = r.i64();
+    const uint64_t nd = r.count(16);
+    for (uint64_t k = 0; k < nd; ++k) {
+      std::string why_dropped = r.str();
+      d.report.drop(std::move(why_dropped), r.i64());
+    }
+    d.report.notes = r.strs();
+    if (r.u64() != kEnd) { why = "cache file is damaged"; return std::nullopt; }
+    // Consistency: every index in range.
+    const size_t n = d.user.size();
+    if (d.item.size() != n || (!d.rating.empty() && d.rating.size() != n) || (!d.timestamp.empty() && d.timestamp.size() != n) ||
+        (!d.part.empty() && d.part.size() != n) || d.neg_user.size() != d.neg_item.size())
+      throw std::runtime_error("inconsistent lengths");
+    for (size_t k = 0; k < n; ++k)
+      if (d.user[k] < 0 || d.user[k] >= d.n_users() || d.item[k] < 0 || d.item[k] >= d.n_items())
+        throw std::runtime_error("index out of range");
+    return d;
+  } catch (const std::exception& e) {
+    why = fmt::format("cache file is damaged ({})", e.what());
+    return std::nullopt;
+  }
+}
+
+bool cache_store(const std::string& file, const std::string& key, const Dataset& d, std::string& why) {
+  std::error_code ec;
+  fs::create_directories(fs::path(file).parent_path(), ec);
+  const std::string tmp = fmt::format("{}.tmp{}", file, static_cast<long>(::getpid()));
+  try {
+    const int64_t written = now_ns();
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) { why = "cannot write " + tmp; return false; }
+    Out o(out);
+    o.raw(kMagic, 8);
+    o.str(key);
+    o.i64(written);
+    o.u64(d.sources.size());
+    for (const auto& s : d.sources) {
+      Fingerprint f;
+      const bool exists = s.exists && stat_file(s.path, f);
+      o.str(s.path);
+      o.u64(exists ? 1 : 0);
+      o.u64(f.dev), o.u64(f.ino), o.u64(f.size), o.i64(f.mtime_ns), o.i64(f.ctime_ns);
+      o.u64(exists ? file_checksum(s.path) : 0);
+    }
+    o.strs(d.users.raws());
+    o.u64(d.users.integer_ids() ? 1 : 0);
+    o.strs(d.items.raws());
+    o.u64(d.items.integer_ids() ? 1 : 0);
+    o.vec(d.user);
+    o.vec(d.item);
+    o.vec(d.rating);
+    o.vec(d.timestamp);
+    o.vec(d.part);
+    o.vec(d.neg_user);
+    o.vec(d.neg_item);
+    put_side(o, d.user_info);
+    put_side(o, d.item_info);
+    o.i64(d.report.rows_read);
+    o.u64(d.report.dropped.size());
+    for (const auto& [w, n] : d.report.dropped) {
+      o.str(w);
+      o.i64(n);
+    }
+    o.strs(d.report.notes);
+    o.u64(kEnd);
+    out.flush();
+    if (!out) { why = "write failed (disk full?)"; out.close(); fs::remove(tmp, ec); return false; }
+  } catch (const std::exception& e) {
+    why = e.what();
+    fs::remove(tmp, ec);
+    return false;
+  }
+  fs::rename(tmp, file, ec);
+  if (ec) { why = ec.message(); fs::remove(tmp, ec); return false; }
+  return true;
+}
+
+}  // namespace rzoo

@@ -1,0 +1,26 @@
+// Internal to datasets/: the steps of load_dataset().
+#pragma once
+#include <optional>
+#include <string>
+
+#include "datasets/dataset.h"
+
+namespace rzoo {
+
+// Reads the files of `dataset.format` into a Dataset: raw ids mapped in order of appearance,
+// no cleaning yet (datasets/readers.cpp).
+Dataset read_raw_dataset(const Config& cfg);
+
+// Applies dataset.filter, dataset.dedup, dataset.threshold and k-core filtering, then drops
+// users and items left without interactions (datasets/clean.cpp).
+void clean_dataset(const Config& cfg, Dataset& d);
+
+// The binary cache (datasets/cache.cpp). cache_file() is "" when caching is off for this config.
+std::string cache_file(const Config& cfg);
+std::string cache_key_text(const Config& cfg);
+// The cached dataset, or nothing when absent, stale or unreadable (`why` says which).
+std::optional<Dataset> cache_load(const std::string& file, const std::string& key, bool verify_content, std::string& why);
+// Writes atomically; failures to write are reported in `why` and otherwise ignored.
+bool cache_store(const std::string& file, const std::string& key, const Dataset& d, std::string& why);
+
+}  // namespace rzoo
