@@ -70,13 +70,13 @@ test metrics, a row per (K, model). An entry is a model name (pop) or a map of o
 Writes compare.md and compare.json beside the runs' folders.
 )";
   if (command == "data")
-    return R"(usage: rzoo data stats CONFIG [--set KEY=VALUE ...] [--json] [--config-dir DIR]
+    return R"(usage: rzoo data stats CONFIG [--set KEY=VALUE ...] [--json] [--no-split] [--config-dir DIR]
 
 Loads the dataset of CONFIG (reader, cleaning and cache as configured under `dataset`), splits
 it, and prints users, items, interactions, density, interactions per user and per item (min,
 median, p90, max, mean), the Gini coefficient of item popularity, the time span, ratings, side
 features, given negatives, what cleaning dropped and the split's sizes. --json prints the same
-as JSON on stdout (the log goes to stderr). CONFIG may be a dataset file such as
+as JSON on stdout (without the log). --no-split skips splitting. CONFIG may be a dataset file such as
 configs/datasets/ml-100k.yaml.
 )";
   if (command == "models") return "usage: rzoo models\n\nLists the built-in models with their paper references.\n";
@@ -91,7 +91,7 @@ struct Args {
   std::string command;
   std::vector<std::string> positional, sets;
   std::string resume, config_dir;
-  bool quiet = false, help = false, json = false;
+  bool quiet = false, help = false, json = false, no_split = false;
 };
 
 Args parse(int argc, char** argv) {
@@ -110,6 +110,7 @@ Args parse(int argc, char** argv) {
     else if (s == "--resume") a.resume = value(s);
     else if (s == "--config-dir") a.config_dir = value(s);
     else if (s == "--json") a.json = true;
+    else if (s == "--no-split") a.no_split = true;
     else if (s.size() > 1 && s[0] == '-') throw Usage("unknown option '" + s + "'");
     else if (a.command.empty()) a.command = s;
     else a.positional.push_back(s);
@@ -179,9 +180,10 @@ int run(const Args& a) {
     const Config cfg = resolve_config(sources_for(a, 1));
     Logger quiet_log(true);
     Logger& l = a.json ? quiet_log : log;
-    const PreparedData data = prepare_data(cfg, l);
-    const DataStats st = compute_stats(data.data, &data.split);
-    std::cout << (a.json ? stats_json(data.data, st, &data.split) : stats_text(data.data, st, &data.split));
+    const PreparedData data = prepare_data(cfg, l, !a.no_split);
+    const Split* split = a.no_split ? nullptr : &data.split;
+    const DataStats st = compute_stats(data.data, split);
+    std::cout << (a.json ? stats_json(data.data, st, split) : stats_text(data.data, st, split));
     return 0;
   }
   throw Usage("unknown command '" + a.command + "'");

@@ -12,7 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <chrono>
+#include <thread>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -84,6 +87,12 @@ class In {
     left_ -= n;
   }
   uint64_t u64() { uint64_t v; raw(&v, 8); return v; }
+  uint64_t left() const { return left_; }
+  void skip(uint64_t n) {
+    if (n > left_) throw std::runtime_error("truncated");
+    i_.seekg(static_cast<std::streamoff>(n), std::ios::cur);
+    left_ -= n;
+  }
   int64_t i64() { int64_t v; raw(&v, 8); return v; }
   uint64_t count(size_t elem) {
     const uint64_t n = u64();
@@ -219,11 +228,41 @@ std::optional<Dataset> cache_load(const std::string& file, const std::string& ke
     const bool iint = r.u64() != 0;
     d.users.assign(std::move(uraw), uint);
     d.items.assign(std::move(iraw), iint);
-    r.vec(d.user);
-    r.vec(d.item);
-    r.vec(d.rating);
-    r.vec(d.timestamp);
-    r.vec(d.part);
+    {
+      // Fresh memory costs more to fault in than to read into: two threads share both.
+      const uint64_t n = r.u64(), nr = r.u64(), nt = r.u64(), np = r.u64();
+      if (n > r.left() / 8 || nr > n || nt > n || np > n) throw std::runtime_error("bad array lengths");
+      const uint64_t bytes = 8 * n + 4 * nr + 8 * nt + np;
+      if (bytes > r.left()) throw std::runtime_error("truncated");
+      const auto base = static_cast<off_t>(size - r.left());
+      const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) throw std::runtime_error("cannot reopen");
+      auto fill = [fd](void* dst, size_t len, off_t at) {
+        auto* p = static_cast<char*>(dst);
+        while (len > 0) {
+          const ssize_t got = ::pread(fd, p, len, at);
+          if (got <= 0) return false;
+          p += got, len -= static_cast<size_t>(got), at += got;
+        }
+        return true;
+      };
+      bool ok1 = true, ok2 = true;
+      std::thread t([&] {
+        d.item.resize(n);
+        d.timestamp.resize(nt);
+        ok1 = fill(d.item.data(), 4 * n, base + static_cast<off_t>(4 * n)) &&
+              fill(d.timestamp.data(), 8 * nt, base + static_cast<off_t>(8 * n + 4 * nr));
+      });
+      d.user.resize(n);
+      d.rating.resize(nr);
+      d.part.resize(np);
+      ok2 = fill(d.user.data(), 4 * n, base) && fill(d.rating.data(), 4 * nr, base + static_cast<off_t>(8 * n)) &&
+            fill(d.part.data(), np, base + static_cast<off_t>(8 * n + 4 * nr + 8 * nt));
+      t.join();
+      ::close(fd);
+      if (!ok1 || !ok2) throw std::runtime_error("read error");
+      r.skip(bytes);
+    }
     r.vec(d.neg_user);
     r.vec(d.neg_item);
     get_side(r, d.user_info);
@@ -276,11 +315,13 @@ bool cache_store(const std::string& file, const std::string& key, const Dataset&
     o.u64(d.users.integer_ids() ? 1 : 0);
     o.strs(d.items.raws());
     o.u64(d.items.integer_ids() ? 1 : 0);
-    o.vec(d.user);
-    o.vec(d.item);
-    o.vec(d.rating);
-    o.vec(d.timestamp);
-    o.vec(d.part);
+    // The interaction arrays, lengths first, so a reader can fill them in parallel.
+    o.u64(d.user.size()), o.u64(d.rating.size()), o.u64(d.timestamp.size()), o.u64(d.part.size());
+    o.raw(d.user.data(), d.user.size() * 4);
+    o.raw(d.item.data(), d.item.size() * 4);
+    o.raw(d.rating.data(), d.rating.size() * 4);
+    o.raw(d.timestamp.data(), d.timestamp.size() * 8);
+    o.raw(d.part.data(), d.part.size());
     o.vec(d.neg_user);
     o.vec(d.neg_item);
     put_side(o, d.user_info);

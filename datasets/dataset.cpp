@@ -106,6 +106,17 @@ void SideInfo::remap(const std::vector<int64_t>& new_of_old, int64_t n_new) {
   }
 }
 
+void SideInfo::resize(int64_t n) {
+  if (!title.empty() && static_cast<int64_t>(title.size()) < n) title.resize(static_cast<size_t>(n));
+  for (auto& f : features) {
+    if (f.kind == Feature::Kind::Float) {
+      if (static_cast<int64_t>(f.values.size()) < n) f.values.resize(static_cast<size_t>(n), std::numeric_limits<float>::quiet_NaN());
+    } else if (f.n() < n) {
+      f.offsets.resize(static_cast<size_t>(n) + 1, f.offsets.back());
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Report, Dataset
 
@@ -176,8 +187,9 @@ void Dataset::compact(bool keep_unseen_items) {
 // ---------------------------------------------------------------------------------------------
 // Csr
 
-Csr Csr::from_pairs(int64_t n_rows, int64_t n_cols, const std::vector<int64_t>& rows,
-                    const std::vector<int64_t>& cols) {
+namespace {
+template <class I>
+Csr csr_from_pairs(int64_t n_rows, int64_t n_cols, const std::vector<I>& rows, const std::vector<I>& cols) {
   Csr m;
   m.n_rows = n_rows;
   m.n_cols = n_cols;
@@ -198,6 +210,15 @@ Csr Csr::from_pairs(int64_t n_rows, int64_t n_cols, const std::vector<int64_t>& 
     m.indptr[static_cast<size_t>(r) + 1] = static_cast<int64_t>(m.indices.size());
   }
   return m;
+}
+
+}  // namespace
+
+Csr Csr::from_pairs(int64_t n_rows, int64_t n_cols, const std::vector<int64_t>& rows, const std::vector<int64_t>& cols) {
+  return csr_from_pairs(n_rows, n_cols, rows, cols);
+}
+Csr Csr::from_interactions(int64_t n_rows, int64_t n_cols, const std::vector<int32_t>& rows, const std::vector<int32_t>& cols) {
+  return csr_from_pairs(n_rows, n_cols, rows, cols);
 }
 
 bool Csr::contains(int64_t r, int64_t c) const { return std::binary_search(row_begin(r), row_end(r), c); }

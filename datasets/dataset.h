@@ -64,6 +64,8 @@ struct SideInfo {
   bool empty() const { return title.empty() && features.empty(); }
   // Keeps entity e at new_of_old[e] (>= 0) in a table of n_new entities.
   void remap(const std::vector<int64_t>& new_of_old, int64_t n_new);
+  // Extends every table to n entities (the new ones without values).
+  void resize(int64_t n);
 };
 
 // A file a reader consulted, for the cache: its path and whether it existed.
@@ -91,8 +93,10 @@ struct Csr;
 struct Dataset {
   std::string name;
   IdMap users, items;
-  // One entry per interaction, in file order.
-  std::vector<int64_t> user, item;
+  // One entry per interaction, in file order. Indices are 32-bit (up to 2^31 - 1 users or
+  // items): at 20 M interactions that halves the largest arrays, which are what loading and the
+  // cache spend their time on (allocating fresh memory costs more than reading into it).
+  std::vector<int32_t> user, item;
   std::vector<float> rating;        // empty when the data has no ratings
   std::vector<int64_t> timestamp;   // empty when the data has no timestamps; kNoTime = missing
   // A split that came with the data (NCF files, RecBole benchmark files): 0 train, 1 valid,
@@ -125,6 +129,9 @@ struct Csr {
 
   static Csr from_pairs(int64_t n_rows, int64_t n_cols, const std::vector<int64_t>& rows,
                         const std::vector<int64_t>& cols);
+  // The same from a Dataset's 32-bit interaction arrays.
+  static Csr from_interactions(int64_t n_rows, int64_t n_cols, const std::vector<int32_t>& rows,
+                               const std::vector<int32_t>& cols);
   int64_t nnz() const { return static_cast<int64_t>(indices.size()); }
   int64_t row_size(int64_t r) const { return indptr[r + 1] - indptr[r]; }
   const int64_t* row_begin(int64_t r) const { return indices.data() + indptr[r]; }

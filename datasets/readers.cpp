@@ -164,8 +164,8 @@ class InterReader {
     while (r.next(f)) {
       if (static_cast<int64_t>(f.size()) <= need) field_of(r, f, need, need == cu ? "user" : need == ci ? "item" : need == cr ? "rating" : "timestamp", sep);
       const std::string_view us = trim(f[static_cast<size_t>(cu)]), is = trim(f[static_cast<size_t>(ci)]);
-      d_.user.push_back(id(r, us, static_cast<size_t>(cu), "user", d_.users, s.int_ids, header.empty()));
-      d_.item.push_back(id(r, is, static_cast<size_t>(ci), "item", d_.items, s.int_ids, header.empty()));
+      d_.user.push_back(static_cast<int32_t>(id(r, us, static_cast<size_t>(cu), "user", d_.users, s.int_ids, header.empty())));
+      d_.item.push_back(static_cast<int32_t>(id(r, is, static_cast<size_t>(ci), "item", d_.items, s.int_ids, header.empty())));
       if (cr >= 0) d_.rating.push_back(rating(r, f, static_cast<size_t>(cr), header));
       if (ct >= 0) d_.timestamp.push_back(timestamp(r, f, static_cast<size_t>(ct)));
       if (s.part >= 0) d_.part.push_back(s.part);
@@ -808,7 +808,7 @@ void read_recbole(const Config& cfg, Dataset& d) {
   }
   const std::string first = files.front().first;
   if (!fs::is_regular_file(first, ec)) fail("{}: RecBole .inter file not found", first);
-  const std::string rcol = col("rating", "rating", ""), tcol = col("timestamp", "timestamp", "");
+  const std::string rcol = cfg.get_string("dataset.columns.rating"), tcol = cfg.get_string("dataset.columns.timestamp");
   s.rating = !rcol.empty() ? rcol : (has_field(first, "rating") ? "rating" : "");
   s.time = !tcol.empty() ? tcol : (has_field(first, "timestamp") ? "timestamp" : "");
   s.int_ids = cfg.get_choice("dataset.id_type", {"string", "int"}) == "int";
@@ -974,8 +974,8 @@ void read_sequence(const Config& cfg, Dataset& d) {
     const int64_t u = id(d.users, f[0], 0, "user");
     if (d.users.size() == before) r.fail_at(0, fmt::format("user '{}' has a second line", trim(f[0])));
     for (size_t k = 1; k < f.size(); ++k) {
-      d.user.push_back(u);
-      d.item.push_back(id(d.items, f[k], k, "item"));
+      d.user.push_back(static_cast<int32_t>(u));
+      d.item.push_back(static_cast<int32_t>(id(d.items, f[k], k, "item")));
     }
   }
   if (lines == 0) fail("{}: no data rows (empty file)", path);
@@ -1014,6 +1014,12 @@ Dataset read_raw_dataset(const Config& cfg) {
     if (!d.neg_user.empty()) cfg.bad("dataset.negatives_path", "this format already read its negatives file");
     read_negatives(d, neg, d.users.integer_ids());
   }
+  // Side tables cover every user and item (items may join after them, e.g. from negatives).
+  d.user_info.resize(d.n_users());
+  d.item_info.resize(d.n_items());
+  if (d.n_users() > INT32_MAX || d.n_items() > INT32_MAX)
+    fail("dataset '{}': {} users and {} items; at most {} of each are supported", cfg.get_string("dataset.name"),
+         d.n_users(), d.n_items(), INT32_MAX);
   d.name = cfg.get_string("dataset.name");
   return d;
 }

@@ -79,7 +79,7 @@ DataStats compute_stats(const Dataset& d, const Split* split) {
     ++pu[static_cast<size_t>(d.user[k])];
     ++pi[static_cast<size_t>(d.item[k])];
   }
-  const Csr all = Csr::from_pairs(s.users, s.items, d.user, d.item);
+  const Csr all = Csr::from_interactions(s.users, s.items, d.user, d.item);
   s.unique_pairs = all.nnz();
   s.density = s.users > 0 && s.items > 0 ? static_cast<double>(s.unique_pairs) / (static_cast<double>(s.users) * static_cast<double>(s.items)) : 0;
   s.per_user = distribution(pu);

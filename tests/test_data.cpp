@@ -117,7 +117,7 @@ TEST_CASE("random split: disjoint, complete, seeded, by ratio", "[data][split]")
   CHECK(a.train.indices == b.train.indices);
   CHECK(a.test.indices == b.test.indices);
   CHECK(a.test.indices != c.test.indices);
-  const Csr all = Csr::from_pairs(d.n_users(), d.n_items(), d.user, d.item);
+  const Csr all = Csr::from_interactions(d.n_users(), d.n_items(), d.user, d.item);
   CHECK(a.train.nnz() + a.valid.nnz() + a.test.nnz() == all.nnz());
   for (int64_t u = 0; u < d.n_users(); ++u) {
     CHECK(a.train.row_size(u) == 24);
@@ -138,7 +138,7 @@ TEST_CASE("uniform sampler never returns a positive", "[data][sampler]") {
   o.n_items = 40;
   o.per_user = 35;  // most items are positives: rejection has to work hard
   const Dataset d = make_synthetic(o);
-  const Csr pos = Csr::from_pairs(d.n_users(), d.n_items(), d.user, d.item);
+  const Csr pos = Csr::from_interactions(d.n_users(), d.n_items(), d.user, d.item);
   UniformSampler s(pos);
   Rng rng(3);
   std::vector<int64_t> users(20000), negs(users.size());
@@ -160,7 +160,7 @@ TEST_CASE("uniform sampler never returns a positive", "[data][sampler]") {
 
 TEST_CASE("batcher: pairwise and pointwise batches cover every positive", "[data][sampler]") {
   const Dataset d = make_synthetic(SyntheticOptions{});
-  const Csr train = Csr::from_pairs(d.n_users(), d.n_items(), d.user, d.item);
+  const Csr train = Csr::from_interactions(d.n_users(), d.n_items(), d.user, d.item);
   UniformSampler s(train);
   Batcher pair(train, InputType::Pairwise, s, 1000, 1);
   pair.start_epoch(1, 0);

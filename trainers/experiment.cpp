@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <sys/resource.h>
+
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -40,15 +42,30 @@ c10::Device setup_runtime(const Config& cfg) {
   cfg.bad("device", fmt::format("'{}' is not one of: cpu, cuda, cuda:N, auto", d));
 }
 
-PreparedData prepare_data(const Config& cfg, Logger& log) {
+double peak_rss_mb() {
+  struct rusage ru {};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KB on Linux
+}
+
+PreparedData prepare_data(const Config& cfg, Logger& log, bool split) {
   const auto t0 = std::chrono::steady_clock::now();
   PreparedData p{load_dataset(cfg), {}};
   const double load_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  p.split = split_dataset(p.data, cfg);
-  const double split_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() - load_secs;
   const auto& d = p.data;
   log.line(fmt::format("dataset {}: {} users, {} items, {} interactions ({}; loaded in {:.2f} s)", d.name, d.n_users(),
                        d.n_items(), d.n_interactions(), d.report.summary(), load_secs));
+  if (!d.report.from_cache && d.report.parse_seconds > 0)
+    log.line(fmt::format("  parsed {} rows in {:.2f} s ({:.2f} M rows/s), cleaned in {:.2f} s; peak memory so far {:.0f} MB",
+                         d.report.rows_read, d.report.parse_seconds,
+                         static_cast<double>(d.report.rows_read) / d.report.parse_seconds / 1e6, d.report.clean_seconds,
+                         peak_rss_mb()));
+  else
+    log.line(fmt::format("  peak memory so far {:.0f} MB", peak_rss_mb()));
+  if (!split) return p;
+  const auto t1 = std::chrono::steady_clock::now();
+  p.split = split_dataset(p.data, cfg);
+  const double split_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
   log.line(fmt::format("split {} (seed {}): train {} / valid {} / test {} interactions{} ({:.2f} s)", p.split.method,
                        cfg.get_int("dataset.split.seed"), p.split.train_rows.size(), p.split.valid_rows.size(),
                        p.split.test_rows.size(),

@@ -34,7 +34,9 @@ struct RunResult {
 // Sets LibTorch's thread count from `threads` and returns the device named by `device`
 // (cpu, cuda, cuda:N, or auto = cuda when available).
 c10::Device setup_runtime(const Config& cfg);
-PreparedData prepare_data(const Config& cfg, Logger& log);
+PreparedData prepare_data(const Config& cfg, Logger& log, bool split = true);  // split = false: data only
+// Peak resident memory of this process so far, in MB.
+double peak_rss_mb();
 // A new, unique run folder under output_dir (named run_name, or <model>-<dataset>-<time>).
 std::string new_run_dir(const Config& cfg, const std::string& parent = "");
 
