@@ -14,6 +14,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 #include <cstdlib>
@@ -37,25 +38,6 @@ namespace {
 
 constexpr char kMagic[8] = {'R', 'Z', 'O', 'O', 'D', 'S', '0', '1'};
 constexpr uint64_t kEnd = 0x21444E45ULL;  // "END!"
-
-struct Fingerprint {
-  uint64_t dev = 0, ino = 0, size = 0;
-  int64_t mtime_ns = 0, ctime_ns = 0;
-  bool operator==(const Fingerprint& o) const {
-    return dev == o.dev && ino == o.ino && size == o.size && mtime_ns == o.mtime_ns && ctime_ns == o.ctime_ns;
-  }
-};
-
-bool stat_file(const std::string& path, Fingerprint& f) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
-  f.dev = static_cast<uint64_t>(st.st_dev);
-  f.ino = static_cast<uint64_t>(st.st_ino);
-  f.size = static_cast<uint64_t>(st.st_size);
-  f.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
-  f.ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000LL + st.st_ctim.tv_nsec;
-  return true;
-}
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -148,6 +130,20 @@ std::string default_cache_dir() {
 
 }  // namespace
 
+SourceFile source_file(const std::string& path, bool expected_to_exist) {
+  SourceFile f;
+  f.path = path;
+  struct stat st {};
+  f.exists = expected_to_exist && ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+  if (!f.exists) return f;
+  f.dev = static_cast<uint64_t>(st.st_dev);
+  f.ino = static_cast<uint64_t>(st.st_ino);
+  f.size = static_cast<uint64_t>(st.st_size);
+  f.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+  f.ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000LL + st.st_ctim.tv_nsec;
+  return f;
+}
+
 std::string cache_key_text(const Config& cfg) {
   YAML::Node ds = YAML::Clone(cfg.node("dataset"));
   ds.remove("name");
@@ -202,19 +198,18 @@ std::optional<Dataset> cache_load(const std::string& file, const std::string& ke
       SourceFile s;
       s.path = r.str();
       s.exists = r.u64() != 0;
-      Fingerprint f;
-      f.dev = r.u64(), f.ino = r.u64(), f.size = r.u64(), f.mtime_ns = r.i64(), f.ctime_ns = r.i64();
+      s.dev = r.u64(), s.ino = r.u64(), s.size = r.u64(), s.mtime_ns = r.i64(), s.ctime_ns = r.i64();
       const uint64_t checksum = r.u64();
-      Fingerprint now;
-      const bool exists = stat_file(s.path, now);
+      const SourceFile now = source_file(s.path);
+      const bool exists = now.exists;
       if (exists != s.exists) {
         why = fmt::format("{} {} since the cache was written", s.path, exists ? "appeared" : "disappeared");
         return std::nullopt;
       }
       if (exists) {
         const bool racy = now.ctime_ns >= written - 2000000000LL || now.mtime_ns >= written - 2000000000LL;
-        if (verify_content || racy || !(now == f)) {
-          if (now.size != f.size || file_checksum(s.path) != checksum) {
+        if (verify_content || racy || !now.same_stat(s)) {
+          if (now.size != s.size || file_checksum(s.path) != checksum) {
             why = fmt::format("{} changed since the cache was written", s.path);
             return std::nullopt;
           }
@@ -248,16 +243,24 @@ std::optional<Dataset> cache_load(const std::string& file, const std::string& ke
       };
       bool ok1 = true, ok2 = true;
       std::thread t([&] {
-        d.item.resize(n);
-        d.timestamp.resize(nt);
-        ok1 = fill(d.item.data(), 4 * n, base + static_cast<off_t>(4 * n)) &&
-              fill(d.timestamp.data(), 8 * nt, base + static_cast<off_t>(8 * n + 4 * nr));
+        try {
+          d.item.resize(n);
+          d.timestamp.resize(nt);
+          ok1 = fill(d.item.data(), 4 * n, base + static_cast<off_t>(4 * n)) &&
+                fill(d.timestamp.data(), 8 * nt, base + static_cast<off_t>(8 * n + 4 * nr));
+        } catch (...) {  // out of memory: the cache is not used
+          ok1 = false;
+        }
       });
-      d.user.resize(n);
-      d.rating.resize(nr);
-      d.part.resize(np);
-      ok2 = fill(d.user.data(), 4 * n, base) && fill(d.rating.data(), 4 * nr, base + static_cast<off_t>(8 * n)) &&
-            fill(d.part.data(), np, base + static_cast<off_t>(8 * n + 4 * nr + 8 * nt));
+      try {
+        d.user.resize(n);
+        d.rating.resize(nr);
+        d.part.resize(np);
+        ok2 = fill(d.user.data(), 4 * n, base) && fill(d.rating.data(), 4 * nr, base + static_cast<off_t>(8 * n)) &&
+              fill(d.part.data(), np, base + static_cast<off_t>(8 * n + 4 * nr + 8 * nt));
+      } catch (...) {
+        ok2 = false;
+      }
       t.join();
       ::close(fd);
       if (!ok1 || !ok2) throw std::runtime_error("read error");
@@ -283,6 +286,24 @@ std::optional<Dataset> cache_load(const std::string& file, const std::string& ke
     for (size_t k = 0; k < n; ++k)
       if (d.user[k] < 0 || d.user[k] >= d.n_users() || d.item[k] < 0 || d.item[k] >= d.n_items())
         throw std::runtime_error("index out of range");
+    for (size_t k = 0; k < d.neg_user.size(); ++k)
+      if (d.neg_user[k] < 0 || d.neg_user[k] >= d.n_users() || d.neg_item[k] < 0 || d.neg_item[k] >= d.n_items())
+        throw std::runtime_error("negative out of range");
+    for (int8_t p : d.part)
+      if (p < 0 || p > 2) throw std::runtime_error("bad split part");
+    for (const auto* side : {&d.user_info, &d.item_info}) {
+      const int64_t ne = side == &d.user_info ? d.n_users() : d.n_items();
+      if (!side->title.empty() && static_cast<int64_t>(side->title.size()) != ne) throw std::runtime_error("bad titles");
+      for (const auto& f : side->features) {
+        if (f.n() != ne) throw std::runtime_error("bad feature size");
+        if (f.kind == Feature::Kind::Float) continue;
+        if (f.offsets.front() != 0 || f.offsets.back() != static_cast<int64_t>(f.tokens.size()) ||
+            !std::is_sorted(f.offsets.begin(), f.offsets.end()))
+          throw std::runtime_error("bad feature offsets");
+        for (int32_t t : f.tokens)
+          if (t < 0 || static_cast<size_t>(t) >= f.vocab.size()) throw std::runtime_error("bad token");
+      }
+    }
     return d;
   } catch (const std::exception& e) {
     why = fmt::format("cache file is damaged ({})", e.what());
@@ -304,12 +325,18 @@ bool cache_store(const std::string& file, const std::string& key, const Dataset&
     o.i64(written);
     o.u64(d.sources.size());
     for (const auto& s : d.sources) {
-      Fingerprint f;
-      const bool exists = s.exists && stat_file(s.path, f);
+      // The fingerprint taken when the reader opened the file; a file changed since then
+      // (while loading) is not cached, so the checksum below is of the content that was read.
+      if (!source_file(s.path, s.exists).same_stat(s)) {
+        why = s.path + " changed while it was being read";
+        out.close();
+        fs::remove(tmp, ec);
+        return false;
+      }
       o.str(s.path);
-      o.u64(exists ? 1 : 0);
-      o.u64(f.dev), o.u64(f.ino), o.u64(f.size), o.i64(f.mtime_ns), o.i64(f.ctime_ns);
-      o.u64(exists ? file_checksum(s.path) : 0);
+      o.u64(s.exists ? 1 : 0);
+      o.u64(s.dev), o.u64(s.ino), o.u64(s.size), o.i64(s.mtime_ns), o.i64(s.ctime_ns);
+      o.u64(s.exists ? file_checksum(s.path) : 0);
     }
     o.strs(d.users.raws());
     o.u64(d.users.integer_ids() ? 1 : 0);

@@ -39,7 +39,10 @@ std::vector<int64_t> rows_by_user(const Dataset& d, std::vector<int64_t>& start)
 int64_t dedup(Dataset& d, const std::string& policy) {
   std::vector<int64_t> start;
   const std::vector<int64_t> order = rows_by_user(d, start);
-  std::vector<int64_t> mark(static_cast<size_t>(d.n_items()), -1), leader(static_cast<size_t>(d.n_items()), -1);
+  // With a given split, a pair repeated across its parts (seen in train, held out in test) is
+  // not a duplicate: the key is (item, part).
+  const size_t parts = d.part.empty() ? 1 : 3;
+  std::vector<int64_t> mark(static_cast<size_t>(d.n_items()) * parts, -1), leader(mark.size(), -1);
   std::vector<bool> keep(d.user.size(), true);
   std::unordered_map<int64_t, std::pair<double, int64_t>> sums;  // leader row -> (rating sum, count)
   const bool timed = d.has_timestamps();
@@ -52,7 +55,8 @@ int64_t dedup(Dataset& d, const std::string& policy) {
   for (int64_t u = 0; u < d.n_users(); ++u) {
     for (int64_t p = start[static_cast<size_t>(u)]; p < start[static_cast<size_t>(u) + 1]; ++p) {
       const int64_t k = order[static_cast<size_t>(p)];
-      const auto i = static_cast<size_t>(d.item[static_cast<size_t>(k)]);
+      const auto i = static_cast<size_t>(d.item[static_cast<size_t>(k)]) * parts +
+                     (parts == 1 ? 0 : static_cast<size_t>(d.part[static_cast<size_t>(k)]));
       if (mark[i] != u) {
         mark[i] = u;
         leader[i] = k;

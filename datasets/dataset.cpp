@@ -154,18 +154,12 @@ void Dataset::filter_rows(const std::vector<bool>& keep) {
 }
 
 void Dataset::compact(bool keep_unseen_items) {
-  std::vector<bool> ukeep(static_cast<size_t>(n_users()), false), ikeep(static_cast<size_t>(n_items()), keep_unseen_items);
-  for (size_t k = 0; k < user.size(); ++k) {
-    ukeep[static_cast<size_t>(user[k])] = true;
-    ikeep[static_cast<size_t>(item[k])] = true;
-  }
-  for (int64_t i : neg_item) ikeep[static_cast<size_t>(i)] = true;
-  const bool all_u = std::all_of(ukeep.begin(), ukeep.end(), [](bool b) { return b; });
-  const bool all_i = std::all_of(ikeep.begin(), ikeep.end(), [](bool b) { return b; });
-  if (!all_u) {
+  // Users first: negatives of dropped users go with them, so their items do not keep a place.
+  std::vector<bool> ukeep(static_cast<size_t>(n_users()), false);
+  for (int32_t u : user) ukeep[static_cast<size_t>(u)] = true;
+  if (!std::all_of(ukeep.begin(), ukeep.end(), [](bool b) { return b; })) {
     const auto m = users.compact(ukeep);
-    for (auto& u : user) u = m[static_cast<size_t>(u)];
-    // Negatives of dropped users go with them.
+    for (auto& u : user) u = static_cast<int32_t>(m[static_cast<size_t>(u)]);
     size_t o = 0;
     for (size_t k = 0; k < neg_user.size(); ++k)
       if (m[static_cast<size_t>(neg_user[k])] >= 0) {
@@ -176,9 +170,12 @@ void Dataset::compact(bool keep_unseen_items) {
     neg_item.resize(o);
     user_info.remap(m, users.size());
   }
-  if (!all_i) {
+  std::vector<bool> ikeep(static_cast<size_t>(n_items()), keep_unseen_items);
+  for (int32_t i : item) ikeep[static_cast<size_t>(i)] = true;
+  for (int64_t i : neg_item) ikeep[static_cast<size_t>(i)] = true;
+  if (!std::all_of(ikeep.begin(), ikeep.end(), [](bool b) { return b; })) {
     const auto m = items.compact(ikeep);
-    for (auto& i : item) i = m[static_cast<size_t>(i)];
+    for (auto& i : item) i = static_cast<int32_t>(m[static_cast<size_t>(i)]);
     for (auto& i : neg_item) i = m[static_cast<size_t>(i)];
     item_info.remap(m, items.size());
   }

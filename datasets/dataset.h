@@ -68,11 +68,19 @@ struct SideInfo {
   void resize(int64_t n);
 };
 
-// A file a reader consulted, for the cache: its path and whether it existed.
+// A file a reader consulted, for the cache: its path, whether it existed, and its stat
+// fingerprint when the reader opened it (so a file changed while loading is noticed).
 struct SourceFile {
   std::string path;
   bool exists = true;
+  uint64_t dev = 0, ino = 0, size = 0;
+  int64_t mtime_ns = 0, ctime_ns = 0;
+  bool same_stat(const SourceFile& o) const {
+    return exists == o.exists && dev == o.dev && ino == o.ino && size == o.size && mtime_ns == o.mtime_ns && ctime_ns == o.ctime_ns;
+  }
 };
+// Stats `path` now (exists = false when it is not a regular file).
+SourceFile source_file(const std::string& path, bool expected_to_exist = true);
 
 // What loading and cleaning did, printed after loading and by `rzoo data stats`.
 struct LoadReport {

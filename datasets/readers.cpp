@@ -138,7 +138,7 @@ class InterReader {
 
   void read(const InterSpec& s) {
     TextReader r(s.path, s.text, s.what);
-    d_.sources.push_back({s.path, true});
+    d_.sources.push_back(source_file(s.path));
     std::vector<std::string_view> f;
     std::vector<std::string> header;
     if (s.header) {
@@ -284,7 +284,7 @@ struct ItemFileSpec {
 void read_item_file(const Config& cfg, Dataset& d, const ItemFileSpec& s, bool int_ids, bool keep_unseen,
                     FeatureBuilder& genres, FeatureBuilder& words, std::vector<std::string>& titles) {
   TextReader r(s.path, s.text, "item file");
-  d.sources.push_back({s.path, true});
+  d.sources.push_back(source_file(s.path));
   std::vector<std::string_view> f;
   std::vector<std::string> header;
   if (s.header) {
@@ -343,7 +343,7 @@ struct TagSpec {
 
 void read_tags(const Config& cfg, Dataset& d, const TagSpec& s, bool int_ids) {
   TextReader r(s.path, s.text, "tag file");
-  d.sources.push_back({s.path, true});
+  d.sources.push_back(source_file(s.path));
   std::vector<std::string_view> f;
   std::vector<std::string> header;
   if (s.header) {
@@ -378,7 +378,7 @@ struct UserFileSpec {
 
 void read_user_file(const Config& cfg, Dataset& d, const UserFileSpec& s, bool int_ids) {
   TextReader r(s.path, s.text, "user file");
-  d.sources.push_back({s.path, true});
+  d.sources.push_back(source_file(s.path));
   std::vector<std::string_view> f;
   std::vector<std::string> header;
   if (s.header) {
@@ -429,7 +429,7 @@ void read_user_file(const Config& cfg, Dataset& d, const UserFileSpec& s, bool i
 void read_attribute_json(Dataset& d, const std::string& path, bool int_ids, bool keep_unseen) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) fail("{}: attribute file not found", path);
-  d.sources.push_back({path, true});
+  d.sources.push_back(source_file(path));
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
@@ -484,7 +484,7 @@ void read_negatives(Dataset& d, const std::string& path, bool int_ids) {
     t.sep = head.find('\t') != std::string::npos ? "\t" : " ";
   }
   TextReader r(path, t, "negatives file");
-  d.sources.push_back({path, true});
+  d.sources.push_back(source_file(path));
   // The test item of each user (given split), to check NCF's (user,item) heads.
   std::vector<int64_t> test_item;
   if (!d.part.empty()) {
@@ -644,7 +644,7 @@ void read_movielens(const Config& cfg, Dataset& d) {
   auto probe = [&](const std::string& name) {
     const std::string p = (fs::path(dir) / name).string();
     const bool e = fs::is_regular_file(p, ec);
-    d.sources.push_back({p, e});
+    d.sources.push_back(source_file(p, e));
     return e ? p : std::string();
   };
   const bool keep_unseen = cfg.get_bool("dataset.items.keep_unseen");
@@ -799,7 +799,7 @@ void read_recbole(const Config& cfg, Dataset& d) {
     for (int8_t p = 0; p < 3; ++p) {
       const std::string f = stem.string() + "." + names[p] + ".inter";
       const bool e = fs::is_regular_file(f, ec);
-      d.sources.push_back({f, e});
+      d.sources.push_back(source_file(f, e));
       if (e) files.emplace_back(f, p);
       else if (p != 1) fail("{}: not found (split.method given reads STEM.train.inter, STEM.valid.inter, STEM.test.inter)", f);
     }
@@ -823,7 +823,7 @@ void read_recbole(const Config& cfg, Dataset& d) {
   for (const char* kind : {"item", "user"}) {
     const std::string file = stem.string() + "." + kind;
     const bool exists = fs::is_regular_file(file, ec);
-    d.sources.push_back({file, exists});
+    d.sources.push_back(source_file(file, exists));
     if (!exists) continue;
     const bool is_item = std::string(kind) == "item";
     TextOptions t;
@@ -864,7 +864,7 @@ void read_recbole(const Config& cfg, Dataset& d) {
       if (f.size() < names.size()) field_of(r, f, static_cast<int64_t>(names.size()) - 1, "feature", "\t");
       const std::string_view raw = trim(f[cid]);
       int64_t e = ids.find(raw);
-      if (e < 0 && is_item && cfg.get_bool("dataset.items.keep_unseen")) e = s.int_ids ? -1 : ids.add(raw);
+      if (e < 0 && is_item && cfg.get_bool("dataset.items.keep_unseen")) e = ids.add(raw);
       if (e < 0) continue;
       for (size_t j = 0; j < cols.size(); ++j) {
         const std::string_view v = trim(f[cols[j]]);
@@ -903,7 +903,7 @@ void read_ncf(const Config& cfg, Dataset& d) {
   std::error_code ec;
   auto exists = [&](const std::string& p) {
     const bool e = fs::is_regular_file(p, ec);
-    d.sources.push_back({p, e});
+    d.sources.push_back(source_file(p, e));
     return e;
   };
   InterReader reader(cfg, d);
@@ -955,7 +955,7 @@ void read_sequence(const Config& cfg, Dataset& d) {
   t.quotes = false;
   t.collapse = t.sep == " " || t.sep == "\t";
   TextReader r(path, t, "sequence file");
-  d.sources.push_back({path, true});
+  d.sources.push_back(source_file(path));
   std::vector<std::string_view> f;
   int64_t lines = 0;
   auto id = [&](IdMap& m, std::string_view s, size_t k, const char* what) -> int64_t {

@@ -155,7 +155,13 @@ TextReader::TextReader(std::string path, TextOptions opts, std::string what)
   fd_ = open_readable(path_, what_);
   struct stat st {};
   if (::fstat(fd_, &st) == 0) file_bytes_ = static_cast<uint64_t>(st.st_size);
-  refill();
+  try {
+    refill();
+  } catch (...) {  // the destructor does not run for a throwing constructor
+    ::close(fd_);
+    fd_ = -1;
+    throw;
+  }
 }
 
 TextReader::~TextReader() {
@@ -206,8 +212,10 @@ bool TextReader::refill() {
 
 bool TextReader::next(std::vector<std::string_view>& fields) {
   for (;;) {
-    // Skip blank lines.
-    while (pos_ < end_ && (buf_[pos_] == '\n' || buf_[pos_] == '\r')) {
+    // Skip blank lines (and, when separators collapse, leading separators: a line of spaces is
+    // blank).
+    const char skip = opt_.collapse && opt_.sep.size() == 1 ? opt_.sep[0] : '\n';
+    while (pos_ < end_ && (buf_[pos_] == '\n' || buf_[pos_] == '\r' || buf_[pos_] == skip)) {
       if (buf_[pos_] == '\n') ++line_;
       ++pos_;
     }
@@ -225,9 +233,7 @@ bool TextReader::next(std::vector<std::string_view>& fields) {
     }
     pos_ = rec_start_;
     line_ = line_at_start;
-    if (!refill()) {  // cannot happen: NeedMore is only returned before end of file
-      fail("{}:{}: internal error: record ends past the end of the file", path_, line_);
-    }
+    refill();  // more bytes, or end of file now known: the record parses on the next pass
   }
 }
 
@@ -287,7 +293,8 @@ TextReader::Result TextReader::parse_record(std::vector<std::string_view>& field
         const int m = sep_at(p);
         if (m < 0) return Result::NeedMore;
         if (m == 0) {
-          line_ = line;
+          starts_.push_back(p);  // point at the offending character
+          fields.emplace_back();
           fail_at(fields.size() - 1, "unexpected character after a closing quote (a quoted field must end at a "
                                      "separator or the end of the line)");
         }
@@ -337,11 +344,6 @@ TextReader::Result TextReader::parse_record(std::vector<std::string_view>& field
       unterminated = true;
     }
     break;
-  }
-  // Leading separators in collapse mode give an empty first field: drop it.
-  if (opt_.collapse && !fields.empty() && fields.front().empty() && starts_.size() > 1) {
-    fields.erase(fields.begin());
-    starts_.erase(starts_.begin());
   }
   const size_t bad = utf8_invalid_at(b + rec_start_, p - rec_start_);
   pos_ = p;

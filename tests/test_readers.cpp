@@ -462,3 +462,52 @@ TEST_CASE("rzoo data stats prints counts, distributions and the split", "[data][
   CHECK_THAT(j.output, Contains("\"users\": 3,") && Contains("\"popularity_gini\": 0.266667"));
   CHECK(run_cli("data nosuch '" + exp + "'").code == 2);
 }
+
+TEST_CASE("text reader: edge cases from review", "[data][text]") {
+  TempDir t;
+  // A file whose size is a multiple of the block size and whose last line has no newline.
+  std::string text;
+  while (text.size() < 4096 - 8) text += "a,b,c\n";
+  text += std::string(4096 - text.size() - 1, 'z') + "y";
+  text.resize(4096);
+  t.write("exact.csv", text);
+  TextOptions o;
+  o.block = 4096;
+  TextReader r(t.file("exact.csv"), o);
+  std::vector<std::string_view> f;
+  int64_t n = 0;
+  std::string_view last;
+  while (r.next(f)) {
+    ++n;
+    last = f.back();
+  }
+  CHECK(n > 600);
+  CHECK(r.last_unterminated());
+  // A line of spaces is blank when spaces separate fields.
+  t.write("s.txt", "1 10 5\n   \n  2 20 4\n");
+  TextOptions sp;
+  sp.sep = " ";
+  sp.collapse = true;
+  TextReader rs(t.file("s.txt"), sp);
+  REQUIRE(rs.next(f));
+  REQUIRE(rs.next(f));
+  CHECK(f == std::vector<std::string_view>{"2", "20", "4"});
+  CHECK(rs.line() == 3);
+  CHECK_FALSE(rs.next(f));
+  // The character after a closing quote is reported where it is.
+  t.write("q.csv", "1,\"a\nb\"x,3\n");
+  TextReader rq(t.file("q.csv"), TextOptions{});
+  CHECK_THROWS_WITH(rq.next(f), Contains("q.csv:2:3: unexpected character after a closing quote"));
+}
+
+TEST_CASE("dedup keeps a pair that is both in a given train file and its test file", "[data][clean]") {
+  TempDir t;
+  t.write("tr.csv", "user,item,rating\na,x,4\na,y,3\na,y,5\n");
+  t.write("te.csv", "user,item,rating\na,x,5\n");
+  const Config c = cfg_with({"dataset.format=csv", "dataset.path=" + t.file("tr.csv"), "dataset.columns.rating=rating",
+                             "dataset.split.method=given", "dataset.split.train_path=" + t.file("tr.csv"),
+                             "dataset.split.test_path=" + t.file("te.csv"), "dataset.split.valid=none"});
+  const Dataset d = load_dataset(c);
+  CHECK(d.n_interactions() == 3);  // a-y deduplicated within train; a-x kept in train and test
+  CHECK(split_dataset(d, c).test_rows.size() == 1);
+}
