@@ -24,21 +24,11 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Row indices grouped by user (stable: file order within a user), by counting sort.
-std::vector<int64_t> rows_by_user(const Dataset& d, std::vector<int64_t>& start) {
-  start.assign(static_cast<size_t>(d.n_users()) + 1, 0);
-  for (int64_t u : d.user) ++start[static_cast<size_t>(u) + 1];
-  std::partial_sum(start.begin(), start.end(), start.begin());
-  std::vector<int64_t> fill(start.begin(), start.end() - 1), out(d.user.size());
-  for (size_t k = 0; k < d.user.size(); ++k) out[static_cast<size_t>(fill[static_cast<size_t>(d.user[k])]++)] = static_cast<int64_t>(k);
-  return out;
-}
-
 // Duplicate (user, item) rows: keep the first or last (by timestamp, then file order), or one
 // row with the mean rating (at the first row's place and time).
 int64_t dedup(Dataset& d, const std::string& policy) {
   std::vector<int64_t> start;
-  const std::vector<int64_t> order = rows_by_user(d, start);
+  const std::vector<int64_t> order = d.rows_by_user(start);
   // With a given split, a pair repeated across its parts (seen in train, held out in test) is
   // not a duplicate: the key is (item, part).
   const size_t parts = d.part.empty() ? 1 : 3;

@@ -134,6 +134,15 @@ std::string LoadReport::summary() const {
   return s;
 }
 
+std::vector<int64_t> Dataset::rows_by_user(std::vector<int64_t>& start) const {
+  start.assign(static_cast<size_t>(n_users()) + 1, 0);
+  for (int32_t u : user) ++start[static_cast<size_t>(u) + 1];
+  std::partial_sum(start.begin(), start.end(), start.begin());
+  std::vector<int64_t> fill(start.begin(), start.end() - 1), out(user.size());
+  for (size_t k = 0; k < user.size(); ++k) out[static_cast<size_t>(fill[static_cast<size_t>(user[k])]++)] = static_cast<int64_t>(k);
+  return out;
+}
+
 void Dataset::filter_rows(const std::vector<bool>& keep) {
   size_t o = 0;
   const bool r = has_ratings(), t = has_timestamps(), p = !part.empty();

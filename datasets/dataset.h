@@ -122,6 +122,9 @@ struct Dataset {
   int64_t n_interactions() const { return static_cast<int64_t>(user.size()); }
   bool has_ratings() const { return !rating.empty(); }
   bool has_timestamps() const { return !timestamp.empty(); }
+  // Interaction indices grouped by user (file order within a user, by counting sort);
+  // user u's are [start[u], start[u + 1]).
+  std::vector<int64_t> rows_by_user(std::vector<int64_t>& start) const;
   // Keeps the interactions with keep[k] true, in order.
   void filter_rows(const std::vector<bool>& keep);
   // Drops users / items without interactions (items named by given negatives stay, as do items

@@ -27,11 +27,7 @@ namespace {
 
 // Rows grouped by user, each user's rows in time order (timestamp, then file order).
 std::vector<int64_t> by_user_time(const Dataset& d, std::vector<int64_t>& start) {
-  start.assign(static_cast<size_t>(d.n_users()) + 1, 0);
-  for (int64_t u : d.user) ++start[static_cast<size_t>(u) + 1];
-  std::partial_sum(start.begin(), start.end(), start.begin());
-  std::vector<int64_t> fill(start.begin(), start.end() - 1), out(d.user.size());
-  for (size_t k = 0; k < d.user.size(); ++k) out[static_cast<size_t>(fill[static_cast<size_t>(d.user[k])]++)] = static_cast<int64_t>(k);
+  std::vector<int64_t> out = d.rows_by_user(start);
   if (d.has_timestamps()) {
     for (int64_t u = 0; u < d.n_users(); ++u)
       std::stable_sort(out.begin() + start[static_cast<size_t>(u)], out.begin() + start[static_cast<size_t>(u) + 1],
@@ -62,13 +58,7 @@ struct Pairs {
 Pairs unique_pairs(const Dataset& d) {
   Pairs p;
   std::vector<int64_t> start;
-  std::vector<int64_t> order(d.user.size());
-  // Counting sort by user, then sort each user's rows by item.
-  start.assign(static_cast<size_t>(d.n_users()) + 1, 0);
-  for (int64_t u : d.user) ++start[static_cast<size_t>(u) + 1];
-  std::partial_sum(start.begin(), start.end(), start.begin());
-  std::vector<int64_t> fill(start.begin(), start.end() - 1);
-  for (size_t k = 0; k < d.user.size(); ++k) order[static_cast<size_t>(fill[static_cast<size_t>(d.user[k])]++)] = static_cast<int64_t>(k);
+  std::vector<int64_t> order = d.rows_by_user(start);  // then each user's rows sorted by item
   p.of_row.assign(d.user.size(), -1);
   for (int64_t u = 0; u < d.n_users(); ++u) {
     auto b = order.begin() + start[static_cast<size_t>(u)], e = order.begin() + start[static_cast<size_t>(u) + 1];
