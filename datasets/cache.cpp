@@ -9,6 +9,7 @@
 // an unchanged fingerprint means unchanged content. Files changed within 2 s before the cache
 // was written are always re-checksummed (the same "racy" rule as git's index).
 // `dataset.cache.verify: checksum` always compares content.
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,8 +37,11 @@ namespace rzoo {
 
 namespace {
 
-constexpr char kMagic[8] = {'R', 'Z', 'O', 'O', 'D', 'S', '0', '1'};
+constexpr char kMagic[8] = {'R', 'Z', 'O', 'O', 'D', 'S', '0', '2'};
 constexpr uint64_t kEnd = 0x21444E45ULL;  // "END!"
+// The interaction arrays start at multiples of this in the file, so that their views in the
+// mapped file are aligned for their element types (and for SIMD loads).
+constexpr uint64_t kAlign = 64;
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -46,7 +50,14 @@ int64_t now_ns() {
 class Out {
  public:
   explicit Out(std::ofstream& o) : o_(o) {}
-  void raw(const void* p, size_t n) { o_.write(static_cast<const char*>(p), static_cast<std::streamsize>(n)); }
+  void raw(const void* p, size_t n) {
+    o_.write(static_cast<const char*>(p), static_cast<std::streamsize>(n));
+    at_ += n;
+  }
+  void align() {
+    static const char zeros[kAlign] = {};
+    raw(zeros, (kAlign - at_ % kAlign) % kAlign);
+  }
   void u64(uint64_t v) { raw(&v, 8); }
   void i64(int64_t v) { raw(&v, 8); }
   void str(const std::string& s) { u64(s.size()); raw(s.data(), s.size()); }
@@ -57,28 +68,31 @@ class Out {
   }
  private:
   std::ofstream& o_;
+  uint64_t at_ = 0;
 };
 
+// Reads a cache file mapped into memory: small values are copied out, the interaction arrays
+// become views of the mapping (Column::view).
 class In {
  public:
-  explicit In(std::ifstream& i, uint64_t size) : i_(i), left_(size) {}
+  In(const char* base, uint64_t size) : base_(base), size_(size) {}
   void raw(void* p, size_t n) {
-    if (n > left_) throw std::runtime_error("truncated");
-    i_.read(static_cast<char*>(p), static_cast<std::streamsize>(n));
-    if (!i_) throw std::runtime_error("read error");
-    left_ -= n;
+    if (n > left()) throw std::runtime_error("truncated");
+    std::memcpy(p, base_ + at_, n);
+    at_ += n;
   }
   uint64_t u64() { uint64_t v; raw(&v, 8); return v; }
-  uint64_t left() const { return left_; }
-  void skip(uint64_t n) {
-    if (n > left_) throw std::runtime_error("truncated");
-    i_.seekg(static_cast<std::streamoff>(n), std::ios::cur);
-    left_ -= n;
-  }
   int64_t i64() { int64_t v; raw(&v, 8); return v; }
+  uint64_t left() const { return size_ - at_; }
+  uint64_t at() const { return at_; }
+  void skip(uint64_t n) {
+    if (n > left()) throw std::runtime_error("truncated");
+    at_ += n;
+  }
+  void align() { skip((kAlign - at_ % kAlign) % kAlign); }
   uint64_t count(size_t elem) {
     const uint64_t n = u64();
-    if (elem > 0 && n > left_ / elem) throw std::runtime_error("bad length");
+    if (elem > 0 && n > left() / elem) throw std::runtime_error("bad length");
     return n;
   }
   std::string str() { std::string s(count(1), '\0'); raw(s.data(), s.size()); return s; }
@@ -88,9 +102,18 @@ class In {
     for (auto& s : v) s = str();
     return v;
   }
+  // n values of T at the next aligned offset, as a view kept alive by `keep`.
+  template <class T> Column<T> column(uint64_t n, const std::shared_ptr<const void>& keep) {
+    align();
+    if (n > left() / sizeof(T)) throw std::runtime_error("truncated");
+    const auto* p = reinterpret_cast<const T*>(base_ + at_);
+    at_ += n * sizeof(T);
+    if (n == 0) return {};
+    return Column<T>::view(keep, p, n);
+  }
  private:
-  std::ifstream& i_;
-  uint64_t left_;
+  const char* base_;
+  uint64_t size_, at_ = 0;
 };
 
 void put_side(Out& o, const SideInfo& s) {
@@ -179,13 +202,25 @@ std::optional<Dataset> cache_load(const std::string& file, const std::string& ke
     why = "no cache file";
     return std::nullopt;
   }
-  std::ifstream in(file, std::ios::binary);
-  const uint64_t size = fs::file_size(file, ec);
-  if (!in || ec) {
+  // Mapped read-only: the interaction arrays are used in place (see column.h). The cache file
+  // is only ever replaced by rename, never rewritten, so the mapping stays valid and unchanged
+  // even when another run refreshes the cache meanwhile.
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  struct stat st {};
+  if (fd < 0 || ::fstat(fd, &st) != 0 || st.st_size < 16) {
+    if (fd >= 0) ::close(fd);
     why = "cache file not readable";
     return std::nullopt;
   }
-  In r(in, size);
+  const auto size = static_cast<uint64_t>(st.st_size);
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);  // the mapping keeps the file
+  if (map == MAP_FAILED) {
+    why = "cache file cannot be mapped";
+    return std::nullopt;
+  }
+  const std::shared_ptr<const void> keep(map, [size](const void* p) { ::munmap(const_cast<void*>(p), size); });
+  In r(static_cast<const char*>(map), size);
   try {
     char magic[8];
     r.raw(magic, 8);
@@ -224,47 +259,13 @@ std::optional<Dataset> cache_load(const std::string& file, const std::string& ke
     d.users.assign(std::move(uraw), uint);
     d.items.assign(std::move(iraw), iint);
     {
-      // Fresh memory costs more to fault in than to read into: two threads share both.
       const uint64_t n = r.u64(), nr = r.u64(), nt = r.u64(), np = r.u64();
       if (n > r.left() / 8 || nr > n || nt > n || np > n) throw std::runtime_error("bad array lengths");
-      const uint64_t bytes = 8 * n + 4 * nr + 8 * nt + np;
-      if (bytes > r.left()) throw std::runtime_error("truncated");
-      const auto base = static_cast<off_t>(size - r.left());
-      const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) throw std::runtime_error("cannot reopen");
-      auto fill = [fd](void* dst, size_t len, off_t at) {
-        auto* p = static_cast<char*>(dst);
-        while (len > 0) {
-          const ssize_t got = ::pread(fd, p, len, at);
-          if (got <= 0) return false;
-          p += got, len -= static_cast<size_t>(got), at += got;
-        }
-        return true;
-      };
-      bool ok1 = true, ok2 = true;
-      std::thread t([&] {
-        try {
-          d.item.resize(n);
-          d.timestamp.resize(nt);
-          ok1 = fill(d.item.data(), 4 * n, base + static_cast<off_t>(4 * n)) &&
-                fill(d.timestamp.data(), 8 * nt, base + static_cast<off_t>(8 * n + 4 * nr));
-        } catch (...) {  // out of memory: the cache is not used
-          ok1 = false;
-        }
-      });
-      try {
-        d.user.resize(n);
-        d.rating.resize(nr);
-        d.part.resize(np);
-        ok2 = fill(d.user.data(), 4 * n, base) && fill(d.rating.data(), 4 * nr, base + static_cast<off_t>(8 * n)) &&
-              fill(d.part.data(), np, base + static_cast<off_t>(8 * n + 4 * nr + 8 * nt));
-      } catch (...) {
-        ok2 = false;
-      }
-      t.join();
-      ::close(fd);
-      if (!ok1 || !ok2) throw std::runtime_error("read error");
-      r.skip(bytes);
+      d.user = r.column<int32_t>(n, keep);
+      d.item = r.column<int32_t>(n, keep);
+      d.rating = r.column<float>(nr, keep);
+      d.timestamp = r.column<int64_t>(nt, keep);
+      d.part = r.column<int8_t>(np, keep);
     }
     r.vec(d.neg_user);
     r.vec(d.neg_item);
@@ -283,13 +284,27 @@ std::optional<Dataset> cache_load(const std::string& file, const std::string& ke
     if (d.item.size() != n || (!d.rating.empty() && d.rating.size() != n) || (!d.timestamp.empty() && d.timestamp.size() != n) ||
         (!d.part.empty() && d.part.size() != n) || d.neg_user.size() != d.neg_item.size())
       throw std::runtime_error("inconsistent lengths");
-    for (size_t k = 0; k < n; ++k)
-      if (d.user[k] < 0 || d.user[k] >= d.n_users() || d.item[k] < 0 || d.item[k] >= d.n_items())
-        throw std::runtime_error("index out of range");
+    {
+      // Through const references: mutable access would copy the views (column.h). Unsigned
+      // comparison also catches negatives; the loop has no branch, so it vectorises, and the
+      // two arrays are checked by two threads.
+      const Column<int32_t>&u = d.user, &i = d.item;
+      auto in_range = [](const int32_t* p, size_t len, int64_t hi) {
+        const auto lim = static_cast<uint32_t>(hi);
+        uint32_t bad = 0;
+        for (size_t k = 0; k < len; ++k) bad |= static_cast<uint32_t>(static_cast<uint32_t>(p[k]) >= lim);
+        return bad == 0;
+      };
+      bool users_ok = true;
+      std::thread t([&] { users_ok = in_range(u.data(), n, d.n_users()); });
+      const bool items_ok = in_range(i.data(), n, d.n_items());
+      t.join();
+      if (!users_ok || !items_ok) throw std::runtime_error("index out of range");
+    }
     for (size_t k = 0; k < d.neg_user.size(); ++k)
       if (d.neg_user[k] < 0 || d.neg_user[k] >= d.n_users() || d.neg_item[k] < 0 || d.neg_item[k] >= d.n_items())
         throw std::runtime_error("negative out of range");
-    for (int8_t p : d.part)
+    for (int8_t p : std::as_const(d.part))
       if (p < 0 || p > 2) throw std::runtime_error("bad split part");
     for (const auto* side : {&d.user_info, &d.item_info}) {
       const int64_t ne = side == &d.user_info ? d.n_users() : d.n_items();
@@ -344,11 +359,12 @@ bool cache_store(const std::string& file, const std::string& key, const Dataset&
     o.u64(d.items.integer_ids() ? 1 : 0);
     // The interaction arrays, lengths first, so a reader can fill them in parallel.
     o.u64(d.user.size()), o.u64(d.rating.size()), o.u64(d.timestamp.size()), o.u64(d.part.size());
-    o.raw(d.user.data(), d.user.size() * 4);
-    o.raw(d.item.data(), d.item.size() * 4);
-    o.raw(d.rating.data(), d.rating.size() * 4);
-    o.raw(d.timestamp.data(), d.timestamp.size() * 8);
-    o.raw(d.part.data(), d.part.size());
+    // Each array aligned, to be mapped in place by cache_load.
+    o.align(), o.raw(d.user.data(), d.user.size() * 4);
+    o.align(), o.raw(d.item.data(), d.item.size() * 4);
+    o.align(), o.raw(d.rating.data(), d.rating.size() * 4);
+    o.align(), o.raw(d.timestamp.data(), d.timestamp.size() * 8);
+    o.align(), o.raw(d.part.data(), d.part.size());
     o.vec(d.neg_user);
     o.vec(d.neg_item);
     put_side(o, d.user_info);

@@ -175,7 +175,7 @@ Dataset load_dataset(const Config& cfg) {
     if (auto d = cache_load(file, key, verify, why)) {
       d->name = cfg.get_string("dataset.name");
       d->report.from_cache = true;
-      d->report.notes.push_back(fmt::format("from cache {} ({:.2f} s)", file, seconds_since(t0)));
+      d->report.notes.push_back(fmt::format("from cache {} ({:.3f} s)", file, seconds_since(t0)));
       return std::move(*d);
     }
   }

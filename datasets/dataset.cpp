@@ -194,8 +194,8 @@ void Dataset::compact(bool keep_unseen_items) {
 // Csr
 
 namespace {
-template <class I>
-Csr csr_from_pairs(int64_t n_rows, int64_t n_cols, const std::vector<I>& rows, const std::vector<I>& cols) {
+template <class V>
+Csr csr_from_pairs(int64_t n_rows, int64_t n_cols, const V& rows, const V& cols) {
   Csr m;
   m.n_rows = n_rows;
   m.n_cols = n_cols;
@@ -223,7 +223,7 @@ Csr csr_from_pairs(int64_t n_rows, int64_t n_cols, const std::vector<I>& rows, c
 Csr Csr::from_pairs(int64_t n_rows, int64_t n_cols, const std::vector<int64_t>& rows, const std::vector<int64_t>& cols) {
   return csr_from_pairs(n_rows, n_cols, rows, cols);
 }
-Csr Csr::from_interactions(int64_t n_rows, int64_t n_cols, const std::vector<int32_t>& rows, const std::vector<int32_t>& cols) {
+Csr Csr::from_interactions(int64_t n_rows, int64_t n_cols, const Column<int32_t>& rows, const Column<int32_t>& cols) {
   return csr_from_pairs(n_rows, n_cols, rows, cols);
 }
 

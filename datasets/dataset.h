@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "datasets/column.h"
+
 #include "datasets/idmap.h"
 
 namespace rzoo {
@@ -104,12 +106,13 @@ struct Dataset {
   // One entry per interaction, in file order. Indices are 32-bit (up to 2^31 - 1 users or
   // items): at 20 M interactions that halves the largest arrays, which are what loading and the
   // cache spend their time on (allocating fresh memory costs more than reading into it).
-  std::vector<int32_t> user, item;
-  std::vector<float> rating;        // empty when the data has no ratings
-  std::vector<int64_t> timestamp;   // empty when the data has no timestamps; kNoTime = missing
+  // Columns loaded from the cache are views of the mapped cache file (see column.h).
+  Column<int32_t> user, item;
+  Column<float> rating;        // empty when the data has no ratings
+  Column<int64_t> timestamp;   // empty when the data has no timestamps; kNoTime = missing
   // A split that came with the data (NCF files, RecBole benchmark files): 0 train, 1 valid,
   // 2 test per interaction; empty otherwise.
-  std::vector<int8_t> part;
+  Column<int8_t> part;
   // Given evaluation candidates (e.g. NCF's 99 negatives per test user), as (user, item)
   // pairs; empty when the data has none.
   std::vector<int64_t> neg_user, neg_item;
@@ -141,8 +144,8 @@ struct Csr {
   static Csr from_pairs(int64_t n_rows, int64_t n_cols, const std::vector<int64_t>& rows,
                         const std::vector<int64_t>& cols);
   // The same from a Dataset's 32-bit interaction arrays.
-  static Csr from_interactions(int64_t n_rows, int64_t n_cols, const std::vector<int32_t>& rows,
-                               const std::vector<int32_t>& cols);
+  static Csr from_interactions(int64_t n_rows, int64_t n_cols, const Column<int32_t>& rows,
+                               const Column<int32_t>& cols);
   int64_t nnz() const { return static_cast<int64_t>(indices.size()); }
   int64_t row_size(int64_t r) const { return indptr[r + 1] - indptr[r]; }
   const int64_t* row_begin(int64_t r) const { return indices.data() + indptr[r]; }

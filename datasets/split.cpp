@@ -248,7 +248,7 @@ Split split_dataset(const Dataset& d, const Config& cfg) {
   if (d.part.empty())
     cfg.bad("dataset.split.method", "'given' needs a split that came with the data (format ncf; split.train_path/test_path for csv; "
                                     "STEM.train/.valid/.test.inter for recbole)");
-  part = d.part;
+  part = d.part.to_vector();
   const bool has_valid = std::find(part.begin(), part.end(), int8_t{1}) != part.end();
   if (!has_valid) carve_valid(d, part, valid_how, valid_k, valid_ratio, seed);
   return assemble(d, part, true, fmt::format("given{}", has_valid ? "" : fmt::format(" (valid: {})", valid_how)));

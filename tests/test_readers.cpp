@@ -8,6 +8,7 @@
 
 #include "datasets/dataset.h"
 #include "datasets/sampler.h"
+#include "datasets/stats.h"
 #include "datasets/text.h"
 
 using namespace rzoo;
@@ -444,6 +445,80 @@ TEST_CASE("cache: a second load skips parsing; a changed or damaged cache is nev
   auto verify = sets;
   verify.push_back("dataset.cache.verify=checksum");
   CHECK(load_dataset(cfg_with(verify)).report.from_cache);
+}
+
+TEST_CASE("column: a view is read in place and copied on first mutable access", "[data][cache]") {
+  auto store = std::make_shared<std::vector<int32_t>>(std::vector<int32_t>{5, 6, 7});
+  const Column<int32_t> v = Column<int32_t>::view(store, store->data(), 3);
+  CHECK(v.is_view());
+  CHECK(v.size() == 3);
+  CHECK(v[2] == 7);
+  CHECK(v.data() == store->data());  // no copy for reading
+  Column<int32_t> w = v;             // copies of a view share it
+  CHECK(w.is_view());
+  CHECK(std::as_const(w).data() == store->data());
+  w[0] = 9;                          // mutable access: w gets its own storage first
+  CHECK_FALSE(w.is_view());
+  CHECK(w == std::vector<int32_t>{9, 6, 7});
+  CHECK((*store)[0] == 5);
+  CHECK(v == std::vector<int32_t>{5, 6, 7});
+  Column<int32_t> x = v;
+  x.push_back(8);
+  CHECK(x == std::vector<int32_t>{5, 6, 7, 8});
+  Column<int32_t> y = v;
+  y.assign(y.cbegin() + 1, y.cend());  // from its own view
+  CHECK(y == std::vector<int32_t>{6, 7});
+  Column<int32_t> z = v;
+  z.resize(1);
+  CHECK(z == std::vector<int32_t>{5});
+  z = std::move(x);
+  CHECK(z.size() == 4);
+  CHECK(x.empty());
+  CHECK(v.to_vector() == std::vector<int32_t>{5, 6, 7});
+}
+
+TEST_CASE("cache: arrays are views of the mapped cache file, never written through", "[data][cache]") {
+  TempDir t;
+  t.write("r.csv", "user,item,rating,ts\na,x,4,10\nb,y,3,20\nb,x,5,30\nc,y,1,40\nc,x,2,50\n");
+  const std::vector<std::string> sets = {"dataset.format=csv", "dataset.path=" + t.file("r.csv"), "dataset.columns.rating=rating",
+                                         "dataset.columns.timestamp=ts", "dataset.cache.dir=" + t.file("cache"),
+                                         "dataset.cache.min_mb=0", "dataset.split.method=random", "dataset.split.ratios=[0.6,0.2,0.2]"};
+  const Config cfg = cfg_with(sets);
+  const Dataset a = load_dataset(cfg);
+  REQUIRE_FALSE(a.report.from_cache);
+  CHECK_FALSE(a.user.is_view());
+  const Dataset b = load_dataset(cfg);
+  REQUIRE(b.report.from_cache);
+  for (bool view : {b.user.is_view(), b.item.is_view(), b.rating.is_view(), b.timestamp.is_view()}) CHECK(view);
+  // Splitting and statistics only read: the views stay views, and give what parsing gave.
+  const Split sa = split_dataset(a, cfg), sb = split_dataset(b, cfg);
+  CHECK(b.user.is_view());
+  CHECK(sb.train.indices == sa.train.indices);
+  CHECK(sb.test.indices == sa.test.indices);
+  std::string jb = stats_json(b, compute_stats(b, &sb), &sb);
+  const auto at = jb.find("\"from_cache\": true");
+  REQUIRE(at != std::string::npos);
+  jb.replace(at, 18, "\"from_cache\": false");
+  CHECK(jb == stats_json(a, compute_stats(a, &sa), &sa));
+  CHECK(b.timestamp.is_view());
+  // A copy changed in place does not change the original, nor the cache.
+  Dataset c = b;
+  c.user[0] = c.user[1];
+  c.rating.vec().back() = 0.5f;
+  CHECK(b.user == a.user);
+  CHECK(b.rating == a.rating);
+  const Dataset d = load_dataset(cfg);
+  REQUIRE(d.report.from_cache);
+  CHECK(d.user == a.user);
+  CHECK(d.rating == a.rating);
+  // The cache replaced (data changed) while a loaded dataset still uses the old one.
+  t.write("r.csv", "user,item,rating,ts\nq,z,1,1\n");
+  const Dataset e = load_dataset(cfg);
+  CHECK_FALSE(e.report.from_cache);
+  CHECK(e.n_interactions() == 1);
+  CHECK(load_dataset(cfg).report.from_cache);
+  CHECK(b.user == a.user);
+  CHECK(b.timestamp == a.timestamp);
 }
 
 TEST_CASE("rzoo data stats prints counts, distributions and the split", "[data][cli]") {

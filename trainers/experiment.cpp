@@ -53,7 +53,7 @@ PreparedData prepare_data(const Config& cfg, Logger& log, bool split) {
   PreparedData p{load_dataset(cfg), {}};
   const double load_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto& d = p.data;
-  log.line(fmt::format("dataset {}: {} users, {} items, {} interactions ({}; loaded in {:.2f} s)", d.name, d.n_users(),
+  log.line(fmt::format("dataset {}: {} users, {} items, {} interactions ({}; loaded in {:.3f} s)", d.name, d.n_users(),
                        d.n_items(), d.n_interactions(), d.report.summary(), load_secs));
   if (!d.report.from_cache && d.report.parse_seconds > 0)
     log.line(fmt::format("  parsed {} rows in {:.2f} s ({:.2f} M rows/s), cleaned in {:.2f} s; peak memory so far {:.0f} MB",
