@@ -71,12 +71,16 @@ TEST_CASE("cli: compare prints one table", "[cli]") {
   const auto r = run_cli("compare " + q(exp) + common(t));
   INFO(r.output);
   REQUIRE(r.code == 0);
-  CHECK(r.output.find("model   K  recall  precision") != std::string::npos);
+  CHECK(r.output.find("model    K") != std::string::npos);
+  CHECK(r.output.find("Against the baseline pop") != std::string::npos);
   CHECK(r.output.find("\npop ") != std::string::npos);
   CHECK(r.output.find("\nbpr ") != std::string::npos);
   REQUIRE(runs(t).size() == 1);
   CHECK(fs::exists(runs(t)[0] / "compare.md"));
   CHECK(fs::exists(runs(t)[0] / "compare.json"));
+  CHECK(fs::exists(runs(t)[0] / "compare.csv"));
+  CHECK(fs::exists(runs(t)[0] / "compare.tex"));
+  CHECK(fs::exists(runs(t)[0] / "bpr" / "test.users.csv"));
 }
 
 TEST_CASE("cli: bad inputs give one clear error", "[cli][errors]") {

@@ -13,6 +13,7 @@
 
 #include "models/registry.h"
 #include "trainers/checkpoint.h"
+#include "trainers/compare_report.h"
 #include "trainers/error.h"
 #include "trainers/log.h"
 #include "trainers/trainer.h"
@@ -136,11 +137,13 @@ std::string render(const std::vector<std::vector<std::string>>& rows, bool markd
   return out;
 }
 
-// Metric names ("ndcg@10") grouped by K, in first-seen order.
+// Metric names ("ndcg@10") grouped by K, in first-seen order; metrics without K ("auc") form
+// the group "-".
 std::vector<std::pair<std::string, std::vector<std::string>>> by_k(const EvalResult& r) {
   std::vector<std::pair<std::string, std::vector<std::string>>> out;
   for (const auto& [name, v] : r.metrics) {
-    const std::string k = name.substr(name.find('@') + 1);
+    const auto at = name.find('@');
+    const std::string k = at == std::string::npos ? "-" : name.substr(at + 1);
     auto it = std::find_if(out.begin(), out.end(), [&](const auto& p) { return p.first == k; });
     if (it == out.end()) out.push_back({k, {}}), it = out.end() - 1;
     it->second.push_back(name);
@@ -151,41 +154,27 @@ std::vector<std::pair<std::string, std::vector<std::string>>> by_k(const EvalRes
 }  // namespace
 
 std::string eval_table(const EvalResult& res) {
-  std::vector<std::vector<std::string>> rows;
+  // A row per K; metrics without K (auc, rmse, ...) in a last row "all".
   const auto groups = by_k(res);
   if (groups.empty()) return "";
+  std::vector<std::string> bases;
+  for (const auto& [name, v] : res.metrics)
+    if (std::find(bases.begin(), bases.end(), name.substr(0, name.find('@'))) == bases.end())
+      bases.push_back(name.substr(0, name.find('@')));
+  std::vector<std::vector<std::string>> rows;
   std::vector<std::string> header{"K"};
-  for (const auto& n : groups[0].second) header.push_back(n.substr(0, n.find('@')));
+  header.insert(header.end(), bases.begin(), bases.end());
   rows.push_back(header);
   for (const auto& [k, names] : groups) {
-    std::vector<std::string> row{"@" + k};
-    for (const auto& n : names) row.push_back(fmt::format("{:.4f}", res.get(n)));
+    std::vector<std::string> row{k == "-" ? "all" : "@" + k};
+    for (const auto& b : bases) {
+      const std::string n = k == "-" ? b : b + "@" + k;
+      row.push_back(res.has(n) ? fmt::format("{:.4f}", res.get(n)) : "");
+    }
     rows.push_back(row);
   }
+  std::stable_partition(rows.begin() + 1, rows.end(), [](const auto& r) { return r[0] != "all"; });
   return fmt::format("{} ({} users; {})\n", res.split, res.n_users, res.protocol) + render(rows, false);
-}
-
-std::string results_table(const std::vector<RunResult>& runs, bool markdown) {
-  if (runs.empty()) return "";
-  // One table: a row per (K, model), models side by side at each K.
-  const auto groups = by_k(runs[0].test);
-  if (groups.empty()) return "";
-  std::vector<std::vector<std::string>> rows;
-  std::vector<std::string> header{"model", "K"};
-  for (const auto& n : groups[0].second) header.push_back(n.substr(0, n.find('@')));
-  header.push_back("best epoch");
-  header.push_back("train s");
-  rows.push_back(header);
-  for (const auto& [k, names] : groups) {
-    for (const auto& r : runs) {
-      std::vector<std::string> row{r.model, k};
-      for (const auto& n : names) row.push_back(r.test.has(n) ? fmt::format("{:.4f}", r.test.get(n)) : "-");
-      row.push_back(std::to_string(r.best_epoch));
-      row.push_back(fmt::format("{:.2f}", r.train_seconds));
-      rows.push_back(row);
-    }
-  }
-  return render(rows, markdown);
 }
 
 std::string new_run_dir(const Config& cfg, const std::string& parent) {
@@ -195,6 +184,17 @@ std::string new_run_dir(const Config& cfg, const std::string& parent) {
   const fs::path base = parent.empty() ? fs::path(cfg.get_string("output_dir")) / name : fs::path(parent) / name;
   return unique_dir(base);
 }
+
+namespace {
+// Per-user values (and with eval.save_rankings the rankings and item facts) beside metrics.json.
+void write_eval_files(const RunResult& r, const PreparedData& p, const EvalOptions& eval, const std::string& run_dir) {
+  for (const EvalResult* e : {&r.valid, &r.test}) {
+    write_user_values(*e, fmt::format("{}/{}.users.csv", run_dir, e->split));
+    if (eval.save_rankings) write_rankings(*e, fmt::format("{}/{}.rankings.tsv", run_dir, e->split));
+  }
+  if (eval.save_rankings) write_item_facts(p.split, &p.data, eval, run_dir + "/items.tsv");
+}
+}  // namespace
 
 RunResult train_model(const Config& cfg, const PreparedData& p, const std::string& run_dir, Logger& log, bool resume) {
   const std::string name = cfg.get_string("model.name");
@@ -214,7 +214,7 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
   ModelContext ctx{p.data.n_users(), p.data.n_items(), &cfg};
   Recommender model = make_model(name, ctx);
   const EvalOptions eval = EvalOptions::from_config(cfg);
-  Trainer trainer(model, p.split, TrainOptions::from_config(cfg), eval, device, run_dir, log);
+  Trainer trainer(model, p.split, TrainOptions::from_config(cfg), eval, device, run_dir, log, &p.data);
   if (resume) trainer.resume();
   trainer.fit();
   trainer.restore_best();
@@ -225,11 +225,12 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
   r.best_epoch = trainer.best_epoch();
   r.epochs_run = trainer.epoch();
   r.train_seconds = trainer.train_seconds();
-  r.valid = evaluate(*model, p.split, Target::Valid, eval, device);
-  r.test = evaluate(*model, p.split, Target::Test, eval, device);
+  r.valid = evaluate(*model, p.split, Target::Valid, eval, device, &p.data);
+  r.test = evaluate(*model, p.split, Target::Test, eval, device, &p.data);
   log.line(fmt::format("best epoch {} of {}; {:.2f} s training", r.best_epoch, r.epochs_run, r.train_seconds));
   log.line(eval_table(r.valid));
   log.line(eval_table(r.test));
+  write_eval_files(r, p, eval, run_dir);
   write_file_atomic(run_dir + "/metrics.json", metrics_json(r));
   log.close();
   return r;
@@ -246,7 +247,7 @@ RunResult evaluate_run(const std::string& run_dir, Logger& log) {
   const std::string name = cfg.get_string("model.name");
   ModelContext ctx{p.data.n_users(), p.data.n_items(), &cfg};
   Recommender model = make_model(name, ctx);
-  Trainer trainer(model, p.split, TrainOptions::from_config(cfg), EvalOptions::from_config(cfg), device, run_dir, log);
+  Trainer trainer(model, p.split, TrainOptions::from_config(cfg), EvalOptions::from_config(cfg), device, run_dir, log, &p.data);
   if (fs::exists(run_dir + "/last.pt")) trainer.resume(/*announce=*/false);  // best epoch, epochs, seconds
   trainer.restore_best();
   RunResult r;
@@ -256,10 +257,11 @@ RunResult evaluate_run(const std::string& run_dir, Logger& log) {
   r.epochs_run = trainer.epoch();
   r.train_seconds = trainer.train_seconds();
   const EvalOptions eval = EvalOptions::from_config(cfg);
-  r.valid = evaluate(*model, p.split, Target::Valid, eval, device);
-  r.test = evaluate(*model, p.split, Target::Test, eval, device);
+  r.valid = evaluate(*model, p.split, Target::Valid, eval, device, &p.data);
+  r.test = evaluate(*model, p.split, Target::Test, eval, device, &p.data);
   log.line(eval_table(r.valid));
   log.line(eval_table(r.test));
+  write_eval_files(r, p, eval, run_dir);
   write_file_atomic(run_dir + "/eval.json", metrics_json(r));
   return r;
 }
@@ -306,18 +308,27 @@ std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log,
     r.model = run_name;
     results.push_back(std::move(r));
   }
-  const std::string md = results_table(results, true);
+  std::vector<std::string> names;
+  std::vector<const EvalResult*> tests;
+  std::vector<int64_t> epochs;
+  std::vector<double> secs;
+  for (const auto& r : results) {
+    names.push_back(r.model), tests.push_back(&r.test), epochs.push_back(r.best_epoch), secs.push_back(r.train_seconds);
+  }
+  const CompareReport report = compare_report(names, tests, epochs, secs, CompareOptions::from_config(base));
   std::string json = "[\n";
   for (size_t i = 0; i < results.size(); ++i)
     json += fmt::format("{}{}", i ? ",\n" : "", metrics_json(results[i]));
   json += "]\n";
   const std::string protocol = results[0].test.protocol;
-  write_file_atomic(dir + "/compare.md",
-                    fmt::format("# {}\n\nDataset {}; test split; {}.\n\n{}", stem, data.data.name, protocol, md));
+  write_file_atomic(dir + "/compare.md", fmt::format("# {}\n\nDataset {}; test split ({} users); {}.\n\n{}", stem, data.data.name,
+                                                     results[0].test.n_users, protocol, report_markdown(report)));
+  write_file_atomic(dir + "/compare.csv", report_csv(report));
+  write_file_atomic(dir + "/compare.tex", report_latex(report));
   write_file_atomic(dir + "/compare.json", json);
-  log.line(fmt::format("\ncomparison on {} (test split; {})\n", data.data.name, protocol));
-  log.line(results_table(results, false));
-  log.line(fmt::format("written: {}/compare.md, {}/compare.json", dir, dir));
+  log.line(fmt::format("\ncomparison on {} (test split, {} users; {})\n", data.data.name, results[0].test.n_users, protocol));
+  log.line(report_text(report));
+  log.line(fmt::format("written: {0}/compare.md, compare.csv, compare.tex, compare.json (per-user values: each run's test.users.csv)", dir));
   return results;
 }
 

@@ -3,8 +3,9 @@
 //
 // A run folder holds: config.yaml (the resolved config, each value with the file:line it came
 // from), train.log, last.pt (full training state, for --resume), best.pt (the selected model),
-// metrics.json (valid and test results with their protocol), users.txt and items.txt (raw ids
-// in index order).
+// metrics.json (valid and test results with their protocol), valid.users.csv and test.users.csv
+// (per-user metric values), users.txt and items.txt (raw ids in index order); with
+// eval.save_rankings also valid/test.rankings.tsv and items.tsv (see evaluator.h).
 #pragma once
 #include <c10/core/Device.h>
 
@@ -47,11 +48,10 @@ RunResult train_model(const Config& cfg, const PreparedData& data, const std::st
 // Re-evaluates a finished run from its folder (rebuilding its data split from config.yaml).
 RunResult evaluate_run(const std::string& run_dir, Logger& log);
 // Trains every entry of the experiment's `compare` list on one dataset and split. Writes
-// compare.md and compare.json in the comparison's folder (returned through out_dir).
+// compare.md, compare.csv, compare.tex (test metrics with bootstrap intervals and paired tests
+// against compare_stats.baseline) and compare.json in the comparison's folder (out_dir).
 std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log, std::string* out_dir = nullptr);
 
-// One table of test results: a row per (K, run), runs side by side at each K.
-std::string results_table(const std::vector<RunResult>& runs, bool markdown);
 std::string eval_table(const EvalResult& res);
 
 }  // namespace rzoo

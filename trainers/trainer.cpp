@@ -59,16 +59,19 @@ TrainOptions TrainOptions::from_config(const Config& cfg) {
   // The early-stopping metric must be one the evaluator computes.
   const auto eval = EvalOptions::from_config(cfg);
   const auto at = o.early_stop_metric.find('@');
-  bool ok = at != std::string::npos;
-  if (ok) {
-    const std::string name = o.early_stop_metric.substr(0, at);
-    const std::string k = o.early_stop_metric.substr(at + 1);
-    ok = std::find(eval.metrics.begin(), eval.metrics.end(), name) != eval.metrics.end() &&
-         std::find_if(eval.ks.begin(), eval.ks.end(), [&](int64_t x) { return std::to_string(x) == k; }) != eval.ks.end();
+  const std::string name = o.early_stop_metric.substr(0, at);
+  bool ok = std::find(eval.metrics.begin(), eval.metrics.end(), name) != eval.metrics.end() && metric_per_user(name);
+  if (ok && metric_has_k(name)) {
+    const std::string k = at == std::string::npos ? "" : o.early_stop_metric.substr(at + 1);
+    ok = std::find_if(eval.ks.begin(), eval.ks.end(), [&](int64_t x) { return std::to_string(x) == k; }) != eval.ks.end();
+  } else if (ok) {
+    ok = at == std::string::npos;
   }
   if (!ok)
     cfg.bad("train.early_stop.metric",
-            fmt::format("'{}' is not computed; use METRIC@K with METRIC in eval.metrics and K in eval.ks", o.early_stop_metric));
+            fmt::format("'{}' is not computed; use METRIC@K with METRIC in eval.metrics and K in eval.ks (or auc, gauc, "
+                        "rmse, mae when listed in eval.metrics)",
+                        o.early_stop_metric));
   return o;
 }
 
@@ -85,9 +88,10 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& name,
 }
 
 Trainer::Trainer(Recommender model, const Split& split, TrainOptions train, EvalOptions eval, c10::Device device,
-                 std::string run_dir, Logger& log)
+                 std::string run_dir, Logger& log, const Dataset* data)
     : model_(std::move(model)),
       split_(split),
+      data_(data),
       opt_(std::move(train)),
       eval_(std::move(eval)),
       device_(device),
@@ -102,7 +106,7 @@ Trainer::~Trainer() = default;
 
 double Trainer::validate() {
   if (split_.valid.nnz() == 0) return std::numeric_limits<double>::quiet_NaN();
-  return evaluate(*model_, split_, Target::Valid, eval_, device_).get(opt_.early_stop_metric);
+  return evaluate(*model_, split_, Target::Valid, eval_, device_, data_).get(opt_.early_stop_metric);
 }
 
 void Trainer::save_best() {
@@ -302,7 +306,10 @@ bool Trainer::fit(int64_t max_epochs) {
     std::string valid_text;
     if (has_valid && (epoch_ % opt_.valid_every == 0 || epoch_ == opt_.epochs)) {
       rec.valid = validate();
-      const bool better = rec.valid > best_valid_;
+      // The first validation always counts (best_valid_ starts at -inf, which a lower-is-better
+      // metric such as rmse could never beat).
+      const bool better = best_epoch_ == 0 || (metric_higher_is_better(opt_.early_stop_metric) ? rec.valid > best_valid_
+                                                                                                 : rec.valid < best_valid_);
       if (better) {
         best_valid_ = rec.valid;
         best_epoch_ = epoch_;

@@ -21,6 +21,7 @@ namespace rzoo {
 class Config;
 class Logger;
 struct Split;
+struct Dataset;
 
 struct TrainOptions {
   int64_t epochs = 50;
@@ -56,7 +57,7 @@ bool stop_requested();
 class Trainer {
  public:
   Trainer(Recommender model, const Split& split, TrainOptions train, EvalOptions eval, c10::Device device,
-          std::string run_dir, Logger& log);
+          std::string run_dir, Logger& log, const Dataset* data = nullptr);  // data: ratings, item features
   ~Trainer();
 
   // Restores model, optimizer, epoch, early-stopping state and history from run_dir/last.pt.
@@ -81,6 +82,7 @@ class Trainer {
 
   Recommender model_;
   const Split& split_;
+  const Dataset* data_ = nullptr;
   TrainOptions opt_;
   EvalOptions eval_;
   c10::Device device_;
