@@ -1,15 +1,20 @@
 // rzoo: train, evaluate and compare recommender models from YAML.
+#include <torch/script.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <csignal>
+#include <fstream>
 #include <filesystem>
 #include <iostream>
 
 #include "datasets/stats.h"
 #include "models/registry.h"
+#include "trainers/checkpoint.h"
 #include "trainers/config.h"
 #include "trainers/error.h"
 #include "trainers/experiment.h"
+#include "trainers/export.h"
 #include "trainers/log.h"
 #include "trainers/trainer.h"
 
@@ -27,6 +32,8 @@ commands:
   compare CONFIG [--set KEY=VALUE ...] train every model listed under `compare` on one split; one table
   models                               list the built-in models
   data stats CONFIG [--set ...] [--json] load CONFIG's dataset and split; print their statistics
+  export RUN_DIR --out model.pt        write the run's best model as TorchScript (PyTorch/C++ load it)
+  recommend --model model.pt --user ID [-k 10]   top-k items for a raw user id (--users-file F: CSV)
 
 options:
   --set KEY=VALUE    override any config key (dotted path, YAML value), e.g. --set train.epochs=5
@@ -80,6 +87,24 @@ as JSON on stdout (without the log). --no-split skips splitting. CONFIG may be a
 configs/datasets/ml-100k.yaml.
 )";
   if (command == "models") return "usage: rzoo models\n\nLists the built-in models with their paper references.\n";
+  if (command == "export")
+    return R"(usage: rzoo export RUN_DIR --out model.pt
+
+Writes the run's best model as one TorchScript file that torch.jit.load (Python) and
+torch::jit::load (C++) load without rzoo. Methods: score(users, items), recommend(users, k) (the
+user's known items masked), user_index(raw), item_index(raw), recommend_raw(raw_user, k,
+fallback=False). Inside the archive: config.yaml, users.txt, items.txt, metrics.json, rzoo.txt.
+The data is rebuilt from RUN_DIR/config.yaml (and must still give the run's users and items).
+)";
+  if (command == "recommend")
+    return R"(usage: rzoo recommend --model model.pt --user RAW_ID [-k 10] [--fallback popular]
+       rzoo recommend --model model.pt --users-file FILE [-k 10] [--out recs.csv] [--fallback popular]
+
+Prints the top-k items (raw ids, scores, titles when the data had them) that an exported model
+recommends to a user, never one the user already interacted with. --users-file reads one raw
+user id per line and writes CSV (user,rank,item,score,title) to --out or stdout. An unknown user
+is an error unless --fallback popular, which recommends the most popular items instead.
+)";
   return nullptr;
 }
 
@@ -91,6 +116,7 @@ struct Args {
   std::string command;
   std::vector<std::string> positional, sets;
   std::string resume, config_dir;
+  std::string out, model, user, users_file, fallback, k;
   bool quiet = false, help = false, json = false, no_split = false;
 };
 
@@ -111,6 +137,12 @@ Args parse(int argc, char** argv) {
     else if (s == "--config-dir") a.config_dir = value(s);
     else if (s == "--json") a.json = true;
     else if (s == "--no-split") a.no_split = true;
+    else if (s == "--out" || s == "-o") a.out = value(s);
+    else if (s == "--model") a.model = value(s);
+    else if (s == "--user") a.user = value(s);
+    else if (s == "--users-file") a.users_file = value(s);
+    else if (s == "--fallback") a.fallback = value(s);
+    else if (s == "-k" || s == "--k") a.k = value(s);
     else if (s.size() > 1 && s[0] == '-') throw Usage("unknown option '" + s + "'");
     else if (a.command.empty()) a.command = s;
     else a.positional.push_back(s);
@@ -125,6 +157,107 @@ ConfigSources sources_for(const Args& a, size_t skip = 0) {
   s.config_dir = a.config_dir.empty() ? find_config_dir(a.positional[skip]) : a.config_dir;
   s.sets = a.sets;
   return s;
+}
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find("\nException raised from")); }
+
+void log_line_stderr(const std::string& s, bool quiet) {
+  if (!quiet) std::cerr << s << "\n";
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+// `rzoo recommend`: loads an exported model with torch::jit::load, as any C++ client would.
+int recommend(const Args& a) {
+  if (a.model.empty()) throw Usage("recommend needs --model FILE (from `rzoo export`)");
+  if (a.user.empty() == a.users_file.empty()) throw Usage("recommend needs either --user RAW_ID or --users-file FILE");
+  if (!a.positional.empty()) throw Usage("recommend takes no positional arguments (use --user or --users-file)");
+  if (!a.fallback.empty() && a.fallback != "popular") throw Usage("--fallback takes 'popular', got '" + a.fallback + "'");
+  int64_t k = 10;
+  if (!a.k.empty()) {
+    try {
+      size_t used = 0;
+      k = std::stoll(a.k, &used);
+      if (used != a.k.size()) throw std::invalid_argument(a.k);
+    } catch (const std::exception&) {
+      throw Usage("-k takes a whole number >= 1, got '" + a.k + "'");
+    }
+    if (k < 1) throw Usage("-k takes a whole number >= 1, got '" + a.k + "'");
+  }
+  if (!fs::is_regular_file(a.model)) fail("{}: no such model file", a.model);
+  torch::jit::Module m;
+  try {
+    m = torch::jit::load(a.model, torch::kCPU);
+  } catch (const c10::Error& e) {
+    fail("{}: not a readable TorchScript model (truncated or damaged?): {}", a.model,
+         first_line(e.what_without_backtrace()).substr(0, 300));
+  }
+  for (const char* method : {"recommend", "user_index"})
+    if (!m.find_method(method)) fail("{}: a TorchScript file, but not an rzoo model (no '{}' method)", a.model, method);
+  const auto item_ids = m.attr("item_ids").toList();
+  const auto titles = m.attr("item_titles").toList();
+  const bool fallback = a.fallback == "popular";
+  std::vector<std::string> users;
+  if (!a.user.empty()) {
+    users.push_back(a.user);
+  } else {
+    std::ifstream in(a.users_file);
+    if (!in) fail("{}: cannot open users file", a.users_file);
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (!line.empty()) users.push_back(line);
+    }
+    if (users.empty()) fail("{}: no user ids (one raw user id per line)", a.users_file);
+  }
+  // Every user first: an unknown one stops before anything is written.
+  std::vector<int64_t> index(users.size());
+  for (size_t i = 0; i < users.size(); ++i) {
+    index[i] = m.run_method("user_index", users[i]).toInt();
+    if (index[i] < 0 && !fallback)
+      fail("{}unknown user '{}': the model knows {} users (use --fallback popular to recommend the most popular items)",
+           a.users_file.empty() ? "" : fmt::format("{}:{}: ", a.users_file, i + 1), users[i], m.attr("n_users").toInt());
+  }
+  const at::Tensor pop = m.attr("popularity").toTensor();
+  const int64_t n_items = m.attr("n_items").toInt();
+  std::string csv = "user,rank,item,score,title\n";
+  for (size_t i = 0; i < users.size(); ++i) {
+    at::Tensor values, items;
+    if (index[i] >= 0) {
+      const auto out = m.run_method("recommend", torch::tensor({index[i]}, torch::kLong), k).toTuple();
+      values = out->elements()[0].toTensor()[0];
+      items = out->elements()[1].toTensor()[0];
+    } else {
+      std::tie(values, items) = torch::topk(pop, std::min(k, n_items));
+    }
+    if (a.users_file.empty())
+      std::cout << fmt::format("top {} for user {}{}:\n", k, users[i], index[i] < 0 ? " (unknown: most popular items)" : "");
+    int64_t rank = 0;
+    for (int64_t j = 0; j < items.size(0); ++j) {
+      const float v = values[j].item<float>();
+      if (std::isinf(v) && v < 0) break;  // only already-known items are left
+      const int64_t it = items[j].item<int64_t>();
+      const std::string id = item_ids.get(static_cast<size_t>(it)).toStringRef();
+      const std::string title = titles.size() > static_cast<size_t>(it) ? titles.get(static_cast<size_t>(it)).toStringRef() : "";
+      ++rank;
+      if (a.users_file.empty())
+        std::cout << fmt::format("{:>4}  {:<12} {:>10.4f}  {}\n", rank, id, v, title);
+      else
+        csv += fmt::format("{},{},{},{:.6g},{}\n", csv_field(users[i]), rank, csv_field(id), v, csv_field(title));
+    }
+  }
+  if (!a.users_file.empty()) {
+    if (a.out.empty()) std::cout << csv;
+    else {
+      write_file_atomic(a.out, csv);
+      log_line_stderr(fmt::format("wrote {} recommendations for {} users to {}", std::count(csv.begin(), csv.end(), '\n') - 1, users.size(), a.out), a.quiet);
+    }
+  }
+  return 0;
 }
 
 int run(const Args& a) {
@@ -175,6 +308,13 @@ int run(const Args& a) {
     compare_models(sources_for(a), log);
     return 0;
   }
+  if (a.command == "export") {
+    if (a.positional.size() != 1) throw Usage("export takes one RUN_DIR");
+    if (a.out.empty()) throw Usage("export needs --out FILE (e.g. --out model.pt)");
+    export_run(a.positional[0], a.out, log);
+    return 0;
+  }
+  if (a.command == "recommend") return recommend(a);
   if (a.command == "data") {
     if (a.positional.empty() || a.positional[0] != "stats") throw Usage("data takes a subcommand: data stats CONFIG");
     const Config cfg = resolve_config(sources_for(a, 1));
@@ -189,7 +329,6 @@ int run(const Args& a) {
   throw Usage("unknown command '" + a.command + "'");
 }
 
-std::string first_line(const std::string& s) { return s.substr(0, s.find("\nException raised from")); }
 
 }  // namespace
 

@@ -41,4 +41,18 @@ at::Tensor BPRImpl::score_all(const at::Tensor& users) {
   return torch::matmul(user_emb(users), item_emb->weight.t());  // [B, D] x [D, I]
 }
 
+ScriptExport BPRImpl::script_export() const {
+  ScriptExport e;
+  e.tensors = {{"user_emb", user_emb->weight.detach().to(torch::kCPU).clone()},
+               {"item_emb", item_emb->weight.detach().to(torch::kCPU).clone()}};
+  e.code = R"(
+def _score(self, users: Tensor, items: Tensor) -> Tensor:
+    return (self.user_emb.index_select(0, users) * self.item_emb.index_select(0, items)).sum(1)
+
+def _score_all(self, users: Tensor) -> Tensor:
+    return torch.matmul(self.user_emb.index_select(0, users), self.item_emb.t())
+)";
+  return e;
+}
+
 }  // namespace rzoo

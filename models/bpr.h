@@ -28,6 +28,7 @@ class BPRImpl : public RecommenderImpl {
   at::Tensor loss(const Batch& batch) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
+  ScriptExport script_export() const override;
 
   BPROptions options;
   torch::nn::Embedding user_emb{nullptr};  // [U, D]

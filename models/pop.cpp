@@ -27,4 +27,17 @@ at::Tensor PopImpl::score_all(const at::Tensor& users) {
   return counts_.unsqueeze(0).repeat({users.size(0), 1});
 }
 
+ScriptExport PopImpl::script_export() const {
+  ScriptExport e;
+  e.tensors = {{"counts", counts_.detach().to(torch::kCPU).clone()}};
+  e.code = R"(
+def _score(self, users: Tensor, items: Tensor) -> Tensor:
+    return self.counts.index_select(0, items)
+
+def _score_all(self, users: Tensor) -> Tensor:
+    return self.counts.unsqueeze(0).repeat(users.size(0), 1)
+)";
+  return e;
+}
+
 }  // namespace rzoo

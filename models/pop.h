@@ -14,6 +14,7 @@ class PopImpl : public RecommenderImpl {
   void fit(const Csr& train) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
+  ScriptExport script_export() const override;
 
  private:
   at::Tensor counts_;  // [I] float: training interactions per item (a buffer, so it is saved)

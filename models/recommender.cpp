@@ -25,6 +25,10 @@ void RecommenderImpl::fit(const Csr&) {
               "), not by fit()");
 }
 
+ScriptExport RecommenderImpl::script_export() const {
+  TORCH_CHECK(false, "model '", name(), "' has no TorchScript export");
+}
+
 at::Tensor RecommenderImpl::loss(const Batch&) {
   TORCH_CHECK(false, "model '", name(), "' is fitted in closed form; it has no batch loss");
 }

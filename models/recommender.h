@@ -14,6 +14,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace rzoo {
 
@@ -40,6 +42,17 @@ struct Batch {
   int64_t size() const { return users.defined() ? users.size(0) : 0; }
 };
 
+// What a model contributes to its TorchScript export (trainers/export.h): its fitted tensors,
+// which become attributes `self.<name>` of the exported module, and TorchScript source for
+//   def _score(self, users: Tensor, items: Tensor) -> Tensor     # [B] from index tensors [B]
+//   def _score_all(self, users: Tensor) -> Tensor               # [B] -> [B, n_items]
+// computing exactly what score() and score_all() compute. The exporter wraps them with input
+// checks, id maps, seen-item masking and recommend().
+struct ScriptExport {
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  std::string code;
+};
+
 // Sizes and configuration a model is built from.
 struct ModelContext {
   int64_t n_users = 0;
@@ -61,6 +74,9 @@ class RecommenderImpl : public torch::nn::Module {
   // users [B] -> scores [B, n_items] over every item. Returns a fresh tensor (never a view of
   // a parameter or buffer): the evaluator masks it in place.
   virtual at::Tensor score_all(const at::Tensor& users) = 0;
+  // TorchScript export (see ScriptExport). Every registered model implements it; the default
+  // refuses with the model's name.
+  virtual ScriptExport script_export() const;
 
   int64_t n_users() const { return n_users_; }
   int64_t n_items() const { return n_items_; }

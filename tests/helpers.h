@@ -65,9 +65,9 @@ struct CliResult {
   std::string output;  // stdout and stderr together
 };
 
-// Runs the real rzoo binary with `args` (already shell-quoted as needed).
-inline CliResult run_cli(const std::string& args) {
-  const std::string cmd = std::string(RZOO_TEST_CLI) + " " + args + " 2>&1";
+// Runs a shell command, stdout and stderr together.
+inline CliResult run_shell(const std::string& command) {
+  const std::string cmd = command + " 2>&1";
   CliResult r{-1, ""};
   FILE* p = ::popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
@@ -78,6 +78,9 @@ inline CliResult run_cli(const std::string& args) {
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
 }
+
+// Runs the real rzoo binary with `args` (already shell-quoted as needed).
+inline CliResult run_cli(const std::string& args) { return run_shell(std::string(RZOO_TEST_CLI) + " " + args); }
 
 // A failure must be one clear message: a non-zero exit, no crash, no C++ or LibTorch trace.
 inline void require_clean_failure(const CliResult& r, const std::string& expected) {

@@ -81,6 +81,9 @@ TEST_CASE("cli: compare prints one table", "[cli]") {
   CHECK(fs::exists(runs(t)[0] / "compare.csv"));
   CHECK(fs::exists(runs(t)[0] / "compare.tex"));
   CHECK(fs::exists(runs(t)[0] / "bpr" / "test.users.csv"));
+  // Entries evaluated differently would not be paired: refused.
+  const std::string bad = t.write("bad.yaml", "dataset: synthetic\ncompare: [pop, {model: bpr, eval: {protocol: uni50}}]\n");
+  require_clean_failure(run_cli("compare " + q(bad) + common(t)), "compare[1] changes eval settings");
 }
 
 TEST_CASE("cli: bad inputs give one clear error", "[cli][errors]") {

@@ -263,6 +263,22 @@ TEST_CASE("evaluator: sampled and given protocols", "[metrics][eval]") {
   const double popn = evaluate(by_pop, s, Target::Test, o, torch::kCPU).get("ndcg@10");
   CHECK(popn < uni);
 
+  // A small catalogue: every unknown item (pop5: user 0 wants 5 of 2, user 1 5 of 3) or most
+  // of them (pop1 and uni1: 1 of 2 or 3, drawn from the enumerated complement); deterministic.
+  {
+    const Split sm = small_split();
+    FixedScores fixed(torch::tensor({6, 5, 4, 3, 2, 1}, torch::kFloat).repeat({2, 1}));
+    EvalOptions so;
+    so.metrics = {"hr"};
+    for (const std::string p : {"pop5", "pop1", "uni1"}) {
+      so.protocol = p;
+      const auto r1 = evaluate(fixed, sm, Target::Test, so, torch::kCPU), r2 = evaluate(fixed, sm, Target::Test, so, torch::kCPU);
+      INFO(p);
+      CHECK(r1.n_candidates == std::vector<int64_t>{p == "pop5" ? 3 : 2, p == "pop5" ? 4 : 2});  // user 1 knows 3 items
+      CHECK(r1.per_user == r2.per_user);
+    }
+  }
+
   // given: candidates from the data.
   Split g = small_split();
   g.test_negatives = Csr::from_pairs(2, 6, {0, 0, 1, 1, 1}, {4, 5, 1, 2, 4});  // user 1's 4 is its target
@@ -363,6 +379,7 @@ TEST_CASE("evaluator: options are checked with the key named", "[metrics][config
   CHECK_THROWS_WITH(EvalOptions::from_config(make_config("model: pop\n", {"eval.protocol=sampled"})), Contains("eval.protocol"));
   CHECK_THROWS_WITH(EvalOptions::from_config(make_config("model: pop\n", {"eval.metrics=[ndcg, ncdg]"})), Contains("unknown metric 'ncdg'"));
   CHECK_THROWS_WITH(EvalOptions::from_config(make_config("model: pop\n", {"eval.metrics=[ndcg, ndcg]"})), Contains("listed twice"));
+  CHECK_THROWS_WITH(EvalOptions::from_config(make_config("model: pop\n", {"eval.ks=[10, 20, 10]"})), Contains("K = 10 is listed twice"));
   CHECK(EvalOptions::from_config(make_config("model: pop\n", {"eval.protocol=pop100"})).protocol == "pop100");
 }
 

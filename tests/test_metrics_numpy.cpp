@@ -14,18 +14,6 @@ const std::string kPython = "/usr/bin/python3";
 
 bool have_numpy() { return std::system((kPython + " -c 'import numpy' >/dev/null 2>&1").c_str()) == 0; }
 
-CliResult shell(const std::string& cmd) {
-  CliResult r{-1, ""};
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
-
 std::string q(const std::string& s) { return "'" + s + "'"; }
 
 }  // namespace
@@ -46,7 +34,7 @@ TEST_CASE("numpy cross-check: metrics recomputed from a real ml-latest-small run
     INFO(protocol << "\n" << r.output);
     REQUIRE(r.code == 0);
     const std::string run = t.file("runs/run");
-    const auto c = shell(kPython + " " + q(script) + " " + q(run) + " --tol 1e-6");
+    const auto c = run_shell(kPython + " " + q(script) + " " + q(run) + " --tol 1e-6");
     INFO(c.output);
     CHECK(c.code == 0);
     CHECK(c.output.find("test: 610 users") != std::string::npos);
@@ -62,7 +50,7 @@ TEST_CASE("numpy cross-check: metrics recomputed from a real ml-latest-small run
     const double v = std::stod(text.substr(comma + 1, line - comma - 1));
     text.replace(comma + 1, line - comma - 1, std::to_string(v + 1e-4));
     std::ofstream(run + "/test.users.csv") << text;
-    const auto bad = shell(kPython + " " + q(script) + " " + q(run) + " --split test");
+    const auto bad = run_shell(kPython + " " + q(script) + " " + q(run) + " --split test");
     INFO(bad.output);
     CHECK(bad.code == 1);
   }
@@ -73,7 +61,7 @@ TEST_CASE("numpy cross-check: the checker's own hand-computed self-test", "[metr
     WARN("skipped: numpy is missing for " << kPython);
     return;
   }
-  const auto r = shell(kPython + " " + q(std::string(RZOO_TEST_SOURCE_DIR) + "/scripts/selftest_check_metrics.py"));
+  const auto r = run_shell(kPython + " " + q(std::string(RZOO_TEST_SOURCE_DIR) + "/scripts/selftest_check_metrics.py"));
   INFO(r.output);
   CHECK(r.code == 0);
   CHECK(r.output.find("all passed") != std::string::npos);

@@ -1,6 +1,7 @@
 // The contract every registered model follows, generated over the registry, plus per-model maths.
 #include "helpers.h"
 
+#include <torch/script.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -11,6 +12,7 @@
 #include "models/pop.h"
 #include "models/registry.h"
 #include "trainers/error.h"
+#include "trainers/export.h"
 #include "trainers/trainer.h"
 
 using namespace rzoo;
@@ -99,6 +101,63 @@ TEST_CASE("contract: every registered model", "[contract]") {
       fresh->load(in);
       fresh->eval();
       CHECK(torch::equal(fresh->score_all(users), all));
+
+      // TorchScript export: loaded back by torch::jit::load, the same scores (1e-5) and the
+      // same recommendations (known items masked); then by Debian's python3-torch.
+      ExportInputs ex;
+      ex.config = &cfg;
+      ex.data = &d;
+      ex.split = &split;
+      export_model(*model, ex, t.file("model.pt"));
+      torch::jit::Module jm = torch::jit::load(t.file("model.pt"));
+      const auto many_u = torch::randint(d.n_users(), {64}, torch::kLong), many_i = torch::randint(d.n_items(), {64}, torch::kLong);
+      const auto js = jm.run_method("score", many_u, many_i).toTensor();
+      CHECK(torch::allclose(js, model->score(many_u, many_i).to(torch::kFloat), 1e-5, 1e-5));
+      const int64_t k = 7;
+      const auto rec = jm.run_method("recommend", users, k).toTuple();
+      auto expect = model->score_all(users).to(torch::kFloat);
+      const Csr known = Csr::from_interactions(d.n_users(), d.n_items(), d.user, d.item);
+      for (int64_t b = 0; b < users.size(0); ++b) {
+        const int64_t u = users[b].item<int64_t>();
+        for (const int64_t* p = known.row_begin(u); p != known.row_end(u); ++p)
+          expect[b][*p] = -std::numeric_limits<float>::infinity();
+      }
+      const auto top = std::get<0>(expect.topk(k, 1));
+      CHECK(torch::allclose(rec->elements()[0].toTensor(), top, 1e-5, 1e-5));
+      const auto rec_items = rec->elements()[1].toTensor();
+      for (int64_t b = 0; b < users.size(0); ++b)
+        for (int64_t j = 0; j < k; ++j) CHECK_FALSE(known.contains(users[b].item<int64_t>(), rec_items[b][j].item<int64_t>()));
+      const std::string raw_user = d.users.raws()[3];
+      const auto raw = jm.run_method("recommend_raw", raw_user, k).toTuple();
+      std::vector<std::string> raw_items;
+      const auto raw_list = raw->elements()[0].toList();
+      for (size_t i = 0; i < raw_list.size(); ++i) raw_items.push_back(raw_list.get(i).toStringRef());
+      REQUIRE(raw_items.size() == static_cast<size_t>(k));
+      CHECK(raw_items[0] == d.items.raws()[static_cast<size_t>(rec_items[1][0].item<int64_t>())]);
+      // Plain PyTorch reproduces the C++ numbers on the same inputs.
+      if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
+        WARN("skipped the Python check: /usr/bin/python3 has no torch (apt-get install python3-torch)");
+      } else {
+        auto list = [](const at::Tensor& t) {
+          std::string s = "[";
+          const auto c = t.contiguous().to(torch::kDouble);
+          for (int64_t i = 0; i < c.numel(); ++i) s += (i ? ", " : "") + fmt::format("{:.9g}", c.data_ptr<double>()[i]);
+          return s + "]";
+        };
+        std::string rows = "[";
+        for (int64_t b = 0; b < top.size(0); ++b) rows += (b ? ", " : "") + list(top[b]);
+        rows += "]";
+        std::string items_json = "[";
+        for (size_t i = 0; i < raw_items.size(); ++i) items_json += (i ? ", \"" : "\"") + raw_items[i] + "\"";
+        items_json += "]";
+        t.write("cases.json", fmt::format("{{\"users\": {}, \"items\": {}, \"scores\": {}, \"rec_users\": {}, \"k\": {}, "
+                                          "\"rec_scores\": {}, \"raw_user\": \"{}\", \"raw_items\": {}}}",
+                                          list(many_u), list(many_i), list(js), list(users), k, rows, raw_user, items_json));
+        const auto r = run_shell("/usr/bin/python3 " + std::string(RZOO_TEST_SOURCE_DIR) + "/scripts/check_export.py " +
+                                 t.file("model.pt") + " " + t.file("cases.json"));
+        INFO(r.output);
+        CHECK(r.code == 0);
+      }
     }
   }
 }

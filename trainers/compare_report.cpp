@@ -108,7 +108,7 @@ std::vector<std::vector<std::string>> table_rows(const CompareReport& r) {
 }
 
 std::string legend(const CompareReport& r) {
-  return fmt::format("Mean over test users ± half-width of the {:.0f}% percentile bootstrap interval ({} resamples). "
+  return fmt::format("Mean over test users ± half-width of the {:g}% percentile bootstrap interval ({} resamples). "
                      "Against the baseline {}: * paired t-test, † Wilcoxon signed-rank, each significant at {} after "
                      "Holm's correction across the {} other model(s). coverage and gini have no per-user values (no interval, no test).",
                      r.opts.ci_level * 100, r.opts.bootstrap, r.baseline, r.opts.alpha,
@@ -118,7 +118,7 @@ std::string legend(const CompareReport& r) {
 std::string num(double v) { return std::isfinite(v) ? fmt::format("{:.10g}", v) : std::string(); }
 
 std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
   std::string out = "\"";
   for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
   return out + "\"";
@@ -199,7 +199,8 @@ CompareReport compare_report(const std::vector<std::string>& names, const std::v
     for (size_t m = 0; m < names.size(); ++m) {
       if (m == base) continue;
       const std::vector<double>* v = results[m]->user_values(r.metrics[i]);
-      if (!v || results[m]->users != results[base]->users) continue;  // not paired: no test
+      // Not paired (other users, protocol or candidates): no test.
+      if (!v || results[m]->users != results[base]->users || results[m]->protocol != results[base]->protocol) continue;
       pt.push_back(paired_t_test(*v, *vb));
       pw.push_back(wilcoxon_signed_rank(*v, *vb));
       who.push_back(m);

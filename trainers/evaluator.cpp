@@ -406,8 +406,10 @@ struct CandidateSource {
     const int64_t want = std::min(proto.n * T, avail);
     if (want <= 0) return;
     Rng rng(seed, static_cast<uint64_t>(u));
-    if (proto.type == Protocol::Uniform && want * 2 >= avail) {
-      // Most of the complement is wanted: enumerate it and draw without replacement.
+    if (want * 2 >= avail) {
+      // Most of the complement is wanted (rejection would thrash): enumerate it and draw
+      // without replacement, uniformly (partial Fisher-Yates) or in proportion to popularity
+      // (Efraimidis-Spirakis keys log(r) / w, the largest `want` kept).
       pool.clear();
       size_t k = 0;
       for (int64_t i = 0; i < n_items; ++i) {
@@ -415,10 +417,25 @@ struct CandidateSource {
         if (k < known_row.size() && known_row[k] == i) continue;
         pool.push_back(i);
       }
-      for (int64_t j = 0; j < want; ++j) {
-        const int64_t pick = j + rng.uniform(static_cast<int64_t>(pool.size()) - j);
-        std::swap(pool[static_cast<size_t>(j)], pool[static_cast<size_t>(pick)]);
-        out.push_back(pool[static_cast<size_t>(j)]);
+      if (want == avail) {
+        out.insert(out.end(), pool.begin(), pool.end());
+      } else if (proto.type == Protocol::Uniform) {
+        for (int64_t j = 0; j < want; ++j) {
+          const int64_t pick = j + rng.uniform(static_cast<int64_t>(pool.size()) - j);
+          std::swap(pool[static_cast<size_t>(j)], pool[static_cast<size_t>(pick)]);
+          out.push_back(pool[static_cast<size_t>(j)]);
+        }
+      } else {
+        std::vector<std::pair<double, int64_t>> keyed(pool.size());
+        for (size_t j = 0; j < pool.size(); ++j) {
+          const int64_t i = pool[j];
+          const double w = cdf[static_cast<size_t>(i)] - (i > 0 ? cdf[static_cast<size_t>(i) - 1] : 0.0);
+          const double r = std::max(rng.uniform01(), 1e-300);
+          keyed[j] = {w > 0 ? std::log(r) / w : -std::numeric_limits<double>::infinity(), i};
+        }
+        std::partial_sort(keyed.begin(), keyed.begin() + want, keyed.end(),
+                          [](const auto& x, const auto& y) { return x.first > y.first || (x.first == y.first && x.second < y.second); });
+        for (int64_t j = 0; j < want; ++j) out.push_back(keyed[static_cast<size_t>(j)].second);
       }
       return;
     }
@@ -464,6 +481,9 @@ EvalOptions EvalOptions::from_config(const Config& cfg) {
   EvalOptions o;
   o.ks = cfg.get_int_list("eval.ks", 1);
   if (o.ks.empty()) cfg.bad("eval.ks", "needs at least one K");
+  for (size_t i = 1; i < o.ks.size(); ++i)
+    if (std::find(o.ks.begin(), o.ks.begin() + static_cast<long>(i), o.ks[i]) != o.ks.begin() + static_cast<long>(i))
+      cfg.bad("eval.ks", fmt::format("K = {} is listed twice", o.ks[i]));
   o.metrics = cfg.get_string_list("eval.metrics");
   if (o.metrics.empty()) cfg.bad("eval.metrics", "needs at least one metric");
   std::string known;
@@ -524,6 +544,7 @@ std::string EvalResult::to_json(int indent) const {
 std::vector<std::pair<std::string, double>> rank_metrics(std::vector<int64_t> ranks, int64_t n_candidates,
                                                          const std::vector<int64_t>& ks,
                                                          const std::vector<std::string>& metrics) {
+  if (ks.empty()) fail("rank_metrics: needs at least one K");
   std::sort(ranks.begin(), ranks.end());
   const auto cols = columns_for(metrics, ks);
   const Tables tb(*std::max_element(ks.begin(), ks.end()));
@@ -541,7 +562,14 @@ EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, c
                     const c10::Device& device, const Dataset* data) {
   const auto t0 = std::chrono::steady_clock::now();
   torch::NoGradGuard no_grad;
-  const bool was_training = model.is_training();
+  // Back to training mode on every exit, errors included.
+  struct ModeGuard {
+    RecommenderImpl& m;
+    bool was;
+    ~ModeGuard() {
+      if (was) m.train();
+    }
+  } mode_guard{model, model.is_training()};
   model.eval();
   const Csr& truth = target == Target::Test ? split.test : split.valid;
   const int64_t n_items = truth.n_cols;
@@ -649,7 +677,7 @@ EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, c
       if (proto.type == Protocol::Full) {
         // Scores (4 B per item), their CPU copy when the model runs elsewhere, and the model's
         // own temporaries (assumed no larger than its output).
-        const int64_t per_user = n_items * (on_cpu ? 8 : 12);
+        const int64_t per_user = n_items * (on_cpu ? 8 : 12) + 8 * kmax;
         c = opts.batch_users > 0 ? opts.batch_users : std::max<int64_t>(1, budget / std::max<int64_t>(per_user, 1));
         c = std::min(c, n_eval - start);
         auto u = torch::from_blob(res.users.data() + start, {c}, torch::kLong).to(device);
@@ -661,7 +689,9 @@ EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, c
         cand.clear();
         cand_ptr.assign(1, 0);
         pair_users.clear();
-        const int64_t max_pairs = std::max<int64_t>(1, budget / 32);
+        // Per pair: the evaluator's own arrays (~40 B) and the model's temporaries in score(),
+        // e.g. two gathered embedding rows and their product: 1 KiB is a conservative allowance.
+        const int64_t max_pairs = std::max<int64_t>(1, budget / (40 + 1024 + 8 * kmax));
         while (start + c < n_eval && (opts.batch_users <= 0 || c < opts.batch_users)) {
           const int64_t u = res.users[static_cast<size_t>(start + c)];
           const size_t before = cand.size();
@@ -768,7 +798,7 @@ EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, c
     const Column<float>& dr = data->rating;
     for (size_t k = 0; k < rows.size(); ++k) ru[k] = du[static_cast<size_t>(rows[k])], ri[k] = di[static_cast<size_t>(rows[k])];
     std::vector<float> pred(rows.size());
-    const int64_t step = std::max<int64_t>(1, opts.memory_mb * (int64_t{1} << 20) / 32);
+    const int64_t step = std::max<int64_t>(1, opts.memory_mb * (int64_t{1} << 20) / (40 + 1024));  // as for pairs
     for (int64_t s = 0; s < static_cast<int64_t>(rows.size()); s += step) {
       const int64_t m = std::min<int64_t>(step, static_cast<int64_t>(rows.size()) - s);
       auto p = model.score(torch::from_blob(ru.data() + s, {m}, torch::kLong).to(device),
@@ -839,7 +869,6 @@ EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, c
     for (int64_t r = 0; r < n_eval; ++r) v[static_cast<size_t>(r)] = vals[static_cast<size_t>(r) * nc + ci];
     res.per_user.emplace_back(cols[ci].name, std::move(v));
   }
-  if (was_training) model.train();
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
 }

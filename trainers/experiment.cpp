@@ -236,29 +236,41 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
   return r;
 }
 
-RunResult evaluate_run(const std::string& run_dir, Logger& log) {
+std::unique_ptr<OpenedRun> open_run(const std::string& run_dir, Logger& log) {
   const std::string cfg_path = run_dir + "/config.yaml";
+  if (!fs::is_directory(run_dir)) fail("{}: no such run folder", run_dir);
   if (!fs::exists(cfg_path)) fail("{}: not an rzoo run folder (no config.yaml)", run_dir);
-  const Config cfg = load_resolved_config(cfg_path);
-  const c10::Device device = setup_runtime(cfg);
-  const PreparedData p = prepare_data(cfg, log);
+  if (!fs::exists(run_dir + "/best.pt")) fail("{}: the run has no best.pt yet (train it first, or --resume it)", run_dir);
+  auto r = std::make_unique<OpenedRun>(OpenedRun{load_resolved_config(cfg_path), {}, nullptr, c10::Device(c10::kCPU), 0, 0, 0});
+  const Config& cfg = r->cfg;
+  r->device = setup_runtime(cfg);
+  r->data = prepare_data(cfg, log);
+  const PreparedData& p = r->data;
   if (read_lines(run_dir + "/users.txt") != p.data.users.raws() || read_lines(run_dir + "/items.txt") != p.data.items.raws())
     fail("{}: the data files no longer give the users and items this run was trained on", run_dir);
-  const std::string name = cfg.get_string("model.name");
   ModelContext ctx{p.data.n_users(), p.data.n_items(), &cfg};
-  Recommender model = make_model(name, ctx);
-  Trainer trainer(model, p.split, TrainOptions::from_config(cfg), EvalOptions::from_config(cfg), device, run_dir, log, &p.data);
+  r->model = make_model(cfg.get_string("model.name"), ctx);
+  Trainer trainer(r->model, p.split, TrainOptions::from_config(cfg), EvalOptions::from_config(cfg), r->device, run_dir, log, &p.data);
   if (fs::exists(run_dir + "/last.pt")) trainer.resume(/*announce=*/false);  // best epoch, epochs, seconds
   trainer.restore_best();
+  r->best_epoch = trainer.best_epoch();
+  r->epochs_run = trainer.epoch();
+  r->train_seconds = trainer.train_seconds();
+  return r;
+}
+
+RunResult evaluate_run(const std::string& run_dir, Logger& log) {
+  const auto o = open_run(run_dir, log);
+  const PreparedData& p = o->data;
   RunResult r;
-  r.model = name;
+  r.model = o->cfg.get_string("model.name");
   r.run_dir = run_dir;
-  r.best_epoch = trainer.best_epoch();
-  r.epochs_run = trainer.epoch();
-  r.train_seconds = trainer.train_seconds();
-  const EvalOptions eval = EvalOptions::from_config(cfg);
-  r.valid = evaluate(*model, p.split, Target::Valid, eval, device, &p.data);
-  r.test = evaluate(*model, p.split, Target::Test, eval, device, &p.data);
+  r.best_epoch = o->best_epoch;
+  r.epochs_run = o->epochs_run;
+  r.train_seconds = o->train_seconds;
+  const EvalOptions eval = EvalOptions::from_config(o->cfg);
+  r.valid = evaluate(*o->model, p.split, Target::Valid, eval, o->device, &p.data);
+  r.test = evaluate(*o->model, p.split, Target::Test, eval, o->device, &p.data);
   log.line(eval_table(r.valid));
   log.line(eval_table(r.test));
   write_eval_files(r, p, eval, run_dir);
@@ -274,6 +286,13 @@ std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log,
   // The shared dataset and split.
   PreparedData data = prepare_data(base, log);
   const std::string base_dataset = YAML::Dump(base.node("dataset"));
+  // What makes evaluations comparable: every eval key but the memory and output ones.
+  auto eval_identity = [](const Config& c) {
+    YAML::Node e = YAML::Clone(c.node("eval"));
+    for (const char* k : {"memory_mb", "batch_users", "save_rankings"}) e.remove(k);
+    return YAML::Dump(e);
+  };
+  const std::string base_eval = eval_identity(base);
 
   std::string stem = base.get_string("run_name");
   if (stem.empty()) stem = fs::path(sources.experiment.source).stem().string() + "-" + timestamp();
@@ -298,6 +317,10 @@ std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log,
     const Config cfg = resolve_config(s);
     if (YAML::Dump(cfg.node("dataset")) != base_dataset)
       fail("{}: compare[{}] changes dataset settings; all compared models share one dataset and split",
+           sources.experiment.source, i);
+    if (eval_identity(cfg) != base_eval)
+      fail("{}: compare[{}] changes eval settings (protocol, metrics, ks, seed, ...); all compared models are "
+           "evaluated alike so that their per-user results are paired (set eval in the experiment, not per entry)",
            sources.experiment.source, i);
     const std::string name = cfg.get_string("model.name");
     const int n = ++seen[name];

@@ -9,10 +9,12 @@
 #pragma once
 #include <c10/core/Device.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "datasets/dataset.h"
+#include "models/recommender.h"
 #include "trainers/config.h"
 #include "trainers/evaluator.h"
 
@@ -45,6 +47,17 @@ std::string new_run_dir(const Config& cfg, const std::string& parent = "");
 // checkpoint and evaluates it on valid and test.
 RunResult train_model(const Config& cfg, const PreparedData& data, const std::string& run_dir, Logger& log,
                       bool resume = false);
+// A finished run reopened: its config, data and split rebuilt (users and items checked against
+// the run's), and its best model loaded.
+struct OpenedRun {
+  Config cfg;
+  PreparedData data;
+  Recommender model;
+  c10::Device device;
+  int64_t best_epoch = 0, epochs_run = 0;
+  double train_seconds = 0;
+};
+std::unique_ptr<OpenedRun> open_run(const std::string& run_dir, Logger& log);
 // Re-evaluates a finished run from its folder (rebuilding its data split from config.yaml).
 RunResult evaluate_run(const std::string& run_dir, Logger& log);
 // Trains every entry of the experiment's `compare` list on one dataset and split. Writes

@@ -308,8 +308,10 @@ bool Trainer::fit(int64_t max_epochs) {
       rec.valid = validate();
       // The first validation always counts (best_valid_ starts at -inf, which a lower-is-better
       // metric such as rmse could never beat).
-      const bool better = best_epoch_ == 0 || (metric_higher_is_better(opt_.early_stop_metric) ? rec.valid > best_valid_
-                                                                                                 : rec.valid < best_valid_);
+      // A NaN (no user could be scored) never counts as better.
+      const bool better = !std::isnan(rec.valid) &&
+                          (best_epoch_ == 0 || std::isnan(best_valid_) ||
+                           (metric_higher_is_better(opt_.early_stop_metric) ? rec.valid > best_valid_ : rec.valid < best_valid_));
       if (better) {
         best_valid_ = rec.valid;
         best_epoch_ = epoch_;
@@ -336,6 +338,10 @@ bool Trainer::fit(int64_t max_epochs) {
   }
   if (opt_.epochs == 0) {  // nothing to train: the initial model is the model
     best_epoch_ = 0;
+    save_best();
+  } else if (best_epoch_ == 0 && has_valid) {
+    log_.line(fmt::format("validation {} was NaN at every validation: keeping the last epoch", opt_.early_stop_metric));
+    best_epoch_ = epoch_;
     save_best();
   }
   done_ = true;

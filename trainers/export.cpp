@@ -1,0 +1,202 @@
+// TorchScript export (see export.h). The module is built directly in C++: a torch::jit::Module
+// whose attributes are the model's tensors and the id maps, and whose methods are TorchScript
+// source compiled by define(): the model's own _score/_score_all (ScriptExport) and the shared
+// wrapper below. Nothing of rzoo is needed to load it.
+#include "trainers/export.h"
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "datasets/dataset.h"
+#include "models/recommender.h"
+#include "trainers/config.h"
+#include "trainers/error.h"
+#include "trainers/experiment.h"
+#include "trainers/log.h"
+
+namespace fs = std::filesystem;
+
+namespace rzoo {
+
+namespace {
+
+// Shared by every model: input checks (assert: the one error statement TorchScript compiles
+// without a Python resolver), masking of known items, raw ids.
+constexpr const char* kWrapper = R"PY(
+def _check_users(self, users: Tensor):
+    assert users.dim() == 1, "users must be a 1-D tensor of user indices"
+    if users.numel() > 0:
+        lo = int(users.min())
+        hi = int(users.max())
+        assert lo >= 0 and hi < self.n_users, "user index out of range: " + str(lo if lo < 0 else hi) + " not in [0, " + str(self.n_users) + ")"
+
+def _check_items(self, items: Tensor):
+    assert items.dim() == 1, "items must be a 1-D tensor of item indices"
+    if items.numel() > 0:
+        lo = int(items.min())
+        hi = int(items.max())
+        assert lo >= 0 and hi < self.n_items, "item index out of range: " + str(lo if lo < 0 else hi) + " not in [0, " + str(self.n_items) + ")"
+
+def score(self, users: Tensor, items: Tensor) -> Tensor:
+    users = users.long()
+    items = items.long()
+    self._check_users(users)
+    self._check_items(items)
+    assert users.size(0) == items.size(0), "score: users and items must have the same length, got " + str(users.size(0)) + " and " + str(items.size(0))
+    return self._score(users, items).float()
+
+def recommend(self, users: Tensor, k: int) -> Tuple[Tensor, Tensor]:
+    users = users.long()
+    self._check_users(users)
+    assert k >= 1, "recommend: k must be >= 1, got " + str(k)
+    scores = self._score_all(users).float()
+    for b in range(users.size(0)):
+        u = int(users[b])
+        s = int(self.seen_indptr[u])
+        e = int(self.seen_indptr[u + 1])
+        if e > s:
+            scores[b].index_fill_(0, self.seen_indices[s:e], float("-inf"))
+    return torch.topk(scores, min(k, self.n_items), 1)
+
+def user_index(self, user: str) -> int:
+    if user in self.user_map:
+        return self.user_map[user]
+    return -1
+
+def item_index(self, item: str) -> int:
+    if item in self.item_map:
+        return self.item_map[item]
+    return -1
+
+def recommend_raw(self, user: str, k: int, fallback: bool = False) -> Tuple[List[str], List[float]]:
+    assert k >= 1, "recommend_raw: k must be >= 1, got " + str(k)
+    u = self.user_index(user)
+    items: List[str] = []
+    scores: List[float] = []
+    if u < 0:
+        assert fallback, "unknown user '" + user + "' (the model knows " + str(self.n_users) + " users); pass fallback=True for the most popular items"
+        values, idx = torch.topk(self.popularity, min(k, self.n_items))
+        for j in range(idx.size(0)):
+            items.append(self.item_ids[int(idx[j])])
+            scores.append(float(values[j]))
+        return items, scores
+    values, idx = self.recommend(torch.tensor([u]), k)
+    for j in range(idx.size(1)):
+        v = float(values[0, j])
+        if v == float("-inf"):
+            break
+        items.append(self.item_ids[int(idx[0, j])])
+        scores.append(v)
+    return items, scores
+)PY";
+
+c10::List<std::string> string_list(const std::vector<std::string>& v) {
+  c10::List<std::string> l;
+  l.reserve(v.size());
+  for (const auto& s : v) l.push_back(s);
+  return l;
+}
+
+c10::Dict<std::string, int64_t> index_map(const std::vector<std::string>& v) {
+  c10::Dict<std::string, int64_t> d;
+  d.reserve(v.size());
+  for (size_t i = 0; i < v.size(); ++i) d.insert(v[i], static_cast<int64_t>(i));
+  return d;
+}
+
+std::string lines(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += x + "\n";
+  return s;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+void export_model(const RecommenderImpl& model, const ExportInputs& in, const std::string& out) {
+  if (!in.data || !in.split || !in.config) fail("export: needs the model's data, split and config");
+  const Dataset& d = *in.data;
+  if (d.n_users() != model.n_users() || d.n_items() != model.n_items())
+    fail("export: the data has {} users and {} items, the model {} and {}", d.n_users(), d.n_items(), model.n_users(),
+         model.n_items());
+  ScriptExport parts = model.script_export();
+
+  torch::jit::Module m("rzoo_model");
+  for (auto& [name, t] : parts.tensors) m.register_buffer(name, t.detach().to(torch::kCPU).contiguous());
+  // Known items per user (every interaction of the data), masked by recommend().
+  const Csr seen = Csr::from_interactions(d.n_users(), d.n_items(), d.user, d.item);
+  m.register_buffer("seen_indptr", torch::tensor(seen.indptr, torch::kLong));
+  m.register_buffer("seen_indices", torch::tensor(seen.indices, torch::kLong));
+  auto pop = torch::zeros({d.n_items()}, torch::kFloat);
+  float* pp = pop.data_ptr<float>();
+  for (int64_t i : in.split->train.indices) pp[i] += 1.0f;
+  m.register_buffer("popularity", pop);
+  m.register_attribute("model_name", c10::StringType::get(), model.name());
+  m.register_attribute("n_users", c10::IntType::get(), d.n_users());
+  m.register_attribute("n_items", c10::IntType::get(), d.n_items());
+  m.register_attribute("user_ids", c10::ListType::ofStrings(), string_list(d.users.raws()));
+  m.register_attribute("item_ids", c10::ListType::ofStrings(), string_list(d.items.raws()));
+  m.register_attribute("item_titles", c10::ListType::ofStrings(), string_list(d.item_info.title));
+  const auto dict_type = c10::DictType::create(c10::StringType::get(), c10::IntType::get());
+  m.register_attribute("user_map", dict_type, index_map(d.users.raws()));
+  m.register_attribute("item_map", dict_type, index_map(d.items.raws()));
+  try {
+    m.define(parts.code);
+    m.define(kWrapper);
+  } catch (const std::exception& e) {  // torch::jit::ErrorReport or c10::Error
+    fail("export of model '{}': its TorchScript does not compile: {}", model.name(), e.what());
+  }
+
+  torch::jit::ExtraFilesMap extra;
+  extra["config.yaml"] = in.config->dump();
+  extra["users.txt"] = lines(d.users.raws());
+  extra["items.txt"] = lines(d.items.raws());
+  if (!in.metrics_json.empty()) extra["metrics.json"] = in.metrics_json;
+  extra["rzoo.txt"] = fmt::format("rzoo {}\nmodel {}\nusers {}\nitems {}\n", version(), model.name(), d.n_users(), d.n_items());
+
+  const fs::path target(out);
+  if (target.has_parent_path()) fs::create_directories(target.parent_path());
+  const std::string tmp = fmt::format("{}.tmp{}", out, static_cast<long>(::getpid()));
+  try {
+    m.save(tmp, extra);
+  } catch (const c10::Error& e) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    fail("{}: cannot write ({})", out, e.what_without_backtrace());
+  }
+  std::error_code ec;
+  fs::rename(tmp, out, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    fail("{}: cannot write ({})", out, ec.message());
+  }
+}
+
+void export_run(const std::string& run_dir, const std::string& out, Logger& log) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto run = open_run(run_dir, log);
+  run->model->to(torch::kCPU);
+  ExportInputs in;
+  in.config = &run->cfg;
+  in.data = &run->data.data;
+  in.split = &run->data.split;
+  if (fs::exists(run_dir + "/metrics.json")) in.metrics_json = read_text(run_dir + "/metrics.json");
+  export_model(*run->model, in, out);
+  log.line(fmt::format("exported {} ({}, {} users, {} items) to {} ({:.1f} MB) in {:.2f} s", run_dir, run->model->name(),
+                       run->data.data.n_users(), run->data.data.n_items(), out,
+                       static_cast<double>(fs::file_size(out)) / 1e6,
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()));
+}
+
+}  // namespace rzoo
