@@ -199,6 +199,17 @@ int recommend(const Args& a) {
   }
   for (const char* method : {"recommend", "user_index"})
     if (!m.find_method(method)) fail("{}: a TorchScript file, but not an rzoo model (no '{}' method)", a.model, method);
+  // Errors raised inside the TorchScript interpreter come with its traceback: keep the message.
+  auto call = [&](const std::string& method, std::vector<c10::IValue> args) {
+    try {
+      return m.get_method(method)(std::move(args));
+    } catch (const std::exception& e) {
+      std::string msg = e.what();
+      const auto at = msg.rfind("Error: ");
+      if (at != std::string::npos) msg = msg.substr(at + 7);
+      fail("{}: {}", a.model, msg.substr(0, msg.find_last_not_of(" \n") + 1));
+    }
+  };
   const auto item_ids = m.attr("item_ids").toList();
   const auto titles = m.attr("item_titles").toList();
   const bool fallback = a.fallback == "popular";
@@ -217,7 +228,7 @@ int recommend(const Args& a) {
   // Every user first: an unknown one stops before anything is written.
   std::vector<int64_t> index(users.size());
   for (size_t i = 0; i < users.size(); ++i) {
-    index[i] = m.run_method("user_index", users[i]).toInt();
+    index[i] = call("user_index", {users[i]}).toInt();
     if (index[i] < 0 && !fallback)
       fail("{}unknown user '{}': the model knows {} users (use --fallback popular to recommend the most popular items)",
            a.users_file.empty() ? "" : fmt::format("{}:{}: ", a.users_file, i + 1), users[i], m.attr("n_users").toInt());
@@ -228,7 +239,7 @@ int recommend(const Args& a) {
   for (size_t i = 0; i < users.size(); ++i) {
     at::Tensor values, items;
     if (index[i] >= 0) {
-      const auto out = m.run_method("recommend", torch::tensor({index[i]}, torch::kLong), k).toTuple();
+      const auto out = call("recommend", {torch::tensor({index[i]}, torch::kLong), k}).toTuple();
       values = out->elements()[0].toTensor()[0];
       items = out->elements()[1].toTensor()[0];
     } else {
