@@ -120,12 +120,22 @@ TEST_CASE("evaluator: full ranking masks training (and at test, validation) item
   CHECK(wide.get("hr@10") == Approx(1.0));
   CHECK(wide.get("precision@10") == Approx(0.1));
 
+  // GAUC weights each user's AUC by its number of targets; AUC does not. User 0: targets 3
+  // and 4 among {3, 4, 5}: ranks 1, 2 -> AUC 1. User 1: target 4 among {1, 2, 3, 4}: AUC 0.
+  Split two = s;
+  two.test = Csr::from_pairs(2, 6, {0, 0, 1}, {3, 4, 4});
+  o.ks = {1};
+  o.metrics = {"auc", "gauc"};
+  const auto g = evaluate(model, two, Target::Test, o, torch::kCPU);
+  CHECK(g.get("auc") == Approx(0.5));
+  CHECK(g.get("gauc") == Approx(2.0 / 3));
+
   // A split with no target user reports null (JSON has no NaN), never a made-up number.
   Split empty = s;
   empty.valid = Csr::from_pairs(2, 6, {}, {});
   const auto none = evaluate(model, empty, Target::Valid, o, torch::kCPU);
   CHECK(none.n_users == 0);
-  CHECK_THAT(none.to_json(), Contains("\"hr@10\": null"));
+  CHECK_THAT(none.to_json(), Contains("\"gauc\": null"));
 }
 
 TEST_CASE("evaluator: a model that ranks training items first is neither rewarded nor punished", "[metrics][eval]") {

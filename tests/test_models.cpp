@@ -4,6 +4,8 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <fmt/core.h>
+
 #include <cmath>
 
 #include "datasets/dataset.h"

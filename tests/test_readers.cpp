@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include <fmt/core.h>
+
 #include <map>
 #include <set>
 
