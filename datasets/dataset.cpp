@@ -269,6 +269,24 @@ Dataset make_synthetic(const SyntheticOptions& o) {
       d.timestamp.push_back(k);
     }
   }
+  // Item side information for content models: "genres" = the item's two strongest hidden
+  // factors with their signs (so content carries real signal), and a title.
+  Feature genres;
+  genres.name = "genres";
+  genres.kind = Feature::Kind::TokenSeq;
+  for (size_t f = 0; f < F; ++f) genres.vocab.push_back(fmt::format("f{}+", f)), genres.vocab.push_back(fmt::format("f{}-", f));
+  genres.offsets.push_back(0);
+  std::vector<size_t> order(F);
+  for (int64_t i = 0; i < o.n_items; ++i) {
+    const double* v = vf.data() + static_cast<size_t>(i) * F;
+    std::iota(order.begin(), order.end(), size_t{0});
+    std::sort(order.begin(), order.end(), [v](size_t a, size_t b) { return std::abs(v[a]) > std::abs(v[b]) || (std::abs(v[a]) == std::abs(v[b]) && a < b); });
+    for (size_t j = 0; j < std::min<size_t>(2, F); ++j)
+      genres.tokens.push_back(static_cast<int32_t>(2 * order[j] + (v[order[j]] < 0 ? 1 : 0)));
+    genres.offsets.push_back(static_cast<int64_t>(genres.tokens.size()));
+    d.item_info.title.push_back(fmt::format("Item {}", i));
+  }
+  d.item_info.features.push_back(std::move(genres));
   d.report.rows_read = d.n_interactions();
   return d;
 }

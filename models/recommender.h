@@ -21,6 +21,8 @@ namespace rzoo {
 
 class Config;
 struct Csr;
+struct Dataset;
+struct Split;
 
 enum class InputType {
   None,       // closed form: fit() once, no batches
@@ -58,6 +60,11 @@ struct ModelContext {
   int64_t n_users = 0;
   int64_t n_items = 0;
   const Config* config = nullptr;  // the resolved run config; models read `model.*`
+  // The data and split the model is trained on, for models that need more than the binary
+  // training matrix given to fit(): ratings (data->rating at split->train_rows), item side
+  // features (data->item_info). Null in some unit tests: such models then refuse with a message.
+  const Dataset* data = nullptr;
+  const Split* split = nullptr;
 };
 
 class RecommenderImpl : public torch::nn::Module {

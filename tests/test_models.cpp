@@ -43,7 +43,7 @@ TEST_CASE("contract: every registered model", "[contract]") {
       const Dataset d = load_dataset(cfg);
       const Split split = split_dataset(d, cfg);
       torch::manual_seed(1);
-      const ModelContext ctx{d.n_users(), d.n_items(), &cfg};
+      const ModelContext ctx{d.n_users(), d.n_items(), &cfg, &d, &split};
       Recommender model = make_model(info.name, ctx);
       CHECK(model->name() == info.name);
 

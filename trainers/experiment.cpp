@@ -211,7 +211,7 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
                        torch::get_num_threads()));
   const uint64_t seed = static_cast<uint64_t>(cfg.get_int("seed", 0));
   torch::manual_seed(seed);
-  ModelContext ctx{p.data.n_users(), p.data.n_items(), &cfg};
+  ModelContext ctx{p.data.n_users(), p.data.n_items(), &cfg, &p.data, &p.split};
   Recommender model = make_model(name, ctx);
   const EvalOptions eval = EvalOptions::from_config(cfg);
   Trainer trainer(model, p.split, TrainOptions::from_config(cfg), eval, device, run_dir, log, &p.data);
@@ -248,7 +248,7 @@ std::unique_ptr<OpenedRun> open_run(const std::string& run_dir, Logger& log) {
   const PreparedData& p = r->data;
   if (read_lines(run_dir + "/users.txt") != p.data.users.raws() || read_lines(run_dir + "/items.txt") != p.data.items.raws())
     fail("{}: the data files no longer give the users and items this run was trained on", run_dir);
-  ModelContext ctx{p.data.n_users(), p.data.n_items(), &cfg};
+  ModelContext ctx{p.data.n_users(), p.data.n_items(), &cfg, &p.data, &p.split};
   r->model = make_model(cfg.get_string("model.name"), ctx);
   Trainer trainer(r->model, p.split, TrainOptions::from_config(cfg), EvalOptions::from_config(cfg), r->device, run_dir, log, &p.data);
   if (fs::exists(run_dir + "/last.pt")) trainer.resume(/*announce=*/false);  // best epoch, epochs, seconds
