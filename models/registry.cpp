@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "models/bpr.h"
+#include "models/content.h"
+#include "models/hybrid.h"
 #include "models/pop.h"
 #include "trainers/error.h"
 

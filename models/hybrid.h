@@ -1,0 +1,47 @@
+// Hybrid recommendation: a blend of any registered closed-form models, each defined by its own
+// YAML inside the hybrid's (model.models), combined per user either by a weighted sum of
+// normalised scores or by (weighted) reciprocal-rank fusion.
+// Burke, "Hybrid Recommender Systems: Survey and Experiments", UMUAI 12(4), 2002 (weighted
+// hybrids); Cormack, Clarke & Buettcher, "Reciprocal Rank Fusion outperforms Condorcet and
+// individual Rank Learning Methods", SIGIR 2009 (RRF).
+//
+//   weighted: s(u, i) = sum_m w_m * norm_u(s_m(u, .))[i]   norm: minmax | zscore | none, per user
+//   rrf:      s(u, i) = sum_m w_m / (rrf_k + rank_m(u, i)) rank 1 = the best item of model m
+#pragma once
+#include <torch/arg.h>
+
+#include <string>
+#include <vector>
+
+#include "models/recommender.h"
+
+namespace rzoo {
+
+struct HybridOptions {
+  TORCH_ARG(std::string, method) = "weighted";  // weighted | rrf
+  TORCH_ARG(std::vector<double>, weights) = {};  // one per sub-model; [] = equal
+  TORCH_ARG(std::string, normalize) = "minmax";  // weighted: minmax | zscore | none
+  TORCH_ARG(double, rrf_k) = 60.0;               // rrf: the rank offset (Cormack et al.: 60)
+};
+
+class HybridImpl : public RecommenderImpl {
+ public:
+  // Sub-models come from model.models in ctx.config (each entry a model name or a map of that
+  // model's keys), resolved like a run's model section (defaults from configs/models/<name>.yaml).
+  explicit HybridImpl(const ModelContext& ctx);
+  InputType input_type() const override { return InputType::None; }
+  void fit(const Csr& train) override;
+  at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
+  at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
+  ScriptExport script_export() const override;
+
+  HybridOptions options;
+  const std::vector<Recommender>& parts() const { return parts_; }
+
+ private:
+  std::vector<Recommender> parts_;  // registered as submodules "part0", "part1", ...
+  std::vector<std::string> part_names_;
+};
+TORCH_MODULE(Hybrid);
+
+}  // namespace rzoo

@@ -1,0 +1,108 @@
+// Content-based and hybrid models: maths on hand-computed examples.
+#include "helpers.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "datasets/dataset.h"
+#include "models/content.h"
+#include "models/hybrid.h"
+#include "models/registry.h"
+
+using namespace rzoo;
+using namespace rzoo::test;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// 2 users x 4 items; genres: item 0 {a}, 1 {a, b}, 2 {b, c}, 3 {c} (item 3: nobody's).
+Dataset tiny() {
+  Dataset d;
+  for (const char* u : {"u0", "u1"}) d.users.add(u);
+  for (const char* i : {"i0", "i1", "i2", "i3"}) d.items.add(i);
+  d.user = {0, 1, 1};
+  d.item = {0, 1, 2};
+  d.rating = {5, 4, 2};
+  Feature g;
+  g.name = "genres";
+  g.kind = Feature::Kind::TokenSeq;
+  g.vocab = {"a", "b", "c"};
+  g.offsets = {0, 1, 3, 5, 6};
+  g.tokens = {0, 0, 1, 1, 2, 2};
+  d.item_info.features.push_back(g);
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("content: TF-IDF vectors, profiles and cosine scores by hand", "[models]") {
+  const Dataset d = tiny();
+  Split s;
+  s.train = Csr::from_pairs(2, 4, {0, 1, 1}, {0, 1, 2});
+  s.train_rows = {0, 1, 2};
+  const ModelContext ctx{2, 4, nullptr, &d, &s};
+  // Binary weighting: item vectors are normalised multi-hot rows.
+  Content m(ctx, ContentOptions().weighting("binary"));
+  m->fit(s.train);
+  const auto all = m->score_all(torch::tensor({0, 1}));
+  // User 0 = item 0 = a: cos with a = 1, with {a,b} = 1/sqrt2, with {b,c} = 0, with c = 0.
+  CHECK(all[0][0].item<float>() == Approx(1.0));
+  CHECK(all[0][1].item<float>() == Approx(1 / std::sqrt(2.0)));
+  CHECK(all[0][2].item<float>() == Approx(0.0));
+  // User 1 = mean of {a,b}/sqrt2 and {b,c}/sqrt2 = (a + 2b + c) / (2 sqrt2), normalised:
+  // (1, 2, 1)/sqrt6. Cold item 3 ({c}) scores 1/sqrt6 without any interaction.
+  CHECK(all[1][3].item<float>() == Approx(1 / std::sqrt(6.0)));
+  CHECK(all[1][1].item<float>() == Approx(3 / (std::sqrt(6.0) * std::sqrt(2.0))));
+  // TF-IDF: idf = ln((1 + 4) / (1 + df)) + 1 with df(a) = 2, df(b) = 2, df(c) = 2: equal, so
+  // the same vectors; the vocabulary is ordered by document frequency.
+  Content t(ctx, ContentOptions());
+  t->fit(s.train);
+  CHECK(torch::allclose(t->score_all(torch::tensor({0, 1})), all, 1e-5, 1e-6));
+  CHECK(t->vocab.size() == 3);
+  // Rating-weighted profile: user 1 rated item 1 with 4 and item 2 with 2 (mean 3): weights +1
+  // and -1 -> profile ({a,b} - {b,c}) / sqrt2 = (a - c) / sqrt2, normalised (1, 0, -1)/sqrt2.
+  Content r(ctx, ContentOptions().weighting("binary").profile("rating"));
+  r->fit(s.train);
+  const auto rs = r->score_all(torch::tensor({1}));
+  CHECK(rs[0][0].item<float>() == Approx(1 / std::sqrt(2.0)));
+  CHECK(rs[0][3].item<float>() == Approx(-1 / std::sqrt(2.0)));
+  // Errors: a feature the data lacks; no data at all.
+  CHECK_THROWS_WITH(Content(ctx, ContentOptions().features({"tags"})), Contains("no item token feature 'tags'") && Contains("genres"));
+  CHECK_THROWS_WITH(Content(ModelContext{2, 4, nullptr}), Contains("needs the dataset's item features"));
+}
+
+TEST_CASE("hybrid: weighted blend and reciprocal-rank fusion by hand; sub-models from YAML", "[models]") {
+  const Dataset d = tiny();
+  Split s;
+  s.train = Csr::from_pairs(2, 4, {0, 1, 1}, {0, 1, 2});
+  s.train_rows = {0, 1, 2};
+  // pop scores: counts (1, 1, 1, 0); content (binary) for user 0: (1, 1/sqrt2, 0, 0).
+  const Config cfg = make_config("model: {name: hybrid, models: [pop, {name: content, weighting: binary}], weights: [0.25, 0.75]}\n");
+  Hybrid h(ModelContext{2, 4, &cfg, &d, &s});
+  REQUIRE(h->parts().size() == 2);
+  CHECK(h->parts()[1]->name() == "content");
+  h->fit(s.train);
+  // minmax per user: pop (1, 1, 1, 0); content (1, 1/sqrt2, 0, 0).
+  const auto w = h->score_all(torch::tensor({0}));
+  CHECK(w[0][0].item<float>() == Approx(0.25 + 0.75));
+  CHECK(w[0][1].item<float>() == Approx(0.25 + 0.75 / std::sqrt(2.0)));
+  CHECK(w[0][2].item<float>() == Approx(0.25));
+  CHECK(w[0][3].item<float>() == Approx(0.0));
+  CHECK(h->score(torch::tensor({0}), torch::tensor({1}))[0].item<float>() == Approx(w[0][1].item<float>()));
+  // RRF, k = 1: pop ranks (ties by index) 1, 2, 3, 4; content ranks 1, 2, 3, 4 (ties 2, 3 by
+  // index): item 0 = 0.25/2 + 0.75/2, item 3 = 0.25/5 + 0.75/5.
+  const Config rcfg = make_config("model: {name: hybrid, method: rrf, rrf_k: 1, models: [pop, {name: content, weighting: binary}], weights: [0.25, 0.75]}\n");
+  Hybrid r(ModelContext{2, 4, &rcfg, &d, &s});
+  r->fit(s.train);
+  const auto f = r->score_all(torch::tensor({0}));
+  CHECK(f[0][0].item<float>() == Approx(0.5));
+  CHECK(f[0][3].item<float>() == Approx(0.2));
+  // Bad configurations name the key.
+  CHECK_THROWS_WITH(Hybrid(ModelContext{2, 4, &(const Config&)make_config("model: {name: hybrid, models: [pop], weights: [1, 2]}\n"), &d, &s}),
+                    Contains("model.weights") && Contains("2 weights for 1 sub-models"));
+  const Config bad_sub = make_config("model: {name: hybrid, models: [{name: content, nosuch: 1}]}\n");
+  CHECK_THROWS_WITH(Hybrid(ModelContext{2, 4, &bad_sub, &d, &s}), Contains("nosuch"));
+  const Config grad = make_config("model: {name: hybrid, models: [bpr]}\n");
+  CHECK_THROWS_WITH(Hybrid(ModelContext{2, 4, &grad, &d, &s}), Contains("trained by gradient steps"));
+}
