@@ -4,7 +4,11 @@
 
 #include "models/bpr.h"
 #include "models/content.h"
+#include "models/ease.h"
 #include "models/hybrid.h"
+#include "models/ials.h"
+#include "models/knn.h"
+#include "models/mf_rating.h"
 #include "models/pop.h"
 #include "trainers/error.h"
 

@@ -130,6 +130,20 @@ TEST_CASE("evaluator: full ranking masks training (and at test, validation) item
   CHECK(g.get("auc") == Approx(0.5));
   CHECK(g.get("gauc") == Approx(2.0 / 3));
 
+  // Cold targets only (eval.target_max_train = 1): user 0's test items 3 (no training
+  // interaction) and 5 (one, by user 1): 5 leaves the ranking, 3 is ranked among {3, 4}.
+  Split cold = s;
+  cold.test = Csr::from_pairs(2, 6, {0, 0, 1}, {3, 5, 4});
+  o.metrics = {"hr", "auc"};
+  o.target_max_train = 1;
+  const auto c = evaluate(model, cold, Target::Test, o, torch::kCPU);
+  CHECK(c.n_targets == std::vector<int64_t>{1, 1});
+  CHECK(c.n_candidates == std::vector<int64_t>{2, 4});
+  CHECK(*c.user_values("hr@1") == std::vector<double>{1.0, 0.0});
+  CHECK_THAT(c.protocol, Contains("fewer than 1 training interactions"));
+  o.target_max_train = 0;
+  o.metrics = {"auc", "gauc"};
+
   // A split with no target user reports null (JSON has no NaN), never a made-up number.
   Split empty = s;
   empty.valid = Csr::from_pairs(2, 6, {}, {});

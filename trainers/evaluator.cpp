@@ -503,6 +503,7 @@ EvalOptions EvalOptions::from_config(const Config& cfg) {
   o.batch_users = cfg.get_int("eval.batch_users", 0);
   o.seed = static_cast<uint64_t>(cfg.get_int("eval.seed", 0));
   o.save_rankings = cfg.get_bool("eval.save_rankings");
+  o.target_max_train = cfg.get_int("eval.target_max_train", 0);
   o.diversity_features = cfg.get_string_list("eval.diversity_features");
   return o;
 }
@@ -571,7 +572,23 @@ EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, c
     }
   } mode_guard{model, model.is_training()};
   model.eval();
-  const Csr& truth = target == Target::Test ? split.test : split.valid;
+  const Csr& all_truth = target == Target::Test ? split.test : split.valid;
+  // eval.target_max_train: only targets with few training interactions (cold-ish items) count;
+  // the user's other targets leave the ranking (masked, never candidates), so they are neither
+  // hits nor negatives.
+  Csr cold_truth, held_out;
+  if (opts.target_max_train > 0) {
+    std::vector<int64_t> pop(static_cast<size_t>(split.train.n_cols), 0);
+    for (int64_t i : split.train.indices) ++pop[static_cast<size_t>(i)];
+    std::vector<int64_t> ku, ki, hu, hi;
+    for (int64_t u = 0; u < all_truth.n_rows; ++u)
+      for (const int64_t* p = all_truth.row_begin(u); p != all_truth.row_end(u); ++p)
+        (pop[static_cast<size_t>(*p)] < opts.target_max_train ? ku : hu).push_back(u),
+            (pop[static_cast<size_t>(*p)] < opts.target_max_train ? ki : hi).push_back(*p);
+    cold_truth = Csr::from_pairs(all_truth.n_rows, all_truth.n_cols, ku, ki);
+    held_out = Csr::from_pairs(all_truth.n_rows, all_truth.n_cols, hu, hi);
+  }
+  const Csr& truth = opts.target_max_train > 0 ? cold_truth : all_truth;
   const int64_t n_items = truth.n_cols;
   const std::string which = target == Target::Test ? "test" : "valid";
   Protocol proto;
@@ -600,6 +617,7 @@ EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, c
   const std::string ties = fmt::format("ties in a seeded per-user random order (eval.seed {})", opts.seed);
   std::vector<const Csr*> masked{&split.train};
   if (target == Target::Test) masked.push_back(&split.valid);
+  if (opts.target_max_train > 0) masked.push_back(&held_out);
   CandidateSource cs;
   cs.proto = proto;
   cs.n_items = n_items;
@@ -608,6 +626,7 @@ EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, c
     res.protocol_name = "full";
     res.protocol = fmt::format("full ranking of all {} items; the user's {} items masked (its own targets never); {}",
                                n_items, mask_words(target), ties);
+
   } else {
     if (proto.type == Protocol::Given) {
       if (split.test_negatives.nnz() == 0)
@@ -640,6 +659,10 @@ EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, c
                                  which, cs.proto.n, cs.proto.type == Protocol::Uniform ? "uniform" : "popularity-proportional",
                                  opts.seed, proto.type == Protocol::Given ? " (given candidates exist only for test)" : "", ties);
   }
+
+  if (opts.target_max_train > 0)
+    res.protocol += fmt::format("; targets: only {} items with fewer than {} training interactions (the user's other {} items "
+                                "are not ranked)", which, opts.target_max_train, which);
 
   // Per-user outputs.
   std::vector<size_t> per_user_cols;

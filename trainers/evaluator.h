@@ -61,6 +61,7 @@ struct EvalOptions {
   int64_t batch_users = 0;        // users per chunk; 0 = derived from memory_mb
   uint64_t seed = 2020;           // sampled candidates and tie order
   bool save_rankings = false;     // keep each user's targets, ranks and top list (for files)
+  int64_t target_max_train = 0;   // > 0: only targets with fewer training interactions count (full)
   std::vector<std::string> diversity_features = {"genres"};
   static EvalOptions from_config(const Config& cfg);
 };

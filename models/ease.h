@@ -1,0 +1,46 @@
+// EASE: an item-item linear autoencoder with a closed-form solution.
+// Steck, "Embarrassingly Shallow Autoencoders for Sparse Data", WWW 2019.
+//
+// With X the binary user x item training matrix, EASE learns the item-item weights
+//   B = argmin |X - X B|_F^2 + lambda |B|_F^2  subject to diag(B) = 0,
+// whose solution is, with P = (X^T X + lambda I)^-1,
+//   B_ij = -P_ij / P_jj (i != j),  B_jj = 0.
+// score(u, i) = X_u . B[:, i]: a user's items vote for the items they co-occur with.
+#pragma once
+#include <torch/arg.h>
+
+#include "models/recommender.h"
+
+namespace rzoo {
+
+struct EASEOptions {
+  static EASEOptions from_config(const Config* cfg);  // reads model.* (defaults when cfg is null)
+  // lambda of the paper (> 0). It is added to counts of co-occurrences, so it scales with the
+  // data: Steck reports 200-1000 for ML-20M, Netflix and MSD; 500 suits ML-1M-sized data.
+  TORCH_ARG(double, l2) = 500.0;
+};
+
+class EASEImpl : public RecommenderImpl {
+ public:
+  explicit EASEImpl(const ModelContext& ctx);
+  EASEImpl(const ModelContext& ctx, EASEOptions options);
+
+  InputType input_type() const override { return InputType::None; }
+  void fit(const Csr& train) override;
+  at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
+  at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
+  ScriptExport script_export() const override;
+
+  EASEOptions options;
+  // [I, I] float: B, zero diagonal. Built in double precision, stored in float.
+  at::Tensor item_weights;
+  // [U, I] uint8: the binary training matrix X, which score() needs (X_u B). A buffer's shape
+  // must be fixed at construction (a checkpoint is loaded into a freshly built model), which
+  // rules out CSR arrays sized by nnz. Dense uint8 costs U * I bytes, below B's 4 * I^2 bytes
+  // whenever U < 4 I (ML-1M: 22 MB against 55 MB), and a row converts to float for the product
+  // in one cheap op; bit-packing would save 8x more but cost an unpacking step in every call.
+  at::Tensor history;
+};
+TORCH_MODULE(EASE);
+
+}  // namespace rzoo

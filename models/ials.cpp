@@ -1,0 +1,288 @@
+// iALS: Hu, Koren & Volinsky, "Collaborative Filtering for Implicit Feedback Datasets", ICDM 2008;
+// loss and defaults after Rendle, Krichene, Zhang & Koren, "Revisiting the Performance of iALS on
+// Item Recommendation Benchmarks", RecSys 2022.
+//
+// The half-step for the users (the items' is the same with the roles swapped). For fixed H, L
+// separates over users; user u's part is
+//   L_u(w) = sum_{i in I_u} c (1 - <w, h_i>)^2 + alpha0 sum_{i=1..I} <w, h_i>^2 + lambda_u |w|^2.
+// Setting its gradient to zero,
+//   -2 c sum_{i in I_u} (1 - <w, h_i>) h_i + 2 alpha0 sum_i <w, h_i> h_i + 2 lambda_u w = 0,
+// gives the normal equations A_u w_u = b_u with
+//   A_u = alpha0 G + c H_{I_u}^T H_{I_u} + lambda_u I_d,   G = H^T H (the Gramian, once per step),
+//   b_u = c sum_{i in I_u} h_i.
+// (The observed pairs also sit in the all-pairs term. Hu et al. weight the unobserved pairs
+// only, sum_S c (1 - s)^2 + sum_{not S} s^2; with alpha0 = 1 that is, up to a constant, our
+// loss with observed weight c - 1 and target c / (c - 1) in place of c and 1.)
+// A_u is symmetric positive definite (lambda_u > 0), so each w_u is the unique minimiser and L
+// never increases. The unobserved term of L itself is alpha0 sum((W^T W) * (H^T H)).
+//
+// Batched: users are sorted by history length and cut into batches of similar length; a batch's
+// histories are padded with an index of a zero factor row, gathered to F [B, L, d], and
+//   A = c F^T F + alpha0 G + diag(lambda) [B, d, d] (bmm),  b = c F^T 1 [B, d],
+// solved with a batched Cholesky factorisation, in float like Rendle et al.'s reference code (a
+// double solve costs more than forming A); the loss stays monotone up to float rounding.
+#include "models/ials.h"
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+#include "datasets/dataset.h"
+#include "trainers/config.h"
+
+namespace rzoo {
+
+IALSOptions IALSOptions::from_config(const Config* cfg) {
+  IALSOptions o;
+  if (!cfg) return o;
+  o.factors(cfg->get_int("model.factors", 1, 1 << 14));
+  o.alpha(cfg->get_double("model.alpha", 0.0));
+  o.unobserved_weight(cfg->get_double("model.unobserved_weight", 0.0));
+  o.l2(cfg->get_double("model.l2"));
+  if (!(o.l2() > 0.0)) cfg->bad("model.l2", fmt::format("must be > 0, got {}", o.l2()));
+  o.nu(cfg->get_double("model.nu", 0.0, 10.0));
+  o.epochs(cfg->get_int("model.epochs", 1, 100000));
+  o.init_std(cfg->get_double("model.init_std", 0.0, 100.0));
+  // All-zero factors are a fixed point of ALS (H = 0 gives W = 0 gives H = 0).
+  if (!(o.init_std() > 0.0)) cfg->bad("model.init_std", fmt::format("must be > 0, got {}", o.init_std()));
+  return o;
+}
+
+namespace {
+
+// The transpose of a 0/1 CSR matrix (each row's columns come out sorted: rows are visited in order).
+Csr transpose(const Csr& m) {
+  Csr t;
+  t.n_rows = m.n_cols;
+  t.n_cols = m.n_rows;
+  t.indptr.assign(static_cast<size_t>(m.n_cols) + 1, 0);
+  for (int64_t c : m.indices) ++t.indptr[static_cast<size_t>(c) + 1];
+  for (int64_t c = 0; c < m.n_cols; ++c) t.indptr[c + 1] += t.indptr[c];
+  t.indices.resize(m.indices.size());
+  std::vector<int64_t> next(t.indptr.begin(), t.indptr.end() - 1);
+  for (int64_t r = 0; r < m.n_rows; ++r)
+    for (const int64_t* p = m.row_begin(r); p != m.row_end(r); ++p) t.indices[next[*p]++] = r;
+  return t;
+}
+
+// lambda_r = lambda (n_r + alpha0 * n_cols)^nu. It is 0 only for an empty row when alpha0 = 0
+// and nu > 0: nothing in L then depends on that row's factors, 0 is a minimiser, and lambda
+// keeps A positive definite so the solve returns it.
+double row_reg(const IALSOptions& o, int64_t n_r, int64_t n_cols) {
+  const double reg = o.l2() * std::pow(static_cast<double>(n_r) + o.unobserved_weight() * static_cast<double>(n_cols), o.nu());
+  return reg > 0.0 ? reg : o.l2();
+}
+
+struct SolveBatch {
+  at::Tensor rows;  // [B] long
+  at::Tensor cols;  // [B, L] long: each row's columns, padded with n_cols (a zero factor row)
+  at::Tensor reg;   // [B] float: lambda_r
+};
+
+struct Plan {
+  int64_t n_rows = 0, n_cols = 0;
+  std::vector<SolveBatch> batches;
+  at::Tensor reg;  // [n_rows] double: lambda_r of every row (for the loss)
+};
+
+// A batch's F [B, L, d] and A [B, d, d] stay within kBudget floats each (32 MB), whatever d.
+constexpr int64_t kBudget = int64_t{1} << 23;
+constexpr int64_t kMaxRows = 4096;
+
+Plan make_plan(const Csr& m, const IALSOptions& o, const c10::Device& device) {
+  const int64_t d = o.factors();
+  const int64_t max_entries = std::max<int64_t>(kBudget / d, 1);
+  const int64_t max_rows = std::clamp<int64_t>(kBudget / (d * d), 1, kMaxRows);
+  Plan plan;
+  plan.n_rows = m.n_rows;
+  plan.n_cols = m.n_cols;
+  auto reg = torch::empty({m.n_rows}, torch::kDouble);
+  double* rg = reg.data_ptr<double>();
+  for (int64_t r = 0; r < m.n_rows; ++r) rg[r] = row_reg(o, m.row_size(r), m.n_cols);
+
+  // Longest rows first, so a batch is padded to the length of its first row.
+  std::vector<int64_t> order(static_cast<size_t>(m.n_rows));
+  std::iota(order.begin(), order.end(), int64_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return m.row_size(a) > m.row_size(b); });
+  for (int64_t start = 0; start < m.n_rows;) {
+    const int64_t len = std::max<int64_t>(m.row_size(order[start]), 1);
+    const int64_t n = std::min({max_rows, std::max<int64_t>(max_entries / len, 1), m.n_rows - start});
+    auto rows = torch::empty({n}, torch::kLong);
+    auto cols = torch::full({n, len}, m.n_cols, torch::kLong);
+    auto breg = torch::empty({n}, torch::kFloat);
+    int64_t* rp = rows.data_ptr<int64_t>();
+    int64_t* cp = cols.data_ptr<int64_t>();
+    float* bp = breg.data_ptr<float>();
+    for (int64_t k = 0; k < n; ++k) {
+      const int64_t r = order[start + k];
+      rp[k] = r;
+      bp[k] = static_cast<float>(rg[r]);
+      std::copy(m.row_begin(r), m.row_end(r), cp + k * len);
+    }
+    plan.batches.push_back({rows.to(device), cols.to(device), breg.to(device)});
+    start += n;
+  }
+  plan.reg = reg.to(device);
+  return plan;
+}
+
+// Solves A x = b for SPD A [B, d, d], b [B, d] by Cholesky. LibTorch's CPU kernels factor a
+// batch one matrix after another on one thread, so the CPU splits the batch across threads.
+at::Tensor cholesky_solve_batched(const at::Tensor& a, const at::Tensor& b) {
+  auto solve = [](const at::Tensor& as, const at::Tensor& bs) {
+    auto [l, info] = torch::linalg_cholesky_ex(as);
+    TORCH_CHECK(info.max().item<int64_t>() == 0, "ials: a normal-equation matrix is not positive definite "
+                "(numerically); raise model.l2");
+    return torch::cholesky_solve(bs.unsqueeze(2), l).squeeze(2);
+  };
+  if (!a.device().is_cpu()) return solve(a, b);
+  auto x = torch::empty_like(b);
+  at::parallel_for(0, a.size(0), 1, [&](int64_t begin, int64_t end) {
+    x.slice(0, begin, end).copy_(solve(a.slice(0, begin, end), b.slice(0, begin, end)));
+  });
+  return x;
+}
+
+// The half-step over the rows of `plan` given the other side's factors `fixed` [n_cols, d].
+// Adds the observed part of L at the new factors, sum c (1 - <x_r, f_j>)^2, to *observed when
+// given (nearly free here: F is already gathered).
+at::Tensor half_step(const Plan& plan, const at::Tensor& fixed, const IALSOptions& o, double* observed) {
+  const int64_t d = fixed.size(1);
+  const double c = 1.0 + o.alpha();
+  const auto padded = torch::cat({fixed, torch::zeros({1, d}, fixed.options())});  // [n_cols + 1, d]
+  const auto base = torch::matmul(fixed.t(), fixed).mul_(o.unobserved_weight());  // alpha0 G, [d, d]
+  auto out = torch::zeros({plan.n_rows, d}, fixed.options());
+  auto obs = torch::zeros({}, fixed.options().dtype(torch::kDouble));
+  for (const SolveBatch& b : plan.batches) {
+    const int64_t n = b.cols.size(0), len = b.cols.size(1);
+    const auto f = padded.index_select(0, b.cols.reshape({-1})).view({n, len, d});  // [B, L, d]
+    auto a = base.expand({n, d, d}).clone();                                          // [B, d, d]
+    a.diagonal(0, 1, 2).add_(b.reg.unsqueeze(1));
+    a.baddbmm_(f.transpose(1, 2), f, 1.0, c);  // + c F^T F
+    const auto x = cholesky_solve_batched(a, f.sum(1).mul_(c));  // [B, d]
+    out.index_copy_(0, b.rows, x);
+    if (observed) {
+      const auto pred = torch::bmm(f, x.unsqueeze(2)).squeeze(2);  // [B, L]; 0 on padding
+      const auto real = b.cols.lt(plan.n_cols);                    // padding is not in S
+      obs += (1.0 - pred).square_().mul_(real).sum(torch::kDouble);
+    }
+  }
+  if (observed) *observed += c * obs.item<double>();
+  return out;
+}
+
+// alpha0 sum_{u,i} <w_u, h_i>^2 + sum_u lambda_u |w_u|^2 + sum_i lambda_i |h_i|^2, in double.
+double unobserved_and_reg(const at::Tensor& w, const at::Tensor& h, const at::Tensor& user_reg,
+                          const at::Tensor& item_reg, const IALSOptions& o) {
+  const auto wd = w.to(torch::kDouble), hd = h.to(torch::kDouble);
+  const auto unobserved = (torch::matmul(wd.t(), wd) * torch::matmul(hd.t(), hd)).sum() * o.unobserved_weight();
+  const auto reg = (wd.square().sum(1) * user_reg).sum() + (hd.square().sum(1) * item_reg).sum();
+  return (unobserved + reg).item<double>();
+}
+
+}  // namespace
+
+IALSImpl::IALSImpl(const ModelContext& ctx) : IALSImpl(ctx, IALSOptions::from_config(ctx.config)) {}
+
+IALSImpl::IALSImpl(const ModelContext& ctx, IALSOptions opts)
+    : RecommenderImpl("ials", ctx),
+      options(opts),
+      user_factors(register_buffer("user_factors", torch::zeros({ctx.n_users, std::max<int64_t>(opts.factors(), 1)}))),
+      item_factors(register_buffer("item_factors", torch::zeros({ctx.n_items, std::max<int64_t>(opts.factors(), 1)}))) {
+  TORCH_CHECK(options.factors() >= 1, "ials: model.factors must be >= 1, got ", options.factors());
+  TORCH_CHECK(options.l2() > 0.0, "ials: model.l2 must be > 0, got ", options.l2());
+  TORCH_CHECK(options.alpha() >= 0.0, "ials: model.alpha must be >= 0, got ", options.alpha());
+  TORCH_CHECK(options.unobserved_weight() >= 0.0, "ials: model.unobserved_weight must be >= 0, got ",
+              options.unobserved_weight());
+  TORCH_CHECK(options.nu() >= 0.0, "ials: model.nu must be >= 0, got ", options.nu());
+  TORCH_CHECK(options.epochs() >= 1, "ials: model.epochs must be >= 1, got ", options.epochs());
+  TORCH_CHECK(options.init_std() > 0.0, "ials: model.init_std must be > 0, got ", options.init_std());
+}
+
+at::Tensor IALSImpl::solve(const Csr& m, const at::Tensor& fixed) const {
+  TORCH_CHECK(fixed.dim() == 2 && fixed.size(0) == m.n_cols && fixed.size(1) == options.factors(), "ials: solve needs [",
+              m.n_cols, ", ", options.factors(), "] fixed factors, got ", fixed.sizes());
+  torch::NoGradGuard no_grad;
+  return half_step(make_plan(m, options, fixed.device()), fixed, options, nullptr);
+}
+
+double IALSImpl::loss(const Csr& train) const {
+  TORCH_CHECK(train.n_rows == n_users_ && train.n_cols == n_items_, "ials: training matrix is ", train.n_rows, " x ",
+              train.n_cols, ", model has ", n_users_, " users and ", n_items_, " items");
+  torch::NoGradGuard no_grad;
+  const auto w = user_factors.to(torch::kCPU, torch::kDouble), h = item_factors.to(torch::kCPU, torch::kDouble);
+  auto user_reg = torch::empty({n_users_}, torch::kDouble), item_reg = torch::zeros({n_items_}, torch::kDouble);
+  std::vector<int64_t> rows;
+  rows.reserve(train.indices.size());
+  for (int64_t u = 0; u < n_users_; ++u) {
+    user_reg.data_ptr<double>()[u] = row_reg(options, train.row_size(u), n_items_);
+    rows.insert(rows.end(), train.row_size(u), u);
+  }
+  std::vector<int64_t> item_counts(static_cast<size_t>(n_items_), 0);
+  for (int64_t i : train.indices) ++item_counts[i];
+  for (int64_t i = 0; i < n_items_; ++i) item_reg.data_ptr<double>()[i] = row_reg(options, item_counts[i], n_users_);
+  const auto all_rows = torch::tensor(rows, torch::kLong), all_cols = torch::tensor(train.indices, torch::kLong);
+  double observed = 0.0;
+  constexpr int64_t kChunk = 1 << 16;  // pairs per step: [chunk, d] doubles at a time
+  for (int64_t s = 0; s < train.nnz(); s += kChunk) {
+    const int64_t e = std::min(s + kChunk, train.nnz());
+    const auto pred = (w.index_select(0, all_rows.slice(0, s, e)) * h.index_select(0, all_cols.slice(0, s, e))).sum(1);
+    observed += (1.0 - pred).square().sum().item<double>();
+  }
+  observed *= 1.0 + options.alpha();
+  return observed + unobserved_and_reg(w, h, user_reg, item_reg, options);
+}
+
+void IALSImpl::fit(const Csr& train) {
+  TORCH_CHECK(train.n_rows == n_users_ && train.n_cols == n_items_, "ials: training matrix is ", train.n_rows, " x ",
+              train.n_cols, ", model has ", n_users_, " users and ", n_items_, " items");
+  torch::NoGradGuard no_grad;
+  const auto device = item_factors.device();
+  const Plan users = make_plan(train, options, device);
+  const Plan items = make_plan(transpose(train), options, device);
+  const int64_t d = options.factors();
+  // Drawn on the CPU from the global generator, so a seed gives the same start on any device.
+  // Only H needs a start: the first half-step solves W from it.
+  auto h = (torch::randn({n_items_, d}) * (options.init_std() / std::sqrt(static_cast<double>(d)))).to(device);
+  at::Tensor w;
+  loss_history.clear();
+  for (int64_t epoch = 0; epoch < options.epochs(); ++epoch) {
+    w = half_step(users, h, options, nullptr);
+    double observed = 0.0;
+    h = half_step(items, w, options, &observed);
+    loss_history.push_back(observed + unobserved_and_reg(w, h, users.reg, items.reg, options));
+  }
+  user_factors.copy_(w);
+  item_factors.copy_(h);
+}
+
+at::Tensor IALSImpl::score(const at::Tensor& users, const at::Tensor& items) {
+  const auto dev = user_factors.device();
+  return (user_factors.index_select(0, users.to(dev)) * item_factors.index_select(0, items.to(dev))).sum(1);
+}
+
+at::Tensor IALSImpl::score_all(const at::Tensor& users) {
+  return torch::matmul(user_factors.index_select(0, users.to(user_factors.device())), item_factors.t());  // [B, d] x [d, I]
+}
+
+ScriptExport IALSImpl::script_export() const {
+  ScriptExport e;
+  e.tensors = {{"user_factors", user_factors.detach().to(torch::kCPU).clone()},
+               {"item_factors", item_factors.detach().to(torch::kCPU).clone()}};
+  e.code = R"PY(
+def _score(self, users: Tensor, items: Tensor) -> Tensor:
+    return (self.user_factors.index_select(0, users) * self.item_factors.index_select(0, items)).sum(1)
+
+def _score_all(self, users: Tensor) -> Tensor:
+    return torch.matmul(self.user_factors.index_select(0, users), self.item_factors.t())
+)PY";
+  return e;
+}
+
+}  // namespace rzoo

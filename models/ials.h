@@ -1,0 +1,63 @@
+// iALS: matrix factorisation for implicit feedback by alternating least squares.
+// Hu, Koren & Volinsky, "Collaborative Filtering for Implicit Feedback Datasets", ICDM 2008;
+// the loss, regularisation and defaults follow Rendle, Krichene, Zhang & Koren, "Revisiting the
+// Performance of iALS on Item Recommendation Benchmarks", RecSys 2022.
+//
+// score(u, i) = <w_u, h_i>. With S the observed (user, item) pairs, the loss is
+//   L(W, H) = sum_{(u,i) in S} c (1 - <w_u, h_i>)^2           observed, confidence c = 1 + alpha
+//           + alpha0 sum_{all u, i} <w_u, h_i>^2               every pair pulled towards 0
+//           + sum_u lambda_u |w_u|^2 + sum_i lambda_i |h_i|^2
+// with frequency-scaled regularisation lambda_u = lambda (n_u + alpha0 I)^nu and
+// lambda_i = lambda (n_i + alpha0 U)^nu (n_u, n_i: training interactions; nu = 0 gives a plain
+// lambda). alpha = 0 is exactly Rendle et al.'s loss. L is a convex quadratic in W for fixed
+// H (and vice versa), so each half-step solves it exactly and L never increases.
+//
+// Fitted in closed form (InputType::None): `epochs` times, all users then all items.
+#pragma once
+#include <torch/arg.h>
+
+#include <vector>
+
+#include "models/recommender.h"
+
+namespace rzoo {
+
+struct IALSOptions {
+  static IALSOptions from_config(const Config* cfg);  // reads model.* (defaults when cfg is null)
+  TORCH_ARG(int64_t, factors) = 64;             // d: latent factors per user and item
+  TORCH_ARG(double, alpha) = 0.0;               // observed confidence c = 1 + alpha (>= 0)
+  TORCH_ARG(double, unobserved_weight) = 0.3;   // alpha0 (>= 0): weight of the all-pairs term
+  TORCH_ARG(double, l2) = 0.003;                // lambda (> 0)
+  TORCH_ARG(double, nu) = 1.0;                  // frequency scaling exponent of lambda (>= 0)
+  TORCH_ARG(int64_t, epochs) = 15;              // alternations (users, then items)
+  TORCH_ARG(double, init_std) = 0.1;            // factors start N(0, (init_std / sqrt(d))^2)
+};
+
+class IALSImpl : public RecommenderImpl {
+ public:
+  explicit IALSImpl(const ModelContext& ctx);
+  IALSImpl(const ModelContext& ctx, IALSOptions options);
+
+  InputType input_type() const override { return InputType::None; }
+  // Initialises the factors from the global torch generator, then runs `epochs` alternations,
+  // recording the loss after each in loss_history.
+  void fit(const Csr& train) override;
+  at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
+  at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
+  ScriptExport script_export() const override;
+
+  // One half-step: the exact minimiser of L over the factors of the rows of `m` (users: the
+  // training matrix; items: its transpose) with `fixed` [m.n_cols, d], the other side's
+  // factors, held fixed. Returns [m.n_rows, d] on fixed's device.
+  at::Tensor solve(const Csr& m, const at::Tensor& fixed) const;
+  // L(user_factors, item_factors) on `train`, evaluated directly (double precision).
+  double loss(const Csr& train) const;
+
+  IALSOptions options;
+  at::Tensor user_factors;  // [U, d] float: W
+  at::Tensor item_factors;  // [I, d] float: H
+  std::vector<double> loss_history;  // L after each epoch of the last fit()
+};
+TORCH_MODULE(IALS);
+
+}  // namespace rzoo

@@ -1,0 +1,195 @@
+// ItemKNN and UserKNN: neighbourhood collaborative filtering.
+// Sarwar, Karypis, Konstan & Riedl, "Item-Based Collaborative Filtering Recommendation
+// Algorithms", WWW 2001 (item-based; cosine, adjusted cosine and Pearson similarities);
+// Herlocker, Konstan, Borchers & Riedl, "An Algorithmic Framework for Performing Collaborative
+// Filtering", SIGIR 1999 (user-based; Pearson, significance weighting of small supports);
+// Koren, "Factor in the Neighbors: Scalable and Accurate Collaborative Filtering", TKDD 2010
+// (baseline predictor b_ui = mu + b_u + b_i, shrunk similarities, Pearson on baseline residuals),
+// with the conventions of Surprise's KNNWithMeans / KNNBaseline (Hug, JOSS 2020).
+//
+// Both models are closed-form. "Entities" are what the model compares: items (ItemKNN) or users
+// (UserKNN); each is a vector over the other dimension (its users, resp. its items).
+//
+// Similarities (model.similarity; over the co-raters C = the users (items) both entities have,
+// n = |C|; a, b = the two entities' entries):
+//   cosine           sum_C a b / (|a| |b|), full-vector norms (Sarwar's cosine; Surprise's
+//                    `cosine` takes the norms over C instead). Entries are 1 in ranking mode
+//                    (binary cosine = n / sqrt(n_a n_b)), ratings in rating mode.
+//   jaccard          n / (n_a + n_b - n) on the binary vectors (any mode).
+//   adjusted_cosine  entries r - mean of the other dimension (ItemKNN: the user's mean rating,
+//                    Sarwar's adjusted cosine; UserKNN: the item's mean rating), then
+//                    sum_C a b / sqrt(sum_C a^2 sum_C b^2): norms over the co-raters, as in Sarwar.
+//   pearson          Pearson correlation of the ratings over C, each entity centred on its own
+//                    mean over C: (n sum ab - sum a sum b) / sqrt((n sum a^2 - (sum a)^2)
+//                    (n sum b^2 - (sum b)^2)) (Surprise's `pearson`).
+//   pearson_baseline entries r_ui - (mu + b_u + b_i) with the ALS baseline below, then
+//                    sum_C a b / sqrt(sum_C a^2 sum_C b^2) (Koren 2010; Surprise's
+//                    `pearson_baseline`).
+// A zero denominator gives similarity 0. Every similarity is then shrunk towards 0 by its
+// support: s' = s * n / (n + model.shrinkage) (Koren 2010; Surprise shrinks pearson_baseline
+// by (n - 1) / (n - 1 + shrinkage) and zeroes supports below 2, which differs only for tiny
+// supports).
+// An entity is never its own neighbour. The similarity is a small run-time policy object
+// (KNNSimilarity) chosen by name, shared by both models.
+//
+// Modes (model.mode):
+//   ranking  Each entity keeps its k = model.neighbors most similar entities (by value, ties by
+//            lower index; zero similarities are never neighbours, negative ones (pearson,
+//            adjusted cosine) only when fewer than k are positive), the others count as 0.
+//            ItemKNN: score(u, i) = sum over u's training items j among i's k neighbours of
+//            s_ij (the neighbours of the *target* item i; Sarwar's item-item model; not
+//            normalised, so items with many of the user's items nearby score high).
+//            UserKNN: score(u, i) = sum over u's k neighbours v that have i of s_uv.
+//   rating   The predicted rating (Surprise's KNNWithMeans / KNNBaseline):
+//              r_ui = b_ui + sum_{j in N} s_ij (r_uj - b_uj) / sum_{j in N} s_ij
+//            ItemKNN: N = the k items most similar to i among those u rated, with s_ij > 0
+//            (Surprise takes the k most similar and skips those with s <= 0: the same set).
+//            UserKNN: N = the k users most similar to u among those who rated i, s_uv > 0.
+//            Ties by lower index. Without such a neighbour, r_ui = b_ui. b_ui comes from
+//            model.baseline: `mean` (ItemKNN: the item's mean rating, UserKNN: the user's; the
+//            global mean for an entity without ratings; KNNWithMeans) or `als`: mu + b_u + b_i
+//            by alternating least squares as in Surprise / Koren: for each epoch,
+//              b_i = sum_{u in R(i)} (r_ui - mu - b_u) / (reg_item + |R(i)|), then
+//              b_u = sum_{i in R(u)} (r_ui - mu - b_i) / (reg_user + |R(u)|)
+//            (Surprise's defaults reg_user 15, reg_item 10, 10 epochs; KNNBaseline).
+//            score_all gives the predicted rating of every item (ranking metrics still apply).
+// Ratings are the dataset's ratings at the split's training rows (repeated (user, item) rows
+// are averaged); ranking mode with cosine or jaccard needs no ratings.
+//
+// State (buffers, shapes fixed at construction; nnz = training interactions, taken from
+// ModelContext::split, or from the first fit() when the context has no split):
+//   train_keys [nnz + 1] int64 u * I + i of each training pair, ascending, then the sentinel
+//              U * I: user u's items are [train_indptr[u], train_indptr[u + 1]) and a pair is
+//              looked up by binary search. 8 bytes per interaction: 8 MB for ML-1M, 160 MB for
+//              ML-20M, where a dense [U, I] uint8 history would need 22 MB and 3.7 GB.
+//   train_indptr [U + 1] int64
+//   ranking:   nbr_index [n, k] int64, nbr_sim [n, k] float: each entity's k neighbours, most
+//              similar first (rows with fewer padded by the entity itself with similarity 0),
+//              n = I (ItemKNN) or U (UserKNN), k = min(neighbors, n - 1). 12 n k bytes.
+//   rating:    sim [n, n] float, the full similarity (zero diagonal): a prediction needs the k
+//              most similar among the entities the user rated, which any truncation would
+//              lose. 4 n^2 bytes: 11 MB for ML-100K items, 55 MB for ML-1M items, 146 MB for
+//              ML-1M users; refused above 8 GiB.
+//              train_resid [nnz + 1] float (r_ui - b_ui per training pair, 0 for the sentinel),
+//              mu [1], bu [U], bi [I] float: b_ui = mu + bu[u] + bi[i].
+//              UserKNN also item_indptr [I + 1] and item_order [nnz] int64: the training pairs
+//              grouped by item (users ascending), as positions into train_keys.
+// Scores are computed on the CPU with raw loops (double accumulation); on another device the
+// buffers are copied to the CPU for each call.
+#pragma once
+#include <torch/arg.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/recommender.h"
+
+namespace rzoo {
+
+// ---------------------------------------------------------------------------------------------
+// Similarity policy
+
+// Sums over the co-raters of two entities x and y (a = x's entry, b = y's).
+struct KNNCoSums {
+  double n = 0, ab = 0, aa = 0, bb = 0, a = 0, b = 0;
+};
+// Facts about one entity's whole vector.
+struct KNNEntity {
+  double count = 0;  // entries
+  double norm = 0;   // sqrt of the sum of squared entries
+};
+
+class KNNSimilarity {
+ public:
+  // What an entity's entries are.
+  enum class Input {
+    Binary,            // 1 for every interaction
+    Rating,            // the rating
+    CentredByOther,    // rating minus the mean rating of the other dimension's entity
+    BaselineResidual,  // rating minus the ALS baseline mu + b_u + b_i
+  };
+  // Which co-rater sums value() reads (the accumulation loop computes only those).
+  enum class Sums { Count, Dot, CoNorms, Pearson };  // n | n, ab | n, ab, aa, bb | all six
+
+  virtual ~KNNSimilarity() = default;
+  virtual const char* name() const = 0;
+  virtual Input input(bool rating_mode) const = 0;
+  virtual Sums sums() const = 0;
+  // The similarity before shrinkage (0 for a zero denominator).
+  virtual double value(const KNNCoSums& s, const KNNEntity& x, const KNNEntity& y) const = 0;
+  bool needs_ratings(bool rating_mode) const { return input(rating_mode) != Input::Binary; }
+};
+
+// The known names, in documentation order: cosine, adjusted_cosine, pearson, pearson_baseline, jaccard.
+const std::vector<std::string>& knn_similarity_names();
+// Throws naming model.similarity and listing the known names for an unknown name.
+std::shared_ptr<const KNNSimilarity> make_knn_similarity(const std::string& name);
+
+// ---------------------------------------------------------------------------------------------
+// Models
+
+struct KNNOptions {
+  // Reads model.* (the defaults given when cfg is null).
+  static KNNOptions from_config(const Config* cfg, KNNOptions defaults);
+  TORCH_ARG(std::string, similarity) = "cosine";  // see knn_similarity_names()
+  TORCH_ARG(double, shrinkage) = 100.0;           // >= 0; 0 = none
+  TORCH_ARG(int64_t, neighbors) = 100;            // k >= 1
+  TORCH_ARG(std::string, mode) = "ranking";       // ranking | rating
+  TORCH_ARG(std::string, baseline) = "als";       // mean | als (rating mode)
+  TORCH_ARG(double, baseline_reg_user) = 15.0;    // ALS regularisation of b_u (Surprise: 15)
+  TORCH_ARG(double, baseline_reg_item) = 10.0;    // ALS regularisation of b_i (Surprise: 10)
+  TORCH_ARG(int64_t, baseline_epochs) = 10;       // ALS sweeps (Surprise: 10)
+};
+
+// The shared implementation; ItemKNN and UserKNN differ in which dimension is the entity.
+class KNNImpl : public RecommenderImpl {
+ public:
+  KNNImpl(std::string name, const ModelContext& ctx, KNNOptions options, bool item_based);
+
+  InputType input_type() const override { return InputType::None; }
+  void fit(const Csr& train) override;
+  at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
+  at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
+  ScriptExport script_export() const override;
+
+  bool rating_mode() const { return rating_; }
+  bool item_based() const { return item_based_; }
+  int64_t n_entities() const { return item_based_ ? n_items_ : n_users_; }
+
+  KNNOptions options;
+  // See the file comment. Undefined tensors where the mode does not use them.
+  at::Tensor train_keys, train_indptr;           // [nnz + 1], [U + 1] int64
+  at::Tensor nbr_index, nbr_sim;                 // ranking: [n, k] int64, float
+  at::Tensor sim;                                // rating: [n, n] float
+  at::Tensor train_resid, mu, bu, bi;            // rating: [nnz + 1], [1], [U], [I] float
+  at::Tensor item_indptr, item_order;            // rating UserKNN: [I + 1], [nnz] int64
+
+ private:
+  void check_ranges(const at::Tensor& users, const at::Tensor* items) const;
+  void resize_storage(int64_t nnz);
+
+  bool item_based_, rating_;
+  int64_t k_;  // neighbours kept (ranking) or used per prediction (rating)
+  std::shared_ptr<const KNNSimilarity> similarity_;
+  const Dataset* data_ = nullptr;  // ratings; used by fit() only, while the data is alive
+  const Split* split_ = nullptr;
+};
+
+class ItemKNNImpl : public KNNImpl {
+ public:
+  static KNNOptions defaults() { return KNNOptions(); }  // neighbors 100, shrinkage 100
+  explicit ItemKNNImpl(const ModelContext& ctx);
+  ItemKNNImpl(const ModelContext& ctx, KNNOptions options);
+};
+TORCH_MODULE(ItemKNN);
+
+class UserKNNImpl : public KNNImpl {
+ public:
+  static KNNOptions defaults() { return KNNOptions().neighbors(50).shrinkage(10.0); }
+  explicit UserKNNImpl(const ModelContext& ctx);
+  UserKNNImpl(const ModelContext& ctx, KNNOptions options);
+};
+TORCH_MODULE(UserKNN);
+
+}  // namespace rzoo
