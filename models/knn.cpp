@@ -110,6 +110,7 @@ KNNOptions KNNOptions::from_config(const Config* cfg, KNNOptions o) {
   o.baseline_reg_user(cfg->get_double("model.baseline_reg_user", 0.0));
   o.baseline_reg_item(cfg->get_double("model.baseline_reg_item", 0.0));
   o.baseline_epochs(cfg->get_int("model.baseline_epochs", 0));
+  o.idf(cfg->get_bool("model.idf"));
   return o;
 }
 
@@ -398,7 +399,20 @@ void KNNImpl::fit(const Csr& train) {
   // The entities' entries per training pair, by the similarity's input.
   std::vector<double> val(static_cast<size_t>(nnz), 1.0);
   switch (input) {
-    case KNNSimilarity::Input::Binary: break;
+    case KNNSimilarity::Input::Binary:
+      // TF-IDF feature weighting (as in Dacrema et al.'s KNN baselines): an entry counts
+      // log(N / df) of the other dimension's entity, so a co-occurrence through a popular item
+      // (UserKNN) or a heavy user (ItemKNN) weighs less.
+      if (options.idf()) {
+        const int64_t n_other = item_based_ ? U : I;
+        std::vector<int64_t> df(static_cast<size_t>(n_other), 0);
+        for (int64_t p = 0; p < nnz; ++p) ++df[static_cast<size_t>(item_based_ ? pos_user[p] : train.indices[p])];
+        for (int64_t p = 0; p < nnz; ++p) {
+          const auto o = static_cast<size_t>(item_based_ ? pos_user[p] : train.indices[p]);
+          val[p] = std::log(static_cast<double>(item_based_ ? I : U) / static_cast<double>(df[o]));
+        }
+      }
+      break;
     case KNNSimilarity::Input::Rating: val = r; break;
     case KNNSimilarity::Input::CentredByOther: {
       const std::vector<double> m = means(!item_based_);  // ItemKNN: user means; UserKNN: item means

@@ -140,6 +140,7 @@ struct KNNOptions {
   TORCH_ARG(double, baseline_reg_user) = 15.0;    // ALS regularisation of b_u (Surprise: 15)
   TORCH_ARG(double, baseline_reg_item) = 10.0;    // ALS regularisation of b_i (Surprise: 10)
   TORCH_ARG(int64_t, baseline_epochs) = 10;       // ALS sweeps (Surprise: 10)
+  TORCH_ARG(bool, idf) = false;                   // binary input: weight entries by idf (see .yaml)
 };
 
 // The shared implementation; ItemKNN and UserKNN differ in which dimension is the entity.

@@ -688,7 +688,7 @@ EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, c
     const ItemFacts facts = item_facts(split, data, opts, want_features);
     const int64_t budget = opts.memory_mb * (int64_t{1} << 20);
     const bool on_cpu = device.is_cpu();
-    std::vector<int64_t> cand, cand_ptr, pair_users, top_buf, rank_buf;
+    std::vector<int64_t> cand, cand_ptr, top_buf;
     using Clock = std::chrono::steady_clock;
     auto secs = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
     std::atomic<int64_t> ns_mask{0}, ns_rank{0}, ns_metrics{0};
@@ -711,11 +711,14 @@ EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, c
       } else {
         cand.clear();
         cand_ptr.assign(1, 0);
-        pair_users.clear();
-        // Per pair: the evaluator's own arrays (~40 B) and the model's temporaries in score(),
-        // e.g. two gathered embedding rows and their product: 1 KiB is a conservative allowance.
-        const int64_t max_pairs = std::max<int64_t>(1, budget / (40 + 1024 + 8 * kmax));
-        while (start + c < n_eval && (opts.batch_users <= 0 || c < opts.batch_users)) {
+        // Candidates are scored through score_all (one row per user, then picked): for every
+        // model that is one matrix product, where score() on (user, item) pairs can cost a
+        // gathered row per pair (EASE: a whole history row). Per user: the row (4 B/item, twice
+        // off the CPU); per pair: the evaluator's arrays (~40 B).
+        const int64_t per_user = n_items * (on_cpu ? 8 : 12) + 8 * kmax;
+        const int64_t max_pairs = std::max<int64_t>(1, budget / 48);
+        const int64_t max_users = std::max<int64_t>(1, budget / std::max<int64_t>(per_user, 1));
+        while (start + c < n_eval && (opts.batch_users <= 0 ? c < max_users : c < opts.batch_users)) {
           const int64_t u = res.users[static_cast<size_t>(start + c)];
           const size_t before = cand.size();
           cand.insert(cand.end(), truth.row_begin(u), truth.row_end(u));
@@ -724,17 +727,21 @@ EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, c
             cand.resize(before);
             break;
           }
-          pair_users.insert(pair_users.end(), cand.size() - before, u);
           cand_ptr.push_back(static_cast<int64_t>(cand.size()));
           ++c;
         }
         const auto m = static_cast<int64_t>(cand.size());
-        auto uu = torch::from_blob(pair_users.data(), {m}, torch::kLong).to(device);
-        auto ii = torch::from_blob(cand.data(), {m}, torch::kLong).to(device);
-        scores = model.score(uu, ii).to(torch::kFloat);
-        TORCH_CHECK(scores.dim() == 1 && scores.size(0) == m, "model '", model.name(), "': score returned shape ",
-                    scores.sizes(), ", expected [", m, "]");
-        scores = scores.to(torch::kCPU).contiguous();
+        auto u = torch::from_blob(res.users.data() + start, {c}, torch::kLong).to(device);
+        auto rows = model.score_all(u).to(torch::kFloat);
+        TORCH_CHECK(rows.dim() == 2 && rows.size(0) == c && rows.size(1) == n_items, "model '", model.name(),
+                    "': score_all returned shape ", rows.sizes(), ", expected [", c, ", ", n_items, "]");
+        rows = rows.to(torch::kCPU).contiguous();
+        scores = torch::empty({m}, torch::kFloat);
+        const float* rp = rows.data_ptr<float>();
+        float* out = scores.data_ptr<float>();
+        for (int64_t r = 0; r < c; ++r)
+          for (int64_t j = cand_ptr[static_cast<size_t>(r)]; j < cand_ptr[static_cast<size_t>(r) + 1]; ++j)
+            out[j] = rp[r * n_items + cand[static_cast<size_t>(j)]];
       }
       float* sp = scores.data_ptr<float>();
       res.seconds_scoring += secs(ts, Clock::now());

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Hyperparameter selection on the validation split, honestly: trains every combination of a
+grid with `rzoo train`, picks the one with the best VALIDATION metric (never looking at test),
+then reports that run's test metrics. With --seeds, the chosen setting is re-run with each seed
+and the test metrics are averaged (mean and spread).
+
+usage: tune.py CONFIG --out DIR --metric ndcg@10 [--lower] --grid 'model.neighbors=[50,100]' ...
+                 [--set KEY=VALUE ...] [--seeds 1,2,3] [--report hr@10,ndcg@10] [--label NAME]
+Prints one line: label, chosen setting, valid metric, test metrics (mean ± sd over seeds).
+"""
+import argparse, itertools, json, os, statistics, subprocess, sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RZOO = os.path.join(ROOT, "build", "rzoo")
+
+
+def run(config, sets, out, name):
+    run_dir = os.path.join(out, name)
+    if not os.path.exists(os.path.join(run_dir, "metrics.json")):
+        cmd = [RZOO, "train", config, "--quiet", "--set", f"output_dir={out}", "--set", f"run_name={name}"]
+        for s in sets:
+            cmd += ["--set", s]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.exit(f"tune: {' '.join(cmd)} failed:\n{r.stderr}")
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        return json.load(f)
+
+
+def split_list(text):
+    """'[a, [b, c], d]' -> ['a', '[b, c]', 'd']: top-level items of a YAML flow list."""
+    text = text.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        sys.exit(f"tune: a grid must be a list, got {text}")
+    items, depth, cur = [], 0, ""
+    for ch in text[1:-1]:
+        if ch == "," and depth == 0:
+            items.append(cur.strip())
+            cur = ""
+            continue
+        depth += ch in "[{"
+        depth -= ch in "]}"
+        cur += ch
+    if cur.strip():
+        items.append(cur.strip())
+    return items
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("config")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--metric", required=True)
+    ap.add_argument("--lower", action="store_true", help="lower is better (rmse)")
+    ap.add_argument("--grid", action="append", default=[])
+    ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--seeds", default="")
+    ap.add_argument("--report", default="")
+    ap.add_argument("--label", default="")
+    ap.add_argument("--refit", action="append", default=[],
+                    help="KEY=VALUE applied to the final runs only, e.g. dataset.split.valid=none to refit "
+                         "the chosen setting on all training data (validation is used for the choice only)")
+    a = ap.parse_args()
+    keys, values = [], []
+    for g in a.grid:
+        k, v = g.split("=", 1)
+        keys.append(k)
+        values.append(split_list(v))
+    best = None
+    for combo in itertools.product(*values) if keys else [()]:
+        sets = a.set + [f"{k}={v}" for k, v in zip(keys, combo)]
+        name = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in zip(keys, combo)) or "default"
+        name = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+        m = run(a.config, sets, a.out, name)
+        v = m["valid"]["metrics"][a.metric]
+        if v is None:
+            continue
+        better = best is None or (v < best[0] if a.lower else v > best[0])
+        if better:
+            best = (v, sets, combo, name)
+    if best is None:
+        sys.exit("tune: no run produced a validation value")
+    report = a.report.split(",") if a.report else [a.metric]
+    seeds = [s for s in a.seeds.split(",") if s] or [None]
+    tests = {r: [] for r in report}
+    refit = "_refit" if a.refit else ""
+    for s in seeds:
+        sets = best[1] + a.refit + ([f"seed={s}"] if s else [])
+        m = run(a.config, sets, a.out, best[3] + refit + (f"_seed{s}" if s else ""))
+        for r in report:
+            tests[r].append(m["test"]["metrics"][r])
+    chosen = ", ".join(f"{k}={v}" for k, v in zip(keys, best[2])) or "defaults"
+    parts = []
+    for r in report:
+        xs = tests[r]
+        mean = statistics.mean(xs)
+        sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+        parts.append(f"{r} {mean:.4f}" + (f" ± {sd:.4f} (n={len(xs)})" if len(xs) > 1 else ""))
+    print(f"{a.label or os.path.basename(a.config)}: chosen on valid {a.metric} {best[0]:.4f} [{chosen}]; "
+          f"test{' (refit on train + valid)' if a.refit else ''}: " + ", ".join(parts))
+
+
+if __name__ == "__main__":
+    main()
