@@ -121,10 +121,11 @@ class KNNSimilarity {
   bool needs_ratings(bool rating_mode) const { return input(rating_mode) != Input::Binary; }
 };
 
-// The known names, in documentation order: cosine, adjusted_cosine, pearson, pearson_baseline, jaccard.
+// The known names, in documentation order: cosine, adjusted_cosine, pearson, pearson_baseline, jaccard,
+// asymmetric_cosine.
 const std::vector<std::string>& knn_similarity_names();
 // Throws naming model.similarity and listing the known names for an unknown name.
-std::shared_ptr<const KNNSimilarity> make_knn_similarity(const std::string& name);
+std::shared_ptr<const KNNSimilarity> make_knn_similarity(const std::string& name, double asymmetric_alpha = 0.5);
 
 // ---------------------------------------------------------------------------------------------
 // Models
@@ -141,6 +142,7 @@ struct KNNOptions {
   TORCH_ARG(double, baseline_reg_item) = 10.0;    // ALS regularisation of b_i (Surprise: 10)
   TORCH_ARG(int64_t, baseline_epochs) = 10;       // ALS sweeps (Surprise: 10)
   TORCH_ARG(bool, idf) = false;                   // binary input: weight entries by idf (see .yaml)
+  TORCH_ARG(double, asymmetric_alpha) = 0.5;      // asymmetric_cosine's alpha in [0, 1] (0.5 = cosine)
 };
 
 // The shared implementation; ItemKNN and UserKNN differ in which dimension is the entity.

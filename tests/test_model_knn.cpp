@@ -425,3 +425,16 @@ TEST_CASE("itemknn/userknn: contract in both modes (score_all, save/load, TorchS
     }
   }
 }
+
+TEST_CASE("knn: asymmetric cosine by hand", "[models]") {
+  // Co-raters n = 2 with dot 2; |x|^2 = 4 entries, |y|^2 = 2 entries (binary).
+  KNNCoSums s;
+  s.n = 2, s.ab = 2;
+  KNNEntity x, y;
+  x.count = 4, x.norm = 2.0;
+  y.count = 2, y.norm = std::sqrt(2.0);
+  // alpha 0.5 is the cosine: 2 / (2 sqrt2); alpha 0.25: 2 / (4^0.25 * 2^0.75).
+  CHECK(make_knn_similarity("asymmetric_cosine", 0.5)->value(s, x, y) == Approx(2 / (2 * std::sqrt(2.0))));
+  CHECK(make_knn_similarity("asymmetric_cosine", 0.25)->value(s, x, y) == Approx(2 / (std::pow(4.0, 0.25) * std::pow(2.0, 0.75))));
+  CHECK(make_knn_similarity("asymmetric_cosine", 1.0)->value(s, x, y) == Approx(2.0 / 4));
+}
