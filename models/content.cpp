@@ -133,20 +133,29 @@ void ContentImpl::fit(const Csr& train) {
   std::vector<int64_t> rows(static_cast<size_t>(nnz));
   for (int64_t u = 0; u < n_users_; ++u)
     std::fill(rows.begin() + train.indptr[static_cast<size_t>(u)], rows.begin() + train.indptr[static_cast<size_t>(u) + 1], u);
+  // On the CPU (the model may already live on a GPU; the product is small), then copied in.
   auto idx = torch::stack({torch::tensor(rows, torch::kLong), torch::tensor(train.indices, torch::kLong)});
   auto W = torch::sparse_coo_tensor(idx, torch::tensor(w, torch::kFloat), {n_users_, n_items_});
-  auto P = torch::mm(W, item_vec_);
+  auto P = torch::mm(W, item_vec_.to(torch::kCPU));
   P = P / P.norm(2, 1, true).clamp_min(1e-12);
   torch::NoGradGuard no_grad;
   user_vec_.copy_(P);
 }
 
 at::Tensor ContentImpl::score(const at::Tensor& users, const at::Tensor& items) {
-  return (user_vec_.index_select(0, users) * item_vec_.index_select(0, items)).sum(1);
+  // In slices of ~64 MB of gathered [m, T] rows: many pairs (rating metrics) stay within memory.
+  const auto u = users.to(user_vec_.device()), it = items.to(item_vec_.device());
+  const int64_t n = u.size(0), step = std::max<int64_t>(1, (int64_t{1} << 23) / std::max<int64_t>(item_vec_.size(1), 1));
+  std::vector<at::Tensor> out;
+  for (int64_t b = 0; b < n; b += step) {
+    const int64_t m = std::min(step, n - b);
+    out.push_back((user_vec_.index_select(0, u.narrow(0, b, m)) * item_vec_.index_select(0, it.narrow(0, b, m))).sum(1));
+  }
+  return out.empty() ? torch::zeros({0}, item_vec_.options()) : torch::cat(out);
 }
 
 at::Tensor ContentImpl::score_all(const at::Tensor& users) {
-  return torch::matmul(user_vec_.index_select(0, users), item_vec_.t());  // [B, T] x [T, I]: cosine
+  return torch::matmul(user_vec_.index_select(0, users.to(user_vec_.device())), item_vec_.t());  // [B, T] x [T, I]: cosine
 }
 
 ScriptExport ContentImpl::script_export() const {

@@ -93,9 +93,18 @@ void EASEImpl::fit(const Csr& train) {
 }
 
 at::Tensor EASEImpl::score(const at::Tensor& users, const at::Tensor& items) {
-  const auto x = history.index_select(0, users.to(history.device())).to(torch::kFloat);  // [B, I]
-  const auto w = item_weights.index_select(1, items.to(item_weights.device())).t();      // [B, I]: B[:, i]
-  return (x * w).sum(1);
+  // Each pair gathers a history row and a weight column ([B, I] each): in slices of ~64 MB, so
+  // that scoring many pairs (rating metrics over a whole split) stays within memory.
+  const auto u = users.to(history.device()), it = items.to(item_weights.device());
+  const int64_t n = u.size(0), step = std::max<int64_t>(1, (int64_t{1} << 24) / std::max<int64_t>(n_items_, 1));
+  std::vector<at::Tensor> out;
+  for (int64_t b = 0; b < n; b += step) {
+    const int64_t m = std::min(step, n - b);
+    const auto x = history.index_select(0, u.narrow(0, b, m)).to(torch::kFloat);  // [m, I]
+    const auto w = item_weights.index_select(1, it.narrow(0, b, m)).t();            // [m, I]: B[:, i]
+    out.push_back((x * w).sum(1));
+  }
+  return out.empty() ? torch::zeros({0}, item_weights.options()) : torch::cat(out);
 }
 
 at::Tensor EASEImpl::score_all(const at::Tensor& users) {

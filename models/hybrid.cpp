@@ -55,10 +55,12 @@ HybridImpl::HybridImpl(const ModelContext& ctx) : RecommenderImpl("hybrid", ctx)
   if (!options.weights().empty() && options.weights().size() != list.size())
     cfg.bad("model.weights", fmt::format("has {} weights for {} sub-models", options.weights().size(), list.size()));
   if (options.weights().empty()) options.weights(std::vector<double>(list.size(), 1.0 / static_cast<double>(list.size())));
+  configs_.reserve(list.size());  // stable addresses: each sub-model's ctx.config points here
   for (size_t i = 0; i < list.size(); ++i) {
-    const Config sub = sub_config(cfg, list[i], i);
+    configs_.push_back(sub_config(cfg, list[i], i));
+    const Config& sub = configs_.back();
     ModelContext c = ctx;
-    c.config = &sub;  // read by the sub-model's constructor only
+    c.config = &sub;
     Recommender m = make_model(sub.get_string("model.name"), c);
     if (m->input_type() != InputType::None)
       cfg.bad("model.models", fmt::format("entry {}: '{}' is trained by gradient steps; a hybrid blends closed-form models "
@@ -103,8 +105,17 @@ at::Tensor HybridImpl::score_all(const at::Tensor& users) {
 }
 
 at::Tensor HybridImpl::score(const at::Tensor& users, const at::Tensor& items) {
-  // Normalisation and ranks are per user over all items: score every item, then pick.
-  return score_all(users).gather(1, items.unsqueeze(1)).squeeze(1);
+  // Normalisation and ranks are per user over all items: score every item of each distinct
+  // user once (in slices of ~64 MB of rows), then pick the pairs.
+  const auto [uniq, inverse] = [&] {
+    auto r = at::_unique2(users, /*sorted=*/true, /*return_inverse=*/true);
+    return std::make_pair(std::get<0>(r), std::get<1>(r));
+  }();
+  const int64_t n = uniq.size(0), step = std::max<int64_t>(1, (int64_t{1} << 24) / std::max<int64_t>(n_items_, 1));
+  std::vector<at::Tensor> rows;
+  for (int64_t b = 0; b < n; b += step) rows.push_back(score_all(uniq.narrow(0, b, std::min(step, n - b))));
+  const auto all = torch::cat(rows);  // [distinct users, I]
+  return all.index({inverse.to(all.device()), items.to(all.device())});
 }
 
 ScriptExport HybridImpl::script_export() const {

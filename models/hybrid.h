@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "models/recommender.h"
+#include "trainers/config.h"
 
 namespace rzoo {
 
@@ -41,6 +42,7 @@ class HybridImpl : public RecommenderImpl {
  private:
   std::vector<Recommender> parts_;  // registered as submodules "part0", "part1", ...
   std::vector<std::string> part_names_;
+  std::vector<Config> configs_;  // the sub-models' resolved configs (they may keep pointers to them)
 };
 TORCH_MODULE(Hybrid);
 

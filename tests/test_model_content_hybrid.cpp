@@ -106,3 +106,20 @@ TEST_CASE("hybrid: weighted blend and reciprocal-rank fusion by hand; sub-models
   const Config grad = make_config("model: {name: hybrid, models: [bpr]}\n");
   CHECK_THROWS_WITH(Hybrid(ModelContext{2, 4, &grad, &d, &s}), Contains("trained by gradient steps"));
 }
+
+TEST_CASE("score on many pairs is sliced and equals score_all (ease, content, hybrid)", "[models]") {
+  const Config cfg = synthetic_config("ease");
+  const Dataset d = load_dataset(cfg);
+  const Split s = split_dataset(d, cfg);
+  torch::manual_seed(4);
+  // 70,000 pairs: more than one slice for every model here.
+  const auto users = torch::randint(d.n_users(), {70000}, torch::kLong), items = torch::randint(d.n_items(), {70000}, torch::kLong);
+  for (const std::string name : {"ease", "content", "hybrid"}) {
+    const Config c = synthetic_config(name, name == "hybrid" ? std::vector<std::string>{"model.models=[pop, content]"} : std::vector<std::string>{});
+    Recommender m = make_model(name, ModelContext{d.n_users(), d.n_items(), &c, &d, &s});
+    m->fit(s.train);
+    const auto expect = m->score_all(torch::arange(d.n_users())).index({users, items});
+    INFO(name);
+    CHECK(torch::allclose(m->score(users, items), expect, 1e-5, 1e-6));
+  }
+}
