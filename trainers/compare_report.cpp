@@ -63,7 +63,9 @@ size_t width(const std::string& s) {
   return n;
 }
 
-std::string render(const std::vector<std::vector<std::string>>& rows, bool markdown) {
+}  // namespace
+
+std::string render_table(const std::vector<std::vector<std::string>>& rows, bool markdown) {
   std::vector<size_t> w(rows[0].size(), 0);
   for (const auto& r : rows)
     for (size_t c = 0; c < r.size(); ++c) w[c] = std::max(w[c], width(r[c]));
@@ -83,6 +85,8 @@ std::string render(const std::vector<std::vector<std::string>>& rows, bool markd
   }
   return out;
 }
+
+namespace {
 
 std::vector<std::vector<std::string>> table_rows(const CompareReport& r) {
   std::vector<std::string> bases, groups;
@@ -216,9 +220,9 @@ CompareReport compare_report(const std::vector<std::string>& names, const std::v
   return r;
 }
 
-std::string report_text(const CompareReport& r) { return render(table_rows(r), false) + legend(r) + "\n"; }
+std::string report_text(const CompareReport& r) { return render_table(table_rows(r), false) + legend(r) + "\n"; }
 
-std::string report_markdown(const CompareReport& r) { return render(table_rows(r), true) + "\n" + legend(r) + "\n"; }
+std::string report_markdown(const CompareReport& r) { return render_table(table_rows(r), true) + "\n" + legend(r) + "\n"; }
 
 std::string report_csv(const CompareReport& r) {
   std::string out = "model,metric,value,ci_low,ci_high,n_users,p_ttest,p_ttest_holm,p_wilcoxon,p_wilcoxon_holm,"

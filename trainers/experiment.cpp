@@ -111,32 +111,6 @@ std::string metrics_json(const RunResult& r) {
                      r.model, r.best_epoch, r.epochs_run, r.train_seconds, r.valid.to_json(2), r.test.to_json(2));
 }
 
-std::string pad(const std::string& s, size_t w, bool left) {
-  if (s.size() >= w) return s;
-  return left ? s + std::string(w - s.size(), ' ') : std::string(w - s.size(), ' ') + s;
-}
-
-std::string render(const std::vector<std::vector<std::string>>& rows, bool markdown) {
-  std::vector<size_t> w(rows[0].size(), 0);
-  for (const auto& r : rows)
-    for (size_t c = 0; c < r.size(); ++c) w[c] = std::max(w[c], r[c].size());
-  std::string out;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    std::string line = markdown ? "|" : "";
-    for (size_t c = 0; c < rows[i].size(); ++c)
-      line += (markdown ? " " : (c ? "  " : "")) + pad(rows[i][c], w[c], c == 0) + (markdown ? " |" : "");
-    out += line + "\n";
-    if (i == 0) {
-      std::string rule = markdown ? "|" : "";
-      for (size_t c = 0; c < w.size(); ++c)
-        rule += markdown ? (c == 0 ? " " + std::string(w[c], '-') + " |" : " " + std::string(w[c] - 1, '-') + ": |")
-                         : (c ? "  " : "") + std::string(w[c], '-');
-      out += rule + "\n";
-    }
-  }
-  return out;
-}
-
 // Metric names ("ndcg@10") grouped by K, in first-seen order; metrics without K ("auc") form
 // the group "-".
 std::vector<std::pair<std::string, std::vector<std::string>>> by_k(const EvalResult& r) {
@@ -174,7 +148,7 @@ std::string eval_table(const EvalResult& res) {
     rows.push_back(row);
   }
   std::stable_partition(rows.begin() + 1, rows.end(), [](const auto& r) { return r[0] != "all"; });
-  return fmt::format("{} ({} users; {})\n", res.split, res.n_users, res.protocol) + render(rows, false);
+  return fmt::format("{} ({} users; {})\n", res.split, res.n_users, res.protocol) + render_table(rows, false);
 }
 
 std::string new_run_dir(const Config& cfg, const std::string& parent) {
