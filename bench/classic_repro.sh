@@ -59,6 +59,9 @@ mlsmall)
   tune "${m[@]}" --out $out/mlsmall/hybrid --set model=hybrid --label "hybrid(content, itemknn)" \
     --set "model.models=[{name: content, features: [genres, tags, title]}, {name: itemknn, neighbors: 100, shrinkage: 0}]" \
     --grid "model.weights=[[0.05,0.95],[0.1,0.9],[0.2,0.8],[0.3,0.7]]"
+  tune "${m[@]}" --out $out/mlsmall/hybrid-rrf --set model=hybrid --set model.method=rrf --label "hybrid rrf(content, itemknn)" \
+    --set "model.models=[{name: content, features: [genres, tags, title]}, {name: itemknn, neighbors: 100, shrinkage: 0}]" \
+    --grid "model.weights=[[0.05,0.95],[0.1,0.9],[0.2,0.8],[0.3,0.7]]"
   echo "-- test items with fewer than 5 training interactions (eval.target_max_train 5)"
   tune "${m[@]}" --out $out/mlsmall/cold-pop --set model=pop --set eval.target_max_train=5 --label "pop (cold)"
   tune "${m[@]}" --out $out/mlsmall/cold-content --set model=content --set eval.target_max_train=5 --label "content (cold)" \

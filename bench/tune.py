@@ -7,6 +7,8 @@ and the test metrics are averaged (mean and spread).
 usage: tune.py CONFIG --out DIR --metric ndcg@10 [--lower] --grid 'model.neighbors=[50,100]' ...
                  [--set KEY=VALUE ...] [--seeds 1,2,3] [--report hr@10,ndcg@10] [--label NAME]
 Prints one line: label, chosen setting, valid metric, test metrics (mean ± sd over seeds).
+A run folder that already holds metrics.json is reused (so an interrupted tuning resumes): delete
+--out after changing the code.
 """
 import argparse, itertools, json, os, statistics, subprocess, sys
 

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <limits>
 #include <regex>
 
 #include "datasets/dataset.h"
@@ -68,20 +69,49 @@ HybridImpl::HybridImpl(const ModelContext& ctx) : RecommenderImpl("hybrid", ctx)
     parts_.push_back(register_module("part" + std::to_string(i), m.ptr()));
     part_names_.push_back(m->name());
   }
+  // The users' training items: blending is over the items a user could be recommended, so they
+  // are left out of normalisation and ranks (sized from the split, so checkpoints load).
+  const int64_t nnz = ctx.split ? ctx.split->train.nnz() : 0;
+  seen_indptr_ = register_buffer("seen_indptr", torch::zeros({n_users_ + 1}, torch::kLong));
+  seen_items_ = register_buffer("seen_items", torch::zeros({nnz}, torch::kLong));
 }
 
 void HybridImpl::fit(const Csr& train) {
   for (auto& m : parts_) m->fit(train);
+  torch::NoGradGuard no_grad;
+  if (seen_items_.numel() != train.nnz()) seen_items_.resize_({train.nnz()});  // built without a split
+  seen_indptr_.copy_(torch::tensor(train.indptr, torch::kLong));
+  seen_items_.copy_(torch::tensor(train.indices, torch::kLong));
+}
+
+at::Tensor HybridImpl::seen(const at::Tensor& users) const {
+  // [B, I] bool: the users' training items, from their CSR rows by tensor ops only (the same
+  // ops as the exported TorchScript): positions start[b] + 0..count[b]-1 of seen_items.
+  const auto u = users.to(seen_indptr_.device());
+  const auto start = seen_indptr_.index_select(0, u), count = seen_indptr_.index_select(0, u + 1) - start;
+  const auto rows = torch::repeat_interleave(torch::arange(u.size(0), u.options()), count);
+  const auto first = torch::repeat_interleave(count.cumsum(0) - count, count);
+  const auto pos = torch::repeat_interleave(start, count) + torch::arange(rows.size(0), u.options()) - first;
+  const auto cols = seen_items_.index_select(0, pos);
+  auto mask = torch::zeros({u.size(0) * n_items_}, torch::kFloat).to(seen_items_.device());
+  mask.index_fill_(0, rows * n_items_ + cols, 1.0);
+  return mask.view({u.size(0), n_items_}) > 0.5;
 }
 
 namespace {
-// Per-user normalisation of a [B, I] score matrix.
-at::Tensor normalized(const at::Tensor& s, const std::string& how) {
+// Per-user normalisation of a [B, I] score matrix over the items not `seen`.
+at::Tensor normalized(const at::Tensor& s, const at::Tensor& seen, const std::string& how) {
+  const double inf = std::numeric_limits<double>::infinity();
   if (how == "minmax") {
-    const auto lo = std::get<0>(s.min(1, true)), hi = std::get<0>(s.max(1, true));
+    const auto lo = std::get<0>(s.masked_fill(seen, inf).min(1, true)), hi = std::get<0>(s.masked_fill(seen, -inf).max(1, true));
     return (s - lo) / (hi - lo).clamp_min(1e-12);
   }
-  if (how == "zscore") return (s - s.mean(1, true)) / s.std(1, false, true).clamp_min(1e-12);
+  if (how == "zscore") {
+    const auto n = (~seen).sum(1, true).to(s.scalar_type()).clamp_min(1.0);
+    const auto mean = s.masked_fill(seen, 0.0).sum(1, true) / n;
+    const auto var = (s - mean).pow(2).masked_fill(seen, 0.0).sum(1, true) / n;
+    return (s - mean) / var.sqrt().clamp_min(1e-12);
+  }
   return s;
 }
 // Rank of every item per row, 1 = highest score; ties by item index (stable sort).
@@ -95,10 +125,14 @@ at::Tensor ranks(const at::Tensor& s) {
 
 at::Tensor HybridImpl::score_all(const at::Tensor& users) {
   at::Tensor total;
+  const auto known = seen(users);  // [B, I]
   for (size_t m = 0; m < parts_.size(); ++m) {
-    const auto s = parts_[m]->score_all(users).to(torch::kFloat);  // [B, I]
-    const auto part = options.method() == "rrf" ? 1.0 / (ranks(s) + options.rrf_k()) : normalized(s, options.normalize());
-    const auto w = part * options.weights()[m];
+    const auto s = parts_[m]->score_all(users).to(torch::kFloat).to(known.device());  // [B, I]
+    // rrf: training items rank last (they are never recommended), so candidates rank 1, 2, ...
+    const auto part = options.method() == "rrf"
+                          ? 1.0 / (ranks(s.masked_fill(known, -std::numeric_limits<double>::infinity())) + options.rrf_k())
+                          : normalized(s, known, options.normalize());
+    const auto w = part.masked_fill(known, 0.0) * options.weights()[m];
     total = total.defined() ? total + w : w;
   }
   return total;
@@ -128,22 +162,39 @@ ScriptExport HybridImpl::script_export() const {
     e.code += prefix_script(sub.code, p);
     const std::string s = fmt::format("self.{}_score_all(users).float()", p);
     std::string part;
-    if (options.method() == "rrf") part = fmt::format("1.0 / (self._ranks({}) + {:.17g})", s, options.rrf_k());
-    else if (options.normalize() == "minmax") part = fmt::format("self._minmax({})", s);
-    else if (options.normalize() == "zscore") part = fmt::format("self._zscore({})", s);
+    if (options.method() == "rrf") part = fmt::format("1.0 / (self._ranks({}.masked_fill(known, float(\"-inf\"))) + {:.17g})", s, options.rrf_k());
+    else if (options.normalize() == "minmax") part = fmt::format("self._minmax({}, known)", s);
+    else if (options.normalize() == "zscore") part = fmt::format("self._zscore({}, known)", s);
     else part = s;
-    body += fmt::format("    t{} = {} * {:.17g}\n", m, part, options.weights()[m]);
+    body += fmt::format("    t{} = ({}).masked_fill(known, 0.0) * {:.17g}\n", m, part, options.weights()[m]);
   }
   std::string sum = "t0";
   for (size_t m = 1; m < parts_.size(); ++m) sum += fmt::format(" + t{}", m);
+  e.tensors.emplace_back("train_indptr", seen_indptr_.detach().to(torch::kCPU).clone());
+  e.tensors.emplace_back("train_items", seen_items_.detach().to(torch::kCPU).clone());
   e.code += R"PY(
-def _minmax(self, s: Tensor) -> Tensor:
-    lo = torch.min(s, 1, True)[0]
-    hi = torch.max(s, 1, True)[0]
+def _seen(self, users: Tensor) -> Tensor:
+    n_items = self.p0__score_all(users[:1]).size(1)
+    start = self.train_indptr.index_select(0, users)
+    count = self.train_indptr.index_select(0, users + 1) - start
+    rows = torch.repeat_interleave(torch.arange(users.size(0)), count)
+    first = torch.repeat_interleave(count.cumsum(0) - count, count)
+    pos = torch.repeat_interleave(start, count) + torch.arange(rows.size(0)) - first
+    cols = self.train_items.index_select(0, pos)
+    mask = torch.zeros(users.size(0) * n_items)
+    mask.index_fill_(0, rows * n_items + cols, 1.0)
+    return mask.view(users.size(0), n_items) > 0.5
+
+def _minmax(self, s: Tensor, known: Tensor) -> Tensor:
+    lo = torch.min(s.masked_fill(known, float("inf")), 1, True)[0]
+    hi = torch.max(s.masked_fill(known, float("-inf")), 1, True)[0]
     return (s - lo) / (hi - lo).clamp_min(1e-12)
 
-def _zscore(self, s: Tensor) -> Tensor:
-    return (s - s.mean(1, True)) / s.std(1, False, True).clamp_min(1e-12)
+def _zscore(self, s: Tensor, known: Tensor) -> Tensor:
+    n = (1.0 - known.float()).sum(1, True).clamp_min(1.0)
+    mean = s.masked_fill(known, 0.0).sum(1, True) / n
+    var = (s - mean).pow(2).masked_fill(known, 0.0).sum(1, True) / n
+    return (s - mean) / var.sqrt().clamp_min(1e-12)
 
 def _ranks(self, s: Tensor) -> Tensor:
     order = torch.sort(s, stable=True, dim=1, descending=True)[1]
@@ -155,6 +206,7 @@ def _score(self, users: Tensor, items: Tensor) -> Tensor:
     return self._score_all(users).gather(1, items.unsqueeze(1)).squeeze(1)
 
 def _score_all(self, users: Tensor) -> Tensor:
+    known = self._seen(users)
 )PY" + body + "    return " + sum + "\n";
   return e;
 }

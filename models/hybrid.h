@@ -7,6 +7,9 @@
 //
 //   weighted: s(u, i) = sum_m w_m * norm_u(s_m(u, .))[i]   norm: minmax | zscore | none, per user
 //   rrf:      s(u, i) = sum_m w_m / (rrf_k + rank_m(u, i)) rank 1 = the best item of model m
+// over the items the user could be recommended: the user's training items are left out of the
+// normalisation statistics and the ranks (they would otherwise dominate min-max and shift every
+// rank), and get 0.
 #pragma once
 #include <torch/arg.h>
 
@@ -43,6 +46,9 @@ class HybridImpl : public RecommenderImpl {
   std::vector<Recommender> parts_;  // registered as submodules "part0", "part1", ...
   std::vector<std::string> part_names_;
   std::vector<Config> configs_;  // the sub-models' resolved configs (they may keep pointers to them)
+  at::Tensor seen_indptr_;  // [U + 1] CSR of the users' training items
+  at::Tensor seen_items_;   // [nnz]
+  at::Tensor seen(const at::Tensor& users) const;  // [B, I] bool
 };
 TORCH_MODULE(Hybrid);
 

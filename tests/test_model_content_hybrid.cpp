@@ -1,6 +1,7 @@
 // Content-based and hybrid models: maths on hand-computed examples.
 #include "helpers.h"
 
+#include <torch/script.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -9,6 +10,7 @@
 #include "models/content.h"
 #include "models/hybrid.h"
 #include "models/registry.h"
+#include "trainers/export.h"
 
 using namespace rzoo;
 using namespace rzoo::test;
@@ -83,21 +85,28 @@ TEST_CASE("hybrid: weighted blend and reciprocal-rank fusion by hand; sub-models
   REQUIRE(h->parts().size() == 2);
   CHECK(h->parts()[1]->name() == "content");
   h->fit(s.train);
-  // minmax per user: pop (1, 1, 1, 0); content (1, 1/sqrt2, 0, 0).
+  // User 0's training item 0 is left out and gets 0. Min-max over items 1..3: pop (1, 1, 0)
+  // -> (1, 1, 0); content (1/sqrt2, 0, 0) -> (1, 0, 0).
   const auto w = h->score_all(torch::tensor({0}));
-  CHECK(w[0][0].item<float>() == Approx(0.25 + 0.75));
-  CHECK(w[0][1].item<float>() == Approx(0.25 + 0.75 / std::sqrt(2.0)));
+  CHECK(w[0][0].item<float>() == Approx(0.0));
+  CHECK(w[0][1].item<float>() == Approx(0.25 + 0.75));
   CHECK(w[0][2].item<float>() == Approx(0.25));
   CHECK(w[0][3].item<float>() == Approx(0.0));
   CHECK(h->score(torch::tensor({0}), torch::tensor({1}))[0].item<float>() == Approx(w[0][1].item<float>()));
-  // RRF, k = 1: pop ranks (ties by index) 1, 2, 3, 4; content ranks 1, 2, 3, 4 (ties 2, 3 by
-  // index): item 0 = 0.25/2 + 0.75/2, item 3 = 0.25/5 + 0.75/5.
+  // RRF, k = 1, the training item ranked last: pop ranks items 1, 2, 3 as 1, 2, 3 (ties by
+  // index); content ranks 1, 2, 3 likewise: item 1 = 0.25/2 + 0.75/2, item 3 = 0.25/4 + 0.75/4.
   const Config rcfg = make_config("model: {name: hybrid, method: rrf, rrf_k: 1, models: [pop, {name: content, weighting: binary}], weights: [0.25, 0.75]}\n");
   Hybrid r(ModelContext{2, 4, &rcfg, &d, &s});
   r->fit(s.train);
   const auto f = r->score_all(torch::tensor({0}));
-  CHECK(f[0][0].item<float>() == Approx(0.5));
-  CHECK(f[0][3].item<float>() == Approx(0.2));
+  CHECK(f[0][1].item<float>() == Approx(0.5));
+  CHECK(f[0][3].item<float>() == Approx(0.25));
+  CHECK(f[0][0].item<float>() == Approx(0.0));
+  // z-score over the candidates: pop (1, 1, 0) has mean 2/3, sd sqrt(2)/3.
+  const Config zcfg = make_config("model: {name: hybrid, normalize: zscore, models: [pop]}\n");
+  Hybrid z(ModelContext{2, 4, &zcfg, &d, &s});
+  z->fit(s.train);
+  CHECK(z->score_all(torch::tensor({0}))[0][3].item<float>() == Approx((0 - 2.0 / 3) / (std::sqrt(2.0) / 3)));
   // Bad configurations name the key.
   CHECK_THROWS_WITH(Hybrid(ModelContext{2, 4, &(const Config&)make_config("model: {name: hybrid, models: [pop], weights: [1, 2]}\n"), &d, &s}),
                     Contains("model.weights") && Contains("2 weights for 1 sub-models"));
@@ -121,5 +130,26 @@ TEST_CASE("score on many pairs is sliced and equals score_all (ease, content, hy
     const auto expect = m->score_all(torch::arange(d.n_users())).index({users, items});
     INFO(name);
     CHECK(torch::allclose(m->score(users, items), expect, 1e-5, 1e-6));
+  }
+}
+
+TEST_CASE("hybrid: every method exports to TorchScript with the same scores", "[models][export]") {
+  const Config base = synthetic_config("hybrid");
+  const Dataset d = load_dataset(base);
+  const Split s = split_dataset(d, base);
+  for (const std::string extra : {"model.method=rrf", "model.normalize=zscore", "model.normalize=none", "model.normalize=minmax"}) {
+    const Config c = synthetic_config("hybrid", {"model.models=[pop, content, {name: itemknn, neighbors: 20}]", extra});
+    Hybrid h(ModelContext{d.n_users(), d.n_items(), &c, &d, &s});
+    h->fit(s.train);
+    TempDir t;
+    ExportInputs in;
+    in.config = &c, in.data = &d, in.split = &s;
+    export_model(*h, in, t.file("h.pt"));
+    torch::jit::Module m = torch::jit::load(t.file("h.pt"));
+    const auto users = torch::tensor({0, 5, 17, 199}, torch::kLong);
+    const auto items = torch::tensor({1, 2, 3, 4}, torch::kLong);
+    INFO(extra);
+    CHECK(torch::allclose(m.run_method("_score_all", users).toTensor(), h->score_all(users), 1e-5, 1e-6));
+    CHECK(torch::allclose(m.run_method("score", users, items).toTensor(), h->score(users, items), 1e-5, 1e-6));
   }
 }

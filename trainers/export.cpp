@@ -9,6 +9,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -135,7 +136,14 @@ void export_model(const RecommenderImpl& model, const ExportInputs& in, const st
   ScriptExport parts = model.script_export();
 
   torch::jit::Module m("rzoo_model");
-  for (auto& [name, t] : parts.tensors) m.register_buffer(name, t.detach().to(torch::kCPU).contiguous());
+  // The exporter's own attributes: a model tensor of the same name would be silently replaced.
+  static const std::vector<std::string> reserved = {"seen_indptr", "seen_indices", "popularity", "model_name", "n_users",
+                                                    "n_items", "user_ids", "item_ids", "item_titles", "user_map", "item_map"};
+  for (auto& [name, t] : parts.tensors) {
+    if (std::find(reserved.begin(), reserved.end(), name) != reserved.end())
+      fail("export of model '{}': its tensor '{}' has a name the exporter reserves", model.name(), name);
+    m.register_buffer(name, t.detach().to(torch::kCPU).contiguous());
+  }
   // Known items per user (every interaction of the data), masked by recommend().
   const Csr seen = Csr::from_interactions(d.n_users(), d.n_items(), d.user, d.item);
   m.register_buffer("seen_indptr", torch::tensor(seen.indptr, torch::kLong));
