@@ -551,6 +551,17 @@ namespace {
 
 at::Tensor on_cpu(const at::Tensor& t) { return t.device().is_cpu() ? t.contiguous() : t.to(torch::kCPU).contiguous(); }
 
+// The rating-mode state on the CPU and raw pointers into it (score and score_all read the same).
+struct RatingState {
+  at::Tensor s_t, z_t, mu_t, bu_t, bi_t;  // keep the CPU copies alive
+  const float *S, *z, *bup, *bip;
+  double m;
+  RatingState(const at::Tensor& sim, const at::Tensor& resid, const at::Tensor& mu, const at::Tensor& bu, const at::Tensor& bi)
+      : s_t(on_cpu(sim)), z_t(on_cpu(resid)), mu_t(on_cpu(mu)), bu_t(on_cpu(bu)), bi_t(on_cpu(bi)),
+        S(s_t.data_ptr<float>()), z(z_t.data_ptr<float>()), bup(bu_t.data_ptr<float>()), bip(bi_t.data_ptr<float>()),
+        m(mu_t.data_ptr<float>()[0]) {}
+};
+
 struct Neighbour {
   float s;
   int64_t id;
@@ -620,12 +631,9 @@ at::Tensor KNNImpl::score(const at::Tensor& users_in, const at::Tensor& items_in
     return out.to(train_keys.device());
   }
 
-  const auto s_t = on_cpu(sim), z_t = on_cpu(train_resid), mu_t = on_cpu(mu), bu_t = on_cpu(bu), bi_t = on_cpu(bi);
-  const float* S = s_t.data_ptr<float>();
-  const float* z = z_t.data_ptr<float>();
-  const double m = mu_t.data_ptr<float>()[0];
-  const float* bup = bu_t.data_ptr<float>();
-  const float* bip = bi_t.data_ptr<float>();
+  const RatingState rs(sim, train_resid, mu, bu, bi);
+  const float *S = rs.S, *z = rs.z, *bup = rs.bup, *bip = rs.bip;
+  const double m = rs.m;
   at::Tensor ip_t, io_t;
   if (!item_based_) ip_t = on_cpu(item_indptr), io_t = on_cpu(item_order);
   at::parallel_for(0, B, 64, [&](int64_t begin, int64_t end) {
@@ -721,12 +729,9 @@ at::Tensor KNNImpl::score_all(const at::Tensor& users_in) {
     return out.to(train_keys.device());
   }
 
-  const auto s_t = on_cpu(sim), z_t = on_cpu(train_resid), mu_t = on_cpu(mu), bu_t = on_cpu(bu), bi_t = on_cpu(bi);
-  const float* S = s_t.data_ptr<float>();
-  const float* z = z_t.data_ptr<float>();
-  const double m = mu_t.data_ptr<float>()[0];
-  const float* bup = bu_t.data_ptr<float>();
-  const float* bip = bi_t.data_ptr<float>();
+  const RatingState rs(sim, train_resid, mu, bu, bi);
+  const float *S = rs.S, *z = rs.z, *bup = rs.bup, *bip = rs.bip;
+  const double m = rs.m;
   if (item_based_) {
     at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
       std::vector<Neighbour> c;

@@ -1,5 +1,6 @@
 // Content-based and hybrid models: maths on hand-computed examples.
 #include "helpers.h"
+#include "model_checks.h"
 
 #include <torch/script.h>
 #include <torch/torch.h>
@@ -10,7 +11,6 @@
 #include "models/content.h"
 #include "models/hybrid.h"
 #include "models/registry.h"
-#include "trainers/export.h"
 
 using namespace rzoo;
 using namespace rzoo::test;
@@ -142,14 +142,10 @@ TEST_CASE("hybrid: every method exports to TorchScript with the same scores", "[
     Hybrid h(ModelContext{d.n_users(), d.n_items(), &c, &d, &s});
     h->fit(s.train);
     TempDir t;
-    ExportInputs in;
-    in.config = &c, in.data = &d, in.split = &s;
-    export_model(*h, in, t.file("h.pt"));
-    torch::jit::Module m = torch::jit::load(t.file("h.pt"));
     const auto users = torch::tensor({0, 5, 17, 199}, torch::kLong);
     const auto items = torch::tensor({1, 2, 3, 4}, torch::kLong);
     INFO(extra);
-    CHECK(torch::allclose(m.run_method("_score_all", users).toTensor(), h->score_all(users), 1e-5, 1e-6));
+    torch::jit::Module m = check_export_roundtrip(*h, c, d, s, users, t.path.string());
     CHECK(torch::allclose(m.run_method("score", users, items).toTensor(), h->score(users, items), 1e-5, 1e-6));
   }
 }

@@ -2,6 +2,7 @@
 // baseline, edge cases and bad options, on hand-computed examples; and the model contract
 // (score vs score_all, save/load, TorchScript export) in both modes.
 #include "helpers.h"
+#include "model_checks.h"
 
 #include <torch/script.h>
 #include <torch/torch.h>
@@ -11,7 +12,6 @@
 
 #include "datasets/dataset.h"
 #include "models/knn.h"
-#include "trainers/export.h"
 
 using namespace rzoo;
 using namespace rzoo::test;
@@ -398,30 +398,9 @@ TEST_CASE("itemknn/userknn: contract in both modes (score_all, save/load, TorchS
       CHECK(all.abs().sum().item<double>() > 0);
 
       TempDir t;
-      torch::serialize::OutputArchive out;
-      model->save(out);
-      out.save_to(t.file("m.pt"));
-      auto fresh = build();
-      torch::serialize::InputArchive in;
-      in.load_from(t.file("m.pt"));
-      fresh->load(in);
-      CHECK(torch::equal(fresh->score_all(users), all));
-
-      ExportInputs ex;
-      ex.config = &cfg;
-      ex.data = &d;
-      ex.split = &split;
-      export_model(*model, ex, t.file("model.pt"));
-      torch::jit::Module jm = torch::jit::load(t.file("model.pt"));
+      check_checkpoint_roundtrip(*model, [&] { return std::shared_ptr<RecommenderImpl>(build()); }, users, t.path.string());
       torch::manual_seed(3);
-      const auto many_u = torch::randint(d.n_users(), {64}, torch::kLong), many_i = torch::randint(d.n_items(), {64}, torch::kLong);
-      const auto js = jm.run_method("score", many_u, many_i).toTensor();
-      CHECK(torch::allclose(js, model->score(many_u, many_i), 1e-5, 1e-5));
-      const auto some = torch::arange(0, d.n_users(), 17, torch::kLong);
-      const auto ja = jm.run_method("_score_all", some).toTensor();
-      const auto ca = model->score_all(some);
-      CHECK(torch::allclose(ja, ca, 1e-5, 1e-5));
-      CHECK((ja - ca).abs().max().item<double>() < 1e-5);
+      check_export_roundtrip(*model, cfg, d, split, torch::arange(0, d.n_users(), 17, torch::kLong), t.path.string());
     }
   }
 }

@@ -1,6 +1,7 @@
 // Biased MF and SVD++ (models/mf_rating): SGD steps and predictions by hand, training, scoring,
 // clipping, checkpoints, export and errors.
 #include "helpers.h"
+#include "model_checks.h"
 
 #include <torch/script.h>
 #include <torch/torch.h>
@@ -13,7 +14,6 @@
 #include "datasets/dataset.h"
 #include "datasets/random.h"
 #include "models/mf_rating.h"
-#include "trainers/export.h"
 
 using namespace rzoo;
 using namespace rzoo::test;
@@ -271,31 +271,15 @@ TEST_CASE("biasedmf, svdpp: from their YAML on synthetic ratings; checkpoint, ex
 
       // Checkpoint into a freshly built model.
       TempDir t;
-      torch::serialize::OutputArchive out;
-      model->save(out);
-      out.save_to(t.file("m.pt"));
-      auto fresh = make();
-      torch::serialize::InputArchive in;
-      in.load_from(t.file("m.pt"));
-      fresh->load(in);
-      CHECK(torch::equal(fresh->score_all(users), all));
+      check_checkpoint_roundtrip(*model, [&] { return std::shared_ptr<RecommenderImpl>(make()); }, users, t.path.string());
 
       // TorchScript export reproduces score and score_all; then again with clipping at work
       // (mu raised by 10: every prediction is the training maximum).
       for (const double shift : {0.0, 10.0}) {
         INFO("shift " << shift);
         model->global_mean.add_(shift);
-        ExportInputs ex;
-        ex.config = &cfg;
-        ex.data = &d;
-        ex.split = &split;
-        export_model(*model, ex, t.file("model.pt"));
-        torch::jit::Module jm = torch::jit::load(t.file("model.pt"));
-        const auto many_u = torch::randint(d.n_users(), {64}, torch::kLong), many_i = torch::randint(d.n_items(), {64}, torch::kLong);
-        const auto js = jm.run_method("score", many_u, many_i).toTensor();
-        CHECK(torch::allclose(js, model->score(many_u, many_i), 1e-5, 1e-5));
+        torch::jit::Module jm = check_export_roundtrip(*model, cfg, d, split, users, t.path.string());
         const auto jall = jm.run_method("_score_all", users).toTensor();
-        CHECK(torch::allclose(jall, model->score_all(users), 1e-5, 1e-5));
         if (shift > 0) {
           CHECK(torch::all(model->score_all(users) == hi).item<bool>());
           CHECK(torch::all(jall == hi).item<bool>());

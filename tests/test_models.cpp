@@ -1,5 +1,6 @@
 // The contract every registered model follows, generated over the registry, plus per-model maths.
 #include "helpers.h"
+#include "model_checks.h"
 
 #include <torch/script.h>
 #include <torch/torch.h>
@@ -14,7 +15,6 @@
 #include "models/pop.h"
 #include "models/registry.h"
 #include "trainers/error.h"
-#include "trainers/export.h"
 #include "trainers/trainer.h"
 
 using namespace rzoo;
@@ -96,28 +96,14 @@ TEST_CASE("contract: every registered model", "[contract]") {
 
       // Save / load round trip into a freshly built model gives the same scores.
       TempDir t;
-      torch::serialize::OutputArchive out;
-      model->save(out);
-      out.save_to(t.file("m.pt"));
-      torch::manual_seed(99);
-      Recommender fresh = make_model(info.name, ctx);
-      torch::serialize::InputArchive in;
-      in.load_from(t.file("m.pt"));
-      fresh->load(in);
-      fresh->eval();
-      CHECK(torch::equal(fresh->score_all(users), all));
+      check_checkpoint_roundtrip(*model, [&] { torch::manual_seed(99); return make_model(info.name, ctx).ptr(); }, users,
+                                 t.path.string());
 
       // TorchScript export: loaded back by torch::jit::load, the same scores (1e-5) and the
       // same recommendations (known items masked); then by Debian's python3-torch.
-      ExportInputs ex;
-      ex.config = &cfg;
-      ex.data = &d;
-      ex.split = &split;
-      export_model(*model, ex, t.file("model.pt"));
-      torch::jit::Module jm = torch::jit::load(t.file("model.pt"));
+      torch::jit::Module jm = check_export_roundtrip(*model, cfg, d, split, users, t.path.string());
       const auto many_u = torch::randint(d.n_users(), {64}, torch::kLong), many_i = torch::randint(d.n_items(), {64}, torch::kLong);
       const auto js = jm.run_method("score", many_u, many_i).toTensor();
-      CHECK(torch::allclose(js, model->score(many_u, many_i).to(torch::kFloat), 1e-5, 1e-5));
       const int64_t k = 7;
       const auto rec = jm.run_method("recommend", users, k).toTuple();
       auto expect = model->score_all(users).to(torch::kFloat);
