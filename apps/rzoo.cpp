@@ -63,10 +63,12 @@ ends with the same numbers as an uninterrupted run. Ctrl-C stops after the curre
 last complete epoch stays saved.
 )";
   if (command == "evaluate")
-    return R"(usage: rzoo evaluate RUN_DIR
+    return R"(usage: rzoo evaluate RUN_DIR [--set eval.KEY=VALUE ...]
 
 Rebuilds the run's dataset and split from RUN_DIR/config.yaml (checking that users and items are
 unchanged), loads RUN_DIR/best.pt and evaluates it on valid and test; writes RUN_DIR/eval.json.
+--set changes evaluation settings only (e.g. --set eval.protocol=full to rank every item after
+training under a sampled protocol); the results then go to RUN_DIR/eval-<settings>/.
 )";
   if (command == "compare")
     return R"(usage: rzoo compare CONFIG [--set KEY=VALUE ...] [--config-dir DIR] [--quiet]
@@ -312,7 +314,7 @@ int run(const Args& a) {
   }
   if (a.command == "evaluate") {
     if (a.positional.size() != 1) throw Usage("evaluate takes one RUN_DIR");
-    evaluate_run(a.positional[0], log);
+    evaluate_run(a.positional[0], log, a.sets);
     return 0;
   }
   if (a.command == "compare") {

@@ -7,6 +7,11 @@ and the test metrics are averaged (mean and spread).
 usage: tune.py CONFIG --out DIR --metric ndcg@10 [--lower] --grid 'model.neighbors=[50,100]' ...
                  [--set KEY=VALUE ...] [--seeds 1,2,3] [--report hr@10,ndcg@10] [--label NAME]
 Prints one line: label, chosen setting, valid metric, test metrics (mean ± sd over seeds).
+--also-eval KEY=VALUE (eval.* settings, repeatable) re-evaluates the final runs under other
+evaluation settings (e.g. eval.protocol=full) with `rzoo evaluate` and prints those test metrics
+too. In --set values, {seed} becomes the run's seed (the first of --seeds for the grid runs), e.g.
+to pre-train each seed from the same seed's run. --summary FILE writes the chosen setting, the
+final run folders and their metrics as JSON.
 A run folder that already holds metrics.json is reused (so an interrupted tuning resumes): delete
 --out after changing the code.
 """
@@ -26,6 +31,20 @@ def run(config, sets, out, name):
         if r.returncode != 0:
             sys.exit(f"tune: {' '.join(cmd)} failed:\n{r.stderr}")
     with open(os.path.join(run_dir, "metrics.json")) as f:
+        return json.load(f)
+
+
+def also_eval(run_dir, sets):
+    tag = "eval" + "".join("-" + "".join(c if c.isalnum() or c in "._" else "-" for c in s[len("eval."):]) for s in sets)
+    path = os.path.join(run_dir, tag, "eval.json")
+    if not os.path.exists(path):
+        cmd = [RZOO, "evaluate", run_dir, "--quiet"]
+        for x in sets:
+            cmd += ["--set", x]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.exit(f"tune: {' '.join(cmd)} failed:\n{r.stderr}")
+    with open(path) as f:
         return json.load(f)
 
 
@@ -59,6 +78,8 @@ def main():
     ap.add_argument("--seeds", default="")
     ap.add_argument("--report", default="")
     ap.add_argument("--label", default="")
+    ap.add_argument("--also-eval", action="append", default=[])
+    ap.add_argument("--summary", default="")
     ap.add_argument("--refit", action="append", default=[],
                     help="KEY=VALUE applied to the final runs only, e.g. dataset.split.valid=none to refit "
                          "the chosen setting on all training data (validation is used for the choice only)")
@@ -68,9 +89,11 @@ def main():
         k, v = g.split("=", 1)
         keys.append(k)
         values.append(split_list(v))
+    seeds = [s for s in a.seeds.split(",") if s] or [None]
+    seeded = lambda sets, s: [x.replace("{seed}", str(s if s is not None else "")) for x in sets]
     best = None
     for combo in itertools.product(*values) if keys else [()]:
-        sets = a.set + [f"{k}={v}" for k, v in zip(keys, combo)]
+        sets = seeded(a.set, seeds[0]) + [f"{k}={v}" for k, v in zip(keys, combo)]
         name = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in zip(keys, combo)) or "default"
         name = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
         m = run(a.config, sets, a.out, name)
@@ -83,23 +106,43 @@ def main():
     if best is None:
         sys.exit("tune: no run produced a validation value")
     report = a.report.split(",") if a.report else [a.metric]
-    seeds = [s for s in a.seeds.split(",") if s] or [None]
     tests = {r: [] for r in report}
+    extra = {r: [] for r in report}
     refit = "_refit" if a.refit else ""
+    finals = []
     for s in seeds:
-        sets = best[1] + a.refit + ([f"seed={s}"] if s else [])
-        m = run(a.config, sets, a.out, best[3] + refit + (f"_seed{s}" if s else ""))
+        grid_sets = best[1][len(a.set):]
+        sets = seeded(a.set, s) + grid_sets + a.refit + ([f"seed={s}"] if s else [])
+        name = best[3] + refit + (f"_seed{s}" if s else "")
+        m = run(a.config, sets, a.out, name)
+        finals.append({"seed": s, "run": os.path.join(a.out, name), "test": m["test"]["metrics"]})
         for r in report:
             tests[r].append(m["test"]["metrics"][r])
+        if a.also_eval:
+            e = also_eval(os.path.join(a.out, name), a.also_eval)
+            finals[-1]["also_eval"] = e["test"]["metrics"]
+            for r in report:
+                extra[r].append(e["test"]["metrics"][r])
     chosen = ", ".join(f"{k}={v}" for k, v in zip(keys, best[2])) or "defaults"
-    parts = []
-    for r in report:
-        xs = tests[r]
-        mean = statistics.mean(xs)
-        sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
-        parts.append(f"{r} {mean:.4f}" + (f" ± {sd:.4f} (n={len(xs)})" if len(xs) > 1 else ""))
-    print(f"{a.label or os.path.basename(a.config)}: chosen on valid {a.metric} {best[0]:.4f} [{chosen}]; "
-          f"test{' (refit on train + valid)' if a.refit else ''}: " + ", ".join(parts))
+
+    def fmt(values):
+        parts = []
+        for r in report:
+            xs = values[r]
+            mean = statistics.mean(xs)
+            sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+            parts.append(f"{r} {mean:.4f}" + (f" ± {sd:.4f} (n={len(xs)})" if len(xs) > 1 else ""))
+        return ", ".join(parts)
+
+    line = (f"{a.label or os.path.basename(a.config)}: chosen on valid {a.metric} {best[0]:.4f} [{chosen}]; "
+            f"test{' (refit on train + valid)' if a.refit else ''}: " + fmt(tests))
+    if a.also_eval:
+        line += f"; test with {' '.join(a.also_eval)}: " + fmt(extra)
+    print(line, flush=True)
+    if a.summary:
+        with open(a.summary, "w") as f:
+            json.dump({"label": a.label, "chosen": dict(zip(keys, best[2])), "chosen_name": best[3],
+                       "valid": best[0], "finals": finals}, f, indent=1)
 
 
 if __name__ == "__main__":

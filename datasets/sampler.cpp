@@ -246,8 +246,35 @@ bool SequenceBatcher::next(Batch& b) {
   return true;
 }
 
+UserBatcher::UserBatcher(const Csr& train, int64_t batch_size) : batch_size_(batch_size) {
+  if (batch_size < 1) fail("train.batch_size must be >= 1, got {}", batch_size);
+  for (int64_t u = 0; u < train.n_rows; ++u)
+    if (train.row_size(u) > 0) users_.push_back(u);
+  if (users_.empty()) fail("the training split has no interactions");
+  order_ = users_;
+}
+
+void UserBatcher::start_epoch(uint64_t seed, uint64_t epoch) {
+  rng_ = Rng(seed, 1000003ULL * (epoch + 1));
+  order_ = users_;
+  rng_.shuffle(order_.begin(), order_.end());
+  cursor_ = 0;
+}
+
+bool UserBatcher::next(Batch& b) {
+  const int64_t total = rows_per_epoch();
+  if (cursor_ >= total) return false;
+  const int64_t n = std::min(batch_size_, total - cursor_);
+  auto users = torch::empty({n}, torch::kLong);
+  std::copy(order_.begin() + cursor_, order_.begin() + cursor_ + n, users.data_ptr<int64_t>());
+  b = Batch{users, {}, {}, {}, {}};
+  cursor_ += n;
+  return true;
+}
+
 std::unique_ptr<BatchSource> make_batcher(const Split& split, InputType type, const NegativeSampler& sampler,
                                           int64_t batch_size, int64_t neg_per_pos, const SequenceOptions& seq) {
+  if (type == InputType::Users) return std::make_unique<UserBatcher>(split.train, batch_size);
   if (type == InputType::Sequence)
     return std::make_unique<SequenceBatcher>(split.train_seq, sampler, seq, batch_size, neg_per_pos);
   return std::make_unique<Batcher>(split.train, type, sampler, batch_size, neg_per_pos);

@@ -88,6 +88,23 @@ class Batcher final : public BatchSource {
   Rng rng_;
 };
 
+// Batches of users for InputType::Users: every user with at least one training interaction,
+// once per epoch, in an order that depends on (seed, epoch) only.
+class UserBatcher final : public BatchSource {
+ public:
+  UserBatcher(const Csr& train, int64_t batch_size);
+  void start_epoch(uint64_t seed, uint64_t epoch) override;
+  bool next(Batch& out) override;
+  int64_t rows_per_epoch() const override { return static_cast<int64_t>(users_.size()); }
+  int64_t batch_size() const override { return batch_size_; }
+
+ private:
+  int64_t batch_size_;
+  std::vector<int64_t> users_, order_;
+  int64_t cursor_ = 0;
+  Rng rng_;
+};
+
 struct SequenceOptions {
   int64_t max_len = 50;  // most recent items kept (left truncation)
   bool prefix = true;    // true: one row per (prefix, next item); false: one row per user

@@ -132,6 +132,7 @@ KNNOptions KNNOptions::from_config(const Config* cfg, KNNOptions o) {
   o.baseline_epochs(cfg->get_int("model.baseline_epochs", 0));
   o.idf(cfg->get_bool("model.idf"));
   o.asymmetric_alpha(cfg->get_double("model.asymmetric_alpha", 0.0, 1.0));
+  o.prune(cfg->get_choice("model.prune", {"row", "column"}));
   return o;
 }
 
@@ -151,6 +152,10 @@ KNNImpl::KNNImpl(std::string name, const ModelContext& ctx, KNNOptions opts, boo
               options.baseline_reg_item());
   TORCH_CHECK(options.baseline_epochs() >= 0, nm, ": model.baseline_epochs must be >= 0, got ", options.baseline_epochs());
   rating_ = options.mode() == "rating";
+  TORCH_CHECK(options.prune() == "row" || options.prune() == "column", nm,
+              ": model.prune must be 'row' or 'column', got '", options.prune(), "'");
+  TORCH_CHECK(!rating_ || options.prune() == "row", nm,
+              ": model.prune 'column' applies to model.mode 'ranking' only (rating mode keeps the full similarity)");
   TORCH_CHECK(options.asymmetric_alpha() >= 0 && options.asymmetric_alpha() <= 1, nm,
               ": model.asymmetric_alpha must be in [0, 1], got ", options.asymmetric_alpha());
   similarity_ = make_knn_similarity(options.similarity(), options.asymmetric_alpha());
@@ -188,6 +193,11 @@ KNNImpl::KNNImpl(std::string name, const ModelContext& ctx, KNNOptions opts, boo
     // Unfilled slots hold the entity itself with similarity 0 (never a real neighbour).
     nbr_index = register_buffer("nbr_index", torch::arange(n, torch::kLong).unsqueeze(1).repeat({1, k_}).contiguous());
     nbr_sim = register_buffer("nbr_sim", torch::zeros({n, k_}));
+    if (options.prune() == "column") {
+      nbr_ptr = register_buffer("nbr_ptr", torch::arange(0, (n + 1) * k_, k_, torch::kLong));
+      nbr_list = register_buffer("nbr_list", nbr_index.view(-1).clone());
+      nbr_weight = register_buffer("nbr_weight", torch::zeros({n * k_}));
+    }
   }
 }
 
@@ -509,6 +519,22 @@ void KNNImpl::fit(const Csr& train) {
     });
     nbr_index.copy_(idx);
     nbr_sim.copy_(val_t);
+    if (options.prune() == "column") {
+      // Transpose the k-lists: entry (y, t) -> owner ip[y k + t]; y ascending within an owner.
+      std::vector<int64_t> cptr(static_cast<size_t>(n) + 1, 0);
+      for (int64_t e = 0; e < n * k; ++e) ++cptr[ip[e] + 1];
+      for (int64_t x = 0; x < n; ++x) cptr[x + 1] += cptr[x];
+      std::vector<int64_t> clist(static_cast<size_t>(n * k)), next(cptr.begin(), cptr.end() - 1);
+      std::vector<float> cw(static_cast<size_t>(n * k));
+      for (int64_t e = 0; e < n * k; ++e) {
+        const int64_t slot = next[ip[e]]++;
+        clist[slot] = e / k;
+        cw[slot] = vp[e];
+      }
+      nbr_ptr.copy_(long_tensor(cptr));
+      nbr_list.copy_(long_tensor(clist));
+      nbr_weight.copy_(torch::from_blob(cw.data(), {n * k}, torch::kFloat));
+    }
   }
 
   train_keys.copy_(long_tensor(keys));
@@ -562,6 +588,32 @@ struct RatingState {
         m(mu_t.data_ptr<float>()[0]) {}
 };
 
+// The lists a ranking score sums over, as CSR on the CPU: x's entries [begin(x), end(x)) of
+// (idx, w). prune row: x's own k-list (nbr_index / nbr_sim rows); prune column: the transposed
+// lists (nbr_ptr / nbr_list / nbr_weight).
+struct NbrLists {
+  at::Tensor idx_t, w_t, ptr_t;  // keep the CPU copies alive
+  const int64_t* idx;
+  const float* w;
+  const int64_t* ptr = nullptr;  // null: fixed rows of k
+  int64_t k;
+  NbrLists(const at::Tensor& nbr_index, const at::Tensor& nbr_sim, const at::Tensor& nbr_ptr, const at::Tensor& nbr_list,
+           const at::Tensor& nbr_weight)
+      : k(nbr_index.size(1)) {
+    const bool column = nbr_ptr.defined();
+    idx_t = on_cpu(column ? nbr_list : nbr_index);
+    w_t = on_cpu(column ? nbr_weight : nbr_sim);
+    idx = idx_t.data_ptr<int64_t>();
+    w = w_t.data_ptr<float>();
+    if (column) {
+      ptr_t = on_cpu(nbr_ptr);
+      ptr = ptr_t.data_ptr<int64_t>();
+    }
+  }
+  int64_t begin(int64_t x) const { return ptr ? ptr[x] : x * k; }
+  int64_t end(int64_t x) const { return ptr ? ptr[x + 1] : (x + 1) * k; }
+};
+
 struct Neighbour {
   float s;
   int64_t id;
@@ -611,19 +663,17 @@ at::Tensor KNNImpl::score(const at::Tensor& users_in, const at::Tensor& items_in
   auto has = [&](int64_t u, int64_t i) { return std::binary_search(keys + ptr[u], keys + ptr[u + 1], u * I + i); };
 
   if (!rating_) {
-    const auto ni_t = on_cpu(nbr_index), ns_t = on_cpu(nbr_sim);
-    const int64_t* ni = ni_t.data_ptr<int64_t>();
-    const float* ns = ns_t.data_ptr<float>();
+    const NbrLists L(nbr_index, nbr_sim, nbr_ptr, nbr_list, nbr_weight);
     at::parallel_for(0, B, 256, [&](int64_t begin, int64_t end) {
       for (int64_t b = begin; b < end; ++b) {
         const int64_t u = us[b], i = is[b];
         double acc = 0;
-        if (item_based_) {  // i's neighbours j that u has
-          for (int64_t t = 0; t < k; ++t)
-            if (ns[i * k + t] != 0.0f && has(u, ni[i * k + t])) acc += ns[i * k + t];
-        } else {  // u's neighbours v that have i
-          for (int64_t t = 0; t < k; ++t)
-            if (ns[u * k + t] != 0.0f && has(ni[u * k + t], i)) acc += ns[u * k + t];
+        if (item_based_) {  // the items j in i's list that u has
+          for (int64_t e = L.begin(i); e < L.end(i); ++e)
+            if (L.w[e] != 0.0f && has(u, L.idx[e])) acc += L.w[e];
+        } else {  // the users v in u's list that have i
+          for (int64_t e = L.begin(u); e < L.end(u); ++e)
+            if (L.w[e] != 0.0f && has(L.idx[e], i)) acc += L.w[e];
         }
         o[b] = static_cast<float>(acc);
       }
@@ -676,27 +726,27 @@ at::Tensor KNNImpl::score_all(const at::Tensor& users_in) {
   const int64_t* ptr = ptr_t.data_ptr<int64_t>();
 
   if (!rating_) {
-    const auto ni_t = on_cpu(nbr_index), ns_t = on_cpu(nbr_sim);
-    const int64_t* ni = ni_t.data_ptr<int64_t>();
-    const float* ns = ns_t.data_ptr<float>();
+    const NbrLists L(nbr_index, nbr_sim, nbr_ptr, nbr_list, nbr_weight);
     if (item_based_) {
-      // Push instead of pull: the reverse lists (for each item j, the items i that have j as a
-      // neighbour) let each of the user's items add its contributions, |I_u| k work per user
-      // instead of I k. Built per call: O(I k), small next to any batch of users.
+      // Push instead of pull: the reverse lists (for each item j, the items i whose list holds
+      // j) let each of the user's items add its contributions, |I_u| k work per user instead
+      // of I k. Built per call: O(I k), small next to any batch of users.
       std::vector<int64_t> rptr(static_cast<size_t>(I) + 1, 0);
-      for (int64_t e = 0; e < I * k; ++e)
-        if (ns[e] != 0.0f) ++rptr[ni[e] + 1];
+      for (int64_t i = 0; i < I; ++i)
+        for (int64_t e = L.begin(i); e < L.end(i); ++e)
+          if (L.w[e] != 0.0f) ++rptr[L.idx[e] + 1];
       for (int64_t j = 0; j < I; ++j) rptr[j + 1] += rptr[j];
       std::vector<int64_t> rtgt(static_cast<size_t>(rptr[I]));
       std::vector<float> rval(rtgt.size());
       {
         std::vector<int64_t> next(rptr.begin(), rptr.end() - 1);
-        for (int64_t e = 0; e < I * k; ++e) {
-          if (ns[e] == 0.0f) continue;
-          const int64_t slot = next[ni[e]]++;
-          rtgt[slot] = e / k;  // the target item i of entry (i, t)
-          rval[slot] = ns[e];
-        }
+        for (int64_t i = 0; i < I; ++i)
+          for (int64_t e = L.begin(i); e < L.end(i); ++e) {
+            if (L.w[e] == 0.0f) continue;
+            const int64_t slot = next[L.idx[e]]++;
+            rtgt[slot] = i;  // the target item whose list holds j
+            rval[slot] = L.w[e];
+          }
       }
       at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
         std::vector<double> acc(static_cast<size_t>(I));
@@ -716,9 +766,9 @@ at::Tensor KNNImpl::score_all(const at::Tensor& users_in) {
         for (int64_t b = begin; b < end; ++b) {
           std::fill(acc.begin(), acc.end(), 0.0);
           const int64_t u = us[b];
-          for (int64_t t = 0; t < k; ++t) {
-            const int64_t v = ni[u * k + t];
-            const double s = ns[u * k + t];
+          for (int64_t e = L.begin(u); e < L.end(u); ++e) {
+            const int64_t v = L.idx[e];
+            const double s = L.w[e];
             if (s == 0.0) continue;
             for (int64_t p = ptr[v]; p < ptr[v + 1]; ++p) acc[keys[p] - v * I] += s;
           }
@@ -845,6 +895,49 @@ def _score_all(self, users: Tensor) -> Tensor:
     return out.view(b, N_ITEMS).float()
 )PY";
 
+// Ranking with prune column: the transposed lists as segments of (nbr_list, nbr_weight).
+constexpr const char* kItemColumn = R"PY(
+def _score(self, users: Tensor, items: Tensor) -> Tensor:
+    row, col, pos, longest = self._knn_segments(self.nbr_ptr, items)
+    q = users.index_select(0, row) * N_ITEMS + self.nbr_list.index_select(0, pos)
+    found = self.train_keys.index_select(0, torch.searchsorted(self.train_keys, q)) == q
+    w = self.nbr_weight.index_select(0, pos).double()
+    out = torch.zeros(users.size(0)).double()
+    out.index_add_(0, row, torch.where(found, w, torch.zeros_like(w)))
+    return out.float()
+
+def _score_all(self, users: Tensor) -> Tensor:
+    row, col, pos, longest = self._knn_segments(self.train_indptr, users)
+    x = torch.zeros(users.size(0), N_ITEMS).double()
+    x.index_put_((row, torch.remainder(self.train_keys.index_select(0, pos), N_ITEMS)), torch.ones(row.size(0)).double())
+    owner = torch.repeat_interleave(torch.arange(N_ITEMS), self.nbr_ptr[1:] - self.nbr_ptr[:-1])
+    out = torch.zeros(users.size(0), N_ITEMS).double()
+    out.index_add_(1, owner, x.index_select(1, self.nbr_list) * self.nbr_weight.double().unsqueeze(0))
+    return out.float()
+)PY";
+
+constexpr const char* kUserColumn = R"PY(
+def _score(self, users: Tensor, items: Tensor) -> Tensor:
+    row, col, pos, longest = self._knn_segments(self.nbr_ptr, users)
+    q = self.nbr_list.index_select(0, pos) * N_ITEMS + items.index_select(0, row)
+    found = self.train_keys.index_select(0, torch.searchsorted(self.train_keys, q)) == q
+    w = self.nbr_weight.index_select(0, pos).double()
+    out = torch.zeros(users.size(0)).double()
+    out.index_add_(0, row, torch.where(found, w, torch.zeros_like(w)))
+    return out.float()
+
+def _score_all(self, users: Tensor) -> Tensor:
+    b = users.size(0)
+    row, col, pos, longest = self._knn_segments(self.nbr_ptr, users)
+    nb = self.nbr_list.index_select(0, pos)
+    w = self.nbr_weight.index_select(0, pos).double()
+    row2, col2, pos2, longest2 = self._knn_segments(self.train_indptr, nb)
+    target = row.index_select(0, row2) * N_ITEMS + torch.remainder(self.train_keys.index_select(0, pos2), N_ITEMS)
+    out = torch.zeros(b * N_ITEMS).double()
+    out.index_add_(0, target, w.index_select(0, row2))
+    return out.view(b, N_ITEMS).float()
+)PY";
+
 // Rating mode, pairs: each pair's candidate neighbours padded to [B, L] (ids, residuals, real),
 // their similarities g (0 unless real and > 0), the k best by a stable sort (ties by position =
 // by lower id), then b_ui + sum g z / sum g.
@@ -929,9 +1022,16 @@ ScriptExport KNNImpl::script_export() const {
   add("train_indptr", train_indptr);
   std::string code = kSegments;
   if (!rating_) {
-    add("nbr_index", nbr_index);
-    add("nbr_sim", nbr_sim);
-    code += item_based_ ? kItemRanking : kUserRanking;
+    if (options.prune() == "column") {
+      add("nbr_ptr", nbr_ptr);
+      add("nbr_list", nbr_list);
+      add("nbr_weight", nbr_weight);
+      code += item_based_ ? kItemColumn : kUserColumn;
+    } else {
+      add("nbr_index", nbr_index);
+      add("nbr_sim", nbr_sim);
+      code += item_based_ ? kItemRanking : kUserRanking;
+    }
   } else {
     add("sim", sim);
     add("train_resid", train_resid);

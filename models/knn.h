@@ -40,6 +40,15 @@
 //            s_ij (the neighbours of the *target* item i; Sarwar's item-item model; not
 //            normalised, so items with many of the user's items nearby score high).
 //            UserKNN: score(u, i) = sum over u's k neighbours v that have i of s_uv.
+//            model.prune says whose k-lists count. `row` (the default, above): the k neighbours
+//            of the entity scored (the target item i; the user u). `column`: entity x counts
+//            for y when y is among x's k most similar (the columns of the k-pruned similarity
+//            matrix, as in Dacrema et al., RecSys 2019, whose UserKNN re-runs on the NCF splits
+//            use it), weighted by the similarity x gave y:
+//              ItemKNN: score(u, i) = sum over u's items j with i among j's k neighbours of s_ji
+//              UserKNN: score(u, i) = sum over users v who have i, u among v's k neighbours, of s_vu
+//            A hub then lends its weight to everyone it is near, but a user (item) close to
+//            many is no longer limited to k neighbours.
 //   rating   The predicted rating (Surprise's KNNWithMeans / KNNBaseline):
 //              r_ui = b_ui + sum_{j in N} s_ij (r_uj - b_uj) / sum_{j in N} s_ij
 //            ItemKNN: N = the k items most similar to i among those u rated, with s_ij > 0
@@ -66,6 +75,9 @@
 //   ranking:   nbr_index [n, k] int64, nbr_sim [n, k] float: each entity's k neighbours, most
 //              similar first (rows with fewer padded by the entity itself with similarity 0),
 //              n = I (ItemKNN) or U (UserKNN), k = min(neighbors, n - 1). 12 n k bytes.
+//              prune column: also nbr_ptr [n + 1], nbr_list [n k] int64, nbr_weight [n k]
+//              float: the k-lists transposed (x's entries at [nbr_ptr[x], nbr_ptr[x + 1]) are
+//              the (y, s_yx) with x in y's list, y ascending; padding slots included, weight 0).
 //   rating:    sim [n, n] float, the full similarity (zero diagonal): a prediction needs the k
 //              most similar among the entities the user rated, which any truncation would
 //              lose. 4 n^2 bytes: 11 MB for ML-100K items, 55 MB for ML-1M items, 146 MB for
@@ -143,6 +155,7 @@ struct KNNOptions {
   TORCH_ARG(int64_t, baseline_epochs) = 10;       // ALS sweeps (Surprise: 10)
   TORCH_ARG(bool, idf) = false;                   // binary input: weight entries by idf (see .yaml)
   TORCH_ARG(double, asymmetric_alpha) = 0.5;      // asymmetric_cosine's alpha in [0, 1] (0.5 = cosine)
+  TORCH_ARG(std::string, prune) = "row";          // ranking: row | column (see the file comment)
 };
 
 // The shared implementation; ItemKNN and UserKNN differ in which dimension is the entity.
@@ -164,6 +177,7 @@ class KNNImpl : public RecommenderImpl {
   // See the file comment. Undefined tensors where the mode does not use them.
   at::Tensor train_keys, train_indptr;           // [nnz + 1], [U + 1] int64
   at::Tensor nbr_index, nbr_sim;                 // ranking: [n, k] int64, float
+  at::Tensor nbr_ptr, nbr_list, nbr_weight;      // ranking, prune column: [n + 1], [n k] int64, [n k] float
   at::Tensor sim;                                // rating: [n, n] float
   at::Tensor train_resid, mu, bu, bi;            // rating: [nnz + 1], [1], [U], [I] float
   at::Tensor item_indptr, item_order;            // rating UserKNN: [I + 1], [nnz] int64

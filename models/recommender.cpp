@@ -10,6 +10,7 @@ const char* to_string(InputType t) {
     case InputType::Pointwise: return "pointwise";
     case InputType::Pairwise: return "pairwise";
     case InputType::Sequence: return "sequence";
+    case InputType::Users: return "users";
   }
   return "?";
 }

@@ -29,6 +29,8 @@ enum class InputType {
   Pointwise,  // (user, item, label in {0,1}): positives plus `neg_per_pos` sampled negatives each
   Pairwise,   // (user, positive item, sampled negative item)
   Sequence,   // a user's recent items in time order and the next item(s) (SequenceBatcher)
+  Users,      // a batch of users (every user with a training interaction, once per epoch);
+              // the model reads their training histories from its own state (autoencoders)
 };
 const char* to_string(InputType t);
 
@@ -39,6 +41,7 @@ const char* to_string(InputType t);
 //              most recent last, left-padded with n_items), items [B] (next item), neg_items [B]
 //   Sequence, augment none: users [B], seq [B, L], items [B, L] (the next item at every
 //              position; n_items where none), neg_items [B, L]
+//   Users:     users [B]
 struct Batch {
   at::Tensor users, items, neg_items, labels, seq;
   int64_t size() const { return users.defined() ? users.size(0) : 0; }
@@ -74,6 +77,9 @@ class RecommenderImpl : public torch::nn::Module {
   virtual InputType input_type() const = 0;
   // Closed-form training on the binary user x item training matrix.
   virtual void fit(const Csr& train);
+  // Called once by the trainer before the first epoch of a fresh (not resumed) gradient run,
+  // on the training device: e.g. initialisation from pre-trained runs (NeuMF).
+  virtual void before_training() {}
   // Mean loss of one batch (a scalar with a graph to the parameters).
   virtual at::Tensor loss(const Batch& batch);
   // users [B], items [B] (int64) -> scores [B] (float). Higher = more relevant.

@@ -1,6 +1,9 @@
 // The real `rzoo` binary: every bad input gives one clear message and a non-zero exit.
 #include "helpers.h"
 
+#include <fstream>
+#include <iterator>
+
 #include <sstream>
 
 using namespace rzoo::test;
@@ -58,6 +61,23 @@ TEST_CASE("cli: train, evaluate and resume on synthetic data", "[cli]") {
   r = run_cli("evaluate " + q(run.string()));
   CHECK(r.code == 0);
   CHECK(r.output.find("test (") != std::string::npos);
+  // Re-evaluation under other eval settings goes to its own folder, next to the run's results.
+  r = run_cli("evaluate " + q(run.string()) + " --set eval.protocol=uni20 --set eval.ks=[5]");
+  INFO(r.output);
+  CHECK(r.code == 0);
+  const fs::path other = run / "eval-protocol-uni20-ks--5-";
+  CHECK(fs::exists(other / "eval.json"));
+  CHECK(fs::exists(other / "test.users.csv"));
+  {
+    std::ifstream in(other / "eval.json");
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(text.find("\"uni20\"") != std::string::npos);
+    CHECK(text.find("ndcg@5") != std::string::npos);
+    CHECK(text.find("ndcg@10") == std::string::npos);
+  }
+  require_clean_failure(run_cli("evaluate " + q(run.string()) + " --set train.lr=0.1"), "only eval.* settings can change");
+  require_clean_failure(run_cli("evaluate " + q(run.string()) + " --set eval.nosuch=1"), "unknown key 'eval.nosuch'");
+  require_clean_failure(run_cli("evaluate " + q(run.string()) + " --set eval.protocol=uniform"), "eval.protocol");
   // Resuming a finished run re-evaluates it without training more.
   r = run_cli("train --resume " + q(run.string()));
   CHECK(r.code == 0);

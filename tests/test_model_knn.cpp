@@ -280,6 +280,51 @@ TEST_CASE("userknn: similarities, pruning and ranking scores by hand", "[models]
   CHECK(neighbour_sim(*js, 0, 2) == Approx(2.0 / 3 * 2 / 3));
 }
 
+TEST_CASE("itemknn/userknn: column pruning by hand (the transposed k-lists)", "[models]") {
+  const Example e = example_a();
+  const double c2 = 2 / std::sqrt(6.0), h = 1 / std::sqrt(2.0);
+  // UserKNN k = 1: u0 -> u2 (2/sqrt 6 beats 2/3), u1 -> u0 (2/3), u2 -> u0 (2/sqrt 6), u3 -> none.
+  // Column: u0 counts for u1 and u2 ... transposed: u0's entries are u1 (2/3) and u2 (2/sqrt 6),
+  // u2's is u0 (2/sqrt 6), u1 and u3 have none (u3 keeps its zero padding).
+  UserKNN u(e.ctx(), KNNOptions().similarity("cosine").shrinkage(0).neighbors(1).prune("column"));
+  u->fit(e.s.train);
+  CHECK(torch::equal(u->nbr_ptr, longs({0, 2, 2, 3, 4})));
+  CHECK(torch::equal(u->nbr_list, longs({1, 2, 0, 3})));
+  CHECK(u->nbr_weight[0].item<double>() == Approx(2.0 / 3));
+  CHECK(u->nbr_weight[3].item<double>() == 0.0);
+  const auto ua = u->score_all(longs({0, 1, 2}));
+  // u0: u1 has {i0, i1, i3}, u2 has {i1, i2}.
+  CHECK(ua[0][0].item<double>() == Approx(2.0 / 3));
+  CHECK(ua[0][1].item<double>() == Approx(2.0 / 3 + c2));
+  CHECK(ua[0][2].item<double>() == Approx(c2));
+  CHECK(ua[0][3].item<double>() == Approx(2.0 / 3));
+  CHECK(ua[0][4].item<double>() == 0.0);
+  CHECK(ua[1].abs().sum().item<float>() == 0.0f);  // nobody keeps u1 as a neighbour
+  CHECK(ua[2][0].item<double>() == Approx(c2));     // u0's items {i0, i1, i2}
+  CHECK(ua[2][3].item<double>() == 0.0);
+  check_score_agrees(*u);
+
+  // ItemKNN k = 2 (lists as in the row test): i0 -> {i1, i3}, i1 -> {i0, i2}, i2 -> {i1, i0},
+  // i3 -> {i0, i1}. Column: score(u, i) = sum over u's items j with i in j's list of s_ji.
+  ItemKNN m(e.ctx(), KNNOptions().similarity("cosine").shrinkage(0).neighbors(2).prune("column"));
+  m->fit(e.s.train);
+  const auto all = m->score_all(longs({0, 2}));
+  // u0 has {i0, i1, i2}.
+  CHECK(all[0][0].item<double>() == Approx(c2 + 0.5));  // from i1 and i2
+  CHECK(all[0][1].item<double>() == Approx(2 * c2));    // from i0 and i2
+  CHECK(all[0][2].item<double>() == Approx(c2));        // from i1 (i2 is in neither i0's list)
+  CHECK(all[0][3].item<double>() == Approx(h));         // from i0
+  CHECK(all[0][4].item<double>() == 0.0);
+  // u2 has {i1, i2}.
+  CHECK(all[1][0].item<double>() == Approx(c2 + 0.5));
+  CHECK(all[1][3].item<double>() == 0.0);
+  check_score_agrees(*m);
+  // Row pruning of the same model scores i2 for u0 as c2 + 0.5: the two rules differ.
+  ItemKNN row(e.ctx(), KNNOptions().similarity("cosine").shrinkage(0).neighbors(2));
+  row->fit(e.s.train);
+  CHECK(row->score(longs({0}), longs({2}))[0].item<double>() == Approx(c2 + 0.5));
+}
+
 TEST_CASE("userknn: rating prediction with the mean baseline by hand, fallback", "[models]") {
   const Example e = example_a();
   // Jaccard: J(u2, u0) = 2/3, J(u2, u1) = 1/4, J(u0, u1) = 1/2. User means: u0 4, u1 7/3,
@@ -326,6 +371,10 @@ TEST_CASE("itemknn/userknn: bad options and missing ratings are clear errors", "
     CHECK_THROWS_WITH(build(neg_shrink), Contains("model.shrinkage"));
     const Config bad_mode = cfg_with(model, "mode: both");
     CHECK_THROWS_WITH(build(bad_mode), Contains("model.mode") && Contains("ranking, rating"));
+    const Config bad_prune = cfg_with(model, "prune: cols");
+    CHECK_THROWS_WITH(build(bad_prune), Contains("model.prune") && Contains("'cols'") && Contains("row, column"));
+    const Config rating_column = cfg_with(model, "mode: rating, prune: column");
+    CHECK_THROWS_WITH(build(rating_column), Contains("model.prune 'column' applies to model.mode 'ranking' only"));
   }
   // The options struct is checked too.
   CHECK_THROWS_WITH(ItemKNN(e.ctx(), KNNOptions().similarity("euclid")),
@@ -366,10 +415,12 @@ TEST_CASE("itemknn/userknn: contract in both modes (score_all, save/load, TorchS
   const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
       {"itemknn", {}},
       {"itemknn", {"model.similarity=pearson", "model.neighbors=7"}},
+      {"itemknn", {"model.prune=column", "model.neighbors=5"}},
       {"itemknn", {"model.mode=rating", "model.similarity=pearson_baseline", "model.neighbors=5"}},
       {"itemknn", {"model.mode=rating", "model.similarity=cosine", "model.baseline=mean", "model.neighbors=40"}},
       {"userknn", {}},
       {"userknn", {"model.similarity=jaccard", "model.neighbors=3"}},
+      {"userknn", {"model.prune=column", "model.neighbors=4"}},
       {"userknn", {"model.mode=rating", "model.similarity=pearson_baseline", "model.neighbors=5"}},
       {"userknn", {"model.mode=rating", "model.similarity=adjusted_cosine", "model.baseline=mean"}},
   };

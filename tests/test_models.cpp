@@ -54,8 +54,10 @@ TEST_CASE("contract: every registered model", "[contract]") {
         model->fit(split.train);
       } else {
         // The loss is finite and falls over a few epochs of the model's own batches.
+        model->before_training();
         auto sampler = make_sampler("uniform", split.train);
-        Batcher batcher(split.train, model->input_type(), *sampler, 256, 1);
+        auto batcher_ptr = make_batcher(split, model->input_type(), *sampler, 256, 1);
+        BatchSource& batcher = *batcher_ptr;
         auto opt = make_optimizer("adam", model->parameters(), 0.01, 0.0, 0.0);
         auto epoch_loss = [&](bool step, uint64_t epoch) {
           batcher.start_epoch(1, epoch);

@@ -1,10 +1,14 @@
 #include "helpers.h"
 
+#include <algorithm>
 #include <cmath>
+#include <fstream>
 
 #include <torch/torch.h>
 
 #include "datasets/dataset.h"
+#include "datasets/sampler.h"
+#include "models/bpr.h"
 #include "models/registry.h"
 #include "trainers/error.h"
 #include "trainers/experiment.h"
@@ -199,4 +203,80 @@ TEST_CASE("trainer: early stopping stops after `patience` validations without ga
   tr->fit();
   CHECK(tr->epoch() < 100);
   CHECK(tr->epoch() == tr->best_epoch() + 2);
+}
+
+namespace {
+// BPR that counts before_training() calls.
+struct CountingBPR : BPRImpl {
+  using BPRImpl::BPRImpl;
+  int calls = 0;
+  void before_training() override { ++calls; }
+};
+}  // namespace
+
+TEST_CASE("trainer: before_training runs once for a fresh run, never on resume; log_every logs the loss", "[trainer]") {
+  Fixture f({"train.epochs=2", "train.batch_size=256", "train.log_every=3", "train.early_stop.patience=0"});
+  TempDir t;
+  f.log.open(t.file("train.log"));
+  const ModelContext ctx{f.data.data.n_users(), f.data.data.n_items(), &f.cfg};
+  auto counting = std::make_shared<CountingBPR>(ctx);
+  Recommender model(std::static_pointer_cast<RecommenderImpl>(counting));
+  {
+    Trainer tr(model, f.data.split, TrainOptions::from_config(f.cfg), EvalOptions::from_config(f.cfg), torch::kCPU,
+               t.file("run"), f.log);
+    CHECK_FALSE(tr.fit(1));  // one epoch, then stop
+    CHECK(counting->calls == 1);
+  }
+  {
+    Trainer tr(model, f.data.split, TrainOptions::from_config(f.cfg), EvalOptions::from_config(f.cfg), torch::kCPU,
+               t.file("run"), f.log);
+    tr.resume(false);
+    CHECK(tr.fit());
+    CHECK(counting->calls == 1);  // resumed: the pre-training hook is not run again
+  }
+  f.log.close();
+  std::ifstream in(t.file("train.log"));
+  std::string line;
+  int64_t step_lines = 0, epoch_lines = 0;
+  while (std::getline(in, line)) {
+    if (line.find(" step ") != std::string::npos) {
+      ++step_lines;
+      CHECK_THAT(line, Contains("(mean of the last 3 steps)"));
+    }
+    if (line.find("% batching)") != std::string::npos) ++epoch_lines;
+  }
+  // Steps per epoch: the pairwise rows (one negative per positive) in batches of 256. The step
+  // counter restarts with the process, so each of the two runs logs floor(steps / 3) lines.
+  const int64_t steps = (f.data.split.train.nnz() + 255) / 256;
+  CHECK(epoch_lines == 2);
+  CHECK(step_lines == 2 * (steps / 3));
+}
+
+TEST_CASE("user batcher: every user with training data once per epoch, order from (seed, epoch)", "[trainer]") {
+  const Config cfg = synthetic_config("bpr");
+  const Dataset d = load_dataset(cfg);
+  const Split s = split_dataset(d, cfg);
+  auto sampler = make_sampler("uniform", s.train);
+  auto order = [&](uint64_t seed, uint64_t epoch) {
+    auto b = make_batcher(s, InputType::Users, *sampler, 7, 1);
+    b->start_epoch(seed, epoch);
+    std::vector<int64_t> users;
+    Batch batch;
+    while (b->next(batch)) {
+      CHECK(batch.size() <= 7);
+      CHECK_FALSE(batch.items.defined());
+      for (int64_t r = 0; r < batch.size(); ++r) users.push_back(batch.users[r].item<int64_t>());
+    }
+    return users;
+  };
+  const auto a = order(1, 0);
+  std::vector<int64_t> expected;
+  for (int64_t u = 0; u < s.train.n_rows; ++u)
+    if (s.train.row_size(u) > 0) expected.push_back(u);
+  auto sorted = a;
+  std::sort(sorted.begin(), sorted.end());
+  CHECK(sorted == expected);
+  CHECK(order(1, 0) == a);
+  CHECK(order(1, 1) != a);
+  CHECK(order(2, 0) != a);
 }

@@ -1,6 +1,7 @@
 // Checkpoint files: LibTorch archives written atomically (to a temporary file in the same folder,
 // then renamed), so a crash mid-write never leaves a truncated checkpoint behind.
 #pragma once
+#include <torch/nn/module.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
@@ -11,6 +12,11 @@ namespace rzoo {
 void save_archive_atomic(torch::serialize::OutputArchive& archive, const std::string& path);
 // Loads `path`; a missing, truncated or corrupt file is an rzoo::Error naming it.
 void load_archive(torch::serialize::InputArchive& archive, const std::string& path, const c10::Device& device);
+// Loads the model weights of an rzoo training checkpoint (a run's best.pt or last.pt) into
+// `module`: checks the format tag, that the checkpoint holds model `model_name`, and that every
+// parameter and buffer keeps its shape; each failure is an rzoo::Error naming the file.
+void load_model_checkpoint(const std::string& path, torch::nn::Module& module, const std::string& model_name,
+                           const c10::Device& device);
 // Writes text to `path` atomically.
 void write_file_atomic(const std::string& path, const std::string& text);
 

@@ -341,6 +341,32 @@ Config resolve_config(const ConfigSources& src) {
   return Config(root, origins);
 }
 
+Config Config::with_set(const std::string& assignment) const {
+  const Layer l = set_layer(assignment);
+  const std::string key = assignment.substr(0, assignment.find('='));
+  if (!has(key)) fail("--set {}: unknown key '{}'", assignment, key);
+  YAML::Node root = YAML::Clone(root_);
+  // Walk the single-path layer {a: {b: value}} and the clone together; replace at the leaf.
+  YAML::Node src, dst;
+  src.reset(l.node);
+  dst.reset(root);
+  for (;;) {
+    const auto it = src.begin();
+    const std::string k = it->first.as<std::string>();
+    const YAML::Node next_src = it->second;
+    if (!next_src.IsMap() || !YAML::Node(dst[k]).IsMap()) {
+      dst[k] = next_src;
+      break;
+    }
+    const YAML::Node next_dst = dst[k];
+    src.reset(next_src);
+    dst.reset(next_dst);
+  }
+  auto origins = origins_;
+  origins[key] = "--set " + assignment;
+  return Config(root, origins);
+}
+
 Config load_resolved_config(const std::string& path) {
   Layer l = load_layer(path);
   return Config(l.node, {});

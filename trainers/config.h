@@ -66,6 +66,10 @@ class Config {
   // Throws "<origin>: <path>: <message>".
   [[noreturn]] void bad(const std::string& path, const std::string& message) const;
 
+  // A copy with one "a.b=value" assignment (value parsed as YAML) replacing the value of an
+  // existing key; an unknown key is an error naming it. For overrides of a resolved config.
+  Config with_set(const std::string& assignment) const;
+
   // YAML text; with origins, each value carries a `# file:line` comment.
   std::string dump(bool with_origins = true) const;
 

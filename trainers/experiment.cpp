@@ -1,5 +1,6 @@
 #include "trainers/experiment.h"
 
+#include <cctype>
 #include <torch/torch.h>
 
 #include <sys/resource.h>
@@ -210,12 +211,20 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
   return r;
 }
 
-std::unique_ptr<OpenedRun> open_run(const std::string& run_dir, Logger& log) {
+std::unique_ptr<OpenedRun> open_run(const std::string& run_dir, Logger& log, const std::vector<std::string>& eval_sets) {
   const std::string cfg_path = run_dir + "/config.yaml";
   if (!fs::is_directory(run_dir)) fail("{}: no such run folder", run_dir);
   if (!fs::exists(cfg_path)) fail("{}: not an rzoo run folder (no config.yaml)", run_dir);
   if (!fs::exists(run_dir + "/best.pt")) fail("{}: the run has no best.pt yet (train it first, or --resume it)", run_dir);
-  auto r = std::make_unique<OpenedRun>(OpenedRun{load_resolved_config(cfg_path), {}, nullptr, c10::Device(c10::kCPU), 0, 0, 0});
+  const Config trained = load_resolved_config(cfg_path);  // the training settings, as run
+  Config loaded = trained;
+  for (const auto& s : eval_sets) {
+    if (s.rfind("eval.", 0) != 0)
+      fail("--set {}: only eval.* settings can change when re-evaluating a run (other keys would change the model "
+           "or its data; train a new run instead)", s);
+    loaded = loaded.with_set(s);
+  }
+  auto r = std::make_unique<OpenedRun>(OpenedRun{std::move(loaded), {}, nullptr, c10::Device(c10::kCPU), 0, 0, 0});
   const Config& cfg = r->cfg;
   r->device = setup_runtime(cfg);
   r->data = prepare_data(cfg, log);
@@ -224,7 +233,10 @@ std::unique_ptr<OpenedRun> open_run(const std::string& run_dir, Logger& log) {
     fail("{}: the data files no longer give the users and items this run was trained on", run_dir);
   ModelContext ctx{p.data.n_users(), p.data.n_items(), &cfg, &p.data, &p.split};
   r->model = make_model(cfg.get_string("model.name"), ctx);
-  Trainer trainer(r->model, p.split, TrainOptions::from_config(cfg), EvalOptions::from_config(cfg), r->device, run_dir, log, &p.data);
+  // The trainer only restores the checkpoint: it reads the run's own settings (its early-stopping
+  // metric need not be among overridden eval settings).
+  Trainer trainer(r->model, p.split, TrainOptions::from_config(trained), EvalOptions::from_config(trained), r->device, run_dir,
+                  log, &p.data);
   if (fs::exists(run_dir + "/last.pt")) trainer.resume(/*announce=*/false);  // best epoch, epochs, seconds
   trainer.restore_best();
   r->best_epoch = trainer.best_epoch();
@@ -233,8 +245,8 @@ std::unique_ptr<OpenedRun> open_run(const std::string& run_dir, Logger& log) {
   return r;
 }
 
-RunResult evaluate_run(const std::string& run_dir, Logger& log) {
-  const auto o = open_run(run_dir, log);
+RunResult evaluate_run(const std::string& run_dir, Logger& log, const std::vector<std::string>& eval_sets) {
+  const auto o = open_run(run_dir, log, eval_sets);
   const PreparedData& p = o->data;
   RunResult r;
   r.model = o->cfg.get_string("model.name");
@@ -247,8 +259,20 @@ RunResult evaluate_run(const std::string& run_dir, Logger& log) {
   r.test = evaluate(*o->model, p.split, Target::Test, eval, o->device, &p.data);
   log.line(eval_table(r.valid));
   log.line(eval_table(r.test));
-  write_eval_files(r, p, eval, run_dir);
-  write_file_atomic(run_dir + "/eval.json", metrics_json(r));
+  std::string out = run_dir;
+  if (!eval_sets.empty()) {  // e.g. RUN_DIR/eval-protocol-full
+    std::string tag = "eval";
+    for (const auto& s : eval_sets) {
+      tag += "-";
+      for (const char c : s.substr(5)) tag += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ? c : '-';
+    }
+    out = run_dir + "/" + tag;
+    fs::create_directories(out);
+    write_file_atomic(out + "/config.yaml", o->cfg.dump(true));
+  }
+  write_eval_files(r, p, eval, out);
+  write_file_atomic(out + "/eval.json", metrics_json(r));
+  if (out != run_dir) log.line(fmt::format("wrote {}/eval.json", out));
   return r;
 }
 

@@ -57,9 +57,13 @@ struct OpenedRun {
   int64_t best_epoch = 0, epochs_run = 0;
   double train_seconds = 0;
 };
-std::unique_ptr<OpenedRun> open_run(const std::string& run_dir, Logger& log);
-// Re-evaluates a finished run from its folder (rebuilding its data split from config.yaml).
-RunResult evaluate_run(const std::string& run_dir, Logger& log);
+// eval_sets: "eval.KEY=VALUE" overrides of the run's evaluation settings (any other key is an
+// error: it would change the model or its data).
+std::unique_ptr<OpenedRun> open_run(const std::string& run_dir, Logger& log, const std::vector<std::string>& eval_sets = {});
+// Re-evaluates a finished run from its folder (rebuilding its data split from config.yaml) and
+// writes RUN_DIR/eval.json and the per-user files. With eval_sets (e.g. eval.protocol=full), the
+// files go to RUN_DIR/eval-<overrides>/ instead, next to the run's own results.
+RunResult evaluate_run(const std::string& run_dir, Logger& log, const std::vector<std::string>& eval_sets = {});
 // Trains every entry of the experiment's `compare` list on one dataset and split. Writes
 // compare.md, compare.csv, compare.tex (test metrics with bootstrap intervals and paired tests
 // against compare_stats.baseline) and compare.json in the comparison's folder (out_dir).

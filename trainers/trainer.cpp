@@ -55,6 +55,7 @@ TrainOptions TrainOptions::from_config(const Config& cfg) {
   o.early_stop_metric = cfg.get_string("train.early_stop.metric");
   o.patience = cfg.get_int("train.early_stop.patience", 0);
   o.progress = cfg.get_choice("train.progress", {"auto", "true", "false"});
+  o.log_every = cfg.get_int("train.log_every", 0);
   o.seed = static_cast<uint64_t>(cfg.get_int("seed", 0));
   // The early-stopping metric must be one the evaluator computes.
   const auto eval = EvalOptions::from_config(cfg);
@@ -184,6 +185,14 @@ void load_module(torch::serialize::InputArchive& ar, torch::nn::Module& module, 
 }
 }  // namespace
 
+void load_model_checkpoint(const std::string& path, torch::nn::Module& module, const std::string& model_name,
+                           const c10::Device& device) {
+  torch::serialize::InputArchive ar;
+  load_archive(ar, path, device);
+  check_format(ar, path, model_name);
+  load_module(ar, module, path);
+}
+
 void Trainer::resume(bool announce) {
   const std::string path = run_dir_ + "/last.pt";
   torch::serialize::InputArchive ar;
@@ -222,13 +231,7 @@ void Trainer::resume(bool announce) {
                           opt_.early_stop_metric, best_valid_, best_epoch_));
 }
 
-void Trainer::restore_best() {
-  const std::string path = run_dir_ + "/best.pt";
-  torch::serialize::InputArchive ar;
-  load_archive(ar, path, device_);
-  check_format(ar, path, model_->name());
-  load_module(ar, *model_, path);
-}
+void Trainer::restore_best() { load_model_checkpoint(run_dir_ + "/best.pt", *model_, model_->name(), device_); }
 
 bool Trainer::fit(int64_t max_epochs) {
   namespace fs = std::filesystem;
@@ -261,7 +264,11 @@ bool Trainer::fit(int64_t max_epochs) {
   int64_t ran = 0;
   // The initial state, so that even a run stopped in its first epoch can be resumed (exactly:
   // epoch 0's order and negatives depend on (seed, 0) alone).
-  if (epoch_ == 0 && history_.empty()) save_last();
+  if (epoch_ == 0 && history_.empty()) {
+    model_->before_training();
+    save_last();
+  }
+  int64_t step = 0;  // steps of this process (for log_every)
 
   while (epoch_ < opt_.epochs) {
     if (max_epochs >= 0 && ran >= max_epochs) return false;
@@ -271,9 +278,14 @@ bool Trainer::fit(int64_t max_epochs) {
     torch::manual_seed(mix_seed(opt_.seed, static_cast<uint64_t>(epoch_)));  // dropout etc.
     auto total = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
     Batch b;
-    int64_t batch_no = 0, rows = 0;
+    auto window = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
+    int64_t batch_no = 0, rows = 0, window_rows = 0;
+    double batch_seconds = 0;
     auto last_draw = Clock::now();
-    while (batcher.next(b)) {
+    for (;;) {
+      const auto tb = Clock::now();
+      if (!batcher.next(b)) break;
+      batch_seconds += since(tb);
       if (stop_requested()) fail("interrupted during epoch {}; the last complete epoch is saved in {}/last.pt "
                                  "(continue with: rzoo train --resume {})", epoch_ + 1, run_dir_, run_dir_);
       if (device_.type() != c10::kCPU)
@@ -283,9 +295,21 @@ bool Trainer::fit(int64_t max_epochs) {
       auto loss = model_->loss(b);
       loss.backward();
       optimizer_->step();
-      total += loss.detach().to(torch::kDouble) * static_cast<double>(b.size());
+      const auto weighted = loss.detach().to(torch::kDouble) * static_cast<double>(b.size());
+      total += weighted;
       rows += b.size();
       ++batch_no;
+      ++step;
+      if (opt_.log_every > 0) {
+        window += weighted;
+        window_rows += b.size();
+        if (step % opt_.log_every == 0) {  // reads the device only every log_every steps
+          log_.line(fmt::format("epoch {:>4} step {:>7} | loss {:.6f} (mean of the last {} steps)", epoch_ + 1, step,
+                                window.item<double>() / static_cast<double>(window_rows), opt_.log_every));
+          window.zero_();
+          window_rows = 0;
+        }
+      }
       if (show_progress && since(last_draw) > 0.2) {
         last_draw = Clock::now();
         const int64_t nb = batcher.batches_per_epoch(), width = 30, done = width * batch_no / nb;
@@ -300,6 +324,7 @@ bool Trainer::fit(int64_t max_epochs) {
     ++epoch_;
     ++ran;
     EpochRecord rec{epoch_, loss, since(t0), 0.0};
+    rec.batch_seconds = batch_seconds;
     rec.samples_per_s = static_cast<double>(rows) / std::max(rec.seconds, 1e-9);
     train_seconds_ += rec.seconds;
 
@@ -327,8 +352,9 @@ bool Trainer::fit(int64_t max_epochs) {
       save_best();
     }
     history_.push_back(rec);
-    log_.line(fmt::format("epoch {:>4}/{} | loss {:.6f} | {:.2f} s | {} samples/s{}", epoch_, opt_.epochs, loss,
-                          rec.seconds, thousands(rec.samples_per_s), valid_text));
+    log_.line(fmt::format("epoch {:>4}/{} | loss {:.6f} | {:.2f} s ({:.1f}% batching) | {} samples/s{}", epoch_,
+                          opt_.epochs, loss, rec.seconds, 100.0 * batch_seconds / std::max(rec.seconds, 1e-9),
+                          thousands(rec.samples_per_s), valid_text));
     if (done_)
       log_.line(fmt::format("early stop: no better {} in {} validations; best {:.4f} at epoch {}",
                             opt_.early_stop_metric, opt_.patience, best_valid_, best_epoch_));

@@ -39,6 +39,7 @@ struct TrainOptions {
   std::string early_stop_metric = "ndcg@10";
   int64_t patience = 10;           // validations without improvement before stopping; 0 = never
   std::string progress = "auto";   // auto | true | false
+  int64_t log_every = 0;           // log the mean loss of the last N steps; 0 = off
   uint64_t seed = 2020;
   static TrainOptions from_config(const Config& cfg);
 };
@@ -48,6 +49,7 @@ struct EpochRecord {
   double loss = std::numeric_limits<double>::quiet_NaN();
   double seconds = 0, samples_per_s = 0;
   double valid = std::numeric_limits<double>::quiet_NaN();  // NaN when not validated
+  double batch_seconds = 0;  // of `seconds`: building batches (sampling negatives); not kept by resume
 };
 
 // Asks a running fit() to stop after the current batch (from a signal handler: lock-free).
