@@ -114,8 +114,14 @@ at::Tensor normalized(const at::Tensor& s, const at::Tensor& seen, const std::st
   }
   return s;
 }
-// Rank of every item per row, 1 = highest score; ties by item index (stable sort).
-at::Tensor ranks(const at::Tensor& s) {
+// Rank of every item per row, 1 = highest score; ties by item index (stable sort). Scores equal
+// up to float noise count as ties: items with identical vectors can get scores a few ulps apart
+// depending on how BLAS blocks a batch, which would otherwise decide their order (and differ
+// between batch shapes). So rank the scores rounded to 2^-20 of the row's largest magnitude.
+at::Tensor ranks(const at::Tensor& s_in) {
+  const auto fin = torch::isfinite(s_in);
+  const auto scale = s_in.masked_fill(~fin, 0.0).abs().amax(1, true).clamp_min(1e-30);
+  const auto s = torch::where(fin, torch::round(s_in / scale * 1048576.0), s_in);
   const auto order = std::get<1>(s.sort(/*stable=*/true, 1, /*descending=*/true));
   auto r = torch::empty_like(order);
   r.scatter_(1, order, torch::arange(1, s.size(1) + 1, order.options()).expand_as(order).contiguous());
@@ -196,14 +202,19 @@ def _zscore(self, s: Tensor, known: Tensor) -> Tensor:
     var = (s - mean).pow(2).masked_fill(known, 0.0).sum(1, True) / n
     return (s - mean) / var.sqrt().clamp_min(1e-12)
 
-def _ranks(self, s: Tensor) -> Tensor:
+def _ranks(self, s_in: Tensor) -> Tensor:
+    fin = torch.isfinite(s_in)
+    scale = s_in.masked_fill(~fin, 0.0).abs().amax(1, True).clamp_min(1e-30)
+    s = torch.where(fin, torch.round(s_in / scale * 1048576.0), s_in)
     order = torch.sort(s, stable=True, dim=1, descending=True)[1]
     r = torch.empty_like(order)
     r.scatter_(1, order, torch.arange(1, s.size(1) + 1, dtype=order.dtype).expand_as(order).contiguous())
     return r.float()
 
 def _score(self, users: Tensor, items: Tensor) -> Tensor:
-    return self._score_all(users).gather(1, items.unsqueeze(1)).squeeze(1)
+    # Each distinct user once, as score() does (the same batches, so the same float rounding).
+    uniq, inverse, counts = torch._unique2(users, sorted=True, return_inverse=True, return_counts=False)
+    return self._score_all(uniq)[inverse, items]
 
 def _score_all(self, users: Tensor) -> Tensor:
     known = self._seen(users)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "models/autoencoder.h"
 #include "models/bpr.h"
 #include "models/content.h"
 #include "models/ease.h"
@@ -9,6 +10,7 @@
 #include "models/ials.h"
 #include "models/knn.h"
 #include "models/mf_rating.h"
+#include "models/ncf.h"
 #include "models/pop.h"
 #include "trainers/error.h"
 

@@ -66,7 +66,7 @@ TEST_CASE("config: typed getters check ranges and choices", "[config]") {
 }
 
 TEST_CASE("config: unknown model, missing file, syntax error", "[config]") {
-  CHECK_THROWS_WITH(make_config("model: nosuch\n"), Contains("unknown model 'nosuch'") && Contains("bpr, content") && Contains("itemknn, pop"));
+  CHECK_THROWS_WITH(make_config("model: nosuch\n"), Contains("unknown model 'nosuch'") && Contains("bpr, content") && Contains("ials, itemknn"));
   CHECK_THROWS_WITH(load_layer("/nonexistent/x.yaml"), Contains("/nonexistent/x.yaml: cannot open config file"));
   CHECK_THROWS_WITH(parse_layer("a: [1, 2\n", "bad.yaml"), Contains("bad.yaml:") && Contains("YAML syntax error"));
 }

@@ -34,7 +34,7 @@ struct Exported {
 
 }  // namespace
 
-TEST_CASE("export: the file holds the model, its ids, config and metrics; recommend serves it", "[export][cli]") {
+TEST_CASE("export: the file holds the model, its ids, config and metrics, recommend serves it", "[export][cli]") {
   Exported x;
   // Plain LibTorch loads it, with its extra files.
   torch::jit::ExtraFilesMap extra{{"config.yaml", ""}, {"users.txt", ""}, {"items.txt", ""}, {"metrics.json", ""}, {"rzoo.txt", ""}};

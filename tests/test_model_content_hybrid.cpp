@@ -74,7 +74,7 @@ TEST_CASE("content: TF-IDF vectors, profiles and cosine scores by hand", "[model
   CHECK_THROWS_WITH(Content(ModelContext{2, 4, nullptr}), Contains("needs the dataset's item features"));
 }
 
-TEST_CASE("hybrid: weighted blend and reciprocal-rank fusion by hand; sub-models from YAML", "[models]") {
+TEST_CASE("hybrid: weighted blend and reciprocal-rank fusion by hand, sub-models from YAML", "[models]") {
   const Dataset d = tiny();
   Split s;
   s.train = Csr::from_pairs(2, 4, {0, 1, 1}, {0, 1, 2});

@@ -140,7 +140,7 @@ TEST_CASE("ials: one user half-step is the closed-form minimiser", "[models]") {
   CHECK(w[2].abs().max().item<float>() == 0.0f);  // no items: pulled to 0 only
 }
 
-TEST_CASE("ials: the loss never increases; scores agree; empty users and items are finite", "[models]") {
+TEST_CASE("ials: the loss never increases, scores agree, empty users and items are finite", "[models]") {
   Csr train = random_csr(40, 30, 0.2, 7);
   // User 5 and item 4 without interactions.
   {

@@ -242,7 +242,7 @@ TEST_CASE("biasedmf, svdpp: training RMSE falls, score and score_all agree, fres
   CHECK_FALSE(torch::equal(b3->user_factors, b1->user_factors));
 }
 
-TEST_CASE("biasedmf, svdpp: from their YAML on synthetic ratings; checkpoint, export and clipping", "[models]") {
+TEST_CASE("biasedmf, svdpp: from their YAML on synthetic ratings, checkpoint, export and clipping", "[models]") {
   for (const std::string name : {"biasedmf", "svdpp"}) {
     DYNAMIC_SECTION(name) {
       const Config cfg = synthetic_config(name, {"model.epochs=5", "seed=7"});

@@ -186,7 +186,7 @@ TEST_CASE("recbole atomic files: .inter, .item features by type, .user", "[data]
                     Contains("mini.item:1:1: header field 'item_id' has no type"));
 }
 
-TEST_CASE("ncf files: the given split with its negatives; validation carved from train", "[data][readers][split]") {
+TEST_CASE("ncf files: the given split with its negatives, validation carved from train", "[data][readers][split]") {
   TempDir t;
   t.write("x.train.rating", "0\t1\t5\t10\n0\t2\t4\t11\n0\t3\t4\t12\n1\t1\t3\t10\n1\t4\t5\t13\n");
   t.write("x.test.rating", "0\t4\t5\t20\n1\t2\t4\t21\n");
@@ -311,7 +311,7 @@ TEST_CASE("splits: leave-last by time, temporal, kfold, global random", "[data][
   CHECK_THROWS_WITH(split_dataset(d, cfg({"dataset.split.method=given"})), Contains("'given' needs a split"));
 }
 
-TEST_CASE("given split from csv files; a repeated pair never straddles a random split", "[data][split]") {
+TEST_CASE("given split from csv files, a repeated pair never straddles a random split", "[data][split]") {
   TempDir t;
   t.write("tr.csv", "user,item\na,x\na,y\nb,x\nb,y\nb,z\n");
   t.write("te.csv", "user,item\na,z\nb,w\n");
@@ -359,7 +359,7 @@ TEST_CASE("popularity sampler: proportional to popularity, never a positive", "[
   CHECK(flat.probability(5) == Approx(1.0 / 6.0));
 }
 
-TEST_CASE("sequence batcher: prefixes, left truncation and padding; per-position targets", "[data][sampler]") {
+TEST_CASE("sequence batcher: prefixes, left truncation and padding, per-position targets", "[data][sampler]") {
   Sequences seq;
   seq.n_rows = 2;
   seq.n_cols = 10;
@@ -402,7 +402,7 @@ TEST_CASE("sequence batcher: prefixes, left truncation and padding; per-position
   CHECK_THROWS_WITH(SequenceBatcher(seq, s, SequenceOptions{3, false}, 10, 2), Contains("neg_per_pos must be 1"));
 }
 
-TEST_CASE("cache: a second load skips parsing; a changed or damaged cache is never used", "[data][cache]") {
+TEST_CASE("cache: a second load skips parsing, a changed or damaged cache is never used", "[data][cache]") {
   TempDir t;
   t.write("r.csv", "user,item,rating\na,x,4\nb,y,3\nb,x,5\n");
   t.write("items.csv", "item,title,genres\nx,X One,A|B\ny,Y Two,B\n");

@@ -214,7 +214,7 @@ struct CountingBPR : BPRImpl {
 };
 }  // namespace
 
-TEST_CASE("trainer: before_training runs once for a fresh run, never on resume; log_every logs the loss", "[trainer]") {
+TEST_CASE("trainer: before_training runs once for a fresh run, never on resume, log_every logs the loss", "[trainer]") {
   Fixture f({"train.epochs=2", "train.batch_size=256", "train.log_every=3", "train.early_stop.patience=0"});
   TempDir t;
   f.log.open(t.file("train.log"));

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# NeuMF training speed on the NCF ML-1M train (994,169 positives, 4 sampled negatives each:
+# 4.97 M rows per epoch), batch 256 and 2048, 64 predictive factors (GMF 64, MLP 512-256-128-64),
+# Adam, threads auto (all cores). Prints seconds per epoch, samples/s and the share of the epoch
+# spent building batches (shuffling, sampling negatives, filling tensors), from one epoch of
+# `rzoo train` each (validation is not part of the epoch time). The reference is the same model in
+# plain PyTorch (bench/neumf_torch_ref.py, Debian's /usr/bin/python3 with torch 1.13.1 = the same
+# LibTorch) trained on pre-generated batches: the model's arithmetic without any data pipeline.
+# Usage: bash bench/neumf_speed.sh   (needs the build and ../shared/data/ncf-ml-1m)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data=${RZOO_SHARED_DATA:-../shared/data}
+out=build/neumf-speed
+rm -rf "$out"
+threads=$(nproc)
+for bs in 256 2048; do
+  ./build/rzoo train configs/experiments/ncf-ml-1m.yaml --quiet --set "dataset.path=$data/ncf-ml-1m/ml-1m" \
+    --set model=neumf --set model.embedding_size=64 --set "model.layers=[512,256,128,64]" \
+    --set train.epochs=1 --set train.batch_size=$bs --set train.progress=false \
+    --set output_dir=$out --set run_name=b$bs >/dev/null
+  line=$(grep -E "^epoch +1/1" $out/b$bs/train.log)
+  secs=$(echo "$line" | sed -E 's/.*\| ([0-9.]+) s \(([0-9.]+)% batching\) \| ([0-9,]+) samples\/s.*/\1/')
+  share=$(echo "$line" | sed -E 's/.*\| ([0-9.]+) s \(([0-9.]+)% batching\) \| ([0-9,]+) samples\/s.*/\2/')
+  sps=$(echo "$line" | sed -E 's/.*\| ([0-9.]+) s \(([0-9.]+)% batching\) \| ([0-9,]+) samples\/s.*/\3/' | tr -d ,)
+  steps=$(( 4000000 / bs / 4 ))
+  ref=$(/usr/bin/python3 bench/neumf_torch_ref.py 6040 3706 64 512,256,128,64 $bs $steps $threads 2>/dev/null || echo "")
+  if [ -n "$ref" ]; then
+    ratio=$(python3 -c "print(f'{$sps / $ref:.2f}')")
+    echo "neumf batch $bs: $secs s/epoch, $sps samples/s, batching $share% of the epoch; plain PyTorch, same model, no data pipeline: $ref samples/s (rzoo / that = $ratio)"
+  else
+    echo "neumf batch $bs: $secs s/epoch, $sps samples/s, batching $share% of the epoch (no /usr/bin/python3 torch for the reference)"
+  fi
+done

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Reproduction runs of the neural models (issue "Neural models"), from ../shared/data.
+# Every hyperparameter is chosen on the validation split (bench/tune.py: a small grid, the best
+# validation value wins; test is read only for the chosen setting); the chosen setting is then
+# re-run with seeds 1, 2, 3 and the test metrics averaged (mean ± sd).
+#   ncf     He et al.'s ML-1M split with its 99 given negatives (configs/experiments/ncf-ml-1m.yaml):
+#           GMF, NCF-MLP, NeuMF pre-trained from the same seed's GMF and NCF-MLP runs, and
+#           Rendle et al.'s dot-product MF; each final run is also ranked over all items
+#           (rzoo evaluate --set eval.protocol=full) and both are printed.
+#   mlsmall ml-latest-small, full ranking: Pop, BPR-MF, the MLP recommender, Mult-DAE, Mult-VAE.
+#   speed   NeuMF seconds per epoch, samples/s and the batching share (bench/neumf_speed.sh).
+# Usage: bash bench/neural_repro.sh [ncf|mlsmall|speed]...   (default: all; needs the build)
+# Outputs under build/neural-repro (finished runs are reused: delete it after changing the code).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data=${RZOO_SHARED_DATA:-../shared/data}
+out=build/neural-repro
+parts=("$@")
+[ ${#parts[@]} -eq 0 ] && parts=(ncf mlsmall speed)
+tune() { python3 bench/tune.py "$@"; }
+chosen() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['chosen_name'])" "$1"; }
+
+for part in "${parts[@]}"; do
+case $part in
+ncf)
+  if [ ! -f "$data/ncf-ml-1m/ml-1m.test.negative" ]; then echo "ncf: skipped: no $data/ncf-ml-1m"; continue; fi
+  echo "== NCF ML-1M split, 99 given negatives per test user (HR@10 / NDCG@10 on test; chosen on valid NDCG@10;"
+  echo "   'full' = the same runs ranked over all items)"
+  mkdir -p $out/ncf
+  c=(configs/experiments/ncf-ml-1m.yaml --set "dataset.path=$data/ncf-ml-1m/ml-1m" --set train.progress=false
+     --metric ndcg@10 --report hr@10,ndcg@10 --also-eval eval.protocol=full --seeds 1,2,3)
+  # 64 predictive factors: GMF embedding 64; NCF-MLP tower 512 -> 256 -> 128 -> 64 (3 hidden layers).
+  tune "${c[@]}" --out $out/ncf/gmf --summary $out/ncf/gmf.json --label "GMF (64)" \
+    --set model=gmf --set model.embedding_size=64 --grid "train.lr=GMF_LR"
+  tune "${c[@]}" --out $out/ncf/ncfmlp --summary $out/ncf/ncfmlp.json --label "NCF-MLP (64)" \
+    --set model=ncfmlp --set "model.layers=[512,256,128,64]" --grid "train.lr=MLP_LR"
+  # NeuMF: each seed starts from that seed's GMF and NCF-MLP (alpha 0.5) and is fine-tuned with SGD.
+  gmf=$out/ncf/gmf/$(chosen $out/ncf/gmf.json)_seed{seed}
+  mlp=$out/ncf/ncfmlp/$(chosen $out/ncf/ncfmlp.json)_seed{seed}
+  tune "${c[@]}" --out $out/ncf/neumf --summary $out/ncf/neumf.json --label "NeuMF pre-trained (64)" \
+    --set model=neumf --set model.embedding_size=64 --set "model.layers=[512,256,128,64]" \
+    --set "model.pretrain.gmf=$gmf" --set "model.pretrain.mlp=$mlp" --set train.optimizer=sgd --grid "train.lr=NEUMF_LR"
+  tune "${c[@]}" --out $out/ncf/mf --summary $out/ncf/mf.json --label "MF (dot product, log loss)" \
+    --set model=mf --grid "model.embedding_size=MF_DIM" --grid "train.lr=MF_LR"
+  ;;
+mlsmall)
+  echo "== ml-latest-small, full ranking, per-user random 80/10/10 (NDCG@10 on test)"
+  m=(configs/experiments/neural-mlsmall.yaml --set train.progress=false --metric ndcg@10 --report ndcg@10,hr@10)
+  tune "${m[@]}" --out $out/mlsmall/pop --set model=pop --label pop
+  tune "${m[@]}" --out $out/mlsmall/bpr --set model=bpr --label bpr-mf --seeds 1,2,3 --grid "train.lr=[0.001,0.005]"
+  tune "${m[@]}" --out $out/mlsmall/mlp --set model=mlp --label "mlp recommender" --seeds 1,2,3 \
+    --grid "model.activation=[sigmoid,relu,tanh]" --grid "model.hidden=[[256],[600,200]]"
+  tune "${m[@]}" --out $out/mlsmall/multdae --set model=multdae --label multdae --seeds 1,2,3
+  tune "${m[@]}" --out $out/mlsmall/multvae --set model=multvae --label multvae --seeds 1,2,3 \
+    --grid "model.total_anneal_steps=[2000,20000]"
+  ;;
+speed)
+  bash bench/neumf_speed.sh
+  ;;
+esac
+done

@@ -1,0 +1,442 @@
+// NCF: He, Liao, Zhang, Nie, Hu & Chua, "Neural Collaborative Filtering", WWW 2017 (GMF, MLP,
+// NeuMF; the authors' Keras code: github.com/hexiangnan/neural_collaborative_filtering).
+// MF: Rendle, Krichene, Zhang & Anderson, "Neural Collaborative Filtering vs. Matrix Factorization
+// Revisited", RecSys 2020.
+//
+// Shapes: B batch rows, U users, I items, D GMF/MF factors, L = layers.size(), h_j = layers[j].
+//   GMF     x = p_u * q_i                                    [B, D]
+//   MLP     x = a_{L-1}(... a_1([p_u; q_i]))                 [B, h_0] -> [B, h_{L-1}]
+//   NeuMF   x = [GMF x; MLP x]                               [B, D + h_{L-1}]
+//   logit = predict(x) = h^T x + b                           [B]
+//
+// Initialisation as in the original Keras code: embeddings N(0, init_std) (0.01 there), hidden
+// layers Glorot-uniform with zero bias, the predict layer LeCun-uniform, U(-sqrt(3 / fan_in),
+// +sqrt(3 / fan_in)), with zero bias. (LibTorch's Linear default would be U(+-1 / sqrt(fan_in)).)
+//
+// score_all of the MLP part: the concatenation [p_u; q_i] for every (user, item) pair would be a
+// [B, I, h_0] tensor. The first layer is linear, W [p; q] + b = (W_u p + b) + W_i q with W_u, W_i
+// the column halves of W: the user part [B, h_1] and the item part [I, h_1] are computed once and
+// added broadcast, a chunk of users at a time so that the [b, I, h] temporaries of the remaining
+// layers stay within chunk_bytes.
+#include "models/ncf.h"
+
+#include <torch/torch.h>
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "trainers/checkpoint.h"
+#include "trainers/config.h"
+#include "trainers/error.h"
+
+namespace fs = std::filesystem;
+
+namespace rzoo {
+
+namespace {
+
+std::string list_str(const std::vector<int64_t>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+at::Tensor cpu_copy(const at::Tensor& t) { return t.detach().to(torch::kCPU).clone(); }
+
+// ---- option checks (config: errors name the key and where it was set; direct options: TORCH_CHECK)
+
+std::vector<int64_t> layers_from_config(const Config* cfg) {
+  const auto layers = cfg->get_int_list("model.layers", 1);
+  if (layers.empty())
+    cfg->bad("model.layers", "must hold at least one size (layers[0], the width of the concatenated user and item "
+                             "embeddings), got []");
+  if (layers[0] < 2 || layers[0] % 2 != 0)
+    cfg->bad("model.layers", fmt::format("layers[0] must be even and >= 2 (the concatenated user and item embeddings, "
+                                         "half each), got {} in {}", layers[0], list_str(layers)));
+  return layers;
+}
+
+void check_std(const char* model, double init_std) {
+  TORCH_CHECK(init_std >= 0.0 && std::isfinite(init_std), model, ": model.init_std must be >= 0, got ", init_std);
+}
+
+void check_embedding(const char* model, int64_t d, double init_std) {
+  TORCH_CHECK(d >= 1, model, ": model.embedding_size must be >= 1, got ", d);
+  check_std(model, init_std);
+}
+
+void check_layers(const char* model, const std::vector<int64_t>& layers) {
+  TORCH_CHECK(!layers.empty(), model, ": model.layers must hold at least one size, got []");
+  TORCH_CHECK(layers[0] >= 2 && layers[0] % 2 == 0, model,
+              ": model.layers[0] must be even and >= 2 (the concatenated user and item embeddings, half each), got ",
+              layers[0], " in ", list_str(layers));
+  for (size_t j = 1; j < layers.size(); ++j)
+    TORCH_CHECK(layers[j] >= 1, model, ": model.layers[", j, "] must be >= 1, got ", layers[j], " in ", list_str(layers));
+}
+
+const GMFOptions& checked(const GMFOptions& o) {
+  check_embedding("gmf", o.embedding_size(), o.init_std());
+  return o;
+}
+
+const NCFMLPOptions& checked(const NCFMLPOptions& o) {
+  check_layers("ncfmlp", o.layers());
+  check_std("ncfmlp", o.init_std());
+  return o;
+}
+
+const NeuMFOptions& checked(const NeuMFOptions& o) {
+  check_embedding("neumf", o.embedding_size(), o.init_std());
+  check_layers("neumf", o.layers());
+  TORCH_CHECK(o.alpha() >= 0.0 && o.alpha() <= 1.0, "neumf: model.alpha must be in [0, 1], got ", o.alpha());
+  TORCH_CHECK(o.pretrain_gmf().empty() == o.pretrain_mlp().empty(),
+              "neumf: model.pretrain: set both gmf and mlp (run folders of a trained gmf and ncfmlp) or neither, got "
+              "gmf '", o.pretrain_gmf(), "', mlp '", o.pretrain_mlp(), "'");
+  return o;
+}
+
+const DotMFOptions& checked(const DotMFOptions& o) {
+  check_embedding("mf", o.embedding_size(), o.init_std());
+  TORCH_CHECK(o.l2() >= 0.0 && std::isfinite(o.l2()), "mf: model.l2 must be >= 0, got ", o.l2());
+  return o;
+}
+
+// Loads DIR/best.pt, a checkpoint of model `model_name`, into `module` (shapes checked by
+// load_model_checkpoint). Any failure names the NeuMF key, the folder and what it must hold.
+void load_pretrained(torch::nn::Module& module, const std::string& model_name, const std::string& key,
+                     const std::string& dir, const std::string& needs, const c10::Device& device) {
+  const std::string path = (fs::path(dir) / "best.pt").string();
+  try {
+    load_model_checkpoint(path, module, model_name, device);
+  } catch (const std::exception& e) {
+    fail("neumf: {} = '{}': cannot initialise from this run: {} ({} must be the run folder of a trained '{}' with {} "
+         "on the same data)", key, dir, e.what(), key, model_name, needs);
+  }
+}
+
+}  // namespace
+
+// ---- options from the config --------------------------------------------------------------------
+
+GMFOptions GMFOptions::from_config(const Config* cfg) {
+  GMFOptions o;
+  if (!cfg) return o;
+  o.embedding_size(cfg->get_int("model.embedding_size", 1, 1 << 16));
+  o.init_std(cfg->get_double("model.init_std", 0.0, 10.0));
+  return o;
+}
+
+NCFMLPOptions NCFMLPOptions::from_config(const Config* cfg) {
+  NCFMLPOptions o;
+  if (!cfg) return o;
+  o.layers(layers_from_config(cfg));
+  o.init_std(cfg->get_double("model.init_std", 0.0, 10.0));
+  return o;
+}
+
+NeuMFOptions NeuMFOptions::from_config(const Config* cfg) {
+  NeuMFOptions o;
+  if (!cfg) return o;
+  o.embedding_size(cfg->get_int("model.embedding_size", 1, 1 << 16));
+  o.layers(layers_from_config(cfg));
+  o.init_std(cfg->get_double("model.init_std", 0.0, 10.0));
+  o.pretrain_gmf(cfg->get_string("model.pretrain.gmf"));
+  o.pretrain_mlp(cfg->get_string("model.pretrain.mlp"));
+  if (o.pretrain_gmf().empty() != o.pretrain_mlp().empty()) {
+    const bool gmf_set = !o.pretrain_gmf().empty();
+    cfg->bad(gmf_set ? "model.pretrain.gmf" : "model.pretrain.mlp",
+             fmt::format("model.pretrain needs both gmf and mlp (run folders of a trained gmf and ncfmlp) or neither; "
+                         "got gmf '{}', mlp '{}'", o.pretrain_gmf(), o.pretrain_mlp()));
+  }
+  o.alpha(cfg->get_double("model.alpha", 0.0, 1.0));
+  return o;
+}
+
+DotMFOptions DotMFOptions::from_config(const Config* cfg) {
+  DotMFOptions o;
+  if (!cfg) return o;
+  o.embedding_size(cfg->get_int("model.embedding_size", 1, 1 << 16));
+  o.init_std(cfg->get_double("model.init_std", 0.0, 10.0));
+  o.l2(cfg->get_double("model.l2"));
+  if (!(o.l2() >= 0.0)) cfg->bad("model.l2", fmt::format("must be >= 0, got {}", o.l2()));
+  return o;
+}
+
+// ---- the shared NCF architecture ----------------------------------------------------------------
+
+NCFBaseImpl::NCFBaseImpl(std::string name, const ModelContext& ctx, int64_t gmf_size, std::vector<int64_t> layers,
+                         double init_std)
+    : RecommenderImpl(std::move(name), ctx), gmf_size_(gmf_size), layers_(std::move(layers)) {
+  torch::NoGradGuard no_grad;
+  int64_t width = 0;  // of the predict layer's input
+  if (gmf_size_ > 0) {
+    gmf_user_emb = register_module("gmf_user_emb", torch::nn::Embedding(ctx.n_users, gmf_size_));
+    gmf_item_emb = register_module("gmf_item_emb", torch::nn::Embedding(ctx.n_items, gmf_size_));
+    gmf_user_emb->weight.normal_(0.0, init_std);
+    gmf_item_emb->weight.normal_(0.0, init_std);
+    width += gmf_size_;
+  }
+  if (!layers_.empty()) {
+    const int64_t half = layers_[0] / 2;
+    mlp_user_emb = register_module("mlp_user_emb", torch::nn::Embedding(ctx.n_users, half));
+    mlp_item_emb = register_module("mlp_item_emb", torch::nn::Embedding(ctx.n_items, half));
+    mlp_user_emb->weight.normal_(0.0, init_std);
+    mlp_item_emb->weight.normal_(0.0, init_std);
+    for (size_t j = 0; j + 1 < layers_.size(); ++j) {
+      auto layer = register_module("mlp_" + std::to_string(j), torch::nn::Linear(layers_[j], layers_[j + 1]));
+      torch::nn::init::xavier_uniform_(layer->weight);
+      layer->bias.zero_();
+      mlp.push_back(layer);
+    }
+    width += layers_.back();
+  }
+  predict = register_module("predict", torch::nn::Linear(width, 1));
+  const double bound = std::sqrt(3.0 / static_cast<double>(width));  // LeCun uniform
+  predict->weight.uniform_(-bound, bound);
+  predict->bias.zero_();
+}
+
+at::Tensor NCFBaseImpl::loss(const Batch& b) {
+  TORCH_CHECK(b.labels.defined(), name(), ": needs pointwise batches (users, items, labels)");
+  const auto logits = score(b.users, b.items);  // [B]
+  return torch::nn::functional::binary_cross_entropy_with_logits(logits, b.labels.to(logits.dtype()));
+}
+
+at::Tensor NCFBaseImpl::score(const at::Tensor& users, const at::Tensor& items) {
+  std::vector<at::Tensor> parts;
+  if (gmf_size_ > 0) parts.push_back(gmf_user_emb(users) * gmf_item_emb(items));  // [B, D]
+  if (!layers_.empty()) {
+    auto h = torch::cat({mlp_user_emb(users), mlp_item_emb(items)}, 1);  // [B, h_0]
+    for (auto& layer : mlp) h = torch::relu(layer(h));                  // [B, h_{j+1}]
+    parts.push_back(h);
+  }
+  const auto x = parts.size() == 1 ? parts[0] : torch::cat(parts, 1);  // [B, D + h_{L-1}]
+  return predict(x).squeeze(1);                                        // [B]
+}
+
+at::Tensor NCFBaseImpl::score_all(const at::Tensor& users) {
+  const auto head = predict->weight[0];  // [D + h_{L-1}]: h, split between the parts
+  at::Tensor out;
+  if (gmf_size_ > 0)  // h_G^T (p * q) = (p * h_G)^T q: one [B, D] x [D, I] product
+    out = torch::matmul(gmf_user_emb(users) * head.slice(0, 0, gmf_size_), gmf_item_emb->weight.t());  // [B, I]
+  if (!layers_.empty()) {
+    auto m = mlp_score_all(users, head.slice(0, gmf_size_));  // [B, I]
+    out = out.defined() ? out + m : m;
+  }
+  return out + predict->bias;  // [B, I], a fresh tensor
+}
+
+int64_t NCFBaseImpl::users_per_chunk() const {
+  int64_t widest = 1;
+  for (size_t j = 1; j < layers_.size(); ++j) widest = std::max(widest, layers_[j]);
+  const int64_t per_user = std::max<int64_t>(1, n_items_ * widest * static_cast<int64_t>(predict->weight.element_size()));
+  return std::max<int64_t>(1, chunk_bytes / per_user);
+}
+
+// head [h_{L-1}] -> [B, I]: head^T MLP(p_u, q_i) for every item, without the predict bias.
+at::Tensor NCFBaseImpl::mlp_score_all(const at::Tensor& users, const at::Tensor& head) {
+  const int64_t half = layers_[0] / 2;
+  const auto pu = mlp_user_emb(users);        // [B, h_0 / 2]
+  const auto& q = mlp_item_emb->weight;       // [I, h_0 / 2]
+  if (mlp.empty())  // no hidden layer: head^T [p; q] = head_u^T p + head_i^T q
+    return torch::matmul(pu, head.slice(0, 0, half)).unsqueeze(1) + torch::matmul(q, head.slice(0, half)).unsqueeze(0);
+  const auto& w0 = mlp[0]->weight;  // [h_1, h_0]: columns [0, half) read p, [half, h_0) read q
+  const auto user_part = torch::addmm(mlp[0]->bias, pu, w0.slice(1, 0, half).t());  // [B, h_1] = W_u p + b
+  const auto item_part = torch::matmul(q, w0.slice(1, half).t()).unsqueeze(0);       // [1, I, h_1] = W_i q
+  const int64_t n = users.size(0), chunk = users_per_chunk();
+  std::vector<at::Tensor> out;
+  for (int64_t s = 0; s < n; s += chunk) {
+    auto h = torch::relu(user_part.slice(0, s, std::min(n, s + chunk)).unsqueeze(1) + item_part);  // [b, I, h_1]
+    for (size_t j = 1; j < mlp.size(); ++j) h = torch::relu(mlp[j](h));                         // [b, I, h_{j+1}]
+    out.push_back(torch::matmul(h, head));                                                      // [b, I]
+  }
+  if (out.empty()) return torch::zeros({0, n_items_}, head.options());
+  return out.size() == 1 ? out[0] : torch::cat(out, 0);
+}
+
+ScriptExport NCFBaseImpl::script_export() const {
+  ScriptExport e;
+  const bool has_gmf = gmf_size_ > 0, has_mlp = !layers_.empty();
+  if (has_gmf) {
+    e.tensors.emplace_back("gmf_user_emb", cpu_copy(gmf_user_emb->weight));  // [U, D]
+    e.tensors.emplace_back("gmf_item_emb", cpu_copy(gmf_item_emb->weight));  // [I, D]
+  }
+  std::string code;
+  if (has_mlp) {
+    e.tensors.emplace_back("mlp_user_emb", cpu_copy(mlp_user_emb->weight));  // [U, h_0 / 2]
+    e.tensors.emplace_back("mlp_item_emb", cpu_copy(mlp_item_emb->weight));  // [I, h_0 / 2]
+    for (size_t j = 0; j < mlp.size(); ++j) {
+      e.tensors.emplace_back(fmt::format("mlp_w{}", j), cpu_copy(mlp[j]->weight));  // [h_{j+1}, h_j]
+      e.tensors.emplace_back(fmt::format("mlp_b{}", j), cpu_copy(mlp[j]->bias));    // [h_{j+1}]
+    }
+    const int64_t half = layers_[0] / 2;
+    // The MLP part's last hidden vectors of (user, item) pairs, [B, h_{L-1}] (layers unrolled).
+    code += "def _mlp_vec(self, users: Tensor, items: Tensor) -> Tensor:\n"
+            "    h = torch.cat([self.mlp_user_emb.index_select(0, users), self.mlp_item_emb.index_select(0, items)], 1)\n";
+    for (size_t j = 0; j < mlp.size(); ++j)
+      code += fmt::format("    h = torch.relu(torch.matmul(h, self.mlp_w{0}.t()) + self.mlp_b{0})\n", j);
+    code += "    return h\n\n";
+    // head^T MLP(p_u, q_i) for every item, [B, I]: as mlp_score_all, chunked alike.
+    code += "def _mlp_all(self, users: Tensor, head: Tensor) -> Tensor:\n"
+            "    pu = self.mlp_user_emb.index_select(0, users)\n";
+    if (mlp.empty()) {
+      code += fmt::format("    return torch.matmul(pu, head[:{0}]).unsqueeze(1) + "
+                          "torch.matmul(self.mlp_item_emb, head[{0}:]).unsqueeze(0)\n\n", half);
+    } else {
+      code += fmt::format("    up = torch.matmul(pu, self.mlp_w0[:, :{0}].t()) + self.mlp_b0\n"
+                          "    ip = torch.matmul(self.mlp_item_emb, self.mlp_w0[:, {0}:].t()).unsqueeze(0)\n"
+                          "    outs: List[Tensor] = []\n"
+                          "    for s in range(0, users.size(0), {1}):\n"
+                          "        h = torch.relu(up[s:s + {1}].unsqueeze(1) + ip)\n",
+                          half, users_per_chunk());
+      for (size_t j = 1; j < mlp.size(); ++j)
+        code += fmt::format("        h = torch.relu(torch.matmul(h, self.mlp_w{0}.t()) + self.mlp_b{0})\n", j);
+      code += "        outs.append(torch.matmul(h, head))\n"
+              "    if len(outs) == 0:\n"
+              "        return torch.zeros([0, self.n_items], dtype=head.dtype)\n"
+              "    return torch.cat(outs, 0)\n\n";
+    }
+  }
+  e.tensors.emplace_back("predict_w", cpu_copy(predict->weight[0]));  // [D + h_{L-1}]
+  e.tensors.emplace_back("predict_b", cpu_copy(predict->bias));       // [1]
+
+  const std::string gmf_vec = "self.gmf_user_emb.index_select(0, users) * self.gmf_item_emb.index_select(0, items)";
+  code += "def _score(self, users: Tensor, items: Tensor) -> Tensor:\n";
+  if (has_gmf && has_mlp) code += "    x = torch.cat([" + gmf_vec + ", self._mlp_vec(users, items)], 1)\n";
+  else if (has_gmf) code += "    x = " + gmf_vec + "\n";
+  else code += "    x = self._mlp_vec(users, items)\n";
+  code += "    return torch.matmul(x, self.predict_w) + self.predict_b\n\n";
+
+  code += "def _score_all(self, users: Tensor) -> Tensor:\n";
+  if (has_gmf)
+    code += fmt::format("    out = torch.matmul(self.gmf_user_emb.index_select(0, users) * self.predict_w[:{0}], "
+                        "self.gmf_item_emb.t())\n", gmf_size_);
+  if (has_mlp && has_gmf) code += fmt::format("    out = out + self._mlp_all(users, self.predict_w[{}:])\n", gmf_size_);
+  else if (has_mlp) code += "    out = self._mlp_all(users, self.predict_w)\n";
+  code += "    return out + self.predict_b\n";
+  e.code = code;
+  return e;
+}
+
+// ---- GMF, NCF-MLP, NeuMF ------------------------------------------------------------------------
+
+GMFImpl::GMFImpl(const ModelContext& ctx) : GMFImpl(ctx, GMFOptions::from_config(ctx.config)) {}
+
+GMFImpl::GMFImpl(const ModelContext& ctx, GMFOptions opts)
+    : NCFBaseImpl("gmf", ctx, checked(opts).embedding_size(), {}, opts.init_std()), options(std::move(opts)) {}
+
+NCFMLPImpl::NCFMLPImpl(const ModelContext& ctx) : NCFMLPImpl(ctx, NCFMLPOptions::from_config(ctx.config)) {}
+
+NCFMLPImpl::NCFMLPImpl(const ModelContext& ctx, NCFMLPOptions opts)
+    : NCFBaseImpl("ncfmlp", ctx, 0, checked(opts).layers(), opts.init_std()), options(std::move(opts)) {}
+
+NeuMFImpl::NeuMFImpl(const ModelContext& ctx) : NeuMFImpl(ctx, NeuMFOptions::from_config(ctx.config)) {}
+
+NeuMFImpl::NeuMFImpl(const ModelContext& ctx, NeuMFOptions opts)
+    : NCFBaseImpl("neumf", ctx, checked(opts).embedding_size(), opts.layers(), opts.init_std()), options(std::move(opts)) {}
+
+void NeuMFImpl::before_training() {
+  const NeuMFOptions& o = options;
+  if (o.pretrain_gmf().empty() && o.pretrain_mlp().empty()) return;  // from scratch
+  checked(o);  // both set (the constructor refused one alone)
+  // The runs are read here, not in the constructor: a finished NeuMF run must still open
+  // (evaluate, export, resume) after its pre-training runs are gone.
+  const c10::Device device = predict->weight.device();
+  const ModelContext ctx{n_users_, n_items_, nullptr};
+  GMF gmf(ctx, GMFOptions().embedding_size(o.embedding_size()).init_std(o.init_std()));
+  NCFMLP mlp_run(ctx, NCFMLPOptions().layers(o.layers()).init_std(o.init_std()));
+  gmf->to(device);
+  mlp_run->to(device);
+  load_pretrained(*gmf, "gmf", "model.pretrain.gmf", o.pretrain_gmf(),
+                  fmt::format("model.embedding_size {}", o.embedding_size()), device);
+  const std::string mlp_needs = "model.layers " + list_str(o.layers());
+  load_pretrained(*mlp_run, "ncfmlp", "model.pretrain.mlp", o.pretrain_mlp(), mlp_needs, device);
+  {
+    // A run with more hidden layers whose extra layers keep the widths would load silently
+    // (its first layers and predict layer fit): refuse it by the next layer's name.
+    const std::string path = (fs::path(o.pretrain_mlp()) / "best.pt").string();
+    torch::serialize::InputArchive ar, weights, extra;
+    load_archive(ar, path, device);
+    const std::string next = "mlp_" + std::to_string(mlp.size());
+    if (ar.try_read("model", weights) && weights.try_read(next, extra))
+      fail("neumf: model.pretrain.mlp = '{}': cannot initialise from this run: {} has more MLP layers than model.layers "
+           "{} (model.pretrain.mlp must be the run folder of a trained 'ncfmlp' with {} on the same data)",
+           o.pretrain_mlp(), path, list_str(o.layers()), mlp_needs);
+  }
+
+  torch::NoGradGuard no_grad;
+  // Embeddings and hidden layers: the same names in the pre-trained models and here.
+  auto own = named_parameters();
+  for (NCFBaseImpl* src : {static_cast<NCFBaseImpl*>(gmf.get()), static_cast<NCFBaseImpl*>(mlp_run.get())}) {
+    for (const auto& p : src->named_parameters()) {
+      if (p.key().rfind("predict.", 0) == 0) continue;  // fused below
+      at::Tensor* dst = own.find(p.key());
+      TORCH_INTERNAL_ASSERT(dst && dst->sizes() == p.value().sizes(), "neumf: no parameter ", p.key(), " of its shape");
+      dst->copy_(p.value());
+    }
+  }
+  // The paper's fusion: h = [alpha h_gmf; (1 - alpha) h_mlp]. Fusing the biases alike makes the
+  // initial NeuMF logit exactly alpha * GMF logit + (1 - alpha) * MLP logit.
+  const double a = o.alpha();
+  predict->weight.copy_(torch::cat({gmf->predict->weight * a, mlp_run->predict->weight * (1.0 - a)}, 1));  // [1, D + h]
+  predict->bias.copy_(gmf->predict->bias * a + mlp_run->predict->bias * (1.0 - a));                        // [1]
+}
+
+// ---- Rendle et al.'s dot-product MF -------------------------------------------------------------
+
+DotMFImpl::DotMFImpl(const ModelContext& ctx) : DotMFImpl(ctx, DotMFOptions::from_config(ctx.config)) {}
+
+DotMFImpl::DotMFImpl(const ModelContext& ctx, DotMFOptions opts)
+    : RecommenderImpl("mf", ctx),
+      options(checked(opts)),
+      user_emb(register_module("user_emb", torch::nn::Embedding(ctx.n_users, options.embedding_size()))),
+      item_emb(register_module("item_emb", torch::nn::Embedding(ctx.n_items, options.embedding_size()))),
+      user_bias(register_parameter("user_bias", torch::zeros({ctx.n_users}))),
+      item_bias(register_parameter("item_bias", torch::zeros({ctx.n_items}))),
+      global_bias(register_parameter("global_bias", torch::zeros({1}))) {
+  torch::NoGradGuard no_grad;
+  user_emb->weight.normal_(0.0, options.init_std());
+  item_emb->weight.normal_(0.0, options.init_std());
+}
+
+at::Tensor DotMFImpl::loss(const Batch& b) {
+  TORCH_CHECK(b.labels.defined(), "mf: needs pointwise batches (users, items, labels)");
+  const auto p = user_emb(b.users), q = item_emb(b.items);  // [B, D]
+  const auto logits = (p * q).sum(1) + user_bias.index_select(0, b.users) + item_bias.index_select(0, b.items) +
+                      global_bias;  // [B]
+  auto loss = torch::nn::functional::binary_cross_entropy_with_logits(logits, b.labels.to(logits.dtype()));
+  // Rendle et al. regularise the embeddings of each training example's user and item (so a row
+  // is penalised in proportion to how often it is used), not whole tables as weight decay would.
+  if (options.l2() > 0.0) loss = loss + options.l2() * (p.pow(2).sum(1) + q.pow(2).sum(1)).mean();
+  return loss;
+}
+
+at::Tensor DotMFImpl::score(const at::Tensor& users, const at::Tensor& items) {
+  return (user_emb(users) * item_emb(items)).sum(1) + user_bias.index_select(0, users) +
+         item_bias.index_select(0, items) + global_bias;  // [B]
+}
+
+at::Tensor DotMFImpl::score_all(const at::Tensor& users) {
+  return torch::matmul(user_emb(users), item_emb->weight.t()) + user_bias.index_select(0, users).unsqueeze(1) +
+         item_bias.unsqueeze(0) + global_bias;  // [B, D] x [D, I] + [B, 1] + [1, I] + [1]
+}
+
+ScriptExport DotMFImpl::script_export() const {
+  ScriptExport e;
+  e.tensors = {{"user_emb", cpu_copy(user_emb->weight)},   {"item_emb", cpu_copy(item_emb->weight)},
+               {"user_bias", cpu_copy(user_bias)},         {"item_bias", cpu_copy(item_bias)},
+               {"global_bias", cpu_copy(global_bias)}};
+  e.code = R"(
+def _score(self, users: Tensor, items: Tensor) -> Tensor:
+    return (self.user_emb.index_select(0, users) * self.item_emb.index_select(0, items)).sum(1) + self.user_bias.index_select(0, users) + self.item_bias.index_select(0, items) + self.global_bias
+
+def _score_all(self, users: Tensor) -> Tensor:
+    return torch.matmul(self.user_emb.index_select(0, users), self.item_emb.t()) + self.user_bias.index_select(0, users).unsqueeze(1) + self.item_bias.unsqueeze(0) + self.global_bias
+)";
+  return e;
+}
+
+}  // namespace rzoo
