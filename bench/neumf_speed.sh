@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # NeuMF training speed on the NCF ML-1M train (994,169 positives, 4 sampled negatives each:
 # 4.97 M rows per epoch), batch 256 and 2048, 64 predictive factors (GMF 64, MLP 512-256-128-64),
-# Adam, threads auto (all cores). Prints seconds per epoch, samples/s and the share of the epoch
+# lazy_adam (Adam updating the embedding rows a batch uses; OPTIMIZERS="adam lazy_adam" to also
+# time dense Adam, which updates every row of every table at every step), threads auto (all cores). Prints seconds per epoch, samples/s and the share of the epoch
 # spent building batches (shuffling, sampling negatives, filling tensors), from one epoch of
 # `rzoo train` each (validation is not part of the epoch time). The reference is the same model in
 # plain PyTorch (bench/neumf_torch_ref.py, Debian's /usr/bin/python3 with torch 1.13.1 = the same
@@ -13,21 +14,24 @@ data=${RZOO_SHARED_DATA:-../shared/data}
 out=build/neumf-speed
 rm -rf "$out"
 threads=$(nproc)
+for optimizer in ${OPTIMIZERS:-lazy_adam}; do
 for bs in 256 2048; do
   ./build/rzoo train configs/experiments/ncf-ml-1m.yaml --quiet --set "dataset.path=$data/ncf-ml-1m/ml-1m" \
     --set model=neumf --set model.embedding_size=64 --set "model.layers=[512,256,128,64]" \
-    --set train.epochs=1 --set train.batch_size=$bs --set train.progress=false \
-    --set output_dir=$out --set run_name=b$bs >/dev/null
-  line=$(grep -E "^epoch +1/1" $out/b$bs/train.log)
+    --set train.epochs=1 --set train.batch_size=$bs --set train.optimizer=$optimizer --set train.progress=false \
+    --set output_dir=$out --set run_name=$optimizer-b$bs >/dev/null
+  line=$(grep -E "^epoch +1/1" $out/$optimizer-b$bs/train.log)
   secs=$(echo "$line" | sed -E 's/.*\| ([0-9.]+) s \(([0-9.]+)% batching\) \| ([0-9,]+) samples\/s.*/\1/')
   share=$(echo "$line" | sed -E 's/.*\| ([0-9.]+) s \(([0-9.]+)% batching\) \| ([0-9,]+) samples\/s.*/\2/')
   sps=$(echo "$line" | sed -E 's/.*\| ([0-9.]+) s \(([0-9.]+)% batching\) \| ([0-9,]+) samples\/s.*/\3/' | tr -d ,)
   steps=$(( 4000000 / bs / 4 ))
-  ref=$(/usr/bin/python3 bench/neumf_torch_ref.py 6040 3706 64 512,256,128,64 $bs $steps $threads 2>/dev/null || echo "")
+  [ "$optimizer" = lazy_adam ] && ref_opt=sparse || ref_opt=dense
+  ref=$(/usr/bin/python3 bench/neumf_torch_ref.py 6040 3706 64 512,256,128,64 $bs $steps $threads $ref_opt 2>/dev/null || echo "")
   if [ -n "$ref" ]; then
     ratio=$(python3 -c "print(f'{$sps / $ref:.2f}')")
-    echo "neumf batch $bs: $secs s/epoch, $sps samples/s, batching $share% of the epoch; plain PyTorch, same model, no data pipeline: $ref samples/s (rzoo / that = $ratio)"
+    echo "neumf $optimizer batch $bs: $secs s/epoch, $sps samples/s, batching $share% of the epoch; plain PyTorch ($ref_opt Adam), same model, no data pipeline: $ref samples/s (rzoo / that = $ratio)"
   else
-    echo "neumf batch $bs: $secs s/epoch, $sps samples/s, batching $share% of the epoch (no /usr/bin/python3 torch for the reference)"
+    echo "neumf $optimizer batch $bs: $secs s/epoch, $sps samples/s, batching $share% of the epoch (no /usr/bin/python3 torch for the reference)"
   fi
+done
 done

@@ -74,6 +74,9 @@ class NCFBaseImpl : public RecommenderImpl {
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B] logits
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I] logits
   ScriptExport script_export() const override;
+  // With hidden MLP layers, a (user, item) pair costs a pass through the tower: scoring only a
+  // sampled protocol's candidates beats scoring every item.
+  bool pair_scoring_cheaper() const override { return !mlp.empty(); }
 
   torch::nn::Embedding gmf_user_emb{nullptr}, gmf_item_emb{nullptr};  // [U, D], [I, D]; null without GMF part
   torch::nn::Embedding mlp_user_emb{nullptr}, mlp_item_emb{nullptr};  // [U, layers[0]/2], [I, layers[0]/2]

@@ -87,6 +87,10 @@ class RecommenderImpl : public torch::nn::Module {
   // users [B] -> scores [B, n_items] over every item. Returns a fresh tensor (never a view of
   // a parameter or buffer): the evaluator masks it in place.
   virtual at::Tensor score_all(const at::Tensor& users) = 0;
+  // True when score() on (user, item) pairs costs less than those pairs' share of score_all
+  // (a network evaluated per pair: NCF-MLP, NeuMF). Sampled evaluation protocols (100 candidates
+  // out of thousands of items) then score the candidate pairs instead of whole rows.
+  virtual bool pair_scoring_cheaper() const { return false; }
   // TorchScript export (see ScriptExport). Every registered model implements it; the default
   // refuses with the model's name.
   virtual ScriptExport script_export() const;

@@ -25,13 +25,20 @@ double value(const std::vector<std::pair<std::string, double>>& m, const std::st
 // A model whose scores are a fixed matrix: for checking the evaluator by hand.
 class FixedScores : public RecommenderImpl {
  public:
-  explicit FixedScores(at::Tensor s) : RecommenderImpl("fixed", ModelContext{s.size(0), s.size(1), nullptr}), s_(s) {}
+  explicit FixedScores(at::Tensor s, bool pairs = false)
+      : RecommenderImpl("fixed", ModelContext{s.size(0), s.size(1), nullptr}), s_(s), pairs_(pairs) {}
   InputType input_type() const override { return InputType::None; }
-  at::Tensor score(const at::Tensor& u, const at::Tensor& i) override { return s_.index({u, i}); }
+  at::Tensor score(const at::Tensor& u, const at::Tensor& i) override {
+    ++pair_calls;
+    return s_.index({u, i});
+  }
   at::Tensor score_all(const at::Tensor& u) override { return s_.index_select(0, u); }
+  bool pair_scoring_cheaper() const override { return pairs_; }
+  int pair_calls = 0;
 
  private:
   at::Tensor s_;
+  bool pairs_;
 };
 
 double l2(double x) { return std::log2(x); }
@@ -246,6 +253,28 @@ TEST_CASE("evaluator: a constant scorer gets the random-ranking expectation", "[
   o.seed = 7;
   FixedScores scaled(torch::zeros({d.n_users(), d.n_items()}) * 3 - 1);
   CHECK(evaluate(constant, s, Target::Test, o, torch::kCPU).per_user == evaluate(scaled, s, Target::Test, o, torch::kCPU).per_user);
+}
+
+TEST_CASE("evaluator: sampled candidates scored as pairs or as rows give the same results", "[metrics][eval]") {
+  const Dataset d = make_synthetic(SyntheticOptions{});
+  const Split s = split_random_per_user(d, {0.8, 0.1, 0.1}, 1);
+  torch::manual_seed(11);
+  const auto table = torch::rand({d.n_users(), d.n_items()});
+  FixedScores rows(table), pairs(table, true);
+  EvalOptions o;
+  o.metrics = {"hr", "ndcg", "mrr", "auc"};
+  for (const std::string protocol : {"uni30", "pop20"}) {
+    o.protocol = protocol;
+    for (const int64_t b : {int64_t{0}, int64_t{7}}) {
+      o.batch_users = b;
+      const auto a = evaluate(rows, s, Target::Test, o, torch::kCPU), p = evaluate(pairs, s, Target::Test, o, torch::kCPU);
+      INFO(protocol << " batch_users " << b);
+      CHECK(a.per_user == p.per_user);
+      CHECK(a.n_candidates == p.n_candidates);
+    }
+  }
+  CHECK(rows.pair_calls == 0);
+  CHECK(pairs.pair_calls > 0);
 }
 
 TEST_CASE("evaluator: sampled and given protocols", "[metrics][eval]") {

@@ -70,7 +70,10 @@ TEST_CASE("trainer: the same seed gives the same numbers", "[trainer]") {
 }
 
 TEST_CASE("trainer: an interrupted then resumed run equals an uninterrupted one", "[trainer][resume]") {
-  Fixture f({"train.epochs=6", "train.early_stop.patience=0", "train.lr=0.01", "train.batch_size=512"});
+  const std::string optimizer = GENERATE(as<std::string>{}, "adam", "lazy_adam");
+  INFO(optimizer);
+  Fixture f({"train.epochs=6", "train.early_stop.patience=0", "train.lr=0.01", "train.batch_size=512",
+             "train.optimizer=" + optimizer});
   TempDir t;
   Recommender full{nullptr};
   auto tf = f.trainer(full, t.file("full"));

@@ -731,6 +731,19 @@ EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, c
           ++c;
         }
         const auto m = static_cast<int64_t>(cand.size());
+        if (model.pair_scoring_cheaper()) {
+          std::vector<int64_t> pair_users(static_cast<size_t>(m));
+          for (int64_t r = 0; r < c; ++r)
+            std::fill(pair_users.begin() + cand_ptr[static_cast<size_t>(r)], pair_users.begin() + cand_ptr[static_cast<size_t>(r) + 1],
+                      res.users[static_cast<size_t>(start + r)]);
+          scores = model
+                       .score(torch::from_blob(pair_users.data(), {m}, torch::kLong).to(device),
+                              torch::from_blob(cand.data(), {m}, torch::kLong).to(device))
+                       .to(torch::kFloat);
+          TORCH_CHECK(scores.dim() == 1 && scores.size(0) == m, "model '", model.name(), "': score returned shape ",
+                      scores.sizes(), ", expected [", m, "]");
+          scores = scores.to(torch::kCPU).contiguous();
+        } else {
         auto u = torch::from_blob(res.users.data() + start, {c}, torch::kLong).to(device);
         auto rows = model.score_all(u).to(torch::kFloat);
         TORCH_CHECK(rows.dim() == 2 && rows.size(0) == c && rows.size(1) == n_items, "model '", model.name(),
@@ -742,6 +755,7 @@ EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, c
         for (int64_t r = 0; r < c; ++r)
           for (int64_t j = cand_ptr[static_cast<size_t>(r)]; j < cand_ptr[static_cast<size_t>(r) + 1]; ++j)
             out[j] = rp[r * n_items + cand[static_cast<size_t>(j)]];
+        }
       }
       float* sp = scores.data_ptr<float>();
       res.seconds_scoring += secs(ts, Clock::now());

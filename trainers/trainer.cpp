@@ -14,6 +14,7 @@
 #include "trainers/checkpoint.h"
 #include "trainers/config.h"
 #include "trainers/error.h"
+#include "trainers/lazy_adam.h"
 #include "trainers/log.h"
 
 namespace rzoo {
@@ -46,7 +47,7 @@ TrainOptions TrainOptions::from_config(const Config& cfg) {
   o.sampler_alpha = cfg.get_double("train.sampler_alpha", 0.0);
   o.seq_max_len = cfg.get_int("train.sequence.max_len", 1);
   o.seq_prefix = cfg.get_choice("train.sequence.augment", {"prefix", "none"}) == "prefix";
-  o.optimizer = cfg.get_choice("train.optimizer", {"adam", "sgd", "adagrad"});
+  o.optimizer = cfg.get_choice("train.optimizer", {"adam", "lazy_adam", "sgd", "adagrad"});
   o.lr = cfg.get_double("train.lr", 0.0, 1e6);
   if (o.lr <= 0) cfg.bad("train.lr", fmt::format("must be > 0, got {}", o.lr));
   o.weight_decay = cfg.get_double("train.weight_decay", 0.0, 1e6);
@@ -80,12 +81,26 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& name,
                                                         double lr, double weight_decay, double momentum) {
   if (name == "adam")
     return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(lr).weight_decay(weight_decay));
+  if (name == "lazy_adam")
+    return std::make_unique<LazyAdam>(params, torch::optim::AdamOptions(lr).weight_decay(weight_decay));
   if (name == "sgd")
     return std::make_unique<torch::optim::SGD>(
         params, torch::optim::SGDOptions(lr).weight_decay(weight_decay).momentum(momentum));
   if (name == "adagrad")
     return std::make_unique<torch::optim::Adagrad>(params, torch::optim::AdagradOptions(lr).weight_decay(weight_decay));
-  fail("unknown optimizer '{}' (known: adagrad, adam, sgd)", name);
+  fail("unknown optimizer '{}' (known: adagrad, adam, lazy_adam, sgd)", name);
+}
+
+bool sparse_gradients_are_exact(const TrainOptions& o) {
+  if (o.optimizer == "lazy_adam") return true;
+  // Without weight decay and momentum, a zero gradient row leaves SGD's and Adagrad's parameter
+  // (and Adagrad's sum) unchanged: the sparse update is the dense one, without touching the rest.
+  return o.weight_decay == 0 && ((o.optimizer == "sgd" && o.momentum == 0) || o.optimizer == "adagrad");
+}
+
+void set_sparse_embeddings(torch::nn::Module& model, bool sparse) {
+  for (const auto& m : model.modules(/*include_self=*/true))
+    if (auto* e = m->as<torch::nn::EmbeddingImpl>()) e->options.sparse(sparse);
 }
 
 Trainer::Trainer(Recommender model, const Split& split, TrainOptions train, EvalOptions eval, c10::Device device,
@@ -99,8 +114,10 @@ Trainer::Trainer(Recommender model, const Split& split, TrainOptions train, Eval
       run_dir_(std::move(run_dir)),
       log_(log) {
   model_->to(device_);
-  if (model_->input_type() != InputType::None && !model_->parameters().empty())
+  if (model_->input_type() != InputType::None && !model_->parameters().empty()) {
     optimizer_ = make_optimizer(opt_.optimizer, model_->parameters(), opt_.lr, opt_.weight_decay, opt_.momentum);
+    if (sparse_gradients_are_exact(opt_)) set_sparse_embeddings(*model_, true);
+  }
 }
 
 Trainer::~Trainer() = default;

@@ -98,6 +98,13 @@ class Trainer {
   std::vector<EpochRecord> history_;
 };
 
+// Whether the optimizer's update from a gradient with zero rows equals the update from the same
+// gradient stored sparse (lazy_adam by definition; sgd without momentum and weight decay; adagrad
+// without weight decay). The trainer then gives every torch::nn::Embedding of the model sparse
+// gradients (set_sparse_embeddings), so that a step costs the rows a batch uses, not the tables.
+bool sparse_gradients_are_exact(const TrainOptions& o);
+void set_sparse_embeddings(torch::nn::Module& model, bool sparse);
+
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& name, std::vector<at::Tensor> params,
                                                         double lr, double weight_decay, double momentum);
 
