@@ -10,6 +10,8 @@
 #   mlsmall ml-latest-small, full ranking: Pop, BPR-MF, the MLP recommender, Mult-DAE, Mult-VAE.
 #   speed   NeuMF seconds per epoch, samples/s and the batching share (bench/neumf_speed.sh).
 # Usage: bash bench/neural_repro.sh [ncf|mlsmall|speed]...   (default: all; needs the build)
+#        NCF_MODELS="gmf mf" bash bench/neural_repro.sh ncf   (a subset, in that order; neumf needs
+#        the gmf and ncfmlp results)
 # Outputs under build/neural-repro (finished runs are reused: delete it after changing the code).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,31 +29,47 @@ ncf)
   echo "== NCF ML-1M split, 99 given negatives per test user (HR@10 / NDCG@10 on test; chosen on valid NDCG@10;"
   echo "   'full' = the same runs ranked over all items)"
   mkdir -p $out/ncf
+  # lazy_adam: Adam that updates the embedding rows a batch uses (the paper's Adam updates every
+  # row at every step, 2-4x slower here; see bench/neumf_speed.sh).
   c=(configs/experiments/ncf-ml-1m.yaml --set "dataset.path=$data/ncf-ml-1m/ml-1m" --set train.progress=false
-     --metric ndcg@10 --report hr@10,ndcg@10 --also-eval eval.protocol=full --seeds 1,2,3)
+     --set train.optimizer=lazy_adam --metric ndcg@10 --report hr@10,ndcg@10 --also-eval eval.protocol=full --seeds 1,2,3)
+  parts_ncf=${NCF_MODELS:-gmf mf ncfmlp neumf}
   # 64 predictive factors: GMF embedding 64; NCF-MLP tower 512 -> 256 -> 128 -> 64 (3 hidden layers).
+  # NCF-MLP and NeuMF cost ~170 s per epoch here (bench/neumf_speed.sh): they keep the paper's
+  # learning rate (0.001) instead of a grid, so nothing is chosen for them but the epoch.
+  for model in $parts_ncf; do
+  case $model in
+  gmf)
   tune "${c[@]}" --out $out/ncf/gmf --summary $out/ncf/gmf.json --label "GMF (64)" \
-    --set model=gmf --set model.embedding_size=64 --grid "train.lr=GMF_LR"
+    --set model=gmf --set model.embedding_size=64 --grid "train.lr=[0.001,0.005]" --grid "train.weight_decay=[0,0.00001]" ;;
+  ncfmlp)
   tune "${c[@]}" --out $out/ncf/ncfmlp --summary $out/ncf/ncfmlp.json --label "NCF-MLP (64)" \
-    --set model=ncfmlp --set "model.layers=[512,256,128,64]" --grid "train.lr=MLP_LR"
+    --set model=ncfmlp --set "model.layers=[512,256,128,64]" --grid "train.lr=[0.001]" ;;
+  neumf)
   # NeuMF: each seed starts from that seed's GMF and NCF-MLP (alpha 0.5) and is fine-tuned with SGD.
   gmf=$out/ncf/gmf/$(chosen $out/ncf/gmf.json)_seed{seed}
   mlp=$out/ncf/ncfmlp/$(chosen $out/ncf/ncfmlp.json)_seed{seed}
   tune "${c[@]}" --out $out/ncf/neumf --summary $out/ncf/neumf.json --label "NeuMF pre-trained (64)" \
     --set model=neumf --set model.embedding_size=64 --set "model.layers=[512,256,128,64]" \
-    --set "model.pretrain.gmf=$gmf" --set "model.pretrain.mlp=$mlp" --set train.optimizer=sgd --grid "train.lr=NEUMF_LR"
+    --set "model.pretrain.gmf=$gmf" --set "model.pretrain.mlp=$mlp" --set train.optimizer=sgd --grid "train.lr=[0.001]" ;;
+  mf)
   tune "${c[@]}" --out $out/ncf/mf --summary $out/ncf/mf.json --label "MF (dot product, log loss)" \
-    --set model=mf --grid "model.embedding_size=MF_DIM" --grid "train.lr=MF_LR"
+    --set model=mf --set train.lr=0.001 --grid "model.embedding_size=[64,128]" --grid "model.l2=[0,0.001,0.005]" ;;
+  esac
+  done
   ;;
 mlsmall)
   echo "== ml-latest-small, full ranking, per-user random 80/10/10 (NDCG@10 on test)"
   m=(configs/experiments/neural-mlsmall.yaml --set train.progress=false --metric ndcg@10 --report ndcg@10,hr@10)
   tune "${m[@]}" --out $out/mlsmall/pop --set model=pop --label pop
   tune "${m[@]}" --out $out/mlsmall/bpr --set model=bpr --label bpr-mf --seeds 1,2,3 --grid "train.lr=[0.001,0.005]"
-  tune "${m[@]}" --out $out/mlsmall/mlp --set model=mlp --label "mlp recommender" --seeds 1,2,3 \
+  # The user-batch models: 610 users, so batches of 32 users (the models' 500, Liang et al.'s
+  # setting for 100k+ users, would give 2 steps per epoch) and a patience of 20 validations.
+  u=(--set train.batch_size=32 --set train.early_stop.patience=20)
+  tune "${m[@]}" "${u[@]}" --out $out/mlsmall/mlp --set model=mlp --label "mlp recommender" --seeds 1,2,3 \
     --grid "model.activation=[sigmoid,relu,tanh]" --grid "model.hidden=[[256],[600,200]]"
-  tune "${m[@]}" --out $out/mlsmall/multdae --set model=multdae --label multdae --seeds 1,2,3
-  tune "${m[@]}" --out $out/mlsmall/multvae --set model=multvae --label multvae --seeds 1,2,3 \
+  tune "${m[@]}" "${u[@]}" --out $out/mlsmall/multdae --set model=multdae --label multdae --seeds 1,2,3
+  tune "${m[@]}" "${u[@]}" --out $out/mlsmall/multvae --set model=multvae --label multvae --seeds 1,2,3 \
     --grid "model.total_anneal_steps=[2000,20000]"
   ;;
 speed)

@@ -92,10 +92,16 @@ def main():
     seeds = [s for s in a.seeds.split(",") if s] or [None]
     seeded = lambda sets, s: [x.replace("{seed}", str(s if s is not None else "")) for x in sets]
     best = None
-    for combo in itertools.product(*values) if keys else [()]:
+    combos = list(itertools.product(*values)) if keys else [()]
+    for combo in combos:
         sets = seeded(a.set, seeds[0]) + [f"{k}={v}" for k, v in zip(keys, combo)]
         name = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in zip(keys, combo)) or "default"
         name = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+        if len(combos) == 1 and seeds[0] is not None and not a.refit:
+            # Nothing to choose: skip the grid run; the seeds' runs give the validation value.
+            m = run(a.config, sets + [f"seed={seeds[0]}"], a.out, name + f"_seed{seeds[0]}")
+            best = (m["valid"]["metrics"][a.metric], sets, combo, name)
+            break
         m = run(a.config, sets, a.out, name)
         v = m["valid"]["metrics"][a.metric]
         if v is None:
