@@ -2,14 +2,42 @@
 
 #include "helpers.h"
 
+#include <optional>
+
 #include <torch/script.h>
 #include <torch/torch.h>
 
 #include "datasets/dataset.h"
+#include "datasets/sampler.h"
 #include "models/recommender.h"
 #include "trainers/export.h"
 
 namespace rzoo::test {
+
+double epoch_loss(RecommenderImpl& model, BatchSource& batcher, torch::optim::Optimizer* opt, uint64_t epoch,
+                  const std::function<void(const Batch&)>& check, int64_t* rows) {
+  std::optional<torch::NoGradGuard> no_grad;
+  if (!opt) no_grad.emplace();
+  batcher.start_epoch(1, epoch);
+  double total = 0;
+  int64_t n = 0;
+  Batch b;
+  while (batcher.next(b)) {
+    if (check) check(b);
+    auto loss = model.loss(b);
+    REQUIRE(loss.dim() == 0);
+    REQUIRE(std::isfinite(loss.item<double>()));
+    if (opt) {
+      opt->zero_grad();
+      loss.backward();
+      opt->step();
+    }
+    total += loss.item<double>() * static_cast<double>(b.size());
+    n += b.size();
+  }
+  if (rows) *rows = n;
+  return total / static_cast<double>(std::max<int64_t>(n, 1));
+}
 
 void check_checkpoint_roundtrip(RecommenderImpl& model, const std::function<std::shared_ptr<RecommenderImpl>()>& make_fresh,
                                 const at::Tensor& users, const std::string& dir) {

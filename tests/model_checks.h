@@ -9,14 +9,27 @@
 #include <memory>
 #include <string>
 
+namespace torch::optim {
+class Optimizer;
+}
+
 namespace rzoo {
+class BatchSource;
 class Config;
 class RecommenderImpl;
+struct Batch;
 struct Dataset;
 struct Split;
 }  // namespace rzoo
 
 namespace rzoo::test {
+
+// One epoch of `batcher` (started with seed 1 and `epoch`): REQUIREs a finite scalar loss for
+// every batch, calls `check` (if set) on each batch, and with `opt` takes an optimizer step per
+// batch (without, the pass runs under NoGradGuard). Returns the mean loss per row; `rows` gets
+// the number of rows seen.
+double epoch_loss(rzoo::RecommenderImpl& model, rzoo::BatchSource& batcher, torch::optim::Optimizer* opt, uint64_t epoch,
+                  const std::function<void(const rzoo::Batch&)>& check = {}, int64_t* rows = nullptr);
 
 // Saves `model` to dir/m.pt, loads it into make_fresh() and checks score_all(users) is equal.
 void check_checkpoint_roundtrip(rzoo::RecommenderImpl& model, const std::function<std::shared_ptr<rzoo::RecommenderImpl>()>& make_fresh,

@@ -136,32 +136,13 @@ void check_contract(const std::string& name, const std::function<std::shared_ptr
   auto batcher_ptr = make_batcher(split, model->input_type(), *sampler, batch_users, 1);
   BatchSource& batcher = *batcher_ptr;
   auto opt = make_optimizer("adam", model->parameters(), lr, 0.0, 0.0);
-  auto epoch_loss = [&](bool step, uint64_t epoch) {
-    batcher.start_epoch(1, epoch);
-    double total = 0;
-    int64_t n = 0;
-    Batch b;
-    while (batcher.next(b)) {
-      REQUIRE(b.users.dim() == 1);
-      auto loss = model->loss(b);
-      REQUIRE(loss.dim() == 0);
-      REQUIRE(std::isfinite(loss.item<double>()));
-      if (step) {
-        opt->zero_grad();
-        loss.backward();
-        opt->step();
-      }
-      total += loss.item<double>() * static_cast<double>(b.size());
-      n += b.size();
-    }
-    int64_t with_items = 0;
-    for (int64_t u = 0; u < split.train.n_rows; ++u) with_items += split.train.row_size(u) > 0;
-    REQUIRE(n == with_items);  // every user with training items, once
-    return total / static_cast<double>(n);
-  };
-  const double before = [&] { torch::NoGradGuard g; return epoch_loss(false, 0); }();
-  for (uint64_t e = 0; e < epochs; ++e) epoch_loss(true, e);
-  const double after = [&] { torch::NoGradGuard g; return epoch_loss(false, 0); }();
+  const auto per_user = [](const Batch& b) { REQUIRE(b.users.dim() == 1); };
+  int64_t with_items = 0, rows = 0;
+  for (int64_t u = 0; u < split.train.n_rows; ++u) with_items += split.train.row_size(u) > 0;
+  const double before = epoch_loss(*model, batcher, nullptr, 0, per_user, &rows);
+  REQUIRE(rows == with_items);  // every user with training items, once
+  for (uint64_t e = 0; e < epochs; ++e) epoch_loss(*model, batcher, opt.get(), e, per_user);
+  const double after = epoch_loss(*model, batcher, nullptr, 0, per_user);
   INFO(name << ": loss " << before << " -> " << after);
   CHECK(after < 0.8 * before);
 

@@ -62,33 +62,14 @@ TEST_CASE("contract: every registered model", "[contract]") {
         auto batcher_ptr = make_batcher(split, model->input_type(), *sampler, per_user ? 32 : 256, 1);
         BatchSource& batcher = *batcher_ptr;
         auto opt = make_optimizer("adam", model->parameters(), per_user ? cfg.get_double("train.lr") : 0.01, 0.0, 0.0);
-        auto epoch_loss = [&](bool step, uint64_t epoch) {
-          batcher.start_epoch(1, epoch);
-          double total = 0;
-          int64_t n = 0;
-          Batch b;
-          while (batcher.next(b)) {
-            auto loss = model->loss(b);
-            REQUIRE(loss.dim() == 0);
-            REQUIRE(std::isfinite(loss.item<double>()));
-            if (step) {
-              opt->zero_grad();
-              loss.backward();
-              opt->step();
-            }
-            total += loss.item<double>() * static_cast<double>(b.size());
-            n += b.size();
-          }
-          return total / static_cast<double>(n);
-        };
-        const double before = [&] { torch::NoGradGuard g; return epoch_loss(false, 0); }();
+        const double before = epoch_loss(*model, batcher, nullptr, 0);
         // At least 5 epochs; deeper models (an NCF-MLP tower from tiny initial embeddings) may
         // take up to 15 to get there.
         double after = before;
         for (uint64_t e = 0; e < 15; ++e) {
-          epoch_loss(true, e);
+          epoch_loss(*model, batcher, opt.get(), e);
           if (e < 4) continue;
-          after = [&] { torch::NoGradGuard g; return epoch_loss(false, 0); }();
+          after = epoch_loss(*model, batcher, nullptr, 0);
           if (after < 0.8 * before) break;
         }
         INFO(info.name << ": loss " << before << " -> " << after);
