@@ -11,7 +11,8 @@ Prints one line: label, chosen setting, valid metric, test metrics (mean ± sd o
 evaluation settings (e.g. eval.protocol=full) with `rzoo evaluate` and prints those test metrics
 too. In --set values, {seed} becomes the run's seed (the first of --seeds for the grid runs), e.g.
 to pre-train each seed from the same seed's run. --summary FILE writes the chosen setting, the
-final run folders and their metrics as JSON.
+final run folders and their metrics as JSON. --grid-with-first-seed runs the grid with the first
+seed, whose final run is then the chosen grid run (one run fewer).
 A run folder that already holds metrics.json is reused (so an interrupted tuning resumes): delete
 --out after changing the code.
 """
@@ -80,6 +81,9 @@ def main():
     ap.add_argument("--label", default="")
     ap.add_argument("--also-eval", action="append", default=[])
     ap.add_argument("--summary", default="")
+    ap.add_argument("--grid-with-first-seed", action="store_true",
+                    help="run the grid with the first of --seeds, so that the chosen setting's run is "
+                         "also that seed's final run (one run fewer; for slow models)")
     ap.add_argument("--refit", action="append", default=[],
                     help="KEY=VALUE applied to the final runs only, e.g. dataset.split.valid=none to refit "
                          "the chosen setting on all training data (validation is used for the choice only)")
@@ -97,12 +101,15 @@ def main():
         sets = seeded(a.set, seeds[0]) + [f"{k}={v}" for k, v in zip(keys, combo)]
         name = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in zip(keys, combo)) or "default"
         name = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
-        if len(combos) == 1 and seeds[0] is not None and not a.refit:
-            # Nothing to choose: skip the grid run; the seeds' runs give the validation value.
+        if seeds[0] is not None and not a.refit and (len(combos) == 1 or a.grid_with_first_seed):
+            # The grid run is the first seed's final run (reused below): with one combination
+            # there is nothing to choose, with --grid-with-first-seed it saves a run per tuning.
             m = run(a.config, sets + [f"seed={seeds[0]}"], a.out, name + f"_seed{seeds[0]}")
-            best = (m["valid"]["metrics"][a.metric], sets, combo, name)
-            break
-        m = run(a.config, sets, a.out, name)
+            if len(combos) == 1:
+                best = (m["valid"]["metrics"][a.metric], sets, combo, name)
+                break
+        else:
+            m = run(a.config, sets, a.out, name)
         v = m["valid"]["metrics"][a.metric]
         if v is None:
             continue

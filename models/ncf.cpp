@@ -414,6 +414,67 @@ at::Tensor DotMFImpl::loss(const Batch& b) {
   return loss;
 }
 
+double DotMFImpl::per_sample_sgd(const Batch& b, double lr) {
+  TORCH_CHECK(b.labels.defined(), "mf: needs pointwise batches (users, items, labels)");
+  auto& P_t = user_emb->weight;
+  auto& Q_t = item_emb->weight;
+  TORCH_CHECK(P_t.device().is_cpu() && P_t.scalar_type() == torch::kFloat && P_t.is_contiguous() &&
+                  Q_t.is_contiguous() && !P_t.is_sparse(),
+              "mf: per-sample SGD needs contiguous float parameters on the CPU");
+  torch::NoGradGuard no_grad;
+  const auto users = b.users.contiguous(), items = b.items.contiguous();
+  const auto labels = b.labels.to(torch::kFloat).contiguous();
+  const int64_t* pu = users.data_ptr<int64_t>();
+  const int64_t* pi = items.data_ptr<int64_t>();
+  const float* py = labels.data_ptr<float>();
+  float* P = P_t.data_ptr<float>();   // [U, D]
+  float* Q = Q_t.data_ptr<float>();   // [I, D]
+  float* bu = user_bias.data_ptr<float>();
+  float* bi = item_bias.data_ptr<float>();
+  float* g = global_bias.data_ptr<float>();
+  const int64_t D = options.embedding_size(), n = b.size();
+  const float step = static_cast<float>(lr), l2 = static_cast<float>(options.l2());
+  double loss_sum = 0.0;
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t u = pu[r], i = pi[r];
+    TORCH_CHECK(u >= 0 && u < n_users_ && i >= 0 && i < n_items_, "mf: index out of range: user ", u, ", item ", i);
+    float* p = P + u * D;
+    float* q = Q + i * D;
+    // Four partial sums so that the compiler can vectorise the reductions.
+    float dot[4] = {0, 0, 0, 0}, pp[4] = {0, 0, 0, 0}, qq[4] = {0, 0, 0, 0};
+    int64_t d = 0;
+    for (; d + 4 <= D; d += 4)
+      for (int k = 0; k < 4; ++k) {
+        dot[k] += p[d + k] * q[d + k];
+        pp[k] += p[d + k] * p[d + k];
+        qq[k] += q[d + k] * q[d + k];
+      }
+    for (; d < D; ++d) {
+      dot[0] += p[d] * q[d];
+      pp[0] += p[d] * p[d];
+      qq[0] += q[d] * q[d];
+    }
+    const float x = (dot[0] + dot[1]) + (dot[2] + dot[3]) + bu[u] + bi[i] + g[0];  // the logit
+    const float y = py[r];
+    // Binary cross-entropy with logits, stably: max(x, 0) - x y + log(1 + exp(-|x|)).
+    loss_sum += static_cast<double>(std::max(x, 0.0f) - x * y + std::log1p(std::exp(-std::fabs(x))));
+    if (l2 > 0.0f) loss_sum += static_cast<double>(l2 * ((pp[0] + pp[1]) + (pp[2] + pp[3]) + (qq[0] + qq[1]) + (qq[2] + qq[3])));
+    // d loss / d x = sigmoid(x) - y; the l2 term adds 2 l2 p (resp. q). Both rows step from their
+    // values before this sample, as one autograd step would.
+    const float e = 1.0f / (1.0f + std::exp(-x)) - y;
+    const float se = step * e, sl = 2.0f * step * l2;
+    for (d = 0; d < D; ++d) {
+      const float pd = p[d], qd = q[d];
+      p[d] = pd - (se * qd + sl * pd);
+      q[d] = qd - (se * pd + sl * qd);
+    }
+    bu[u] -= se;
+    bi[i] -= se;
+    g[0] -= se;
+  }
+  return loss_sum;
+}
+
 at::Tensor DotMFImpl::score(const at::Tensor& users, const at::Tensor& items) {
   return (user_emb(users) * item_emb(items)).sum(1) + user_bias.index_select(0, users) +
          item_bias.index_select(0, items) + global_bias;  // [B]

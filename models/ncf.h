@@ -140,6 +140,10 @@ class DotMFImpl : public RecommenderImpl {
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
   ScriptExport script_export() const override;
+  // Rendle et al. train this model with SGD one sample at a time for hundreds of epochs: done
+  // natively (a few flops per sample), which autograd cannot do at any useful speed.
+  bool has_per_sample_sgd() const override { return true; }
+  double per_sample_sgd(const Batch& batch, double lr) override;
 
   DotMFOptions options;
   torch::nn::Embedding user_emb{nullptr};  // [U, D]

@@ -30,6 +30,10 @@ ScriptExport RecommenderImpl::script_export() const {
   TORCH_CHECK(false, "model '", name(), "' has no TorchScript export");
 }
 
+double RecommenderImpl::per_sample_sgd(const Batch&, double) {
+  TORCH_CHECK(false, "model '", name(), "' has no native per-sample SGD (has_per_sample_sgd() is false)");
+}
+
 at::Tensor RecommenderImpl::loss(const Batch&) {
   TORCH_CHECK(false, "model '", name(), "' is fitted in closed form; it has no batch loss");
 }

@@ -91,6 +91,14 @@ class RecommenderImpl : public torch::nn::Module {
   // (a network evaluated per pair: NCF-MLP, NeuMF). Sampled evaluation protocols (100 candidates
   // out of thousands of items) then score the candidate pairs instead of whole rows.
   virtual bool pair_scoring_cheaper() const { return false; }
+  // Plain SGD with one sample per step (train.optimizer sgd, train.batch_size 1, no momentum or
+  // weight decay, on the CPU), which through autograd would cost a graph per sample. A model that
+  // can apply those steps natively returns true from has_per_sample_sgd(); the trainer then hands
+  // it the samples in chunks, and per_sample_sgd() applies the steps of the batch's rows in
+  // order, exactly as batch_size-1 steps of loss() + SGD would (up to float rounding), returning
+  // the sum of the rows' losses (each computed before its own step).
+  virtual bool has_per_sample_sgd() const { return false; }
+  virtual double per_sample_sgd(const Batch& batch, double lr);
   // TorchScript export (see ScriptExport). Every registered model implements it; the default
   // refuses with the model's name.
   virtual ScriptExport script_export() const;

@@ -2,10 +2,13 @@
 
 #include "helpers.h"
 
+#include <cstdlib>
 #include <optional>
 
 #include <torch/script.h>
 #include <torch/torch.h>
+
+#include <fmt/core.h>
 
 #include "datasets/dataset.h"
 #include "datasets/sampler.h"
@@ -13,6 +16,22 @@
 #include "trainers/export.h"
 
 namespace rzoo::test {
+
+TinyExample make_tiny_example(const std::vector<int64_t>& users, const std::vector<int64_t>& items, int64_t n_users,
+                              int64_t n_items, std::vector<float> ratings) {
+  TinyExample e;
+  e.d.name = "tiny";
+  for (int64_t u = 0; u < n_users; ++u) e.d.users.add("u" + std::to_string(u));
+  for (int64_t i = 0; i < n_items; ++i) e.d.items.add("i" + std::to_string(i));
+  e.d.user = std::vector<int32_t>(users.begin(), users.end());
+  e.d.item = std::vector<int32_t>(items.begin(), items.end());
+  if (!ratings.empty()) e.d.rating = std::move(ratings);
+  e.s.train = Csr::from_pairs(n_users, n_items, users, items);
+  e.s.valid = Csr::from_pairs(n_users, n_items, {}, {});
+  e.s.test = Csr::from_pairs(n_users, n_items, {}, {});
+  for (size_t r = 0; r < users.size(); ++r) e.s.train_rows.push_back(static_cast<int64_t>(r));
+  return e;
+}
 
 double epoch_loss(RecommenderImpl& model, BatchSource& batcher, torch::optim::Optimizer* opt, uint64_t epoch,
                   const std::function<void(const Batch&)>& check, int64_t* rows) {
@@ -68,6 +87,40 @@ torch::jit::Module check_export_roundtrip(RecommenderImpl& model, const Config& 
   CHECK(torch::allclose(jm.run_method("_score_all", users).toTensor().to(torch::kFloat), model.score_all(users).to(torch::kFloat), 1e-5,
                         1e-5));
   return jm;
+}
+
+void check_python_client(torch::jit::Module& jm, const Dataset& data, const at::Tensor& users, int64_t k,
+                         const std::string& dir) {
+  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
+    WARN("skipped the Python check: /usr/bin/python3 has no torch (apt-get install python3-torch)");
+    return;
+  }
+  auto list = [](const at::Tensor& x) {
+    std::string s = "[";
+    const auto c = x.contiguous().to(torch::kDouble);
+    for (int64_t i = 0; i < c.numel(); ++i) s += (i ? ", " : "") + fmt::format("{:.9g}", c.data_ptr<double>()[i]);
+    return s + "]";
+  };
+  const auto many_u = torch::randint(data.n_users(), {64}, torch::kLong);
+  const auto many_i = torch::randint(data.n_items(), {64}, torch::kLong);
+  const auto js = jm.run_method("score", many_u, many_i).toTensor();
+  const auto top = jm.run_method("recommend", users, k).toTuple()->elements()[0].toTensor();
+  std::string rows = "[";
+  for (int64_t b = 0; b < top.size(0); ++b) rows += (b ? ", " : "") + list(top[b]);
+  rows += "]";
+  const std::string raw_user = data.users.raws()[3];
+  const auto raw_list = jm.run_method("recommend_raw", raw_user, k).toTuple()->elements()[0].toList();
+  std::string raw_items = "[";
+  for (size_t i = 0; i < raw_list.size(); ++i) raw_items += (i ? ", \"" : "\"") + raw_list.get(i).toStringRef() + "\"";
+  raw_items += "]";
+  const fs::path cases = fs::path(dir) / "cases.json";
+  std::ofstream(cases) << fmt::format("{{\"users\": {}, \"items\": {}, \"scores\": {}, \"rec_users\": {}, \"k\": {}, "
+                                      "\"rec_scores\": {}, \"raw_user\": \"{}\", \"raw_items\": {}}}",
+                                      list(many_u), list(many_i), list(js), list(users), k, rows, raw_user, raw_items);
+  const auto r = run_shell("/usr/bin/python3 " + std::string(RZOO_TEST_SOURCE_DIR) + "/scripts/check_export.py " +
+                           (fs::path(dir) / "model.pt").string() + " " + cases.string());
+  INFO(r.output);
+  CHECK(r.code == 0);
 }
 
 }  // namespace rzoo::test

@@ -5,9 +5,14 @@
 #include <ATen/core/Tensor.h>
 #include <torch/csrc/jit/api/module.h>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include "datasets/dataset.h"
+#include "models/recommender.h"
 
 namespace torch::optim {
 class Optimizer;
@@ -23,6 +28,18 @@ struct Split;
 }  // namespace rzoo
 
 namespace rzoo::test {
+
+// A hand-made dataset for per-model maths tests: users "u0".., items "i0"..; every interaction
+// (with its rating, when `ratings` is given) is a training one; valid and test are empty.
+struct TinyExample {
+  rzoo::Dataset d;
+  rzoo::Split s;
+  rzoo::ModelContext ctx(const rzoo::Config* cfg = nullptr) const {
+    return rzoo::ModelContext{d.n_users(), d.n_items(), cfg, &d, &s};
+  }
+};
+TinyExample make_tiny_example(const std::vector<int64_t>& users, const std::vector<int64_t>& items, int64_t n_users,
+                              int64_t n_items, std::vector<float> ratings = {});
 
 // One epoch of `batcher` (started with seed 1 and `epoch`): REQUIREs a finite scalar loss for
 // every batch, calls `check` (if set) on each batch, and with `opt` takes an optimizer step per
@@ -40,5 +57,12 @@ void check_checkpoint_roundtrip(rzoo::RecommenderImpl& model, const std::functio
 // Returns the loaded module for further checks.
 torch::jit::Module check_export_roundtrip(rzoo::RecommenderImpl& model, const rzoo::Config& cfg, const rzoo::Dataset& data,
                                           const rzoo::Split& split, const at::Tensor& users, const std::string& dir);
+
+// The real Python client: Debian's /usr/bin/python3 (torch 1.13) loads dir/model.pt and must
+// reproduce the loaded module's `score` on 64 random pairs, `recommend(users, k)` and
+// `recommend_raw` for the dataset's fourth user (scripts/check_export.py). WARNs and returns when
+// that python has no torch.
+void check_python_client(torch::jit::Module& jm, const rzoo::Dataset& data, const at::Tensor& users, int64_t k,
+                         const std::string& dir);
 
 }  // namespace rzoo::test

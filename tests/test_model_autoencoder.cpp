@@ -29,33 +29,13 @@ namespace {
 using Vec = std::vector<double>;
 using Mat = std::vector<Vec>;  // [out][in], as a Linear's weight
 
-struct Example {
-  Dataset d;
-  Split s;
-  ModelContext ctx(const Config* cfg = nullptr) const { return ModelContext{d.n_users(), d.n_items(), cfg, &d, &s}; }
-};
-
-// A dataset whose every interaction is a training one.
-Example make_example(std::vector<int64_t> users, std::vector<int64_t> items, int64_t n_users, int64_t n_items) {
-  Example e;
-  e.d.name = "tiny";
-  for (int64_t u = 0; u < n_users; ++u) e.d.users.add("u" + std::to_string(u));
-  for (int64_t i = 0; i < n_items; ++i) e.d.items.add("i" + std::to_string(i));
-  std::vector<int32_t> u32(users.begin(), users.end()), i32(items.begin(), items.end());
-  e.d.user = u32;
-  e.d.item = i32;
-  e.s.train = Csr::from_pairs(n_users, n_items, users, items);
-  e.s.valid = Csr::from_pairs(n_users, n_items, {}, {});
-  e.s.test = Csr::from_pairs(n_users, n_items, {}, {});
-  for (size_t r = 0; r < users.size(); ++r) e.s.train_rows.push_back(static_cast<int64_t>(r));
-  return e;
-}
+using Example = TinyExample;
 
 // 4 users x 5 items: u0 {0, 2}, u1 {1, 3, 4}, u2 {} (no training items), u3 {4}.
-Example example_a() { return make_example({0, 0, 1, 1, 1, 3}, {2, 0, 4, 1, 3, 4}, 4, 5); }
+Example example_a() { return make_tiny_example({0, 0, 1, 1, 1, 3}, {2, 0, 4, 1, 3, 4}, 4, 5); }
 
 // 3 users x 3 items: u0 {0, 2}, u1 {1}, u2 {0, 1, 2}.
-Example example_b() { return make_example({0, 0, 1, 2, 2, 2}, {0, 2, 1, 0, 1, 2}, 3, 3); }
+Example example_b() { return make_tiny_example({0, 0, 1, 2, 2, 2}, {0, 2, 1, 0, 1, 2}, 3, 3); }
 const Mat kHistB = {{1, 0, 1}, {0, 1, 0}, {1, 1, 1}};
 
 at::Tensor longs(std::vector<int64_t> v) { return torch::tensor(v, torch::kLong); }

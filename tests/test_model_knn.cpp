@@ -25,29 +25,10 @@ namespace {
 //   u1    4   1   .   2   .
 //   u2    .   2   5   .   .
 //   u3    .   .   .   .   .
-struct Example {
-  Dataset d;
-  Split s;
-  ModelContext ctx() const { return ModelContext{d.n_users(), d.n_items(), nullptr, &d, &s}; }
-};
-
-Example make_example(std::vector<int64_t> users, std::vector<int64_t> items, std::vector<float> ratings, int64_t n_users,
-                     int64_t n_items) {
-  Example e;
-  e.d.name = "tiny";
-  for (int64_t u = 0; u < n_users; ++u) e.d.users.add("u" + std::to_string(u));
-  for (int64_t i = 0; i < n_items; ++i) e.d.items.add("i" + std::to_string(i));
-  std::vector<int32_t> u32(users.begin(), users.end()), i32(items.begin(), items.end());
-  e.d.user = u32;
-  e.d.item = i32;
-  e.d.rating = ratings;
-  e.s.train = Csr::from_pairs(n_users, n_items, users, items);
-  for (size_t r = 0; r < users.size(); ++r) e.s.train_rows.push_back(static_cast<int64_t>(r));
-  return e;
-}
+using Example = TinyExample;
 
 Example example_a() {
-  return make_example({0, 0, 0, 1, 1, 1, 2, 2}, {0, 1, 2, 0, 1, 3, 1, 2}, {5, 3, 4, 4, 1, 2, 2, 5}, 4, 5);
+  return make_tiny_example({0, 0, 0, 1, 1, 1, 2, 2}, {0, 1, 2, 0, 1, 3, 1, 2}, 4, 5, {5, 3, 4, 4, 1, 2, 2, 5});
 }
 
 // The stored (pruned) similarity of entity x to y in ranking mode; 0 when y is not a neighbour.
@@ -143,7 +124,7 @@ TEST_CASE("itemknn: rating-based similarities by hand (cosine, adjusted cosine, 
   // Example B: 3 users x 2 items, i0 = (1, 2, 3), i1 = (2, 2, 5). Pearson: centred (-1, 0, 1)
   // and (-1, -1, 2): 3 / sqrt(2 * 6); cosine: (2 + 4 + 15) / (sqrt(14) sqrt(33)); with
   // shrinkage 3 and n = 3: x 1/2.
-  const Example b = make_example({0, 0, 1, 1, 2, 2}, {0, 1, 0, 1, 0, 1}, {1, 2, 2, 2, 3, 5}, 3, 2);
+  const Example b = make_tiny_example({0, 0, 1, 1, 2, 2}, {0, 1, 0, 1, 0, 1}, 3, 2, {1, 2, 2, 2, 3, 5});
   ItemKNN pb(b.ctx(), KNNOptions().similarity("pearson").shrinkage(0).mode("rating"));
   pb->fit(b.s.train);
   CHECK(pb->sim[0][1].item<double>() == Approx(3 / std::sqrt(12.0)));

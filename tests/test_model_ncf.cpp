@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <map>
 #include <memory>
 
 #include "datasets/dataset.h"
@@ -79,39 +80,6 @@ void write_run(RecommenderImpl& m, const std::string& dir) {
   m.save(w);
   ar.write("model", w);
   ar.save_to(dir + "/best.pt");
-}
-
-// Plain PyTorch (Debian's python3-torch) reproduces the exported module's numbers.
-void python_check(torch::jit::Module& jm, const Dataset& d, const at::Tensor& users, const TempDir& t) {
-  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
-    WARN("skipped the Python check: /usr/bin/python3 has no torch");
-    return;
-  }
-  auto list = [](const at::Tensor& x) {
-    std::string s = "[";
-    const auto c = x.contiguous().to(torch::kDouble);
-    for (int64_t i = 0; i < c.numel(); ++i) s += (i ? ", " : "") + fmt::format("{:.9g}", c.data_ptr<double>()[i]);
-    return s + "]";
-  };
-  const auto many_u = torch::randint(d.n_users(), {64}, torch::kLong), many_i = torch::randint(d.n_items(), {64}, torch::kLong);
-  const auto js = jm.run_method("score", many_u, many_i).toTensor();
-  const int64_t k = 5;
-  const auto top = jm.run_method("recommend", users, k).toTuple()->elements()[0].toTensor();
-  std::string rows = "[";
-  for (int64_t b = 0; b < top.size(0); ++b) rows += (b ? ", " : "") + list(top[b]);
-  rows += "]";
-  const std::string raw_user = d.users.raws()[3];
-  const auto raw_list = jm.run_method("recommend_raw", raw_user, k).toTuple()->elements()[0].toList();
-  std::string raw_items = "[";
-  for (size_t i = 0; i < raw_list.size(); ++i) raw_items += (i ? ", \"" : "\"") + raw_list.get(i).toStringRef() + "\"";
-  raw_items += "]";
-  t.write("cases.json", fmt::format("{{\"users\": {}, \"items\": {}, \"scores\": {}, \"rec_users\": {}, \"k\": {}, "
-                                    "\"rec_scores\": {}, \"raw_user\": \"{}\", \"raw_items\": {}}}",
-                                    list(many_u), list(many_i), list(js), list(users), k, rows, raw_user, raw_items));
-  const auto r = run_shell("/usr/bin/python3 " + std::string(RZOO_TEST_SOURCE_DIR) + "/scripts/check_export.py " +
-                           t.file("model.pt") + " " + t.file("cases.json"));
-  INFO(r.output);
-  CHECK(r.code == 0);
 }
 
 struct Synthetic {
@@ -262,6 +230,87 @@ TEST_CASE("mf: dot product plus biases, BCE plus l2 on the batch's rows, by hand
   CHECK(m->loss(b).item<double>() == Approx(bce));
 }
 
+TEST_CASE("mf: native per-sample SGD equals batch_size-1 autograd SGD, and the trainer uses it", "[models][ncf]") {
+  const Synthetic s("mf", {"model.l2=0.05", "model.embedding_size=6"});
+  auto sampler = make_sampler("uniform", s.split.train);
+  torch::manual_seed(3);
+  DotMF a(s.ctx());
+  {
+    torch::NoGradGuard g;
+    a->user_bias.normal_(0.0, 0.5);  // non-zero biases, so their steps are checked too
+    a->item_bias.normal_(0.0, 0.5);
+    a->global_bias.fill_(0.2);
+  }
+  DotMF b(s.ctx());
+  {
+    torch::NoGradGuard g;
+    for (const auto& kv : a->named_parameters()) b->named_parameters()[kv.key()].copy_(kv.value());
+  }
+  std::map<std::string, at::Tensor> initial;
+  for (const auto& kv : a->named_parameters()) initial[kv.key()] = kv.value().detach().clone();
+  const double lr = 0.05;
+  // a: one autograd step per sample (batch size 1) with torch's SGD.
+  auto one = make_batcher(s.split, InputType::Pointwise, *sampler, 1, 3);
+  auto opt = make_optimizer("sgd", a->parameters(), lr, 0.0, 0.0);
+  one->start_epoch(7, 2);
+  double loss_a = 0.0;
+  int64_t n = 0;
+  Batch batch;
+  while (one->next(batch)) {
+    opt->zero_grad();
+    auto loss = a->loss(batch);
+    loss.backward();
+    opt->step();
+    loss_a += loss.item<double>();
+    ++n;
+  }
+  REQUIRE(n == 4 * s.split.train.nnz());
+  // b: the same samples (same seed and epoch) in chunks of 100, stepped natively.
+  auto chunks = make_batcher(s.split, InputType::Pointwise, *sampler, 100, 3);
+  chunks->start_epoch(7, 2);
+  double loss_b = 0.0;
+  while (chunks->next(batch)) loss_b += b->per_sample_sgd(batch, lr);
+  CHECK(loss_b == Approx(loss_a).epsilon(1e-5));
+  for (const auto& kv : a->named_parameters()) {
+    INFO(kv.key());
+    const auto& want = kv.value();
+    const auto got = b->named_parameters()[kv.key()];
+    CHECK(torch::allclose(got, want, 1e-4, 1e-5));
+    CHECK_FALSE(torch::allclose(want, initial[kv.key()], 1e-3, 1e-3));  // every parameter moved
+  }
+  CHECK(DotMF(s.ctx())->has_per_sample_sgd());
+  CHECK_FALSE(GMF(s.ctx())->has_per_sample_sgd());
+  CHECK_THROWS_WITH(GMF(s.ctx())->per_sample_sgd(batch, lr), Contains("has no native per-sample SGD"));
+
+  // The trainer takes the native path for sgd with batch_size 1 (and no momentum or weight decay),
+  // and the loss falls.
+  for (const std::string extra : {"", "train.momentum=0.5"}) {
+    DYNAMIC_SECTION("extra: " << extra) {
+      std::vector<std::string> sets = {"train.optimizer=sgd", "train.batch_size=1", "train.lr=0.1",
+                                       "train.neg_per_pos=2", "train.epochs=4", "train.early_stop.patience=0"};
+      if (!extra.empty()) sets.push_back(extra);
+      const Synthetic r("mf", sets);
+      TempDir t;
+      Logger log{true};
+      log.open(t.file("train.log"));
+      torch::manual_seed(1);
+      Recommender model(std::static_pointer_cast<RecommenderImpl>(std::make_shared<DotMFImpl>(r.ctx())));
+      Trainer tr(model, r.split, TrainOptions::from_config(r.cfg), EvalOptions::from_config(r.cfg), torch::kCPU,
+                 t.file("run"), log);
+      if (extra.empty()) {
+        CHECK(tr.fit());
+        REQUIRE(tr.history().size() == 4);
+        INFO(tr.history()[0].loss << " -> " << tr.history()[3].loss);
+        CHECK(tr.history()[3].loss < 0.85 * tr.history()[0].loss);
+      } else {
+        CHECK_FALSE(tr.fit(1));  // autograd, one sample per step: one epoch is enough to see
+      }
+      log.close();
+      CHECK((read_file(t.file("train.log")).find("native per-sample SGD") != std::string::npos) == extra.empty());
+    }
+  }
+}
+
 // ---- chunked score_all ----------------------------------------------------------------------------
 
 TEST_CASE("ncfmlp, neumf: the chunked score_all equals the naive concatenation", "[models][ncf]") {
@@ -348,7 +397,7 @@ TEST_CASE("ncf, mf: loss falls on synthetic data, score and score_all agree, che
       TempDir t;
       check_checkpoint_roundtrip(*model, [&] { torch::manual_seed(99); return make(name, s.ctx()); }, users, t.path.string());
       torch::jit::Module jm = check_export_roundtrip(*model, s.cfg, s.data, s.split, users, t.path.string());
-      python_check(jm, s.data, users, t);
+      check_python_client(jm, s.data, users, 5, t.path.string());
     }
   }
 }

@@ -273,7 +273,15 @@ bool Trainer::fit(int64_t max_epochs) {
 
   if (!optimizer_) fail("model '{}' has no trainable parameters", model_->name());
   auto sampler = make_sampler(opt_.sampler, split_.train, opt_.sampler_alpha);
-  auto batcher_ptr = make_batcher(split_, model_->input_type(), *sampler, opt_.batch_size, opt_.neg_per_pos,
+  // Plain SGD one sample at a time (Rendle et al.'s MF): applied natively by models that can,
+  // over the same sample sequence as batch_size 1 (the batchers' order and negatives do not
+  // depend on the batch size), handed over in chunks.
+  const bool per_sample = opt_.optimizer == "sgd" && opt_.batch_size == 1 && opt_.momentum == 0.0 &&
+                          opt_.weight_decay == 0.0 && device_.is_cpu() && model_->has_per_sample_sgd();
+  if (per_sample && epoch_ == 0 && history_.empty())
+    log_.line("sgd with batch_size 1: the model's native per-sample SGD steps");
+  auto batcher_ptr = make_batcher(split_, model_->input_type(), *sampler, per_sample ? int64_t{8192} : opt_.batch_size,
+                                  opt_.neg_per_pos,
                                   SequenceOptions{opt_.seq_max_len, opt_.seq_prefix});
   BatchSource& batcher = *batcher_ptr;
   const bool show_progress = opt_.progress == "true" || (opt_.progress == "auto" && log_.interactive());
@@ -308,21 +316,31 @@ bool Trainer::fit(int64_t max_epochs) {
       if (device_.type() != c10::kCPU)
         b = Batch{b.users.to(device_), b.items.to(device_), b.neg_items.defined() ? b.neg_items.to(device_) : b.neg_items,
                   b.labels.defined() ? b.labels.to(device_) : b.labels, b.seq.defined() ? b.seq.to(device_) : b.seq};
-      optimizer_->zero_grad();
-      auto loss = model_->loss(b);
-      loss.backward();
-      optimizer_->step();
-      const auto weighted = loss.detach().to(torch::kDouble) * static_cast<double>(b.size());
+      at::Tensor weighted;
+      int64_t steps = 1;
+      if (per_sample) {
+        weighted = torch::full({}, model_->per_sample_sgd(b, opt_.lr), torch::kDouble);
+        steps = b.size();
+      } else {
+        optimizer_->zero_grad();
+        auto loss = model_->loss(b);
+        loss.backward();
+        optimizer_->step();
+        weighted = loss.detach().to(torch::kDouble) * static_cast<double>(b.size());
+      }
       total += weighted;
       rows += b.size();
       ++batch_no;
-      ++step;
+      const int64_t before = step;
+      step += steps;
       if (opt_.log_every > 0) {
         window += weighted;
         window_rows += b.size();
-        if (step % opt_.log_every == 0) {  // reads the device only every log_every steps
-          log_.line(fmt::format("epoch {:>4} step {:>7} | loss {:.6f} (mean of the last {} steps)", epoch_ + 1, step,
-                                window.item<double>() / static_cast<double>(window_rows), opt_.log_every));
+        // Per-sample SGD advances `steps` steps per chunk: log when a multiple of log_every is passed.
+        if (step / opt_.log_every != before / opt_.log_every) {  // reads the device only every log_every steps
+          log_.line(fmt::format("epoch {:>4} step {:>7} | loss {:.6f} (mean of the last {} {})", epoch_ + 1, step,
+                                window.item<double>() / static_cast<double>(window_rows),
+                                per_sample ? window_rows : opt_.log_every, per_sample ? "samples" : "steps"));
           window.zero_();
           window_rows = 0;
         }
