@@ -52,14 +52,15 @@ configs/datasets/<dataset>.yaml < CONFIG < --set. Exit status: 0 success, 1 erro
 const char* command_help(const std::string& command) {
   if (command == "train")
     return R"(usage: rzoo train CONFIG [--set KEY=VALUE ...] [--config-dir DIR] [--quiet]
-       rzoo train --resume RUN_DIR
+       rzoo train --resume RUN_DIR [--set threads=N]
 
 Trains the model named by `model` in CONFIG on its dataset and split, validating every
 train.valid_every epochs with early stopping on train.early_stop.metric, then evaluates the best
 checkpoint on valid and test. Prints the resolved config first; writes a run folder under
 output_dir (config.yaml, train.log, last.pt, best.pt, metrics.json, users.txt, items.txt).
 --resume continues an interrupted run from RUN_DIR/last.pt with the run's own config.yaml and
-ends with the same numbers as an uninterrupted run. Ctrl-C stops after the current batch; the
+ends with the same numbers as an uninterrupted run (--set threads=N, the only key it takes, changes
+the thread count). Ctrl-C stops after the current batch; the
 last complete epoch stays saved.
 )";
   if (command == "evaluate")
@@ -293,11 +294,18 @@ int run(const Args& a) {
   }
   if (a.command == "train") {
     if (!a.resume.empty()) {
-      if (!a.positional.empty() || !a.sets.empty()) throw Usage("train --resume RUN_DIR takes no CONFIG or --set: the run's own config.yaml is used");
+      if (!a.positional.empty()) throw Usage("train --resume RUN_DIR takes no CONFIG: the run's own config.yaml is used");
+      // Only the thread count may change (e.g. to share the machine with other runs): it does
+      // not change what is computed, beyond float rounding.
+      for (const auto& s : a.sets)
+        if (s.substr(0, s.find('=')) != "threads")
+          throw Usage(fmt::format("train --resume RUN_DIR: --set {} refused; the run's own config.yaml is used "
+                                  "(only --set threads=N may change)", s));
       if (!fs::is_directory(a.resume)) fail("{}: no such run folder", a.resume);
       const std::string cfg_path = a.resume + "/config.yaml";
       if (!fs::exists(cfg_path)) fail("{}: not an rzoo run folder (no config.yaml)", a.resume);
-      const Config cfg = load_resolved_config(cfg_path);
+      Config cfg = load_resolved_config(cfg_path);
+      for (const auto& s : a.sets) cfg = cfg.with_set(s);
       const PreparedData data = prepare_data(cfg, log);
       train_model(cfg, data, a.resume, log, /*resume=*/true);
       return 0;

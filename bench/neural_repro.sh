@@ -11,7 +11,7 @@
 #   speed   NeuMF seconds per epoch, samples/s and the batching share (bench/neumf_speed.sh).
 # Usage: bash bench/neural_repro.sh [ncf|mlsmall|speed]...   (default: all; needs the build)
 #        NCF_MODELS="gmf mf" bash bench/neural_repro.sh ncf   (a subset, in that order; neumf needs
-#        the gmf and ncfmlp results)
+#        the gmf and ncfmlp results; NCF_JOBS=3 runs their seeds side by side)
 # Outputs under build/neural-repro (finished runs are reused: delete it after changing the code).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +34,10 @@ ncf)
   c=(configs/experiments/ncf-ml-1m.yaml --set "dataset.path=$data/ncf-ml-1m/ml-1m" --set train.progress=false
      --set train.optimizer=lazy_adam --metric ndcg@10 --report hr@10,ndcg@10 --also-eval eval.protocol=full --seeds 1,2,3)
   parts_ncf=${NCF_MODELS:-gmf mf ncfmlp neumf}
+  # NCF_JOBS=N trains the seeds of NCF-MLP and NeuMF N at a time, one thread each (at batch 256
+  # one-thread runs side by side use 2 cores better than one run with 2 threads).
+  par=()
+  if [ "${NCF_JOBS:-1}" -gt 1 ]; then par=(--jobs "$NCF_JOBS" --set threads=1); fi
   # 64 predictive factors: GMF embedding 64; NCF-MLP tower 512 -> 256 -> 128 -> 64 (3 hidden layers).
   # NCF-MLP and NeuMF cost ~170 s per epoch here (bench/neumf_speed.sh): they keep the paper's
   # learning rate (0.001) instead of a grid, so nothing is chosen for them but the epoch.
@@ -43,13 +47,13 @@ ncf)
   tune "${c[@]}" --out $out/ncf/gmf --summary $out/ncf/gmf.json --label "GMF (64)" \
     --set model=gmf --set model.embedding_size=64 --grid "train.lr=[0.001,0.005]" --grid "train.weight_decay=[0,0.00001]" ;;
   ncfmlp)
-  tune "${c[@]}" --out $out/ncf/ncfmlp --summary $out/ncf/ncfmlp.json --label "NCF-MLP (64)" \
+  tune "${c[@]}" "${par[@]}" --out $out/ncf/ncfmlp --summary $out/ncf/ncfmlp.json --label "NCF-MLP (64)" \
     --set model=ncfmlp --set "model.layers=[512,256,128,64]" --grid "train.lr=[0.001]" ;;
   neumf)
   # NeuMF: each seed starts from that seed's GMF and NCF-MLP (alpha 0.5) and is fine-tuned with SGD.
   gmf=$out/ncf/gmf/$(chosen $out/ncf/gmf.json)_seed{seed}
   mlp=$out/ncf/ncfmlp/$(chosen $out/ncf/ncfmlp.json)_seed{seed}
-  tune "${c[@]}" --out $out/ncf/neumf --summary $out/ncf/neumf.json --label "NeuMF pre-trained (64)" \
+  tune "${c[@]}" "${par[@]}" --out $out/ncf/neumf --summary $out/ncf/neumf.json --label "NeuMF pre-trained (64)" \
     --set model=neumf --set model.embedding_size=64 --set "model.layers=[512,256,128,64]" \
     --set "model.pretrain.gmf=$gmf" --set "model.pretrain.mlp=$mlp" --set train.optimizer=sgd --grid "train.lr=[0.001]" ;;
   mf)

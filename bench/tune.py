@@ -13,10 +13,11 @@ too. In --set values, {seed} becomes the run's seed (the first of --seeds for th
 to pre-train each seed from the same seed's run. --summary FILE writes the chosen setting, the
 final run folders and their metrics as JSON. --grid-with-first-seed runs the grid with the first
 seed, whose final run is then the chosen grid run (one run fewer).
-A run folder that already holds metrics.json is reused (so an interrupted tuning resumes): delete
---out after changing the code.
+A run folder that already holds metrics.json is reused, and one with only last.pt is resumed (so an
+interrupted tuning continues): delete --out after changing the code. --jobs N trains N runs at once.
 """
 import argparse, itertools, json, os, statistics, subprocess, sys
+from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RZOO = os.path.join(ROOT, "build", "rzoo")
@@ -25,9 +26,16 @@ RZOO = os.path.join(ROOT, "build", "rzoo")
 def run(config, sets, out, name):
     run_dir = os.path.join(out, name)
     if not os.path.exists(os.path.join(run_dir, "metrics.json")):
-        cmd = [RZOO, "train", config, "--quiet", "--set", f"output_dir={out}", "--set", f"run_name={name}"]
-        for s in sets:
-            cmd += ["--set", s]
+        if os.path.exists(os.path.join(run_dir, "last.pt")):
+            # Interrupted: continue from its last complete epoch (the thread count may change).
+            cmd = [RZOO, "train", "--resume", run_dir, "--quiet"]
+            for s in sets:
+                if s.startswith("threads="):
+                    cmd += ["--set", s]
+        else:
+            cmd = [RZOO, "train", config, "--quiet", "--set", f"output_dir={out}", "--set", f"run_name={name}"]
+            for s in sets:
+                cmd += ["--set", s]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             sys.exit(f"tune: {' '.join(cmd)} failed:\n{r.stderr}")
@@ -81,6 +89,8 @@ def main():
     ap.add_argument("--label", default="")
     ap.add_argument("--also-eval", action="append", default=[])
     ap.add_argument("--summary", default="")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="runs trained at once (give each fewer threads: --set threads=1)")
     ap.add_argument("--grid-with-first-seed", action="store_true",
                     help="run the grid with the first of --seeds, so that the chosen setting's run is "
                          "also that seed's final run (one run fewer; for slow models)")
@@ -97,19 +107,25 @@ def main():
     seeded = lambda sets, s: [x.replace("{seed}", str(s if s is not None else "")) for x in sets]
     best = None
     combos = list(itertools.product(*values)) if keys else [()]
+    # The grid run is the first seed's final run (reused below) when there is one combination
+    # (nothing to choose) or with --grid-with-first-seed (a run fewer per tuning).
+    first_seed = seeds[0] is not None and not a.refit and (len(combos) == 1 or a.grid_with_first_seed)
+    grid = []
     for combo in combos:
         sets = seeded(a.set, seeds[0]) + [f"{k}={v}" for k, v in zip(keys, combo)]
         name = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in zip(keys, combo)) or "default"
         name = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
-        if seeds[0] is not None and not a.refit and (len(combos) == 1 or a.grid_with_first_seed):
-            # The grid run is the first seed's final run (reused below): with one combination
-            # there is nothing to choose, with --grid-with-first-seed it saves a run per tuning.
-            m = run(a.config, sets + [f"seed={seeds[0]}"], a.out, name + f"_seed{seeds[0]}")
-            if len(combos) == 1:
-                best = (m["valid"]["metrics"][a.metric], sets, combo, name)
-                break
-        else:
-            m = run(a.config, sets, a.out, name)
+        grid.append((combo, sets, name))
+    runs = []
+    if len(grid) == 1 and first_seed:
+        # Nothing to choose: the seeds' runs (below) are all there is; the first gives the
+        # validation value.
+        best = (None, grid[0][1], grid[0][0], grid[0][2])
+        grid = []
+    with ThreadPoolExecutor(max_workers=a.jobs) as pool:
+        runs = list(pool.map(lambda g: run(a.config, g[1] + ([f"seed={seeds[0]}"] if first_seed else []), a.out,
+                                           g[2] + (f"_seed{seeds[0]}" if first_seed else "")), grid))
+    for (combo, sets, name), m in zip(grid, runs):
         v = m["valid"]["metrics"][a.metric]
         if v is None:
             continue
@@ -123,11 +139,16 @@ def main():
     extra = {r: [] for r in report}
     refit = "_refit" if a.refit else ""
     finals = []
+    final_runs = []
     for s in seeds:
         grid_sets = best[1][len(a.set):]
         sets = seeded(a.set, s) + grid_sets + a.refit + ([f"seed={s}"] if s else [])
-        name = best[3] + refit + (f"_seed{s}" if s else "")
-        m = run(a.config, sets, a.out, name)
+        final_runs.append((sets, best[3] + refit + (f"_seed{s}" if s else "")))
+    with ThreadPoolExecutor(max_workers=a.jobs) as pool:
+        final_metrics = list(pool.map(lambda f: run(a.config, f[0], a.out, f[1]), final_runs))
+    if best[0] is None:
+        best = (final_metrics[0]["valid"]["metrics"][a.metric],) + best[1:]
+    for s, (sets, name), m in zip(seeds, final_runs, final_metrics):
         finals.append({"seed": s, "run": os.path.join(a.out, name), "test": m["test"]["metrics"]})
         for r in report:
             tests[r].append(m["test"]["metrics"][r])

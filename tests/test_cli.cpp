@@ -78,11 +78,15 @@ TEST_CASE("cli: train, evaluate and resume on synthetic data", "[cli]") {
   require_clean_failure(run_cli("evaluate " + q(run.string()) + " --set train.lr=0.1"), "only eval.* settings can change");
   require_clean_failure(run_cli("evaluate " + q(run.string()) + " --set eval.nosuch=1"), "unknown key 'eval.nosuch'");
   require_clean_failure(run_cli("evaluate " + q(run.string()) + " --set eval.protocol=uniform"), "eval.protocol");
-  // Resuming a finished run re-evaluates it without training more.
-  r = run_cli("train --resume " + q(run.string()));
+  // Resuming a finished run re-evaluates it without training more; only the thread count may
+  // change on resume.
+  r = run_cli("train --resume " + q(run.string()) + " --set threads=1");
   CHECK(r.code == 0);
   CHECK(r.output.find("resumed from") != std::string::npos);
+  CHECK(r.output.find("| 1 threads") != std::string::npos);
   CHECK(r.output.find("epoch    4") == std::string::npos);
+  require_clean_failure(run_cli("train --resume " + q(run.string()) + " --set train.lr=0.1"),
+                        "--set train.lr=0.1 refused");
 }
 
 TEST_CASE("cli: compare prints one table", "[cli]") {
