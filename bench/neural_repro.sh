@@ -34,7 +34,7 @@ ncf)
   c=(configs/experiments/ncf-ml-1m.yaml --set "dataset.path=$data/ncf-ml-1m/ml-1m" --set train.progress=false
      --set train.optimizer=lazy_adam --metric ndcg@10 --report hr@10,ndcg@10 --also-eval eval.protocol=full --seeds 1,2,3)
   parts_ncf=${NCF_MODELS:-gmf mf ncfmlp neumf}
-  # NCF_JOBS=N trains the seeds of NCF-MLP and NeuMF N at a time, one thread each (at batch 256
+  # NCF_JOBS=N trains the runs of MF, NCF-MLP and NeuMF N at a time, one thread each (at batch 256
   # one-thread runs side by side use 2 cores better than one run with 2 threads).
   par=()
   if [ "${NCF_JOBS:-1}" -gt 1 ]; then par=(--jobs "$NCF_JOBS" --set threads=1); fi
@@ -58,13 +58,13 @@ ncf)
     --set "model.pretrain.gmf=$gmf" --set "model.pretrain.mlp=$mlp" --set train.optimizer=sgd --grid "train.lr=[0.001]" ;;
   mf)
   # Rendle et al.'s protocol: plain SGD one example at a time (batch_size 1, run natively by the
-  # model), lr 0.002, 8 negatives, their lambda 0.005 (= 2 * model.l2), 256 epochs, the best
-  # validation epoch kept; the grid chooses the dimension. Single-threaded by nature, so 1 thread
-  # (the other core stays free for another run). Adam (lazy_adam) plateaued below the bar here.
-  tune "${c[@]}" --out $out/ncf/mf-sgd --summary $out/ncf/mf.json --label "MF (dot product, log loss, per-example SGD)" \
+  # model), lr 0.002, 8 negatives, 256 epochs, the best validation epoch kept; the grid chooses the
+  # dimension and l2 around their lambda 0.005 (= 2 * model.l2). Single-threaded by nature, so 1
+  # thread (the other core stays free for another run). Adam (lazy_adam) plateaued below the bar.
+  tune "${c[@]}" "${par[@]}" --out $out/ncf/mf-sgd --summary $out/ncf/mf.json --label "MF (dot product, log loss, per-example SGD)" \
     --grid-with-first-seed --set model=mf --set train.optimizer=sgd --set train.batch_size=1 --set train.lr=0.002 \
-    --set train.neg_per_pos=8 --set model.l2=0.0025 --set train.epochs=256 --set train.early_stop.patience=0 \
-    --set threads=1 --grid "model.embedding_size=[64,192]" ;;
+    --set train.neg_per_pos=8 --set train.epochs=256 --set train.early_stop.patience=0 \
+    --set threads=1 --grid "model.embedding_size=[64,192]" --grid "model.l2=[0.001,0.0025,0.005]" ;;
   esac
   done
   ;;

@@ -278,8 +278,13 @@ bool Trainer::fit(int64_t max_epochs) {
   // depend on the batch size), handed over in chunks.
   const bool per_sample = opt_.optimizer == "sgd" && opt_.batch_size == 1 && opt_.momentum == 0.0 &&
                           opt_.weight_decay == 0.0 && device_.is_cpu() && model_->has_per_sample_sgd();
-  if (per_sample && epoch_ == 0 && history_.empty())
-    log_.line("sgd with batch_size 1: the model's native per-sample SGD steps");
+  if (epoch_ == 0 && history_.empty()) {
+    if (per_sample)
+      log_.line("sgd with batch_size 1: the model's native per-sample SGD steps");
+    else if (opt_.optimizer == "sgd" && opt_.batch_size == 1 && model_->has_per_sample_sgd())
+      log_.line("sgd with batch_size 1 through autograd, one sample per step (slow): the model's native steps "
+                "need train.momentum 0, train.weight_decay 0 and the CPU");
+  }
   auto batcher_ptr = make_batcher(split_, model_->input_type(), *sampler, per_sample ? int64_t{8192} : opt_.batch_size,
                                   opt_.neg_per_pos,
                                   SequenceOptions{opt_.seq_max_len, opt_.seq_prefix});
