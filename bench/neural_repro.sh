@@ -50,12 +50,15 @@ ncf)
   tune "${c[@]}" "${par[@]}" --out $out/ncf/ncfmlp --summary $out/ncf/ncfmlp.json --label "NCF-MLP (64)" \
     --set model=ncfmlp --set "model.layers=[512,256,128,64]" --grid "train.lr=[0.001]" ;;
   neumf)
-  # NeuMF: each seed starts from that seed's GMF and NCF-MLP (alpha 0.5) and is fine-tuned with SGD.
+  # NeuMF: each seed starts from that seed's GMF and NCF-MLP (alpha 0.5) and is fine-tuned, with
+  # SGD as the paper writes or with Adam (fresh moments) as its released code's example runs it:
+  # chosen on validation.
   gmf=$out/ncf/gmf/$(chosen $out/ncf/gmf.json)_seed{seed}
   mlp=$out/ncf/ncfmlp/$(chosen $out/ncf/ncfmlp.json)_seed{seed}
   tune "${c[@]}" "${par[@]}" --out $out/ncf/neumf --summary $out/ncf/neumf.json --label "NeuMF pre-trained (64)" \
     --set model=neumf --set model.embedding_size=64 --set "model.layers=[512,256,128,64]" \
-    --set "model.pretrain.gmf=$gmf" --set "model.pretrain.mlp=$mlp" --set train.optimizer=sgd --grid "train.lr=[0.001]" ;;
+    --set "model.pretrain.gmf=$gmf" --set "model.pretrain.mlp=$mlp" --set train.lr=0.001 --grid-with-first-seed \
+    --grid "train.optimizer=[sgd,lazy_adam]" ;;
   mf)
   # Rendle et al.'s protocol: plain SGD one example at a time (batch_size 1, run natively by the
   # model), lr 0.002, 8 negatives, 256 epochs, the best validation epoch kept; the grid chooses the
@@ -64,7 +67,7 @@ ncf)
   tune "${c[@]}" "${par[@]}" --out $out/ncf/mf-sgd --summary $out/ncf/mf.json --label "MF (dot product, log loss, per-example SGD)" \
     --grid-with-first-seed --set model=mf --set train.optimizer=sgd --set train.batch_size=1 --set train.lr=0.002 \
     --set train.neg_per_pos=8 --set train.epochs=256 --set train.early_stop.patience=0 \
-    --set threads=1 --grid "model.embedding_size=[64,192]" --grid "model.l2=[0.001,0.0025,0.005]" ;;
+    --set threads=1 --grid "model.embedding_size=[64,128,192]" --grid "model.l2=[0.001,0.0025,0.005]" ;;
   esac
   done
   ;;

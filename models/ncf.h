@@ -61,7 +61,7 @@ struct DotMFOptions {
   TORCH_ARG(int64_t, embedding_size) = 64;
   TORCH_ARG(double, init_std) = 0.1;  // std of the embeddings' normal initialisation; biases start at 0
   // lambda: loss += l2 * mean over the batch of (|p_u|^2 + |q_i|^2), the rows the batch uses.
-  TORCH_ARG(double, l2) = 0.0;
+  TORCH_ARG(double, l2) = 0.0025;
 };
 
 // The shared NCF architecture: an optional GMF part, an optional MLP part, the predict layer on

@@ -606,6 +606,8 @@ TEST_CASE("ncf, mf: options from their YAML, bad options are clear errors naming
     CHECK(o.l2() == 0.01);
     // Defaults of the structs equal the YAML's.
     CHECK(DotMFOptions().embedding_size() == 64);
+    CHECK(DotMFOptions().l2() == 0.0025);
+    CHECK(synthetic_config("mf").get_double("model.l2") == 0.0025);
     CHECK(NeuMFOptions().layers() == std::vector<int64_t>{64, 32, 16, 8});
   }
   auto bad = [](const std::string& name, const std::string& set) {
