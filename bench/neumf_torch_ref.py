@@ -3,16 +3,18 @@
 LAYERS, output layer on [D + LAYERS[-1]]) written in plain PyTorch, trained with Adam on BCE-with-
 logits over pre-generated random (user, item, label) batches: no data pipeline, no sampling, no
 validation. Its samples/s is what the model's arithmetic costs in this LibTorch on this machine.
-usage: neumf_torch_ref.py USERS ITEMS D LAYERS(comma) BATCH STEPS THREADS [dense|sparse]
+usage: neumf_torch_ref.py USERS ITEMS D LAYERS(comma) BATCH STEPS THREADS [dense|sparse|sgd]
 (prints samples/s). sparse: embeddings with sparse gradients, SparseAdam for them and Adam for
-the layers (PyTorch's counterpart of rzoo's lazy_adam)."""
+the layers (PyTorch's counterpart of rzoo's lazy_adam). sgd: plain SGD, sparse embedding
+gradients (as rzoo's sgd without momentum or weight decay)."""
 import sys, time
 import torch
 
 U, I, D = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 layers = [int(x) for x in sys.argv[4].split(",")]
 B, steps, threads = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
-sparse = len(sys.argv) > 8 and sys.argv[8] == "sparse"
+mode = sys.argv[8] if len(sys.argv) > 8 else "dense"
+sparse = mode in ("sparse", "sgd")
 torch.set_num_threads(threads)
 torch.manual_seed(1)
 
@@ -37,7 +39,12 @@ class NeuMF(torch.nn.Module):
 m = NeuMF()
 emb = [p for n, p in m.named_parameters() if n.startswith(("gu", "gi", "mu", "mi"))]
 rest = [p for n, p in m.named_parameters() if not n.startswith(("gu", "gi", "mu", "mi"))]
-opts = [torch.optim.SparseAdam(emb, lr=1e-3), torch.optim.Adam(rest, lr=1e-3)] if sparse else [torch.optim.Adam(m.parameters(), lr=1e-3)]
+if mode == "sgd":
+    opts = [torch.optim.SGD(m.parameters(), lr=1e-3)]
+elif sparse:
+    opts = [torch.optim.SparseAdam(emb, lr=1e-3), torch.optim.Adam(rest, lr=1e-3)]
+else:
+    opts = [torch.optim.Adam(m.parameters(), lr=1e-3)]
 batches = [(torch.randint(U, (B,)), torch.randint(I, (B,)), (torch.rand(B) < 0.2).float()) for _ in range(50)]
 
 
