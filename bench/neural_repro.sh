@@ -39,8 +39,8 @@ ncf)
   par=()
   if [ "${NCF_JOBS:-1}" -gt 1 ]; then par=(--jobs "$NCF_JOBS" --set threads=1); fi
   # 64 predictive factors: GMF embedding 64; NCF-MLP tower 512 -> 256 -> 128 -> 64 (3 hidden layers).
-  # NCF-MLP and NeuMF keep the paper's learning rate (0.001); NCF-MLP's weight decay is chosen
-  # (it lifted GMF). NeuMF runs are named by their own settings only: delete $out/ncf/neumf when
+  # NCF-MLP's learning rate and weight decay are chosen (weight decay lifted GMF); NeuMF keeps
+  # the paper's 0.001. NeuMF runs are named by their own settings only: delete $out/ncf/neumf when
   # the chosen GMF or NCF-MLP changes.
   for model in $parts_ncf; do
   case $model in
@@ -49,7 +49,7 @@ ncf)
     --set model=gmf --set model.embedding_size=64 --grid "train.lr=[0.001,0.005]" --grid "train.weight_decay=[0,0.00001]" ;;
   ncfmlp)
   tune "${c[@]}" "${par[@]}" --out $out/ncf/ncfmlp --summary $out/ncf/ncfmlp.json --label "NCF-MLP (64)" \
-    --set model=ncfmlp --set "model.layers=[512,256,128,64]" --grid "train.lr=[0.001]" --grid-with-first-seed \
+    --set model=ncfmlp --set "model.layers=[512,256,128,64]" --grid "train.lr=[0.001,0.005]" --grid-with-first-seed \
     --grid "train.weight_decay=[0,0.00001]" ;;
   neumf)
   # NeuMF: each seed starts from that seed's GMF and NCF-MLP (alpha 0.5) and is fine-tuned, with
