@@ -418,8 +418,8 @@ double DotMFImpl::per_sample_sgd(const Batch& b, double lr) {
   TORCH_CHECK(b.labels.defined(), "mf: needs pointwise batches (users, items, labels)");
   auto& P_t = user_emb->weight;
   auto& Q_t = item_emb->weight;
-  TORCH_CHECK(P_t.device().is_cpu() && P_t.scalar_type() == torch::kFloat && P_t.is_contiguous() &&
-                  Q_t.is_contiguous() && !P_t.is_sparse(),
+  TORCH_CHECK(P_t.device().is_cpu() && Q_t.device().is_cpu() && P_t.scalar_type() == torch::kFloat &&
+                  Q_t.scalar_type() == torch::kFloat && P_t.is_contiguous() && Q_t.is_contiguous(),
               "mf: per-sample SGD needs contiguous float parameters on the CPU");
   torch::NoGradGuard no_grad;
   const auto users = b.users.contiguous(), items = b.items.contiguous();

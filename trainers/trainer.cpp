@@ -276,12 +276,12 @@ bool Trainer::fit(int64_t max_epochs) {
   // Plain SGD one sample at a time (Rendle et al.'s MF): applied natively by models that can,
   // over the same sample sequence as batch_size 1 (the batchers' order and negatives do not
   // depend on the batch size), handed over in chunks.
-  const bool per_sample = opt_.optimizer == "sgd" && opt_.batch_size == 1 && opt_.momentum == 0.0 &&
-                          opt_.weight_decay == 0.0 && device_.is_cpu() && model_->has_per_sample_sgd();
+  const bool sgd_one = opt_.optimizer == "sgd" && opt_.batch_size == 1 && model_->has_per_sample_sgd();
+  const bool per_sample = sgd_one && opt_.momentum == 0.0 && opt_.weight_decay == 0.0 && device_.is_cpu();
   if (epoch_ == 0 && history_.empty()) {
     if (per_sample)
       log_.line("sgd with batch_size 1: the model's native per-sample SGD steps");
-    else if (opt_.optimizer == "sgd" && opt_.batch_size == 1 && model_->has_per_sample_sgd())
+    else if (sgd_one)
       log_.line("sgd with batch_size 1 through autograd, one sample per step (slow): the model's native steps "
                 "need train.momentum 0, train.weight_decay 0 and the CPU");
   }
