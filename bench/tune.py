@@ -15,6 +15,9 @@ final run folders and their metrics as JSON. --grid-with-first-seed runs the gri
 seed, whose final run is then the chosen grid run (one run fewer).
 A run folder that already holds metrics.json is reused, and one with only last.pt is resumed (so an
 interrupted tuning continues): delete --out after changing the code. --jobs N trains N runs at once.
+--base SUMMARY continues an earlier tuning (coordinate-wise): its chosen setting is fixed (--set)
+and this grid tunes further keys. The first value of each --grid must be the one the earlier runs
+used (the default, usually): that combination links the earlier run folders instead of retraining.
 """
 import argparse, itertools, json, os, statistics, subprocess, sys
 from concurrent.futures import ThreadPoolExecutor
@@ -97,7 +100,16 @@ def main():
     ap.add_argument("--refit", action="append", default=[],
                     help="KEY=VALUE applied to the final runs only, e.g. dataset.split.valid=none to refit "
                          "the chosen setting on all training data (validation is used for the choice only)")
+    ap.add_argument("--base", default="",
+                    help="summary JSON of an earlier tuning: fix its chosen setting; the first value of "
+                         "every --grid is what its runs used, so that combination reuses them")
     a = ap.parse_args()
+    base_runs = {}
+    if a.base:
+        with open(a.base) as f:
+            base = json.load(f)
+        a.set = a.set + [f"{k}={v}" for k, v in base["chosen"].items()]
+        base_runs = {str(r["seed"]): r["run"] for r in base["finals"]}
     keys, values = [], []
     for g in a.grid:
         k, v = g.split("=", 1)
@@ -116,6 +128,14 @@ def main():
         name = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in zip(keys, combo)) or "default"
         name = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
         grid.append((combo, sets, name))
+    if base_runs and grid:
+        # The combination of every grid's first value is the earlier tuning's chosen setting: its
+        # runs (one per seed) stand in for this tuning's, as links.
+        os.makedirs(a.out, exist_ok=True)
+        for s, run_dir in base_runs.items():
+            link = os.path.join(a.out, grid[0][2] + (f"_seed{s}" if s != "None" else ""))
+            if not os.path.lexists(link):
+                os.symlink(os.path.relpath(os.path.abspath(run_dir), os.path.abspath(a.out)), link)
     runs = []
     if len(grid) == 1 and first_seed:
         # Nothing to choose: the seeds' runs (below) are all there is; the first gives the

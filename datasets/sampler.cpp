@@ -97,14 +97,15 @@ std::unique_ptr<NegativeSampler> make_sampler(const std::string& name, const Csr
 }
 
 Batcher::Batcher(const Csr& train, InputType type, const NegativeSampler& sampler, int64_t batch_size,
-                 int64_t neg_per_pos)
+                 int64_t neg_per_pos, Shuffle shuffle)
     : train_(train),
       type_(type),
       sampler_(sampler),
       batch_size_(batch_size),
       neg_per_pos_(neg_per_pos),
       rows_per_pos_(type == InputType::Pointwise ? 1 + neg_per_pos : neg_per_pos),
-      n_pos_(train.nnz()) {
+      n_pos_(train.nnz()),
+      shuffle_(shuffle) {
   if (type != InputType::Pointwise && type != InputType::Pairwise)
     fail("the pair batcher builds pointwise and pairwise batches, not '{}'", to_string(type));
   if (batch_size < 1) fail("train.batch_size must be >= 1, got {}", batch_size);
@@ -113,7 +114,7 @@ Batcher::Batcher(const Csr& train, InputType type, const NegativeSampler& sample
   row_of_.resize(static_cast<size_t>(n_pos_));
   for (int64_t u = 0; u < train.n_rows; ++u)
     std::fill(row_of_.begin() + train.indptr[u], row_of_.begin() + train.indptr[u + 1], u);
-  order_.resize(static_cast<size_t>(n_pos_));
+  order_.resize(static_cast<size_t>(shuffle == Shuffle::Samples ? n_pos_ * rows_per_pos_ : n_pos_));
 }
 
 void Batcher::start_epoch(uint64_t seed, uint64_t epoch) {
@@ -132,10 +133,16 @@ bool Batcher::next(Batch& b) {
   auto users = torch::empty({n}, torch::kLong), items = torch::empty({n}, torch::kLong);
   int64_t* pu = users.data_ptr<int64_t>();
   int64_t* pi = items.data_ptr<int64_t>();
+  // Row `at` of the epoch is row `row` of the unshuffled layout (pair k = row / rows_per_pos_,
+  // slot row % rows_per_pos_; pointwise slot 0 is the positive).
+  const auto row_at = [&](int64_t at) {
+    if (shuffle_ == Shuffle::Samples) return order_[static_cast<size_t>(at)];
+    return order_[static_cast<size_t>(at / rows_per_pos_)] * rows_per_pos_ + at % rows_per_pos_;
+  };
   if (type_ == InputType::Pairwise) {
     auto negs = torch::empty({n}, torch::kLong);
     for (int64_t r = 0; r < n; ++r) {
-      const int64_t k = order_[static_cast<size_t>((cursor_ + r) / rows_per_pos_)];
+      const int64_t k = row_at(cursor_ + r) / rows_per_pos_;
       pu[r] = row_of_[static_cast<size_t>(k)];
       pi[r] = train_.indices[static_cast<size_t>(k)];
     }
@@ -147,8 +154,8 @@ bool Batcher::next(Batch& b) {
     std::vector<int64_t> neg_rows;  // rows of this batch that take a sampled negative
     neg_rows.reserve(static_cast<size_t>(n));
     for (int64_t r = 0; r < n; ++r) {
-      const int64_t row = cursor_ + r;
-      const int64_t k = order_[static_cast<size_t>(row / rows_per_pos_)];
+      const int64_t row = row_at(cursor_ + r);
+      const int64_t k = row / rows_per_pos_;
       pu[r] = row_of_[static_cast<size_t>(k)];
       if (row % rows_per_pos_ == 0) {
         pi[r] = train_.indices[static_cast<size_t>(k)];
@@ -273,11 +280,12 @@ bool UserBatcher::next(Batch& b) {
 }
 
 std::unique_ptr<BatchSource> make_batcher(const Split& split, InputType type, const NegativeSampler& sampler,
-                                          int64_t batch_size, int64_t neg_per_pos, const SequenceOptions& seq) {
+                                          int64_t batch_size, int64_t neg_per_pos, const SequenceOptions& seq,
+                                          Batcher::Shuffle shuffle) {
   if (type == InputType::Users) return std::make_unique<UserBatcher>(split.train, batch_size);
   if (type == InputType::Sequence)
     return std::make_unique<SequenceBatcher>(split.train_seq, sampler, seq, batch_size, neg_per_pos);
-  return std::make_unique<Batcher>(split.train, type, sampler, batch_size, neg_per_pos);
+  return std::make_unique<Batcher>(split.train, type, sampler, batch_size, neg_per_pos, shuffle);
 }
 
 }  // namespace rzoo

@@ -67,11 +67,16 @@ class BatchSource {
 // Batches over the (user, item) pairs of `train`, of the given input type.
 //   Pairwise:  each positive appears `neg_per_pos` times, each with its own negative.
 //   Pointwise: each positive (label 1) is followed by `neg_per_pos` negatives (label 0).
+// Shuffle::Positives shuffles the positives and keeps each one's rows together (as above);
+// Shuffle::Samples shuffles every row on its own, so a positive's negatives are spread over the
+// epoch (Rendle et al.'s per-example SGD; one more index per row: 8 bytes x rows per epoch).
 // `batch_size` counts rows of the batch. Tensors are built on the CPU by writing into their
 // memory directly.
 class Batcher final : public BatchSource {
  public:
-  Batcher(const Csr& train, InputType type, const NegativeSampler& sampler, int64_t batch_size, int64_t neg_per_pos);
+  enum class Shuffle { Positives, Samples };
+  Batcher(const Csr& train, InputType type, const NegativeSampler& sampler, int64_t batch_size, int64_t neg_per_pos,
+          Shuffle shuffle = Shuffle::Positives);
   void start_epoch(uint64_t seed, uint64_t epoch) override;
   bool next(Batch& out) override;
   int64_t rows_per_epoch() const override { return n_pos_ * rows_per_pos_; }
@@ -82,8 +87,9 @@ class Batcher final : public BatchSource {
   InputType type_;
   const NegativeSampler& sampler_;
   int64_t batch_size_, neg_per_pos_, rows_per_pos_, n_pos_;
+  Shuffle shuffle_;
   std::vector<int64_t> row_of_;  // [nnz] user of each training pair
-  std::vector<int64_t> order_;   // [nnz] this epoch's order of the pairs
+  std::vector<int64_t> order_;   // this epoch's order: of the pairs [nnz], or of the rows [nnz * rows_per_pos]
   int64_t cursor_ = 0;           // next row of the epoch (in rows, not positives)
   Rng rng_;
 };
@@ -134,7 +140,9 @@ class SequenceBatcher final : public BatchSource {
 };
 
 // The batch source for a model's input type.
+// `shuffle` applies to the pair batcher (pointwise, pairwise); the others have one row per example.
 std::unique_ptr<BatchSource> make_batcher(const Split& split, InputType type, const NegativeSampler& sampler,
-                                          int64_t batch_size, int64_t neg_per_pos, const SequenceOptions& seq = {});
+                                          int64_t batch_size, int64_t neg_per_pos, const SequenceOptions& seq = {},
+                                          Batcher::Shuffle shuffle = Batcher::Shuffle::Positives);
 
 }  // namespace rzoo

@@ -101,6 +101,7 @@ const NeuMFOptions& checked(const NeuMFOptions& o) {
 const DotMFOptions& checked(const DotMFOptions& o) {
   check_embedding("mf", o.embedding_size(), o.init_std());
   TORCH_CHECK(o.l2() >= 0.0 && std::isfinite(o.l2()), "mf: model.l2 must be >= 0, got ", o.l2());
+  TORCH_CHECK(o.bias_l2() >= 0.0 && std::isfinite(o.bias_l2()), "mf: model.bias_l2 must be >= 0, got ", o.bias_l2());
   return o;
 }
 
@@ -162,6 +163,8 @@ DotMFOptions DotMFOptions::from_config(const Config* cfg) {
   o.init_std(cfg->get_double("model.init_std", 0.0, 10.0));
   o.l2(cfg->get_double("model.l2"));
   if (!(o.l2() >= 0.0)) cfg->bad("model.l2", fmt::format("must be >= 0, got {}", o.l2()));
+  o.bias_l2(cfg->get_double("model.bias_l2"));
+  if (!(o.bias_l2() >= 0.0)) cfg->bad("model.bias_l2", fmt::format("must be >= 0, got {}", o.bias_l2()));
   return o;
 }
 
@@ -405,12 +408,13 @@ DotMFImpl::DotMFImpl(const ModelContext& ctx, DotMFOptions opts)
 at::Tensor DotMFImpl::loss(const Batch& b) {
   TORCH_CHECK(b.labels.defined(), "mf: needs pointwise batches (users, items, labels)");
   const auto p = user_emb(b.users), q = item_emb(b.items);  // [B, D]
-  const auto logits = (p * q).sum(1) + user_bias.index_select(0, b.users) + item_bias.index_select(0, b.items) +
-                      global_bias;  // [B]
+  const auto bu = user_bias.index_select(0, b.users), bi = item_bias.index_select(0, b.items);  // [B]
+  const auto logits = (p * q).sum(1) + bu + bi + global_bias;                                    // [B]
   auto loss = torch::nn::functional::binary_cross_entropy_with_logits(logits, b.labels.to(logits.dtype()));
   // Rendle et al. regularise the embeddings of each training example's user and item (so a row
   // is penalised in proportion to how often it is used), not whole tables as weight decay would.
   if (options.l2() > 0.0) loss = loss + options.l2() * (p.pow(2).sum(1) + q.pow(2).sum(1)).mean();
+  if (options.bias_l2() > 0.0) loss = loss + options.bias_l2() * (bu.pow(2) + bi.pow(2)).mean();
   return loss;
 }
 
@@ -433,7 +437,8 @@ double DotMFImpl::per_sample_sgd(const Batch& b, double lr) {
   float* bi = item_bias.data_ptr<float>();
   float* g = global_bias.data_ptr<float>();
   const int64_t D = options.embedding_size(), n = b.size();
-  const float step = static_cast<float>(lr), l2 = static_cast<float>(options.l2());
+  const float step = static_cast<float>(lr), l2 = static_cast<float>(options.l2()),
+              bl2 = static_cast<float>(options.bias_l2());
   double loss_sum = 0.0;
   for (int64_t r = 0; r < n; ++r) {
     const int64_t u = pu[r], i = pi[r];
@@ -459,6 +464,7 @@ double DotMFImpl::per_sample_sgd(const Batch& b, double lr) {
     // Binary cross-entropy with logits, stably: max(x, 0) - x y + log(1 + exp(-|x|)).
     loss_sum += static_cast<double>(std::max(x, 0.0f) - x * y + std::log1p(std::exp(-std::fabs(x))));
     if (l2 > 0.0f) loss_sum += static_cast<double>(l2 * ((pp[0] + pp[1]) + (pp[2] + pp[3]) + (qq[0] + qq[1]) + (qq[2] + qq[3])));
+    if (bl2 > 0.0f) loss_sum += static_cast<double>(bl2 * (bu[u] * bu[u] + bi[i] * bi[i]));
     // d loss / d x = sigmoid(x) - y; the l2 term adds 2 l2 p (resp. q). Both rows step from their
     // values before this sample, as one autograd step would.
     const float e = 1.0f / (1.0f + std::exp(-x)) - y;
@@ -468,8 +474,9 @@ double DotMFImpl::per_sample_sgd(const Batch& b, double lr) {
       p[d] = pd - (se * qd + sl * pd);
       q[d] = qd - (se * pd + sl * qd);
     }
-    bu[u] -= se;
-    bi[i] -= se;
+    const float sb = 2.0f * step * bl2;
+    bu[u] -= se + sb * bu[u];
+    bi[i] -= se + sb * bi[i];
     g[0] -= se;
   }
   return loss_sum;

@@ -62,6 +62,9 @@ struct DotMFOptions {
   TORCH_ARG(double, init_std) = 0.1;  // std of the embeddings' normal initialisation; biases start at 0
   // lambda: loss += l2 * mean over the batch of (|p_u|^2 + |q_i|^2), the rows the batch uses.
   TORCH_ARG(double, l2) = 0.0025;
+  // loss += bias_l2 * mean over the batch of (b_u^2 + b_i^2); Rendle et al. regularise the biases
+  // like the embeddings (their lambda applies to both). The global bias is not regularised.
+  TORCH_ARG(double, bias_l2) = 0.0;
 };
 
 // The shared NCF architecture: an optional GMF part, an optional MLP part, the predict layer on

@@ -1,5 +1,7 @@
 #include "helpers.h"
 
+#include <array>
+#include <map>
 #include <set>
 
 #include "datasets/dataset.h"
@@ -207,4 +209,63 @@ TEST_CASE("batcher: pairwise and pointwise batches cover every positive", "[data
   again.start_epoch(5, 3);
   again.next(y);
   CHECK_FALSE(torch::equal(x.items, y.items));
+}
+
+TEST_CASE("batcher: shuffle samples spreads a positive's rows over the epoch, independent of batch size",
+          "[data][sampler]") {
+  const Dataset d = make_synthetic(SyntheticOptions{});
+  const Csr train = Csr::from_interactions(d.n_users(), d.n_items(), d.user, d.item);
+  UniformSampler s(train);
+  // Every row of the epoch, in order: (user, item, label); pairwise rows have label = negative.
+  const auto epoch = [&](InputType type, Batcher::Shuffle shuffle, int64_t batch) {
+    Batcher bt(train, type, s, batch, 3, shuffle);
+    bt.start_epoch(4, 1);
+    std::vector<std::array<int64_t, 3>> rows;
+    Batch b;
+    while (bt.next(b)) {
+      for (int64_t k = 0; k < b.size(); ++k) {
+        const int64_t third = type == InputType::Pairwise ? b.neg_items[k].item<int64_t>()
+                                                          : static_cast<int64_t>(b.labels[k].item<float>());
+        rows.push_back({b.users[k].item<int64_t>(), b.items[k].item<int64_t>(), third});
+      }
+    }
+    return rows;
+  };
+  for (const auto type : {InputType::Pointwise, InputType::Pairwise}) {
+    INFO(to_string(type));
+    const auto rows = epoch(type, Batcher::Shuffle::Samples, 1000);
+    const int64_t per_pos = type == InputType::Pointwise ? 4 : 3;
+    REQUIRE(static_cast<int64_t>(rows.size()) == per_pos * train.nnz());
+    // Every positive the right number of times; every negative a non-positive of its user.
+    std::map<std::pair<int64_t, int64_t>, int64_t> count;
+    int64_t same_user_next = 0;
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const auto& [u, i, t] = rows[r];
+      if (type == InputType::Pairwise) {
+        REQUIRE(train.contains(u, i));
+        REQUIRE_FALSE(train.contains(u, t));
+        ++count[{u, i}];
+      } else if (t == 1) {
+        REQUIRE(train.contains(u, i));
+        ++count[{u, i}];
+      } else {
+        REQUIRE_FALSE(train.contains(u, i));
+      }
+      if (r + 1 < rows.size() && rows[r + 1][0] == u) ++same_user_next;
+    }
+    CHECK(static_cast<int64_t>(count.size()) == train.nnz());
+    for (const auto& kv : count) REQUIRE(kv.second == (type == InputType::Pairwise ? 3 : 1));
+    // Kept together (positives), at least per_pos - 1 of every per_pos rows follow a row of the
+    // same user; shuffled samples follow one about as often as users repeat at random (~1 / 50).
+    CHECK(same_user_next < static_cast<int64_t>(rows.size()) / 10);
+    const auto kept = epoch(type, Batcher::Shuffle::Positives, 1000);
+    int64_t kept_next = 0;
+    for (size_t r = 0; r + 1 < kept.size(); ++r) kept_next += kept[r + 1][0] == kept[r][0];
+    CHECK(kept_next >= (per_pos - 1) * train.nnz());
+    // The same rows (order and negatives) whatever the batch size: per-sample SGD relies on it.
+    const bool same_1 = epoch(type, Batcher::Shuffle::Samples, 1) == rows;
+    const bool same_77 = epoch(type, Batcher::Shuffle::Samples, 77) == rows;
+    CHECK(same_1);
+    CHECK(same_77);
+  }
 }

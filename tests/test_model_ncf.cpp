@@ -228,10 +228,19 @@ TEST_CASE("mf: dot product plus biases, BCE plus l2 on the batch's rows, by hand
   // Rows the batch does not use get no gradient from l2.
   m->options.l2(0.0);
   CHECK(m->loss(b).item<double>() == Approx(bce));
+  // bias_l2: + 0.5 * mean((0.1^2 + 0.3^2), (0.2^2 + 0^2)) = 0.5 * (0.1 + 0.04) / 2 = 0.035;
+  // d/d b_u0 gains 0.5 * 2 * 0.1 / 2 = 0.05. The global bias is not regularised.
+  m->options.bias_l2(0.5);
+  m->zero_grad();
+  loss = m->loss(b);
+  CHECK(loss.item<double>() == Approx(bce + 0.035));
+  loss.backward();
+  CHECK(m->user_bias.grad()[0].item<double>() == Approx(g0 + 0.05));
+  CHECK(m->global_bias.grad().item<double>() == Approx(g0 + (1.0 / (1.0 + std::exp(-0.3))) / 2.0));
 }
 
 TEST_CASE("mf: native per-sample SGD equals batch_size-1 autograd SGD, and the trainer uses it", "[models][ncf]") {
-  const Synthetic s("mf", {"model.l2=0.05", "model.embedding_size=6"});
+  const Synthetic s("mf", {"model.l2=0.05", "model.bias_l2=0.1", "model.embedding_size=6"});
   auto sampler = make_sampler("uniform", s.split.train);
   torch::manual_seed(3);
   DotMF a(s.ctx());
@@ -287,7 +296,8 @@ TEST_CASE("mf: native per-sample SGD equals batch_size-1 autograd SGD, and the t
   for (const std::string extra : {"", "train.momentum=0.5"}) {
     DYNAMIC_SECTION("extra: " << extra) {
       std::vector<std::string> sets = {"train.optimizer=sgd", "train.batch_size=1", "train.lr=0.1",
-                                       "train.neg_per_pos=2", "train.epochs=4", "train.early_stop.patience=0"};
+                                       "train.neg_per_pos=2", "train.epochs=4", "train.early_stop.patience=0",
+                                       "train.shuffle=samples"};
       if (!extra.empty()) sets.push_back(extra);
       const Synthetic r("mf", sets);
       TempDir t;

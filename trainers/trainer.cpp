@@ -43,6 +43,7 @@ TrainOptions TrainOptions::from_config(const Config& cfg) {
   o.epochs = cfg.get_int("train.epochs", 0);
   o.batch_size = cfg.get_int("train.batch_size", 1);
   o.neg_per_pos = cfg.get_int("train.neg_per_pos", 1);
+  o.shuffle_samples = cfg.get_choice("train.shuffle", {"positives", "samples"}) == "samples";
   o.sampler = cfg.get_choice("train.sampler", {"uniform", "popularity"});
   o.sampler_alpha = cfg.get_double("train.sampler_alpha", 0.0);
   o.seq_max_len = cfg.get_int("train.sequence.max_len", 1);
@@ -287,7 +288,8 @@ bool Trainer::fit(int64_t max_epochs) {
   }
   auto batcher_ptr = make_batcher(split_, model_->input_type(), *sampler, per_sample ? int64_t{8192} : opt_.batch_size,
                                   opt_.neg_per_pos,
-                                  SequenceOptions{opt_.seq_max_len, opt_.seq_prefix});
+                                  SequenceOptions{opt_.seq_max_len, opt_.seq_prefix},
+                                  opt_.shuffle_samples ? Batcher::Shuffle::Samples : Batcher::Shuffle::Positives);
   BatchSource& batcher = *batcher_ptr;
   const bool show_progress = opt_.progress == "true" || (opt_.progress == "auto" && log_.interactive());
   const bool has_valid = split_.valid.nnz() > 0;

@@ -27,6 +27,7 @@ struct TrainOptions {
   int64_t epochs = 50;
   int64_t batch_size = 2048;
   int64_t neg_per_pos = 1;
+  bool shuffle_samples = false;  // train.shuffle: samples (every row on its own) | positives
   std::string sampler = "uniform";  // uniform | popularity
   double sampler_alpha = 1.0;
   int64_t seq_max_len = 50;        // sequence models: most recent items kept
