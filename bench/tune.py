@@ -109,7 +109,13 @@ def main():
         with open(a.base) as f:
             base = json.load(f)
         a.set = a.set + [f"{k}={v}" for k, v in base["chosen"].items()]
+        for g in a.grid:
+            k, v = g.split("=", 1)
+            if k in base["chosen"] and split_list(v)[0] != str(base["chosen"][k]):
+                sys.exit(f"tune: --grid {g}: with --base the first value must be the earlier choice, "
+                         f"{k}={base['chosen'][k]}")
         base_runs = {str(r["seed"]): r["run"] for r in base["finals"]}
+        base_grid_run = base.get("grid_run")  # the chosen grid run, when the grid ran without a seed
     keys, values = [], []
     for g in a.grid:
         k, v = g.split("=", 1)
@@ -130,10 +136,13 @@ def main():
         grid.append((combo, sets, name))
     if base_runs and grid:
         # The combination of every grid's first value is the earlier tuning's chosen setting: its
-        # runs (one per seed) stand in for this tuning's, as links.
+        # runs (one per seed, and its grid run) stand in for this tuning's, as links.
         os.makedirs(a.out, exist_ok=True)
-        for s, run_dir in base_runs.items():
-            link = os.path.join(a.out, grid[0][2] + (f"_seed{s}" if s != "None" else ""))
+        links = [(grid[0][2] + (f"_seed{s}" if s != "None" else ""), run_dir) for s, run_dir in base_runs.items()]
+        if base_grid_run and not first_seed:
+            links.append((grid[0][2], base_grid_run))
+        for name, run_dir in links:
+            link = os.path.join(a.out, name)
             if not os.path.lexists(link):
                 os.symlink(os.path.relpath(os.path.abspath(run_dir), os.path.abspath(a.out)), link)
     runs = []
@@ -196,6 +205,7 @@ def main():
     if a.summary:
         with open(a.summary, "w") as f:
             json.dump({"label": a.label, "chosen": dict(zip(keys, best[2])), "chosen_name": best[3],
+                       "grid_run": None if first_seed else os.path.join(a.out, best[3]),
                        "valid": best[0], "finals": finals}, f, indent=1)
 
 
