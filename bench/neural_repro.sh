@@ -96,11 +96,18 @@ print(' '.join(f'--set {k}={v}' for k, v in c.items() if k in ('model.layers', '
     --set train.optimizer=sgd --set train.batch_size=1 --set train.lr=0.002 --set train.neg_per_pos=8 \
     --set train.epochs=256 --set train.early_stop.patience=0 --set threads=1 \
     --grid "train.shuffle=[positives,samples]" --grid "model.bias_l2=[0,0.0025]"
-  # Stage 3: regularising the biases helped; a stronger bias_l2.
+  # Stage 3: regularising the biases helped: a stronger bias_l2; and a larger step (the best
+  # validation epochs came late, 166-245 of 256).
   tune "${c[@]}" "${par[@]}" --out $out/ncf/mf-sgd3 --summary $out/ncf/mf3.json --base $out/ncf/mf2.json \
     --label "MF (dot product, log loss, per-example SGD)" --grid-with-first-seed --set model=mf \
     --set train.optimizer=sgd --set train.batch_size=1 --set train.lr=0.002 --set train.neg_per_pos=8 \
-    --set train.epochs=256 --set train.early_stop.patience=0 --set threads=1 --grid "model.bias_l2=[0.0025,0.01]" ;;
+    --set train.epochs=256 --set train.early_stop.patience=0 --set threads=1 --grid "model.bias_l2=[0.0025,0.01]" \
+    --grid "train.lr=[0.002,0.004]"
+  # Stage 4: the dimension again, with the biases regularised (Rendle et al. found larger ones best).
+  tune "${c[@]}" "${par[@]}" --out $out/ncf/mf-sgd4 --summary $out/ncf/mf4.json --base $out/ncf/mf3.json \
+    --label "MF (dot product, log loss, per-example SGD)" --grid-with-first-seed --set model=mf \
+    --set train.optimizer=sgd --set train.batch_size=1 --set train.neg_per_pos=8 \
+    --set train.epochs=256 --set train.early_stop.patience=0 --set threads=1 --grid "model.embedding_size=[64,128,192]" ;;
   esac
   done
   ;;

@@ -104,11 +104,12 @@ def main():
                     help="summary JSON of an earlier tuning: fix its chosen setting; the first value of "
                          "every --grid is what its runs used, so that combination reuses them")
     a = ap.parse_args()
-    base_runs = {}
+    base_runs, base_chosen = {}, {}
     if a.base:
         with open(a.base) as f:
             base = json.load(f)
-        a.set = a.set + [f"{k}={v}" for k, v in base["chosen"].items()]
+        base_chosen = base["chosen"]  # includes what its own --base chose
+        a.set = a.set + [f"{k}={v}" for k, v in base_chosen.items()]
         for g in a.grid:
             k, v = g.split("=", 1)
             if k in base["chosen"] and split_list(v)[0] != str(base["chosen"][k]):
@@ -204,7 +205,8 @@ def main():
     print(line, flush=True)
     if a.summary:
         with open(a.summary, "w") as f:
-            json.dump({"label": a.label, "chosen": dict(zip(keys, best[2])), "chosen_name": best[3],
+            # "chosen": every setting chosen so far, the earlier stages' (--base) included.
+            json.dump({"label": a.label, "chosen": {**base_chosen, **dict(zip(keys, best[2]))}, "chosen_name": best[3],
                        "grid_run": None if first_seed else os.path.join(a.out, best[3]),
                        "valid": best[0], "finals": finals}, f, indent=1)
 
