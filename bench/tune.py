@@ -104,7 +104,7 @@ def main():
                     help="summary JSON of an earlier tuning: fix its chosen setting; the first value of "
                          "every --grid is what its runs used, so that combination reuses them")
     a = ap.parse_args()
-    base_runs, base_chosen = {}, {}
+    base_runs, base_chosen, base_grid_run = {}, {}, None
     if a.base:
         with open(a.base) as f:
             base = json.load(f)
@@ -112,9 +112,9 @@ def main():
         a.set = a.set + [f"{k}={v}" for k, v in base_chosen.items()]
         for g in a.grid:
             k, v = g.split("=", 1)
-            if k in base["chosen"] and split_list(v)[0] != str(base["chosen"][k]):
+            if k in base_chosen and split_list(v)[0] != str(base_chosen[k]):
                 sys.exit(f"tune: --grid {g}: with --base the first value must be the earlier choice, "
-                         f"{k}={base['chosen'][k]}")
+                         f"{k}={base_chosen[k]}")
         base_runs = {str(r["seed"]): r["run"] for r in base["finals"]}
         base_grid_run = base.get("grid_run")  # the chosen grid run, when the grid ran without a seed
     keys, values = [], []
