@@ -39,9 +39,9 @@ ncf)
   par=()
   if [ "${NCF_JOBS:-1}" -gt 1 ]; then par=(--jobs "$NCF_JOBS" --set threads=1); fi
   # 64 predictive factors: GMF embedding 64; NCF-MLP tower 512 -> 256 -> 128 -> 64 (3 hidden layers).
-  # NCF-MLP's learning rate and weight decay are chosen (weight decay lifted GMF); NeuMF keeps
-  # the paper's 0.001. NeuMF runs are named by their own settings only: delete $out/ncf/neumf when
-  # the chosen GMF or NCF-MLP changes.
+  # NCF-MLP's learning rate and weight decay are chosen (weight decay lifted GMF), then (stage 2,
+  # tune.py --base) train.shuffle for GMF and NCF-MLP. NeuMF runs are named by their own settings
+  # only: delete $out/ncf/neumf when the chosen GMF or NCF-MLP changes.
   for model in $parts_ncf; do
   case $model in
   gmf)
@@ -85,29 +85,23 @@ print(' '.join(f'--set {k}={v}' for k, v in c.items() if k in ('model.layers', '
   # model), lr 0.002, 8 negatives, 256 epochs, the best validation epoch kept; the grid chooses the
   # dimension and l2 around their lambda 0.005 (= 2 * model.l2). Single-threaded by nature, so 1
   # thread (the other core stays free for another run). Adam (lazy_adam) plateaued below the bar.
-  tune "${c[@]}" "${par[@]}" --out $out/ncf/mf-sgd --summary $out/ncf/mf.json --label "MF (dot product, log loss, per-example SGD)" \
-    --grid-with-first-seed --set model=mf --set train.optimizer=sgd --set train.batch_size=1 --set train.lr=0.002 \
-    --set train.neg_per_pos=8 --set train.epochs=256 --set train.early_stop.patience=0 \
-    --set threads=1 --grid "model.embedding_size=[64,128,192]" --grid "model.l2=[0.001,0.0025,0.005]"
+  # Later stages override lr with --base's choice or their grid (a later --set wins).
+  mf=("${c[@]}" "${par[@]}" --label "MF (dot product, log loss, per-example SGD)" --grid-with-first-seed
+      --set model=mf --set train.optimizer=sgd --set train.batch_size=1 --set train.lr=0.002
+      --set train.neg_per_pos=8 --set train.epochs=256 --set train.early_stop.patience=0 --set threads=1)
+  tune "${mf[@]}" --out $out/ncf/mf-sgd --summary $out/ncf/mf.json \
+    --grid "model.embedding_size=[64,128,192]" --grid "model.l2=[0.001,0.0025,0.005]"
   # Stage 2: the rest of Rendle et al.'s setup: every example shuffled on its own, the biases
   # regularised like the embeddings.
-  tune "${c[@]}" "${par[@]}" --out $out/ncf/mf-sgd2 --summary $out/ncf/mf2.json --base $out/ncf/mf.json \
-    --label "MF (dot product, log loss, per-example SGD)" --grid-with-first-seed --set model=mf \
-    --set train.optimizer=sgd --set train.batch_size=1 --set train.lr=0.002 --set train.neg_per_pos=8 \
-    --set train.epochs=256 --set train.early_stop.patience=0 --set threads=1 \
+  tune "${mf[@]}" --out $out/ncf/mf-sgd2 --summary $out/ncf/mf2.json --base $out/ncf/mf.json \
     --grid "train.shuffle=[positives,samples]" --grid "model.bias_l2=[0,0.0025]"
   # Stage 3: regularising the biases helped: a stronger bias_l2; and a larger step (the best
   # validation epochs came late, 166-245 of 256).
-  tune "${c[@]}" "${par[@]}" --out $out/ncf/mf-sgd3 --summary $out/ncf/mf3.json --base $out/ncf/mf2.json \
-    --label "MF (dot product, log loss, per-example SGD)" --grid-with-first-seed --set model=mf \
-    --set train.optimizer=sgd --set train.batch_size=1 --set train.lr=0.002 --set train.neg_per_pos=8 \
-    --set train.epochs=256 --set train.early_stop.patience=0 --set threads=1 --grid "model.bias_l2=[0.0025,0.01]" \
-    --grid "train.lr=[0.002,0.004]"
+  tune "${mf[@]}" --out $out/ncf/mf-sgd3 --summary $out/ncf/mf3.json --base $out/ncf/mf2.json \
+    --grid "model.bias_l2=[0.0025,0.01]" --grid "train.lr=[0.002,0.004]"
   # Stage 4: the dimension again, with the biases regularised (Rendle et al. found larger ones best).
-  tune "${c[@]}" "${par[@]}" --out $out/ncf/mf-sgd4 --summary $out/ncf/mf4.json --base $out/ncf/mf3.json \
-    --label "MF (dot product, log loss, per-example SGD)" --grid-with-first-seed --set model=mf \
-    --set train.optimizer=sgd --set train.batch_size=1 --set train.neg_per_pos=8 \
-    --set train.epochs=256 --set train.early_stop.patience=0 --set threads=1 --grid "model.embedding_size=[64,128,192]" ;;
+  tune "${mf[@]}" --out $out/ncf/mf-sgd4 --summary $out/ncf/mf4.json --base $out/ncf/mf3.json \
+    --grid "model.embedding_size=[64,128,192]" ;;
   esac
   done
   ;;

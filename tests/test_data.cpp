@@ -223,10 +223,12 @@ TEST_CASE("batcher: shuffle samples spreads a positive's rows over the epoch, in
     std::vector<std::array<int64_t, 3>> rows;
     Batch b;
     while (bt.next(b)) {
+      const auto* u = b.users.data_ptr<int64_t>();
+      const auto* i = b.items.data_ptr<int64_t>();
       for (int64_t k = 0; k < b.size(); ++k) {
-        const int64_t third = type == InputType::Pairwise ? b.neg_items[k].item<int64_t>()
-                                                          : static_cast<int64_t>(b.labels[k].item<float>());
-        rows.push_back({b.users[k].item<int64_t>(), b.items[k].item<int64_t>(), third});
+        const int64_t third = type == InputType::Pairwise ? b.neg_items.data_ptr<int64_t>()[k]
+                                                          : static_cast<int64_t>(b.labels.data_ptr<float>()[k]);
+        rows.push_back({u[k], i[k], third});
       }
     }
     return rows;
