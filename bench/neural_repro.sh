@@ -101,7 +101,11 @@ print(' '.join(f'--set {k}={v}' for k, v in c.items() if k in ('model.layers', '
     --grid "model.bias_l2=[0.0025,0.01]" --grid "train.lr=[0.002,0.004]"
   # Stage 4: the dimension again, with the biases regularised (Rendle et al. found larger ones best).
   tune "${mf[@]}" --out $out/ncf/mf-sgd4 --summary $out/ncf/mf4.json --base $out/ncf/mf3.json \
-    --grid "model.embedding_size=[64,128,192]" ;;
+    --grid "model.embedding_size=[64,128,192]"
+  # Refit: each seed's chosen run is trained again on all training pairs (the validation item put
+  # back) for the epochs its validation chose, as Rendle et al. and Ferrari Dacrema et al. do.
+  tune "${mf[@]}" --out $out/ncf/mf-refit --summary $out/ncf/mf-refit.json --base $out/ncf/mf4.json \
+    --refit dataset.split.valid=none --refit-best-epoch ;;
   esac
   done
   ;;

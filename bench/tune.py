@@ -18,6 +18,10 @@ interrupted tuning continues): delete --out after changing the code. --jobs N tr
 --base SUMMARY continues an earlier tuning (coordinate-wise): its chosen setting is fixed (--set)
 and this grid tunes further keys. The first value of each --grid must be the one the earlier runs
 used (the default, usually): that combination links the earlier run folders instead of retraining.
+--refit-best-epoch (with --refit dataset.split.valid=none) refits an iterative model: each seed's
+final run is trained with validation as usual, then trained again on train + valid for the number
+of epochs its validation chose (train.epochs = that run's best epoch, no early stopping); the
+refit runs give the reported test metrics, the validated ones are kept in the summary.
 """
 import argparse, itertools, json, os, statistics, subprocess, sys
 from concurrent.futures import ThreadPoolExecutor
@@ -100,10 +104,18 @@ def main():
     ap.add_argument("--refit", action="append", default=[],
                     help="KEY=VALUE applied to the final runs only, e.g. dataset.split.valid=none to refit "
                          "the chosen setting on all training data (validation is used for the choice only)")
+    ap.add_argument("--refit-best-epoch", action="store_true",
+                    help="with --refit: train each seed's final run with validation first, then refit it "
+                         "for its best validation epoch count (iterative models)")
     ap.add_argument("--base", default="",
                     help="summary JSON of an earlier tuning: fix its chosen setting; the first value of "
                          "every --grid is what its runs used, so that combination reuses them")
     a = ap.parse_args()
+    if a.refit_best_epoch and not a.refit:
+        sys.exit("tune: --refit-best-epoch needs --refit (e.g. --refit dataset.split.valid=none)")
+    # With --refit alone the final runs are the refit ones; with --refit-best-epoch each seed has
+    # a validated final run (which gives the epoch count) and a refit one.
+    validated_finals = not a.refit or a.refit_best_epoch
     base_runs, base_chosen, base_grid_run = {}, {}, None
     if a.base:
         with open(a.base) as f:
@@ -128,7 +140,7 @@ def main():
     combos = list(itertools.product(*values)) if keys else [()]
     # The grid run is the first seed's final run (reused below) when there is one combination
     # (nothing to choose) or with --grid-with-first-seed (a run fewer per tuning).
-    first_seed = seeds[0] is not None and not a.refit and (len(combos) == 1 or a.grid_with_first_seed)
+    first_seed = seeds[0] is not None and validated_finals and (len(combos) == 1 or a.grid_with_first_seed)
     grid = []
     for combo in combos:
         sets = seeded(a.set, seeds[0]) + [f"{k}={v}" for k, v in zip(keys, combo)]
@@ -167,19 +179,36 @@ def main():
     report = a.report.split(",") if a.report else [a.metric]
     tests = {r: [] for r in report}
     extra = {r: [] for r in report}
-    refit = "_refit" if a.refit else ""
     finals = []
-    final_runs = []
-    for s in seeds:
-        grid_sets = best[1][len(a.set):]
-        sets = seeded(a.set, s) + grid_sets + a.refit + ([f"seed={s}"] if s else [])
-        final_runs.append((sets, best[3] + refit + (f"_seed{s}" if s else "")))
+    grid_sets = best[1][len(a.set):]
+    suffix = lambda s: f"_seed{s}" if s else ""
+    seed_set = lambda s: [f"seed={s}"] if s else []
     with ThreadPoolExecutor(max_workers=a.jobs) as pool:
-        final_metrics = list(pool.map(lambda f: run(a.config, f[0], a.out, f[1]), final_runs))
+        validated = [None] * len(seeds)
+        if validated_finals:
+            validated = list(pool.map(lambda s: run(a.config, seeded(a.set, s) + grid_sets + seed_set(s), a.out,
+                                                    best[3] + suffix(s)), seeds))
+        final_runs = [(best[3] + suffix(s), None) for s in seeds]
+        if a.refit:
+            final_runs = []
+            for s, v in zip(seeds, validated):
+                epochs = []
+                if a.refit_best_epoch:
+                    if not v.get("best_epoch"):
+                        sys.exit(f"tune: --refit-best-epoch: {best[3] + suffix(s)} has no best epoch")
+                    epochs = [f"train.epochs={v['best_epoch']}"]
+                final_runs.append((best[3] + "_refit" + suffix(s),
+                                   seeded(a.set, s) + grid_sets + a.refit + epochs + seed_set(s)))
+            final_metrics = list(pool.map(lambda f: run(a.config, f[1], a.out, f[0]), final_runs))
+        else:
+            final_metrics = validated
     if best[0] is None:
-        best = (final_metrics[0]["valid"]["metrics"][a.metric],) + best[1:]
-    for s, (sets, name), m in zip(seeds, final_runs, final_metrics):
+        best = (validated[0]["valid"]["metrics"][a.metric],) + best[1:]
+    for i, (s, (name, _), m) in enumerate(zip(seeds, final_runs, final_metrics)):
         finals.append({"seed": s, "run": os.path.join(a.out, name), "test": m["test"]["metrics"]})
+        if a.refit_best_epoch:
+            finals[-1].update(validated_run=os.path.join(a.out, best[3] + suffix(s)), epochs=validated[i]["best_epoch"],
+                              validated_test=validated[i]["test"]["metrics"])
         for r in report:
             tests[r].append(m["test"]["metrics"][r])
         if a.also_eval:
@@ -202,6 +231,9 @@ def main():
             f"test{' (refit on train + valid)' if a.refit else ''}: " + fmt(tests))
     if a.also_eval:
         line += f"; test with {' '.join(a.also_eval)}: " + fmt(extra)
+    if a.refit_best_epoch:
+        line += ("; before refit (epochs " + ",".join(str(f["epochs"]) for f in finals) + "): " +
+                 fmt({r: [f["validated_test"][r] for f in finals] for r in report}))
     print(line, flush=True)
     if a.summary:
         with open(a.summary, "w") as f:

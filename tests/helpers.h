@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -47,6 +48,14 @@ struct TempDir {
 inline std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// The Python that checks exports and metrics: Debian's python3-torch by default (the real
+// client of a LibTorch 1.13 build); RZOO_TEST_PYTHON picks another, e.g. PyTorch 2.x's own
+// python3 beside a LibTorch 2.x build (scripts/cuda-check.sh).
+inline std::string test_python() {
+  const char* p = std::getenv("RZOO_TEST_PYTHON");
+  return p && *p ? p : "/usr/bin/python3";
 }
 
 inline std::string config_dir() { return std::string(RZOO_TEST_SOURCE_DIR) + "/configs"; }

@@ -91,8 +91,9 @@ torch::jit::Module check_export_roundtrip(RecommenderImpl& model, const Config& 
 
 void check_python_client(torch::jit::Module& jm, const Dataset& data, const at::Tensor& users, int64_t k,
                          const std::string& dir) {
-  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
-    WARN("skipped the Python check: /usr/bin/python3 has no torch (apt-get install python3-torch)");
+  const std::string python = test_python();
+  if (std::system((python + " -c 'import torch' >/dev/null 2>&1").c_str()) != 0) {
+    WARN("skipped the Python check: " << python << " has no torch (apt-get install python3-torch)");
     return;
   }
   auto list = [](const at::Tensor& x) {
@@ -117,7 +118,7 @@ void check_python_client(torch::jit::Module& jm, const Dataset& data, const at::
   std::ofstream(cases) << fmt::format("{{\"users\": {}, \"items\": {}, \"scores\": {}, \"rec_users\": {}, \"k\": {}, "
                                       "\"rec_scores\": {}, \"raw_user\": \"{}\", \"raw_items\": {}}}",
                                       list(many_u), list(many_i), list(js), list(users), k, rows, raw_user, raw_items);
-  const auto r = run_shell("/usr/bin/python3 " + std::string(RZOO_TEST_SOURCE_DIR) + "/scripts/check_export.py " +
+  const auto r = run_shell(python + " " + std::string(RZOO_TEST_SOURCE_DIR) + "/scripts/check_export.py " +
                            (fs::path(dir) / "model.pt").string() + " " + cases.string());
   INFO(r.output);
   CHECK(r.code == 0);

@@ -1,5 +1,5 @@
 // An independent implementation checks the evaluator: scripts/check_metrics.py (numpy, Debian's
-// /usr/bin/python3) recomputes every metric from a real run's saved rankings on the bundled
+// /usr/bin/python3, or RZOO_TEST_PYTHON) recomputes every metric from a real run's saved rankings on the bundled
 // ml-latest-small and must agree to 1e-6. Skipped with a message when numpy is missing.
 #include "helpers.h"
 
@@ -10,7 +10,7 @@ using namespace rzoo::test;
 
 namespace {
 
-const std::string kPython = "/usr/bin/python3";
+const std::string kPython = test_python();
 
 bool have_numpy() { return std::system((kPython + " -c 'import numpy' >/dev/null 2>&1").c_str()) == 0; }
 

@@ -320,9 +320,11 @@ bool Trainer::fit(int64_t max_epochs) {
       batch_seconds += since(tb);
       if (stop_requested()) fail("interrupted during epoch {}; the last complete epoch is saved in {}/last.pt "
                                  "(continue with: rzoo train --resume {})", epoch_ + 1, run_dir_, run_dir_);
-      if (device_.type() != c10::kCPU)
-        b = Batch{b.users.to(device_), b.items.to(device_), b.neg_items.defined() ? b.neg_items.to(device_) : b.neg_items,
-                  b.labels.defined() ? b.labels.to(device_) : b.labels, b.seq.defined() ? b.seq.to(device_) : b.seq};
+      if (device_.type() != c10::kCPU) {
+        // Each input type fills only its own fields (user batches have no items): move those.
+        const auto to_device = [&](const at::Tensor& t) { return t.defined() ? t.to(device_) : t; };
+        b = Batch{to_device(b.users), to_device(b.items), to_device(b.neg_items), to_device(b.labels), to_device(b.seq)};
+      }
       at::Tensor weighted;
       int64_t steps = 1;
       if (per_sample) {
