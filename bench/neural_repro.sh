@@ -51,7 +51,16 @@ ncf)
   # every (user, item, label) row on its own (fit(shuffle=True)); rzoo's default keeps a positive's
   # negatives with it.
   tune "${c[@]}" --out $out/ncf/gmf2 --summary $out/ncf/gmf2.json --label "GMF (64)" --base $out/ncf/gmf.json \
-    --set model=gmf --set model.embedding_size=64 --grid "train.shuffle=[positives,samples]" ;;
+    --set model=gmf --set model.embedding_size=64 --grid "train.shuffle=[positives,samples]"
+  # Third stage: regularisation and negatives (the released code's README: pre-training NeuMF at
+  # large factors "may need tune regularization for GMF and MLP").
+  tune "${c[@]}" --out $out/ncf/gmf3 --summary $out/ncf/gmf3.json --label "GMF (64)" --base $out/ncf/gmf2.json \
+    --set model=gmf --set model.embedding_size=64 --grid "train.weight_decay=[0.00001,0.00003,0.0001]" \
+    --grid "train.neg_per_pos=[4,8]"
+  # Refit (as MF's below): the chosen setting on all training pairs for each seed's best epoch
+  # count. These runs also pre-train the refit NeuMF.
+  tune "${c[@]}" --out $out/ncf/gmf-refit --summary $out/ncf/gmf-refit.json --label "GMF (64)" --base $out/ncf/gmf3.json \
+    --set model=gmf --set model.embedding_size=64 --refit dataset.split.valid=none --refit-best-epoch ;;
   ncfmlp)
   # Learning rate 0.005 was dropped from the grid after 7 epochs (valid 0.5393 and still behind
   # lr 0.001's 0.5567 at the same epoch; lr 0.001 peaked at epoch 10) to spend the time on stage 2.
@@ -64,7 +73,10 @@ ncf)
   # one-value layers grid keeps the run names that comparison used.
   tune "${c[@]}" "${par[@]}" --out $out/ncf/ncfmlp2 --summary $out/ncf/ncfmlp2.json --label "NCF-MLP (64)" \
     --base $out/ncf/ncfmlp.json --set model=ncfmlp --grid-with-first-seed --grid "train.shuffle=[positives,samples]" \
-    --grid "model.layers=[[512,256,128,64]]" ;;
+    --grid "model.layers=[[512,256,128,64]]"
+  tune "${c[@]}" "${par[@]}" --out $out/ncf/ncfmlp-refit --summary $out/ncf/ncfmlp-refit.json --label "NCF-MLP (64)" \
+    --base $out/ncf/ncfmlp2.json --set model=ncfmlp --grid-with-first-seed --refit dataset.split.valid=none \
+    --refit-best-epoch ;;
   neumf)
   # NeuMF: each seed starts from that seed's GMF and NCF-MLP (alpha 0.5) and is fine-tuned with
   # SGD, as the paper writes; its learning rate is chosen. With the mean loss of a 256-row batch,
@@ -72,14 +84,19 @@ ncf)
   # moves the pre-trained parts: larger rates are in the grid. (Adam with fresh moments, as the
   # released code's example runs it, got valid 0.5706 against SGD's 0.5853 on seed 1 with the
   # first-stage parts, and is no longer tried.) The tower and train.shuffle follow the chosen NCF-MLP.
-  gmf=$out/ncf/gmf2/$(chosen $out/ncf/gmf2.json)_seed{seed}
+  # lr 0.05 (valid 0.5816 against 0.5843 for 0.001, seed 1, the stage-2 parts) left the grid.
+  # The refit NeuMF starts from the refit GMF and NCF-MLP of its seed and runs its validated
+  # twin's best epoch count.
+  gmf=$out/ncf/gmf3/$(chosen $out/ncf/gmf3.json)_seed{seed}
   mlp=$out/ncf/ncfmlp2/$(chosen $out/ncf/ncfmlp2.json)_seed{seed}
+  refit=(--refit dataset.split.valid=none --refit "model.pretrain.gmf=$out/ncf/gmf-refit/default_refit_seed{seed}"
+         --refit "model.pretrain.mlp=$out/ncf/ncfmlp-refit/default_refit_seed{seed}" --refit-best-epoch)
   read -ra mlp_sets <<< "$(python3 -c "import json,sys; c=json.load(open(sys.argv[1]))['chosen']
 print(' '.join(f'--set {k}={v}' for k, v in c.items() if k in ('model.layers', 'train.shuffle')))" $out/ncf/ncfmlp2.json)"
   tune "${c[@]}" "${par[@]}" --out $out/ncf/neumf --summary $out/ncf/neumf.json --label "NeuMF pre-trained (64)" \
     --set model=neumf --set model.embedding_size=64 --set "model.layers=[512,256,128,64]" "${mlp_sets[@]}" \
     --set "model.pretrain.gmf=$gmf" --set "model.pretrain.mlp=$mlp" --set train.optimizer=sgd --grid-with-first-seed \
-    --grid "train.lr=[0.001,0.01,0.05]" ;;
+    --grid "train.lr=[0.001,0.01]" "${refit[@]}" ;;
   mf)
   # Rendle et al.'s protocol: plain SGD one example at a time (batch_size 1, run natively by the
   # model), lr 0.002, 8 negatives, 256 epochs, the best validation epoch kept; the grid chooses the
@@ -102,9 +119,20 @@ print(' '.join(f'--set {k}={v}' for k, v in c.items() if k in ('model.layers', '
   # Stage 4: the dimension again, with the biases regularised (Rendle et al. found larger ones best).
   tune "${mf[@]}" --out $out/ncf/mf-sgd4 --summary $out/ncf/mf4.json --base $out/ncf/mf3.json \
     --grid "model.embedding_size=[64,128,192]"
+  # Stage 5: 128 and 192 peaked near epoch 70 and then overfit at l2 0.0025: a larger l2 for
+  # them. Stage 4's l2 0.0025 runs are the same settings' runs and are linked (a fresh rerun
+  # trains them again, to the same numbers: one thread, seeded).
+  mkdir -p $out/ncf/mf-sgd5
+  for d in 128 192; do
+    if [ -d $out/ncf/mf-sgd4/embedding_size-${d}_seed1 ] && [ ! -e $out/ncf/mf-sgd5/embedding_size-${d}_l2-0.0025_seed1 ]; then
+      ln -s ../mf-sgd4/embedding_size-${d}_seed1 $out/ncf/mf-sgd5/embedding_size-${d}_l2-0.0025_seed1
+    fi
+  done
+  tune "${mf[@]}" --out $out/ncf/mf-sgd5 --summary $out/ncf/mf5.json --base $out/ncf/mf4.json \
+    --grid "model.embedding_size=[64,128,192]" --grid "model.l2=[0.0025,0.005]"
   # Refit: each seed's chosen run is trained again on all training pairs (the validation item put
   # back) for the epochs its validation chose, as Rendle et al. and Ferrari Dacrema et al. do.
-  tune "${mf[@]}" --out $out/ncf/mf-refit --summary $out/ncf/mf-refit.json --base $out/ncf/mf4.json \
+  tune "${mf[@]}" --out $out/ncf/mf-refit --summary $out/ncf/mf-refit.json --base $out/ncf/mf5.json \
     --refit dataset.split.valid=none --refit-best-epoch ;;
   esac
   done

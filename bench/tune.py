@@ -9,8 +9,8 @@ usage: tune.py CONFIG --out DIR --metric ndcg@10 [--lower] --grid 'model.neighbo
 Prints one line: label, chosen setting, valid metric, test metrics (mean ± sd over seeds).
 --also-eval KEY=VALUE (eval.* settings, repeatable) re-evaluates the final runs under other
 evaluation settings (e.g. eval.protocol=full) with `rzoo evaluate` and prints those test metrics
-too. In --set values, {seed} becomes the run's seed (the first of --seeds for the grid runs), e.g.
-to pre-train each seed from the same seed's run. --summary FILE writes the chosen setting, the
+too. In --set and --refit values, {seed} becomes the run's seed (the first of --seeds for the grid
+runs), e.g. to pre-train each seed from the same seed's run. --summary FILE writes the chosen setting, the
 final run folders and their metrics as JSON. --grid-with-first-seed runs the grid with the first
 seed, whose final run is then the chosen grid run (one run fewer).
 A run folder that already holds metrics.json is reused, and one with only last.pt is resumed (so an
@@ -198,7 +198,7 @@ def main():
                         sys.exit(f"tune: --refit-best-epoch: {best[3] + suffix(s)} has no best epoch")
                     epochs = [f"train.epochs={v['best_epoch']}"]
                 final_runs.append((best[3] + "_refit" + suffix(s),
-                                   seeded(a.set, s) + grid_sets + a.refit + epochs + seed_set(s)))
+                                   seeded(a.set, s) + grid_sets + seeded(a.refit, s) + epochs + seed_set(s)))
             final_metrics = list(pool.map(lambda f: run(a.config, f[1], a.out, f[0]), final_runs))
         else:
             final_metrics = validated

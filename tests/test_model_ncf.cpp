@@ -549,6 +549,20 @@ TEST_CASE("neumf: initialised from trained gmf and ncfmlp runs (the real trainer
                       Contains("model.pretrain.gmf") && Contains("checkpoint holds model 'ncfmlp', the config builds 'gmf'"));
     CHECK_THROWS_WITH(load(NeuMFOptions(opts).pretrain_gmf(t.file("gmf")).pretrain_mlp(t.file("gmf"))),
                       Contains("model.pretrain.mlp") && Contains("checkpoint holds model 'gmf', the config builds 'ncfmlp'"));
+    // A run that has not finished: one epoch of three (its best.pt exists, its last.pt says so).
+    {
+      const Synthetic p3("ncfmlp", with({"model.layers=[8, 6, 4]", "train.epochs=3"}));
+      auto part = std::make_shared<NCFMLPImpl>(p3.ctx());
+      Trainer tr(Recommender(std::static_pointer_cast<RecommenderImpl>(part)), p3.split, TrainOptions::from_config(p3.cfg),
+                 EvalOptions::from_config(p3.cfg), torch::kCPU, t.file("mlp-running"), log, &p3.data);
+      CHECK_FALSE(tr.fit(1));
+      REQUIRE(fs::exists(t.file("mlp-running/best.pt")));
+      CHECK_THROWS_WITH(load(NeuMFOptions(opts).pretrain_gmf(t.file("gmf")).pretrain_mlp(t.file("mlp-running"))),
+                        Contains("model.pretrain.mlp = '" + t.file("mlp-running") + "'") &&
+                            Contains("the run is not finished (its last.pt stops at epoch 1)"));
+      CHECK(tr.fit());  // finished, the same folder is accepted
+      load(NeuMFOptions(opts).pretrain_gmf(t.file("gmf")).pretrain_mlp(t.file("mlp-running")));
+    }
     // A folder without a run.
     CHECK_THROWS_WITH(load(NeuMFOptions(opts).pretrain_gmf(t.file("gmf")).pretrain_mlp(t.file("nothing"))),
                       Contains("model.pretrain.mlp = '" + t.file("nothing") + "'") && Contains("checkpoint not found"));
