@@ -130,9 +130,12 @@ print(' '.join(f'--set {k}={v}' for k, v in c.items() if k in ('model.layers', '
   done
   tune "${mf[@]}" --out $out/ncf/mf-sgd5 --summary $out/ncf/mf5.json --base $out/ncf/mf4.json \
     --grid "model.embedding_size=[64,128,192]" --grid "model.l2=[0.0025,0.005]"
+  # Stage 6: more sampled negatives per positive.
+  tune "${mf[@]}" --out $out/ncf/mf-sgd6 --summary $out/ncf/mf6.json --base $out/ncf/mf5.json \
+    --grid "train.neg_per_pos=[8,16]"
   # Refit: each seed's chosen run is trained again on all training pairs (the validation item put
   # back) for the epochs its validation chose, as Rendle et al. and Ferrari Dacrema et al. do.
-  tune "${mf[@]}" --out $out/ncf/mf-refit --summary $out/ncf/mf-refit.json --base $out/ncf/mf5.json \
+  tune "${mf[@]}" --out $out/ncf/mf-refit --summary $out/ncf/mf-refit.json --base $out/ncf/mf6.json \
     --refit dataset.split.valid=none --refit-best-epoch ;;
   esac
   done

@@ -209,6 +209,8 @@ def main():
         if a.refit_best_epoch:
             finals[-1].update(validated_run=os.path.join(a.out, best[3] + suffix(s)), epochs=validated[i]["best_epoch"],
                               validated_test=validated[i]["test"]["metrics"])
+            if a.also_eval:
+                finals[-1]["validated_also_eval"] = also_eval(finals[-1]["validated_run"], a.also_eval)["test"]["metrics"]
         for r in report:
             tests[r].append(m["test"]["metrics"][r])
         if a.also_eval:
@@ -234,6 +236,8 @@ def main():
     if a.refit_best_epoch:
         line += ("; before refit (epochs " + ",".join(str(f["epochs"]) for f in finals) + "): " +
                  fmt({r: [f["validated_test"][r] for f in finals] for r in report}))
+        if a.also_eval:
+            line += f", with {' '.join(a.also_eval)}: " + fmt({r: [f["validated_also_eval"][r] for f in finals] for r in report})
     print(line, flush=True)
     if a.summary:
         with open(a.summary, "w") as f:
