@@ -111,24 +111,13 @@ void load_pretrained(torch::nn::Module& module, const std::string& model_name, c
                      const std::string& dir, const std::string& needs, const c10::Device& device) {
   const std::string path = (fs::path(dir) / "best.pt").string();
   // A run still training (or interrupted) already has a best.pt, but not its final one: its
-  // last.pt says so (the trainer's state: epoch, best epoch, bad validations, done). Without
-  // validation every epoch replaces best.pt, so a NeuMF started beside a running refit would
-  // silently take a half-trained part.
-  const fs::path last = fs::path(dir) / "last.pt";
-  if (fs::exists(last)) {
-    at::Tensor state;
-    try {
-      torch::serialize::InputArchive ar;
-      load_archive(ar, last.string(), torch::kCPU);
-      if (!ar.try_read("state", state) || state.numel() != 4) state = at::Tensor();
-    } catch (const std::exception&) {
-      state = at::Tensor();  // unreadable: best.pt's own checks below decide
-    }
-    if (state.defined() && state[3].item<int64_t>() == 0)
-      fail("neumf: {} = '{}': the run is not finished (its last.pt stops at epoch {}): pre-train from a finished "
-           "run (a running one is still training; an interrupted one continues with rzoo train --resume {})",
-           key, dir, state[0].item<int64_t>(), dir);
-  }
+  // last.pt says so. Without validation every epoch replaces best.pt, so a NeuMF started beside a
+  // running refit would silently take a half-trained part.
+  const auto progress = read_run_progress((fs::path(dir) / "last.pt").string());
+  if (progress && !progress->done)
+    fail("neumf: {} = '{}': the run is not finished (its last.pt stops at epoch {}): pre-train from a finished "
+         "run (a running one is still training; an interrupted one continues with rzoo train --resume {})",
+         key, dir, progress->epoch, dir);
   try {
     load_model_checkpoint(path, module, model_name, device);
   } catch (const std::exception& e) {

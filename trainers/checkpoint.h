@@ -5,6 +5,8 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 namespace rzoo {
@@ -17,6 +19,14 @@ void load_archive(torch::serialize::InputArchive& archive, const std::string& pa
 // parameter and buffer keeps its shape; each failure is an rzoo::Error naming the file.
 void load_model_checkpoint(const std::string& path, torch::nn::Module& module, const std::string& model_name,
                            const c10::Device& device);
+// A run's training progress from its last.pt (the trainer's state, read without building the
+// model): the last complete epoch and whether training finished. Nothing when the file is
+// missing, unreadable or holds no training state.
+struct RunProgress {
+  int64_t epoch = 0;
+  bool done = false;
+};
+std::optional<RunProgress> read_run_progress(const std::string& last_pt);
 // Writes text to `path` atomically.
 void write_file_atomic(const std::string& path, const std::string& text);
 

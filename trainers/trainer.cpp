@@ -211,6 +211,20 @@ void load_model_checkpoint(const std::string& path, torch::nn::Module& module, c
   load_module(ar, module, path);
 }
 
+std::optional<RunProgress> read_run_progress(const std::string& last_pt) {
+  if (!std::filesystem::exists(last_pt)) return std::nullopt;
+  at::Tensor state;
+  try {
+    torch::serialize::InputArchive ar;
+    load_archive(ar, last_pt, torch::kCPU);
+    if (!ar.try_read("state", state) || state.numel() != 4 || state.scalar_type() != torch::kLong) return std::nullopt;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  // The layout save_last() writes: epoch, best epoch, bad validations, done.
+  return RunProgress{state[0].item<int64_t>(), state[3].item<int64_t>() != 0};
+}
+
 void Trainer::resume(bool announce) {
   const std::string path = run_dir_ + "/last.pt";
   torch::serialize::InputArchive ar;
