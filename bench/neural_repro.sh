@@ -85,9 +85,9 @@ ncf)
     --refit-best-epoch ;;
   neumf)
   # NeuMF: each seed starts from that seed's GMF and NCF-MLP (alpha 0.5) and is fine-tuned with
-  # SGD, as the paper writes; its learning rate is chosen. With the mean loss of a 256-row batch,
+  # SGD, as the paper writes; its learning rate was chosen on validation. With the mean loss of a 256-row batch,
   # lr 0.001 (the paper's) moves an embedding row by ~lr/256 per use, so the fine-tuning barely
-  # moves the pre-trained parts: larger rates are in the grid. (Adam with fresh moments, as the
+  # moves the pre-trained parts: larger rates were tried (below). (Adam with fresh moments, as the
   # released code's example runs it, got valid 0.5706 against SGD's 0.5853 on seed 1 with the
   # first-stage parts, and is no longer tried.) The tower and train.shuffle follow the chosen NCF-MLP.
   # lr 0.05 (valid 0.5816 against 0.5843 for 0.001, seed 1, the stage-2 parts) left the grid, and
