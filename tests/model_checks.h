@@ -60,8 +60,8 @@ torch::jit::Module check_export_roundtrip(rzoo::RecommenderImpl& model, const rz
 
 // The real Python client: Debian's /usr/bin/python3 (torch 1.13; RZOO_TEST_PYTHON picks another)
 // loads dir/model.pt and must reproduce the loaded module's `score` on 64 random pairs,
-// `recommend(users, k)` and `recommend_raw` for the dataset's fourth user (scripts/check_export.py). WARNs and returns when
-// that python has no torch.
+// `recommend(users, k)` and `recommend_raw` for the dataset's fourth user
+// (scripts/check_export.py). WARNs and returns when that python has no torch.
 void check_python_client(torch::jit::Module& jm, const rzoo::Dataset& data, const at::Tensor& users, int64_t k,
                          const std::string& dir);
 
