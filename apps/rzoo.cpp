@@ -8,14 +8,14 @@
 #include <filesystem>
 #include <iostream>
 
+#include "core/checkpoint.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "datasets/stats.h"
 #include "models/registry.h"
-#include "trainers/checkpoint.h"
-#include "trainers/config.h"
-#include "trainers/error.h"
 #include "trainers/experiment.h"
 #include "trainers/export.h"
-#include "trainers/log.h"
 #include "trainers/trainer.h"
 
 namespace fs = std::filesystem;

@@ -10,9 +10,9 @@
 #include <cstdio>
 #include <thread>
 
+#include "core/config.h"
 #include "datasets/dataset.h"
 #include "models/registry.h"
-#include "trainers/config.h"
 
 using namespace rzoo;
 using Clock = std::chrono::steady_clock;

@@ -14,11 +14,11 @@
 #include <cstdio>
 #include <numeric>
 
+#include "core/config.h"
+#include "core/random.h"
 #include "datasets/dataset.h"
-#include "datasets/random.h"
 #include "models/recommender.h"
 #include "models/registry.h"
-#include "trainers/config.h"
 #include "trainers/evaluator.h"
 
 using namespace rzoo;

@@ -26,10 +26,10 @@
 #include <fmt/core.h>
 #include <yaml-cpp/yaml.h>
 
+#include "core/config.h"
+#include "core/error.h"
 #include "datasets/readers.h"
 #include "datasets/text.h"
-#include "trainers/config.h"
-#include "trainers/error.h"
 
 namespace fs = std::filesystem;
 

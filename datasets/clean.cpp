@@ -11,10 +11,10 @@
 
 #include <fmt/core.h>
 
+#include "core/config.h"
+#include "core/error.h"
 #include "datasets/dataset.h"
 #include "datasets/readers.h"
-#include "trainers/config.h"
-#include "trainers/error.h"
 
 namespace rzoo {
 

@@ -6,8 +6,8 @@
 
 #include <fmt/core.h>
 
-#include "datasets/random.h"
-#include "trainers/error.h"
+#include "core/error.h"
+#include "core/random.h"
 
 namespace rzoo {
 

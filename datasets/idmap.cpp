@@ -3,8 +3,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "core/error.h"
 #include "datasets/text.h"
-#include "trainers/error.h"
 
 namespace rzoo {
 

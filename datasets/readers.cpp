@@ -22,11 +22,11 @@
 
 #include <fmt/core.h>
 
+#include "core/config.h"
+#include "core/error.h"
 #include "datasets/dataset.h"
 #include "datasets/readers.h"
 #include "datasets/text.h"
-#include "trainers/config.h"
-#include "trainers/error.h"
 
 namespace fs = std::filesystem;
 

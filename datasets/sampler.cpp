@@ -5,7 +5,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "trainers/error.h"
+#include "core/error.h"
 
 namespace rzoo {
 

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "core/random.h"
+#include "datasets/batch.h"
 #include "datasets/dataset.h"
-#include "datasets/random.h"
-#include "models/recommender.h"
 
 namespace rzoo {
 

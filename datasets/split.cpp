@@ -16,10 +16,10 @@
 
 #include <fmt/core.h>
 
+#include "core/config.h"
+#include "core/error.h"
+#include "core/random.h"
 #include "datasets/dataset.h"
-#include "datasets/random.h"
-#include "trainers/config.h"
-#include "trainers/error.h"
 
 namespace rzoo {
 

@@ -9,7 +9,7 @@
 
 #include <fmt/core.h>
 
-#include "trainers/error.h"
+#include "core/error.h"
 
 namespace rzoo {
 

@@ -4,17 +4,6 @@
 
 namespace rzoo {
 
-const char* to_string(InputType t) {
-  switch (t) {
-    case InputType::None: return "none (closed form)";
-    case InputType::Pointwise: return "pointwise";
-    case InputType::Pairwise: return "pairwise";
-    case InputType::Sequence: return "sequence";
-    case InputType::Users: return "users";
-  }
-  return "?";
-}
-
 RecommenderImpl::RecommenderImpl(std::string name, const ModelContext& ctx)
     : torch::nn::Module(std::move(name)), n_users_(ctx.n_users), n_items_(ctx.n_items) {
   TORCH_CHECK(ctx.n_users > 0 && ctx.n_items > 0, "model '", this->name(), "': needs n_users > 0 and n_items > 0, got ",

@@ -17,35 +17,14 @@
 #include <utility>
 #include <vector>
 
+#include "datasets/batch.h"
+
 namespace rzoo {
 
 class Config;
 struct Csr;
 struct Dataset;
 struct Split;
-
-enum class InputType {
-  None,       // closed form: fit() once, no batches
-  Pointwise,  // (user, item, label in {0,1}): positives plus `neg_per_pos` sampled negatives each
-  Pairwise,   // (user, positive item, sampled negative item)
-  Sequence,   // a user's recent items in time order and the next item(s) (SequenceBatcher)
-  Users,      // a batch of users (every user with a training interaction, once per epoch);
-              // the model reads their training histories from its own state (autoencoders)
-};
-const char* to_string(InputType t);
-
-// One training batch. Which fields are set depends on the input type:
-//   Pointwise: users [B], items [B], labels [B] (float 0/1)
-//   Pairwise:  users [B], items [B] (positives), neg_items [B]
-//   Sequence, train.sequence.augment prefix: users [B], seq [B, L] (the items before the target,
-//              most recent last, left-padded with n_items), items [B] (next item), neg_items [B]
-//   Sequence, augment none: users [B], seq [B, L], items [B, L] (the next item at every
-//              position; n_items where none), neg_items [B, L]
-//   Users:     users [B]
-struct Batch {
-  at::Tensor users, items, neg_items, labels, seq;
-  int64_t size() const { return users.defined() ? users.size(0) : 0; }
-};
 
 // What a model contributes to its TorchScript export (trainers/export.h): its fitted tensors,
 // which become attributes `self.<name>` of the exported module, and TorchScript source for

@@ -2,17 +2,17 @@
 
 #include <algorithm>
 
-#include "models/autoencoder.h"
-#include "models/bpr.h"
-#include "models/content.h"
-#include "models/ease.h"
-#include "models/hybrid.h"
-#include "models/ials.h"
-#include "models/knn.h"
-#include "models/mf_rating.h"
-#include "models/ncf.h"
-#include "models/pop.h"
-#include "trainers/error.h"
+#include "core/error.h"
+#include "models/general/autoencoder.h"
+#include "models/general/bpr.h"
+#include "models/general/content.h"
+#include "models/general/ease.h"
+#include "models/general/hybrid.h"
+#include "models/general/ials.h"
+#include "models/general/knn.h"
+#include "models/general/mf_rating.h"
+#include "models/general/ncf.h"
+#include "models/general/pop.h"
 
 namespace rzoo {
 

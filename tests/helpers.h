@@ -18,8 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "test_paths.h"
-#include "trainers/config.h"
 
 namespace rzoo::test {
 

@@ -1,6 +1,6 @@
 #include "helpers.h"
 
-#include "trainers/error.h"
+#include "core/error.h"
 
 using namespace rzoo;
 using namespace rzoo::test;

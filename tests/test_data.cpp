@@ -4,9 +4,9 @@
 #include <map>
 #include <set>
 
+#include "core/error.h"
 #include "datasets/dataset.h"
 #include "datasets/sampler.h"
-#include "trainers/error.h"
 
 using namespace rzoo;
 using namespace rzoo::test;

@@ -1,4 +1,4 @@
-// mlp, multdae, multvae (models/autoencoder.h): the multi-hot input built from the history
+// mlp, multdae, multvae (models/general/autoencoder.h): the multi-hot input built from the history
 // buffers, the maths on tiny hand-computed examples (forward, BCE, multinomial likelihood, KL and
 // the annealing schedule), user side features, bad options, and the model contract (the loss
 // falls on the synthetic data, score vs score_all, checkpoint and TorchScript round trips).
@@ -17,7 +17,7 @@
 
 #include "datasets/dataset.h"
 #include "datasets/sampler.h"
-#include "models/autoencoder.h"
+#include "models/general/autoencoder.h"
 #include "trainers/trainer.h"
 
 using namespace rzoo;

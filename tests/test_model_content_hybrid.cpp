@@ -8,8 +8,8 @@
 #include <cmath>
 
 #include "datasets/dataset.h"
-#include "models/content.h"
-#include "models/hybrid.h"
+#include "models/general/content.h"
+#include "models/general/hybrid.h"
 #include "models/registry.h"
 
 using namespace rzoo;

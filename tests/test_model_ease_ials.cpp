@@ -7,8 +7,8 @@
 #include <random>
 
 #include "datasets/dataset.h"
-#include "models/ease.h"
-#include "models/ials.h"
+#include "models/general/ease.h"
+#include "models/general/ials.h"
 
 using namespace rzoo;
 using namespace rzoo::test;

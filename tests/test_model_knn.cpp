@@ -11,7 +11,7 @@
 #include <limits>
 
 #include "datasets/dataset.h"
-#include "models/knn.h"
+#include "models/general/knn.h"
 
 using namespace rzoo;
 using namespace rzoo::test;

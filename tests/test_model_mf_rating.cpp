@@ -11,9 +11,9 @@
 #include <numeric>
 #include <tuple>
 
+#include "core/random.h"
 #include "datasets/dataset.h"
-#include "datasets/random.h"
-#include "models/mf_rating.h"
+#include "models/general/mf_rating.h"
 
 using namespace rzoo;
 using namespace rzoo::test;

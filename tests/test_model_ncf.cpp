@@ -14,12 +14,12 @@
 #include <map>
 #include <memory>
 
+#include "core/error.h"
+#include "core/log.h"
 #include "datasets/dataset.h"
 #include "datasets/sampler.h"
-#include "models/ncf.h"
-#include "trainers/error.h"
+#include "models/general/ncf.h"
 #include "trainers/evaluator.h"
-#include "trainers/log.h"
 #include "trainers/trainer.h"
 
 using namespace rzoo;

@@ -8,16 +8,16 @@
 
 #include <cmath>
 
+#include "core/checkpoint.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "datasets/dataset.h"
 #include "datasets/sampler.h"
-#include "models/bpr.h"
-#include "models/pop.h"
+#include "models/general/bpr.h"
+#include "models/general/pop.h"
 #include "models/registry.h"
-#include "trainers/checkpoint.h"
-#include "trainers/error.h"
 #include "trainers/evaluator.h"
 #include "trainers/export.h"
-#include "trainers/log.h"
 #include "trainers/trainer.h"
 
 using namespace rzoo;

@@ -6,13 +6,13 @@
 
 #include <torch/torch.h>
 
+#include "core/error.h"
+#include "core/log.h"
 #include "datasets/dataset.h"
 #include "datasets/sampler.h"
-#include "models/bpr.h"
+#include "models/general/bpr.h"
 #include "models/registry.h"
-#include "trainers/error.h"
 #include "trainers/experiment.h"
-#include "trainers/log.h"
 #include "trainers/trainer.h"
 
 using namespace rzoo;

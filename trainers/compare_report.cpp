@@ -6,8 +6,8 @@
 #include <cmath>
 #include <limits>
 
-#include "trainers/config.h"
-#include "trainers/error.h"
+#include "core/config.h"
+#include "core/error.h"
 #include "trainers/evaluator.h"
 #include "trainers/significance.h"
 

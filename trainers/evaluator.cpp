@@ -23,12 +23,12 @@
 #include <limits>
 #include <numeric>
 
+#include "core/checkpoint.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/random.h"
 #include "datasets/dataset.h"
-#include "datasets/random.h"
 #include "models/recommender.h"
-#include "trainers/checkpoint.h"
-#include "trainers/config.h"
-#include "trainers/error.h"
 
 namespace rzoo {
 

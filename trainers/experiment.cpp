@@ -12,11 +12,11 @@
 #include <map>
 #include <sstream>
 
+#include "core/checkpoint.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "models/registry.h"
-#include "trainers/checkpoint.h"
 #include "trainers/compare_report.h"
-#include "trainers/error.h"
-#include "trainers/log.h"
 #include "trainers/trainer.h"
 
 namespace fs = std::filesystem;

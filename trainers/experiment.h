@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
 #include "datasets/dataset.h"
 #include "models/recommender.h"
-#include "trainers/config.h"
 #include "trainers/evaluator.h"
 
 namespace rzoo {

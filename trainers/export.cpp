@@ -15,12 +15,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/config.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "datasets/dataset.h"
 #include "models/recommender.h"
-#include "trainers/config.h"
-#include "trainers/error.h"
 #include "trainers/experiment.h"
-#include "trainers/log.h"
 
 namespace fs = std::filesystem;
 

@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "trainers/error.h"
+#include "core/error.h"
 
 namespace rzoo {
 

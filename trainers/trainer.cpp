@@ -9,13 +9,13 @@
 
 #include <fmt/ranges.h>
 
+#include "core/checkpoint.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "datasets/dataset.h"
 #include "datasets/sampler.h"
-#include "trainers/checkpoint.h"
-#include "trainers/config.h"
-#include "trainers/error.h"
 #include "trainers/lazy_adam.h"
-#include "trainers/log.h"
 
 namespace rzoo {
 

@@ -1,5 +1,5 @@
 // EASE: Steck, "Embarrassingly Shallow Autoencoders for Sparse Data", WWW 2019.
-#include "models/ease.h"
+#include "models/general/ease.h"
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
@@ -9,8 +9,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/config.h"
 #include "datasets/dataset.h"
-#include "trainers/config.h"
 
 namespace rzoo {
 

@@ -1,9 +1,9 @@
-#include "trainers/checkpoint.h"
+#include "core/checkpoint.h"
 
 #include <filesystem>
 #include <fstream>
 
-#include "trainers/error.h"
+#include "core/error.h"
 
 namespace fs = std::filesystem;
 

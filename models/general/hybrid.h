@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
 #include "models/recommender.h"
-#include "trainers/config.h"
 
 namespace rzoo {
 

@@ -18,7 +18,7 @@
 // the column halves of W: the user part [B, h_1] and the item part [I, h_1] are computed once and
 // added broadcast, a chunk of users at a time so that the [b, I, h] temporaries of the remaining
 // layers stay within chunk_bytes.
-#include "models/ncf.h"
+#include "models/general/ncf.h"
 
 #include <torch/torch.h>
 
@@ -28,9 +28,9 @@
 #include <cmath>
 #include <filesystem>
 
-#include "trainers/checkpoint.h"
-#include "trainers/config.h"
-#include "trainers/error.h"
+#include "core/checkpoint.h"
+#include "core/config.h"
+#include "core/error.h"
 
 namespace fs = std::filesystem;
 

@@ -2,7 +2,7 @@
 // & Ester, "Collaborative Denoising Auto-Encoders for Top-N Recommender Systems", WSDM 2016).
 // multvae, multdae: Liang, Krishnan, Hoffman & Jebara, "Variational Autoencoders for
 // Collaborative Filtering", WWW 2018. See autoencoder.h.
-#include "models/autoencoder.h"
+#include "models/general/autoencoder.h"
 
 #include <torch/torch.h>
 
@@ -12,9 +12,9 @@
 #include <cmath>
 #include <set>
 
+#include "core/config.h"
+#include "core/error.h"
 #include "datasets/dataset.h"
-#include "trainers/config.h"
-#include "trainers/error.h"
 
 namespace rzoo {
 

@@ -1,14 +1,14 @@
-#include "models/hybrid.h"
+#include "models/general/hybrid.h"
 
 #include <torch/torch.h>
 
 #include <limits>
 #include <regex>
 
+#include "core/config.h"
+#include "core/error.h"
 #include "datasets/dataset.h"
 #include "models/registry.h"
-#include "trainers/config.h"
-#include "trainers/error.h"
 
 namespace rzoo {
 

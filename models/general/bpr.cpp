@@ -1,8 +1,8 @@
-#include "models/bpr.h"
+#include "models/general/bpr.h"
 
 #include <torch/torch.h>
 
-#include "trainers/config.h"
+#include "core/config.h"
 
 namespace rzoo {
 

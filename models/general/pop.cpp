@@ -1,4 +1,4 @@
-#include "models/pop.h"
+#include "models/general/pop.h"
 
 #include <torch/torch.h>
 

@@ -1,4 +1,4 @@
-#include "models/content.h"
+#include "models/general/content.h"
 
 #include <torch/torch.h>
 
@@ -6,9 +6,9 @@
 #include <cmath>
 #include <numeric>
 
+#include "core/config.h"
+#include "core/error.h"
 #include "datasets/dataset.h"
-#include "trainers/config.h"
-#include "trainers/error.h"
 
 namespace rzoo {
 

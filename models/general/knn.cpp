@@ -1,7 +1,7 @@
 // ItemKNN / UserKNN: Sarwar et al., "Item-Based Collaborative Filtering Recommendation
 // Algorithms", WWW 2001; Herlocker et al., "An Algorithmic Framework for Performing Collaborative
 // Filtering", SIGIR 1999; Koren, "Factor in the Neighbors", TKDD 2010. See knn.h.
-#include "models/knn.h"
+#include "models/general/knn.h"
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
@@ -14,8 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/config.h"
 #include "datasets/dataset.h"
-#include "trainers/config.h"
 
 namespace rzoo {
 

@@ -11,7 +11,7 @@
 //   b_u += lr_b (e - reg_b b_u)          b_i += lr_b (e - reg_b b_i)
 //   p_u += lr (e q_i - reg p_u)          q_i += lr (e (p_u [+ z_u]) - reg q_i)   (from the old values)
 //   SVD++ also, for every j in N(u):  y_j += lr_y (e |N(u)|^-1/2 q_i - reg_y y_j)
-#include "models/mf_rating.h"
+#include "models/general/mf_rating.h"
 
 #include <fmt/core.h>
 #include <torch/torch.h>
@@ -20,9 +20,9 @@
 #include <cmath>
 #include <limits>
 
+#include "core/config.h"
+#include "core/random.h"
 #include "datasets/dataset.h"
-#include "datasets/random.h"
-#include "trainers/config.h"
 
 namespace rzoo {
 

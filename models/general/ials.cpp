@@ -21,7 +21,7 @@
 //   A = c F^T F + alpha0 G + diag(lambda) [B, d, d] (bmm),  b = c F^T 1 [B, d],
 // solved with a batched Cholesky factorisation, in float like Rendle et al.'s reference code (a
 // double solve costs more than forming A); the loss stays monotone up to float rounding.
-#include "models/ials.h"
+#include "models/general/ials.h"
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
@@ -33,8 +33,8 @@
 #include <numeric>
 #include <vector>
 
+#include "core/config.h"
 #include "datasets/dataset.h"
-#include "trainers/config.h"
 
 namespace rzoo {
 

@@ -1,4 +1,4 @@
-#include "trainers/config.h"
+#include "core/config.h"
 
 #include <charconv>
 #include <cmath>
@@ -9,8 +9,8 @@
 #include <sstream>
 #include <thread>
 
+#include "core/error.h"
 #include "rzoo_build.h"
-#include "trainers/error.h"
 
 namespace fs = std::filesystem;
 

@@ -1,8 +1,8 @@
-#include "trainers/log.h"
+#include "core/log.h"
 
 #include <unistd.h>
 
-#include "trainers/error.h"
+#include "core/error.h"
 
 namespace rzoo {
 

@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""rzoo's layering check (after Chromium's checkdeps and LLVM's layering check).
+
+Reads every `#include "..."` of the product's sources and fails, naming the file and line, when a
+file includes a higher layer, another model family's files, or an unknown project path:
+
+    core/  <  datasets/  <  models/  <  trainers/  <  apps/
+
+- a file may include its own layer and the layers below it;
+- under models/, a family folder (models/general/, models/sequential/, models/context/, ...) may
+  include the top of models/ (the contract, the registry) and its own family, never another
+  family; only the top of models/ (the registry) sees every family;
+- a header (*.h) never includes <torch/torch.h> (it would cost every includer the whole of
+  LibTorch's headers: see cmake/pch.h);
+- tests/ and bench/ sit above apps/ and are not checked.
+
+Usage:
+  scripts/check_layers.py [--root DIR]          check; exit 1 with one line per violation
+  scripts/check_layers.py [--root DIR] --graph  print the folder-level include graph of the top
+                                                folders (one edge per line, with the number of
+                                                includes) and check it for cycles
+  scripts/check_layers.py [--root DIR] --dot    the same graph in Graphviz's DOT language
+"""
+import argparse
+import os
+import re
+import sys
+
+LAYERS = ["core", "datasets", "models", "trainers", "apps"]
+RANK = {name: i for i, name in enumerate(LAYERS)}
+SOURCE_EXT = (".h", ".hpp", ".cpp", ".cc", ".def", ".inc")
+# Headers generated into the build folder (cmake/*.in): part of the lowest layer.
+GENERATED = {"rzoo_build.h": "core", "test_paths.h": "tests"}
+INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^">]+)[">]')
+
+
+def unit(rel):
+    """The folder a path belongs to: its layer, or models/<family> for a model family."""
+    parts = rel.split("/")
+    if parts[0] == "models" and len(parts) > 2:
+        return "models/" + parts[1]
+    return parts[0]
+
+
+def layer(u):
+    return u.split("/")[0]
+
+
+def sources(root):
+    for top in LAYERS:
+        base = os.path.join(root, top)
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            for f in sorted(filenames):
+                if f.endswith(SOURCE_EXT):
+                    yield os.path.relpath(os.path.join(dirpath, f), root).replace(os.sep, "/")
+
+
+def includes(root, rel):
+    with open(os.path.join(root, rel), encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            m = INCLUDE.match(line)
+            if m:
+                yield n, m.group(1), m.group(2)
+
+
+def check(root):
+    """Returns (violations, edges): violations as 'file:line: message', edges as
+    {(from_folder, to_folder): count} between top folders over the project's own includes.
+    (The graph is drawn between top folders: the top of models/ holds the registry, which sees
+    every family while each family sees the contract beside it, by design.)"""
+    bad, edges = [], {}
+    for rel in sources(root):
+        src = unit(rel)
+        for n, kind, target in includes(root, rel):
+            if kind == "<":
+                if rel.endswith((".h", ".hpp")) and target == "torch/torch.h":
+                    bad.append(f"{rel}:{n}: a header includes <torch/torch.h>; include the small LibTorch "
+                               f"headers it needs (the .cpp files get the whole of it from cmake/pch.h)")
+                continue
+            if target in GENERATED:
+                dst = GENERATED[target]
+                if dst != "core":
+                    bad.append(f"{rel}:{n}: includes \"{target}\", a header generated for {dst}/ only")
+                continue
+            if target.split("/")[0] not in RANK:
+                bad.append(f"{rel}:{n}: includes \"{target}\", which is not a path from the repository root "
+                           f"under {', '.join(d + '/' for d in LAYERS)}")
+                continue
+            if not os.path.isfile(os.path.join(root, target)):
+                bad.append(f"{rel}:{n}: includes \"{target}\", which does not exist")
+                continue
+            dst = unit(target)
+            ls, ld = layer(src), layer(dst)
+            if ld != ls:
+                edges[(ls, ld)] = edges.get((ls, ld), 0) + 1
+            if RANK[ld] > RANK[ls]:
+                bad.append(f"{rel}:{n}: {ls}/ includes \"{target}\" from {ld}/, a higher layer "
+                           f"(layers, lowest first: {' < '.join(LAYERS)})")
+            elif ls == ld == "models" and src != dst and src != "models" and dst != "models":
+                bad.append(f"{rel}:{n}: model family {src}/ includes \"{target}\" from another family {dst}/ "
+                           f"(share code through the top of models/ instead)")
+    return bad, edges
+
+
+def cycles(edges):
+    """Every cycle of the folder graph, each as a list of folders (empty when acyclic)."""
+    graph = {}
+    for (a, b) in edges:
+        graph.setdefault(a, set()).add(b)
+        graph.setdefault(b, set())
+    found, state, stack = [], {}, []
+
+    def visit(v):
+        state[v] = 1
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if state.get(w) == 1:
+                found.append(stack[stack.index(w):] + [w])
+            elif w not in state:
+                visit(w)
+        stack.pop()
+        state[v] = 2
+
+    for v in sorted(graph):
+        if v not in state:
+            visit(v)
+    return found
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--root", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    ap.add_argument("--graph", action="store_true", help="print the folder-level include graph")
+    ap.add_argument("--dot", action="store_true", help="print the graph as Graphviz DOT")
+    args = ap.parse_args()
+    root = os.path.abspath(args.root)
+    for top in ("core", "datasets", "models"):
+        if not os.path.isdir(os.path.join(root, top)):
+            print(f"check_layers: {root} has no {top}/ folder: not an rzoo source tree", file=sys.stderr)
+            return 2
+    bad, edges = check(root)
+    found = cycles(edges)
+    if args.dot:
+        print("digraph rzoo {")
+        for (a, b), n in sorted(edges.items()):
+            print(f'  "{a}" -> "{b}" [label={n}];')
+        print("}")
+    elif args.graph:
+        for (a, b), n in sorted(edges.items(), key=lambda e: (RANK[e[0][0]], RANK[e[0][1]])):
+            print(f"{a} -> {b}  ({n} includes)")
+        print(f"{len(edges)} edges between {len({u for e in edges for u in e})} folders; "
+              f"cycles: {len(found) if found else 'none'}")
+    for c in found:
+        bad.append("include cycle between folders: " + " -> ".join(c))
+    for line in bad:
+        print(line, file=sys.stderr)
+    if bad:
+        print(f"check_layers: {len(bad)} violation(s)", file=sys.stderr)
+        return 1
+    if not (args.graph or args.dot):
+        print(f"check_layers: ok ({sum(edges.values())} cross-folder includes, layers {' < '.join(LAYERS)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
