@@ -2,6 +2,7 @@
 # Installs the Debian 12 packages rzoo needs, only those missing (idempotent).
 set -euo pipefail
 packages=(build-essential cmake ninja-build ccache libtorch-dev libyaml-cpp-dev libfmt-dev catch2
+          nlohmann-json3-dev libcli11-dev libboost-math-dev
           libopenblas0-pthread python3-torch python3-numpy)
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,36 @@
+#include "core/json.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace rzoo {
+
+Json json_number(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
+
+Json json_rounded(double v, int decimals) {
+  if (!std::isfinite(v)) return Json(nullptr);
+  const double scale = std::pow(10.0, decimals);
+  return Json(std::round(v * scale) / scale);
+}
+
+std::string json_dump(const Json& j, int indent) { return j.dump(indent, ' ', false, Json::error_handler_t::replace); }
+
+Json json_parse(const std::string& text, const std::string& path) {
+  try {
+    return Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    // e.byte is 1-based, one past the offending character; report line and column from it.
+    size_t line = 1, col = 1;
+    const size_t end = std::min<size_t>(e.byte == 0 ? 0 : e.byte - 1, text.size());
+    for (size_t i = 0; i < end; ++i) {
+      if (text[i] == '\n') ++line, col = 1;
+      else ++col;
+    }
+    const std::string what = e.what();
+    const auto colon = what.rfind(": ");
+    fail("{}:{}:{}: not valid JSON: {}", path, line, col, colon == std::string::npos ? what : what.substr(colon + 2));
+  }
+}
+
+}  // namespace rzoo
