@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 #include <fmt/core.h>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <algorithm>
 #include <cstdint>
 #include <memory>

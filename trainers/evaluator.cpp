@@ -528,18 +528,11 @@ const std::vector<double>* EvalResult::user_values(const std::string& name) cons
   return nullptr;
 }
 
-std::string EvalResult::to_json(int indent) const {
-  const std::string pad(static_cast<size_t>(indent), ' ');
-  std::string out = fmt::format("{{\n{0}  \"split\": \"{1}\",\n{0}  \"protocol_name\": \"{2}\",\n{0}  \"protocol\": \"{3}\",\n"
-                                "{0}  \"n_users\": {4},\n{0}  \"n_items\": {5},\n{0}  \"seconds\": {6:.6f},\n{0}  \"metrics\": {{",
-                                pad, split, protocol_name, protocol, n_users, n_items, seconds);
-  for (size_t i = 0; i < metrics.size(); ++i) {
-    const double v = metrics[i].second;  // NaN (no user to evaluate) is JSON null
-    out += fmt::format("{}\n{}    \"{}\": {}", i ? "," : "", pad, metrics[i].first,
-                       std::isfinite(v) ? fmt::format("{:.17g}", v) : std::string("null"));
-  }
-  out += fmt::format("\n{0}  }}\n{0}}}", pad);
-  return out;
+Json EvalResult::json() const {
+  Json m = Json::object();
+  for (const auto& [name, v] : metrics) m[name] = json_number(v);  // NaN (no user to evaluate) is null
+  return Json{{"split", split}, {"protocol_name", protocol_name}, {"protocol", protocol}, {"n_users", n_users},
+              {"n_items", n_items}, {"seconds", json_rounded(seconds, 6)}, {"metrics", std::move(m)}};
 }
 
 std::vector<std::pair<std::string, double>> rank_metrics(std::vector<int64_t> ranks, int64_t n_candidates,

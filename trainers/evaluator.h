@@ -44,6 +44,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/json.h"
+
 namespace rzoo {
 
 class Config;
@@ -93,7 +95,10 @@ struct EvalResult {
   double get(const std::string& name) const;  // throws listing the known names
   bool has(const std::string& name) const;
   const std::vector<double>* user_values(const std::string& name) const;  // null if not per user
-  std::string to_json(int indent = 0) const;
+  // {"split", "protocol_name", "protocol", "n_users", "n_items", "seconds", "metrics": {name: value
+  // or null}} (the valid/test entries of metrics.json).
+  Json json() const;
+  std::string to_json() const { return json_dump(json(), 2); }
 };
 
 // Evaluates `model` on the valid or test part of `split`. `data` supplies ratings (rmse, mae)

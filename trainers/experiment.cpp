@@ -106,11 +106,12 @@ std::vector<std::string> read_lines(const std::string& path) {
   return out;
 }
 
-std::string metrics_json(const RunResult& r) {
-  return fmt::format("{{\n  \"model\": \"{}\",\n  \"best_epoch\": {},\n  \"epochs_run\": {},\n  \"train_seconds\": {:.4f},\n"
-                     "  \"valid\": {},\n  \"test\": {}\n}}\n",
-                     r.model, r.best_epoch, r.epochs_run, r.train_seconds, r.valid.to_json(2), r.test.to_json(2));
+Json metrics_json_value(const RunResult& r) {
+  return Json{{"model", r.model},          {"best_epoch", r.best_epoch}, {"epochs_run", r.epochs_run},
+              {"train_seconds", json_rounded(r.train_seconds, 4)}, {"valid", r.valid.json()}, {"test", r.test.json()}};
 }
+
+std::string metrics_json(const RunResult& r) { return json_dump(metrics_json_value(r), 2) + "\n"; }
 
 // Metric names ("ndcg@10") grouped by K, in first-seen order; metrics without K ("auc") form
 // the group "-".
@@ -337,10 +338,9 @@ std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log,
     names.push_back(r.model), tests.push_back(&r.test), epochs.push_back(r.best_epoch), secs.push_back(r.train_seconds);
   }
   const CompareReport report = compare_report(names, tests, epochs, secs, CompareOptions::from_config(base));
-  std::string json = "[\n";
-  for (size_t i = 0; i < results.size(); ++i)
-    json += fmt::format("{}{}", i ? ",\n" : "", metrics_json(results[i]));
-  json += "]\n";
+  Json all = Json::array();
+  for (const auto& r : results) all.push_back(metrics_json_value(r));
+  const std::string json = json_dump(all, 2) + "\n";
   const std::string protocol = results[0].test.protocol;
   write_file_atomic(dir + "/compare.md", fmt::format("# {}\n\nDataset {}; test split ({} users); {}.\n\n{}", stem, data.data.name,
                                                      results[0].test.n_users, protocol, report_markdown(report)));
