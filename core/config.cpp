@@ -281,6 +281,15 @@ std::string find_config_dir(const std::string& near_path) {
       if (p == p.root_path()) break;
     }
   }
+  // An installed rzoo (cmake --install): PREFIX/bin/rzoo beside PREFIX/share/rzoo/configs.
+  {
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+      const fs::path installed = exe.parent_path().parent_path() / "share" / "rzoo" / "configs";
+      if (fs::exists(installed / "defaults.yaml", ec)) return installed.string();
+    }
+  }
 #ifdef RZOO_SOURCE_DIR
   return std::string(RZOO_SOURCE_DIR) + "/configs";
 #else

@@ -31,7 +31,8 @@ Layer load_layer(const std::string& path);
 Layer parse_layer(const std::string& text, const std::string& source);
 
 // The folder holding defaults.yaml, models/ and datasets/: `$RZOO_CONFIG_DIR`, else the nearest
-// `configs/` above `near_path` that has a defaults.yaml, else the one rzoo was built from.
+// `configs/` above `near_path` that has a defaults.yaml, else an installed one (PREFIX/share/rzoo/configs
+// beside PREFIX/bin/ of the running program), else the one rzoo was built from.
 std::string find_config_dir(const std::string& near_path = "");
 
 struct ConfigSources {

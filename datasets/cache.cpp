@@ -196,31 +196,149 @@ std::string cache_file(const Config& cfg) {
   return (fs::path(dir) / fmt::format("{}-{:016x}.rzc", name.empty() ? "data" : name, hash_bytes(key.data(), key.size()))).string();
 }
 
+namespace {
+
+// The cache file mapped read-only, unmapped when the last view of it goes; null (and `why`) when
+// it cannot be. The interaction arrays are used in place (see column.h). The cache file is only
+// ever replaced by rename, never rewritten, so the mapping stays valid and unchanged even when
+// another run refreshes the cache meanwhile.
+std::shared_ptr<const void> map_file(const std::string& file, uint64_t& size, std::string& why) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  struct stat st {};
+  if (fd < 0 || ::fstat(fd, &st) != 0 || st.st_size < 16) {
+    if (fd >= 0) ::close(fd);
+    why = "cache file not readable";
+    return nullptr;
+  }
+  size = static_cast<uint64_t>(st.st_size);
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);  // the mapping keeps the file
+  if (map == MAP_FAILED) {
+    why = "cache file cannot be mapped";
+    return nullptr;
+  }
+  const uint64_t n = size;
+  return std::shared_ptr<const void>(map, [n](const void* p) { ::munmap(const_cast<void*>(p), n); });
+}
+
+// The recorded sources, each checked against the file now; false (and `why`) when one changed.
+bool read_sources(In& r, int64_t written, bool verify_content, Dataset& d, std::string& why) {
+  const uint64_t ns = r.count(8);
+  for (uint64_t k = 0; k < ns; ++k) {
+    SourceFile s;
+    s.path = r.str();
+    s.exists = r.u64() != 0;
+    s.dev = r.u64(), s.ino = r.u64(), s.size = r.u64(), s.mtime_ns = r.i64(), s.ctime_ns = r.i64();
+    const uint64_t checksum = r.u64();
+    const SourceFile now = source_file(s.path);
+    const bool exists = now.exists;
+    if (exists != s.exists) {
+      why = fmt::format("{} {} since the cache was written", s.path, exists ? "appeared" : "disappeared");
+      return false;
+    }
+    if (exists) {
+      const bool racy = now.ctime_ns >= written - 2000000000LL || now.mtime_ns >= written - 2000000000LL;
+      if (verify_content || racy || !now.same_stat(s)) {
+        if (now.size != s.size || file_checksum(s.path) != checksum) {
+          why = fmt::format("{} changed since the cache was written", s.path);
+          return false;
+        }
+      }
+    }
+    d.sources.push_back(s);
+  }
+  return true;
+}
+
+// Everything after the sources, up to the end marker.
+void read_contents(In& r, const std::shared_ptr<const void>& keep, Dataset& d) {
+  std::vector<std::string> uraw = r.strs();
+  const bool uint = r.u64() != 0;
+  std::vector<std::string> iraw = r.strs();
+  const bool iint = r.u64() != 0;
+  d.users.assign(std::move(uraw), uint);
+  d.items.assign(std::move(iraw), iint);
+  {
+    const uint64_t n = r.u64(), nr = r.u64(), nt = r.u64(), np = r.u64();
+    if (n > r.left() / 8 || nr > n || nt > n || np > n) throw std::runtime_error("bad array lengths");
+    d.user = r.column<int32_t>(n, keep);
+    d.item = r.column<int32_t>(n, keep);
+    d.rating = r.column<float>(nr, keep);
+    d.timestamp = r.column<int64_t>(nt, keep);
+    d.part = r.column<int8_t>(np, keep);
+  }
+  r.vec(d.neg_user);
+  r.vec(d.neg_item);
+  get_side(r, d.user_info);
+  get_side(r, d.item_info);
+  d.report.rows_read = r.i64();
+  const uint64_t nd = r.count(16);
+  for (uint64_t k = 0; k < nd; ++k) {
+    std::string why_dropped = r.str();
+    d.report.drop(std::move(why_dropped), r.i64());
+  }
+  d.report.notes = r.strs();
+}
+
+// Consistency of the interaction arrays and negatives: every index in range; throws when not.
+void check_interactions(const Dataset& d) {
+  const size_t n = d.user.size();
+  if (d.item.size() != n || (!d.rating.empty() && d.rating.size() != n) || (!d.timestamp.empty() && d.timestamp.size() != n) ||
+      (!d.part.empty() && d.part.size() != n) || d.neg_user.size() != d.neg_item.size())
+    throw std::runtime_error("inconsistent lengths");
+  {
+    // Through const references: mutable access would copy the views (column.h). Unsigned
+    // comparison also catches negatives; the loop has no branch, so it vectorises, and the
+    // two arrays are checked by two threads.
+    const Column<int32_t>&u = d.user, &i = d.item;
+    auto in_range = [](const int32_t* p, size_t len, int64_t hi) {
+      const auto lim = static_cast<uint32_t>(hi);
+      uint32_t bad = 0;
+      for (size_t k = 0; k < len; ++k) bad |= static_cast<uint32_t>(static_cast<uint32_t>(p[k]) >= lim);
+      return bad == 0;
+    };
+    bool users_ok = true;
+    std::thread t([&] { users_ok = in_range(u.data(), n, d.n_users()); });
+    const bool items_ok = in_range(i.data(), n, d.n_items());
+    t.join();
+    if (!users_ok || !items_ok) throw std::runtime_error("index out of range");
+  }
+  for (size_t k = 0; k < d.neg_user.size(); ++k)
+    if (d.neg_user[k] < 0 || d.neg_user[k] >= d.n_users() || d.neg_item[k] < 0 || d.neg_item[k] >= d.n_items())
+      throw std::runtime_error("negative out of range");
+  for (int8_t p : std::as_const(d.part))
+    if (p < 0 || p > 2) throw std::runtime_error("bad split part");
+}
+
+// Consistency of the side tables; throws when not.
+void check_side_info(const Dataset& d) {
+  for (const auto* side : {&d.user_info, &d.item_info}) {
+    const int64_t ne = side == &d.user_info ? d.n_users() : d.n_items();
+    if (!side->title.empty() && static_cast<int64_t>(side->title.size()) != ne) throw std::runtime_error("bad titles");
+    for (const auto& f : side->features) {
+      if (f.n() != ne) throw std::runtime_error("bad feature size");
+      if (f.kind == Feature::Kind::Float) continue;
+      if (f.offsets.front() != 0 || f.offsets.back() != static_cast<int64_t>(f.tokens.size()) ||
+          !std::is_sorted(f.offsets.begin(), f.offsets.end()))
+        throw std::runtime_error("bad feature offsets");
+      for (int32_t t : f.tokens)
+        if (t < 0 || static_cast<size_t>(t) >= f.vocab.size()) throw std::runtime_error("bad token");
+    }
+  }
+}
+
+}  // namespace
+
 std::optional<Dataset> cache_load(const std::string& file, const std::string& key, bool verify_content, std::string& why) {
   std::error_code ec;
   if (!fs::is_regular_file(file, ec)) {
     why = "no cache file";
     return std::nullopt;
   }
-  // Mapped read-only: the interaction arrays are used in place (see column.h). The cache file
-  // is only ever replaced by rename, never rewritten, so the mapping stays valid and unchanged
-  // even when another run refreshes the cache meanwhile.
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  struct stat st {};
-  if (fd < 0 || ::fstat(fd, &st) != 0 || st.st_size < 16) {
-    if (fd >= 0) ::close(fd);
-    why = "cache file not readable";
-    return std::nullopt;
-  }
-  const auto size = static_cast<uint64_t>(st.st_size);
-  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);  // the mapping keeps the file
-  if (map == MAP_FAILED) {
-    why = "cache file cannot be mapped";
-    return std::nullopt;
-  }
-  const std::shared_ptr<const void> keep(map, [size](const void* p) { ::munmap(const_cast<void*>(p), size); });
-  In r(static_cast<const char*>(map), size);
+  uint64_t size = 0;
+  const std::shared_ptr<const void> keep = map_file(file, size, why);
+  if (!keep) return std::nullopt;
+  In r(static_cast<const char*>(keep.get()), size);
   try {
     char magic[8];
     r.raw(magic, 8);
@@ -228,97 +346,11 @@ std::optional<Dataset> cache_load(const std::string& file, const std::string& ke
     if (r.str() != key) { why = "cache of other options"; return std::nullopt; }
     const int64_t written = r.i64();
     Dataset d;
-    const uint64_t ns = r.count(8);
-    for (uint64_t k = 0; k < ns; ++k) {
-      SourceFile s;
-      s.path = r.str();
-      s.exists = r.u64() != 0;
-      s.dev = r.u64(), s.ino = r.u64(), s.size = r.u64(), s.mtime_ns = r.i64(), s.ctime_ns = r.i64();
-      const uint64_t checksum = r.u64();
-      const SourceFile now = source_file(s.path);
-      const bool exists = now.exists;
-      if (exists != s.exists) {
-        why = fmt::format("{} {} since the cache was written", s.path, exists ? "appeared" : "disappeared");
-        return std::nullopt;
-      }
-      if (exists) {
-        const bool racy = now.ctime_ns >= written - 2000000000LL || now.mtime_ns >= written - 2000000000LL;
-        if (verify_content || racy || !now.same_stat(s)) {
-          if (now.size != s.size || file_checksum(s.path) != checksum) {
-            why = fmt::format("{} changed since the cache was written", s.path);
-            return std::nullopt;
-          }
-        }
-      }
-      d.sources.push_back(s);
-    }
-    std::vector<std::string> uraw = r.strs();
-    const bool uint = r.u64() != 0;
-    std::vector<std::string> iraw = r.strs();
-    const bool iint = r.u64() != 0;
-    d.users.assign(std::move(uraw), uint);
-    d.items.assign(std::move(iraw), iint);
-    {
-      const uint64_t n = r.u64(), nr = r.u64(), nt = r.u64(), np = r.u64();
-      if (n > r.left() / 8 || nr > n || nt > n || np > n) throw std::runtime_error("bad array lengths");
-      d.user = r.column<int32_t>(n, keep);
-      d.item = r.column<int32_t>(n, keep);
-      d.rating = r.column<float>(nr, keep);
-      d.timestamp = r.column<int64_t>(nt, keep);
-      d.part = r.column<int8_t>(np, keep);
-    }
-    r.vec(d.neg_user);
-    r.vec(d.neg_item);
-    get_side(r, d.user_info);
-    get_side(r, d.item_info);
-    d.report.rows_read = r.i64();
-    const uint64_t nd = r.count(16);
-    for (uint64_t k = 0; k < nd; ++k) {
-      std::string why_dropped = r.str();
-      d.report.drop(std::move(why_dropped), r.i64());
-    }
-    d.report.notes = r.strs();
+    if (!read_sources(r, written, verify_content, d, why)) return std::nullopt;
+    read_contents(r, keep, d);
     if (r.u64() != kEnd) { why = "cache file is damaged"; return std::nullopt; }
-    // Consistency: every index in range.
-    const size_t n = d.user.size();
-    if (d.item.size() != n || (!d.rating.empty() && d.rating.size() != n) || (!d.timestamp.empty() && d.timestamp.size() != n) ||
-        (!d.part.empty() && d.part.size() != n) || d.neg_user.size() != d.neg_item.size())
-      throw std::runtime_error("inconsistent lengths");
-    {
-      // Through const references: mutable access would copy the views (column.h). Unsigned
-      // comparison also catches negatives; the loop has no branch, so it vectorises, and the
-      // two arrays are checked by two threads.
-      const Column<int32_t>&u = d.user, &i = d.item;
-      auto in_range = [](const int32_t* p, size_t len, int64_t hi) {
-        const auto lim = static_cast<uint32_t>(hi);
-        uint32_t bad = 0;
-        for (size_t k = 0; k < len; ++k) bad |= static_cast<uint32_t>(static_cast<uint32_t>(p[k]) >= lim);
-        return bad == 0;
-      };
-      bool users_ok = true;
-      std::thread t([&] { users_ok = in_range(u.data(), n, d.n_users()); });
-      const bool items_ok = in_range(i.data(), n, d.n_items());
-      t.join();
-      if (!users_ok || !items_ok) throw std::runtime_error("index out of range");
-    }
-    for (size_t k = 0; k < d.neg_user.size(); ++k)
-      if (d.neg_user[k] < 0 || d.neg_user[k] >= d.n_users() || d.neg_item[k] < 0 || d.neg_item[k] >= d.n_items())
-        throw std::runtime_error("negative out of range");
-    for (int8_t p : std::as_const(d.part))
-      if (p < 0 || p > 2) throw std::runtime_error("bad split part");
-    for (const auto* side : {&d.user_info, &d.item_info}) {
-      const int64_t ne = side == &d.user_info ? d.n_users() : d.n_items();
-      if (!side->title.empty() && static_cast<int64_t>(side->title.size()) != ne) throw std::runtime_error("bad titles");
-      for (const auto& f : side->features) {
-        if (f.n() != ne) throw std::runtime_error("bad feature size");
-        if (f.kind == Feature::Kind::Float) continue;
-        if (f.offsets.front() != 0 || f.offsets.back() != static_cast<int64_t>(f.tokens.size()) ||
-            !std::is_sorted(f.offsets.begin(), f.offsets.end()))
-          throw std::runtime_error("bad feature offsets");
-        for (int32_t t : f.tokens)
-          if (t < 0 || static_cast<size_t>(t) >= f.vocab.size()) throw std::runtime_error("bad token");
-      }
-    }
+    check_interactions(d);
+    check_side_info(d);
     return d;
   } catch (const std::exception& e) {
     why = fmt::format("cache file is damaged ({})", e.what());

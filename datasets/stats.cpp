@@ -7,6 +7,8 @@
 
 #include <fmt/core.h>
 
+#include "core/json.h"
+
 namespace rzoo {
 
 namespace {
@@ -49,22 +51,12 @@ std::string date(int64_t t) {
   return buf;
 }
 
-std::string dist_json(const Distribution& d) {
-  return fmt::format("{{\"min\": {}, \"median\": {}, \"p90\": {}, \"max\": {}, \"mean\": {:.4f}}}", d.min, d.median, d.p90, d.max, d.mean);
+Json dist_json(const Distribution& d) {
+  return Json{{"min", d.min}, {"median", d.median}, {"p90", d.p90}, {"max", d.max}, {"mean", json_rounded(d.mean, 4)}};
 }
 
 std::string dist_text(const Distribution& d) {
   return fmt::format("min {}, median {}, p90 {}, max {}, mean {:.2f}", d.min, d.median, d.p90, d.max, d.mean);
-}
-
-std::string json_str(const std::string& s) {
-  std::string o = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) { o += fmt::format("\\u{:04x}", static_cast<unsigned>(c)); continue; }
-    o += c;
-  }
-  return o + "\"";
 }
 
 }  // namespace
@@ -172,32 +164,39 @@ std::string stats_text(const Dataset& d, const DataStats& s, const Split* split)
 }
 
 std::string stats_json(const Dataset& d, const DataStats& s, const Split* split) {
-  std::string o = "{\n";
-  o += fmt::format("  \"dataset\": {},\n  \"users\": {},\n  \"items\": {},\n  \"interactions\": {},\n  \"unique_pairs\": {},\n",
-                   json_str(d.name), s.users, s.items, s.interactions, s.unique_pairs);
-  o += fmt::format("  \"density\": {:.8f},\n  \"per_user\": {},\n  \"per_item\": {},\n  \"popularity_gini\": {:.6f},\n", s.density,
-                   dist_json(s.per_user), dist_json(s.per_item), s.gini);
-  if (s.has_time)
-    o += fmt::format("  \"time\": {{\"min\": {}, \"max\": {}, \"missing\": {}}},\n", s.time_min == kNoTime ? "null" : std::to_string(s.time_min),
-                     s.time_max == kNoTime ? "null" : std::to_string(s.time_max), s.missing_time);
-  if (s.has_rating) o += fmt::format("  \"rating\": {{\"min\": {}, \"max\": {}, \"mean\": {:.6f}}},\n", s.rating_min, s.rating_max, s.rating_mean);
+  auto time = [](int64_t t) { return t == kNoTime ? Json(nullptr) : Json(t); };
+  Json j{{"dataset", d.name},
+         {"users", s.users},
+         {"items", s.items},
+         {"interactions", s.interactions},
+         {"unique_pairs", s.unique_pairs},
+         {"density", json_rounded(s.density, 8)},
+         {"per_user", dist_json(s.per_user)},
+         {"per_item", dist_json(s.per_item)},
+         {"popularity_gini", json_rounded(s.gini, 6)}};
+  if (s.has_time) j["time"] = Json{{"min", time(s.time_min)}, {"max", time(s.time_max)}, {"missing", s.missing_time}};
+  if (s.has_rating)
+    j["rating"] = Json{{"min", s.rating_min}, {"max", s.rating_max}, {"mean", json_rounded(s.rating_mean, 6)}};
   if (!d.part.empty())
-    o += fmt::format("  \"given_split\": {{\"train\": {}, \"valid\": {}, \"test\": {}}},\n", s.given_part[0], s.given_part[1], s.given_part[2]);
-  o += fmt::format("  \"negatives\": {{\"users\": {}, \"per_user\": {}}},\n", s.neg_users, dist_json(s.neg_per_user));
-  std::string feats;
+    j["given_split"] = Json{{"train", s.given_part[0]}, {"valid", s.given_part[1]}, {"test", s.given_part[2]}};
+  j["negatives"] = Json{{"users", s.neg_users}, {"per_user", dist_json(s.neg_per_user)}};
+  Json features = Json::array();
   for (const auto* side : {&d.user_info, &d.item_info})
     for (const auto& f : side->features)
-      feats += fmt::format("{}{{\"of\": \"{}\", \"name\": {}, \"kind\": \"{}\", \"vocab\": {}}}", feats.empty() ? "" : ", ",
-                           side == &d.user_info ? "user" : "item", json_str(f.name), to_string(f.kind), f.vocab.size());
-  o += "  \"features\": [" + feats + "],\n";
-  std::string drops;
-  for (const auto& [why, n] : d.report.dropped) drops += fmt::format("{}{{\"reason\": {}, \"rows\": {}}}", drops.empty() ? "" : ", ", json_str(why), n);
-  o += fmt::format("  \"rows_read\": {},\n  \"dropped\": [{}],\n", d.report.rows_read, drops);
+      features.push_back(Json{{"of", side == &d.user_info ? "user" : "item"},
+                              {"name", f.name},
+                              {"kind", to_string(f.kind)},
+                              {"vocab", f.vocab.size()}});
+  j["features"] = std::move(features);
+  j["rows_read"] = d.report.rows_read;
+  Json dropped = Json::array();
+  for (const auto& [why, n] : d.report.dropped) dropped.push_back(Json{{"reason", why}, {"rows", n}});
+  j["dropped"] = std::move(dropped);
   if (split)
-    o += fmt::format("  \"split\": {{\"method\": {}, \"train\": {}, \"valid\": {}, \"test\": {}, \"test_users\": {}}},\n",
-                     json_str(split->method), s.split_train, s.split_valid, s.split_test, s.test_users);
-  o += fmt::format("  \"from_cache\": {}\n}}\n", d.report.from_cache ? "true" : "false");
-  return o;
+    j["split"] = Json{{"method", split->method}, {"train", s.split_train}, {"valid", s.split_valid},
+                      {"test", s.split_test}, {"test_users", s.test_users}};
+  j["from_cache"] = d.report.from_cache;
+  return json_dump(j, 2) + "\n";
 }
 
 }  // namespace rzoo

@@ -237,128 +237,156 @@ bool TextReader::next(std::vector<std::string_view>& fields) {
   }
 }
 
+// The buffer and separator as parse_record's steps read them (copied into locals, so that the
+// compiler keeps them in registers in the loop over the characters).
+struct TextReader::Scan {
+  const char* b;    // the buffer
+  size_t n;         // valid bytes in it
+  const char* sep;  // the separator, sl bytes, starting with s0
+  size_t sl;
+  char s0;
+  bool eof;
+  // 1 = a separator starts at i, 0 = not, -1 = cannot tell before reading more.
+  int sep_at(size_t i) const {
+    if (b[i] != s0) return 0;
+    if (sl == 1) return 1;
+    if (i + sl > n) return eof ? 0 : -1;
+    return std::memcmp(b + i, sep, sl) == 0 ? 1 : 0;
+  }
+};
+
 TextReader::Result TextReader::parse_record(std::vector<std::string_view>& fields) {
   fields.clear();
   starts_.clear();
   scratch_.clear();
-  const char* b = buf_.data();
-  const size_t n = end_;
-  const char* sep = opt_.sep.data();
-  const size_t sl = opt_.sep.size();
-  const char s0 = sep[0];
+  const Scan s{buf_.data(), end_, opt_.sep.data(), opt_.sep.size(), opt_.sep[0], eof_};
+  const char* b = s.b;
+  const size_t n = s.n;
+  const char s0 = s.s0;
   size_t p = pos_;
   int64_t line = line_;
-  // 1 = a separator starts at i, 0 = not, -1 = cannot tell before reading more.
-  auto sep_at = [&](size_t i) -> int {
-    if (b[i] != s0) return 0;
-    if (sl == 1) return 1;
-    if (i + sl > n) return eof_ ? 0 : -1;
-    return std::memcmp(b + i, sep, sl) == 0 ? 1 : 0;
-  };
-  bool unterminated = false;
   for (;;) {
     const size_t start = p;
     if (opt_.quotes && p < n && b[p] == '"') {
-      size_t q = p + 1;
-      bool escaped = false;
-      for (;;) {
-        if (q >= n) {
-          if (!eof_) return Result::NeedMore;
-          record_line_ = line_;
-          starts_.push_back(start);
-          fields.emplace_back();
-          fail_at(fields.size() - 1, "unterminated quoted field (a \" without its closing \")");
-        }
-        if (b[q] == '"') {
-          if (q + 1 >= n && !eof_) return Result::NeedMore;
-          if (q + 1 < n && b[q + 1] == '"') { escaped = true; q += 2; continue; }
-          break;
-        }
-        if (b[q] == '\n') ++line;
-        ++q;
-      }
-      std::string_view v(b + p + 1, q - p - 1);
-      p = q + 1;
-      if (escaped) {
-        std::string s;
-        s.reserve(v.size());
-        for (size_t i = 0; i < v.size(); ++i) { s += v[i]; if (v[i] == '"') ++i; }
-        scratch_.push_back(std::move(s));
-        v = scratch_.back();
-      }
-      starts_.push_back(start);
-      fields.push_back(v);
-      if (p >= n && !eof_) return Result::NeedMore;
-      if (p < n && b[p] != '\n' && b[p] != '\r') {
-        const int m = sep_at(p);
-        if (m < 0) return Result::NeedMore;
-        if (m == 0) {
-          starts_.push_back(p);  // point at the offending character
-          fields.emplace_back();
-          fail_at(fields.size() - 1, "unexpected character after a closing quote (a quoted field must end at a "
-                                     "separator or the end of the line)");
-        }
-      }
+      if (parse_quoted(s, p, line, fields) == Result::NeedMore) return Result::NeedMore;
     } else {
       while (p < n) {
         const char c = b[p];
         if (c == '\n') break;
         if (c == s0) {
-          const int m = sep_at(p);
+          const int m = s.sep_at(p);
           if (m < 0) return Result::NeedMore;
           if (m) break;
         }
         ++p;
       }
-      if (p >= n && !eof_) return Result::NeedMore;
+      if (p >= n && !s.eof) return Result::NeedMore;
       size_t e = p;
       if (e > start && b[e - 1] == '\r') --e;
       starts_.push_back(start);
       fields.emplace_back(b + start, e - start);
     }
-    // After a field: a separator continues the record; anything else ends it.
-    if (p < n && b[p] == s0 && sep_at(p) == 1) {
-      p += sl;
-      if (opt_.collapse) {
-        for (;;) {
-          if (p >= n) {
-            if (!eof_) return Result::NeedMore;
-            break;
-          }
-          const int m = sep_at(p);
-          if (m < 0) return Result::NeedMore;
-          if (!m) break;
-          p += sl;
-        }
-        if (p >= n || b[p] == '\n' || b[p] == '\r') goto end_of_record;  // trailing separators
-      }
-      continue;
-    }
-  end_of_record:
-    if (p < n && b[p] == '\r') ++p;
-    if (p < n && b[p] == '\n') {
-      ++p;
-      ++line;
-    } else if (p >= n) {
-      if (!eof_) return Result::NeedMore;
-      unterminated = true;
-    }
-    break;
+    const int more = after_field(s, p);
+    if (more < 0) return Result::NeedMore;
+    if (more == 0) break;
   }
-  const size_t bad = utf8_invalid_at(b + rec_start_, p - rec_start_);
+  return end_record(s, p, line);
+}
+
+// A quoted field starting at p (RFC 4180: "" inside is one "); p moves past the closing quote.
+TextReader::Result TextReader::parse_quoted(const Scan& s, size_t& p, int64_t& line,
+                                            std::vector<std::string_view>& fields) {
+  const char* b = s.b;
+  const size_t n = s.n, start = p;
+  size_t q = p + 1;
+  bool escaped = false;
+  for (;;) {
+    if (q >= n) {
+      if (!s.eof) return Result::NeedMore;
+      record_line_ = line_;
+      starts_.push_back(start);
+      fields.emplace_back();
+      fail_at(fields.size() - 1, "unterminated quoted field (a \" without its closing \")");
+    }
+    if (b[q] == '"') {
+      if (q + 1 >= n && !s.eof) return Result::NeedMore;
+      if (q + 1 < n && b[q + 1] == '"') { escaped = true; q += 2; continue; }
+      break;
+    }
+    if (b[q] == '\n') ++line;
+    ++q;
+  }
+  std::string_view v(b + p + 1, q - p - 1);
+  p = q + 1;
+  if (escaped) {
+    std::string u;
+    u.reserve(v.size());
+    for (size_t i = 0; i < v.size(); ++i) { u += v[i]; if (v[i] == '"') ++i; }
+    scratch_.push_back(std::move(u));
+    v = scratch_.back();
+  }
+  starts_.push_back(start);
+  fields.push_back(v);
+  if (p >= n && !s.eof) return Result::NeedMore;
+  if (p < n && b[p] != '\n' && b[p] != '\r') {
+    const int m = s.sep_at(p);
+    if (m < 0) return Result::NeedMore;
+    if (m == 0) {
+      starts_.push_back(p);  // point at the offending character
+      fields.emplace_back();
+      fail_at(fields.size() - 1, "unexpected character after a closing quote (a quoted field must end at a "
+                                 "separator or the end of the line)");
+    }
+  }
+  return Result::Ok;
+}
+
+// After a field: a separator continues the record (1, p past it, and past a run of them when
+// they collapse); anything else ends it (0); -1: cannot tell before reading more.
+inline int TextReader::after_field(const Scan& s, size_t& p) const {
+  const size_t n = s.n;
+  if (!(p < n && s.b[p] == s.s0 && s.sep_at(p) == 1)) return 0;
+  p += s.sl;
+  if (!opt_.collapse) return 1;
+  for (;;) {
+    if (p >= n) {
+      if (!s.eof) return -1;
+      break;
+    }
+    const int m = s.sep_at(p);
+    if (m < 0) return -1;
+    if (!m) break;
+    p += s.sl;
+  }
+  return p >= n || s.b[p] == '\n' || s.b[p] == '\r' ? 0 : 1;  // trailing separators end the record
+}
+
+// The end of a record at p: its line end, then the UTF-8 check of the whole record.
+inline TextReader::Result TextReader::end_record(const Scan& s, size_t p, int64_t line) {
+  bool unterminated = false;
+  if (p < s.n && s.b[p] == '\r') ++p;
+  if (p < s.n && s.b[p] == '\n') {
+    ++p;
+    ++line;
+  } else if (p >= s.n) {
+    if (!s.eof) return Result::NeedMore;
+    unterminated = true;
+  }
+  const size_t bad = utf8_invalid_at(s.b + rec_start_, p - rec_start_);
   pos_ = p;
-  if (bad < p - rec_start_) {
-    // Find the field holding the bad byte, for the column.
-    const size_t at = rec_start_ + bad;
-    size_t k = 0;
-    while (k + 1 < starts_.size() && starts_[k + 1] <= at) ++k;
-    starts_.assign(1, at);
-    fail_at(0, fmt::format("invalid UTF-8 (byte 0x{:02X}); if the file is Latin-1, set its encoding to latin-1",
-                           static_cast<unsigned>(static_cast<unsigned char>(b[at]))));
-  }
+  if (bad < p - rec_start_) fail_invalid_utf8(rec_start_ + bad);
   at_eof_unterminated_ = unterminated;
   line_ = line;
   return Result::Ok;
+}
+
+void TextReader::fail_invalid_utf8(size_t at) {
+  // Find the field holding the bad byte, for the column.
+  size_t k = 0;
+  while (k + 1 < starts_.size() && starts_[k + 1] <= at) ++k;
+  starts_.assign(1, at);
+  fail_at(0, fmt::format("invalid UTF-8 (byte 0x{:02X}); if the file is Latin-1, set its encoding to latin-1",
+                         static_cast<unsigned>(static_cast<unsigned char>(buf_[at]))));
 }
 
 int64_t TextReader::column(size_t k) const {

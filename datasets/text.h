@@ -52,6 +52,12 @@ class TextReader {
  private:
   enum class Result { Ok, NeedMore };
   Result parse_record(std::vector<std::string_view>& fields);
+  // parse_record's steps (text.cpp).
+  struct Scan;
+  Result parse_quoted(const Scan& s, size_t& p, int64_t& line, std::vector<std::string_view>& fields);
+  int after_field(const Scan& s, size_t& p) const;
+  Result end_record(const Scan& s, size_t p, int64_t line);
+  [[noreturn]] void fail_invalid_utf8(size_t at);
   bool refill();  // moves the current record to the front and reads more; false at end of file
   void check_utf8(size_t begin, size_t end) const;
 

@@ -14,7 +14,7 @@ if [ ! -d "$dir/torch/include" ]; then
 fi
 [ -f build/generated/rzoo_build.h ] || bash scripts/build.sh
 status=0
-for f in models/*.cpp trainers/*.cpp datasets/*.cpp apps/*.cpp tests/*.cpp; do
+for f in $(find core datasets models trainers apps -name "*.cpp" | sort) tests/*.cpp; do
   if ! g++ -std=c++17 -fsyntax-only -D_GLIBCXX_USE_CXX11_ABI=1 -I. -Ibuild/generated \
        -isystem "$dir/torch/include" -isystem "$dir/torch/include/torch/csrc/api/include" "$f"; then
     echo "FAILED against LibTorch $version: $f"

@@ -7,9 +7,9 @@
 #     same seed and settings, and prints both results and epoch times side by side;
 #  4. exports a GPU-trained run and serves it from Python on the CPU and on the GPU.
 # Usage: bash scripts/cuda-check.sh [OUT_DIR]     (logs and run folders under OUT_DIR, default
-#        build-cuda/check). yaml-cpp, fmt and Catch2 come from the system or, where the machine
-#        lacks them, from RZOO_EXTRA_PREFIX (a folder with include/ and lib/, e.g. Debian's
-#        packages unpacked with dpkg -x).
+#        build-cuda/check). yaml-cpp, fmt, Catch2, nlohmann-json, CLI11 and Boost.Math come from the
+#        system or, where the machine lacks them, from RZOO_EXTRA_PREFIX (a folder with include/ and
+#        lib/, e.g. Debian's packages unpacked with dpkg -x).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-build-cuda/check}

@@ -8,6 +8,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/table.h"
 #include "trainers/evaluator.h"
 #include "trainers/significance.h"
 
@@ -49,45 +50,6 @@ std::string cell(const MetricStat& s) {
   return c;
 }
 
-std::string pad(const std::string& s, size_t w, bool left) {
-  // Width in characters, not bytes ("±" and "†" are multi-byte in UTF-8).
-  size_t n = 0;
-  for (unsigned char ch : s) n += (ch & 0xC0) != 0x80;
-  if (n >= w) return s;
-  return left ? s + std::string(w - n, ' ') : std::string(w - n, ' ') + s;
-}
-
-size_t width(const std::string& s) {
-  size_t n = 0;
-  for (unsigned char ch : s) n += (ch & 0xC0) != 0x80;
-  return n;
-}
-
-}  // namespace
-
-std::string render_table(const std::vector<std::vector<std::string>>& rows, bool markdown) {
-  std::vector<size_t> w(rows[0].size(), 0);
-  for (const auto& r : rows)
-    for (size_t c = 0; c < r.size(); ++c) w[c] = std::max(w[c], width(r[c]));
-  std::string out;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    std::string line = markdown ? "|" : "";
-    for (size_t c = 0; c < rows[i].size(); ++c)
-      line += (markdown ? " " : (c ? "  " : "")) + pad(rows[i][c], w[c], c == 0) + (markdown ? " |" : "");
-    out += line + "\n";
-    if (i == 0) {
-      std::string rule = markdown ? "|" : "";
-      for (size_t c = 0; c < w.size(); ++c)
-        rule += markdown ? (c == 0 ? " " + std::string(w[c], '-') + " |" : " " + std::string(std::max<size_t>(w[c], 2) - 1, '-') + ": |")
-                         : (c ? "  " : "") + std::string(w[c], '-');
-      out += rule + "\n";
-    }
-  }
-  return out;
-}
-
-namespace {
-
 std::vector<std::vector<std::string>> table_rows(const CompareReport& r) {
   std::vector<std::string> bases, groups;
   layout(r, bases, groups);
@@ -120,13 +82,6 @@ std::string legend(const CompareReport& r) {
 }
 
 std::string num(double v) { return std::isfinite(v) ? fmt::format("{:.10g}", v) : std::string(); }
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
 
 std::string latex_escape(const std::string& s) {
   std::string out;

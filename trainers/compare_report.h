@@ -51,9 +51,6 @@ CompareReport compare_report(const std::vector<std::string>& names, const std::v
                              const std::vector<int64_t>& best_epoch, const std::vector<double>& train_seconds,
                              const CompareOptions& opts);
 
-// A table (first row the header) as aligned text or Markdown; widths count UTF-8 characters.
-std::string render_table(const std::vector<std::vector<std::string>>& rows, bool markdown);
-
 std::string report_text(const CompareReport& r);      // the table printed to the terminal
 std::string report_markdown(const CompareReport& r);  // table + legend
 std::string report_csv(const CompareReport& r);       // one row per (model, metric), every number

@@ -15,6 +15,7 @@
 #include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/table.h"
 #include "models/registry.h"
 #include "trainers/compare_report.h"
 #include "trainers/trainer.h"

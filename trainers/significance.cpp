@@ -1,6 +1,6 @@
 // Paired significance tests and the bootstrap CI of a mean, for per-user metric vectors.
 // See significance.h for the API and the references (Efron & Tibshirani 1993; Wilcoxon 1945;
-// Holm 1979; Numerical Recipes 6.4 for the incomplete beta function).
+// Holm 1979). The t and normal distributions and the incomplete beta function are Boost.Math's.
 #include "trainers/significance.h"
 
 #include <algorithm>
@@ -10,6 +10,10 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+
+#include <boost/math/distributions/normal.hpp>
+#include <boost/math/distributions/students_t.hpp>
+#include <boost/math/special_functions/beta.hpp>
 
 namespace rzoo {
 namespace {
@@ -132,56 +136,12 @@ std::vector<double> paired_differences(const std::vector<double>& a, const std::
   return d;
 }
 
-// ---- Incomplete beta function ------------------------------------------------------------------
-
-// Continued fraction for I_x(a, b) (Numerical Recipes 6.4, betacf), evaluated with the modified
-// Lentz method: it converges quickly for x < (a + 1) / (a + b + 2).
-double beta_continued_fraction(double a, double b, double x) {
-  constexpr int kMaxIterations = 100000;  // converges in O(sqrt(max(a, b))) steps; this is a guard
-  constexpr double kEps = 1e-16;
-  constexpr double kTiny = 1e-300;  // Lentz: replaces a zero denominator
-  const double qab = a + b, qap = a + 1, qam = a - 1;
-  double c = 1;
-  double d = 1 - qab * x / qap;
-  if (std::fabs(d) < kTiny) d = kTiny;
-  d = 1 / d;
-  double h = d;
-  for (int m = 1; m <= kMaxIterations; ++m) {
-    const double m2 = 2.0 * m;
-    // Even step.
-    double aa = m * (b - m) * x / ((qam + m2) * (a + m2));
-    d = 1 + aa * d;
-    if (std::fabs(d) < kTiny) d = kTiny;
-    c = 1 + aa / c;
-    if (std::fabs(c) < kTiny) c = kTiny;
-    d = 1 / d;
-    h *= d * c;
-    // Odd step.
-    aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
-    d = 1 + aa * d;
-    if (std::fabs(d) < kTiny) d = kTiny;
-    c = 1 + aa / c;
-    if (std::fabs(c) < kTiny) c = kTiny;
-    d = 1 / d;
-    const double del = d * c;
-    h *= del;
-    if (std::fabs(del - 1) < kEps) break;
-  }
-  return h;
-}
-
-// I_x(a, b) given both x and y = 1 - x: callers that can compute y without cancellation (the t
-// distribution: y = t^2 / (dof + t^2)) keep full relative precision of tiny upper tails.
-double incomplete_beta_xy(double x, double y, double a, double b) {
-  if (std::isnan(x) || std::isnan(a) || std::isnan(b) || a <= 0 || b <= 0 || x < 0 || x > 1) return kNaN;
-  if (x == 0) return 0;
-  if (y == 0) return 1;
-  const double log_front =
-      std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) + a * std::log(x) + b * std::log(y);
-  const double front = std::exp(log_front);
-  if (x < (a + 1) / (a + b + 2)) return front * beta_continued_fraction(a, b, x) / a;
-  return 1 - front * beta_continued_fraction(b, a, y) / b;
-}
+// Boost.Math reports a bad argument (a <= 0, x outside [0, 1], NaN) as NaN instead of throwing, and
+// an overflow as infinity: the callers' edge cases are all "no answer", never an exception.
+using NanPolicy = boost::math::policies::policy<
+    boost::math::policies::domain_error<boost::math::policies::ignore_error>,
+    boost::math::policies::overflow_error<boost::math::policies::ignore_error>,
+    boost::math::policies::evaluation_error<boost::math::policies::ignore_error>>;
 
 // ---- Wilcoxon ------------------------------------------------------------------------------------
 
@@ -204,16 +164,18 @@ double wilcoxon_exact_cdf(int n, int k) {
 
 // ---- Public API ------------------------------------------------------------------------------------
 
-double regularized_incomplete_beta(double x, double a, double b) { return incomplete_beta_xy(x, 1 - x, a, b); }
+double regularized_incomplete_beta(double x, double a, double b) {
+  // Boost accepts a = 0 or b = 0 (as limits); the documented domain here is a, b > 0.
+  if (std::isnan(x) || std::isnan(a) || std::isnan(b) || a <= 0 || b <= 0 || x < 0 || x > 1) return kNaN;
+  return boost::math::ibeta(a, b, x, NanPolicy());
+}
 
 double student_t_two_sided_p(double t, double dof) {
   if (std::isnan(t) || std::isnan(dof) || dof <= 0) return kNaN;
   if (std::isinf(t)) return 0;
-  // P(|T| >= |t|) = I_{dof/(dof+t^2)}(dof/2, 1/2).
-  const double t2 = t * t;
-  const double x = dof / (dof + t2);
-  const double y = t2 / (dof + t2);
-  return std::clamp(incomplete_beta_xy(x, y, dof / 2, 0.5), 0.0, 1.0);
+  // The upper tail by complement keeps full relative precision of tiny p-values (no 1 - cdf).
+  const boost::math::students_t_distribution<double, NanPolicy> dist(dof);
+  return std::clamp(2 * boost::math::cdf(boost::math::complement(dist, std::fabs(t))), 0.0, 1.0);
 }
 
 MeanCI bootstrap_mean_ci(const std::vector<double>& x_in, double level, int64_t resamples, uint64_t seed) {
@@ -298,7 +260,8 @@ double wilcoxon_signed_rank(const std::vector<double>& a, const std::vector<doub
   double z = (r_plus - mean) / se;
   // Continuity correction towards zero: T+ is discrete (steps of 1/2 or 1), the normal is not.
   z -= (z > 0 ? 0.5 : z < 0 ? -0.5 : 0.0) / se;
-  return std::min(1.0, std::erfc(std::fabs(z) / std::sqrt(2.0)));
+  const boost::math::normal_distribution<double, NanPolicy> standard_normal;
+  return std::min(1.0, 2 * boost::math::cdf(boost::math::complement(standard_normal, std::fabs(z))));
 }
 
 std::vector<double> holm_adjust(const std::vector<double>& p) {

@@ -1,7 +1,8 @@
 // Paired significance testing of per-user metric vectors: is model A's per-user NDCG (say) better
 // than model B's on the same users, and how sure are we of each model's mean?
 //
-// Dependency-free (no torch, no fmt) so it can be tested and reused on plain std::vector<double>.
+// Free of torch and fmt (Boost.Math is used inside the .cpp only) so it can be tested and reused on
+// plain std::vector<double>.
 //
 // References:
 //   B. Efron, R. J. Tibshirani (1993). An Introduction to the Bootstrap. Chapman & Hall.
@@ -9,8 +10,8 @@
 //   F. Wilcoxon (1945). Individual comparisons by ranking methods. Biometrics Bulletin 1(6), 80-83.
 //   S. Holm (1979). A simple sequentially rejective multiple test procedure.
 //     Scandinavian Journal of Statistics 6(2), 65-70.
-//   W. H. Press et al. Numerical Recipes, 3rd ed., 6.4 (incomplete beta function, continued fraction
-//     evaluated with the modified Lentz method).
+// Student's t and normal tail probabilities and the incomplete beta function come from Boost.Math
+// (header-only; boost::math::students_t, boost::math::normal, boost::math::ibeta).
 //
 // Missing values: a NaN inside x is dropped; for the paired tests a pair (a[i], b[i]) is dropped when
 // a[i] - b[i] is NaN, i.e. when either value is NaN (or both are the same infinity). Users without a
@@ -61,13 +62,12 @@ double wilcoxon_signed_rank(const std::vector<double>& a, const std::vector<doub
 std::vector<double> holm_adjust(const std::vector<double>& p);
 
 // Two-sided tail probability P(|T| >= |t|) of Student's t distribution with `dof` degrees of freedom
-// (dof may be fractional), via the regularized incomplete beta function I_{dof/(dof+t^2)}(dof/2, 1/2).
+// (dof may be fractional): twice Boost.Math's upper tail, cdf(complement(students_t(dof), |t|)).
 // NaN t or dof <= 0 -> NaN; t = +-inf -> 0.
 double student_t_two_sided_p(double t, double dof);
 
 // Regularized incomplete beta function I_x(a, b) for a, b > 0 and 0 <= x <= 1 (NaN otherwise),
-// exposed for testing. Evaluated by its continued fraction (modified Lentz), using the symmetry
-// I_x(a, b) = 1 - I_{1-x}(b, a) where that converges faster.
+// exposed for testing: boost::math::ibeta(a, b, x).
 double regularized_incomplete_beta(double x, double a, double b);
 
 }  // namespace rzoo

@@ -270,36 +270,11 @@ bool Trainer::fit(int64_t max_epochs) {
   fs::create_directories(run_dir_);
   if (done_) return true;
   if (stop_requested()) fail("interrupted before training started");
-
-  if (model_->input_type() == InputType::None) {
-    const auto t0 = Clock::now();
-    model_->fit(split_.train);
-    train_seconds_ = since(t0);
-    epoch_ = best_epoch_ = 1;
-    best_valid_ = validate();
-    history_.push_back({1, std::numeric_limits<double>::quiet_NaN(), train_seconds_, 0.0, best_valid_});
-    log_.line(fmt::format("fit (closed form) | {:.2f} s | valid {} {:.4f}", train_seconds_, opt_.early_stop_metric,
-                          best_valid_));
-    done_ = true;
-    save_best();
-    save_last();
-    return true;
-  }
+  if (model_->input_type() == InputType::None) return fit_closed_form();
 
   if (!optimizer_) fail("model '{}' has no trainable parameters", model_->name());
   auto sampler = make_sampler(opt_.sampler, split_.train, opt_.sampler_alpha);
-  // Plain SGD one sample at a time (Rendle et al.'s MF): applied natively by models that can,
-  // over the same sample sequence as batch_size 1 (the batchers' order and negatives do not
-  // depend on the batch size), handed over in chunks.
-  const bool sgd_one = opt_.optimizer == "sgd" && opt_.batch_size == 1 && model_->has_per_sample_sgd();
-  const bool per_sample = sgd_one && opt_.momentum == 0.0 && opt_.weight_decay == 0.0 && device_.is_cpu();
-  if (epoch_ == 0 && history_.empty()) {
-    if (per_sample)
-      log_.line("sgd with batch_size 1: the model's native per-sample SGD steps");
-    else if (sgd_one)
-      log_.line("sgd with batch_size 1 through autograd, one sample per step (slow): the model's native steps "
-                "need train.momentum 0, train.weight_decay 0 and the CPU");
-  }
+  const bool per_sample = use_per_sample_sgd();
   auto batcher_ptr = make_batcher(split_, model_->input_type(), *sampler, per_sample ? int64_t{8192} : opt_.batch_size,
                                   opt_.neg_per_pos,
                                   SequenceOptions{opt_.seq_max_len, opt_.seq_prefix},
@@ -318,108 +293,170 @@ bool Trainer::fit(int64_t max_epochs) {
 
   while (epoch_ < opt_.epochs) {
     if (max_epochs >= 0 && ran >= max_epochs) return false;
-    const auto t0 = Clock::now();
-    model_->train();
-    batcher.start_epoch(opt_.seed, static_cast<uint64_t>(epoch_));
-    torch::manual_seed(mix_seed(opt_.seed, static_cast<uint64_t>(epoch_)));  // dropout etc.
-    auto total = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
-    Batch b;
-    auto window = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
-    int64_t batch_no = 0, rows = 0, window_rows = 0;
-    double batch_seconds = 0;
-    auto last_draw = Clock::now();
-    for (;;) {
-      const auto tb = Clock::now();
-      if (!batcher.next(b)) break;
-      batch_seconds += since(tb);
-      if (stop_requested()) fail("interrupted during epoch {}; the last complete epoch is saved in {}/last.pt "
-                                 "(continue with: rzoo train --resume {})", epoch_ + 1, run_dir_, run_dir_);
-      if (device_.type() != c10::kCPU) {
-        // Each input type fills only its own fields (user batches have no items): move those.
-        const auto to_device = [&](const at::Tensor& t) { return t.defined() ? t.to(device_) : t; };
-        b = Batch{to_device(b.users), to_device(b.items), to_device(b.neg_items), to_device(b.labels), to_device(b.seq)};
-      }
-      at::Tensor weighted;
-      int64_t steps = 1;
-      if (per_sample) {
-        weighted = torch::full({}, model_->per_sample_sgd(b, opt_.lr), torch::kDouble);
-        steps = b.size();
-      } else {
-        optimizer_->zero_grad();
-        auto loss = model_->loss(b);
-        loss.backward();
-        optimizer_->step();
-        weighted = loss.detach().to(torch::kDouble) * static_cast<double>(b.size());
-      }
-      total += weighted;
-      rows += b.size();
-      ++batch_no;
-      const int64_t before = step;
-      step += steps;
-      if (opt_.log_every > 0) {
-        window += weighted;
-        window_rows += b.size();
-        // Per-sample SGD advances `steps` steps per chunk: log when a multiple of log_every is passed.
-        if (step / opt_.log_every != before / opt_.log_every) {  // reads the device only every log_every steps
-          log_.line(fmt::format("epoch {:>4} step {:>7} | loss {:.6f} (mean of the last {} {})", epoch_ + 1, step,
-                                window.item<double>() / static_cast<double>(window_rows),
-                                per_sample ? window_rows : opt_.log_every, per_sample ? "samples" : "steps"));
-          window.zero_();
-          window_rows = 0;
-        }
-      }
-      if (show_progress && since(last_draw) > 0.2) {
-        last_draw = Clock::now();
-        const int64_t nb = batcher.batches_per_epoch(), width = 30, done = width * batch_no / nb;
-        log_.progress(fmt::format("epoch {:>4}/{} [{}{}] {}/{} batches", epoch_ + 1, opt_.epochs,
-                                  std::string(static_cast<size_t>(done), '='), std::string(static_cast<size_t>(width - done), ' '),
-                                  batch_no, nb));
-      }
-    }
-    const double loss = total.item<double>() / static_cast<double>(std::max<int64_t>(rows, 1));
-    if (!std::isfinite(loss))
-      fail("training diverged: the loss is {} in epoch {} (try a lower train.lr)", loss, epoch_ + 1);
-    ++epoch_;
+    EpochRecord rec = train_epoch(batcher, per_sample, show_progress, step);
     ++ran;
-    EpochRecord rec{epoch_, loss, since(t0), 0.0};
-    rec.batch_seconds = batch_seconds;
-    rec.samples_per_s = static_cast<double>(rows) / std::max(rec.seconds, 1e-9);
-    train_seconds_ += rec.seconds;
-
-    std::string valid_text;
-    if (has_valid && (epoch_ % opt_.valid_every == 0 || epoch_ == opt_.epochs)) {
-      rec.valid = validate();
-      // The first validation always counts (best_valid_ starts at -inf, which a lower-is-better
-      // metric such as rmse could never beat).
-      // A NaN (no user could be scored) never counts as better.
-      const bool better = !std::isnan(rec.valid) &&
-                          (best_epoch_ == 0 || std::isnan(best_valid_) ||
-                           (metric_higher_is_better(opt_.early_stop_metric) ? rec.valid > best_valid_ : rec.valid < best_valid_));
-      if (better) {
-        best_valid_ = rec.valid;
-        best_epoch_ = epoch_;
-        bad_validations_ = 0;
-        save_best();
-      } else {
-        ++bad_validations_;
-      }
-      valid_text = fmt::format(" | valid {} {:.4f}{}", opt_.early_stop_metric, rec.valid, better ? " *" : "");
-      if (opt_.patience > 0 && bad_validations_ >= opt_.patience) done_ = true;
-    } else if (!has_valid) {
-      best_epoch_ = epoch_;  // nothing to select on: the last epoch is the model
-      save_best();
-    }
-    history_.push_back(rec);
-    log_.line(fmt::format("epoch {:>4}/{} | loss {:.6f} | {:.2f} s ({:.1f}% batching) | {} samples/s{}", epoch_,
-                          opt_.epochs, loss, rec.seconds, 100.0 * batch_seconds / std::max(rec.seconds, 1e-9),
-                          thousands(rec.samples_per_s), valid_text));
-    if (done_)
-      log_.line(fmt::format("early stop: no better {} in {} validations; best {:.4f} at epoch {}",
-                            opt_.early_stop_metric, opt_.patience, best_valid_, best_epoch_));
-    if (epoch_ >= opt_.epochs) done_ = true;
-    save_last();
+    end_epoch(rec, has_valid);
     if (done_) break;
   }
+  finish_fit(has_valid);
+  return true;
+}
+
+bool Trainer::fit_closed_form() {
+  const auto t0 = Clock::now();
+  model_->fit(split_.train);
+  train_seconds_ = since(t0);
+  epoch_ = best_epoch_ = 1;
+  best_valid_ = validate();
+  history_.push_back({1, std::numeric_limits<double>::quiet_NaN(), train_seconds_, 0.0, best_valid_});
+  log_.line(fmt::format("fit (closed form) | {:.2f} s | valid {} {:.4f}", train_seconds_, opt_.early_stop_metric,
+                        best_valid_));
+  done_ = true;
+  save_best();
+  save_last();
+  return true;
+}
+
+// Plain SGD one sample at a time (Rendle et al.'s MF): applied natively by models that can,
+// over the same sample sequence as batch_size 1 (the batchers' order and negatives do not
+// depend on the batch size), handed over in chunks.
+bool Trainer::use_per_sample_sgd() const {
+  const bool sgd_one = opt_.optimizer == "sgd" && opt_.batch_size == 1 && model_->has_per_sample_sgd();
+  const bool per_sample = sgd_one && opt_.momentum == 0.0 && opt_.weight_decay == 0.0 && device_.is_cpu();
+  if (epoch_ == 0 && history_.empty()) {
+    if (per_sample)
+      log_.line("sgd with batch_size 1: the model's native per-sample SGD steps");
+    else if (sgd_one)
+      log_.line("sgd with batch_size 1 through autograd, one sample per step (slow): the model's native steps "
+                "need train.momentum 0, train.weight_decay 0 and the CPU");
+  }
+  return per_sample;
+}
+
+// One epoch of gradient steps; advances epoch_ and train_seconds_ and returns the epoch's record
+// (not yet validated).
+EpochRecord Trainer::train_epoch(BatchSource& batcher, bool per_sample, bool show_progress, int64_t& step) {
+  const auto t0 = Clock::now();
+  model_->train();
+  batcher.start_epoch(opt_.seed, static_cast<uint64_t>(epoch_));
+  torch::manual_seed(mix_seed(opt_.seed, static_cast<uint64_t>(epoch_)));  // dropout etc.
+  auto total = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
+  Batch b;
+  auto window = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
+  int64_t batch_no = 0, rows = 0, window_rows = 0;
+  double batch_seconds = 0;
+  auto last_draw = Clock::now();
+  for (;;) {
+    const auto tb = Clock::now();
+    if (!batcher.next(b)) break;
+    batch_seconds += since(tb);
+    if (stop_requested()) fail("interrupted during epoch {}; the last complete epoch is saved in {}/last.pt "
+                               "(continue with: rzoo train --resume {})", epoch_ + 1, run_dir_, run_dir_);
+    int64_t steps = 1;
+    const at::Tensor weighted = train_batch(b, per_sample, steps);
+    total += weighted;
+    rows += b.size();
+    ++batch_no;
+    const int64_t before = step;
+    step += steps;
+    if (opt_.log_every > 0) log_loss_window(window, window_rows, weighted, b.size(), before, step, per_sample);
+    if (show_progress && since(last_draw) > 0.2) {
+      last_draw = Clock::now();
+      draw_progress(batch_no, batcher.batches_per_epoch());
+    }
+  }
+  const double loss = total.item<double>() / static_cast<double>(std::max<int64_t>(rows, 1));
+  if (!std::isfinite(loss))
+    fail("training diverged: the loss is {} in epoch {} (try a lower train.lr)", loss, epoch_ + 1);
+  ++epoch_;
+  EpochRecord rec{epoch_, loss, since(t0), 0.0};
+  rec.batch_seconds = batch_seconds;
+  rec.samples_per_s = static_cast<double>(rows) / std::max(rec.seconds, 1e-9);
+  train_seconds_ += rec.seconds;
+  return rec;
+}
+
+// One step on batch b (moved to the device first); steps: how many steps it counts for.
+at::Tensor Trainer::train_batch(Batch& b, bool per_sample, int64_t& steps) {
+  if (device_.type() != c10::kCPU) {
+    // Each input type fills only its own fields (user batches have no items): move those.
+    const auto to_device = [&](const at::Tensor& t) { return t.defined() ? t.to(device_) : t; };
+    b = Batch{to_device(b.users), to_device(b.items), to_device(b.neg_items), to_device(b.labels), to_device(b.seq)};
+  }
+  if (per_sample) {
+    auto weighted = torch::full({}, model_->per_sample_sgd(b, opt_.lr), torch::kDouble);
+    steps = b.size();
+    return weighted;
+  }
+  optimizer_->zero_grad();
+  auto loss = model_->loss(b);
+  loss.backward();
+  optimizer_->step();
+  return loss.detach().to(torch::kDouble) * static_cast<double>(b.size());
+}
+
+// train.log_every: the mean loss of the last log_every steps.
+void Trainer::log_loss_window(at::Tensor& window, int64_t& window_rows, const at::Tensor& weighted, int64_t rows,
+                              int64_t step_before, int64_t step, bool per_sample) {
+  window += weighted;
+  window_rows += rows;
+  // Per-sample SGD advances `steps` steps per chunk: log when a multiple of log_every is passed.
+  if (step / opt_.log_every != step_before / opt_.log_every) {  // reads the device only every log_every steps
+    log_.line(fmt::format("epoch {:>4} step {:>7} | loss {:.6f} (mean of the last {} {})", epoch_ + 1, step,
+                          window.item<double>() / static_cast<double>(window_rows),
+                          per_sample ? window_rows : opt_.log_every, per_sample ? "samples" : "steps"));
+    window.zero_();
+    window_rows = 0;
+  }
+}
+
+void Trainer::draw_progress(int64_t batch_no, int64_t n_batches) {
+  const int64_t nb = n_batches, width = 30, done = width * batch_no / nb;
+  log_.progress(fmt::format("epoch {:>4}/{} [{}{}] {}/{} batches", epoch_ + 1, opt_.epochs,
+                            std::string(static_cast<size_t>(done), '='),
+                            std::string(static_cast<size_t>(width - done), ' '), batch_no, nb));
+}
+
+void Trainer::end_epoch(EpochRecord& rec, bool has_valid) {
+  std::string valid_text;
+  if (has_valid && (epoch_ % opt_.valid_every == 0 || epoch_ == opt_.epochs)) {
+    valid_text = validate_epoch(rec);
+  } else if (!has_valid) {
+    best_epoch_ = epoch_;  // nothing to select on: the last epoch is the model
+    save_best();
+  }
+  history_.push_back(rec);
+  log_.line(fmt::format("epoch {:>4}/{} | loss {:.6f} | {:.2f} s ({:.1f}% batching) | {} samples/s{}", epoch_,
+                        opt_.epochs, rec.loss, rec.seconds, 100.0 * rec.batch_seconds / std::max(rec.seconds, 1e-9),
+                        thousands(rec.samples_per_s), valid_text));
+  if (done_)
+    log_.line(fmt::format("early stop: no better {} in {} validations; best {:.4f} at epoch {}",
+                          opt_.early_stop_metric, opt_.patience, best_valid_, best_epoch_));
+  if (epoch_ >= opt_.epochs) done_ = true;
+  save_last();
+}
+
+std::string Trainer::validate_epoch(EpochRecord& rec) {
+  rec.valid = validate();
+  // The first validation always counts (best_valid_ starts at -inf, which a lower-is-better
+  // metric such as rmse could never beat).
+  // A NaN (no user could be scored) never counts as better.
+  const bool higher = metric_higher_is_better(opt_.early_stop_metric);
+  const bool better = !std::isnan(rec.valid) && (best_epoch_ == 0 || std::isnan(best_valid_) ||
+                                                 (higher ? rec.valid > best_valid_ : rec.valid < best_valid_));
+  if (better) {
+    best_valid_ = rec.valid;
+    best_epoch_ = epoch_;
+    bad_validations_ = 0;
+    save_best();
+  } else {
+    ++bad_validations_;
+  }
+  if (opt_.patience > 0 && bad_validations_ >= opt_.patience) done_ = true;
+  return fmt::format(" | valid {} {:.4f}{}", opt_.early_stop_metric, rec.valid, better ? " *" : "");
+}
+
+void Trainer::finish_fit(bool has_valid) {
   if (opt_.epochs == 0) {  // nothing to train: the initial model is the model
     best_epoch_ = 0;
     save_best();
@@ -430,7 +467,6 @@ bool Trainer::fit(int64_t max_epochs) {
   }
   done_ = true;
   save_last();
-  return true;
 }
 
 }  // namespace rzoo

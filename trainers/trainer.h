@@ -22,6 +22,7 @@ class Config;
 class Logger;
 struct Split;
 struct Dataset;
+class BatchSource;
 
 struct TrainOptions {
   int64_t epochs = 50;
@@ -82,6 +83,18 @@ class Trainer {
   void save_last();
   void save_best();
   double validate();
+
+  // The steps of fit().
+  bool fit_closed_form();
+  bool use_per_sample_sgd() const;  // logs the choice before the first epoch
+  EpochRecord train_epoch(BatchSource& batcher, bool per_sample, bool show_progress, int64_t& step);
+  at::Tensor train_batch(Batch& b, bool per_sample, int64_t& steps);  // returns the loss x samples
+  void log_loss_window(at::Tensor& window, int64_t& window_rows, const at::Tensor& weighted, int64_t rows,
+                       int64_t step_before, int64_t step, bool per_sample);
+  void draw_progress(int64_t batch_no, int64_t n_batches);
+  void end_epoch(EpochRecord& rec, bool has_valid);  // validation, early stopping, log, last.pt
+  std::string validate_epoch(EpochRecord& rec);      // the log line's validation part
+  void finish_fit(bool has_valid);
 
   Recommender model_;
   const Split& split_;

@@ -1,0 +1,164 @@
+// Parsing of the `rzoo` command line with CLI11, and its help texts. CLI11's own help output is
+// switched off: rzoo prints kUsage and command_help(), written for people, instead.
+#include "apps/cli.h"
+
+#include <CLI/CLI.hpp>
+
+namespace rzoo::cli {
+
+const char* const kUsage = R"(usage: rzoo COMMAND [ARGS]
+
+commands:
+  train CONFIG [--set KEY=VALUE ...]   train one model (config names `model`); writes a run folder
+  train --resume RUN_DIR               continue an interrupted run from its last checkpoint
+  evaluate RUN_DIR                     re-evaluate a finished run's best model on valid and test
+  compare CONFIG [--set KEY=VALUE ...] train every model listed under `compare` on one split; one table
+  models                               list the built-in models
+  data stats CONFIG [--set ...] [--json] load CONFIG's dataset and split; print their statistics
+  export RUN_DIR --out model.pt        write the run's best model as TorchScript (PyTorch/C++ load it)
+  recommend --model model.pt --user ID [-k 10]   top-k items for a raw user id (--users-file F: CSV)
+
+options:
+  --set KEY=VALUE    override any config key (dotted path, YAML value), e.g. --set train.epochs=5
+  --config-dir DIR   folder with defaults.yaml, models/, datasets/ (default: the configs/ folder
+                     above CONFIG, else $RZOO_CONFIG_DIR, else the one rzoo was built from)
+  --quiet            print nothing but errors (the run folder's train.log still gets everything)
+  -h, --help         this help (also after a command)
+  --version          print the version
+
+Configuration layers: configs/defaults.yaml < configs/models/<model>.yaml <
+configs/datasets/<dataset>.yaml < CONFIG < --set. Exit status: 0 success, 1 error, 2 bad usage,
+130 interrupted.
+)";
+
+// `rzoo COMMAND --help`.
+const char* command_help(const std::string& command) {
+  if (command == "train")
+    return R"(usage: rzoo train CONFIG [--set KEY=VALUE ...] [--config-dir DIR] [--quiet]
+       rzoo train --resume RUN_DIR [--set threads=N]
+
+Trains the model named by `model` in CONFIG on its dataset and split, validating every
+train.valid_every epochs with early stopping on train.early_stop.metric, then evaluates the best
+checkpoint on valid and test. Prints the resolved config first; writes a run folder under
+output_dir (config.yaml, train.log, last.pt, best.pt, metrics.json, users.txt, items.txt).
+--resume continues an interrupted run from RUN_DIR/last.pt with the run's own config.yaml and
+ends with the same numbers as an uninterrupted run (--set threads=N, the only key it takes, changes
+the thread count). Ctrl-C stops after the current batch; the
+last complete epoch stays saved.
+)";
+  if (command == "evaluate")
+    return R"(usage: rzoo evaluate RUN_DIR [--set eval.KEY=VALUE ...]
+
+Rebuilds the run's dataset and split from RUN_DIR/config.yaml (checking that users and items are
+unchanged), loads RUN_DIR/best.pt and evaluates it on valid and test; writes RUN_DIR/eval.json.
+--set changes evaluation settings only (e.g. --set eval.protocol=full to rank every item after
+training under a sampled protocol); the results then go to RUN_DIR/eval-<settings>/.
+)";
+  if (command == "compare")
+    return R"(usage: rzoo compare CONFIG [--set KEY=VALUE ...] [--config-dir DIR] [--quiet]
+
+Trains every entry of CONFIG's `compare` list on one dataset and split and prints one table of
+test metrics, a row per (K, model). An entry is a model name (pop) or a map of overrides applied after CONFIG
+({model: {name: bpr, embedding_size: 32}, train: {lr: 0.01}}). --set applies to every entry.
+Writes, in the comparison's folder beside the runs' folders: compare.md (the table with 95%
+bootstrap intervals and paired significance tests against compare_stats.baseline), compare.csv
+(every number, a row per model and metric), compare.tex (a LaTeX booktabs table) and
+compare.json (each run's valid and test results).
+)";
+  if (command == "data")
+    return R"(usage: rzoo data stats CONFIG [--set KEY=VALUE ...] [--json] [--no-split] [--config-dir DIR]
+
+Loads the dataset of CONFIG (reader, cleaning and cache as configured under `dataset`), splits
+it, and prints users, items, interactions, density, interactions per user and per item (min,
+median, p90, max, mean), the Gini coefficient of item popularity, the time span, ratings, side
+features, given negatives, what cleaning dropped and the split's sizes. --json prints the same
+as JSON on stdout (without the log). --no-split skips splitting. CONFIG may be a dataset file such as
+configs/datasets/ml-100k.yaml.
+)";
+  if (command == "models") return "usage: rzoo models\n\nLists the built-in models with their paper references.\n";
+  if (command == "export")
+    return R"(usage: rzoo export RUN_DIR --out model.pt
+
+Writes the run's best model as one TorchScript file that torch.jit.load (Python) and
+torch::jit::load (C++) load without rzoo. Methods: score(users, items), recommend(users, k) (the
+user's known items masked), user_index(raw), item_index(raw), recommend_raw(raw_user, k,
+fallback=False). Inside the archive: config.yaml, users.txt, items.txt, metrics.json, rzoo.txt.
+The data is rebuilt from RUN_DIR/config.yaml (and must still give the run's users and items).
+)";
+  if (command == "recommend")
+    return R"(usage: rzoo recommend --model model.pt --user RAW_ID [-k 10] [--fallback popular]
+       rzoo recommend --model model.pt --users-file FILE [-k 10] [--out recs.csv] [--fallback popular]
+
+Prints the top-k items (raw ids, scores, titles when the data had them) that an exported model
+recommends to a user, never one the user already interacted with. --users-file reads one raw
+user id per line and writes CSV (user,rank,item,score,title) to --out or stdout. An unknown user
+is an error unless --fallback popular, which recommends the most popular items instead.
+)";
+  return nullptr;
+}
+
+namespace {
+
+// Options shared by every command. CLI11 would let a repeated option throw; rzoo takes the last
+// one, except --set which collects them all (one KEY=VALUE per --set).
+void add_options(CLI::App& app, Args& a, bool& version) {
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_flag("-h,--help", a.help);
+  app.add_flag("--version", version);
+  app.add_flag("-q,--quiet", a.quiet);
+  app.add_option("--set", a.sets)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("--resume", a.resume);
+  app.add_option("--config-dir", a.config_dir);
+  app.add_flag("--json", a.json);
+  app.add_flag("--no-split", a.no_split);
+  app.add_option("-o,--out", a.out);
+  app.add_option("--model", a.model);
+  app.add_option("--user", a.user);
+  app.add_option("--users-file", a.users_file);
+  app.add_option("--fallback", a.fallback);
+  app.add_option("-k,--k", a.k);
+}
+
+// What CLI11 could not place: an unknown option, an unknown command, or an argument too many.
+void check_leftovers(const std::vector<std::string>& left, const std::string& command) {
+  if (left.empty()) return;
+  const std::string& s = left.front();
+  if (s.size() > 1 && s[0] == '-') throw Usage("unknown option '" + s + "'");
+  if (command.empty()) throw Usage("unknown command '" + s + "'");
+  throw Usage(command + ": unexpected argument '" + s + "'");
+}
+
+}  // namespace
+
+Args parse(int argc, char** argv) {
+  Args a;
+  bool version = false;
+  CLI::App app("rzoo", "rzoo");
+  app.set_help_flag();  // -h/--help is an ordinary flag below: run() prints rzoo's own help
+  app.allow_extras();   // leftovers are reported by check_leftovers, in rzoo's words
+  app.require_subcommand(0, 1);
+  add_options(app, a, version);
+  for (const char* name : {"train", "evaluate", "compare", "models", "data", "export", "recommend", "help"}) {
+    CLI::App* sub = app.add_subcommand(name);
+    // Options after the command belong to the main app; arguments without a dash are the command's.
+    sub->fallthrough()->allow_extras();
+    if (std::string(name) != "models") sub->add_option("args", a.positional);
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ArgumentMismatch& e) {
+    // CLI11 says "--set: 1 required TEXT missing"; rzoo's message names the option the same way.
+    const std::string what = e.what();
+    throw Usage(what.substr(0, what.find(':')) + " needs a value");
+  } catch (const CLI::ParseError& e) {
+    throw Usage(e.what());
+  }
+  for (const CLI::App* sub : app.get_subcommands()) a.command = sub->get_name();
+  check_leftovers(app.remaining(true), a.command);
+  if (version) a.command = "version";
+  return a;
+}
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find("\nException raised from")); }
+
+}  // namespace rzoo::cli

@@ -1,0 +1,38 @@
+// The `rzoo` command line: what was asked for (Args), parsed with CLI11, and the help texts.
+#pragma once
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace rzoo::cli {
+
+// Bad usage: printed as "rzoo: <what>" with a pointer to --help; exit status 2.
+struct Usage : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Args {
+  std::string command;  // train, evaluate, compare, models, data, export, recommend, help; version for --version
+  std::vector<std::string> positional, sets;
+  std::string resume, config_dir;
+  std::string out, model, user, users_file, fallback, k;
+  bool quiet = false, help = false, json = false, no_split = false;
+};
+
+// Every option is accepted after any command (and before it), as `rzoo train x.yaml --set k=v`
+// and `rzoo --quiet train x.yaml` both read naturally; each command checks what it uses.
+// Throws Usage for an unknown command or option, or an option without its value.
+Args parse(int argc, char** argv);
+
+// `rzoo --help`.
+extern const char* const kUsage;
+// `rzoo COMMAND --help`; nullptr for an unknown command.
+const char* command_help(const std::string& command);
+
+// A LibTorch message without the C++ stack trace that follows it.
+std::string first_line(const std::string& s);
+
+// `rzoo recommend` (apps/recommend.cpp).
+int recommend(const Args& a);
+
+}  // namespace rzoo::cli

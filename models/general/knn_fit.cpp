@@ -1,0 +1,269 @@
+// ItemKNN / UserKNN fitting: Sarwar et al., WWW 2001; Herlocker et al., SIGIR 1999; Koren,
+// "Factor in the Neighbors", TKDD 2010 (baselines, Pearson on baseline residuals); Surprise's
+// baseline_als (Hug, JOSS 2020). See knn.h.
+// fit(): index the training pairs, average their ratings, fit the baseline, turn the pairs into
+// the similarity's entries, then keep the k-lists (ranking) or the dense similarity and the
+// residuals (rating).
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "datasets/dataset.h"
+#include "models/general/knn.h"
+#include "models/general/knn_internal.h"
+
+namespace rzoo {
+
+using namespace knn_detail;
+
+namespace {
+
+// The training pairs and their ratings, as fit() prepares them.
+struct FitData {
+  int64_t U = 0, I = 0, nnz = 0;
+  // Training pairs in CSR order (position p), and grouped by item (users ascending): keys[p] =
+  // u * I + i then the sentinel U * I, pos_user[p] = u, item i's positions at
+  // col_pos[col_ptr[i] .. col_ptr[i + 1]).
+  std::vector<int64_t> keys, pos_user, col_ptr, col_pos;
+  std::vector<double> r;  // rating per position (the mean of repeated rows); empty when unused
+  double global_mean = 0;
+  std::vector<double> als_bu, als_bi;  // ALS baselines; empty when unused
+
+  // Means of each user's or each item's ratings (the global mean for those without).
+  std::vector<double> means(const Csr& train, bool of_items) const {
+    std::vector<double> sum(static_cast<size_t>(of_items ? I : U), 0.0), cnt(sum.size(), 0.0);
+    for (int64_t p = 0; p < nnz; ++p) {
+      const int64_t o = of_items ? train.indices[p] : pos_user[p];
+      sum[o] += r[p];
+      cnt[o] += 1;
+    }
+    for (size_t o = 0; o < sum.size(); ++o) sum[o] = cnt[o] > 0 ? sum[o] / cnt[o] : global_mean;
+    return sum;
+  }
+};
+
+void index_pairs(const Csr& train, FitData& f) {
+  const int64_t U = f.U, I = f.I, nnz = f.nnz;
+  f.keys.assign(static_cast<size_t>(nnz) + 1, 0);
+  f.pos_user.assign(static_cast<size_t>(nnz), 0);
+  for (int64_t u = 0; u < U; ++u)
+    for (int64_t p = train.indptr[u]; p < train.indptr[u + 1]; ++p) {
+      f.keys[p] = u * I + train.indices[p];
+      f.pos_user[p] = u;
+    }
+  f.keys[nnz] = U * I;
+  f.col_ptr.assign(static_cast<size_t>(I) + 1, 0);
+  f.col_pos.assign(static_cast<size_t>(nnz), 0);
+  for (int64_t i : train.indices) ++f.col_ptr[i + 1];
+  for (int64_t i = 0; i < I; ++i) f.col_ptr[i + 1] += f.col_ptr[i];
+  std::vector<int64_t> next(f.col_ptr.begin(), f.col_ptr.end() - 1);
+  for (int64_t p = 0; p < nnz; ++p) f.col_pos[next[train.indices[p]]++] = p;
+}
+
+// Ratings per training pair (the mean of repeated rows) and their global mean.
+void average_ratings(const std::string& nm, const Csr& train, const Dataset& d, const Split& split, FitData& f) {
+  const int64_t nnz = f.nnz;
+  f.r.assign(static_cast<size_t>(nnz), 0.0);
+  std::vector<int32_t> cnt(static_cast<size_t>(nnz), 0);
+  for (int64_t row : split.train_rows) {
+    const int64_t u = d.user[static_cast<size_t>(row)], i = d.item[static_cast<size_t>(row)];
+    const int64_t* e = train.row_end(u);
+    const int64_t* it = std::lower_bound(train.row_begin(u), e, i);
+    TORCH_CHECK(it != e && *it == i, nm, ": training row ", row, " (user ", u, ", item ", i,
+                ") is not in the training matrix");
+    const int64_t p = it - train.indices.data();
+    f.r[p] += d.rating[static_cast<size_t>(row)];
+    ++cnt[p];
+  }
+  for (int64_t p = 0; p < nnz; ++p) {
+    TORCH_CHECK(cnt[p] > 0, nm, ": training pair (user ", f.pos_user[p], ", item ", train.indices[p], ") has no rating");
+    f.r[p] /= cnt[p];
+    f.global_mean += f.r[p];
+  }
+  if (nnz > 0) f.global_mean /= static_cast<double>(nnz);
+}
+
+// ALS (Surprise's baseline_als): items, then users, each epoch.
+void als_baseline(const Csr& train, const KNNOptions& o, FitData& f) {
+  auto& bu = f.als_bu;
+  auto& bi = f.als_bi;
+  bu.assign(static_cast<size_t>(f.U), 0.0);
+  bi.assign(static_cast<size_t>(f.I), 0.0);
+  const double mu = f.global_mean;
+  for (int64_t e = 0; e < o.baseline_epochs(); ++e) {
+    for (int64_t i = 0; i < f.I; ++i) {
+      double dev = 0;
+      for (int64_t q = f.col_ptr[i]; q < f.col_ptr[i + 1]; ++q) dev += f.r[f.col_pos[q]] - mu - bu[f.pos_user[f.col_pos[q]]];
+      const double den = o.baseline_reg_item() + static_cast<double>(f.col_ptr[i + 1] - f.col_ptr[i]);
+      bi[i] = den > 0 ? dev / den : 0.0;
+    }
+    for (int64_t u = 0; u < f.U; ++u) {
+      double dev = 0;
+      for (int64_t p = train.indptr[u]; p < train.indptr[u + 1]; ++p) dev += f.r[p] - mu - bi[train.indices[p]];
+      const double den = o.baseline_reg_user() + static_cast<double>(train.row_size(u));
+      bu[u] = den > 0 ? dev / den : 0.0;
+    }
+  }
+}
+
+// TF-IDF feature weighting (as in Dacrema et al.'s KNN baselines): an entry counts log(N / df)
+// of the other dimension's entity, so a co-occurrence through a popular item (UserKNN) or a
+// heavy user (ItemKNN) weighs less.
+void idf_entries(const Csr& train, const FitData& f, bool item_based, std::vector<double>& val) {
+  const int64_t n_other = item_based ? f.U : f.I;
+  std::vector<int64_t> df(static_cast<size_t>(n_other), 0);
+  for (int64_t p = 0; p < f.nnz; ++p) ++df[static_cast<size_t>(item_based ? f.pos_user[p] : train.indices[p])];
+  for (int64_t p = 0; p < f.nnz; ++p) {
+    const auto o = static_cast<size_t>(item_based ? f.pos_user[p] : train.indices[p]);
+    val[p] = std::log(static_cast<double>(item_based ? f.I : f.U) / static_cast<double>(df[o]));
+  }
+}
+
+// The entities' entries per training pair, by the similarity's input.
+std::vector<double> entries(KNNSimilarity::Input input, const Csr& train, const FitData& f, bool item_based, bool idf) {
+  using Input = KNNSimilarity::Input;
+  std::vector<double> val(static_cast<size_t>(f.nnz), 1.0);
+  switch (input) {
+    case Input::Binary:
+      if (idf) idf_entries(train, f, item_based, val);
+      break;
+    case Input::Rating: val = f.r; break;
+    case Input::CentredByOther: {
+      const std::vector<double> m = f.means(train, !item_based);  // ItemKNN: user means; UserKNN: item means
+      for (int64_t p = 0; p < f.nnz; ++p) val[p] = f.r[p] - m[item_based ? f.pos_user[p] : train.indices[p]];
+      break;
+    }
+    case Input::BaselineResidual:
+      for (int64_t p = 0; p < f.nnz; ++p)
+        val[p] = f.r[p] - (f.global_mean + f.als_bu[f.pos_user[p]] + f.als_bi[train.indices[p]]);
+      break;
+  }
+  return val;
+}
+
+// by_user: user -> (item, value); by_item: item -> (user, value).
+void build_lists(const Csr& train, const FitData& f, const std::vector<double>& val, Lists& by_user, Lists& by_item) {
+  by_user.ptr = train.indptr;
+  by_user.id = train.indices;
+  by_user.val = val;
+  by_item.ptr = f.col_ptr;
+  by_item.id.resize(static_cast<size_t>(f.nnz));
+  by_item.val.resize(static_cast<size_t>(f.nnz));
+  for (int64_t q = 0; q < f.nnz; ++q) {
+    by_item.id[q] = f.pos_user[f.col_pos[q]];
+    by_item.val[q] = val[f.col_pos[q]];
+  }
+}
+
+std::vector<KNNEntity> entity_facts(const Lists& X, int64_t n) {
+  std::vector<KNNEntity> ent(static_cast<size_t>(n));
+  for (int64_t x = 0; x < n; ++x) {
+    double sq = 0;
+    for (int64_t q = X.ptr[x]; q < X.ptr[x + 1]; ++q) sq += X.val[q] * X.val[q];
+    ent[x].count = static_cast<double>(X.ptr[x + 1] - X.ptr[x]);
+    ent[x].norm = std::sqrt(sq);
+  }
+  return ent;
+}
+
+// Ranking: the k most similar of each entity (and, for prune column, the transposed lists).
+void store_neighbours(KNNImpl& m, const SimilarityInput& in, int64_t n, int64_t k) {
+  auto idx = torch::empty({n, k}, torch::kLong);
+  auto val_t = torch::zeros({n, k});
+  int64_t* ip = idx.data_ptr<int64_t>();
+  float* vp = val_t.data_ptr<float>();
+  top_k_neighbours(in, n, k, ip, vp);
+  m.nbr_index.copy_(idx);
+  m.nbr_sim.copy_(val_t);
+  if (m.options.prune() == "column") {
+    TransposedLists T = transpose_neighbours(ip, vp, n, k);
+    m.nbr_ptr.copy_(long_tensor(T.ptr));
+    m.nbr_list.copy_(long_tensor(T.list));
+    m.nbr_weight.copy_(torch::from_blob(T.weight.data(), {n * k}, torch::kFloat));
+  }
+}
+
+// Rating: the dense similarity, row by row (written straight into the buffer when it is on the CPU).
+void store_similarity(KNNImpl& m, const SimilarityInput& in, int64_t n) {
+  auto S = m.sim.device().is_cpu() ? m.sim : torch::zeros({n, n});
+  S.zero_();
+  dense_similarity(in, n, S.data_ptr<float>());
+  if (!S.is_same(m.sim)) m.sim.copy_(S);
+}
+
+// b_ui = mu + bu[u] + bi[i], stored in float; residuals from the stored values so that every
+// prediction path sees the same numbers.
+void store_rating_state(KNNImpl& m, const Csr& train, const FitData& f) {
+  const int64_t U = f.U, I = f.I, nnz = f.nnz;
+  std::vector<float> fbu(static_cast<size_t>(U), 0.0f), fbi(static_cast<size_t>(I), 0.0f);
+  float fmu = 0.0f;
+  if (m.options.baseline() == "als") {
+    fmu = static_cast<float>(f.global_mean);
+    for (int64_t u = 0; u < U; ++u) fbu[u] = static_cast<float>(f.als_bu[u]);
+    for (int64_t i = 0; i < I; ++i) fbi[i] = static_cast<float>(f.als_bi[i]);
+  } else if (m.item_based()) {
+    const auto mi = f.means(train, true);
+    for (int64_t i = 0; i < I; ++i) fbi[i] = static_cast<float>(mi[i]);
+  } else {
+    const auto mu = f.means(train, false);
+    for (int64_t u = 0; u < U; ++u) fbu[u] = static_cast<float>(mu[u]);
+  }
+  auto resid = torch::zeros({nnz + 1});
+  float* rp = resid.data_ptr<float>();
+  for (int64_t p = 0; p < nnz; ++p)
+    rp[p] = static_cast<float>(f.r[p] - (static_cast<double>(fmu) + fbu[f.pos_user[p]] + fbi[train.indices[p]]));
+  m.train_resid.copy_(resid);
+  m.mu.fill_(fmu);
+  m.bu.copy_(torch::from_blob(fbu.data(), {U}, torch::kFloat));
+  m.bi.copy_(torch::from_blob(fbi.data(), {I}, torch::kFloat));
+  if (!m.item_based()) {
+    m.item_indptr.copy_(long_tensor(f.col_ptr));
+    m.item_order.copy_(long_tensor(f.col_pos));
+  }
+}
+
+}  // namespace
+
+void KNNImpl::fit(const Csr& train) {
+  const std::string nm = name();
+  TORCH_CHECK(train.n_rows == n_users_ && train.n_cols == n_items_, nm, ": training matrix is ", train.n_rows, " x ",
+              train.n_cols, ", model has ", n_users_, " users and ", n_items_, " items");
+  FitData f;
+  f.U = n_users_, f.I = n_items_, f.nnz = train.nnz();
+  if (split_) {
+    TORCH_CHECK(f.nnz == split_->train.nnz(), nm, ": the training matrix has ", f.nnz,
+                " interactions, the model was built for its split's ", split_->train.nnz());
+  } else if (train_keys.size(0) != f.nnz + 1) {
+    resize_storage(f.nnz);
+  }
+  torch::NoGradGuard no_grad;
+
+  index_pairs(train, f);
+  const KNNSimilarity::Input input = similarity_->input(rating_);
+  if (rating_ || similarity_->needs_ratings(rating_)) {
+    TORCH_CHECK(data_ && split_, nm, ": needs the training ratings");
+    average_ratings(nm, train, *data_, *split_, f);
+  }
+  if ((rating_ && options.baseline() == "als") || input == KNNSimilarity::Input::BaselineResidual)
+    als_baseline(train, options, f);
+
+  // X = the entities' lists, Y = the other dimension's.
+  Lists by_user, by_item;
+  build_lists(train, f, entries(input, train, f, item_based_, options.idf()), by_user, by_item);
+  const Lists& X = item_based_ ? by_item : by_user;
+  const Lists& Y = item_based_ ? by_user : by_item;
+  const int64_t n = n_entities();
+  const std::vector<KNNEntity> ent = entity_facts(X, n);
+  const SimilarityInput in{X, Y, ent, *similarity_, options.shrinkage()};
+  if (rating_) store_similarity(*this, in, n);
+  else store_neighbours(*this, in, n, k_);
+
+  train_keys.copy_(long_tensor(f.keys));
+  train_indptr.copy_(long_tensor(train.indptr));
+  if (rating_) store_rating_state(*this, train, f);
+}
+
+}  // namespace rzoo
