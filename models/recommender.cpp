@@ -4,6 +4,15 @@
 
 namespace rzoo {
 
+const char* to_string(HistoryScope s) {
+  switch (s) {
+    case HistoryScope::Train: return "train";
+    case HistoryScope::TrainValid: return "train+valid";
+    case HistoryScope::All: return "all";
+  }
+  return "?";
+}
+
 RecommenderImpl::RecommenderImpl(std::string name, const ModelContext& ctx)
     : torch::nn::Module(std::move(name)), n_users_(ctx.n_users), n_items_(ctx.n_items) {
   TORCH_CHECK(ctx.n_users > 0 && ctx.n_items > 0, "model '", this->name(), "': needs n_users > 0 and n_items > 0, got ",

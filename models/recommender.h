@@ -37,6 +37,19 @@ struct ScriptExport {
   std::string code;
 };
 
+// Which of a user's interactions a model that reads the user's history when it scores (the
+// sequential family) may condition on. The evaluator sets it around each evaluation so that no
+// target leaks into the input: the validation targets are ranked from the training history, the
+// test targets from training + validation (in time order), never the test items themselves.
+// Outside an evaluation a model is in scope All: every known interaction of the data, the history
+// its TorchScript export serves from.
+enum class HistoryScope {
+  Train,       // split.train_rows
+  TrainValid,  // split.train_rows + valid_rows, merged in time order
+  All,         // train + valid + test rows in time order (the default)
+};
+const char* to_string(HistoryScope s);
+
 // Sizes and configuration a model is built from.
 struct ModelContext {
   int64_t n_users = 0;
@@ -78,6 +91,10 @@ class RecommenderImpl : public torch::nn::Module {
   // the sum of the rows' losses (each computed before its own step).
   virtual bool has_per_sample_sgd() const { return false; }
   virtual double per_sample_sgd(const Batch& batch, double lr);
+  // Selects the history score() and score_all() read (see HistoryScope); the evaluator calls it
+  // before scoring the valid or test targets and restores All after. Models whose scores do not
+  // depend on a user's later interactions (everything fitted on the training part only) ignore it.
+  virtual void set_history_scope(HistoryScope) {}
   // TorchScript export (see ScriptExport). Every registered model implements it; the default
   // refuses with the model's name.
   virtual ScriptExport script_export() const;

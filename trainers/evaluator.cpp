@@ -107,6 +107,19 @@ struct ModeGuard {
   }
 };
 
+// The history a history-reading model may see while its targets are ranked (see HistoryScope):
+// training only for validation, training + validation for test; All again afterwards, also
+// when the evaluation throws.
+struct HistoryScopeGuard {
+  RecommenderImpl& m;
+  HistoryScopeGuard(RecommenderImpl& model, Target target) : m(model) {
+    m.set_history_scope(target == Target::Test ? HistoryScope::TrainValid : HistoryScope::Train);
+  }
+  ~HistoryScopeGuard() { m.set_history_scope(HistoryScope::All); }
+  HistoryScopeGuard(const HistoryScopeGuard&) = delete;
+  HistoryScopeGuard& operator=(const HistoryScopeGuard&) = delete;
+};
+
 // The targets that count: the split's valid or test items. eval.target_max_train: only targets
 // with few training interactions (cold-ish items) count; the user's other targets leave the
 // ranking (masked, never candidates), so they are neither hits nor negatives.
@@ -185,6 +198,7 @@ EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, c
   torch::NoGradGuard no_grad;
   ModeGuard mode_guard{model, model.is_training()};
   model.eval();
+  const HistoryScopeGuard scope_guard(model, target);
   const Targets targets = select_targets(split, target, opts);
   const Csr& truth = targets.truth();
   const int64_t n_items = truth.n_cols;

@@ -103,6 +103,8 @@ struct EvalResult {
 
 // Evaluates `model` on the valid or test part of `split`. `data` supplies ratings (rmse, mae)
 // and item features (diversity); it may be null when those metrics are not requested.
+// While it scores, the model's HistoryScope (models/recommender.h) is Train for the valid part and
+// TrainValid for the test part, so a sequence model never reads its own targets; All afterwards.
 EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, const EvalOptions& opts,
                     const c10::Device& device, const Dataset* data = nullptr);
 

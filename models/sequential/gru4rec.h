@@ -1,0 +1,64 @@
+// GRU4Rec: session-based recommendation with recurrent neural networks.
+// Hidasi, Karatzoglou, Baltrunas & Tikk, "Session-based Recommendations with Recurrent Neural
+// Networks", ICLR 2016 (loss variants: Hidasi & Karatzoglou, CIKM 2018).
+//
+// As RecBole's GRU4Rec: a user's most recent L items -> item embeddings -> dropout -> a GRU
+// (`layers` layers) -> a linear map back to the embedding width -> h [B, L, D]; the score of item i
+// after position j is <h_j, E_i> with the input item table E. The GRU runs over right-padded rows,
+// so the state after a real item never depends on padding. Loss `model.loss`: full softmax
+// cross-entropy over all items (ce) or binary cross-entropy with one sampled negative (bce).
+#pragma once
+#include <torch/arg.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/rnn.h>
+
+#include <string>
+
+#include "models/recommender.h"
+#include "models/sequential/history.h"
+
+namespace rzoo {
+
+struct GRU4RecOptions {
+  static GRU4RecOptions from_config(const Config* cfg);  // reads model.* (defaults when cfg is null)
+  void check() const;                                    // errors name the model.* key and value
+  TORCH_ARG(int64_t, embedding_size) = 64;  // D: item embedding width
+  TORCH_ARG(int64_t, hidden_size) = 128;    // GRU state width
+  TORCH_ARG(int64_t, layers) = 1;           // stacked GRU layers
+  TORCH_ARG(int64_t, max_len) = 50;         // L: most recent items read
+  TORCH_ARG(double, dropout) = 0.3;         // on the item embeddings
+  TORCH_ARG(double, init_std) = 0.02;       // normal initialisation of the item embeddings
+  TORCH_ARG(std::string, loss) = "ce";      // "ce" | "bce"
+};
+
+class GRU4RecImpl : public RecommenderImpl {
+ public:
+  explicit GRU4RecImpl(const ModelContext& ctx);
+  GRU4RecImpl(const ModelContext& ctx, GRU4RecOptions options);
+
+  InputType input_type() const override { return InputType::Sequence; }
+  at::Tensor loss(const Batch& batch) override;
+  at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
+  at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
+  void set_history_scope(HistoryScope scope) override { scope_ = scope; }
+  ScriptExport script_export() const override;
+
+  // seq [B, L'] item indices (L' <= max_len, left-padded with n_items) -> h [B, L', D]
+  at::Tensor encode(const at::Tensor& seq);
+  at::Tensor history(const at::Tensor& users) const;  // [B, L] windows in the current scope
+
+  GRU4RecOptions options;
+  torch::nn::Embedding item_emb{nullptr};  // [I + 1, D], row I = padding
+  torch::nn::Dropout emb_drop{nullptr};
+  torch::nn::GRU gru{nullptr};             // D -> hidden_size, batch first
+  torch::nn::Linear dense{nullptr};        // hidden_size -> D
+
+ private:
+  UserHistories hist_;
+  HistoryScope scope_ = HistoryScope::All;
+};
+TORCH_MODULE(GRU4Rec);
+
+}  // namespace rzoo

@@ -1,0 +1,139 @@
+#include "models/sequential/history.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "datasets/dataset.h"
+
+namespace rzoo {
+
+bool split_is_time_ordered(const std::string& method) {
+  auto starts = [&](const char* p) { return method.rfind(p, 0) == 0; };
+  if (starts("leave last") || starts("temporal")) return true;
+  // given: its own validation part, or one cut from the end of each user's train rows.
+  if (starts("given")) return method == "given" || method.find("valid: last") != std::string::npos;
+  return false;
+}
+
+UserHistories::UserHistories(const ModelContext& ctx, int64_t max_len, const std::string& model) : max_len_(max_len) {
+  if (!ctx.data || !ctx.split)
+    fail("model '{}' reads each user's history from the data and split; the model context has none", model);
+  TORCH_CHECK(max_len >= 1, "model '", model, "': max_len must be >= 1, got ", max_len);
+  const Dataset& d = *ctx.data;
+  const Split& s = *ctx.split;
+  if (!split_is_time_ordered(s.method)) {
+    const std::string msg = fmt::format(
+        "model '{}' is a sequence model and needs a time-ordered split (leave_last or temporal; given with its own or a "
+        "'last' validation part), got '{}'",
+        model, s.method.empty() ? "(unnamed)" : s.method);
+    if (ctx.config && ctx.config->has("dataset.split.method")) ctx.config->bad("dataset.split.method", msg);
+    fail("dataset.split.method: {}", msg);
+  }
+  const int64_t U = ctx.n_users, I = ctx.n_items, L = max_len;
+  // Rows of each user per part, in (user, time) order as the split keeps them.
+  std::vector<std::vector<int64_t>> rows(static_cast<size_t>(U));
+  std::vector<std::vector<int8_t>> part(static_cast<size_t>(U));
+  auto fill = [&](const at::Tensor& out, int max_part) {
+    int64_t* p = out.data_ptr<int64_t>();
+    std::vector<int64_t> merged;
+    for (int64_t u = 0; u < U; ++u) {
+      merged.clear();
+      const auto& r = rows[static_cast<size_t>(u)];
+      const auto& pt = part[static_cast<size_t>(u)];
+      for (size_t j = 0; j < r.size(); ++j)
+        if (pt[j] <= max_part) merged.push_back(r[j]);
+      // The parts were appended one after the other; a stable sort by time interleaves them
+      // (ties keep the part order).
+      if (d.has_timestamps())
+        std::stable_sort(merged.begin(), merged.end(), [&](int64_t a, int64_t b) {
+          return d.timestamp[static_cast<size_t>(a)] < d.timestamp[static_cast<size_t>(b)];
+        });
+      const auto n = static_cast<int64_t>(merged.size()), len = std::min(n, L);
+      for (int64_t j = 0; j < len; ++j) p[u * L + (L - len) + j] = d.item[static_cast<size_t>(merged[static_cast<size_t>(n - len + j)])];
+    }
+  };
+  int8_t k = 0;
+  for (const auto* part_rows : {&s.train_rows, &s.valid_rows, &s.test_rows}) {
+    for (int64_t r : *part_rows) {
+      const auto u = static_cast<size_t>(d.user[static_cast<size_t>(r)]);
+      rows[u].push_back(r);
+      part[u].push_back(k);
+    }
+    ++k;
+  }
+  train_ = torch::full({U, L}, I, torch::kLong);
+  train_valid_ = torch::full({U, L}, I, torch::kLong);
+  all_ = torch::full({U, L}, I, torch::kLong);
+  fill(train_, 0);
+  fill(train_valid_, 1);
+  fill(all_, 2);
+}
+
+const at::Tensor& UserHistories::table(HistoryScope scope) const {
+  switch (scope) {
+    case HistoryScope::Train: return train_;
+    case HistoryScope::TrainValid: return train_valid_;
+    case HistoryScope::All: break;
+  }
+  return all_;
+}
+
+at::Tensor UserHistories::windows(const at::Tensor& users, HistoryScope scope, const c10::Device& device) const {
+  return table(scope).index_select(0, users.to(torch::kCPU, torch::kLong)).to(device);
+}
+
+at::Tensor last_columns(const at::Tensor& x, int64_t L) {
+  const int64_t n = x.size(1);
+  return n > L ? x.narrow(1, n - L, L) : x;
+}
+
+at::Tensor padding_shift(const at::Tensor& seq, int64_t pad) { return (seq == pad).sum(1); }
+
+at::Tensor left_to_right(const at::Tensor& seq, const at::Tensor& shift) {
+  const int64_t L = seq.size(1);
+  // right[b, j] = left[b, (j + shift_b) mod L]: the real items first, the padding after them.
+  const auto idx = torch::remainder(torch::arange(L, seq.options().dtype(torch::kLong)).unsqueeze(0) + shift.unsqueeze(1), L);
+  return seq.gather(1, idx);
+}
+
+at::Tensor right_to_left(const at::Tensor& out, const at::Tensor& shift) {
+  const int64_t B = out.size(0), L = out.size(1), D = out.size(2);
+  // left[b, i] = right[b, (i - shift_b) mod L]
+  const auto idx = torch::remainder(torch::arange(L, shift.options()).unsqueeze(0) - shift.unsqueeze(1) + L, L);
+  return out.gather(1, idx.unsqueeze(2).expand({B, L, D}));
+}
+
+const std::vector<std::string>& sequence_losses() {
+  static const std::vector<std::string> v = {"ce", "bce"};
+  return v;
+}
+
+at::Tensor next_item_loss(const at::Tensor& h, const Batch& b, const at::Tensor& item_weight, int64_t n_items,
+                          const std::string& kind) {
+  at::Tensor hs, tgt, neg;  // [N, D], [N], [N]: one row per target
+  if (b.items.dim() == 1) {  // augment prefix: the window's last position predicts the next item
+    hs = h.select(1, h.size(1) - 1);
+    tgt = b.items;
+    neg = b.neg_items;
+  } else {  // augment none: every position with a next item
+    const int64_t L = h.size(1);
+    const auto items = last_columns(b.items, L);
+    const auto keep = items != n_items;  // [B, L]
+    hs = h.index({keep});
+    tgt = items.index({keep});
+    if (kind == "bce") neg = last_columns(b.neg_items, L).index({keep});
+  }
+  TORCH_CHECK(tgt.numel() > 0, "sequence batch without a target");
+  const auto w = item_weight.narrow(0, 0, n_items);  // the padding row is never a candidate
+  if (kind == "ce") return torch::nn::functional::cross_entropy(torch::matmul(hs, w.t()), tgt);  // [N, I]
+  TORCH_CHECK(kind == "bce", "unknown sequence loss '", kind, "'");
+  TORCH_CHECK(neg.defined(), "loss bce needs sampled negatives in the batch");
+  const auto pos_s = (hs * w.index_select(0, tgt)).sum(1), neg_s = (hs * w.index_select(0, neg)).sum(1);
+  // -log sigmoid(x) = softplus(-x); -log(1 - sigmoid(x)) = softplus(x).
+  return (torch::nn::functional::softplus(-pos_s) + torch::nn::functional::softplus(neg_s)).mean();
+}
+
+}  // namespace rzoo

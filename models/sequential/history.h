@@ -1,0 +1,73 @@
+// Shared parts of the sequential family: each user's time-ordered history as the model sees it
+// at scoring time (per HistoryScope), and the next-item losses (`model.loss`).
+//
+// Item index n_items is the padding index throughout (datasets/sampler.h): a history window is
+// [L] item indices, the most recent last, left-padded with n_items.
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <cstdint>
+#include <string>
+
+#include "models/recommender.h"
+
+namespace rzoo {
+
+// Every user's most recent `max_len` items in the three history scopes, as [n_users, L] int64
+// tables on the CPU. Built from ctx.data and ctx.split: split.train_rows / valid_rows / test_rows
+// are interaction indices ordered by user, then time; the scopes merge them by timestamp (stable:
+// ties keep train before valid before test; without timestamps, file order within each part and
+// the parts in that order, which is time order for the leave_last and temporal splits).
+// Refuses a split whose order is not time (random, kfold), naming dataset.split.method, and a
+// context without data or split.
+class UserHistories {
+ public:
+  UserHistories() = default;
+  UserHistories(const ModelContext& ctx, int64_t max_len, const std::string& model);
+
+  // [n_users, L] table of a scope.
+  const at::Tensor& table(HistoryScope scope) const;
+  // users [B] (any device) -> [B, L] windows of `scope`, on `device`.
+  at::Tensor windows(const at::Tensor& users, HistoryScope scope, const c10::Device& device) const;
+  int64_t max_len() const { return max_len_; }
+
+ private:
+  int64_t max_len_ = 0;
+  at::Tensor train_, train_valid_, all_;
+};
+
+// True when a split made by `method` (Split::method, e.g. "leave last 1 (valid 1) by time")
+// keeps each user's parts in time order: leave_last, temporal, and given splits whose validation
+// part came with the data or was cut from the end (valid: last).
+bool split_is_time_ordered(const std::string& method);
+
+// The last `L` columns of a batch's [B, Lb] sequence tensor (a batch window wider than the
+// model's; batches narrower than L are used as they are).
+at::Tensor last_columns(const at::Tensor& x, int64_t L);
+
+// Left padding <-> right padding. The batches and histories are left-padded (the most recent
+// item in the last column); the encoders run on right-padded rows, where a causal model's real
+// positions never see a padding position, so no query row is ever fully masked and the outputs
+// do not depend on the amount of padding.
+//   seq [B, L] left-padded with `pad` -> [B, L] index with seq.gather(1, index) right-padded;
+//   shift(seq, pad) = the number of padding columns per row [B].
+at::Tensor padding_shift(const at::Tensor& seq, int64_t pad);                 // [B]
+at::Tensor left_to_right(const at::Tensor& seq, const at::Tensor& shift);       // [B, L] -> [B, L]
+at::Tensor right_to_left(const at::Tensor& out, const at::Tensor& shift);       // [B, L, D] -> [B, L, D]
+
+// Next-item loss of a sequence batch from the encoder's output.
+//   h [B, L, D]: the representation after each position (position j sees items <= j);
+//   item_weight [n_items + 1, D]: the item table (padding row last), shared with the input;
+//   batch.items [B] (augment prefix: the next item after the window, read from h[:, -1]) or
+//   [B, L] (augment none: the next item after every position, n_items where none).
+// kind "ce": full softmax cross-entropy over all n_items items, mean over targets;
+// kind "bce": -log sigmoid(s_pos) - log(1 - sigmoid(s_neg)) with the batch's one sampled negative
+// per target (SASRec's), mean over targets.
+at::Tensor next_item_loss(const at::Tensor& h, const Batch& batch, const at::Tensor& item_weight, int64_t n_items,
+                          const std::string& kind);
+
+// The losses `model.loss` accepts.
+const std::vector<std::string>& sequence_losses();
+
+}  // namespace rzoo

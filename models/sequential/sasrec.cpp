@@ -1,0 +1,193 @@
+// SASRec (Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018); see sasrec.h.
+#include "models/sequential/sasrec.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include <fmt/core.h>
+
+#include "core/config.h"
+#include "core/error.h"
+
+namespace rzoo {
+
+SASRecOptions SASRecOptions::from_config(const Config* cfg) {
+  SASRecOptions o;
+  if (!cfg) return o;
+  // Ranges are checked here, with the key, the value and the file:line that set it.
+  o.hidden_size(cfg->get_int("model.hidden_size", 1, 1 << 16));
+  o.layers(cfg->get_int("model.layers", 1, 64));
+  o.heads(cfg->get_int("model.heads", 1, 1 << 16));
+  o.inner_size(cfg->get_int("model.inner_size", 1, 1 << 20));
+  o.max_len(cfg->get_int("model.max_len", 1, 1 << 16));
+  o.dropout(cfg->get_double("model.dropout", 0.0, 0.999));
+  o.attn_dropout(cfg->get_double("model.attn_dropout", 0.0, 0.999));
+  o.init_std(cfg->get_double("model.init_std", 0.0, 10.0));
+  o.layer_norm_eps(cfg->get_double("model.layer_norm_eps", 1e-30, 1.0));
+  o.loss(cfg->get_choice("model.loss", sequence_losses()));
+  if (o.hidden_size() % o.heads() != 0)
+    cfg->bad("model.heads", fmt::format("must divide model.hidden_size ({}), got {}", o.hidden_size(), o.heads()));
+  return o;
+}
+
+void SASRecOptions::check() const {
+  // The same rules for options built in code (no config to point at).
+  auto need = [](bool ok, const std::string& msg) {
+    if (!ok) fail("sasrec: {}", msg);
+  };
+  need(hidden_size() >= 1, fmt::format("model.hidden_size must be >= 1, got {}", hidden_size()));
+  need(layers() >= 1, fmt::format("model.layers must be >= 1, got {}", layers()));
+  need(heads() >= 1 && hidden_size() % heads() == 0,
+       fmt::format("model.heads must divide model.hidden_size ({}), got {}", hidden_size(), heads()));
+  need(inner_size() >= 1, fmt::format("model.inner_size must be >= 1, got {}", inner_size()));
+  need(max_len() >= 1, fmt::format("model.max_len must be >= 1, got {}", max_len()));
+  need(dropout() >= 0 && dropout() < 1, fmt::format("model.dropout must be in [0, 1), got {}", dropout()));
+  need(attn_dropout() >= 0 && attn_dropout() < 1, fmt::format("model.attn_dropout must be in [0, 1), got {}", attn_dropout()));
+  need(loss() == "ce" || loss() == "bce", fmt::format("model.loss must be ce or bce, got '{}'", loss()));
+}
+
+SASRecBlockImpl::SASRecBlockImpl(const SASRecOptions& o)
+    : ln1(register_module("ln1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.hidden_size()}).eps(o.layer_norm_eps())))),
+      ln2(register_module("ln2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.hidden_size()}).eps(o.layer_norm_eps())))),
+      attn(register_module("attn", torch::nn::MultiheadAttention(
+                                       torch::nn::MultiheadAttentionOptions(o.hidden_size(), o.heads()).dropout(o.attn_dropout())))),
+      ff1(register_module("ff1", torch::nn::Linear(o.hidden_size(), o.inner_size()))),
+      ff2(register_module("ff2", torch::nn::Linear(o.inner_size(), o.hidden_size()))),
+      drop(register_module("drop", torch::nn::Dropout(o.dropout()))) {}
+
+at::Tensor SASRecBlockImpl::forward(const at::Tensor& x, const at::Tensor& mask) {
+  // LibTorch 1.13's C++ MultiheadAttention takes [L, B, D] and a 2-D [L, L] mask (it adds
+  // attn_mask.unsqueeze(0)); right padding makes the causal mask the only one needed.
+  const auto y = ln1(x).transpose(0, 1);                                        // [L, B, D]
+  const auto a = std::get<0>(attn->forward(y, y, y, at::Tensor(), false, mask)).transpose(0, 1);   // [B, L, D]
+  const auto z = x + drop(a);
+  return z + drop(ff2(drop(torch::relu(ff1(ln2(z))))));                          // [B, L, D]
+}
+
+SASRecImpl::SASRecImpl(const ModelContext& ctx) : SASRecImpl(ctx, SASRecOptions::from_config(ctx.config)) {}
+
+SASRecImpl::SASRecImpl(const ModelContext& ctx, SASRecOptions opts)
+    : RecommenderImpl("sasrec", ctx),
+      options((opts.check(), opts)),
+      item_emb(register_module("item_emb", torch::nn::Embedding(torch::nn::EmbeddingOptions(ctx.n_items + 1, opts.hidden_size())
+                                                                     .padding_idx(ctx.n_items)))),
+      pos_emb(register_module("pos_emb", torch::nn::Embedding(opts.max_len(), opts.hidden_size()))),
+      emb_drop(register_module("emb_drop", torch::nn::Dropout(opts.dropout()))),
+      blocks(register_module("blocks", torch::nn::ModuleList())),
+      final_ln(register_module("final_ln", torch::nn::LayerNorm(torch::nn::LayerNormOptions({opts.hidden_size()})
+                                                                    .eps(opts.layer_norm_eps())))),
+      hist_(ctx, opts.max_len(), "sasrec"),
+      emb_scale_(std::sqrt(static_cast<double>(opts.hidden_size()))) {
+  for (int64_t l = 0; l < options.layers(); ++l) blocks->push_back(SASRecBlock(options));
+  // Normal(0, init_std) weights and zero biases (the authors' and RecBole's initialisation);
+  // LayerNorms keep ones and zeros; the padding row stays zero.
+  torch::NoGradGuard no_grad;
+  for (auto& p : named_parameters()) {
+    const std::string& n = p.key();
+    if (n.find("ln") != std::string::npos) continue;
+    if (n.find("bias") != std::string::npos) p.value().zero_();
+    else p.value().normal_(0.0, options.init_std());
+  }
+  item_emb->weight[ctx.n_items].zero_();
+}
+
+at::Tensor SASRecImpl::encode(const at::Tensor& seq_in) {
+  const auto seq = last_columns(seq_in, options.max_len());  // [B, L]
+  const int64_t L = seq.size(1);
+  const auto shift = padding_shift(seq, n_items_);           // [B]
+  const auto right = left_to_right(seq, shift);              // [B, L], position j = j-th item of the window
+  const auto pos = torch::arange(L, seq.options());
+  // Item embeddings scaled by sqrt(D) before the positions are added, as in the authors' code.
+  auto x = emb_drop(item_emb(right) * emb_scale_ + pos_emb(pos).unsqueeze(0));  // [B, L, D]
+  // Causal: query j sees keys <= j (additive -inf above the diagonal).
+  const auto mask = torch::full({L, L}, -std::numeric_limits<float>::infinity(), x.options()).triu(1);  // [L, L]
+  for (const auto& b : *blocks) x = b->as<SASRecBlock>()->forward(x, mask);
+  return right_to_left(final_ln(x), shift);  // [B, L, D], left-padded like the input
+}
+
+at::Tensor SASRecImpl::history(const at::Tensor& users) const {
+  return hist_.windows(users, scope_, item_emb->weight.device());
+}
+
+at::Tensor SASRecImpl::loss(const Batch& b) {
+  const auto h = encode(b.seq);  // [B, L, D]
+  return next_item_loss(h, b, item_emb->weight, n_items_, options.loss());
+}
+
+at::Tensor SASRecImpl::score(const at::Tensor& users, const at::Tensor& items) {
+  const auto h = encode(history(users)).select(1, -1);  // [B, D]: after the most recent item
+  return (h * item_emb(items.to(h.device()))).sum(1);
+}
+
+at::Tensor SASRecImpl::score_all(const at::Tensor& users) {
+  const auto h = encode(history(users)).select(1, -1);                 // [B, D]
+  return torch::matmul(h, item_emb->weight.narrow(0, 0, n_items_).t());  // [B, I]
+}
+
+ScriptExport SASRecImpl::script_export() const {
+  ScriptExport e;
+  auto cpu = [](const at::Tensor& t) { return t.detach().to(torch::kCPU).clone(); };
+  // The blocks' parameters stacked over layers ([layers, ...]) so that one TorchScript loop
+  // runs them; `hist` is every user's window of all known interactions (scope All), the
+  // history the export serves from (and the C++ model scores from outside evaluations).
+  std::vector<std::vector<at::Tensor>> parts(14);
+  for (const auto& m : *blocks) {
+    auto* b = m->as<SASRecBlock>();
+    const at::Tensor ps[] = {b->ln1->weight, b->ln1->bias, b->attn->in_proj_weight, b->attn->in_proj_bias,
+                             b->attn->out_proj->weight, b->attn->out_proj->bias, b->ln2->weight, b->ln2->bias,
+                             b->ff1->weight, b->ff1->bias, b->ff2->weight, b->ff2->bias};
+    for (size_t k = 0; k < 12; ++k) parts[k].push_back(cpu(ps[k]));
+  }
+  static const char* names[] = {"ln1_w", "ln1_b", "in_w", "in_b", "out_w", "out_b", "ln2_w", "ln2_b", "ff1_w", "ff1_b", "ff2_w", "ff2_b"};
+  e.tensors = {{"item_w", cpu(item_emb->weight)}, {"pos_w", cpu(pos_emb->weight)},
+               {"lnf_w", cpu(final_ln->weight)},  {"lnf_b", cpu(final_ln->bias)},
+               {"hist", hist_.table(HistoryScope::All).clone()}};
+  for (size_t k = 0; k < 12; ++k) e.tensors.emplace_back(names[k], torch::stack(parts[k]));
+  const int64_t D = options.hidden_size(), H = options.heads();
+  // The same operations as encode() and LibTorch's multi_head_attention_forward in eval mode
+  // (dropout off): q scaled by 1 / sqrt(head_dim) before q k^T, the mask added, softmax.
+  e.code = fmt::format(R"(
+def _encode(self, seq: Tensor) -> Tensor:
+    B = seq.size(0)
+    L = seq.size(1)
+    shift = (seq == self.n_items).sum(1)
+    idx = torch.remainder(torch.arange(L).unsqueeze(0) + shift.unsqueeze(1), L)
+    right = seq.gather(1, idx)
+    x = torch.embedding(self.item_w, right) * {emb_scale} + torch.embedding(self.pos_w, torch.arange(L)).unsqueeze(0)
+    mask = torch.full([L, L], float("-inf")).triu(1)
+    for i in range(self.in_w.size(0)):
+        y = torch.layer_norm(x, [{D}], self.ln1_w[i], self.ln1_b[i], {eps}).transpose(0, 1)
+        qkv = torch.linear(y, self.in_w[i], self.in_b[i]).chunk(3, -1)
+        q = qkv[0] * {scaling}
+        q = q.contiguous().view(L, B * {H}, {dh}).transpose(0, 1)
+        k = qkv[1].contiguous().view(L, B * {H}, {dh}).transpose(0, 1)
+        v = qkv[2].contiguous().view(L, B * {H}, {dh}).transpose(0, 1)
+        w = torch.bmm(q, k.transpose(1, 2))
+        w += mask.unsqueeze(0)
+        w = torch.softmax(w, -1)
+        a = torch.bmm(w, v).transpose(0, 1).contiguous().view(L, B, {D})
+        a = torch.linear(a, self.out_w[i], self.out_b[i]).transpose(0, 1)
+        z = x + a
+        f = torch.relu(torch.linear(torch.layer_norm(z, [{D}], self.ln2_w[i], self.ln2_b[i], {eps}), self.ff1_w[i], self.ff1_b[i]))
+        x = z + torch.linear(f, self.ff2_w[i], self.ff2_b[i])
+    x = torch.layer_norm(x, [{D}], self.lnf_w, self.lnf_b, {eps})
+    back = torch.remainder(torch.arange(L).unsqueeze(0) - shift.unsqueeze(1) + L, L)
+    return x.gather(1, back.unsqueeze(2).expand(B, L, {D}))
+
+def _last(self, users: Tensor) -> Tensor:
+    return self._encode(self.hist.index_select(0, users)).select(1, -1)
+
+def _score(self, users: Tensor, items: Tensor) -> Tensor:
+    return (self._last(users) * self.item_w.index_select(0, items)).sum(1)
+
+def _score_all(self, users: Tensor) -> Tensor:
+    return torch.matmul(self._last(users), self.item_w.narrow(0, 0, self.n_items).t())
+)",
+                       fmt::arg("D", D), fmt::arg("H", H), fmt::arg("emb_scale", fmt::format("{:.17g}", emb_scale_)), fmt::arg("dh", D / H),
+                       fmt::arg("eps", fmt::format("{:.17g}", options.layer_norm_eps())),
+                       fmt::arg("scaling", fmt::format("{:.17g}", 1 / std::sqrt(static_cast<double>(D / H)))));
+  return e;
+}
+
+}  // namespace rzoo

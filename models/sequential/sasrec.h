@@ -1,0 +1,89 @@
+// SASRec: self-attentive sequential recommendation.
+// Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018.
+//
+// A user's most recent L items (left-padded) -> item embeddings * sqrt(D) + learned position embeddings
+// -> `layers` causal self-attention blocks (pre-LayerNorm, as the authors' code: x + Dropout(MHA(
+// LN(x))), then x + Dropout(FFN(LN(x))) with a ReLU feed-forward) -> final LayerNorm -> h [B, L, D].
+// The score of item i after position j is <h_j, E_i> with the input item table E (shared, as in
+// the paper). Positions count from the window's first real item (RecBole's convention), and keys
+// at padding positions are masked, so a position's output depends only on the items at or before
+// it, whatever the padding. Loss `model.loss`: full softmax cross-entropy over all items (ce,
+// RecBole's default, "SASRec+" of Klenitskiy & Vasilev, RecSys 2023) or the paper's binary
+// cross-entropy with one sampled negative per target (bce).
+#pragma once
+#include <torch/arg.h>
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+
+#include <string>
+
+#include "models/recommender.h"
+#include "models/sequential/history.h"
+
+namespace rzoo {
+
+struct SASRecOptions {
+  static SASRecOptions from_config(const Config* cfg);  // reads model.* (defaults when cfg is null)
+  void check() const;                                   // errors name the model.* key and value
+  TORCH_ARG(int64_t, hidden_size) = 64;   // D: item, position and block width
+  TORCH_ARG(int64_t, layers) = 2;         // self-attention blocks
+  TORCH_ARG(int64_t, heads) = 2;          // attention heads; must divide hidden_size
+  TORCH_ARG(int64_t, inner_size) = 256;   // feed-forward width
+  TORCH_ARG(int64_t, max_len) = 50;       // L: most recent items read
+  TORCH_ARG(double, dropout) = 0.2;       // on embeddings, block outputs and the feed-forward
+  TORCH_ARG(double, attn_dropout) = 0.2;  // on attention weights
+  TORCH_ARG(double, init_std) = 0.02;     // normal initialisation of embeddings and linear weights
+  TORCH_ARG(double, layer_norm_eps) = 1e-8;
+  TORCH_ARG(std::string, loss) = "ce";    // "ce" | "bce"
+};
+
+class SASRecBlockImpl : public torch::nn::Module {
+ public:
+  SASRecBlockImpl(const SASRecOptions& o);
+  // x [B, L, D], mask [B * heads, L, L] additive (0 or -inf) -> [B, L, D]
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask);
+
+  torch::nn::LayerNorm ln1{nullptr}, ln2{nullptr};
+  torch::nn::MultiheadAttention attn{nullptr};
+  torch::nn::Linear ff1{nullptr}, ff2{nullptr};
+  torch::nn::Dropout drop{nullptr};
+};
+TORCH_MODULE(SASRecBlock);
+
+class SASRecImpl : public RecommenderImpl {
+ public:
+  explicit SASRecImpl(const ModelContext& ctx);
+  SASRecImpl(const ModelContext& ctx, SASRecOptions options);
+
+  InputType input_type() const override { return InputType::Sequence; }
+  at::Tensor loss(const Batch& batch) override;
+  at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
+  at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
+  void set_history_scope(HistoryScope scope) override { scope_ = scope; }
+  ScriptExport script_export() const override;
+
+  // seq [B, L'] item indices (L' <= max_len, left-padded with n_items) -> h [B, L', D]
+  at::Tensor encode(const at::Tensor& seq);
+  // The [B, L] windows score() and score_all() read for `users` in the current scope.
+  at::Tensor history(const at::Tensor& users) const;
+  HistoryScope history_scope() const { return scope_; }
+
+  SASRecOptions options;
+  torch::nn::Embedding item_emb{nullptr};  // [I + 1, D], row I = padding (zero, no gradient)
+  torch::nn::Embedding pos_emb{nullptr};   // [L, D]
+  torch::nn::Dropout emb_drop{nullptr};
+  torch::nn::ModuleList blocks{nullptr};
+  torch::nn::LayerNorm final_ln{nullptr};
+
+ private:
+  UserHistories hist_;
+  HistoryScope scope_ = HistoryScope::All;
+  double emb_scale_;  // sqrt(hidden_size)
+};
+TORCH_MODULE(SASRec);
+
+}  // namespace rzoo

@@ -1,0 +1,371 @@
+// sasrec and gru4rec (models/sequential/): causality, padding, the losses against hand-computed
+// values, the loss falling in both batch layouts, the history each evaluation may see (no
+// leakage of valid or test targets), bad options and splits, and TorchScript export of
+// non-default shapes. The registry-wide contract (tests/test_models.cpp) covers the defaults.
+#include "helpers.h"
+#include "model_checks.h"
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/checkpoint.h"
+#include "core/log.h"
+#include "datasets/dataset.h"
+#include "datasets/sampler.h"
+#include "models/registry.h"
+#include "models/sequential/gru4rec.h"
+#include "models/sequential/history.h"
+#include "models/sequential/sasrec.h"
+#include "trainers/evaluator.h"
+#include "trainers/trainer.h"
+
+using namespace rzoo;
+using namespace rzoo::test;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// Synthetic data (200 users x 300 items, 20 interactions each, file order = time order) on the
+// leave-one-out split, with small models.
+struct SeqSetup {
+  Config cfg;
+  Dataset d;
+  Split split;
+  explicit SeqSetup(const std::string& model, std::vector<std::string> sets = {})
+      : cfg([&] {
+          std::vector<std::string> all = {"dataset.split.method=leave_last", "model.max_len=8", "model.dropout=0"};
+          if (model == "sasrec") {
+            all.insert(all.end(), {"model.hidden_size=16", "model.inner_size=32", "model.attn_dropout=0"});
+          } else {
+            all.insert(all.end(), {"model.embedding_size=16", "model.hidden_size=24"});
+          }
+          all.insert(all.end(), sets.begin(), sets.end());
+          return synthetic_config(model, all);
+        }()),
+        d(load_dataset(cfg)),
+        split(split_dataset(d, cfg)) {}
+  ModelContext ctx() const { return ModelContext{d.n_users(), d.n_items(), &cfg, &d, &split}; }
+};
+
+// encode() of either model, in eval mode.
+using Encode = std::function<at::Tensor(const at::Tensor&)>;
+
+struct Built {
+  Recommender model;
+  Encode encode;
+  at::Tensor item_weight;  // [I + 1, D]
+};
+
+Built build(const std::string& name, const ModelContext& ctx) {
+  torch::manual_seed(3);
+  Recommender m = make_model(name, ctx);
+  m->eval();
+  if (name == "sasrec") {
+    auto* s = m->as<SASRecImpl>();
+    return {m, [s](const at::Tensor& x) { return s->encode(x); }, s->item_emb->weight};
+  }
+  auto* g = m->as<GRU4RecImpl>();
+  return {m, [g](const at::Tensor& x) { return g->encode(x); }, g->item_emb->weight};
+}
+
+at::Tensor seq_of(std::vector<int64_t> v) { return torch::tensor(v, torch::kLong).unsqueeze(0); }
+
+}  // namespace
+
+TEST_CASE("sequential: a position's output ignores later items and padding", "[sasrec][gru4rec]") {
+  for (const std::string name : {"sasrec", "gru4rec"}) {
+    DYNAMIC_SECTION(name) {
+      SeqSetup s(name);
+      Built b = build(name, s.ctx());
+      torch::NoGradGuard no_grad;
+      const int64_t P = s.d.n_items();  // padding index
+      // Causal: changing the last two items leaves the outputs after the first four unchanged.
+      const auto h1 = b.encode(seq_of({P, P, 1, 2, 3, 4, 5, 6}));
+      const auto h2 = b.encode(seq_of({P, P, 1, 2, 3, 4, 9, 8}));
+      CHECK(torch::allclose(h1.narrow(1, 2, 4), h2.narrow(1, 2, 4), 1e-5, 1e-6));
+      CHECK_FALSE(torch::allclose(h1.select(1, 7), h2.select(1, 7), 1e-3, 1e-4));
+      // Padding: the same items with no padding (a 6-wide window), with more padding (the
+      // first items cut, compared from there on), and in a batch beside a longer row.
+      const auto h_nopad = b.encode(seq_of({1, 2, 3, 4, 5, 6}));
+      CHECK(torch::allclose(h1.narrow(1, 2, 6), h_nopad, 1e-5, 1e-6));
+      const auto batch = torch::cat({seq_of({P, P, 1, 2, 3, 4, 5, 6}), seq_of({7, 8, 9, 10, 11, 12, 13, 14})});
+      CHECK(torch::allclose(b.encode(batch).select(0, 0).narrow(0, 2, 6), h_nopad.squeeze(0), 1e-5, 1e-6));
+      // Whatever the padding row holds (it is zero and never trained), real positions do not read it.
+      b.item_weight[P].normal_();
+      CHECK(torch::allclose(b.encode(seq_of({P, P, 1, 2, 3, 4, 5, 6})).narrow(1, 2, 6), h_nopad, 1e-5, 1e-6));
+    }
+  }
+}
+
+TEST_CASE("sequential: ce and bce losses equal hand-computed values", "[sasrec][gru4rec]") {
+  for (const std::string name : {"sasrec", "gru4rec"}) {
+    for (const std::string loss : {"ce", "bce"}) {
+      DYNAMIC_SECTION(name << " " << loss) {
+        SeqSetup s(name, {"model.loss=" + loss});
+        Built b = build(name, s.ctx());
+        torch::NoGradGuard no_grad;
+        const int64_t P = s.d.n_items(), I = s.d.n_items();
+        // augment none: targets at every real position (P where none); one negative each.
+        Batch all;
+        all.users = torch::tensor({0, 1}, torch::kLong);
+        all.seq = torch::tensor(std::vector<int64_t>{P, P, P, P, P, 5, 6, 7, P, P, 1, 2, 3, 4, 5, 6}, torch::kLong).view({2, 8});
+        all.items = torch::tensor(std::vector<int64_t>{P, P, P, P, P, 6, 7, 8, P, P, 2, 3, 4, 5, 6, 9}, torch::kLong).view({2, 8});
+        all.neg_items = torch::tensor(std::vector<int64_t>{P, P, P, P, P, 40, 41, 42, P, P, 50, 51, 52, 53, 54, 55}, torch::kLong).view({2, 8});
+        // augment prefix: the window's last output predicts one item.
+        Batch pre{all.users, torch::tensor({8, 9}, torch::kLong), torch::tensor({42, 55}, torch::kLong), {}, all.seq};
+        const auto h = b.encode(all.seq).to(torch::kDouble);  // [2, 8, D]
+        const auto W = b.item_weight.to(torch::kDouble);
+        auto term = [&](int64_t r, int64_t j, int64_t tgt, int64_t neg) {
+          const auto hv = h[r][j];
+          if (loss == "ce") {
+            // -log softmax over the I real items (never the padding row)
+            double mx = -1e300;
+            std::vector<double> z(static_cast<size_t>(I));
+            for (int64_t i = 0; i < I; ++i) {
+              z[static_cast<size_t>(i)] = (hv * W[i]).sum().item<double>();
+              mx = std::max(mx, z[static_cast<size_t>(i)]);
+            }
+            double se = 0;
+            for (double v : z) se += std::exp(v - mx);
+            return mx + std::log(se) - z[static_cast<size_t>(tgt)];
+          }
+          const double sp = (hv * W[tgt]).sum().item<double>(), sn = (hv * W[neg]).sum().item<double>();
+          return std::log1p(std::exp(-sp)) + std::log1p(std::exp(sn));
+        };
+        double total = 0;
+        int64_t n = 0;
+        for (int64_t r = 0; r < 2; ++r)
+          for (int64_t j = 0; j < 8; ++j) {
+            const int64_t t = all.items[r][j].item<int64_t>();
+            if (t == P) continue;
+            total += term(r, j, t, all.neg_items[r][j].item<int64_t>());
+            ++n;
+          }
+        REQUIRE(n == 9);
+        CHECK(b.model->loss(all).item<double>() == Approx(total / n).epsilon(1e-5));
+        const double pre_hand = (term(0, 7, 8, 42) + term(1, 7, 9, 55)) / 2;
+        CHECK(b.model->loss(pre).item<double>() == Approx(pre_hand).epsilon(1e-5));
+      }
+    }
+  }
+}
+
+TEST_CASE("sequential: the loss falls in both batch layouts and with both losses", "[sasrec][gru4rec]") {
+  // 60 users x 30 items, user u's sequence u, u+1, ..., u+11 (mod 30) in time (file) order: the
+  // next item follows from the last one, which a sequence model learns quickly.
+  std::vector<int64_t> users, items;
+  for (int64_t u = 0; u < 60; ++u)
+    for (int64_t k = 0; k < 12; ++k) {
+      users.push_back(u);
+      items.push_back((u + k) % 30);
+    }
+  const TinyExample e = make_tiny_example(users, items, 60, 30);
+  for (const std::string name : {"sasrec", "gru4rec"}) {
+    for (const std::string aug : {"none", "prefix"}) {
+      for (const std::string loss : {"ce", "bce"}) {
+        DYNAMIC_SECTION(name << " augment " << aug << " loss " << loss) {
+          SeqSetup s(name, {"model.loss=" + loss});
+          const Split split = split_dataset(e.d, s.cfg);  // leave_last by file order
+          torch::manual_seed(1);
+          Recommender m = make_model(name, ModelContext{60, 30, &s.cfg, &e.d, &split});
+          auto sampler = make_sampler("uniform", split.train);
+          auto batcher = make_batcher(split, InputType::Sequence, *sampler, aug == "none" ? 8 : 64, 1,
+                                      SequenceOptions{8, aug == "prefix"});
+          auto opt = make_optimizer("adam", m->parameters(), 0.01, 0.0, 0.0);
+          const double before = epoch_loss(*m, *batcher, nullptr, 0);
+          for (uint64_t ep = 0; ep < 10; ++ep) epoch_loss(*m, *batcher, opt.get(), ep);
+          const double after = epoch_loss(*m, *batcher, nullptr, 0);
+          INFO(before << " -> " << after);
+          CHECK(after < 0.5 * before);
+        }
+      }
+    }
+  }
+}
+
+namespace {
+// Scores 1 for the most recent item of the user's history in its scope, 0 elsewhere: a model
+// that ranks the next item perfectly whenever its history contains that item as its last one.
+// `fixed` pins the scope (ignoring the evaluator), the control that shows the test can fail.
+class LastItemOracle : public RecommenderImpl {
+ public:
+  LastItemOracle(const ModelContext& ctx, std::optional<HistoryScope> fixed)
+      : RecommenderImpl("oracle", ctx), hist_(ctx, 4, "oracle"), fixed_(fixed) {
+    if (fixed) scope_ = *fixed;
+  }
+  InputType input_type() const override { return InputType::None; }
+  void fit(const Csr&) override {}
+  void set_history_scope(HistoryScope s) override {
+    seen.push_back(s);
+    if (!fixed_) scope_ = s;
+  }
+  at::Tensor score_all(const at::Tensor& users) override {
+    const auto last = hist_.windows(users, scope_, torch::kCPU).select(1, -1);  // [B]
+    auto out = torch::zeros({users.size(0), n_items_ + 1});
+    out.scatter_(1, last.unsqueeze(1), 1.0);
+    return out.narrow(1, 0, n_items_).clone();
+  }
+  at::Tensor score(const at::Tensor& users, const at::Tensor& items) override {
+    return score_all(users).gather(1, items.unsqueeze(1)).squeeze(1);
+  }
+  std::vector<HistoryScope> seen;
+
+ private:
+  UserHistories hist_;
+  std::optional<HistoryScope> fixed_;
+  HistoryScope scope_ = HistoryScope::All;
+};
+}  // namespace
+
+TEST_CASE("sequential: evaluation reads the history without the targets (no leakage)", "[sasrec][gru4rec][leakage]") {
+  SeqSetup s("sasrec");
+  EvalOptions eo;
+  eo.ks = {1};
+  eo.metrics = {"hr"};
+  // The evaluator's scopes: validation from train only, test from train + valid, All after.
+  auto oracle = std::make_shared<LastItemOracle>(s.ctx(), std::nullopt);
+  const double valid_hr = evaluate(*oracle, s.split, Target::Valid, eo, torch::kCPU, &s.d).get("hr@1");
+  auto names = [&] {
+    std::vector<std::string> v;
+    for (HistoryScope h : oracle->seen) v.push_back(to_string(h));
+    return v;
+  };
+  REQUIRE(names() == std::vector<std::string>{"train", "all"});
+  const double test_hr = evaluate(*oracle, s.split, Target::Test, eo, torch::kCPU, &s.d).get("hr@1");
+  CHECK(names() == std::vector<std::string>{"train", "all", "train+valid", "all"});
+  // The oracle would rank the target first if its history ended with it; it must not (the last
+  // history item is a masked training/validation item, so the target ties with ~280 others).
+  INFO("hr@1 valid " << valid_hr << ", test " << test_hr);
+  CHECK(valid_hr < 0.05);
+  CHECK(test_hr < 0.05);
+  // Controls: the same oracle pinned to the scope one step ahead finds every target.
+  auto peek_valid = std::make_shared<LastItemOracle>(s.ctx(), HistoryScope::TrainValid);
+  CHECK(evaluate(*peek_valid, s.split, Target::Valid, eo, torch::kCPU, &s.d).get("hr@1") == Approx(1.0));
+  auto peek_test = std::make_shared<LastItemOracle>(s.ctx(), HistoryScope::All);
+  CHECK(evaluate(*peek_test, s.split, Target::Test, eo, torch::kCPU, &s.d).get("hr@1") == Approx(1.0));
+
+  // The models' own windows: at validation the training sequence (no valid item); at test the
+  // training sequence plus the valid item last (no test item); outside evaluation all of it.
+  for (const std::string name : {"sasrec", "gru4rec"}) {
+    const SeqSetup sm(name);  // the same data and split, the model's own config
+    Recommender m = make_model(name, sm.ctx());
+    auto window = [&](HistoryScope sc, int64_t u) {
+      m->set_history_scope(sc);
+      const auto w = name == "sasrec" ? m->as<SASRecImpl>()->history(torch::tensor({u}, torch::kLong))
+                                      : m->as<GRU4RecImpl>()->history(torch::tensor({u}, torch::kLong));
+      return std::vector<int64_t>(w.data_ptr<int64_t>(), w.data_ptr<int64_t>() + w.numel());
+    };
+    for (int64_t u : {0, 5, 199}) {
+      std::vector<int64_t> train(s.split.train_seq.begin(u), s.split.train_seq.begin(u) + s.split.train_seq.size(u));
+      REQUIRE(s.split.valid.row_size(u) == 1);
+      REQUIRE(s.split.test.row_size(u) == 1);
+      const int64_t v = *s.split.valid.row_begin(u), t = *s.split.test.row_begin(u);
+      auto expect = [&](std::vector<int64_t> seq) {
+        std::vector<int64_t> out(8, s.d.n_items());
+        const size_t n = std::min<size_t>(8, seq.size());
+        std::copy(seq.end() - static_cast<std::ptrdiff_t>(n), seq.end(), out.end() - static_cast<std::ptrdiff_t>(n));
+        return out;
+      };
+      CHECK(window(HistoryScope::Train, u) == expect(train));
+      train.push_back(v);
+      CHECK(window(HistoryScope::TrainValid, u) == expect(train));
+      train.push_back(t);
+      CHECK(window(HistoryScope::All, u) == expect(train));
+    }
+  }
+}
+
+TEST_CASE("sequential: bad options and splits are refused with the key and the value", "[sasrec][gru4rec]") {
+  {
+    const Config cfg = synthetic_config("sasrec");  // the default random split
+    const Dataset d = load_dataset(cfg);
+    const Split split = split_dataset(d, cfg);
+    for (const std::string name : {"sasrec", "gru4rec"}) {
+      const Config c = synthetic_config(name);
+      CHECK_THROWS_WITH(make_model(name, ModelContext{d.n_users(), d.n_items(), &c, &d, &split}),
+                        Contains("dataset.split.method") && Contains("time-ordered split") && Contains("random"));
+    }
+  }
+  SeqSetup ok("sasrec");
+  auto refuses = [&](const std::string& name, const std::string& set, const std::string& msg) {
+    const Config c = synthetic_config(name, {"dataset.split.method=leave_last", set});
+    INFO(name << " " << set);
+    CHECK_THROWS_WITH(make_model(name, ModelContext{ok.d.n_users(), ok.d.n_items(), &c, &ok.d, &ok.split}), Contains(msg));
+  };
+  refuses("sasrec", "model.heads=3", "model.heads");
+  refuses("sasrec", "model.heads=3", "must divide model.hidden_size (64), got 3");
+  refuses("sasrec", "model.max_len=0", "model.max_len");
+  refuses("sasrec", "model.dropout=1.5", "model.dropout");
+  refuses("sasrec", "model.loss=bpr", "model.loss");
+  refuses("gru4rec", "model.max_len=-1", "model.max_len");
+  refuses("gru4rec", "model.hidden_size=0", "model.hidden_size");
+  // Options built in code: the same rules.
+  CHECK_THROWS_WITH(SASRec(ok.ctx(), SASRecOptions().hidden_size(10).heads(4)), Contains("model.heads must divide model.hidden_size (10), got 4"));
+  CHECK_THROWS_WITH(GRU4Rec(ok.ctx(), GRU4RecOptions().max_len(0)), Contains("model.max_len must be >= 1, got 0"));
+  // No data in the context: a clear refusal rather than empty histories.
+  CHECK_THROWS_WITH(SASRec(ModelContext{3, 4, nullptr}, SASRecOptions()), Contains("reads each user's history"));
+}
+
+TEST_CASE("sequential: TorchScript export of other shapes matches the C++ scores", "[sasrec][gru4rec][export]") {
+  for (const auto& [name, sets] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"sasrec", {"model.layers=1", "model.heads=4", "model.max_len=5"}},
+           {"sasrec", {"model.layers=3", "model.heads=1"}},
+           {"gru4rec", {"model.layers=2", "model.max_len=12"}}}) {
+    DYNAMIC_SECTION(name << " " << sets[0] << " " << sets[1]) {
+      SeqSetup s(name, sets);
+      Built b = build(name, s.ctx());
+      TempDir t;
+      const auto users = torch::tensor({0, 3, 3, 7, 199}, torch::kLong);
+      check_export_roundtrip(*b.model, s.cfg, s.d, s.split, users, t.path.string());
+    }
+  }
+}
+
+TEST_CASE("sequential: trains through the Trainer with its YAML's train.sequence keys; best.pt restores", "[sasrec][gru4rec][trainer]") {
+  for (const std::string name : {"sasrec", "gru4rec"}) {
+    DYNAMIC_SECTION(name) {
+      const Config cfg = synthetic_config(name, {"dataset.split.method=leave_last", "train.epochs=3", "model.max_len=10",
+                                                 "train.sequence.max_len=12"});
+      // The model's YAML asks for all-positions batches (one row per user).
+      CHECK(cfg.get_string("train.sequence.augment") == "none");
+      const Dataset d = load_dataset(cfg);
+      const Split split = split_dataset(d, cfg);
+      const ModelContext ctx{d.n_users(), d.n_items(), &cfg, &d, &split};
+      torch::manual_seed(1);
+      Recommender model = make_model(name, ctx);
+      TempDir t;
+      Logger log{true};
+      Trainer trainer(model, split, TrainOptions::from_config(cfg), EvalOptions::from_config(cfg), torch::kCPU, t.file("run"),
+                      log, &d);
+      REQUIRE(trainer.fit());
+      REQUIRE(trainer.history().size() == 3);
+      for (const auto& h : trainer.history()) {
+        CHECK(std::isfinite(h.loss));
+        CHECK(std::isfinite(h.valid));
+      }
+      CHECK(trainer.history().back().loss < trainer.history().front().loss);
+      trainer.restore_best();
+      torch::NoGradGuard no_grad;
+      model->eval();
+      const auto users = torch::arange(d.n_users(), torch::kLong);
+      const auto all = model->score_all(users);
+      torch::manual_seed(99);
+      Recommender fresh = make_model(name, ctx);
+      load_model_checkpoint(t.file("run/best.pt"), *fresh, name, torch::kCPU);
+      fresh->eval();
+      CHECK(torch::equal(fresh->score_all(users), all));
+      const EvalOptions eo = EvalOptions::from_config(cfg);
+      // Evaluation leaves the model in scope All: the same scores as before it.
+      const double ndcg = evaluate(*model, split, Target::Test, eo, torch::kCPU, &d).get("ndcg@10");
+      CHECK(std::isfinite(ndcg));
+      CHECK(torch::equal(model->score_all(users), all));
+    }
+  }
+}
