@@ -23,12 +23,15 @@ options:
   --config-dir DIR   folder with defaults.yaml, models/, datasets/ (default: the configs/ folder
                      above CONFIG, else $RZOO_CONFIG_DIR, else the one rzoo was built from)
   --quiet            print nothing but errors (the run folder's train.log still gets everything)
+  --allow-empty      train/evaluate/compare even when the valid or test part has no user with a
+                     target (an error otherwise): a warning, NaN metrics and exit status 3
   -h, --help         this help (also after a command)
   --version          print the version
 
 Configuration layers: configs/defaults.yaml < configs/models/<model>.yaml <
 configs/datasets/<dataset>.yaml < CONFIG < --set. Exit status: 0 success, 1 error, 2 bad usage,
-130 interrupted.
+3 success with an empty valid or test part (--allow-empty), 130 interrupted (Ctrl-C, SIGINT),
+143 terminated (SIGTERM).
 )";
 
 // `rzoo COMMAND --help`.
@@ -43,8 +46,11 @@ checkpoint on valid and test. Prints the resolved config first; writes a run fol
 output_dir (config.yaml, train.log, last.pt, best.pt, metrics.json, users.txt, items.txt).
 --resume continues an interrupted run from RUN_DIR/last.pt with the run's own config.yaml and
 ends with the same numbers as an uninterrupted run (--set threads=N, the only key it takes, changes
-the thread count). Ctrl-C stops after the current batch; the
-last complete epoch stays saved.
+the thread count). Ctrl-C (SIGINT, exit status 130) or SIGTERM (exit status 143) stops after
+the current batch; the last complete epoch stays saved. run_name must be one folder name (no '/',
+not '.' or '..', no control characters). A config error leaves no run folder. A valid (when
+asked for) or test part without users is an error; --allow-empty trains anyway, with a warning
+and exit status 3.
 )";
   if (command == "evaluate")
     return R"(usage: rzoo evaluate RUN_DIR [--set eval.KEY=VALUE ...]
@@ -111,6 +117,7 @@ void add_options(CLI::App& app, Args& a, bool& version) {
   app.add_option("--config-dir", a.config_dir);
   app.add_flag("--json", a.json);
   app.add_flag("--no-split", a.no_split);
+  app.add_flag("--allow-empty", a.allow_empty);
   app.add_option("-o,--out", a.out);
   app.add_option("--model", a.model);
   app.add_option("--user", a.user);

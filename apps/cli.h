@@ -17,6 +17,7 @@ struct Args {
   std::string resume, config_dir;
   std::string out, model, user, users_file, fallback, k;
   bool quiet = false, help = false, json = false, no_split = false;
+  bool allow_empty = false;  // an evaluation part without users: a warning and exit 3, not an error
 };
 
 // Every option is accepted after any command (and before it), as `rzoo train x.yaml --set k=v`

@@ -48,18 +48,17 @@ int train(const Args& a, Logger& log) {
     Config cfg = load_resolved_config(cfg_path);
     for (const auto& s : a.sets) cfg = cfg.with_set(s);
     const PreparedData data = prepare_data(cfg, log);
-    train_model(cfg, data, a.resume, log, /*resume=*/true);
-    return 0;
+    return train_model(cfg, data, a.resume, log, /*resume=*/true, a.allow_empty).empty_split ? 3 : 0;
   }
   const Config cfg = resolve_config(sources_for(a));
+  check_run_name(cfg);  // before the data is loaded (and maybe cached): a bad name writes nothing
   log.line("resolved config (each value with the file:line that set it):");
   log.line(cfg.dump());
   if (cfg.get_string("model.name").empty())
     fail("{}: no model named; set `model: NAME` (see `rzoo models`), or use `rzoo compare` for a `compare` list",
          a.positional[0]);
   const PreparedData data = prepare_data(cfg, log);
-  train_model(cfg, data, new_run_dir(cfg), log);
-  return 0;
+  return train_model(cfg, data, new_run_dir(cfg), log, /*resume=*/false, a.allow_empty).empty_split ? 3 : 0;
 }
 
 int data_stats(const Args& a, Logger& log) {
@@ -96,12 +95,11 @@ int run(const Args& a) {
   if (a.command == "train") return train(a, log);
   if (a.command == "evaluate") {
     if (a.positional.size() != 1) throw Usage("evaluate takes one RUN_DIR");
-    evaluate_run(a.positional[0], log, a.sets);
-    return 0;
+    return evaluate_run(a.positional[0], log, a.sets, a.allow_empty).empty_split ? 3 : 0;
   }
   if (a.command == "compare") {
-    compare_models(sources_for(a), log);
-    return 0;
+    const auto results = compare_models(sources_for(a), log, nullptr, a.allow_empty);
+    return std::any_of(results.begin(), results.end(), [](const RunResult& r) { return r.empty_split; }) ? 3 : 0;
   }
   if (a.command == "export") {
     if (a.positional.size() != 1) throw Usage("export takes one RUN_DIR");
@@ -116,11 +114,22 @@ int run(const Args& a) {
 
 }  // namespace
 
+namespace {
+// The signal that asked training to stop (SIGINT or SIGTERM), for the exit status 128 + signal.
+volatile std::sig_atomic_t g_stop_signal = 0;
+
+void on_stop_signal(int sig) {
+  g_stop_signal = sig;
+  request_stop();
+  std::signal(sig, SIG_DFL);  // a second Ctrl-C (or SIGTERM) ends the process at once
+}
+}  // namespace
+
 int main(int argc, char** argv) {
-  std::signal(SIGINT, [](int) {
-    request_stop();
-    std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
-  });
+  // SIGTERM (kill, a batch scheduler, docker stop) stops like Ctrl-C: after the current batch,
+  // with the last complete epoch saved for --resume and a message; exit status 143 (130 for SIGINT).
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
   try {
     return run(cli::parse(argc, argv));
   } catch (const Usage& e) {
@@ -128,7 +137,10 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const Error& e) {
     std::cerr << "rzoo: error: " << e.what() << "\n";
-    return stop_requested() ? 130 : 1;
+    if (!stop_requested()) return 1;
+    const int sig = g_stop_signal == 0 ? SIGINT : static_cast<int>(g_stop_signal);
+    std::cerr << fmt::format("rzoo: stopped by {} (exit status {})\n", sig == SIGTERM ? "SIGTERM" : "SIGINT", 128 + sig);
+    return 128 + sig;
   } catch (const c10::Error& e) {
     std::cerr << "rzoo: error: " << cli::first_line(e.what_without_backtrace()) << "\n";
     return 1;

@@ -202,6 +202,27 @@ std::string selected_name(const std::vector<const Layer*>& layers, const std::st
   return current;
 }
 
+// yaml-cpp keeps both entries of a key given twice in one map, and a lookup finds only one of
+// them: `model: bpr` then `model: pop` would silently train one of the two. Refused, naming both
+// lines (`where` is the file, or the --set text whose value was parsed).
+void check_duplicate_keys(const YAML::Node& n, const std::string& where, const std::string& path = "") {
+  if (n.IsMap()) {
+    std::map<std::string, YAML::Mark> seen;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      if (!it->first.IsScalar()) continue;
+      const std::string key = it->first.Scalar();
+      const std::string sub = path.empty() ? key : path + "." + key;
+      const auto [first, fresh] = seen.emplace(key, it->first.Mark());
+      if (!fresh)
+        fail("{}: duplicate key '{}' at line {} and line {} (a key may appear once in a map; remove one)", where, sub,
+             first->second.line + 1, it->first.Mark().line + 1);
+      check_duplicate_keys(it->second, where, sub);
+    }
+  } else if (n.IsSequence()) {
+    for (size_t i = 0; i < n.size(); ++i) check_duplicate_keys(n[i], where, fmt::format("{}[{}]", path, i));
+  }
+}
+
 Layer set_layer(const std::string& assignment) {
   const auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0)
@@ -214,6 +235,7 @@ Layer set_layer(const std::string& assignment) {
     value = YAML::Node(text);
   }
   if (text.empty()) value = YAML::Node(std::string());  // `--set a.path=` clears a string
+  check_duplicate_keys(value, "--set " + assignment, key);
   // Build {a: {b: value}} from "a.b".
   std::vector<std::string> parts;
   for (size_t start = 0;;) {
@@ -251,13 +273,15 @@ std::string join(const std::vector<std::string>& v) {
 }  // namespace
 
 Layer parse_layer(const std::string& text, const std::string& source) {
+  YAML::Node n;
   try {
-    YAML::Node n = YAML::Load(text);
-    if (n.IsNull()) n = YAML::Node(YAML::NodeType::Map);
-    return Layer{n, source, true};
+    n = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     fail("{}:{}:{}: YAML syntax error: {}", source, e.mark.line + 1, e.mark.column + 1, e.msg);
   }
+  check_duplicate_keys(n, source);
+  if (n.IsNull()) n = YAML::Node(YAML::NodeType::Map);
+  return Layer{n, source, true};
 }
 
 Layer load_layer(const std::string& path) {

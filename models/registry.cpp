@@ -13,6 +13,8 @@
 #include "models/general/mf_rating.h"
 #include "models/general/ncf.h"
 #include "models/general/pop.h"
+#include "models/sequential/bert4rec.h"
+#include "models/sequential/caser.h"
 #include "models/sequential/gru4rec.h"
 #include "models/sequential/sasrec.h"
 

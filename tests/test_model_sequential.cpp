@@ -328,8 +328,8 @@ TEST_CASE("sequential: TorchScript export of other shapes matches the C++ scores
   }
 }
 
-TEST_CASE("sequential: trains through the Trainer with its YAML's train.sequence keys; best.pt restores", "[sasrec][gru4rec][trainer]") {
-  for (const std::string name : {"sasrec", "gru4rec"}) {
+TEST_CASE("sequential: trains through the Trainer with its YAML's train.sequence keys, best.pt restores", "[sasrec][gru4rec][caser][bert4rec][trainer]") {
+  for (const std::string name : {"sasrec", "gru4rec", "caser", "bert4rec"}) {
     DYNAMIC_SECTION(name) {
       const Config cfg = synthetic_config(name, {"dataset.split.method=leave_last", "train.epochs=3", "model.max_len=10",
                                                  "train.sequence.max_len=12"});

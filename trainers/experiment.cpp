@@ -9,7 +9,9 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "core/checkpoint.h"
@@ -154,10 +156,51 @@ std::string eval_table(const EvalResult& res) {
   return fmt::format("{} ({} users; {})\n", res.split, res.n_users, res.protocol) + render_table(rows, false);
 }
 
+namespace {
+// A generated folder name's part (a model or dataset name) as one safe path component: only
+// letters, digits, '-', '_' and '.' survive, so `dataset.name=../../x` cannot leave output_dir.
+std::string safe_component(const std::string& s) {
+  std::string out;
+  for (const char c : s) out += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ? c : '_';
+  if (out.empty() || out == "." || out == "..") out = std::string(std::max<size_t>(out.size(), 1), '_');
+  return out;
+}
+
+// `s` printable on one line: control characters as \n, \t or \xNN.
+std::string escaped(const std::string& s) {
+  std::string out;
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (u < 0x20 || u == 0x7f) out += fmt::format("\\x{:02x}", u);
+    else out += c;
+  }
+  return out;
+}
+}  // namespace
+
+void check_run_name(const Config& cfg) {
+  const std::string name = cfg.get_string("run_name");
+  if (name.empty()) return;  // "" = the generated name
+  std::string why;
+  if (name == "." || name == "..") why = "is not a folder name";
+  else if (name.find('/') != std::string::npos) why = "contains '/'";
+  else if (std::any_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+    why = "contains a control character";
+  // The run folder must stay a single folder directly under output_dir.
+  if (!why.empty())
+    cfg.bad("run_name", fmt::format("'{}' ({}); it must be one folder name under output_dir (no '/', not '.' or '..', "
+                                    "no control characters), or \"\" for <model>-<dataset>-<time>",
+                                    escaped(name), why));
+}
+
 std::string new_run_dir(const Config& cfg, const std::string& parent) {
+  check_run_name(cfg);
   std::string name = cfg.get_string("run_name");
   if (name.empty())
-    name = fmt::format("{}-{}-{}", cfg.get_string("model.name"), cfg.get_string("dataset.name"), timestamp());
+    name = fmt::format("{}-{}-{}", safe_component(cfg.get_string("model.name")),
+                       safe_component(cfg.get_string("dataset.name")), timestamp());
   const fs::path base = parent.empty() ? fs::path(cfg.get_string("output_dir")) / name : fs::path(parent) / name;
   return unique_dir(base);
 }
@@ -173,10 +216,66 @@ void write_eval_files(const RunResult& r, const PreparedData& p, const EvalOptio
 }
 }  // namespace
 
-RunResult train_model(const Config& cfg, const PreparedData& p, const std::string& run_dir, Logger& log, bool resume) {
+namespace {
+// Was a validation part asked for? (A split may deliberately have none: then training runs its
+// epochs without early stopping.)
+bool validation_asked(const Config& cfg) {
+  const std::string method = cfg.get_string("dataset.split.method");
+  if (method == "random" || method == "temporal") {
+    const YAML::Node cut = cfg.node("dataset.split.cut");
+    if (method == "temporal" && cut.IsSequence() && cut.size() == 2) return cut[0].Scalar() != cut[1].Scalar();
+    const auto r = cfg.get_double_list("dataset.split.ratios");
+    return r.size() < 2 || r[1] > 0;
+  }
+  if (method == "leave_last") return cfg.get_int("dataset.split.valid_k") > 0;
+  if (!cfg.get_string("dataset.split.valid_path").empty()) return true;
+  return cfg.get_string("dataset.split.valid") != "none" &&
+         (cfg.get_int("dataset.split.valid_k") > 0 || cfg.get_double("dataset.split.valid_ratio") > 0);
+}
+}  // namespace
+
+bool check_evaluable(const Config& cfg, const Split& split, bool allow_empty) {
+  std::vector<std::string> empty;
+  if (validation_asked(cfg) && split.valid.nnz() == 0) empty.push_back("valid");
+  if (split.test.nnz() == 0) empty.push_back("test");
+  if (empty.empty()) return false;
+  const std::string parts = empty.size() == 2 ? "valid and test parts" : "'" + empty[0] + "' part";
+  const std::string what = fmt::format("the {} of the split ({}) {} no user with a target: {} metrics would be NaN",
+                                       parts, split.method, empty.size() == 2 ? "have" : "has",
+                                       empty.size() == 2 ? "their" : "its");
+  if (!allow_empty)
+    fail("{}; change dataset.split (or the data), or pass --allow-empty to run anyway (exit status 3)", what);
+  // Loud: on stderr even with --quiet, and the exit status says so too.
+  std::cerr << "rzoo: WARNING: " << what << " (--allow-empty given; exit status 3)\n";
+  return true;
+}
+
+RunResult train_model(const Config& cfg, const PreparedData& p, const std::string& run_dir, Logger& log, bool resume,
+                      bool allow_empty) {
   const std::string name = cfg.get_string("model.name");
   if (name.empty()) fail("model.name is not set: name a model in the experiment (model: bpr) or with --set model=NAME");
-  const c10::Device device = setup_runtime(cfg);
+  // The runtime, the model and the trainer are built before anything is written: a config error
+  // (a bad model option, say) must not leave a half-made run folder behind. A folder reserved
+  // for this run by new_run_dir and still empty is removed on such an error.
+  std::optional<Trainer> trainer;
+  Recommender model{nullptr};
+  EvalOptions eval;
+  c10::Device device(c10::kCPU);
+  bool empty_split = false;
+  try {
+    empty_split = check_evaluable(cfg, p.split, allow_empty);
+    device = setup_runtime(cfg);
+    const uint64_t seed = static_cast<uint64_t>(cfg.get_int("seed", 0));
+    torch::manual_seed(seed);
+    ModelContext ctx{p.data.n_users(), p.data.n_items(), &cfg, &p.data, &p.split};
+    model = make_model(name, ctx);
+    eval = EvalOptions::from_config(cfg);
+    trainer.emplace(model, p.split, TrainOptions::from_config(cfg), eval, device, run_dir, log, &p.data);
+  } catch (...) {
+    std::error_code ec;
+    if (!resume && fs::is_directory(run_dir, ec) && fs::is_empty(run_dir, ec)) fs::remove(run_dir, ec);
+    throw;
+  }
   fs::create_directories(run_dir);
   log.open(run_dir + "/train.log");
   if (!resume) {
@@ -186,22 +285,17 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
   }
   log.line(fmt::format("run {}: model {} on {} | device {} | {} threads", run_dir, name, p.data.name, device.str(),
                        torch::get_num_threads()));
-  const uint64_t seed = static_cast<uint64_t>(cfg.get_int("seed", 0));
-  torch::manual_seed(seed);
-  ModelContext ctx{p.data.n_users(), p.data.n_items(), &cfg, &p.data, &p.split};
-  Recommender model = make_model(name, ctx);
-  const EvalOptions eval = EvalOptions::from_config(cfg);
-  Trainer trainer(model, p.split, TrainOptions::from_config(cfg), eval, device, run_dir, log, &p.data);
-  if (resume) trainer.resume();
-  trainer.fit();
-  trainer.restore_best();
+  if (resume) trainer->resume();
+  trainer->fit();
+  trainer->restore_best();
 
   RunResult r;
   r.model = name;
   r.run_dir = run_dir;
-  r.best_epoch = trainer.best_epoch();
-  r.epochs_run = trainer.epoch();
-  r.train_seconds = trainer.train_seconds();
+  r.empty_split = empty_split;
+  r.best_epoch = trainer->best_epoch();
+  r.epochs_run = trainer->epoch();
+  r.train_seconds = trainer->train_seconds();
   r.valid = evaluate(*model, p.split, Target::Valid, eval, device, &p.data);
   r.test = evaluate(*model, p.split, Target::Test, eval, device, &p.data);
   log.line(fmt::format("best epoch {} of {}; {:.2f} s training", r.best_epoch, r.epochs_run, r.train_seconds));
@@ -247,10 +341,12 @@ std::unique_ptr<OpenedRun> open_run(const std::string& run_dir, Logger& log, con
   return r;
 }
 
-RunResult evaluate_run(const std::string& run_dir, Logger& log, const std::vector<std::string>& eval_sets) {
+RunResult evaluate_run(const std::string& run_dir, Logger& log, const std::vector<std::string>& eval_sets,
+                       bool allow_empty) {
   const auto o = open_run(run_dir, log, eval_sets);
   const PreparedData& p = o->data;
   RunResult r;
+  r.empty_split = check_evaluable(o->cfg, p.split, allow_empty);
   r.model = o->cfg.get_string("model.name");
   r.run_dir = run_dir;
   r.best_epoch = o->best_epoch;
@@ -278,13 +374,16 @@ RunResult evaluate_run(const std::string& run_dir, Logger& log, const std::vecto
   return r;
 }
 
-std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log, std::string* out_dir) {
+std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log, std::string* out_dir,
+                                      bool allow_empty) {
   const Config base = resolve_config(sources);
+  check_run_name(base);  // before anything is written
   const YAML::Node list = base.node("compare");
   if (!list.IsSequence() || list.size() == 0)
     fail("{}: 'compare' must list the models to compare (e.g. compare: [pop, bpr])", sources.experiment.source);
   // The shared dataset and split.
   PreparedData data = prepare_data(base, log);
+  check_evaluable(base, data.split, allow_empty);  // before the comparison's folder (warned once)
   const std::string base_dataset = YAML::Dump(base.node("dataset"));
   // What makes evaluations comparable: every eval key but the memory and output ones.
   auto eval_identity = [](const Config& c) {
@@ -324,10 +423,10 @@ std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log,
            sources.experiment.source, i);
     const std::string name = cfg.get_string("model.name");
     const int n = ++seen[name];
-    const std::string run_name = n == 1 ? name : fmt::format("{}-{}", name, n);
+    const std::string run_name = safe_component(n == 1 ? name : fmt::format("{}-{}", name, n));
     log.line(fmt::format("\n=== compare [{}/{}]: {}", i + 1, list.size(), run_name));
     log.line(cfg.dump());
-    RunResult r = train_model(cfg, data, unique_dir(fs::path(dir) / run_name), log);
+    RunResult r = train_model(cfg, data, unique_dir(fs::path(dir) / run_name), log, false, allow_empty);
     r.model = run_name;
     results.push_back(std::move(r));
   }

@@ -32,6 +32,7 @@ struct RunResult {
   EvalResult valid, test;
   int64_t best_epoch = 0, epochs_run = 0;
   double train_seconds = 0;
+  bool empty_split = false;  // valid or test had no user with a target (allowed by allow_empty)
 };
 
 // Sets LibTorch's thread count from `threads` and returns the device named by `device`
@@ -40,13 +41,23 @@ c10::Device setup_runtime(const Config& cfg);
 PreparedData prepare_data(const Config& cfg, Logger& log, bool split = true);  // split = false: data only
 // Peak resident memory of this process so far, in MB.
 double peak_rss_mb();
-// A new, unique run folder under output_dir (named run_name, or <model>-<dataset>-<time>).
+// A new, unique run folder under output_dir (named run_name, or <model>-<dataset>-<time> with
+// unsafe characters of the names replaced by '_').
 std::string new_run_dir(const Config& cfg, const std::string& parent = "");
+// Refuses a run_name that is not one safe folder name (contains '/', is '.' or '..', or has a
+// control character): run folders stay directly under output_dir.
+void check_run_name(const Config& cfg);
 
 // Trains `model.name` into run_dir (resuming from its last.pt if `resume`), restores the best
 // checkpoint and evaluates it on valid and test.
+// A valid (when the split asks for one) or test part without any user with a target is an error
+// naming it, before anything is written, unless allow_empty (then a warning on stderr, and the
+// result's empty_split is set: the CLI exits 3).
 RunResult train_model(const Config& cfg, const PreparedData& data, const std::string& run_dir, Logger& log,
-                      bool resume = false);
+                      bool resume = false, bool allow_empty = false);
+// That check: throws naming the empty part(s), or with allow_empty warns on stderr and returns
+// true; false when every part has users to evaluate.
+bool check_evaluable(const Config& cfg, const Split& split, bool allow_empty);
 // A finished run reopened: its config, data and split rebuilt (users and items checked against
 // the run's), and its best model loaded.
 struct OpenedRun {
@@ -63,11 +74,13 @@ std::unique_ptr<OpenedRun> open_run(const std::string& run_dir, Logger& log, con
 // Re-evaluates a finished run from its folder (rebuilding its data split from config.yaml) and
 // writes RUN_DIR/eval.json and the per-user files. With eval_sets (e.g. eval.protocol=full), the
 // files go to RUN_DIR/eval-<overrides>/ instead, next to the run's own results.
-RunResult evaluate_run(const std::string& run_dir, Logger& log, const std::vector<std::string>& eval_sets = {});
+RunResult evaluate_run(const std::string& run_dir, Logger& log, const std::vector<std::string>& eval_sets = {},
+                       bool allow_empty = false);
 // Trains every entry of the experiment's `compare` list on one dataset and split. Writes
 // compare.md, compare.csv, compare.tex (test metrics with bootstrap intervals and paired tests
 // against compare_stats.baseline) and compare.json in the comparison's folder (out_dir).
-std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log, std::string* out_dir = nullptr);
+std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log, std::string* out_dir = nullptr,
+                                      bool allow_empty = false);
 
 std::string eval_table(const EvalResult& res);
 

@@ -1,0 +1,218 @@
+// BERT4Rec (Sun et al., CIKM 2019); see bert4rec.h.
+#include "models/sequential/bert4rec.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include <fmt/core.h>
+
+#include "core/config.h"
+#include "core/error.h"
+
+namespace rzoo {
+
+BERT4RecOptions BERT4RecOptions::from_config(const Config* cfg) {
+  BERT4RecOptions o;
+  if (!cfg) return o;
+  // Ranges are checked here, with the key, the value and the file:line that set it.
+  o.hidden_size(cfg->get_int("model.hidden_size", 1, 1 << 16));
+  o.layers(cfg->get_int("model.layers", 1, 64));
+  o.heads(cfg->get_int("model.heads", 1, 1 << 16));
+  o.inner_size(cfg->get_int("model.inner_size", 1, 1 << 20));
+  // At inference the window holds at least one history item and the mask token.
+  o.max_len(cfg->get_int("model.max_len", 2, 1 << 16));
+  o.dropout(cfg->get_double("model.dropout", 0.0, 0.999));
+  o.mask_prob(cfg->get_double("model.mask_prob", 0.0, 1.0));
+  if (o.mask_prob() <= 0.0 || o.mask_prob() >= 1.0)
+    cfg->bad("model.mask_prob", fmt::format("must be in (0, 1) (a fraction of the items masked), got {}", o.mask_prob()));
+  o.init_std(cfg->get_double("model.init_std", 0.0, 10.0));
+  if (o.hidden_size() % o.heads() != 0)
+    cfg->bad("model.heads", fmt::format("must divide model.hidden_size ({}), got {}", o.hidden_size(), o.heads()));
+  return o;
+}
+
+void BERT4RecOptions::check() const {
+  // The same rules for options built in code (no config to point at).
+  auto need = [](bool ok, const std::string& msg) {
+    if (!ok) fail("bert4rec: {}", msg);
+  };
+  need(hidden_size() >= 1, fmt::format("model.hidden_size must be >= 1, got {}", hidden_size()));
+  need(layers() >= 1, fmt::format("model.layers must be >= 1, got {}", layers()));
+  need(heads() >= 1 && hidden_size() % heads() == 0,
+       fmt::format("model.heads must divide model.hidden_size ({}), got {}", hidden_size(), heads()));
+  need(inner_size() >= 1, fmt::format("model.inner_size must be >= 1, got {}", inner_size()));
+  need(max_len() >= 2, fmt::format("model.max_len must be >= 2, got {}", max_len()));
+  need(dropout() >= 0 && dropout() < 1, fmt::format("model.dropout must be in [0, 1), got {}", dropout()));
+  need(mask_prob() > 0 && mask_prob() < 1, fmt::format("model.mask_prob must be in (0, 1), got {}", mask_prob()));
+}
+
+BERT4RecImpl::BERT4RecImpl(const ModelContext& ctx) : BERT4RecImpl(ctx, BERT4RecOptions::from_config(ctx.config)) {}
+
+BERT4RecImpl::BERT4RecImpl(const ModelContext& ctx, BERT4RecOptions opts)
+    : RecommenderImpl("bert4rec", ctx),
+      options((opts.check(), opts)),
+      item_emb(register_module("item_emb", torch::nn::Embedding(torch::nn::EmbeddingOptions(ctx.n_items + 2, opts.hidden_size())
+                                                                     .padding_idx(ctx.n_items)))),
+      pos_emb(register_module("pos_emb", torch::nn::Embedding(opts.max_len(), opts.hidden_size()))),
+      emb_ln(register_module("emb_ln", torch::nn::LayerNorm(torch::nn::LayerNormOptions({opts.hidden_size()})))),
+      emb_drop(register_module("emb_drop", torch::nn::Dropout(opts.dropout()))),
+      blocks(register_module("blocks", torch::nn::ModuleList())),
+      head(register_module("head", torch::nn::Linear(opts.hidden_size(), opts.hidden_size()))),
+      out_bias(register_parameter("out_bias", torch::zeros({ctx.n_items}))),
+      hist_(ctx, opts.max_len() - 1, "bert4rec") {
+  for (int64_t l = 0; l < options.layers(); ++l)
+    blocks->push_back(torch::nn::TransformerEncoderLayer(torch::nn::TransformerEncoderLayerOptions(options.hidden_size(), options.heads())
+                                                             .dim_feedforward(options.inner_size())
+                                                             .dropout(options.dropout())
+                                                             .activation(torch::kGELU)));
+  // Normal(0, init_std) weights and zero biases (BERT's and RecBole's initialisation);
+  // LayerNorms keep ones and zeros; the padding row stays zero.
+  torch::NoGradGuard no_grad;
+  for (auto& p : named_parameters()) {
+    const std::string& n = p.key();
+    if (n.find("norm") != std::string::npos || n.find("ln") != std::string::npos) continue;
+    if (n.find("bias") != std::string::npos) p.value().zero_();
+    else p.value().normal_(0.0, options.init_std());
+  }
+  item_emb->weight[ctx.n_items].zero_();
+}
+
+at::Tensor BERT4RecImpl::encode(const at::Tensor& seq_in) {
+  const auto seq = last_columns(seq_in, options.max_len());  // [B, L]
+  const int64_t L = seq.size(1);
+  const auto shift = padding_shift(seq, n_items_);           // [B]
+  const auto right = left_to_right(seq, shift);              // [B, L], position j = j-th item of the window
+  const auto pos = torch::arange(L, seq.options());
+  auto x = emb_drop(emb_ln(item_emb(right) + pos_emb(pos).unsqueeze(0))).transpose(0, 1);  // [L, B, D]
+  // No causal mask (bidirectional); padding keys masked per sequence. A row always has a real
+  // item or the mask token, so no query row is fully masked.
+  const auto pad = right == n_items_;  // [B, L] bool, true = ignore
+  for (const auto& b : *blocks) x = b->as<torch::nn::TransformerEncoderLayer>()->forward(x, at::Tensor(), pad);
+  return right_to_left(x.transpose(0, 1), shift);  // [B, L, D], left-padded like the input
+}
+
+at::Tensor BERT4RecImpl::logits(const at::Tensor& h) {
+  return torch::addmm(out_bias, torch::gelu(head(h)), item_emb->weight.narrow(0, 0, n_items_).t());  // [N, I]
+}
+
+at::Tensor BERT4RecImpl::cloze_sequence(const Batch& b) const {
+  // The window followed by its (last) target: augment prefix has one target per row; with
+  // augment none, items[:, j] is the item after seq[:, j] and the last column is the sequence's
+  // last item (seq ends one item before it).
+  const auto last = b.items.dim() == 1 ? b.items : b.items.select(1, b.items.size(1) - 1);  // [B]
+  return last_columns(torch::cat({b.seq, last.unsqueeze(1)}, 1), options.max_len());     // [B, L]
+}
+
+at::Tensor BERT4RecImpl::cloze_mask(const at::Tensor& full) const {
+  const int64_t L = full.size(1);
+  const auto real = full != n_items_;  // [B, L]
+  // Padding draws 2, above every real draw and the threshold.
+  const auto r = torch::rand(full.sizes(), full.options().dtype(torch::kFloat)).masked_fill(~real, 2.0);
+  const auto masked = r < options.mask_prob();
+  const auto first = r.argmin(1, /*keepdim=*/true);  // [B, 1], a real position (every row has one)
+  const auto fallback = torch::arange(L, full.options()).unsqueeze(0) == first;
+  return masked | (fallback & ~masked.any(1, /*keepdim=*/true));
+}
+
+at::Tensor BERT4RecImpl::cloze_loss(const at::Tensor& full, const at::Tensor& masked) {
+  const auto h = encode(full.masked_fill(masked, mask_token()));  // [B, L, D]
+  const auto tgt = full.index({masked});                          // [N]
+  TORCH_CHECK(tgt.numel() > 0, "bert4rec: no masked position in the batch");
+  return torch::nn::functional::cross_entropy(logits(h.index({masked})), tgt);
+}
+
+at::Tensor BERT4RecImpl::loss(const Batch& b) {
+  const auto full = cloze_sequence(b);
+  return cloze_loss(full, cloze_mask(full));
+}
+
+at::Tensor BERT4RecImpl::history(const at::Tensor& users) const {
+  return hist_.windows(users, scope_, item_emb->weight.device());
+}
+
+at::Tensor BERT4RecImpl::last_output(const at::Tensor& users) {
+  const auto h = history(users);  // [B, L - 1]
+  const auto seq = torch::cat({h, torch::full({h.size(0), 1}, mask_token(), h.options())}, 1);
+  return encode(seq).select(1, -1);  // [B, D]
+}
+
+at::Tensor BERT4RecImpl::score(const at::Tensor& users, const at::Tensor& items) {
+  const auto g = torch::gelu(head(last_output(users)));  // [B, D]
+  const auto it = items.to(g.device());
+  return (g * item_emb(it)).sum(1) + out_bias.index_select(0, it);
+}
+
+at::Tensor BERT4RecImpl::score_all(const at::Tensor& users) { return logits(last_output(users)); }
+
+ScriptExport BERT4RecImpl::script_export() const {
+  ScriptExport e;
+  auto cpu = [](const at::Tensor& t) { return t.detach().to(torch::kCPU).clone(); };
+  // The blocks' parameters stacked over layers ([layers, ...]) so that one TorchScript loop runs
+  // them; `hist` is every user's window of all known interactions (scope All).
+  std::vector<std::vector<at::Tensor>> parts(12);
+  double eps1 = 1e-5, eps2 = 1e-5;
+  for (const auto& m : *blocks) {
+    auto* b = m->as<torch::nn::TransformerEncoderLayer>();
+    const at::Tensor ps[] = {b->self_attn->in_proj_weight, b->self_attn->in_proj_bias, b->self_attn->out_proj->weight,
+                             b->self_attn->out_proj->bias, b->norm1->weight,            b->norm1->bias,
+                             b->linear1->weight,           b->linear1->bias,            b->linear2->weight,
+                             b->linear2->bias,             b->norm2->weight,            b->norm2->bias};
+    for (size_t k = 0; k < 12; ++k) parts[k].push_back(cpu(ps[k]));
+    eps1 = b->norm1->options.eps();
+    eps2 = b->norm2->options.eps();
+  }
+  static const char* names[] = {"in_w", "in_b", "out_w", "out_b", "ln1_w", "ln1_b", "ff1_w", "ff1_b", "ff2_w", "ff2_b", "ln2_w", "ln2_b"};
+  e.tensors = {{"item_w", cpu(item_emb->weight)}, {"pos_w", cpu(pos_emb->weight)}, {"lne_w", cpu(emb_ln->weight)},
+               {"lne_b", cpu(emb_ln->bias)},      {"head_w", cpu(head->weight)},  {"head_b", cpu(head->bias)},
+               {"obias", cpu(out_bias)},          {"hist", hist_.table(HistoryScope::All).clone()}};
+  for (size_t k = 0; k < 12; ++k) e.tensors.emplace_back(names[k], torch::stack(parts[k]));
+  const int64_t D = options.hidden_size(), H = options.heads();
+  // The same operations as encode() and LibTorch's TransformerEncoderLayer (post-LayerNorm, GELU)
+  // and multi_head_attention_forward in eval mode: q scaled by 1 / sqrt(head_dim), padding keys
+  // set to -inf per sequence, softmax.
+  e.code = fmt::format(R"(
+def _last(self, users: Tensor) -> Tensor:
+    h = self.hist.index_select(0, users)
+    seq = torch.cat([h, torch.full_like(h.narrow(1, 0, 1), self.n_items + 1)], 1)
+    B = seq.size(0)
+    L = seq.size(1)
+    shift = (seq == self.n_items).sum(1)
+    idx = torch.remainder(torch.arange(L).unsqueeze(0) + shift.unsqueeze(1), L)
+    right = seq.gather(1, idx)
+    pad = right == self.n_items
+    x = torch.embedding(self.item_w, right) + torch.embedding(self.pos_w, torch.arange(L)).unsqueeze(0)
+    x = torch.layer_norm(x, [{D}], self.lne_w, self.lne_b, {eps_e}).transpose(0, 1)
+    for i in range(self.in_w.size(0)):
+        qkv = torch.linear(x, self.in_w[i], self.in_b[i]).chunk(3, -1)
+        q = qkv[0] * {scaling}
+        q = q.contiguous().view(L, B * {H}, {dh}).transpose(0, 1)
+        k = qkv[1].contiguous().view(L, B * {H}, {dh}).transpose(0, 1)
+        v = qkv[2].contiguous().view(L, B * {H}, {dh}).transpose(0, 1)
+        w = torch.bmm(q, k.transpose(1, 2)).view(B, {H}, L, L)
+        w = w.masked_fill(pad.unsqueeze(1).unsqueeze(2), float("-inf")).view(B * {H}, L, L)
+        w = torch.softmax(w, -1)
+        a = torch.bmm(w, v).transpose(0, 1).contiguous().view(L, B, {D})
+        a = torch.linear(a, self.out_w[i], self.out_b[i])
+        x = torch.layer_norm(x + a, [{D}], self.ln1_w[i], self.ln1_b[i], {eps1})
+        f = torch.linear(torch.gelu(torch.linear(x, self.ff1_w[i], self.ff1_b[i])), self.ff2_w[i], self.ff2_b[i])
+        x = torch.layer_norm(x + f, [{D}], self.ln2_w[i], self.ln2_b[i], {eps2})
+    x = x.transpose(0, 1)
+    back = torch.remainder(torch.arange(L).unsqueeze(0) - shift.unsqueeze(1) + L, L)
+    x = x.gather(1, back.unsqueeze(2).expand(B, L, {D})).select(1, -1)
+    return torch.gelu(torch.linear(x, self.head_w, self.head_b))
+
+def _score(self, users: Tensor, items: Tensor) -> Tensor:
+    return (self._last(users) * self.item_w.index_select(0, items)).sum(1) + self.obias.index_select(0, items)
+
+def _score_all(self, users: Tensor) -> Tensor:
+    return torch.addmm(self.obias, self._last(users), self.item_w.narrow(0, 0, self.n_items).t())
+)",
+                       fmt::arg("D", D), fmt::arg("H", H), fmt::arg("dh", D / H),
+                       fmt::arg("eps_e", fmt::format("{:.17g}", emb_ln->options.eps())), fmt::arg("eps1", fmt::format("{:.17g}", eps1)),
+                       fmt::arg("eps2", fmt::format("{:.17g}", eps2)),
+                       fmt::arg("scaling", fmt::format("{:.17g}", 1 / std::sqrt(static_cast<double>(D / H)))));
+  return e;
+}
+
+}  // namespace rzoo
