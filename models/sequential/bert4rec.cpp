@@ -150,23 +150,21 @@ ScriptExport BERT4RecImpl::script_export() const {
   auto cpu = [](const at::Tensor& t) { return t.detach().to(torch::kCPU).clone(); };
   // The blocks' parameters stacked over layers ([layers, ...]) so that one TorchScript loop runs
   // them; `hist` is every user's window of all known interactions (scope All).
-  std::vector<std::vector<at::Tensor>> parts(12);
+  std::vector<std::vector<at::Tensor>> per_layer;
   double eps1 = 1e-5, eps2 = 1e-5;
   for (const auto& m : *blocks) {
     auto* b = m->as<torch::nn::TransformerEncoderLayer>();
-    const at::Tensor ps[] = {b->self_attn->in_proj_weight, b->self_attn->in_proj_bias, b->self_attn->out_proj->weight,
-                             b->self_attn->out_proj->bias, b->norm1->weight,            b->norm1->bias,
-                             b->linear1->weight,           b->linear1->bias,            b->linear2->weight,
-                             b->linear2->bias,             b->norm2->weight,            b->norm2->bias};
-    for (size_t k = 0; k < 12; ++k) parts[k].push_back(cpu(ps[k]));
+    per_layer.push_back({b->self_attn->in_proj_weight, b->self_attn->in_proj_bias, b->self_attn->out_proj->weight,
+                         b->self_attn->out_proj->bias, b->norm1->weight, b->norm1->bias, b->linear1->weight,
+                         b->linear1->bias, b->linear2->weight, b->linear2->bias, b->norm2->weight, b->norm2->bias});
     eps1 = b->norm1->options.eps();
     eps2 = b->norm2->options.eps();
   }
-  static const char* names[] = {"in_w", "in_b", "out_w", "out_b", "ln1_w", "ln1_b", "ff1_w", "ff1_b", "ff2_w", "ff2_b", "ln2_w", "ln2_b"};
   e.tensors = {{"item_w", cpu(item_emb->weight)}, {"pos_w", cpu(pos_emb->weight)}, {"lne_w", cpu(emb_ln->weight)},
                {"lne_b", cpu(emb_ln->bias)},      {"head_w", cpu(head->weight)},  {"head_b", cpu(head->bias)},
                {"obias", cpu(out_bias)},          {"hist", hist_.table(HistoryScope::All).clone()}};
-  for (size_t k = 0; k < 12; ++k) e.tensors.emplace_back(names[k], torch::stack(parts[k]));
+  add_stacked_layers(e, {"in_w", "in_b", "out_w", "out_b", "ln1_w", "ln1_b", "ff1_w", "ff1_b", "ff2_w", "ff2_b", "ln2_w", "ln2_b"},
+                     per_layer);
   const int64_t D = options.hidden_size(), H = options.heads();
   // The same operations as encode() and LibTorch's TransformerEncoderLayer (post-LayerNorm, GELU)
   // and multi_head_attention_forward in eval mode: q scaled by 1 / sqrt(head_dim), padding keys

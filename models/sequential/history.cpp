@@ -136,4 +136,17 @@ at::Tensor next_item_loss(const at::Tensor& h, const Batch& b, const at::Tensor&
   return (torch::nn::functional::softplus(-pos_s) + torch::nn::functional::softplus(neg_s)).mean();
 }
 
+void add_stacked_layers(ScriptExport& e, const std::vector<std::string>& names,
+                        const std::vector<std::vector<at::Tensor>>& per_layer) {
+  for (size_t k = 0; k < names.size(); ++k) {
+    std::vector<at::Tensor> layers;
+    for (const auto& l : per_layer) {
+      TORCH_CHECK(l.size() == names.size(), "add_stacked_layers: a layer has ", l.size(), " tensors for ",
+                  names.size(), " names");
+      layers.push_back(l[k].detach().to(torch::kCPU));
+    }
+    e.tensors.emplace_back(names[k], torch::stack(layers));
+  }
+}
+
 }  // namespace rzoo

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "models/recommender.h"
 
@@ -69,5 +70,11 @@ at::Tensor next_item_loss(const at::Tensor& h, const Batch& batch, const at::Ten
 
 // The losses `model.loss` accepts.
 const std::vector<std::string>& sequence_losses();
+
+// Adds to an export one tensor per name: the k-th tensor of every layer (per_layer[l][k]), copied
+// to the CPU and stacked into [layers, ...], so that one TorchScript loop runs the layers
+// (the transformer models' blocks).
+void add_stacked_layers(ScriptExport& e, const std::vector<std::string>& names,
+                        const std::vector<std::vector<at::Tensor>>& per_layer);
 
 }  // namespace rzoo

@@ -131,19 +131,18 @@ ScriptExport SASRecImpl::script_export() const {
   // The blocks' parameters stacked over layers ([layers, ...]) so that one TorchScript loop
   // runs them; `hist` is every user's window of all known interactions (scope All), the
   // history the export serves from (and the C++ model scores from outside evaluations).
-  std::vector<std::vector<at::Tensor>> parts(14);
+  std::vector<std::vector<at::Tensor>> per_layer;
   for (const auto& m : *blocks) {
     auto* b = m->as<SASRecBlock>();
-    const at::Tensor ps[] = {b->ln1->weight, b->ln1->bias, b->attn->in_proj_weight, b->attn->in_proj_bias,
-                             b->attn->out_proj->weight, b->attn->out_proj->bias, b->ln2->weight, b->ln2->bias,
-                             b->ff1->weight, b->ff1->bias, b->ff2->weight, b->ff2->bias};
-    for (size_t k = 0; k < 12; ++k) parts[k].push_back(cpu(ps[k]));
+    per_layer.push_back({b->ln1->weight, b->ln1->bias, b->attn->in_proj_weight, b->attn->in_proj_bias,
+                         b->attn->out_proj->weight, b->attn->out_proj->bias, b->ln2->weight, b->ln2->bias,
+                         b->ff1->weight, b->ff1->bias, b->ff2->weight, b->ff2->bias});
   }
-  static const char* names[] = {"ln1_w", "ln1_b", "in_w", "in_b", "out_w", "out_b", "ln2_w", "ln2_b", "ff1_w", "ff1_b", "ff2_w", "ff2_b"};
   e.tensors = {{"item_w", cpu(item_emb->weight)}, {"pos_w", cpu(pos_emb->weight)},
                {"lnf_w", cpu(final_ln->weight)},  {"lnf_b", cpu(final_ln->bias)},
                {"hist", hist_.table(HistoryScope::All).clone()}};
-  for (size_t k = 0; k < 12; ++k) e.tensors.emplace_back(names[k], torch::stack(parts[k]));
+  add_stacked_layers(e, {"ln1_w", "ln1_b", "in_w", "in_b", "out_w", "out_b", "ln2_w", "ln2_b", "ff1_w", "ff1_b", "ff2_w", "ff2_b"},
+                     per_layer);
   const int64_t D = options.hidden_size(), H = options.heads();
   // The same operations as encode() and LibTorch's multi_head_attention_forward in eval mode
   // (dropout off): q scaled by 1 / sqrt(head_dim) before q k^T, the mask added, softmax.
