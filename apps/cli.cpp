@@ -94,11 +94,18 @@ The data is rebuilt from RUN_DIR/config.yaml (and must still give the run's user
   if (command == "recommend")
     return R"(usage: rzoo recommend --model model.pt --user RAW_ID [-k 10] [--fallback popular]
        rzoo recommend --model model.pt --users-file FILE [-k 10] [--out recs.csv] [--fallback popular]
+       rzoo recommend --model model.pt --history ID,ID,... [-k 10] [--skip-unknown]
 
 Prints the top-k items (raw ids, scores, titles when the data had them) that an exported model
 recommends to a user, never one the user already interacted with. --users-file reads one raw
-user id per line and writes CSV (user,rank,item,score,title) to --out or stdout. An unknown user
-is an error unless --fallback popular, which recommends the most popular items instead.
+user id per line and writes CSV (user,rank,item,score,title,source) to --out or stdout. An unknown
+user is an error unless --fallback popular, which recommends the most popular items instead: their
+rows have source 'popular' (score: the item's training interactions), the others 'model', and
+stderr counts them.
+--history ranks for a sequence of raw item ids (the most recent last) that need not belong to any
+known user: a new user, a session. Sequential models only (sasrec, gru4rec, caser, bert4rec,
+markov); the history's items are not recommended. An unknown item id is an error naming it unless
+--skip-unknown; an empty history is an error.
 )";
   return nullptr;
 }
@@ -123,6 +130,8 @@ void add_options(CLI::App& app, Args& a, bool& version) {
   app.add_option("--user", a.user);
   app.add_option("--users-file", a.users_file);
   app.add_option("--fallback", a.fallback);
+  app.add_option("--history", a.history);
+  app.add_flag("--skip-unknown", a.skip_unknown);
   app.add_option("-k,--k", a.k);
 }
 
@@ -161,6 +170,7 @@ Args parse(int argc, char** argv) {
     throw Usage(e.what());
   }
   for (const CLI::App* sub : app.get_subcommands()) a.command = sub->get_name();
+  a.history_given = app.count("--history") > 0;
   check_leftovers(app.remaining(true), a.command);
   if (version) a.command = "version";
   return a;

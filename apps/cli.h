@@ -16,6 +16,9 @@ struct Args {
   std::vector<std::string> positional, sets;
   std::string resume, config_dir;
   std::string out, model, user, users_file, fallback, k;
+  std::string history;        // recommend --history: comma-separated raw item ids, the most recent last
+  bool history_given = false;  // --history appeared (an empty value is an error, not "absent")
+  bool skip_unknown = false;   // recommend --skip-unknown
   bool quiet = false, help = false, json = false, no_split = false;
   bool allow_empty = false;  // an evaluation part without users: a warning and exit 3, not an error
 };

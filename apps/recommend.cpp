@@ -36,7 +36,9 @@ int64_t parse_k(const std::string& text) {
 
 void check_usage(const Args& a) {
   if (a.model.empty()) throw Usage("recommend needs --model FILE (from `rzoo export`)");
-  if (a.user.empty() == a.users_file.empty()) throw Usage("recommend needs either --user RAW_ID or --users-file FILE");
+  const int given = int(!a.user.empty()) + int(!a.users_file.empty()) + int(a.history_given);
+  if (given != 1) throw Usage("recommend needs exactly one of --user RAW_ID, --users-file FILE or --history ID,ID,...");
+  if (a.skip_unknown && !a.history_given) throw Usage("--skip-unknown goes with --history");
   if (!a.positional.empty()) throw Usage("recommend takes no positional arguments (use --user or --users-file)");
   if (!a.fallback.empty() && a.fallback != "popular")
     throw Usage("--fallback takes 'popular', got '" + a.fallback + "'");
@@ -89,12 +91,60 @@ std::vector<std::string> read_users(const Args& a) {
   return users;
 }
 
+// --history: comma-separated raw ids, blanks around them ignored.
+std::vector<std::string> split_history(const std::string& text) {
+  std::vector<std::string> ids;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t end = std::min(text.find(',', start), text.size());
+    std::string id = text.substr(start, end - start);
+    id.erase(0, id.find_first_not_of(" \t"));
+    id.erase(id.find_last_not_of(" \t") + 1);
+    if (!id.empty()) ids.push_back(id);
+    start = end + 1;
+  }
+  if (ids.empty()) fail("--history: the history is empty: give at least one item id (comma-separated, the most recent last)");
+  return ids;
+}
+
+int recommend_history(const Args& a, Exported& x, int64_t k) {
+  if (!x.module.find_method("recommend_history"))
+    fail("{}: model '{}' ranks from known users only, not from a history of items (--history needs a sequential "
+         "model: sasrec, gru4rec, caser, bert4rec, markov)",
+         a.model, x.module.attr("model_name").toStringRef());
+  const std::vector<std::string> hist = split_history(a.history);
+  const auto item_ids = x.module.attr("item_ids").toList();
+  const auto titles = x.module.attr("item_titles").toList();
+  std::vector<std::string> unknown;
+  for (const auto& id : hist)
+    if (x.call("item_index", {id}).toInt() < 0) unknown.push_back(id);
+  if (!unknown.empty() && !a.skip_unknown)
+    fail("--history: unknown item id '{}'{} (the model knows {} items); --skip-unknown skips unknown ids", unknown[0],
+         unknown.size() > 1 ? fmt::format(" and {} more", unknown.size() - 1) : "", item_ids.size());
+  if (unknown.size() == hist.size()) fail("--history: every item id is unknown ({}), nothing to rank from", hist.size());
+  c10::List<std::string> list;
+  for (const auto& id : hist) list.push_back(id);
+  const auto out = x.call("recommend_history", {list, k, a.skip_unknown}).toTuple();
+  const auto ids = out->elements()[0].toList(), scores = out->elements()[1].toList();
+  const int64_t n_top = std::min<int64_t>(k, static_cast<int64_t>(item_ids.size()));  // never "top 10^12"
+  std::cout << fmt::format("top {} after a history of {} items{}:\n", n_top, hist.size() - unknown.size(),
+                           unknown.empty() ? "" : fmt::format(" ({} unknown skipped)", unknown.size()));
+  for (size_t j = 0; j < ids.size(); ++j) {
+    const std::string id = ids.get(j).toStringRef();
+    const int64_t it = x.call("item_index", {id}).toInt();
+    const std::string title = titles.size() > static_cast<size_t>(it) ? titles.get(static_cast<size_t>(it)).toStringRef() : "";
+    std::cout << fmt::format("{:>4}  {:<12} {:>10.4f}  {}\n", j + 1, id, scores.get(j).toDouble(), title);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int recommend(const Args& a) {
   check_usage(a);
   const int64_t k = parse_k(a.k);
   Exported x = load_exported(a.model);
+  if (a.history_given) return recommend_history(a, x, k);
   const auto item_ids = x.module.attr("item_ids").toList();
   const auto titles = x.module.attr("item_titles").toList();
   const bool fallback = a.fallback == "popular";
@@ -111,7 +161,11 @@ int recommend(const Args& a) {
   const at::Tensor pop = x.module.attr("popularity").toTensor();
   const int64_t n_items = x.module.attr("n_items").toInt();
   const bool csv_out = !a.users_file.empty();
-  std::string csv = "user,rank,item,score,title\n";
+  const int64_t n_top = std::min(k, n_items);  // what a list can hold: never "top 10^12"
+  // source: `model` (ranked by the model) or `popular` (--fallback popular for an unknown user:
+  // the score is then the item's count of training interactions, not a model score).
+  std::string csv = "user,rank,item,score,title,source\n";
+  int64_t fallback_users = 0, fallback_rows = 0;
   for (size_t i = 0; i < users.size(); ++i) {
     at::Tensor values, items;
     if (index[i] >= 0) {
@@ -119,10 +173,12 @@ int recommend(const Args& a) {
       values = out->elements()[0].toTensor()[0];
       items = out->elements()[1].toTensor()[0];
     } else {
-      std::tie(values, items) = torch::topk(pop, std::min(k, n_items));
+      std::tie(values, items) = torch::topk(pop, n_top);
+      ++fallback_users;
     }
+    const char* source = index[i] >= 0 ? "model" : "popular";
     if (!csv_out)
-      std::cout << fmt::format("top {} for user {}{}:\n", k, users[i],
+      std::cout << fmt::format("top {} for user {}{}:\n", n_top, users[i],
                                index[i] < 0 ? " (unknown: most popular items)" : "");
     int64_t rank = 0;
     for (int64_t j = 0; j < items.size(0); ++j) {
@@ -133,9 +189,15 @@ int recommend(const Args& a) {
       const std::string title = titles.size() > it ? titles.get(it).toStringRef() : "";
       ++rank;
       if (!csv_out) std::cout << fmt::format("{:>4}  {:<12} {:>10.4f}  {}\n", rank, id, v, title);
-      else csv += fmt::format("{},{},{},{:.6g},{}\n", csv_field(users[i]), rank, csv_field(id), v, csv_field(title));
+      else csv += fmt::format("{},{},{},{:.6g},{},{}\n", csv_field(users[i]), rank, csv_field(id), v, csv_field(title), source);
+      if (index[i] < 0) ++fallback_rows;
     }
   }
+  // Fallback rows are counted where they cannot be missed (stderr, even with the CSV on stdout).
+  if (csv_out && fallback_users > 0 && !a.quiet)
+    std::cerr << fmt::format("{} of {} users unknown to the model: {} rows served by --fallback popular (source "
+                             "'popular', score = training interactions of the item)\n",
+                             fallback_users, users.size(), fallback_rows);
   if (!csv_out) return 0;
   if (a.out.empty()) {
     std::cout << csv;

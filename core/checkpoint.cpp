@@ -1,8 +1,9 @@
 #include "core/checkpoint.h"
 
 #include <filesystem>
-#include <fstream>
+#include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace fs = std::filesystem;
@@ -14,15 +15,18 @@ std::string first_line(const std::string& s) { return s.substr(0, s.find('\n'));
 }  // namespace
 
 void save_archive_atomic(torch::serialize::OutputArchive& archive, const std::string& path) {
-  const std::string tmp = path + ".tmp";
+  // Serialised to memory first: LibTorch's file writer can throw from its destructor when a write
+  // fails (a full disk: std::terminate). rzoo's own writer then puts the bytes on disk, durably,
+  // and turns any I/O error into a clean error naming the file.
+  std::ostringstream bytes(std::ios::out | std::ios::binary);
   try {
-    archive.save_to(tmp);
+    archive.save_to(bytes);
   } catch (const c10::Error& e) {
-    fail("{}: cannot write checkpoint: {}", path, first_line(e.what_without_backtrace()));
+    fail("{}: cannot serialise the checkpoint: {}", path, first_line(e.what_without_backtrace()));
   }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) fail("{}: cannot move the checkpoint into place: {}", path, ec.message());
+  if (!bytes) fail("{}: cannot serialise the checkpoint (out of memory?)", path);
+  const std::string data = bytes.str();
+  write_bytes_atomic(path, data.data(), data.size());
 }
 
 void load_archive(torch::serialize::InputArchive& archive, const std::string& path, const c10::Device& device) {
@@ -38,16 +42,7 @@ void load_archive(torch::serialize::InputArchive& archive, const std::string& pa
 }
 
 void write_file_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail("{}: cannot open for writing", tmp);
-    out << text;
-    if (!out.flush()) fail("{}: write failed", tmp);
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) fail("{}: cannot move into place: {}", path, ec.message());
+  write_bytes_atomic(path, text.data(), text.size());
 }
 
 }  // namespace rzoo

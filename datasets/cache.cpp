@@ -9,6 +9,12 @@
 // an unchanged fingerprint means unchanged content. Files changed within 2 s before the cache
 // was written are always re-checksummed (the same "racy" rule as git's index).
 // `dataset.cache.verify: checksum` always compares content.
+//
+// Is the cache file itself intact? It ends with a CRC32C of every byte before it (the header, the
+// sources, every array, the padding), verified on every load: a damaged file (a flipped bit, a
+// truncation) is never used, it is rebuilt, with a note in the data report. It is written through
+// core/atomic_file (a temporary `<file>.tmp<pid>`, fsynced, renamed); temporary files of killed
+// writers (their process gone) are removed when the cache folder is next written.
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,12 +27,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include <fmt/core.h>
 #include <yaml-cpp/yaml.h>
 
+#include "core/atomic_file.h"
 #include "core/config.h"
+#include "core/crc32c.h"
 #include "core/error.h"
 #include "datasets/readers.h"
 #include "datasets/text.h"
@@ -37,7 +44,9 @@ namespace rzoo {
 
 namespace {
 
-constexpr char kMagic[8] = {'R', 'Z', 'O', 'O', 'D', 'S', '0', '2'};
+constexpr char kMagic[8] = {'R', 'Z', 'O', 'O', 'D', 'S', '0', '3'};
+// Earlier formats (no checksum): rebuilt.
+constexpr char kOldMagic[7] = {'R', 'Z', 'O', 'O', 'D', 'S', '0'};
 constexpr uint64_t kEnd = 0x21444E45ULL;  // "END!"
 // The interaction arrays start at multiples of this in the file, so that their views in the
 // mapped file are aligned for their element types (and for SIMD loads).
@@ -47,12 +56,20 @@ int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// Streams the cache file through the atomic writer, with the CRC32C of everything written.
 class Out {
  public:
-  explicit Out(std::ofstream& o) : o_(o) {}
+  explicit Out(AtomicFile& o) : o_(o) {}
   void raw(const void* p, size_t n) {
-    o_.write(static_cast<const char*>(p), static_cast<std::streamsize>(n));
+    if (n == 0) return;  // p may be null (an empty vector's data())
+    o_.write(p, n);
+    crc_ = crc32c(crc_, p, n);
     at_ += n;
+  }
+  // The checksum of everything so far, written last (not itself checksummed).
+  void checksum() {
+    const uint64_t c = crc_;
+    o_.write(&c, 8);
   }
   void align() {
     static const char zeros[kAlign] = {};
@@ -67,8 +84,9 @@ class Out {
     for (const auto& s : v) str(s);
   }
  private:
-  std::ofstream& o_;
+  AtomicFile& o_;
   uint64_t at_ = 0;
+  uint32_t crc_ = 0;
 };
 
 // Reads a cache file mapped into memory: small values are copied out, the interaction arrays
@@ -78,6 +96,7 @@ class In {
   In(const char* base, uint64_t size) : base_(base), size_(size) {}
   void raw(void* p, size_t n) {
     if (n > left()) throw std::runtime_error("truncated");
+    if (n == 0) return;  // p may be null (an empty vector's data()): no memcpy from or to it
     std::memcpy(p, base_ + at_, n);
     at_ += n;
   }
@@ -338,17 +357,27 @@ std::optional<Dataset> cache_load(const std::string& file, const std::string& ke
   uint64_t size = 0;
   const std::shared_ptr<const void> keep = map_file(file, size, why);
   if (!keep) return std::nullopt;
-  In r(static_cast<const char*>(keep.get()), size);
+  const auto* base = static_cast<const char*>(keep.get());
+  if (std::memcmp(base, kMagic, 8) != 0) {
+    why = std::memcmp(base, kOldMagic, 7) == 0 ? "cache file of an earlier rzoo format" : "not an rzoo cache file";
+    return std::nullopt;
+  }
+  // The checksum over everything before it, before anything of the file is trusted.
+  uint64_t stored = 0;
+  std::memcpy(&stored, base + size - 8, 8);
+  if (stored != crc32c(0, base, size - 8)) {
+    why = "cache file is damaged (checksum mismatch)";
+    return std::nullopt;
+  }
+  In r(base, size - 8);
   try {
-    char magic[8];
-    r.raw(magic, 8);
-    if (std::memcmp(magic, kMagic, 8) != 0) { why = "not an rzoo cache file"; return std::nullopt; }
+    r.skip(8);
     if (r.str() != key) { why = "cache of other options"; return std::nullopt; }
     const int64_t written = r.i64();
     Dataset d;
     if (!read_sources(r, written, verify_content, d, why)) return std::nullopt;
     read_contents(r, keep, d);
-    if (r.u64() != kEnd) { why = "cache file is damaged"; return std::nullopt; }
+    if (r.u64() != kEnd || r.left() != 0) { why = "cache file is damaged"; return std::nullopt; }
     check_interactions(d);
     check_side_info(d);
     return d;
@@ -360,12 +389,15 @@ std::optional<Dataset> cache_load(const std::string& file, const std::string& ke
 
 bool cache_store(const std::string& file, const std::string& key, const Dataset& d, std::string& why) {
   std::error_code ec;
-  fs::create_directories(fs::path(file).parent_path(), ec);
-  const std::string tmp = fmt::format("{}.tmp{}", file, static_cast<long>(::getpid()));
+  const std::string dir = fs::path(file).parent_path().string();
+  fs::create_directories(dir, ec);
+  // Temporary files of cache writers that were killed (their process is gone).
+  remove_stale_temps(dir.empty() ? "." : dir, [](const std::string& name) {
+    return name.size() > 4 && name.compare(name.size() - 4, 4, ".rzc") == 0;
+  });
   try {
+    AtomicFile out(file);  // <file>.tmp<pid>; removed on any failure below
     const int64_t written = now_ns();
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) { why = "cannot write " + tmp; return false; }
     Out o(out);
     o.raw(kMagic, 8);
     o.str(key);
@@ -376,8 +408,6 @@ bool cache_store(const std::string& file, const std::string& key, const Dataset&
       // (while loading) is not cached, so the checksum below is of the content that was read.
       if (!source_file(s.path, s.exists).same_stat(s)) {
         why = s.path + " changed while it was being read";
-        out.close();
-        fs::remove(tmp, ec);
         return false;
       }
       o.str(s.path);
@@ -409,15 +439,12 @@ bool cache_store(const std::string& file, const std::string& key, const Dataset&
     }
     o.strs(d.report.notes);
     o.u64(kEnd);
-    out.flush();
-    if (!out) { why = "write failed (disk full?)"; out.close(); fs::remove(tmp, ec); return false; }
+    o.checksum();
+    out.commit();  // flushed, fsynced, renamed over `file`, the folder fsynced
   } catch (const std::exception& e) {
     why = e.what();
-    fs::remove(tmp, ec);
     return false;
   }
-  fs::rename(tmp, file, ec);
-  if (ec) { why = ec.message(); fs::remove(tmp, ec); return false; }
   return true;
 }
 

@@ -179,6 +179,9 @@ Dataset load_dataset(const Config& cfg) {
       return std::move(*d);
     }
   }
+  // Why an existing cache file was not used (damaged, stale, of other options): said in the
+  // report, after the store (the cache itself must not carry this note).
+  const std::string not_used = why == "no cache file" ? "" : why;
   Dataset d = load_dataset_uncached(cfg);
   if (!file.empty()) {
     uint64_t bytes = 0;
@@ -189,6 +192,7 @@ Dataset load_dataset(const Config& cfg) {
       if (cache_store(file, key, d, why)) d.report.notes.push_back("cached in " + file);
       else d.report.notes.push_back("not cached: " + why);
     }
+    if (!not_used.empty()) d.report.notes.push_back(fmt::format("cache {} not used: {}; rebuilt from the data", file, not_used));
   }
   return d;
 }

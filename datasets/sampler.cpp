@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 
@@ -96,6 +97,17 @@ std::unique_ptr<NegativeSampler> make_sampler(const std::string& name, const Csr
   fail("unknown negative sampler '{}' (known samplers: popularity, uniform)", name);
 }
 
+namespace {
+// Negatives per positive beyond the items a user could have as negatives (n_items - 1): an epoch
+// that would grow with a number nobody bounded (and never end); the CLI refuses it earlier, with
+// the config's origin (trainers/eval/bounds.h).
+void check_negatives_fit(int64_t neg_per_pos, int64_t n_items) {
+  if (neg_per_pos > n_items - 1)
+    fail("train.neg_per_pos: {} is more than the {} items a user could have as negatives (the data has {} items)",
+         neg_per_pos, std::max<int64_t>(n_items - 1, 0), n_items);
+}
+}  // namespace
+
 Batcher::Batcher(const Csr& train, InputType type, const NegativeSampler& sampler, int64_t batch_size,
                  int64_t neg_per_pos, Shuffle shuffle)
     : train_(train),
@@ -110,6 +122,7 @@ Batcher::Batcher(const Csr& train, InputType type, const NegativeSampler& sample
     fail("the pair batcher builds pointwise and pairwise batches, not '{}'", to_string(type));
   if (batch_size < 1) fail("train.batch_size must be >= 1, got {}", batch_size);
   if (neg_per_pos < 1) fail("train.neg_per_pos must be >= 1, got {}", neg_per_pos);
+  check_negatives_fit(neg_per_pos, train.n_cols);
   if (n_pos_ == 0) fail("the training split has no interactions");
   row_of_.resize(static_cast<size_t>(n_pos_));
   for (int64_t u = 0; u < train.n_rows; ++u)
@@ -186,6 +199,7 @@ SequenceBatcher::SequenceBatcher(const Sequences& train, const NegativeSampler& 
   if (opts.max_len < 1) fail("train.sequence.max_len must be >= 1, got {}", opts.max_len);
   if (!opts.prefix && neg_per_pos != 1)
     fail("train.neg_per_pos must be 1 with train.sequence.augment: none (one negative per position), got {}", neg_per_pos);
+  check_negatives_fit(neg_per_pos, train.n_cols);
   for (int64_t u = 0; u < seq_.n_rows; ++u) {
     const int64_t n = seq_.size(u);
     if (n < 2) continue;  // nothing to predict from a single item
@@ -198,17 +212,46 @@ SequenceBatcher::SequenceBatcher(const Sequences& train, const NegativeSampler& 
   order_.resize(examples_.size());
 }
 
+int64_t SequenceBatcher::example_len(int64_t e) const {
+  const auto& [u, t] = examples_[static_cast<size_t>(e)];
+  // prefix: the t items before the target; none: inputs s[0..n-1).
+  return std::min(opt_.prefix ? t : t - 1, opt_.max_len);
+}
+
 void SequenceBatcher::start_epoch(uint64_t seed, uint64_t epoch) {
   rng_ = Rng(seed, 1000003ULL * (epoch + 1));
   std::iota(order_.begin(), order_.end(), int64_t{0});
   rng_.shuffle(order_.begin(), order_.end());
   cursor_ = 0;
+  if (!opt_.bucket) return;
+  // Sorted by length within runs of 50 batches (examples per batch: batch_size / reps), then
+  // the batches shuffled: similar lengths share a batch, the epoch's order stays random.
+  const auto per_batch = static_cast<size_t>(std::max<int64_t>(1, batch_size_ / reps_));
+  const size_t run = per_batch * 50;
+  for (size_t s = 0; s < order_.size(); s += run) {
+    const auto end = order_.begin() + static_cast<std::ptrdiff_t>(std::min(order_.size(), s + run));
+    std::stable_sort(order_.begin() + static_cast<std::ptrdiff_t>(s), end,
+                     [&](int64_t a, int64_t b) { return example_len(a) < example_len(b); });
+  }
+  std::vector<size_t> starts;
+  for (size_t s = 0; s < order_.size(); s += per_batch) starts.push_back(s);
+  rng_.shuffle(starts.begin(), starts.end());
+  std::vector<int64_t> shuffled;
+  shuffled.reserve(order_.size());
+  for (size_t s : starts)
+    shuffled.insert(shuffled.end(), order_.begin() + static_cast<std::ptrdiff_t>(s),
+                    order_.begin() + static_cast<std::ptrdiff_t>(std::min(order_.size(), s + per_batch)));
+  order_ = std::move(shuffled);
 }
 
 bool SequenceBatcher::next(Batch& b) {
   const int64_t total = rows_per_epoch();
   if (cursor_ >= total) return false;
-  const int64_t n = std::min(batch_size_, total - cursor_), L = opt_.max_len, pad = seq_.n_cols;
+  const int64_t n = std::min(batch_size_, total - cursor_), pad = seq_.n_cols;
+  auto example = [&](int64_t r) { return order_[static_cast<size_t>((cursor_ + r) / reps_)]; };
+  // The batch's width: its longest row (columns of padding only are never built).
+  int64_t L = 1;
+  for (int64_t r = 0; r < n; ++r) L = std::max(L, example_len(example(r)));
   auto users = torch::empty({n}, torch::kLong);
   auto seq = torch::full({n, L}, pad, torch::kLong);
   int64_t* pu = users.data_ptr<int64_t>();
@@ -217,7 +260,7 @@ bool SequenceBatcher::next(Batch& b) {
     auto items = torch::empty({n}, torch::kLong), negs = torch::empty({n}, torch::kLong);
     int64_t* pi = items.data_ptr<int64_t>();
     for (int64_t r = 0; r < n; ++r) {
-      const auto& [u, t] = examples_[static_cast<size_t>(order_[static_cast<size_t>((cursor_ + r) / reps_)])];
+      const auto& [u, t] = examples_[static_cast<size_t>(example(r))];
       const int64_t* s = seq_.begin(u);
       const int64_t len = std::min(t, L);  // the last `len` items before position t, right-aligned
       std::copy(s + t - len, s + t, ps + r * L + (L - len));
@@ -233,7 +276,7 @@ bool SequenceBatcher::next(Batch& b) {
     std::vector<int64_t> us;
     std::vector<int64_t> at;  // flat positions that take a negative
     for (int64_t r = 0; r < n; ++r) {
-      const auto& [u, len_all] = examples_[static_cast<size_t>(order_[static_cast<size_t>(cursor_ + r)])];
+      const auto& [u, len_all] = examples_[static_cast<size_t>(example(r))];
       const int64_t* s = seq_.begin(u);
       const int64_t len = std::min(len_all - 1, L);  // inputs s[0..n-1), targets s[1..n), last L of each
       std::copy(s + len_all - 1 - len, s + len_all - 1, ps + r * L + (L - len));

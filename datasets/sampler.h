@@ -114,11 +114,17 @@ class UserBatcher final : public BatchSource {
 struct SequenceOptions {
   int64_t max_len = 50;  // most recent items kept (left truncation)
   bool prefix = true;    // true: one row per (prefix, next item); false: one row per user
+  // Length bucketing: each epoch's shuffled rows are sorted by length within runs of 50
+  // batches, cut into batches, and the batches shuffled; a batch then holds sequences of
+  // similar length, so trimming its padding (always done) removes most of it.
+  bool bucket = false;
 };
 
 // Batches of time-ordered training sequences (see Batch for the two layouts). The padding
 // index is n_items, so item indices keep their meaning; a model's item table needs one extra
-// row. Prefix rows repeat `neg_per_pos` times, each with its own negative.
+// row. Prefix rows repeat `neg_per_pos` times, each with its own negative. A batch is as wide as
+// its longest row (at most max_len): columns that are padding in every row are not built, which
+// changes no model's output (positions count from a row's first real item).
 class SequenceBatcher final : public BatchSource {
  public:
   SequenceBatcher(const Sequences& train, const NegativeSampler& sampler, SequenceOptions opts, int64_t batch_size,
@@ -137,6 +143,7 @@ class SequenceBatcher final : public BatchSource {
   std::vector<int64_t> order_;
   int64_t cursor_ = 0;
   Rng rng_;
+  int64_t example_len(int64_t e) const;  // real items in example e's row (<= max_len)
 };
 
 // The batch source for a model's input type.

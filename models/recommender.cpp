@@ -32,6 +32,10 @@ double RecommenderImpl::per_sample_sgd(const Batch&, double) {
   TORCH_CHECK(false, "model '", name(), "' has no native per-sample SGD (has_per_sample_sgd() is false)");
 }
 
+at::Tensor RecommenderImpl::score_history(const at::Tensor&) {
+  TORCH_CHECK(false, "model '", name(), "' ranks from a user index, not from a history of items (only the sequential models do)");
+}
+
 at::Tensor RecommenderImpl::loss(const Batch&) {
   TORCH_CHECK(false, "model '", name(), "' is fitted in closed form; it has no batch loss");
 }

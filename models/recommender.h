@@ -32,9 +32,16 @@ struct Split;
 //   def _score_all(self, users: Tensor) -> Tensor               # [B] -> [B, n_items]
 // computing exactly what score() and score_all() compute. The exporter wraps them with input
 // checks, id maps, seen-item masking and recommend().
+//
+// Models that rank from a history of items (the sequential family) also set history_len L > 0
+// and define
+//   def _score_seq(self, seq: Tensor) -> Tensor                 # [B, L] -> [B, n_items]
+// over left-padded windows (padding index n_items), computing what score_history() computes;
+// the exporter then adds recommend_history(items, k) for histories outside the training data.
 struct ScriptExport {
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   std::string code;
+  int64_t history_len = 0;
 };
 
 // Which of a user's interactions a model that reads the user's history when it scores (the
@@ -95,6 +102,13 @@ class RecommenderImpl : public torch::nn::Module {
   // before scoring the valid or test targets and restores All after. Models whose scores do not
   // depend on a user's later interactions (everything fitted on the training part only) ignore it.
   virtual void set_history_scope(HistoryScope) {}
+  // Models that rank from a sequence of items (the sequential family) return its length L > 0 and
+  // score any history, known user or not: seq [B, L] item indices, the most recent last,
+  // left-padded with n_items -> [B, n_items]. Serving (export's recommend_history, rzoo recommend
+  // --history) uses it for new users and sessions. The default (0 / refusal) is every model that
+  // ranks from a user index only.
+  virtual int64_t history_len() const { return 0; }
+  virtual at::Tensor score_history(const at::Tensor& seq);
   // TorchScript export (see ScriptExport). Every registered model implements it; the default
   // refuses with the model's name.
   virtual ScriptExport script_export() const;

@@ -16,6 +16,7 @@
 #include "models/sequential/bert4rec.h"
 #include "models/sequential/caser.h"
 #include "models/sequential/gru4rec.h"
+#include "models/sequential/markov.h"
 #include "models/sequential/sasrec.h"
 
 namespace rzoo {

@@ -6,7 +6,9 @@ C++ test from the in-memory model) and compares them to 1e-5.
 usage: check_export.py MODEL CASES.json
 CASES: {"users": [...], "items": [...], "scores": [...],            score(users, items)
         "rec_users": [...], "k": K, "rec_scores": [[...], ...],      recommend(rec_users, K)
-        "raw_user": "...", "raw_items": [...]}                       recommend_raw(raw_user, K)
+        "raw_user": "...", "raw_items": [...],                        recommend_raw(raw_user, K)
+        "history": [...], "history_items": [...], "history_scores": [...]}   (optional)
+                                                                     recommend_history(history, K)
 Exit 0 when everything agrees, 1 otherwise, 77 when torch is missing (the test then skips).
 """
 import json
@@ -57,6 +59,23 @@ def main():
     except Exception as e:  # torch.jit.Error
         if "out of range" not in str(e):
             bad.append(f"out-of-range error without a clear message: {e}")
+    if "history" in case:
+        h_items, h_scores = m.recommend_history(case["history"], case["k"])
+        want_h = torch.tensor(case["history_scores"], dtype=torch.float32)
+        if len(h_scores) != len(want_h) or not torch.allclose(torch.tensor(h_scores, dtype=torch.float32), want_h, rtol=1e-5, atol=1e-5):
+            bad.append(f"recommend_history scores differ: {h_scores[:3]} vs {want_h.tolist()[:3]}")
+        elif h_items != case["history_items"]:
+            # Items may swap where scores tie: each must score its value after that history.
+            s = m.score_history(torch.tensor([m.item_index(i) for i in case["history"]]))
+            again = s[torch.tensor([m.item_index(i) for i in h_items])]
+            if not torch.allclose(again, want_h, rtol=1e-5, atol=1e-5):
+                bad.append(f"recommend_history: {h_items} vs {case['history_items']}")
+        try:
+            m.recommend_history(case["history"] + ["\u0000no such item"], case["k"])
+            bad.append("recommend_history accepted an unknown item id")
+        except Exception as e:  # torch.jit.Error
+            if "unknown item id" not in str(e):
+                bad.append(f"unknown item id without a clear message: {e}")
     print(f"check_export: {m.model_name}, {m.n_users} users, {m.n_items} items: " + ("ok" if not bad else "FAILED"))
     for b in bad:
         print("  " + b)

@@ -89,8 +89,53 @@ torch::jit::Module check_export_roundtrip(RecommenderImpl& model, const Config& 
   return jm;
 }
 
+HistoryCase check_history_serving(RecommenderImpl& model, torch::jit::Module& jm, const Dataset& data, int64_t user,
+                                  int64_t k) {
+  torch::NoGradGuard no_grad;
+  HistoryCase hc;
+  const int64_t L = model.history_len();
+  REQUIRE(L > 0);
+  REQUIRE(jm.attr("history_len").toInt() == L);
+  const auto window = jm.attr("hist").toTensor().select(0, user).unsqueeze(0).clone();  // [1, L]
+  REQUIRE(window.size(1) == L);
+  std::vector<int64_t> idx;
+  for (int64_t j = 0; j < L; ++j) {
+    const int64_t i = window[0][j].item<int64_t>();
+    if (i != data.n_items()) idx.push_back(i);
+  }
+  REQUIRE(!idx.empty());
+  c10::List<std::string> list;
+  for (int64_t i : idx) {
+    hc.items.push_back(data.items.raws()[static_cast<size_t>(i)]);
+    list.push_back(hc.items.back());
+  }
+  // The C++ model on the same window, the window's items masked.
+  auto expect = model.score_history(window).to(torch::kFloat)[0].clone();
+  for (int64_t i : idx) expect[i] = -std::numeric_limits<float>::infinity();
+  const auto [vals, top] = expect.topk(k);
+  const auto out = jm.run_method("recommend_history", list, k).toTuple();
+  const auto got_items = out->elements()[0].toList(), got_scores = out->elements()[1].toList();
+  REQUIRE(got_items.size() == static_cast<size_t>(k));
+  for (int64_t j = 0; j < k; ++j) {
+    hc.rec_items.push_back(got_items.get(static_cast<size_t>(j)).toStringRef());
+    hc.rec_scores.push_back(got_scores.get(static_cast<size_t>(j)).toDouble());
+    CHECK(hc.rec_scores.back() == Approx(vals[j].item<double>()).epsilon(1e-5).margin(1e-5));
+    // Items may swap where scores tie: the returned item must score its returned value.
+    const int64_t it = data.items.find(hc.rec_items.back());
+    CHECK(expect[it].item<double>() == Approx(hc.rec_scores.back()).epsilon(1e-5).margin(1e-5));
+  }
+  // Unknown ids: an error naming the id, or skipped.
+  c10::List<std::string> with_unknown = list.copy();
+  with_unknown.push_back("no such item");
+  CHECK_THROWS_WITH(jm.run_method("recommend_history", with_unknown, k), Catch::Matchers::Contains("unknown item id 'no such item'"));
+  const auto skipped = jm.run_method("recommend_history", with_unknown, k, true).toTuple()->elements()[0].toList();
+  CHECK(skipped.get(0).toStringRef() == hc.rec_items[0]);
+  CHECK_THROWS_WITH(jm.run_method("recommend_history", c10::List<std::string>(), k), Catch::Matchers::Contains("history is empty"));
+  return hc;
+}
+
 void check_python_client(torch::jit::Module& jm, const Dataset& data, const at::Tensor& users, int64_t k,
-                         const std::string& dir) {
+                         const std::string& dir, const HistoryCase* history) {
   const std::string python = test_python();
   if (std::system((python + " -c 'import torch' >/dev/null 2>&1").c_str()) != 0) {
     WARN("skipped the Python check: " << python << " has no torch (apt-get install python3-torch)");
@@ -114,10 +159,21 @@ void check_python_client(torch::jit::Module& jm, const Dataset& data, const at::
   std::string raw_items = "[";
   for (size_t i = 0; i < raw_list.size(); ++i) raw_items += (i ? ", \"" : "\"") + raw_list.get(i).toStringRef() + "\"";
   raw_items += "]";
+  auto strings = [](const std::vector<std::string>& v) {
+    std::string s = "[";
+    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", \"" : "\"") + v[i] + "\"";
+    return s + "]";
+  };
+  std::string hist_json;
+  if (history) {
+    std::vector<double> sc = history->rec_scores;
+    hist_json = fmt::format(", \"history\": {}, \"history_items\": {}, \"history_scores\": {}", strings(history->items),
+                            strings(history->rec_items), list(torch::tensor(sc, torch::kDouble)));
+  }
   const fs::path cases = fs::path(dir) / "cases.json";
   std::ofstream(cases) << fmt::format("{{\"users\": {}, \"items\": {}, \"scores\": {}, \"rec_users\": {}, \"k\": {}, "
-                                      "\"rec_scores\": {}, \"raw_user\": \"{}\", \"raw_items\": {}}}",
-                                      list(many_u), list(many_i), list(js), list(users), k, rows, raw_user, raw_items);
+                                      "\"rec_scores\": {}, \"raw_user\": \"{}\", \"raw_items\": {}{}}}",
+                                      list(many_u), list(many_i), list(js), list(users), k, rows, raw_user, raw_items, hist_json);
   const auto r = run_shell(python + " " + std::string(RZOO_TEST_SOURCE_DIR) + "/scripts/check_export.py " +
                            (fs::path(dir) / "model.pt").string() + " " + cases.string());
   INFO(r.output);

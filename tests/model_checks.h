@@ -58,11 +58,25 @@ void check_checkpoint_roundtrip(rzoo::RecommenderImpl& model, const std::functio
 torch::jit::Module check_export_roundtrip(rzoo::RecommenderImpl& model, const rzoo::Config& cfg, const rzoo::Dataset& data,
                                           const rzoo::Split& split, const at::Tensor& users, const std::string& dir);
 
+// Serving a history (models with history_len() > 0): the user `user`'s window of all known
+// interactions (the export's `hist` buffer) as raw item ids, the most recent last.
+// recommend_history(items, k) of the loaded module must equal the in-memory model's
+// score_history on that window with the window's items masked, top k (scores at 1e-5), and an
+// unknown id must be an error naming it (skipped with skip_unknown). Returns the case for
+// check_python_client.
+struct HistoryCase {
+  std::vector<std::string> items, rec_items;
+  std::vector<double> rec_scores;
+};
+HistoryCase check_history_serving(rzoo::RecommenderImpl& model, torch::jit::Module& jm, const rzoo::Dataset& data,
+                                  int64_t user, int64_t k);
+
 // The real Python client: Debian's /usr/bin/python3 (torch 1.13; RZOO_TEST_PYTHON picks another)
 // loads dir/model.pt and must reproduce the loaded module's `score` on 64 random pairs,
 // `recommend(users, k)` and `recommend_raw` for the dataset's fourth user
-// (scripts/check_export.py). WARNs and returns when that python has no torch.
+// (scripts/check_export.py), and with `history` recommend_history on its items. WARNs and returns
+// when that python has no torch.
 void check_python_client(torch::jit::Module& jm, const rzoo::Dataset& data, const at::Tensor& users, int64_t k,
-                         const std::string& dir);
+                         const std::string& dir, const HistoryCase* history = nullptr);
 
 }  // namespace rzoo::test

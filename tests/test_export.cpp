@@ -6,6 +6,7 @@
 #include <torch/script.h>
 
 #include <fstream>
+#include <sstream>
 
 using namespace rzoo::test;
 
@@ -64,7 +65,7 @@ TEST_CASE("export: the file holds the model, its ids, config and metrics, recomm
   std::ifstream in(x.t.file("recs.csv"));
   std::string header, line;
   std::getline(in, header);
-  CHECK(header == "user,rank,item,score,title");
+  CHECK(header == "user,rank,item,score,title,source");
   int rows = 0;
   while (std::getline(in, line)) ++rows;
   CHECK(rows == 6);
@@ -82,7 +83,9 @@ TEST_CASE("export: wrong arguments and damaged files are clear errors", "[export
   // Usage errors (exit 2).
   for (const auto& [args, msg] : std::vector<std::pair<std::string, std::string>>{
            {"recommend --user 1", "needs --model"},
-           {"recommend --model " + q(x.model), "either --user RAW_ID or --users-file"},
+           {"recommend --model " + q(x.model), "exactly one of --user RAW_ID, --users-file FILE or --history"},
+           {"recommend --model " + q(x.model) + " --user 1 --history 1", "exactly one of"},
+           {"recommend --model " + q(x.model) + " --user 1 --skip-unknown", "--skip-unknown goes with --history"},
            {"recommend --model " + q(x.model) + " --user 1 -k 0", "-k takes a whole number >= 1, got '0'"},
            {"recommend --model " + q(x.model) + " --user 1 -k ten", "got 'ten'"},
            {"recommend --model " + q(x.model) + " --user 1 --fallback random", "--fallback takes 'popular'"},
@@ -130,4 +133,62 @@ TEST_CASE("export: wrong arguments and damaged files are clear errors", "[export
   // k beyond the catalogue: every item, known ones last with -inf.
   const auto all = m.run_method("recommend", torch::tensor({0}), int64_t{10000}).toTuple();
   CHECK(all->elements()[1].toTensor().size(1) == m.attr("n_items").toInt());
+}
+
+TEST_CASE("export: a sequential model serves a history of raw item ids (recommend --history)", "[export][cli][sasrec]") {
+  TempDir t;
+  const std::string exp = t.write("e.yaml",
+                                  "dataset: {name: synthetic, split: {method: leave_last}}\n"
+                                  "model: {name: sasrec, hidden_size: 8, inner_size: 16, max_len: 6}\n"
+                                  "train: {epochs: 1, sequence: {max_len: 6}}\n");
+  auto r = run_cli("train " + q(exp) + " --config-dir " + q(config_dir()) + " --quiet --set threads=1 --set output_dir=" +
+                   q(t.file("runs")) + " --set run_name=s");
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  const std::string model = t.file("s.pt");
+  REQUIRE(run_cli("export " + q(t.file("runs/s")) + " --out " + q(model)).code == 0);
+  torch::jit::ExtraFilesMap extra{{"items.txt", ""}};
+  torch::jit::Module m = torch::jit::load(model, torch::kCPU, extra);
+  CHECK(m.attr("history_len").toInt() == 6);
+  std::vector<std::string> ids;
+  std::istringstream in(extra["items.txt"]);
+  for (std::string line; std::getline(in, line);) ids.push_back(line);
+  REQUIRE(ids.size() > 10);
+  const std::string hist = ids[3] + "," + ids[7] + ", " + ids[1];
+  r = run_cli("recommend --model " + q(model) + " --history " + q(hist) + " -k 5");
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  CHECK(r.output.find("top 5 after a history of 3 items") != std::string::npos);
+  CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 6);
+  // The history's own items are not recommended; the ranking is the module's recommend_history.
+  c10::List<std::string> list;
+  for (int j : {3, 7, 1}) list.push_back(ids[static_cast<size_t>(j)]);
+  const auto rec = m.run_method("recommend_history", list, int64_t{5}).toTuple()->elements()[0].toList();
+  REQUIRE(rec.size() == 5);
+  for (size_t j = 0; j < rec.size(); ++j) {
+    const std::string id = rec.get(j).toStringRef();
+    CHECK(id != ids[3]);
+    CHECK(id != ids[7]);
+    CHECK(id != ids[1]);
+    CHECK(r.output.find(" " + id + " ") != std::string::npos);
+  }
+  // Order matters for a sequence model: the reversed history ranks differently.
+  c10::List<std::string> rev;
+  for (int j : {1, 7, 3}) rev.push_back(ids[static_cast<size_t>(j)]);
+  const auto s1 = m.run_method("score_history", m.run_method("history_indices", list).toTensor()).toTensor();
+  const auto s2 = m.run_method("score_history", m.run_method("history_indices", rev).toTensor()).toTensor();
+  CHECK_FALSE(torch::allclose(s1, s2));
+  // Unknown ids: an error naming the id, or skipped; an empty history: an error. Exit 1.
+  require_clean_failure(run_cli("recommend --model " + q(model) + " --history " + q(ids[3] + ",nosuch")), "unknown item id 'nosuch'");
+  r = run_cli("recommend --model " + q(model) + " --history " + q(ids[3] + ",nosuch") + " --skip-unknown -k 2");
+  CHECK(r.code == 0);
+  CHECK(r.output.find("(1 unknown skipped)") != std::string::npos);
+  require_clean_failure(run_cli("recommend --model " + q(model) + " --history nosuch --skip-unknown"), "every item id is unknown");
+  require_clean_failure(run_cli("recommend --model " + q(model) + " --history ''"), "the history is empty");
+  require_clean_failure(run_cli("recommend --model " + q(model) + " --history ' , '"), "the history is empty");
+}
+
+TEST_CASE("export: recommend --history on a model without histories is a clear error", "[export][cli][errors]") {
+  Exported x;
+  require_clean_failure(run_cli("recommend --model " + q(x.model) + " --history 1,2"), "ranks from known users only");
 }

@@ -157,7 +157,62 @@ TEST_CASE("sequential: ce and bce losses equal hand-computed values", "[sasrec][
   }
 }
 
-TEST_CASE("sequential: the loss falls in both batch layouts and with both losses", "[sasrec][gru4rec]") {
+TEST_CASE("sequential: sampled softmax and bce with drawn negatives equal hand-computed values", "[sasrec][gru4rec][bert4rec][caser]") {
+  // item_loss directly, as every sequential model calls it: 6 targets over 5 items with 20 shared
+  // negatives (so some negatives equal a row's own target and must be masked), with and without
+  // an output bias (BERT4Rec has one).
+  torch::manual_seed(5);
+  const int64_t N = 6, I = 5, D = 4, K = 20;
+  const auto hs = torch::randn({N, D}, torch::kDouble), W = torch::randn({I + 2, D}, torch::kDouble);
+  const auto bias = torch::randn({I}, torch::kDouble);
+  const auto tgt = torch::tensor({0, 1, 2, 3, 4, 2}, torch::kLong);
+  for (const bool with_bias : {false, true}) {
+    DYNAMIC_SECTION("bias " << with_bias) {
+      const at::Tensor b = with_bias ? bias : at::Tensor();
+      auto s = [&](int64_t r, int64_t i) { return (hs[r] * W[i]).sum().item<double>() + (with_bias ? bias[i].item<double>() : 0.0); };
+      // sampled: the negatives are the first draw of the generator after the seed.
+      torch::manual_seed(42);
+      const double got = item_loss(hs, tgt, at::Tensor(), W, b, I, "sampled", K).item<double>();
+      torch::manual_seed(42);
+      const auto negs = torch::randint(I, {K}, torch::kLong);
+      double total = 0;
+      int64_t collisions = 0;
+      for (int64_t r = 0; r < N; ++r) {
+        const int64_t t = tgt[r].item<int64_t>();
+        std::vector<double> z = {s(r, t)};
+        for (int64_t k = 0; k < K; ++k) {
+          const int64_t j = negs[k].item<int64_t>();
+          if (j == t) { ++collisions; continue; }  // masked: not a negative
+          z.push_back(s(r, j));
+        }
+        double se = 0;
+        for (double v : z) se += std::exp(v);
+        total += std::log(se) - z[0];
+      }
+      REQUIRE(collisions > 0);
+      CHECK(got == Approx(total / N).epsilon(1e-9));
+      // bce without the batch's negatives: one uniform draw per target.
+      torch::manual_seed(43);
+      const double got_bce = item_loss(hs, tgt, at::Tensor(), W, b, I, "bce", K).item<double>();
+      torch::manual_seed(43);
+      const auto neg1 = torch::randint(I, {N}, torch::kLong);
+      double bce = 0;
+      for (int64_t r = 0; r < N; ++r)
+        bce += std::log1p(std::exp(-s(r, tgt[r].item<int64_t>()))) + std::log1p(std::exp(s(r, neg1[r].item<int64_t>())));
+      CHECK(got_bce == Approx(bce / N).epsilon(1e-9));
+      // ce: over the I items only (rows past I, padding and mask, are never candidates).
+      double ce = 0;
+      for (int64_t r = 0; r < N; ++r) {
+        double se = 0;
+        for (int64_t i = 0; i < I; ++i) se += std::exp(s(r, i));
+        ce += std::log(se) - s(r, tgt[r].item<int64_t>());
+      }
+      CHECK(item_loss(hs, tgt, at::Tensor(), W, b, I, "ce", K).item<double>() == Approx(ce / N).epsilon(1e-9));
+    }
+  }
+}
+
+TEST_CASE("sequential: the loss falls in both batch layouts and with every loss", "[sasrec][gru4rec]") {
   // 60 users x 30 items, user u's sequence u, u+1, ..., u+11 (mod 30) in time (file) order: the
   // next item follows from the last one, which a sequence model learns quickly.
   std::vector<int64_t> users, items;
@@ -169,9 +224,9 @@ TEST_CASE("sequential: the loss falls in both batch layouts and with both losses
   const TinyExample e = make_tiny_example(users, items, 60, 30);
   for (const std::string name : {"sasrec", "gru4rec"}) {
     for (const std::string aug : {"none", "prefix"}) {
-      for (const std::string loss : {"ce", "bce"}) {
+      for (const std::string loss : {"ce", "sampled", "bce"}) {
         DYNAMIC_SECTION(name << " augment " << aug << " loss " << loss) {
-          SeqSetup s(name, {"model.loss=" + loss});
+          SeqSetup s(name, {"model.loss=" + loss, "model.neg_samples=10"});
           const Split split = split_dataset(e.d, s.cfg);  // leave_last by file order
           torch::manual_seed(1);
           Recommender m = make_model(name, ModelContext{60, 30, &s.cfg, &e.d, &split});

@@ -314,7 +314,7 @@ TEST_CASE("bert4rec: masking is seeded, masks at least one real position, at abo
   CHECK(std::abs(rate - expect) < 0.03);
 }
 
-TEST_CASE("caser and bert4rec: the loss falls on a tiny dataset in both batch layouts", "[caser][bert4rec]") {
+TEST_CASE("caser and bert4rec: every loss falls on a tiny dataset in both batch layouts", "[caser][bert4rec]") {
   // 60 users x 30 items, user u's sequence u, u+1, ..., u+11 (mod 30) in time (file) order.
   std::vector<int64_t> users, items;
   for (int64_t u = 0; u < 60; ++u)
@@ -325,17 +325,21 @@ TEST_CASE("caser and bert4rec: the loss falls on a tiny dataset in both batch la
   const TinyExample e = make_tiny_example(users, items, 60, 30);
   for (const std::string name : {"caser", "bert4rec"}) {
     for (const std::string aug : {"none", "prefix"}) {
-      for (const std::string loss : {"ce", "bce"}) {
-        if (name == "bert4rec" && loss == "bce") continue;  // cloze CE only
+      for (const std::string loss : {"ce", "sampled", "bce"}) {
         DYNAMIC_SECTION(name << " augment " << aug << " loss " << loss) {
-          Seq2Setup s(name, name == "caser" ? std::vector<std::string>{"model.loss=" + loss} : std::vector<std::string>{"model.mask_prob=0.4"});
+          std::vector<std::string> sets = {"model.loss=" + loss, "model.neg_samples=10"};
+          if (name == "bert4rec") sets.push_back("model.mask_prob=0.4");
+          Seq2Setup s(name, sets);
           const Split split = split_dataset(e.d, s.cfg);  // leave_last by file order
           torch::manual_seed(1);
           Recommender m = make_model(name, ModelContext{60, 30, &s.cfg, &e.d, &split});
           auto sampler = make_sampler("uniform", split.train);
           auto batcher = make_batcher(split, InputType::Sequence, *sampler, aug == "none" ? 8 : 64, 1,
                                       SequenceOptions{8, aug == "prefix"});
-          auto opt = make_optimizer("adam", m->parameters(), 0.01, 0.0, 0.0);
+          // BERT4Rec with a sampled loss collapses at lr 0.01 on 30 items (every score 0: the GELU
+          // head switched off); 0.003 trains it.
+          const double lr = name == "bert4rec" && loss != "ce" ? 0.003 : 0.01;
+          auto opt = make_optimizer("adam", m->parameters(), lr, 0.0, 0.0);
           // The cloze loss is random (the masks): compare epochs under the same seed.
           torch::manual_seed(2);
           const double before = epoch_loss(*m, *batcher, nullptr, 0);
@@ -343,7 +347,8 @@ TEST_CASE("caser and bert4rec: the loss falls on a tiny dataset in both batch la
           torch::manual_seed(2);
           const double after = epoch_loss(*m, *batcher, nullptr, 0);
           INFO(before << " -> " << after);
-          CHECK(after < 0.5 * before);
+          // The sampled losses train BERT4Rec's cloze task more slowly here (80 epochs: -15 to -75%).
+          CHECK(after < (name == "bert4rec" && loss != "ce" ? 0.9 : 0.5) * before);
         }
       }
     }

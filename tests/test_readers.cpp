@@ -588,3 +588,57 @@ TEST_CASE("dedup keeps a pair that is both in a given train file and its test fi
   CHECK(d.n_interactions() == 3);  // a-y deduplicated within train; a-x kept in train and test
   CHECK(split_dataset(d, c).test_rows.size() == 1);
 }
+
+TEST_CASE("sequence batcher: batches as wide as their longest row; length bucketing keeps every row once", "[data][sampler]") {
+  // 300 users: user u has 2 + (u % 7 == 0 ? 40 : u % 5) items (a few long sequences, most short).
+  Sequences seq;
+  seq.n_rows = 300;
+  seq.n_cols = 50;
+  seq.indptr = {0};
+  std::vector<int64_t> us, is;
+  for (int64_t u = 0; u < 300; ++u) {
+    const int64_t n = 2 + (u % 7 == 0 ? 40 : u % 5);
+    for (int64_t k = 0; k < n; ++k) {
+      seq.items.push_back((u + k) % 50);
+      us.push_back(u);
+      is.push_back((u + k) % 50);
+    }
+    seq.indptr.push_back(static_cast<int64_t>(seq.items.size()));
+  }
+  const Csr pos = Csr::from_pairs(300, 50, us, is);
+  UniformSampler s(pos);
+  for (const bool prefix : {false, true}) {
+    DYNAMIC_SECTION("prefix " << prefix) {
+      auto widths = [&](bool bucket, uint64_t seed, std::vector<int64_t>* users_seen) {
+        SequenceBatcher sb(seq, s, SequenceOptions{30, prefix, bucket}, 32, 1);
+        sb.start_epoch(seed, 0);
+        Batch b;
+        double total = 0;
+        int64_t batches = 0, rows = 0;
+        while (sb.next(b)) {
+          // Trimmed: some row has a real item in the first column, none is wider than max_len.
+          CHECK(b.seq.size(1) <= 30);
+          CHECK((b.seq.select(1, 0) != 50).any().item<bool>());
+          total += static_cast<double>(b.seq.size(1));
+          ++batches;
+          rows += b.size();
+          if (users_seen)
+            for (int64_t r = 0; r < b.size(); ++r) users_seen->push_back(b.users[r].item<int64_t>());
+        }
+        CHECK(rows == sb.rows_per_epoch());
+        return total / static_cast<double>(batches);
+      };
+      std::vector<int64_t> plain_users, bucket_users, again;
+      const double plain = widths(false, 1, &plain_users), bucketed = widths(true, 1, &bucket_users);
+      widths(true, 1, &again);
+      CHECK(again == bucket_users);  // seeded
+      // The same rows, each once (as a multiset of users), in another order.
+      std::sort(plain_users.begin(), plain_users.end());
+      std::vector<int64_t> sorted = bucket_users;
+      std::sort(sorted.begin(), sorted.end());
+      CHECK(sorted == plain_users);
+      INFO("mean width " << plain << " plain, " << bucketed << " bucketed");
+      CHECK(bucketed < 0.6 * plain);
+    }
+  }
+}

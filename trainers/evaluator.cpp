@@ -214,7 +214,10 @@ EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, c
     (is_rating_kind(c.kind) ? want_rating : want_rank) = true;
     want_features |= c.kind == DIVERSITY;
   }
-  const int64_t kmax = *std::max_element(opts.ks.begin(), opts.ks.end());
+  // Top lists, discount tables and per-user buffers hold at most the catalogue: sized by
+  // min(K, n_items), never by K alone (a K beyond the items is refused before training, see
+  // trainers/eval/bounds.h; here it only costs what the catalogue does).
+  const int64_t kmax = std::min(*std::max_element(opts.ks.begin(), opts.ks.end()), std::max<int64_t>(n_items, 1));
   const Tables tb(kmax);
   CandidateSource cs = setup_protocol(proto, split, target, opts, n_items, res);
   std::vector<const Csr*> masked{&split.train};

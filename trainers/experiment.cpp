@@ -20,6 +20,7 @@
 #include "core/table.h"
 #include "models/registry.h"
 #include "trainers/compare_report.h"
+#include "trainers/eval/bounds.h"
 #include "trainers/trainer.h"
 
 namespace fs = std::filesystem;
@@ -269,6 +270,10 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
     torch::manual_seed(seed);
     ModelContext ctx{p.data.n_users(), p.data.n_items(), &cfg, &p.data, &p.split};
     model = make_model(name, ctx);
+    // Size-like keys against the data (eval.ks, train.neg_per_pos): before anything is trained.
+    const InputType in = model->input_type();
+    check_data_bounds(cfg, p.data.n_items(),
+                      in == InputType::Pointwise || in == InputType::Pairwise || in == InputType::Sequence);
     eval = EvalOptions::from_config(cfg);
     trainer.emplace(model, p.split, TrainOptions::from_config(cfg), eval, device, run_dir, log, &p.data);
   } catch (...) {
@@ -345,6 +350,7 @@ RunResult evaluate_run(const std::string& run_dir, Logger& log, const std::vecto
                        bool allow_empty) {
   const auto o = open_run(run_dir, log, eval_sets);
   const PreparedData& p = o->data;
+  check_data_bounds(o->cfg, p.data.n_items(), /*samples_negatives=*/false);  // eval.ks, perhaps overridden
   RunResult r;
   r.empty_split = check_evaluable(o->cfg, p.split, allow_empty);
   r.model = o->cfg.get_string("model.name");
@@ -384,6 +390,7 @@ std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log,
   // The shared dataset and split.
   PreparedData data = prepare_data(base, log);
   check_evaluable(base, data.split, allow_empty);  // before the comparison's folder (warned once)
+  check_data_bounds(base, data.data.n_items(), /*samples_negatives=*/false);  // eval.ks, shared by every model
   const std::string base_dataset = YAML::Dump(base.node("dataset"));
   // What makes evaluations comparable: every eval key but the memory and output ones.
   auto eval_identity = [](const Config& c) {

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -98,6 +99,48 @@ def recommend_raw(self, user: str, k: int, fallback: bool = False) -> Tuple[List
     return items, scores
 )PY";
 
+// Added for models that rank from a history of items (ScriptExport::history_len > 0): a history
+// in raw item ids, not in the training data (a new user, a session), the most recent last. Its
+// items are masked from the ranking, as the evaluator masks a user's history.
+constexpr const char* kHistoryWrapper = R"PY(
+def history_indices(self, items: List[str], skip_unknown: bool = False) -> Tensor:
+    idx: List[int] = []
+    for it in items:
+        if it in self.item_map:
+            idx.append(self.item_map[it])
+        else:
+            assert skip_unknown, "unknown item id '" + it + "' in the history (the model knows " + str(self.n_items) + " items); pass skip_unknown=True to skip unknown ids"
+    assert len(idx) > 0, "the history is empty" + (" (every id was unknown and skipped)" if len(items) > 0 else "") + ": give at least one known item id"
+    return torch.tensor(idx)
+
+def score_history(self, history: Tensor) -> Tensor:
+    history = history.long()
+    assert history.dim() == 1 and history.numel() > 0, "score_history: a non-empty 1-D tensor of item indices, the most recent last"
+    self._check_items(history)
+    L = self.history_len
+    n = history.size(0)
+    take = min(n, L)
+    seq = history.new_full([1, L], self.n_items)
+    seq[0, L - take:] = history[n - take:]
+    return self._score_seq(seq).float()[0]
+
+def recommend_history(self, items: List[str], k: int, skip_unknown: bool = False) -> Tuple[List[str], List[float]]:
+    assert k >= 1, "recommend_history: k must be >= 1, got " + str(k)
+    idx = self.history_indices(items, skip_unknown)
+    scores = self.score_history(idx)
+    scores.index_fill_(0, idx, float("-inf"))
+    values, top = torch.topk(scores, min(k, self.n_items))
+    out_items: List[str] = []
+    out_scores: List[float] = []
+    for j in range(top.size(0)):
+        v = float(values[j])
+        if v == float("-inf"):
+            break
+        out_items.append(self.item_ids[int(top[j])])
+        out_scores.append(v)
+    return out_items, out_scores
+)PY";
+
 c10::List<std::string> string_list(const std::vector<std::string>& v) {
   c10::List<std::string> l;
   l.reserve(v.size());
@@ -138,7 +181,8 @@ void export_model(const RecommenderImpl& model, const ExportInputs& in, const st
   torch::jit::Module m("rzoo_model");
   // The exporter's own attributes: a model tensor of the same name would be silently replaced.
   static const std::vector<std::string> reserved = {"seen_indptr", "seen_indices", "popularity", "model_name", "n_users",
-                                                    "n_items", "user_ids", "item_ids", "item_titles", "user_map", "item_map"};
+                                                    "n_items",     "user_ids",     "item_ids",   "item_titles", "user_map",
+                                                    "item_map",    "history_len"};
   for (auto& [name, t] : parts.tensors) {
     if (std::find(reserved.begin(), reserved.end(), name) != reserved.end())
       fail("export of model '{}': its tensor '{}' has a name the exporter reserves", model.name(), name);
@@ -161,9 +205,12 @@ void export_model(const RecommenderImpl& model, const ExportInputs& in, const st
   const auto dict_type = c10::DictType::create(c10::StringType::get(), c10::IntType::get());
   m.register_attribute("user_map", dict_type, index_map(d.users.raws()));
   m.register_attribute("item_map", dict_type, index_map(d.items.raws()));
+  // 0: the model ranks from a user index only (no recommend_history).
+  m.register_attribute("history_len", c10::IntType::get(), parts.history_len);
   try {
     m.define(parts.code);
     m.define(kWrapper);
+    if (parts.history_len > 0) m.define(kHistoryWrapper);
   } catch (const std::exception& e) {  // torch::jit::ErrorReport or c10::Error
     fail("export of model '{}': its TorchScript does not compile: {}", model.name(), e.what());
   }
@@ -177,20 +224,18 @@ void export_model(const RecommenderImpl& model, const ExportInputs& in, const st
 
   const fs::path target(out);
   if (target.has_parent_path()) fs::create_directories(target.parent_path());
-  const std::string tmp = fmt::format("{}.tmp{}", out, static_cast<long>(::getpid()));
+  // Serialised to memory first (LibTorch's file writer can throw from its destructor when a write
+  // fails), then written by rzoo's durable atomic writer: any I/O error is a clean error naming
+  // the file, no temporary file is left, and a previous export at `out` stays as it was.
+  std::ostringstream bytes(std::ios::out | std::ios::binary);
   try {
-    m.save(tmp, extra);
+    m.save(bytes, extra);
   } catch (const c10::Error& e) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    fail("{}: cannot write ({})", out, e.what_without_backtrace());
+    fail("{}: cannot serialise the export: {}", out, e.what_without_backtrace());
   }
-  std::error_code ec;
-  fs::rename(tmp, out, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    fail("{}: cannot write ({})", out, ec.message());
-  }
+  if (!bytes) fail("{}: cannot serialise the export (out of memory?)", out);
+  const std::string data = bytes.str();
+  write_bytes_atomic(out, data.data(), data.size());
 }
 
 void export_run(const std::string& run_dir, const std::string& out, Logger& log) {

@@ -48,6 +48,7 @@ TrainOptions TrainOptions::from_config(const Config& cfg) {
   o.sampler_alpha = cfg.get_double("train.sampler_alpha", 0.0);
   o.seq_max_len = cfg.get_int("train.sequence.max_len", 1);
   o.seq_prefix = cfg.get_choice("train.sequence.augment", {"prefix", "none"}) == "prefix";
+  o.seq_bucket = cfg.get_bool("train.sequence.bucket");
   o.optimizer = cfg.get_choice("train.optimizer", {"adam", "lazy_adam", "sgd", "adagrad"});
   o.lr = cfg.get_double("train.lr", 0.0, 1e6);
   if (o.lr <= 0) cfg.bad("train.lr", fmt::format("must be > 0, got {}", o.lr));
@@ -277,7 +278,7 @@ bool Trainer::fit(int64_t max_epochs) {
   const bool per_sample = use_per_sample_sgd();
   auto batcher_ptr = make_batcher(split_, model_->input_type(), *sampler, per_sample ? int64_t{8192} : opt_.batch_size,
                                   opt_.neg_per_pos,
-                                  SequenceOptions{opt_.seq_max_len, opt_.seq_prefix},
+                                  SequenceOptions{opt_.seq_max_len, opt_.seq_prefix, opt_.seq_bucket},
                                   opt_.shuffle_samples ? Batcher::Shuffle::Samples : Batcher::Shuffle::Positives);
   BatchSource& batcher = *batcher_ptr;
   const bool show_progress = opt_.progress == "true" || (opt_.progress == "auto" && log_.interactive());

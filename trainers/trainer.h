@@ -33,6 +33,7 @@ struct TrainOptions {
   double sampler_alpha = 1.0;
   int64_t seq_max_len = 50;        // sequence models: most recent items kept
   bool seq_prefix = true;          // sequence models: prefix augmentation
+  bool seq_bucket = false;         // sequence models: length-bucketed batches
   std::string optimizer = "adam";  // adam | sgd | adagrad
   double lr = 1e-3;
   double weight_decay = 0.0;

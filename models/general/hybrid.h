@@ -38,6 +38,11 @@ class HybridImpl : public RecommenderImpl {
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
   ScriptExport script_export() const override;
+  // Passed on to every sub-model: a part that reads users' histories (markov) must see the
+  // evaluator's scope, or it would rank validation and test targets from the whole history.
+  void set_history_scope(HistoryScope scope) override {
+    for (auto& m : parts_) m->set_history_scope(scope);
+  }
 
   HybridOptions options;
   const std::vector<Recommender>& parts() const { return parts_; }

@@ -27,6 +27,8 @@ BERT4RecOptions BERT4RecOptions::from_config(const Config* cfg) {
   if (o.mask_prob() <= 0.0 || o.mask_prob() >= 1.0)
     cfg->bad("model.mask_prob", fmt::format("must be in (0, 1) (a fraction of the items masked), got {}", o.mask_prob()));
   o.init_std(cfg->get_double("model.init_std", 0.0, 10.0));
+  o.loss(cfg->get_choice("model.loss", sequence_losses()));
+  o.neg_samples(cfg->get_int("model.neg_samples", 1, 1 << 24));
   if (o.hidden_size() % o.heads() != 0)
     cfg->bad("model.heads", fmt::format("must divide model.hidden_size ({}), got {}", o.hidden_size(), o.heads()));
   return o;
@@ -45,6 +47,9 @@ void BERT4RecOptions::check() const {
   need(max_len() >= 2, fmt::format("model.max_len must be >= 2, got {}", max_len()));
   need(dropout() >= 0 && dropout() < 1, fmt::format("model.dropout must be in [0, 1), got {}", dropout()));
   need(mask_prob() > 0 && mask_prob() < 1, fmt::format("model.mask_prob must be in (0, 1), got {}", mask_prob()));
+  need(loss() == "ce" || loss() == "sampled" || loss() == "bce",
+       fmt::format("model.loss must be ce, sampled or bce, got '{}'", loss()));
+  need(neg_samples() >= 1, fmt::format("model.neg_samples must be >= 1, got {}", neg_samples()));
 }
 
 BERT4RecImpl::BERT4RecImpl(const ModelContext& ctx) : BERT4RecImpl(ctx, BERT4RecOptions::from_config(ctx.config)) {}
@@ -119,7 +124,9 @@ at::Tensor BERT4RecImpl::cloze_loss(const at::Tensor& full, const at::Tensor& ma
   const auto h = encode(full.masked_fill(masked, mask_token()));  // [B, L, D]
   const auto tgt = full.index({masked});                          // [N]
   TORCH_CHECK(tgt.numel() > 0, "bert4rec: no masked position in the batch");
-  return torch::nn::functional::cross_entropy(logits(h.index({masked})), tgt);
+  // The head's output at the masked positions against the output table (input embeddings + bias).
+  return item_loss(torch::gelu(head(h.index({masked}))), tgt, at::Tensor(), item_emb->weight, out_bias, n_items_,
+                   options.loss(), options.neg_samples());
 }
 
 at::Tensor BERT4RecImpl::loss(const Batch& b) {
@@ -131,8 +138,10 @@ at::Tensor BERT4RecImpl::history(const at::Tensor& users) const {
   return hist_.windows(users, scope_, item_emb->weight.device());
 }
 
-at::Tensor BERT4RecImpl::last_output(const at::Tensor& users) {
-  const auto h = history(users);  // [B, L - 1]
+at::Tensor BERT4RecImpl::last_output(const at::Tensor& users) { return last_output_of(history(users)); }
+
+at::Tensor BERT4RecImpl::last_output_of(const at::Tensor& hist) {
+  const auto h = hist.to(item_emb->weight.device());  // [B, L - 1]
   const auto seq = torch::cat({h, torch::full({h.size(0), 1}, mask_token(), h.options())}, 1);
   return encode(seq).select(1, -1);  // [B, D]
 }
@@ -144,6 +153,8 @@ at::Tensor BERT4RecImpl::score(const at::Tensor& users, const at::Tensor& items)
 }
 
 at::Tensor BERT4RecImpl::score_all(const at::Tensor& users) { return logits(last_output(users)); }
+
+at::Tensor BERT4RecImpl::score_history(const at::Tensor& seq) { return logits(last_output_of(seq)); }
 
 ScriptExport BERT4RecImpl::script_export() const {
   ScriptExport e;
@@ -165,13 +176,16 @@ ScriptExport BERT4RecImpl::script_export() const {
                {"obias", cpu(out_bias)},          {"hist", hist_.table(HistoryScope::All).clone()}};
   add_stacked_layers(e, {"in_w", "in_b", "out_w", "out_b", "ln1_w", "ln1_b", "ff1_w", "ff1_b", "ff2_w", "ff2_b", "ln2_w", "ln2_b"},
                      per_layer);
+  e.history_len = options.max_len() - 1;
   const int64_t D = options.hidden_size(), H = options.heads();
   // The same operations as encode() and LibTorch's TransformerEncoderLayer (post-LayerNorm, GELU)
   // and multi_head_attention_forward in eval mode: q scaled by 1 / sqrt(head_dim), padding keys
   // set to -inf per sequence, softmax.
   e.code = fmt::format(R"(
 def _last(self, users: Tensor) -> Tensor:
-    h = self.hist.index_select(0, users)
+    return self._last_seq(self.hist.index_select(0, users))
+
+def _last_seq(self, h: Tensor) -> Tensor:
     seq = torch.cat([h, torch.full_like(h.narrow(1, 0, 1), self.n_items + 1)], 1)
     B = seq.size(0)
     L = seq.size(1)
@@ -203,8 +217,11 @@ def _last(self, users: Tensor) -> Tensor:
 def _score(self, users: Tensor, items: Tensor) -> Tensor:
     return (self._last(users) * self.item_w.index_select(0, items)).sum(1) + self.obias.index_select(0, items)
 
+def _score_seq(self, seq: Tensor) -> Tensor:
+    return torch.addmm(self.obias, self._last_seq(seq), self.item_w.narrow(0, 0, self.n_items).t())
+
 def _score_all(self, users: Tensor) -> Tensor:
-    return torch.addmm(self.obias, self._last(users), self.item_w.narrow(0, 0, self.n_items).t())
+    return self._score_seq(self.hist.index_select(0, users))
 )",
                        fmt::arg("D", D), fmt::arg("H", H), fmt::arg("dh", D / H),
                        fmt::arg("eps_e", fmt::format("{:.17g}", emb_ln->options.eps())), fmt::arg("eps1", fmt::format("{:.17g}", eps1)),

@@ -46,6 +46,8 @@ struct BERT4RecOptions {
   TORCH_ARG(double, dropout) = 0.0;      // on embeddings, attention weights, block outputs, feed-forward
   TORCH_ARG(double, mask_prob) = 0.2;    // fraction of a training sequence's items masked, in (0, 1)
   TORCH_ARG(double, init_std) = 0.02;    // normal initialisation of embeddings and linear weights
+  TORCH_ARG(std::string, loss) = "ce";   // "ce" | "sampled" | "bce" at the masked positions
+  TORCH_ARG(int64_t, neg_samples) = 100; // negatives per batch of loss "sampled"
 };
 
 class BERT4RecImpl : public RecommenderImpl {
@@ -58,6 +60,9 @@ class BERT4RecImpl : public RecommenderImpl {
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
   void set_history_scope(HistoryScope scope) override { scope_ = scope; }
+  // The L - 1 most recent items; the mask token follows them.
+  int64_t history_len() const override { return options.max_len() - 1; }
+  at::Tensor score_history(const at::Tensor& seq) override;                    // [B, L - 1] -> [B, I]
   ScriptExport script_export() const override;
 
   // seq [B, L'] item indices (L' <= max_len, left-padded with n_items, may hold the mask token
@@ -87,7 +92,9 @@ class BERT4RecImpl : public RecommenderImpl {
   at::Tensor out_bias;                     // b^O [I]
 
  private:
-  at::Tensor last_output(const at::Tensor& users);  // [B, D] at the mask token after the history
+  // [B, D] at the mask token after the users' history / after hist [B, L - 1].
+  at::Tensor last_output(const at::Tensor& users);
+  at::Tensor last_output_of(const at::Tensor& hist);
   UserHistories hist_;
   HistoryScope scope_ = HistoryScope::All;
 };

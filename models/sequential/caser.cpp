@@ -22,6 +22,7 @@ CaserOptions CaserOptions::from_config(const Config* cfg) {
   o.n_v(cfg->get_int("model.n_v", 1, 1 << 16));
   o.dropout(cfg->get_double("model.dropout", 0.0, 0.999));
   o.loss(cfg->get_choice("model.loss", sequence_losses()));
+  o.neg_samples(cfg->get_int("model.neg_samples", 1, 1 << 24));
   return o;
 }
 
@@ -35,7 +36,9 @@ void CaserOptions::check() const {
   need(n_h() >= 1, fmt::format("model.n_h must be >= 1, got {}", n_h()));
   need(n_v() >= 1, fmt::format("model.n_v must be >= 1, got {}", n_v()));
   need(dropout() >= 0 && dropout() < 1, fmt::format("model.dropout must be in [0, 1), got {}", dropout()));
-  need(loss() == "ce" || loss() == "bce", fmt::format("model.loss must be ce or bce, got '{}'", loss()));
+  need(loss() == "ce" || loss() == "sampled" || loss() == "bce",
+       fmt::format("model.loss must be ce, sampled or bce, got '{}'", loss()));
+  need(neg_samples() >= 1, fmt::format("model.neg_samples must be >= 1, got {}", neg_samples()));
 }
 
 CaserImpl::CaserImpl(const ModelContext& ctx) : CaserImpl(ctx, CaserOptions::from_config(ctx.config)) {}
@@ -124,7 +127,7 @@ at::Tensor CaserImpl::loss(const Batch& b) {
     h = torch::zeros({b.seq.size(0), b.seq.size(1), D2}, x.options()).index_put({keep}, x);
   }
   h = torch::cat({h, torch::ones_like(h.narrow(2, 0, 1))}, 2);
-  return next_item_loss(h, b, output_table(), n_items_, options.loss());
+  return next_item_loss(h, b, output_table(), n_items_, options.loss(), options.neg_samples());
 }
 
 at::Tensor CaserImpl::history(const at::Tensor& users) const {
@@ -141,6 +144,17 @@ at::Tensor CaserImpl::score_all(const at::Tensor& users) {
   const auto u = users.to(item_emb->weight.device());
   const auto x = torch::cat({window_repr(history(u)), user_emb(u)}, 1);  // [B, 2D]
   return torch::addmm(out_bias->weight.narrow(0, 0, n_items_).t(), x, out_emb->weight.narrow(0, 0, n_items_).t());  // [B, I]
+}
+
+at::Tensor CaserImpl::score_history(const at::Tensor& seq) {
+  // A history without a known user (a new user, a session) has no user embedding: it takes the
+  // mean of the trained users' embeddings, the expected one, rather than zeros, which no
+  // training example ever had.
+  const auto s = seq.to(item_emb->weight.device());
+  const auto z = window_repr(s);                                                        // [B, D]
+  const auto p = user_emb->weight.mean(0, /*keepdim=*/true).expand({s.size(0), -1});    // [B, D]
+  return torch::addmm(out_bias->weight.narrow(0, 0, n_items_).t(), torch::cat({z, p}, 1),
+                      out_emb->weight.narrow(0, 0, n_items_).t());  // [B, I]
 }
 
 ScriptExport CaserImpl::script_export() const {
@@ -162,13 +176,21 @@ ScriptExport CaserImpl::script_export() const {
     hz += fmt::format("    parts.append(torch.amax(torch.relu(torch.conv2d(E, self.convh{0}_w, self.convh{0}_b)).squeeze(3), [2]))\n", h);
     ++h;
   }
+  e.history_len = options.max_len();
   e.code = fmt::format(R"(
-def _repr(self, users: Tensor) -> Tensor:
-    E = torch.embedding(self.item_w, self.hist.index_select(0, users)).unsqueeze(1)
+def _window(self, seq: Tensor) -> Tensor:
+    E = torch.embedding(self.item_w, seq).unsqueeze(1)
     parts: List[Tensor] = []
 {hz}    parts.append(torch.conv2d(E, self.convv_w, self.convv_b).flatten(1))
-    z = torch.relu(torch.linear(torch.cat(parts, 1), self.fc_w, self.fc_b))
-    return torch.cat([z, self.user_w.index_select(0, users)], 1)
+    return torch.relu(torch.linear(torch.cat(parts, 1), self.fc_w, self.fc_b))
+
+def _repr(self, users: Tensor) -> Tensor:
+    return torch.cat([self._window(self.hist.index_select(0, users)), self.user_w.index_select(0, users)], 1)
+
+def _score_seq(self, seq: Tensor) -> Tensor:
+    z = self._window(seq)
+    p = self.user_w.mean(0, True).expand(z.size(0), -1)
+    return torch.addmm(self.out_b.narrow(0, 0, self.n_items).t(), torch.cat([z, p], 1), self.out_w.narrow(0, 0, self.n_items).t())
 
 def _score(self, users: Tensor, items: Tensor) -> Tensor:
     return (self._repr(users) * self.out_w.index_select(0, items)).sum(1) + self.out_b.index_select(0, items).squeeze(1)

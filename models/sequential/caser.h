@@ -39,7 +39,8 @@ struct CaserOptions {
   TORCH_ARG(int64_t, n_h) = 16;             // horizontal filters per height 1..L
   TORCH_ARG(int64_t, n_v) = 4;              // vertical filters
   TORCH_ARG(double, dropout) = 0.5;         // on the concatenated convolution outputs
-  TORCH_ARG(std::string, loss) = "ce";      // "ce" | "bce"
+  TORCH_ARG(std::string, loss) = "ce";      // "ce" | "sampled" | "bce"
+  TORCH_ARG(int64_t, neg_samples) = 100;  // negatives per batch of loss "sampled"
 };
 
 class CaserImpl : public RecommenderImpl {
@@ -52,6 +53,8 @@ class CaserImpl : public RecommenderImpl {
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
   void set_history_scope(HistoryScope scope) override { scope_ = scope; }
+  int64_t history_len() const override { return options.max_len(); }
+  at::Tensor score_history(const at::Tensor& seq) override;                    // [B, L] -> [B, I]
   ScriptExport script_export() const override;
 
   // win [N, L] item indices (left-padded with n_items) -> z [N, D], before the user embedding.

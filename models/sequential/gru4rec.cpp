@@ -20,6 +20,7 @@ GRU4RecOptions GRU4RecOptions::from_config(const Config* cfg) {
   o.dropout(cfg->get_double("model.dropout", 0.0, 0.999));
   o.init_std(cfg->get_double("model.init_std", 0.0, 10.0));
   o.loss(cfg->get_choice("model.loss", sequence_losses()));
+  o.neg_samples(cfg->get_int("model.neg_samples", 1, 1 << 24));
   return o;
 }
 
@@ -32,7 +33,9 @@ void GRU4RecOptions::check() const {
   need(layers() >= 1, fmt::format("model.layers must be >= 1, got {}", layers()));
   need(max_len() >= 1, fmt::format("model.max_len must be >= 1, got {}", max_len()));
   need(dropout() >= 0 && dropout() < 1, fmt::format("model.dropout must be in [0, 1), got {}", dropout()));
-  need(loss() == "ce" || loss() == "bce", fmt::format("model.loss must be ce or bce, got '{}'", loss()));
+  need(loss() == "ce" || loss() == "sampled" || loss() == "bce",
+       fmt::format("model.loss must be ce, sampled or bce, got '{}'", loss()));
+  need(neg_samples() >= 1, fmt::format("model.neg_samples must be >= 1, got {}", neg_samples()));
 }
 
 GRU4RecImpl::GRU4RecImpl(const ModelContext& ctx) : GRU4RecImpl(ctx, GRU4RecOptions::from_config(ctx.config)) {}
@@ -68,7 +71,7 @@ at::Tensor GRU4RecImpl::history(const at::Tensor& users) const {
 }
 
 at::Tensor GRU4RecImpl::loss(const Batch& b) {
-  return next_item_loss(encode(b.seq), b, item_emb->weight, n_items_, options.loss());
+  return next_item_loss(encode(b.seq), b, item_emb->weight, n_items_, options.loss(), options.neg_samples());
 }
 
 at::Tensor GRU4RecImpl::score(const at::Tensor& users, const at::Tensor& items) {
@@ -76,9 +79,11 @@ at::Tensor GRU4RecImpl::score(const at::Tensor& users, const at::Tensor& items) 
   return (h * item_emb(items.to(h.device()))).sum(1);
 }
 
-at::Tensor GRU4RecImpl::score_all(const at::Tensor& users) {
-  const auto h = encode(history(users)).select(1, -1);
-  return torch::matmul(h, item_emb->weight.narrow(0, 0, n_items_).t());  // [B, I]
+at::Tensor GRU4RecImpl::score_all(const at::Tensor& users) { return score_history(history(users)); }
+
+at::Tensor GRU4RecImpl::score_history(const at::Tensor& seq) {
+  const auto h = encode(seq.to(item_emb->weight.device())).select(1, -1);  // [B, D]
+  return torch::matmul(h, item_emb->weight.narrow(0, 0, n_items_).t());   // [B, I]
 }
 
 ScriptExport GRU4RecImpl::script_export() const {
@@ -94,9 +99,12 @@ ScriptExport GRU4RecImpl::script_export() const {
     e.tensors.emplace_back(fmt::format("gru_{}", k), cpu(w[k]));
     list += fmt::format("{}self.gru_{}", k ? ", " : "", k);
   }
+  e.history_len = options.max_len();
   e.code = fmt::format(R"(
 def _last(self, users: Tensor) -> Tensor:
-    seq = self.hist.index_select(0, users)
+    return self._last_seq(self.hist.index_select(0, users))
+
+def _last_seq(self, seq: Tensor) -> Tensor:
     B = seq.size(0)
     L = seq.size(1)
     shift = (seq == self.n_items).sum(1)
@@ -111,8 +119,11 @@ def _last(self, users: Tensor) -> Tensor:
 def _score(self, users: Tensor, items: Tensor) -> Tensor:
     return (self._last(users) * self.item_w.index_select(0, items)).sum(1)
 
+def _score_seq(self, seq: Tensor) -> Tensor:
+    return torch.matmul(self._last_seq(seq), self.item_w.narrow(0, 0, self.n_items).t())
+
 def _score_all(self, users: Tensor) -> Tensor:
-    return torch.matmul(self._last(users), self.item_w.narrow(0, 0, self.n_items).t())
+    return self._score_seq(self.hist.index_select(0, users))
 )",
                        fmt::arg("layers", options.layers()), fmt::arg("hidden", options.hidden_size()), fmt::arg("list", list),
                        fmt::arg("D", options.embedding_size()));

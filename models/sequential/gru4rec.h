@@ -30,7 +30,8 @@ struct GRU4RecOptions {
   TORCH_ARG(int64_t, max_len) = 50;         // L: most recent items read
   TORCH_ARG(double, dropout) = 0.3;         // on the item embeddings
   TORCH_ARG(double, init_std) = 0.02;       // normal initialisation of the item embeddings
-  TORCH_ARG(std::string, loss) = "ce";      // "ce" | "bce"
+  TORCH_ARG(std::string, loss) = "ce";      // "ce" | "sampled" | "bce"
+  TORCH_ARG(int64_t, neg_samples) = 100;  // negatives per batch of loss "sampled"
 };
 
 class GRU4RecImpl : public RecommenderImpl {
@@ -43,6 +44,8 @@ class GRU4RecImpl : public RecommenderImpl {
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
   void set_history_scope(HistoryScope scope) override { scope_ = scope; }
+  int64_t history_len() const override { return options.max_len(); }
+  at::Tensor score_history(const at::Tensor& seq) override;                    // [B, L] -> [B, I]
   ScriptExport script_export() const override;
 
   // seq [B, L'] item indices (L' <= max_len, left-padded with n_items) -> h [B, L', D]

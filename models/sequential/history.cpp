@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "core/config.h"
 #include "core/error.h"
@@ -107,12 +108,12 @@ at::Tensor right_to_left(const at::Tensor& out, const at::Tensor& shift) {
 }
 
 const std::vector<std::string>& sequence_losses() {
-  static const std::vector<std::string> v = {"ce", "bce"};
+  static const std::vector<std::string> v = {"ce", "sampled", "bce"};
   return v;
 }
 
 at::Tensor next_item_loss(const at::Tensor& h, const Batch& b, const at::Tensor& item_weight, int64_t n_items,
-                          const std::string& kind) {
+                          const std::string& kind, int64_t negatives) {
   at::Tensor hs, tgt, neg;  // [N, D], [N], [N]: one row per target
   if (b.items.dim() == 1) {  // augment prefix: the window's last position predicts the next item
     hs = h.select(1, h.size(1) - 1);
@@ -124,14 +125,41 @@ at::Tensor next_item_loss(const at::Tensor& h, const Batch& b, const at::Tensor&
     const auto keep = items != n_items;  // [B, L]
     hs = h.index({keep});
     tgt = items.index({keep});
-    if (kind == "bce") neg = last_columns(b.neg_items, L).index({keep});
+    if (kind == "bce" && b.neg_items.defined()) neg = last_columns(b.neg_items, L).index({keep});
   }
+  return item_loss(hs, tgt, neg, item_weight, at::Tensor(), n_items, kind, negatives);
+}
+
+at::Tensor item_loss(const at::Tensor& hs, const at::Tensor& tgt, const at::Tensor& neg_in, const at::Tensor& item_weight,
+                     const at::Tensor& bias, int64_t n_items, const std::string& kind, int64_t negatives) {
   TORCH_CHECK(tgt.numel() > 0, "sequence batch without a target");
-  const auto w = item_weight.narrow(0, 0, n_items);  // the padding row is never a candidate
-  if (kind == "ce") return torch::nn::functional::cross_entropy(torch::matmul(hs, w.t()), tgt);  // [N, I]
+  const auto w = item_weight.narrow(0, 0, n_items);  // the padding (and mask) rows are never candidates
+  if (kind == "ce") {
+    const auto logits = bias.defined() ? torch::addmm(bias, hs, w.t()) : torch::matmul(hs, w.t());  // [N, I]
+    return torch::nn::functional::cross_entropy(logits, tgt);
+  }
+  auto pick = [&](const at::Tensor& idx) {  // idx [N] -> (rows of w [N, D], bias [N] or undefined)
+    return std::make_pair(w.index_select(0, idx), bias.defined() ? bias.index_select(0, idx) : at::Tensor());
+  };
+  const auto [wp, bp] = pick(tgt);                       // [N, D], [N]
+  auto pos_s = (hs * wp).sum(1);                         // [N]
+  if (bp.defined()) pos_s = pos_s + bp;
+  if (kind == "sampled") {
+    TORCH_CHECK(negatives >= 1, "loss sampled needs model.neg_samples >= 1, got ", negatives);
+    // One set of uniform negatives for the whole batch: a [N, K] matmul instead of N gathers.
+    const auto negs = torch::randint(n_items, {negatives}, tgt.options());  // [K]
+    auto neg_s = torch::matmul(hs, w.index_select(0, negs).t());           // [N, K]
+    if (bias.defined()) neg_s = neg_s + bias.index_select(0, negs).unsqueeze(0);
+    // A drawn negative that is the row's own target is not a negative.
+    neg_s = neg_s.masked_fill(negs.unsqueeze(0) == tgt.unsqueeze(1), -std::numeric_limits<float>::infinity());
+    const auto logits = torch::cat({pos_s.unsqueeze(1), neg_s}, 1);       // [N, 1 + K], target in column 0
+    return torch::nn::functional::cross_entropy(logits, torch::zeros_like(tgt));
+  }
   TORCH_CHECK(kind == "bce", "unknown sequence loss '", kind, "'");
-  TORCH_CHECK(neg.defined(), "loss bce needs sampled negatives in the batch");
-  const auto pos_s = (hs * w.index_select(0, tgt)).sum(1), neg_s = (hs * w.index_select(0, neg)).sum(1);
+  const auto neg = neg_in.defined() ? neg_in.reshape({-1}) : torch::randint(n_items, tgt.sizes(), tgt.options());
+  const auto [wn, bn] = pick(neg);
+  auto neg_s = (hs * wn).sum(1);
+  if (bn.defined()) neg_s = neg_s + bn;
   // -log sigmoid(x) = softplus(-x); -log(1 - sigmoid(x)) = softplus(x).
   return (torch::nn::functional::softplus(-pos_s) + torch::nn::functional::softplus(neg_s)).mean();
 }

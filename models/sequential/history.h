@@ -62,11 +62,20 @@ at::Tensor right_to_left(const at::Tensor& out, const at::Tensor& shift);       
 //   item_weight [n_items + 1, D]: the item table (padding row last), shared with the input;
 //   batch.items [B] (augment prefix: the next item after the window, read from h[:, -1]) or
 //   [B, L] (augment none: the next item after every position, n_items where none).
-// kind "ce": full softmax cross-entropy over all n_items items, mean over targets;
-// kind "bce": -log sigmoid(s_pos) - log(1 - sigmoid(s_neg)) with the batch's one sampled negative
-// per target (SASRec's), mean over targets.
+// The targets' rows of h and the targets then go to item_loss().
 at::Tensor next_item_loss(const at::Tensor& h, const Batch& batch, const at::Tensor& item_weight, int64_t n_items,
-                          const std::string& kind);
+                          const std::string& kind, int64_t negatives);
+
+// The loss of N targets from their representations (`model.loss`, mean over targets):
+//   hs [N, D], tgt [N] item indices, item_weight [>= n_items, D] (rows past n_items unused),
+//   bias [n_items] or undefined, neg [N] one sampled negative per target or undefined;
+// kind "ce": full softmax cross-entropy over all n_items items;
+// kind "sampled": softmax over the target and `negatives` items drawn uniformly for the whole
+//   batch (shared, as in Jean et al., ACL 2015; a negative equal to a row's target is masked);
+// kind "bce": -log sigmoid(s_pos) - log(1 - sigmoid(s_neg)) with one negative per target (the
+//   batch's `neg` when given, else drawn uniformly): SASRec's loss.
+at::Tensor item_loss(const at::Tensor& hs, const at::Tensor& tgt, const at::Tensor& neg, const at::Tensor& item_weight,
+                     const at::Tensor& bias, int64_t n_items, const std::string& kind, int64_t negatives);
 
 // The losses `model.loss` accepts.
 const std::vector<std::string>& sequence_losses();

@@ -26,6 +26,7 @@ SASRecOptions SASRecOptions::from_config(const Config* cfg) {
   o.init_std(cfg->get_double("model.init_std", 0.0, 10.0));
   o.layer_norm_eps(cfg->get_double("model.layer_norm_eps", 1e-30, 1.0));
   o.loss(cfg->get_choice("model.loss", sequence_losses()));
+  o.neg_samples(cfg->get_int("model.neg_samples", 1, 1 << 24));
   if (o.hidden_size() % o.heads() != 0)
     cfg->bad("model.heads", fmt::format("must divide model.hidden_size ({}), got {}", o.hidden_size(), o.heads()));
   return o;
@@ -44,7 +45,9 @@ void SASRecOptions::check() const {
   need(max_len() >= 1, fmt::format("model.max_len must be >= 1, got {}", max_len()));
   need(dropout() >= 0 && dropout() < 1, fmt::format("model.dropout must be in [0, 1), got {}", dropout()));
   need(attn_dropout() >= 0 && attn_dropout() < 1, fmt::format("model.attn_dropout must be in [0, 1), got {}", attn_dropout()));
-  need(loss() == "ce" || loss() == "bce", fmt::format("model.loss must be ce or bce, got '{}'", loss()));
+  need(loss() == "ce" || loss() == "sampled" || loss() == "bce",
+       fmt::format("model.loss must be ce, sampled or bce, got '{}'", loss()));
+  need(neg_samples() >= 1, fmt::format("model.neg_samples must be >= 1, got {}", neg_samples()));
 }
 
 SASRecBlockImpl::SASRecBlockImpl(const SASRecOptions& o)
@@ -112,7 +115,7 @@ at::Tensor SASRecImpl::history(const at::Tensor& users) const {
 
 at::Tensor SASRecImpl::loss(const Batch& b) {
   const auto h = encode(b.seq);  // [B, L, D]
-  return next_item_loss(h, b, item_emb->weight, n_items_, options.loss());
+  return next_item_loss(h, b, item_emb->weight, n_items_, options.loss(), options.neg_samples());
 }
 
 at::Tensor SASRecImpl::score(const at::Tensor& users, const at::Tensor& items) {
@@ -120,9 +123,11 @@ at::Tensor SASRecImpl::score(const at::Tensor& users, const at::Tensor& items) {
   return (h * item_emb(items.to(h.device()))).sum(1);
 }
 
-at::Tensor SASRecImpl::score_all(const at::Tensor& users) {
-  const auto h = encode(history(users)).select(1, -1);                 // [B, D]
-  return torch::matmul(h, item_emb->weight.narrow(0, 0, n_items_).t());  // [B, I]
+at::Tensor SASRecImpl::score_all(const at::Tensor& users) { return score_history(history(users)); }
+
+at::Tensor SASRecImpl::score_history(const at::Tensor& seq) {
+  const auto h = encode(seq.to(item_emb->weight.device())).select(1, -1);  // [B, D]
+  return torch::matmul(h, item_emb->weight.narrow(0, 0, n_items_).t());   // [B, I]
 }
 
 ScriptExport SASRecImpl::script_export() const {
@@ -143,6 +148,7 @@ ScriptExport SASRecImpl::script_export() const {
                {"hist", hist_.table(HistoryScope::All).clone()}};
   add_stacked_layers(e, {"ln1_w", "ln1_b", "in_w", "in_b", "out_w", "out_b", "ln2_w", "ln2_b", "ff1_w", "ff1_b", "ff2_w", "ff2_b"},
                      per_layer);
+  e.history_len = options.max_len();
   const int64_t D = options.hidden_size(), H = options.heads();
   // The same operations as encode() and LibTorch's multi_head_attention_forward in eval mode
   // (dropout off): q scaled by 1 / sqrt(head_dim) before q k^T, the mask added, softmax.
@@ -180,8 +186,11 @@ def _last(self, users: Tensor) -> Tensor:
 def _score(self, users: Tensor, items: Tensor) -> Tensor:
     return (self._last(users) * self.item_w.index_select(0, items)).sum(1)
 
+def _score_seq(self, seq: Tensor) -> Tensor:
+    return torch.matmul(self._encode(seq).select(1, -1), self.item_w.narrow(0, 0, self.n_items).t())
+
 def _score_all(self, users: Tensor) -> Tensor:
-    return torch.matmul(self._last(users), self.item_w.narrow(0, 0, self.n_items).t())
+    return self._score_seq(self.hist.index_select(0, users))
 )",
                        fmt::arg("D", D), fmt::arg("H", H), fmt::arg("emb_scale", fmt::format("{:.17g}", emb_scale_)), fmt::arg("dh", D / H),
                        fmt::arg("eps", fmt::format("{:.17g}", options.layer_norm_eps())),

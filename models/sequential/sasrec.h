@@ -38,7 +38,8 @@ struct SASRecOptions {
   TORCH_ARG(double, attn_dropout) = 0.2;  // on attention weights
   TORCH_ARG(double, init_std) = 0.02;     // normal initialisation of embeddings and linear weights
   TORCH_ARG(double, layer_norm_eps) = 1e-8;
-  TORCH_ARG(std::string, loss) = "ce";    // "ce" | "bce"
+  TORCH_ARG(std::string, loss) = "ce";    // "ce" | "sampled" | "bce"
+  TORCH_ARG(int64_t, neg_samples) = 100;  // negatives per batch of loss "sampled"
 };
 
 class SASRecBlockImpl : public torch::nn::Module {
@@ -64,6 +65,8 @@ class SASRecImpl : public RecommenderImpl {
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
   void set_history_scope(HistoryScope scope) override { scope_ = scope; }
+  int64_t history_len() const override { return options.max_len(); }
+  at::Tensor score_history(const at::Tensor& seq) override;                    // [B, L] -> [B, I]
   ScriptExport script_export() const override;
 
   // seq [B, L'] item indices (L' <= max_len, left-padded with n_items) -> h [B, L', D]

@@ -60,9 +60,16 @@ double rank_value(const MetricColumn& c, const int64_t* r, int64_t T, int64_t n_
     case PRECISION: return static_cast<double>(hits) / static_cast<double>(k);
     case RECALL: return static_cast<double>(hits) / static_cast<double>(T);
     case NDCG: {
+      // The tables hold min(K, catalogue) rows; a rank or count beyond them (only with K beyond
+      // the catalogue and duplicate candidates) is computed directly.
+      const auto top = static_cast<int64_t>(tb.disc.size()) - 1;
+      auto disc = [&](int64_t x) { return x <= top ? tb.disc[static_cast<size_t>(x)] : 1.0 / std::log2(static_cast<double>(x) + 1.0); };
       double dcg = 0;
-      for (int64_t j = 0; j < hits; ++j) dcg += tb.disc[static_cast<size_t>(r[j])];
-      return dcg / tb.idcg[static_cast<size_t>(std::min(T, k))];
+      for (int64_t j = 0; j < hits; ++j) dcg += disc(r[j]);
+      const int64_t m = std::min(T, k);
+      double idcg = tb.idcg[static_cast<size_t>(std::min(m, top))];
+      for (int64_t x = top + 1; x <= m; ++x) idcg += disc(x);
+      return dcg / idcg;
     }
     case MRR: return hits > 0 ? 1.0 / static_cast<double>(r[0]) : 0.0;
     case MAP: {
@@ -106,7 +113,9 @@ std::vector<std::pair<std::string, double>> rank_metrics(std::vector<int64_t> ra
   if (ks.empty()) fail("rank_metrics: needs at least one K");
   std::sort(ranks.begin(), ranks.end());
   const auto cols = columns_for(metrics, ks);
-  const Tables tb(*std::max_element(ks.begin(), ks.end()));
+  // Ranks and target counts never exceed the candidates: the tables need no more rows than that.
+  const int64_t rows = std::max<int64_t>({n_candidates, static_cast<int64_t>(ranks.size()), ranks.empty() ? 0 : ranks.back(), 1});
+  const Tables tb(std::min(*std::max_element(ks.begin(), ks.end()), rows));
   std::vector<std::pair<std::string, double>> out;
   for (const auto& c : cols) {
     if (!is_rank_kind(c.kind)) continue;
