@@ -589,7 +589,7 @@ TEST_CASE("dedup keeps a pair that is both in a given train file and its test fi
   CHECK(split_dataset(d, c).test_rows.size() == 1);
 }
 
-TEST_CASE("sequence batcher: batches as wide as their longest row; length bucketing keeps every row once", "[data][sampler]") {
+TEST_CASE("sequence batcher: batches as wide as their longest row, length bucketing keeps every row once", "[data][sampler]") {
   // 300 users: user u has 2 + (u % 7 == 0 ? 40 : u % 5) items (a few long sequences, most short).
   Sequences seq;
   seq.n_rows = 300;
