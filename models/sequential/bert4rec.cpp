@@ -47,9 +47,7 @@ void BERT4RecOptions::check() const {
   need(max_len() >= 2, fmt::format("model.max_len must be >= 2, got {}", max_len()));
   need(dropout() >= 0 && dropout() < 1, fmt::format("model.dropout must be in [0, 1), got {}", dropout()));
   need(mask_prob() > 0 && mask_prob() < 1, fmt::format("model.mask_prob must be in (0, 1), got {}", mask_prob()));
-  need(loss() == "ce" || loss() == "sampled" || loss() == "bce",
-       fmt::format("model.loss must be ce, sampled or bce, got '{}'", loss()));
-  need(neg_samples() >= 1, fmt::format("model.neg_samples must be >= 1, got {}", neg_samples()));
+  check_sequence_loss("bert4rec", loss(), neg_samples());
 }
 
 BERT4RecImpl::BERT4RecImpl(const ModelContext& ctx) : BERT4RecImpl(ctx, BERT4RecOptions::from_config(ctx.config)) {}

@@ -36,9 +36,7 @@ void CaserOptions::check() const {
   need(n_h() >= 1, fmt::format("model.n_h must be >= 1, got {}", n_h()));
   need(n_v() >= 1, fmt::format("model.n_v must be >= 1, got {}", n_v()));
   need(dropout() >= 0 && dropout() < 1, fmt::format("model.dropout must be in [0, 1), got {}", dropout()));
-  need(loss() == "ce" || loss() == "sampled" || loss() == "bce",
-       fmt::format("model.loss must be ce, sampled or bce, got '{}'", loss()));
-  need(neg_samples() >= 1, fmt::format("model.neg_samples must be >= 1, got {}", neg_samples()));
+  check_sequence_loss("caser", loss(), neg_samples());
 }
 
 CaserImpl::CaserImpl(const ModelContext& ctx) : CaserImpl(ctx, CaserOptions::from_config(ctx.config)) {}

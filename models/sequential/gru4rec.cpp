@@ -33,9 +33,7 @@ void GRU4RecOptions::check() const {
   need(layers() >= 1, fmt::format("model.layers must be >= 1, got {}", layers()));
   need(max_len() >= 1, fmt::format("model.max_len must be >= 1, got {}", max_len()));
   need(dropout() >= 0 && dropout() < 1, fmt::format("model.dropout must be in [0, 1), got {}", dropout()));
-  need(loss() == "ce" || loss() == "sampled" || loss() == "bce",
-       fmt::format("model.loss must be ce, sampled or bce, got '{}'", loss()));
-  need(neg_samples() >= 1, fmt::format("model.neg_samples must be >= 1, got {}", neg_samples()));
+  check_sequence_loss("gru4rec", loss(), neg_samples());
 }
 
 GRU4RecImpl::GRU4RecImpl(const ModelContext& ctx) : GRU4RecImpl(ctx, GRU4RecOptions::from_config(ctx.config)) {}

@@ -112,6 +112,13 @@ const std::vector<std::string>& sequence_losses() {
   return v;
 }
 
+void check_sequence_loss(const std::string& model, const std::string& loss, int64_t neg_samples) {
+  const auto& ok = sequence_losses();
+  if (std::find(ok.begin(), ok.end(), loss) == ok.end())
+    fail("{}: model.loss must be ce, sampled or bce, got '{}'", model, loss);
+  if (neg_samples < 1) fail("{}: model.neg_samples must be >= 1, got {}", model, neg_samples);
+}
+
 at::Tensor next_item_loss(const at::Tensor& h, const Batch& b, const at::Tensor& item_weight, int64_t n_items,
                           const std::string& kind, int64_t negatives) {
   at::Tensor hs, tgt, neg;  // [N, D], [N], [N]: one row per target

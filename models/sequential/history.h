@@ -79,6 +79,9 @@ at::Tensor item_loss(const at::Tensor& hs, const at::Tensor& tgt, const at::Tens
 
 // The losses `model.loss` accepts.
 const std::vector<std::string>& sequence_losses();
+// The options check shared by the sequential models (options built in code, no config to point
+// at): `loss` one of sequence_losses(), `neg_samples` >= 1; errors name the model and the key.
+void check_sequence_loss(const std::string& model, const std::string& loss, int64_t neg_samples);
 
 // Adds to an export one tensor per name: the k-th tensor of every layer (per_layer[l][k]), copied
 // to the CPU and stacked into [layers, ...], so that one TorchScript loop runs the layers

@@ -45,9 +45,7 @@ void SASRecOptions::check() const {
   need(max_len() >= 1, fmt::format("model.max_len must be >= 1, got {}", max_len()));
   need(dropout() >= 0 && dropout() < 1, fmt::format("model.dropout must be in [0, 1), got {}", dropout()));
   need(attn_dropout() >= 0 && attn_dropout() < 1, fmt::format("model.attn_dropout must be in [0, 1), got {}", attn_dropout()));
-  need(loss() == "ce" || loss() == "sampled" || loss() == "bce",
-       fmt::format("model.loss must be ce, sampled or bce, got '{}'", loss()));
-  need(neg_samples() >= 1, fmt::format("model.neg_samples must be >= 1, got {}", neg_samples()));
+  check_sequence_loss("sasrec", loss(), neg_samples());
 }
 
 SASRecBlockImpl::SASRecBlockImpl(const SASRecOptions& o)
