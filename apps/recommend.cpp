@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "apps/cli.h"
+#include "core/atomic_file.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/table.h"
@@ -39,6 +40,8 @@ void check_usage(const Args& a) {
   const int given = int(!a.user.empty()) + int(!a.users_file.empty()) + int(a.history_given);
   if (given != 1) throw Usage("recommend needs exactly one of --user RAW_ID, --users-file FILE or --history ID,ID,...");
   if (a.skip_unknown && !a.history_given) throw Usage("--skip-unknown goes with --history");
+  if (!a.out.empty() && a.users_file.empty())
+    throw Usage("--out goes with --users-file (it writes their CSV); --user and --history print to the terminal");
   if (!a.positional.empty()) throw Usage("recommend takes no positional arguments (use --user or --users-file)");
   if (!a.fallback.empty() && a.fallback != "popular")
     throw Usage("--fallback takes 'popular', got '" + a.fallback + "'");
@@ -74,7 +77,32 @@ Exported load_exported(const std::string& path) {
   for (const char* method : {"recommend", "user_index"})
     if (!x.module.find_method(method))
       fail("{}: a TorchScript file, but not an rzoo model (no '{}' method)", path, method);
+  // The attributes this command reads, checked once against each other, so that a damaged or
+  // edited export is named as such instead of failing deep inside with a container's message.
+  auto damaged = [&](const std::string& why) {
+    fail("{}: the export is damaged or was edited: {} (export the run again with `rzoo export`)", path, why);
+  };
+  for (const char* name : {"n_items", "n_users", "item_ids", "item_titles", "popularity"})
+    if (!x.module.hasattr(name)) damaged(fmt::format("no '{}' attribute", name));
+  const c10::IValue n_items = x.module.attr("n_items"), ids = x.module.attr("item_ids"),
+                    titles = x.module.attr("item_titles"), pop = x.module.attr("popularity");
+  if (!n_items.isInt() || n_items.toInt() < 1) damaged("'n_items' is not a count >= 1");
+  if (!ids.isList() || static_cast<int64_t>(ids.toList().size()) != n_items.toInt())
+    damaged(fmt::format("'item_ids' does not hold n_items = {} ids", n_items.toInt()));
+  if (!titles.isList() || (titles.toList().size() != 0 && titles.toList().size() != ids.toList().size()))
+    damaged("'item_titles' does not hold one title per item");
+  if (!pop.isTensor() || pop.toTensor().dim() != 1 || pop.toTensor().size(0) != n_items.toInt())
+    damaged(fmt::format("'popularity' is not a vector of n_items = {} counts", n_items.toInt()));
   return x;
+}
+
+// An item index the export's own code returned, checked before it is used.
+size_t checked_item(const Exported& x, int64_t index, int64_t n_items) {
+  if (index < 0 || index >= n_items)
+    fail("{}: the export returned item index {} outside 0..{} (the file is damaged or was edited; export the run "
+         "again)",
+         x.path, index, n_items - 1);
+  return static_cast<size_t>(index);
 }
 
 // --user, or the lines of --users-file.
@@ -131,8 +159,8 @@ int recommend_history(const Args& a, Exported& x, int64_t k) {
                            unknown.empty() ? "" : fmt::format(" ({} unknown skipped)", unknown.size()));
   for (size_t j = 0; j < ids.size(); ++j) {
     const std::string id = ids.get(j).toStringRef();
-    const int64_t it = x.call("item_index", {id}).toInt();
-    const std::string title = titles.size() > static_cast<size_t>(it) ? titles.get(static_cast<size_t>(it)).toStringRef() : "";
+    const size_t it = checked_item(x, x.call("item_index", {id}).toInt(), static_cast<int64_t>(item_ids.size()));
+    const std::string title = titles.size() > it ? titles.get(it).toStringRef() : "";
     std::cout << fmt::format("{:>4}  {:<12} {:>10.4f}  {}\n", j + 1, id, scores.get(j).toDouble(), title);
   }
   return 0;
@@ -143,6 +171,7 @@ int recommend_history(const Args& a, Exported& x, int64_t k) {
 int recommend(const Args& a) {
   check_usage(a);
   const int64_t k = parse_k(a.k);
+  if (!a.out.empty()) check_output_path(a.out, "recommend --out");  // before any work
   Exported x = load_exported(a.model);
   if (a.history_given) return recommend_history(a, x, k);
   const auto item_ids = x.module.attr("item_ids").toList();
@@ -184,7 +213,7 @@ int recommend(const Args& a) {
     for (int64_t j = 0; j < items.size(0); ++j) {
       const float v = values[j].item<float>();
       if (std::isinf(v) && v < 0) break;  // only already-known items are left
-      const auto it = static_cast<size_t>(items[j].item<int64_t>());
+      const size_t it = checked_item(x, items[j].item<int64_t>(), n_items);
       const std::string id = item_ids.get(it).toStringRef();
       const std::string title = titles.size() > it ? titles.get(it).toStringRef() : "";
       ++rank;

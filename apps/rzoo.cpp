@@ -4,12 +4,15 @@
 
 #include <csignal>
 #include <filesystem>
+#include <cstdlib>
+#include <thread>
 #include <iostream>
 
 #include "apps/cli.h"
 #include "core/checkpoint.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/threads.h"
 #include "core/log.h"
 #include "datasets/stats.h"
 #include "models/registry.h"
@@ -76,6 +79,12 @@ int data_stats(const Args& a, Logger& log) {
 int run(const Args& a) {
   if (a.command == "version") {
     std::cout << "rzoo " << rzoo::version() << " (LibTorch " << TORCH_VERSION << ")\n";
+    // The runtime facts that decide speed (see core/threads.h).
+    const char* policy = std::getenv("OMP_WAIT_POLICY");
+    const int blas = rzoo::blas_threads();
+    std::cout << fmt::format("threads: {} cores; OpenMP wait policy {}; BLAS threads {}\n",
+                             std::thread::hardware_concurrency(), policy ? policy : "(runtime default)",
+                             blas < 0 ? std::string("(no known BLAS)") : std::to_string(blas));
     return 0;
   }
   if (a.help && cli::command_help(a.command)) {
@@ -126,6 +135,8 @@ void on_stop_signal(int sig) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before anything else: threads that sleep rather than spin at OpenMP barriers (see threads.h).
+  rzoo::reexec_with_passive_openmp(argv);
   // SIGTERM (kill, a batch scheduler, docker stop) stops like Ctrl-C: after the current batch,
   // with the last complete epoch saved for --resume and a message; exit status 143 (130 for SIGINT).
   std::signal(SIGINT, on_stop_signal);

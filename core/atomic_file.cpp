@@ -41,6 +41,22 @@ bool process_gone(long pid) { return pid > 0 && ::kill(static_cast<pid_t>(pid), 
 
 }  // namespace
 
+void check_output_path(const std::string& path, const std::string& what) {
+  if (path.empty()) fail("{}: an empty file name", what);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    fail("{} {}: is a folder; give a file name inside it (e.g. {}/{})", what, path,
+         path.back() == '/' ? path.substr(0, path.size() - 1) : path, what == "export --out" ? "model.pt" : "out.csv");
+  const std::string dir = folder_of(path);
+  if (::stat(dir.c_str(), &st) != 0)
+    fail("{} {}: the folder {} does not exist (create it first: rzoo does not create folders outside output_dir)",
+         what, path, dir);
+  if (!S_ISDIR(st.st_mode)) fail("{} {}: {} is not a folder", what, path, dir);
+  // A temporary file of an earlier write of this same file that was killed.
+  const std::string name = path.substr(path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);
+  remove_stale_temps(dir, [&](const std::string& n) { return n == name; });
+}
+
 std::string atomic_temp_name(const std::string& path, long pid) { return fmt::format("{}.tmp{}", path, pid); }
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {

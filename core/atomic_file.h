@@ -46,6 +46,10 @@ class AtomicFile {
   uint64_t written_ = 0;
 };
 
+// Checks a file name the user gave (`--out`): not empty, not a folder, and its folder exists
+// (rzoo creates no folder outside output_dir on the user's behalf). `what` names the option.
+void check_output_path(const std::string& path, const std::string& what);
+
 // The whole file at once.
 void write_bytes_atomic(const std::string& path, const void* data, size_t n);
 

@@ -1,5 +1,8 @@
 #include "core/config.h"
 
+#include <sched.h>
+#include <stdlib.h>
+
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -209,7 +212,10 @@ void check_duplicate_keys(const YAML::Node& n, const std::string& where, const s
   if (n.IsMap()) {
     std::map<std::string, YAML::Mark> seen;
     for (auto it = n.begin(); it != n.end(); ++it) {
-      if (!it->first.IsScalar()) continue;
+      // A list, map or null as a key would fail later as yaml-cpp's "bad conversion" naming no key.
+      if (!it->first.IsScalar())
+        fail("{}:{}:{}: a key must be a name, not a list, map or null{}", where, it->first.Mark().line + 1,
+             it->first.Mark().column + 1, path.empty() ? "" : " (under '" + path + "')");
       const std::string key = it->first.Scalar();
       const std::string sub = path.empty() ? key : path + "." + key;
       const auto [first, fresh] = seen.emplace(key, it->first.Mark());
@@ -285,6 +291,12 @@ Layer parse_layer(const std::string& text, const std::string& source) {
 }
 
 Layer load_layer(const std::string& path) {
+  {
+    // A folder opens as an empty stream on Linux and would read as an empty config.
+    std::error_code ec;
+    if (fs::is_directory(path, ec))
+      fail("{}: is a folder, not a config file (give a YAML file, e.g. configs/experiments/quickstart.yaml)", path);
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("{}: cannot open config file ({})", path, fs::exists(path) ? "not readable" : "no such file");
   std::stringstream buf;
@@ -355,23 +367,37 @@ Config resolve_config(const ConfigSources& src) {
 
   if (!model.empty()) {
     const fs::path file = dir / "models" / (model + ".yaml");
-    if (!fs::exists(file))
+    std::error_code ec;  // a name too long for a file name is an unknown model, not a filesystem_error
+    if (!fs::exists(file, ec))
       fail("unknown model '{}': no {} (known models: {})", model, file.string(), join(yaml_stems(dir / "models")));
     Layer l = load_layer(file.string());
     l.relative_to_cwd = false;
     merger.merge(root, l.node, l, "", "model");
   }
+  bool dataset_file = false;
   if (!dataset.empty()) {
     const fs::path file = dir / "datasets" / (dataset + ".yaml");
-    if (fs::exists(file)) {
+    std::error_code ec;
+    if (fs::exists(file, ec)) {
       Layer l = load_layer(file.string());
       l.relative_to_cwd = false;
       merger.merge(root, l.node, l, "", "");
+      dataset_file = true;
     }
   }
   for (const Layer* l : later)
     if (l->node.IsDefined() && !l->node.IsNull()) merger.merge(root, l->node, *l, "", "");
-  return Config(root, origins);
+  Config cfg(root, origins);
+  // A dataset named without a configs/datasets/<name>.yaml is fine when the experiment gives its
+  // files itself; when nothing gives a path, the name is what is wrong, so say that rather than
+  // "dataset.path: no interactions file given".
+  if (!dataset.empty() && !dataset_file && cfg.get_string("dataset.path").empty() &&
+      cfg.get_string("dataset.format") != "synthetic")
+    cfg.bad("dataset.name", fmt::format("unknown dataset '{}': no {} (known datasets: {}); or give the data's "
+                                        "files with dataset.path and dataset.format",
+                                        dataset, (dir / "datasets" / (dataset + ".yaml")).string(),
+                                        join(yaml_stems(dir / "datasets"))));
+  return cfg;
 }
 
 Config Config::with_set(const std::string& assignment) const {
@@ -528,7 +554,13 @@ void emit(YAML::Emitter& out, const YAML::Node& n, const std::string& path,
   auto comment = [&] {
     if (!origins) return;
     auto it = origins->find(path);
-    if (it != origins->end()) out << YAML::Comment(it->second);
+    if (it == origins->end()) return;
+    // A control character (from a --set value) would end the YAML stream or, as \r, start a new
+    // line: the saved config.yaml would not read back. Shown as '?' in the comment.
+    std::string c = it->second;
+    for (auto& ch : c)
+      if ((static_cast<unsigned char>(ch) < 0x20 && ch != '\n' && ch != '\t') || ch == 0x7f) ch = '?';
+    out << YAML::Comment(c);
   };
   if (n.IsMap()) {
     out << YAML::BeginMap;
@@ -559,10 +591,21 @@ std::string Config::dump(bool with_origins) const {
   return std::string(out.c_str()) + "\n";
 }
 
+// auto: the cores this process may run on (its CPU affinity: taskset, a container's cpuset)
+// less those other processes keep busy (the 1-minute load average, rounded down), at least 1.
+// A thread on a core that is not free only waits for its partner at every parallel region:
+// measured on 2 cores under a load of ~5, a second thread made small-batch training 1.2-1.5x
+// slower even with OpenMP's passive waiting (bench/peers, T2=1), while on idle cores it helps.
 int64_t resolve_threads(const Config& cfg) {
   if (cfg.get_string("threads") == "auto") {
-    const unsigned n = std::thread::hardware_concurrency();
-    return n == 0 ? 1 : static_cast<int64_t>(n);
+    int64_t n = 0;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (::sched_getaffinity(0, sizeof(set), &set) == 0) n = CPU_COUNT(&set);
+    if (n <= 0) n = std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
+    double load[1] = {0.0};
+    if (::getloadavg(load, 1) == 1 && load[0] > 0) n -= static_cast<int64_t>(std::floor(load[0]));
+    return std::max<int64_t>(1, n);
   }
   return cfg.get_int("threads", 1, 4096);
 }

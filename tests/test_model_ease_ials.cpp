@@ -140,6 +140,54 @@ TEST_CASE("ials: one user half-step is the closed-form minimiser", "[models]") {
   CHECK(w[2].abs().max().item<float>() == 0.0f);  // no items: pulled to 0 only
 }
 
+TEST_CASE("ials: a conjugate-gradient step by hand, d steps reach the closed-form solve, any thread count",
+          "[models]") {
+  const Csr train = Csr::from_pairs(3, 4, {0, 0, 1, 1, 1}, {0, 2, 1, 2, 3});
+  const auto h = torch::tensor({{0.3, -0.2}, {0.5, 0.1}, {-0.4, 0.6}, {0.2, 0.2}}, torch::kFloat);  // [I, d]
+  const auto start = torch::tensor({{0.1, 0.4}, {-0.3, 0.2}, {0.5, 0.5}}, torch::kFloat);          // [U, d]
+  const bool batched = GENERATE(false, true);
+  INFO((batched ? "batched tensors (other devices)" : "CPU row loop"));
+  const auto opts = IALSOptions().factors(2).alpha(0.5).unobserved_weight(0.2).l2(0.1).nu(1.0);
+  SECTION("one step: x1 = x0 + (r'r / r'Ar) r, r = b - A x0") {
+    IALS model(ModelContext{3, 4, nullptr}, IALSOptions(opts).cg_steps(1));
+    const auto w = model->solve_cg(train, h, start, batched);
+    const auto hd = h.to(torch::kDouble);
+    for (int64_t u = 0; u < 2; ++u) {
+      auto a = torch::zeros({2, 2}, torch::kDouble), b = torch::zeros({2}, torch::kDouble);
+      for (int64_t i = 0; i < 4; ++i) a += 0.2 * torch::outer(hd[i], hd[i]);
+      for (const int64_t* p = train.row_begin(u); p != train.row_end(u); ++p) {
+        a += 1.5 * torch::outer(hd[*p], hd[*p]);
+        b += 1.5 * hd[*p];
+      }
+      a += 0.1 * (static_cast<double>(train.row_size(u)) + 0.2 * 4) * torch::eye(2, torch::kDouble);
+      const auto x0 = start[u].to(torch::kDouble);
+      const auto r = b - torch::mv(a, x0);
+      const auto x1 = x0 + ((r * r).sum() / (r * torch::mv(a, r)).sum()) * r;
+      INFO("user " << u << ": " << w[u] << " vs " << x1);
+      CHECK(torch::allclose(w[u].to(torch::kDouble), x1, 1e-5, 1e-6));
+    }
+    CHECK(w[2].abs().max().item<float>() == 0.0f);  // no items: exactly 0, not a step towards it
+  }
+  SECTION("d = 2 steps: the exact solve, as Cholesky's") {
+    IALS model(ModelContext{3, 4, nullptr}, IALSOptions(opts).cg_steps(2));
+    CHECK(torch::allclose(model->solve_cg(train, h, start, batched), model->solve(train, h), 1e-4, 1e-5));
+  }
+  SECTION("a larger problem: the same result with 1 and 2 threads, and as the other path") {
+    const Csr big = random_csr(300, 120, 0.1, 11);
+    torch::manual_seed(5);
+    const auto hb = torch::randn({120, 16}) * 0.1, sb = torch::randn({300, 16}) * 0.1;
+    IALS model(ModelContext{300, 120, nullptr}, IALSOptions(opts).factors(16).cg_steps(3));
+    const int threads = torch::get_num_threads();
+    torch::set_num_threads(1);
+    const auto one = model->solve_cg(big, hb, sb, batched);
+    torch::set_num_threads(2);
+    const auto two = model->solve_cg(big, hb, sb, batched);
+    torch::set_num_threads(threads);
+    CHECK(torch::equal(one, two));
+    CHECK(torch::allclose(one, model->solve_cg(big, hb, sb, !batched), 1e-4, 1e-5));
+  }
+}
+
 TEST_CASE("ials: the loss never increases, scores agree, empty users and items are finite", "[models]") {
   Csr train = random_csr(40, 30, 0.2, 7);
   // User 5 and item 4 without interactions.
@@ -150,8 +198,12 @@ TEST_CASE("ials: the loss never increases, scores agree, empty users and items a
         if (r != 5 && *p != 4) rows.push_back(r), cols.push_back(*p);
     train = Csr::from_pairs(40, 30, rows, cols);
   }
+  const std::string solver = GENERATE(as<std::string>{}, "cholesky", "cg");
+  INFO("model.solver " << solver);
   torch::manual_seed(3);
-  IALS model(ModelContext{40, 30, nullptr}, IALSOptions().factors(6).alpha(1.0).unobserved_weight(0.3).l2(0.01).nu(0.5).epochs(12));
+  IALS model(ModelContext{40, 30, nullptr},
+             IALSOptions().factors(6).alpha(1.0).unobserved_weight(0.3).l2(0.01).nu(0.5).epochs(12).solver(solver));
+  model->record_loss = true;
   model->fit(train);
   const auto& hist = model->loss_history;
   REQUIRE(hist.size() == 12);

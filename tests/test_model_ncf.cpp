@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "datasets/dataset.h"
 #include "datasets/sampler.h"
+#include "models/general/bpr.h"
 #include "models/general/ncf.h"
 #include "trainers/evaluator.h"
 #include "trainers/trainer.h"
@@ -318,6 +319,90 @@ TEST_CASE("mf: native per-sample SGD equals batch_size-1 autograd SGD, and the t
       log.close();
       CHECK((read_file(t.file("train.log")).find("native per-sample SGD") != std::string::npos) == extra.empty());
     }
+  }
+}
+
+TEST_CASE("bpr: native per-sample SGD equals batch_size-1 autograd SGD (with l2), Hogwild trains too",
+          "[models][ncf]") {
+  const Synthetic s("bpr", {"model.l2=0.02", "model.embedding_size=6"});
+  auto sampler = make_sampler("uniform", s.split.train);
+  torch::manual_seed(4);
+  BPR a(s.ctx());
+  BPR b(s.ctx());
+  {
+    torch::NoGradGuard g;
+    for (const auto& kv : a->named_parameters()) b->named_parameters()[kv.key()].copy_(kv.value());
+  }
+  std::map<std::string, at::Tensor> initial;
+  for (const auto& kv : a->named_parameters()) initial[kv.key()] = kv.value().detach().clone();
+  const double lr = 0.1;
+  auto one = make_batcher(s.split, InputType::Pairwise, *sampler, 1, 1);
+  auto opt = make_optimizer("sgd", a->parameters(), lr, 0.0, 0.0);
+  one->start_epoch(7, 1);
+  double loss_a = 0.0;
+  int64_t n = 0;
+  Batch batch;
+  while (one->next(batch)) {
+    opt->zero_grad();
+    auto loss = a->loss(batch);
+    loss.backward();
+    opt->step();
+    loss_a += loss.item<double>();
+    ++n;
+  }
+  REQUIRE(n == s.split.train.nnz());
+  const int threads = torch::get_num_threads();
+  torch::set_num_threads(1);  // exact only on one thread (several: Hogwild)
+  auto chunks = make_batcher(s.split, InputType::Pairwise, *sampler, 100, 1);
+  chunks->start_epoch(7, 1);
+  double loss_b = 0.0;
+  while (chunks->next(batch)) loss_b += b->per_sample_sgd(batch, lr);
+  torch::set_num_threads(threads);
+  CHECK(loss_b == Approx(loss_a).epsilon(1e-5));
+  for (const auto& kv : a->named_parameters()) {
+    INFO(kv.key());
+    CHECK(torch::allclose(b->named_parameters()[kv.key()], kv.value(), 1e-4, 1e-5));
+    CHECK_FALSE(torch::allclose(kv.value(), initial[kv.key()], 1e-3, 1e-3));
+  }
+  // One triple by hand: x = <p, q_i - q_j>, g = lr sigmoid(-x), decay = 1 - 2 lr l2.
+  {
+    BPR m(ModelContext{1, 3, nullptr}, BPROptions().embedding_size(2).l2(0.5));
+    torch::NoGradGuard g;
+    m->user_emb->weight.copy_(torch::tensor({{1.0f, 2.0f}}));
+    m->item_emb->weight.copy_(torch::tensor({{0.5f, 0.0f}, {0.0f, 1.0f}, {-1.0f, 1.0f}}));
+    Batch t;
+    t.users = torch::tensor({int64_t{0}});
+    t.items = torch::tensor({int64_t{0}});
+    t.neg_items = torch::tensor({int64_t{2}});
+    const double x = 1.0 * 1.5 + 2.0 * -1.0;  // -0.5
+    const double loss = m->per_sample_sgd(t, 0.1);
+    CHECK(loss == Approx(std::log1p(std::exp(-x)) + 0.5 * (5.0 + 0.25 + 2.0)));
+    const double gs = 0.1 / (1.0 + std::exp(x)), decay = 1.0 - 2.0 * 0.1 * 0.5;
+    CHECK(m->user_emb->weight[0][0].item<double>() == Approx(decay * 1.0 + gs * 1.5));
+    CHECK(m->user_emb->weight[0][1].item<double>() == Approx(decay * 2.0 + gs * -1.0));
+    CHECK(m->item_emb->weight[0][1].item<double>() == Approx(decay * 0.0 + gs * 2.0));
+    CHECK(m->item_emb->weight[2][0].item<double>() == Approx(decay * -1.0 - gs * 1.0));
+    CHECK(m->item_emb->weight[1][1].item<double>() == 1.0f);  // untouched
+  }
+  // The trainer's native path with two threads (Hogwild): the loss falls.
+  {
+    const Synthetic r("bpr", {"train.optimizer=sgd", "train.batch_size=1", "train.lr=0.5", "model.l2=0.001",
+                              "train.epochs=5", "train.early_stop.patience=0", "threads=2"});
+    TempDir t;
+    Logger log{true};
+    log.open(t.file("train.log"));
+    torch::manual_seed(1);
+    torch::set_num_threads(2);
+    Recommender model(std::static_pointer_cast<RecommenderImpl>(std::make_shared<BPRImpl>(r.ctx())));
+    Trainer tr(model, r.split, TrainOptions::from_config(r.cfg), EvalOptions::from_config(r.cfg), torch::kCPU,
+               t.file("run"), log);
+    CHECK(tr.fit());
+    torch::set_num_threads(threads);
+    REQUIRE(tr.history().size() == 5);
+    INFO(tr.history()[0].loss << " -> " << tr.history()[4].loss);
+    CHECK(tr.history()[4].loss < 0.9 * tr.history()[0].loss);
+    log.close();
+    CHECK(read_file(t.file("train.log")).find("native per-sample SGD") != std::string::npos);
   }
 }
 

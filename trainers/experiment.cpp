@@ -14,10 +14,12 @@
 #include <optional>
 #include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/table.h"
+#include "core/threads.h"
 #include "models/registry.h"
 #include "trainers/compare_report.h"
 #include "trainers/eval/bounds.h"
@@ -28,7 +30,7 @@ namespace fs = std::filesystem;
 namespace rzoo {
 
 c10::Device setup_runtime(const Config& cfg) {
-  torch::set_num_threads(static_cast<int>(resolve_threads(cfg)));
+  set_thread_pools(static_cast<int>(resolve_threads(cfg)));  // LibTorch, OpenMP and BLAS
   const std::string d = cfg.get_string("device");
   if (d == "cpu") return c10::Device(c10::kCPU);
   if (d == "auto") return torch::cuda::is_available() ? c10::Device(c10::kCUDA) : c10::Device(c10::kCPU);
@@ -268,12 +270,16 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
     device = setup_runtime(cfg);
     const uint64_t seed = static_cast<uint64_t>(cfg.get_int("seed", 0));
     torch::manual_seed(seed);
+    // Before the model allocates anything: a size nobody bounded fails here, not in the OOM killer.
+    check_memory_estimate(cfg, p.data.n_users(), p.data.n_items());
     ModelContext ctx{p.data.n_users(), p.data.n_items(), &cfg, &p.data, &p.split};
     model = make_model(name, ctx);
     // Size-like keys against the data (eval.ks, train.neg_per_pos): before anything is trained.
     const InputType in = model->input_type();
+    int64_t max_seen = 0;
+    for (int64_t u = 0; u < p.split.train.n_rows; ++u) max_seen = std::max(max_seen, p.split.train.row_size(u));
     check_data_bounds(cfg, p.data.n_items(),
-                      in == InputType::Pointwise || in == InputType::Pairwise || in == InputType::Sequence);
+                      in == InputType::Pointwise || in == InputType::Pairwise || in == InputType::Sequence, max_seen);
     eval = EvalOptions::from_config(cfg);
     trainer.emplace(model, p.split, TrainOptions::from_config(cfg), eval, device, run_dir, log, &p.data);
   } catch (...) {
@@ -282,6 +288,9 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
     throw;
   }
   fs::create_directories(run_dir);
+  // The temporary files of a write that was killed (kill -9, power loss) in this folder: every
+  // file of a run folder is rzoo's, so those of dead processes go.
+  remove_stale_temps(run_dir, [](const std::string&) { return true; });
   log.open(run_dir + "/train.log");
   if (!resume) {
     write_file_atomic(run_dir + "/config.yaml", cfg.dump());

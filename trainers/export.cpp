@@ -222,8 +222,7 @@ void export_model(const RecommenderImpl& model, const ExportInputs& in, const st
   if (!in.metrics_json.empty()) extra["metrics.json"] = in.metrics_json;
   extra["rzoo.txt"] = fmt::format("rzoo {}\nmodel {}\nusers {}\nitems {}\n", version(), model.name(), d.n_users(), d.n_items());
 
-  const fs::path target(out);
-  if (target.has_parent_path()) fs::create_directories(target.parent_path());
+  check_output_path(out, "export --out");
   // Serialised to memory first (LibTorch's file writer can throw from its destructor when a write
   // fails), then written by rzoo's durable atomic writer: any I/O error is a clean error naming
   // the file, no temporary file is left, and a previous export at `out` stays as it was.

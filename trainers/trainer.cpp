@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/memory.h"
 #include "datasets/dataset.h"
 #include "datasets/sampler.h"
 #include "trainers/lazy_adam.h"
@@ -355,6 +356,7 @@ EpochRecord Trainer::train_epoch(BatchSource& batcher, bool per_sample, bool sho
                                "(continue with: rzoo train --resume {})", epoch_ + 1, run_dir_, run_dir_);
     int64_t steps = 1;
     const at::Tensor weighted = train_batch(b, per_sample, steps);
+    trim_heap_if_due();  // the freed activations of large batches back to the system (core/memory.h)
     total += weighted;
     rows += b.size();
     ++batch_no;

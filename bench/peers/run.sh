@@ -24,6 +24,8 @@ ONLY=${ONLY:-}            # e.g. ONLY="w1 w3": timing workloads to run (default 
 [ -z "$ONLY" ] && ACC_DEFAULT=1 || ACC_DEFAULT=0
 ACC=${ACC:-$ACC_DEFAULT}  # run the accuracy part (W3 accuracy, W7); default 1 without ONLY, 0 with it
 NEUMF_ACC=${NEUMF_ACC:-0} # W7 with NeuMF too (several minutes per side)
+T2=${T2:-0}               # 1: each rzoo timing job of w1, w3, w4, w5, w6 also runs with threads=2, right after
+                          # its threads=$THREADS run (the threads table of summarize.py)
 # Sequential workloads S1 SASRec, S2 BERT4Rec, S3 GRU4Rec (RecBole's sequential defaults on u.data):
 SEQ_EPOCHS_RZ=${SEQ_EPOCHS_RZ:-3}      # rzoo epochs, augment prefix (RecBole's rows; ~100 s each at 1 thread)
 SEQ_EPOCHS_NONE=${SEQ_EPOCHS_NONE:-10} # rzoo epochs, augment none (one row per user; ~1 s each)
@@ -56,9 +58,16 @@ job() {
 # rzoo runs from its own folder (its configs/ layers); experiment files are given by absolute path.
 rz() { env -C "$RZOO_DIR" "$RZOO" "$@"; }
 rzt() { local exp=$1; shift; rz train "$HERE/rzoo/$exp" --quiet --set threads="$THREADS" --set output_dir="$OUT/runs" "$@"; }
+rzt2() { local exp=$1; shift; rz train "$HERE/rzoo/$exp" --quiet --set threads=2 --set output_dir="$OUT/runs" "$@"; }
+# tjob NAME RUN EXP ARGS...: an rzoo training job (run folder RUN), and with T2=1 the same with 2 threads (RUN-t2).
+tjob() {
+  local name=$1 run=$2 exp=$3; shift 3
+  job "$name" rzt "$exp" "$@" --set run_name="$run"
+  if [ "$T2" = 1 ]; then job "${name/.r/.t2.r}" rzt2 "$exp" "$@" --set run_name="$run-t2"; fi
+}
 rb() { "$PY" "$HERE/rb.py" "$@"; }
 imp() { OPENBLAS_NUM_THREADS=1 "$PY" "$HERE/imp.py" "$@"; }
-export -f rz rzt rb imp
+export -f rz rzt rzt2 rb imp
 export HERE RZOO_DIR RZOO OUT PY
 want() { if [[ $1 == s* ]]; then [[ " $ONLY " == *" $1 "* ]]; else [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; fi; }
 # seqjob W EXP MODEL ROUND [BUDGET]: one sequential workload, rzoo (augment prefix, then none) first, then RecBole.
@@ -81,7 +90,11 @@ fi
 for r in $(seq 1 "$ROUNDS"); do
   echo "-- round $r"
   if want w1; then   # BPR-MF seconds per epoch, ML-100K shared split
-    job w1.rzoo.r$r rzt ml100k_bpr_epochs.yaml --set dataset.path="$D/ml100k" --set run_name=w1-r$r
+    tjob w1.rzoo.r$r w1-r$r ml100k_bpr_epochs.yaml --set dataset.path="$D/ml100k"
+    # The per-sample path (sgd, batch_size 1; Hogwild across threads) on implicit's objective:
+    # lr 0.01, and implicit's regularization 0.01 (a step decays by lr * reg) is l2 = 0.005 here.
+    tjob w1.rzoosgd.r$r w1sgd-r$r ml100k_bpr_epochs.yaml --set dataset.path="$D/ml100k" --set train.optimizer=sgd \
+        --set train.batch_size=1 --set train.lr=0.01 --set model.l2=0.005
     job w1.recbole.r$r rb epochs "$D" BPR 12
     job w1.implicit.r$r imp bpr "$D" 12
   fi
@@ -90,23 +103,25 @@ for r in $(seq 1 "$ROUNDS"); do
     cp "$OUT/runs/w2-bpr"/eval-protocol-full*/eval.json "$OUT/logs/w2.rzoo.r$r.eval.json" || true
     job w2.recbole.r$r rb evaltime "$D" 3
   fi
-  if want w3; then   # iALS, one iteration (rzoo) / 15 iterations timed one by one (implicit)
+  if want w3; then   # iALS: rzoo one iteration, and 15 iterations (CG, Cholesky) / implicit 15 iterations timed one by one
     job w3.rzoo.r$r rzt ncf_closed.yaml "${NCFSET[@]}" --set model.name=ials --set model.epochs=1 --set run_name=w3-r$r
+    tjob w3.rzoo15.r$r w3x15-r$r ncf_closed.yaml "${NCFSET[@]}" --set model.name=ials
+    job w3.rzoo15chol.r$r rzt ncf_closed.yaml "${NCFSET[@]}" --set model.name=ials --set model.solver=cholesky --set run_name=w3x15chol-r$r
     job w3.implicit-cg.r$r imp als "$D" 15 1 1.0 0.01
     job w3.implicit-chol.r$r imp als "$D" 15 0 1.0 0.01
   fi
   if want w4; then   # ItemKNN fit, K = 50, cosine, no shrinkage
-    job w4.rzoo.r$r rzt ncf_closed.yaml "${NCFSET[@]}" --set model.name=itemknn --set model.neighbors=50 --set model.shrinkage=0.0 --set run_name=w4-r$r
+    tjob w4.rzoo.r$r w4-r$r ncf_closed.yaml "${NCFSET[@]}" --set model.name=itemknn --set model.neighbors=50 --set model.shrinkage=0.0
     job w4.recbole.r$r rb fit "$D" ItemKNN k=50 shrink=0.0
     job w4.implicit-cosine.r$r imp knn "$D" cosine 50
     job w4.implicit-itemitem.r$r imp knn "$D" itemitem 50
   fi
   if want w5; then   # EASE fit, l2 250
-    job w5.rzoo.r$r rzt ncf_closed.yaml "${NCFSET[@]}" --set model.name=ease --set model.l2=250.0 --set run_name=w5-r$r
+    tjob w5.rzoo.r$r w5-r$r ncf_closed.yaml "${NCFSET[@]}" --set model.name=ease --set model.l2=250.0
     job w5.recbole.r$r rb fit "$D" EASE reg_weight=250.0
   fi
   if want w6; then   # NeuMF seconds per epoch, ML-100K shared split
-    job w6.rzoo.r$r rzt ml100k_neumf_epochs.yaml --set dataset.path="$D/ml100k" --set run_name=w6-r$r
+    tjob w6.rzoo.r$r w6-r$r ml100k_neumf_epochs.yaml --set dataset.path="$D/ml100k"
     job w6.recbole.r$r rb epochs "$D" NeuMF 5
   fi
   if want s1; then seqjob s1 s1_sasrec.yaml SASRec "$r"; fi
@@ -121,6 +136,9 @@ if [ "$ACC" = 1 ]; then
   job acc3.rzoo-default rzt ncf_closed.yaml "${NCFSET[@]}" --set model.name=ials --set run_name=acc3-default
   job acc3.rzoo-matched rzt ncf_closed.yaml "${NCFSET[@]}" --set model.name=ials --set model.alpha=3.0 \
       --set model.unobserved_weight=1.0 --set model.nu=0.0 --set model.l2=16.0 --set run_name=acc3-matched
+  job acc3.rzoo-default-chol rzt ncf_closed.yaml "${NCFSET[@]}" --set model.name=ials --set model.solver=cholesky --set run_name=acc3-default-chol
+  job acc3.rzoo-matched-chol rzt ncf_closed.yaml "${NCFSET[@]}" --set model.name=ials --set model.alpha=3.0 \
+      --set model.unobserved_weight=1.0 --set model.nu=0.0 --set model.l2=16.0 --set model.solver=cholesky --set run_name=acc3-matched-chol
   job acc3.implicit-cg-matched imp als "$D" 15 1 5.0 20.0
   job acc3.implicit-chol-matched imp als "$D" 15 0 5.0 20.0
   # W7: the shared ML-100K split, full ranking.

@@ -80,6 +80,17 @@ for peer, key, lab in (("recbole", "epochs", "RecBole BPR"), ("implicit", "iter_
     vals = [e for n in names if result(n) for e in result(n)[key]]
     add("W1 BPR-MF ML-100K, s/epoch (median)", med(rz_ep) if rz_ep else None, lab, med(vals) if vals else None,
         mrss(rz_names), mrss(names), f"rzoo {len(rz_ep)} epochs (log, 0.01 s resolution; mean {fmt(med(rz_mean) if rz_mean else None, 4)}), peer {len(vals)}")
+# The per-sample path: seconds per epoch from train_seconds / epochs (the log's 0.01 s resolution
+# is too coarse at this speed).
+sgd_names = rounds("w1.rzoosgd")
+sgd = [metrics("w1sgd-" + n.split(".")[-1]) for n in sgd_names]
+sgd = [m["train_seconds"] / m["epochs_run"] for m in sgd if m]
+for peer, key, lab in (("recbole", "epochs", "RecBole BPR"), ("implicit", "iter_s", "implicit BPR (SGD, per iteration)")):
+    names = rounds("w1." + peer)
+    vals = [e for n in names if result(n) for e in result(n)[key]]
+    if sgd:
+        add("W1 BPR-MF per-sample SGD (sgd, batch_size 1), s/epoch", med(sgd), lab, med(vals) if vals else None,
+            mrss(sgd_names), mrss(names), f"rzoo {len(sgd)} runs (train_seconds / epochs), peer {len(vals)}")
 # W2
 rz_names = rounds("w2.rzoo")
 rz_ev = []
@@ -98,11 +109,24 @@ rz_names = rounds("w3.rzoo")
 rz_it = [metrics("w3-" + n.split(".")[-1])["train_seconds"] for n in rz_names if metrics("w3-" + n.split(".")[-1])]
 acc = metrics("acc3-default")
 per15 = acc["train_seconds"] / 15 if acc else None
+# rzoo's 15-iteration fits / 15 (set-up included), CG (the default) and Cholesky, per round.
+def per_iter15(prefix, run):
+    ns = rounds(prefix)
+    v = [metrics(run + n.split(".")[-1]) for n in ns]
+    return ns, [m["train_seconds"] / 15 for m in v if m]
+rz15_names, rz15 = per_iter15("w3.rzoo15", "w3x15-")
+rz15c_names, rz15c = per_iter15("w3.rzoo15chol", "w3x15chol-")
 for peer, lab in (("implicit-cg", "implicit ALS CG (3 steps)"), ("implicit-chol", "implicit ALS Cholesky")):
     names = rounds("w3." + peer)
     vals = [e for n in names if result(n) for e in result(n)["iter_s"]]
     add("W3 iALS 64f, NCF ML-1M train, s/iteration", med(rz_it) if rz_it else None, lab, med(vals) if vals else None,
         mrss(rz_names), mrss(names), f"rzoo: 1-iteration fit incl. set-up ({len(rz_it)} runs); 15-iteration fit / 15 = {fmt(per15, 4)}")
+    if rz15:
+        add("W3 iALS CG (rzoo default), 15-iteration fit / 15, s", med(rz15), lab, med(vals) if vals else None,
+            mrss(rz15_names), mrss(names), f"{len(rz15)} runs")
+    if rz15c:
+        add("W3 iALS Cholesky, 15-iteration fit / 15, s", med(rz15c), lab, med(vals) if vals else None,
+            mrss(rz15c_names), mrss(names), f"{len(rz15c)} runs")
 # W4
 rz_names = rounds("w4.rzoo")
 rz_fit = [metrics("w4-" + n.split(".")[-1])["train_seconds"] for n in rz_names if metrics("w4-" + n.split(".")[-1])]
@@ -187,8 +211,10 @@ if HAVE_ACC:
     print("\n## iALS, 15 iterations, NCF ML-1M test (99 given negatives)\n")
     print("| system | setting | HR@10 | NDCG@10 | s/iteration | peak RSS MB |")
     print("|---|---|---|---|---|---|")
-for run, lab in (("acc3-default", "rzoo default (alpha 0, unobserved_weight 0.3, l2 0.003, nu 1)"),
-                 ("acc3-matched", "rzoo matched (alpha 3, unobserved_weight 1, l2 16, nu 0)")):
+for run, lab in (("acc3-default", "rzoo default (CG 3 steps; alpha 0, unobserved_weight 0.3, l2 0.003, nu 1)"),
+                 ("acc3-default-chol", "rzoo default, solver cholesky"),
+                 ("acc3-matched", "rzoo matched, CG (alpha 3, unobserved_weight 1, l2 16, nu 0)"),
+                 ("acc3-matched-chol", "rzoo matched, solver cholesky")):
     m = metrics(run)
     if m:
         t = m["test"]["metrics"]
@@ -198,6 +224,29 @@ for n, lab in [(n, "implicit default (alpha 1, reg 0.01)") for n in rounds("w3.i
     x = result(n)
     if x:
         print(f"| implicit {x['solver']} | {lab} | {x['hr10']:.4f} | {x['ndcg10']:.4f} | {x['median_iter_s']:.4f} | {fmt(rss_mb(n), 0)} |")
+
+# Threads: rzoo at threads=THREADS (normally 1) against threads=2, same round (T2=1)
+def per_unit(run):
+    m = metrics(run)
+    if not m:
+        return None
+    return m["train_seconds"] / max(m.get("epochs_run") or 1, 1)
+T2_ROWS = [("W1 BPR-MF Adam batch 2048, s/epoch", "w1"), ("W1 BPR-MF per-sample SGD, s/epoch", "w1sgd"),
+           ("W3 iALS CG, 15-iteration fit, s", "w3x15"), ("W4 ItemKNN fit, s", "w4"), ("W5 EASE fit, s", "w5"),
+           ("W6 NeuMF, s/epoch", "w6")]
+t2_rows = []
+for lab, run in T2_ROWS:
+    one = [per_unit(os.path.basename(p)) for p in sorted(glob.glob(os.path.join(R, run + "-r*"))) if not p.endswith("-t2")]
+    two = [per_unit(os.path.basename(p)) for p in sorted(glob.glob(os.path.join(R, run + "-r*-t2")))]
+    one, two = [x for x in one if x], [x for x in two if x]
+    if one and two:
+        t2_rows.append((lab, med(one), med(two), len(one), len(two)))
+if t2_rows:
+    print("\n## Threads: rzoo with 1 and 2 threads, the same rounds (ratio > 1: the second thread slowed it down)\n")
+    print("| workload | 1 thread | 2 threads | ratio 2/1 | runs |")
+    print("|---|---|---|---|---|")
+    for lab, a, b, na, nb in t2_rows:
+        print(f"| {lab} | {a:.4f} | {b:.4f} | {b / a:.2f} | {na} / {nb} |")
 
 # W7 accuracy
 if HAVE_ACC:

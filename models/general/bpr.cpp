@@ -1,8 +1,14 @@
 #include "models/general/bpr.h"
 
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
 #include "core/config.h"
+#include "core/simd.h"
 
 namespace rzoo {
 
@@ -11,6 +17,7 @@ BPROptions BPROptions::from_config(const Config* cfg) {
   if (!cfg) return o;
   o.embedding_size(cfg->get_int("model.embedding_size", 1, 1 << 16));
   o.init_std(cfg->get_double("model.init_std", 0.0, 10.0));
+  if (cfg->has("model.l2")) o.l2(cfg->get_double("model.l2", 0.0, 1e6));
   return o;
 }
 
@@ -30,7 +37,92 @@ at::Tensor BPRImpl::loss(const Batch& b) {
   const auto u = user_emb(b.users);                      // [B, D]
   const auto diff = item_emb(b.items) - item_emb(b.neg_items);  // [B, D]
   // -log sigmoid(x) = softplus(-x), numerically stable for large |x|.
-  return torch::nn::functional::softplus(-(u * diff).sum(1)).mean();
+  auto loss = torch::nn::functional::softplus(-(u * diff).sum(1)).mean();
+  if (options.l2() > 0.0) {
+    const auto norms = u.square().sum(1) + item_emb(b.items).square().sum(1) + item_emb(b.neg_items).square().sum(1);
+    loss = loss + options.l2() * norms.mean();
+  }
+  return loss;
+}
+
+namespace {
+
+struct BprRows {
+  const int64_t *users, *pos, *neg;
+  float *P, *Q;     // [U, D], [I, D]
+  double* losses;   // [n]
+  int64_t D;
+  float lr, l2;
+};
+
+// Triples [begin, end) in order (one thread's range under Hogwild); one function for the SIMD clones.
+RZOO_SIMD_CLONES void bpr_rows(const BprRows& a, int64_t begin, int64_t end) {
+  const int64_t D = a.D;
+  const float step = a.lr, l2 = a.l2;
+  const float decay = 1.f - 2.f * step * l2;
+  for (int64_t r = begin; r < end; ++r) {
+    float* p = a.P + a.users[r] * D;
+    float* qi = a.Q + a.pos[r] * D;
+    float* qj = a.Q + a.neg[r] * D;
+    float x = 0.f, norms = 0.f;
+#pragma omp simd reduction(+ : x, norms)
+    for (int64_t d = 0; d < D; ++d) {
+      x += p[d] * (qi[d] - qj[d]);
+      norms += p[d] * p[d] + qi[d] * qi[d] + qj[d] * qj[d];
+    }
+    // softplus(-x) = -log sigmoid(x), stably.
+    a.losses[r] = static_cast<double>(std::max(-x, 0.f) + std::log1p(std::exp(-std::fabs(x))) + l2 * norms);
+    const float g = step / (1.f + std::exp(x));  // lr * sigmoid(-x)
+    if (a.pos[r] == a.neg[r]) {  // the sampler never does this; keep the maths right if a caller does
+      // x = 0 whatever the rows; only the l2 terms move them (q counted twice: 4 l2 q).
+      const float decay_q = 1.f - 4.f * step * l2;
+#pragma omp simd
+      for (int64_t d = 0; d < D; ++d) {
+        qi[d] = decay_q * qi[d];
+        p[d] = decay * p[d];
+      }
+      continue;
+    }
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) {
+      const float pd = p[d], qid = qi[d], qjd = qj[d];
+      p[d] = decay * pd + g * (qid - qjd);
+      qi[d] = decay * qid + g * pd;
+      qj[d] = decay * qjd - g * pd;
+    }
+  }
+}
+
+}  // namespace
+
+// The steps of batch_size-1 SGD on loss(), row after row of the chunk (threads: Hogwild over
+// disjoint ranges, see bpr.h). For x = <p, q_i - q_j>, d loss / d x = -sigmoid(-x); each of the
+// three rows steps from its value before this triple, as one autograd step would.
+double BPRImpl::per_sample_sgd(const Batch& b, double lr) {
+  TORCH_CHECK(b.neg_items.defined(), "bpr: needs pairwise batches (users, items, neg_items)");
+  auto& P_t = user_emb->weight;
+  auto& Q_t = item_emb->weight;
+  TORCH_CHECK(P_t.device().is_cpu() && Q_t.device().is_cpu() && P_t.scalar_type() == torch::kFloat &&
+                  Q_t.scalar_type() == torch::kFloat && P_t.is_contiguous() && Q_t.is_contiguous(),
+              "bpr: per-sample SGD needs contiguous float parameters on the CPU");
+  torch::NoGradGuard no_grad;
+  const auto users = b.users.contiguous(), pos = b.items.contiguous(), neg = b.neg_items.contiguous();
+  const int64_t* pu = users.data_ptr<int64_t>();
+  const int64_t* pi = pos.data_ptr<int64_t>();
+  const int64_t* pj = neg.data_ptr<int64_t>();
+  float* P = P_t.data_ptr<float>();  // [U, D]
+  float* Q = Q_t.data_ptr<float>();  // [I, D]
+  const int64_t D = options.embedding_size(), n = b.size();
+  for (int64_t r = 0; r < n; ++r)
+    TORCH_CHECK(pu[r] >= 0 && pu[r] < n_users_ && pi[r] >= 0 && pi[r] < n_items_ && pj[r] >= 0 && pj[r] < n_items_,
+                "bpr: index out of range: user ", pu[r], ", items ", pi[r], ", ", pj[r]);
+  // One loss per row, summed in row order afterwards: the same total for any thread count.
+  std::vector<double> losses(static_cast<size_t>(n));
+  const BprRows args{pu, pi, pj, P, Q, losses.data(), D, static_cast<float>(lr), static_cast<float>(options.l2())};
+  at::parallel_for(0, n, 2048, [&](int64_t begin, int64_t end) { bpr_rows(args, begin, end); });
+  double total = 0.0;
+  for (const double v : losses) total += v;
+  return total;
 }
 
 at::Tensor BPRImpl::score(const at::Tensor& users, const at::Tensor& items) {

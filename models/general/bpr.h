@@ -2,9 +2,17 @@
 // Rendle, Freudenthaler, Gantner & Schmidt-Thieme, "BPR: Bayesian Personalized Ranking from
 // Implicit Feedback", UAI 2009.
 //
-// score(u, i) = <p_u, q_i>; loss = -mean log sigmoid(score(u, i+) - score(u, i-)) over
-// (user, positive, sampled negative) triples. L2 regularisation comes from the optimizer's
-// weight_decay (train.weight_decay).
+// score(u, i) = <p_u, q_i>; loss = mean over (user, positive, sampled negative) triples of
+//   -log sigmoid(score(u, i+) - score(u, i-)) + l2 (|p_u|^2 + |q_i+|^2 + |q_i-|^2)
+// (BPR-Opt's regularisation on the rows a triple touches; model.l2, default 0). Regularisation
+// can also come from the optimizer's weight_decay (train.weight_decay), which decays every row.
+//
+// With train.optimizer sgd and train.batch_size 1 the trainer takes the native per-sample path
+// (per_sample_sgd): tight C++ over the triples, as implicit and LightFM train BPR. With one
+// thread it equals batch_size-1 autograd steps; with more, the threads step disjoint ranges of
+// each chunk of triples at once without locks (Hogwild, Recht et al., NIPS 2011): rows two
+// threads touch at once may lose an update, which SGD tolerates, and the result then depends on
+// the scheduling.
 #pragma once
 #include <torch/arg.h>
 #include <torch/nn/modules/embedding.h>
@@ -17,6 +25,7 @@ struct BPROptions {
   static BPROptions from_config(const Config* cfg);  // reads model.* (defaults when cfg is null)
   TORCH_ARG(int64_t, embedding_size) = 64;  // factors per user and item
   TORCH_ARG(double, init_std) = 0.05;       // std of the normal initialisation
+  TORCH_ARG(double, l2) = 0.0;              // lambda on the rows each triple touches (>= 0)
 };
 
 class BPRImpl : public RecommenderImpl {
@@ -29,6 +38,8 @@ class BPRImpl : public RecommenderImpl {
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
   ScriptExport script_export() const override;
+  bool has_per_sample_sgd() const override { return true; }
+  double per_sample_sgd(const Batch& batch, double lr) override;
 
   BPROptions options;
   torch::nn::Embedding user_emb{nullptr};  // [U, D]

@@ -30,7 +30,9 @@ EASEImpl::EASEImpl(const ModelContext& ctx, EASEOptions opts)
     : RecommenderImpl("ease", ctx),
       options(opts),
       item_weights(register_buffer("item_weights", torch::zeros({ctx.n_items, ctx.n_items}))),
-      history(register_buffer("history", torch::zeros({ctx.n_users, ctx.n_items}, torch::kByte))) {
+      history_indptr(register_buffer("history_indptr", torch::zeros({ctx.n_users + 1}, torch::kLong))),
+      history_items(register_buffer("history_items",
+                                    torch::zeros({ctx.split ? ctx.split->train.nnz() : int64_t{0}}, torch::kLong))) {
   TORCH_CHECK(options.l2() > 0.0, "ease: model.l2 must be > 0, got ", options.l2());
 }
 
@@ -82,47 +84,81 @@ void EASEImpl::fit(const Csr& train) {
   weights.div_((-weights.diagonal()).unsqueeze(0));
   weights.fill_diagonal_(0.0);
 
-  auto dense = torch::zeros({n_users_, n_items}, torch::kByte);  // [U, I]
-  uint8_t* x = dense.data_ptr<uint8_t>();
-  for (int64_t u = 0; u < n_users_; ++u)
-    for (const int64_t* p = train.row_begin(u); p != train.row_end(u); ++p) x[u * n_items + *p] = 1;
-
   torch::NoGradGuard no_grad;
   item_weights.copy_(weights.to(torch::kFloat));
-  history.copy_(dense);
+  // set_ keeps the registered buffers (their size follows the data).
+  history_indptr.set_(torch::tensor(train.indptr, torch::kLong).to(history_indptr.device()));
+  history_items.set_(torch::tensor(train.indices, torch::kLong).reshape({train.nnz()}).to(history_items.device()));
 }
 
+namespace {
+// For each of the [P] users, the positions of their items in history_items, flat, and each
+// position's row (0..P-1): the segments of a CSR gather, vectorised.
+std::pair<at::Tensor, at::Tensor> history_positions(const at::Tensor& indptr, const at::Tensor& users) {
+  const auto start = indptr.index_select(0, users), count = indptr.index_select(0, users + 1) - start;  // [P]
+  const auto first = count.cumsum(0) - count;                                       // [P]: each segment's offset
+  const auto base = torch::repeat_interleave(start - first, count);                // [n]
+  const auto pos = base + torch::arange(base.size(0), base.options());              // [n]
+  const auto row = torch::repeat_interleave(torch::arange(users.size(0), users.options()), count);  // [n]
+  return {pos, row};
+}
+}  // namespace
+
 at::Tensor EASEImpl::score(const at::Tensor& users, const at::Tensor& items) {
-  // Each pair gathers a history row and a weight column ([B, I] each): in slices of ~64 MB, so
-  // that scoring many pairs (rating metrics over a whole split) stays within memory.
-  const auto u = users.to(history.device()), it = items.to(item_weights.device());
-  const int64_t n = u.size(0), step = std::max<int64_t>(1, (int64_t{1} << 24) / std::max<int64_t>(n_items_, 1));
+  // X_u . B[:, i] = sum of B[j, i] over u's items j: one entry per (pair, history item), in
+  // slices of pairs of at most ~4M entries, so that scoring many pairs stays within memory.
+  const auto dev = history_indptr.device();
+  const auto u = users.to(dev), it = items.to(dev);
+  const auto counts = (history_indptr.index_select(0, u + 1) - history_indptr.index_select(0, u)).to(torch::kCPU);
+  const int64_t* c = counts.data_ptr<int64_t>();
+  const int64_t n = u.size(0);
+  const auto flat = item_weights.view({-1});
   std::vector<at::Tensor> out;
-  for (int64_t b = 0; b < n; b += step) {
-    const int64_t m = std::min(step, n - b);
-    const auto x = history.index_select(0, u.narrow(0, b, m)).to(torch::kFloat);  // [m, I]
-    const auto w = item_weights.index_select(1, it.narrow(0, b, m)).t();            // [m, I]: B[:, i]
-    out.push_back((x * w).sum(1));
+  for (int64_t b = 0; b < n;) {
+    int64_t e = b, entries = 0;
+    while (e < n && (e == b || entries + c[e] <= (int64_t{1} << 22))) entries += c[e++];
+    const auto [pos, row] = history_positions(history_indptr, u.slice(0, b, e));
+    const auto idx = history_items.index_select(0, pos) * n_items_ + it.slice(0, b, e).index_select(0, row);
+    out.push_back(torch::zeros({e - b}, item_weights.options()).index_add_(0, row, flat.index_select(0, idx)));
+    b = e;
   }
   return out.empty() ? torch::zeros({0}, item_weights.options()) : torch::cat(out);
 }
 
 at::Tensor EASEImpl::score_all(const at::Tensor& users) {
-  const auto x = history.index_select(0, users.to(history.device())).to(torch::kFloat);  // [B, I]
-  return torch::matmul(x, item_weights);                                                  // [B, I] x [I, I]
+  const auto u = users.to(history_indptr.device());
+  const auto start = history_indptr.index_select(0, u), count = history_indptr.index_select(0, u + 1) - start;
+  const auto first = count.cumsum(0) - count;  // [B]: each user's bag offset
+  const auto [pos, row] = history_positions(history_indptr, u);
+  // Sum of B's rows at the user's items: [B, I], nnz_batch * I work (a user without items: 0).
+  return std::get<0>(torch::embedding_bag(item_weights, history_items.index_select(0, pos), first, false, 0));
 }
 
 ScriptExport EASEImpl::script_export() const {
   ScriptExport e;
   e.tensors = {{"item_weights", item_weights.detach().to(torch::kCPU).clone()},
-               {"history", history.detach().to(torch::kCPU).clone()}};
+               {"history_indptr", history_indptr.detach().to(torch::kCPU).clone()},
+               {"history_items", history_items.detach().to(torch::kCPU).clone()}};
   e.code = R"PY(
+def _positions(self, users: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    start = self.history_indptr.index_select(0, users)
+    count = self.history_indptr.index_select(0, users + 1) - start
+    first = count.cumsum(0) - count
+    base = torch.repeat_interleave(start - first, count)
+    pos = base + torch.arange(base.size(0))
+    row = torch.repeat_interleave(torch.arange(users.size(0)), count)
+    return pos, row, first
+
 def _score(self, users: Tensor, items: Tensor) -> Tensor:
-    x = self.history.index_select(0, users).float()
-    return (x * self.item_weights.index_select(1, items).t()).sum(1)
+    pos, row, first = self._positions(users)
+    idx = self.history_items.index_select(0, pos) * self.item_weights.size(1) + items.index_select(0, row)
+    out = torch.zeros([users.size(0)], dtype=self.item_weights.dtype)
+    return out.index_add_(0, row, self.item_weights.view(-1).index_select(0, idx))
 
 def _score_all(self, users: Tensor) -> Tensor:
-    return torch.matmul(self.history.index_select(0, users).float(), self.item_weights)
+    pos, row, first = self._positions(users)
+    bags = torch.embedding_bag(self.item_weights, self.history_items.index_select(0, pos), first, False, 0)
+    return bags[0]
 )PY";
   return e;
 }

@@ -34,12 +34,13 @@ class EASEImpl : public RecommenderImpl {
   EASEOptions options;
   // [I, I] float: B, zero diagonal. Built in double precision, stored in float.
   at::Tensor item_weights;
-  // [U, I] uint8: the binary training matrix X, which score() needs (X_u B). A buffer's shape
-  // must be fixed at construction (a checkpoint is loaded into a freshly built model), which
-  // rules out CSR arrays sized by nnz. Dense uint8 costs U * I bytes, below B's 4 * I^2 bytes
-  // whenever U < 4 I (ML-1M: 22 MB against 55 MB), and a row converts to float for the product
-  // in one cheap op; bit-packing would save 8x more but cost an unpacking step in every call.
-  at::Tensor history;
+  // The binary training matrix X as CSR (user u's items: history_items[history_indptr[u] ..
+  // history_indptr[u + 1]), sorted), which scoring needs: X_u B is the sum of B's rows at u's
+  // items, nnz_u * I work per user (torch::embedding_bag) instead of the I^2 of a dense row
+  // times B. Sized from the context's training split at construction, so that a checkpoint
+  // loads into a freshly built model; fit() replaces them.
+  at::Tensor history_indptr;  // [U + 1] long
+  at::Tensor history_items;   // [nnz] long
 };
 TORCH_MODULE(EASE);
 

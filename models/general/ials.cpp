@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/simd.h"
 #include "datasets/dataset.h"
 
 namespace rzoo {
@@ -51,6 +52,12 @@ IALSOptions IALSOptions::from_config(const Config* cfg) {
   o.init_std(cfg->get_double("model.init_std", 0.0, 100.0));
   // All-zero factors are a fixed point of ALS (H = 0 gives W = 0 gives H = 0).
   if (!(o.init_std() > 0.0)) cfg->bad("model.init_std", fmt::format("must be > 0, got {}", o.init_std()));
+  if (cfg->has("model.solver")) {
+    o.solver(cfg->get_string("model.solver"));
+    if (o.solver() != "cg" && o.solver() != "cholesky")
+      cfg->bad("model.solver", fmt::format("must be \"cg\" or \"cholesky\", got \"{}\"", o.solver()));
+  }
+  if (cfg->has("model.cg_steps")) o.cg_steps(cfg->get_int("model.cg_steps", 1, 1000));
   return o;
 }
 
@@ -177,6 +184,163 @@ at::Tensor half_step(const Plan& plan, const at::Tensor& fixed, const IALSOption
   return out;
 }
 
+// The CG half-step on the CPU: for each row r (in parallel; a row's result does not depend on
+// the thread count), cg_steps steps of conjugate gradient on A_r x = b_r from x = start_r, with
+//   A_r p = alpha0 G p + lambda_r p + c sum_{j in row r} f_j <f_j, p>,   b_r = c sum_j f_j,
+// applied without forming A_r: O(d^2 + n_r d) per step instead of the O(n_r d^2 + d^3) of
+// forming and factoring A_r. Scratch is per thread; nothing is allocated per row. Every step
+// minimises the quadratic L_r over a larger Krylov space containing the previous iterate, so
+// L_r, hence L, never increases.
+namespace cg {
+
+inline float dot(const float* a, const float* b, int64_t d) {
+  float s = 0.f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t k = 0; k < d; ++k) s += a[k] * b[k];
+  return s;
+}
+
+inline void axpy(float alpha, const float* x, float* y, int64_t d) {
+#pragma omp simd
+  for (int64_t k = 0; k < d; ++k) y[k] += alpha * x[k];
+}
+
+// out = alpha0G p + lambda p + c sum_j f_j <f_j, p> (g holds alpha0 G, symmetric, row-major).
+inline void apply(const float* g, const float* fixed, const int64_t* cb, const int64_t* ce, float lambda, float c,
+                  const float* p, float* out, int64_t d) {
+  for (int64_t k = 0; k < d; ++k) out[k] = dot(g + k * d, p, d) + lambda * p[k];
+  for (const int64_t* j = cb; j != ce; ++j) {
+    const float* f = fixed + *j * d;
+    axpy(c * dot(f, p, d), f, out, d);
+  }
+}
+
+}  // namespace cg
+
+// The rows [begin, end) of a CG half-step (see above); one function for the SIMD clones.
+struct CgRows {
+  const Csr* m;
+  const float* fixed;  // [n_cols, d]
+  const float* g;      // alpha0 G, [d, d]
+  const double* lam;   // [n_rows]
+  float* x;            // [n_rows, d]: the start, overwritten with the result
+  double* obs;         // [n_rows] or null: each row's sum of (1 - <f_j, x>)^2
+  int64_t d, steps;
+  float c;
+};
+
+RZOO_SIMD_CLONES void cg_rows(const CgRows& a, int64_t begin, int64_t end) {
+  const int64_t d = a.d;
+  const float* F = a.fixed;
+  std::vector<float> scratch(static_cast<size_t>(3 * d));
+  float *r = scratch.data(), *p = r + d, *ap = p + d;
+  for (int64_t row = begin; row < end; ++row) {
+    float* x = a.x + row * d;
+    const int64_t *cb = a.m->row_begin(row), *ce = a.m->row_end(row);
+    const float l = static_cast<float>(a.lam[row]);
+    if (cb == ce) {  // b = 0: the minimiser is exactly 0 (CG from a warm start would only approach it)
+      std::fill(x, x + d, 0.f);
+      if (a.obs) a.obs[row] = 0.0;
+      continue;
+    }
+    // r = b - A x = sum_j c (1 - <f_j, x>) f_j - (alpha0 G + lambda) x
+    for (int64_t k = 0; k < d; ++k) r[k] = -(cg::dot(a.g + k * d, x, d) + l * x[k]);
+    for (const int64_t* j = cb; j != ce; ++j) {
+      const float* f = F + *j * d;
+      cg::axpy(a.c * (1.f - cg::dot(f, x, d)), f, r, d);
+    }
+    std::copy(r, r + d, p);
+    float rs = cg::dot(r, r, d);
+    for (int64_t it = 0; it < a.steps && rs > 1e-20f; ++it) {
+      cg::apply(a.g, F, cb, ce, l, a.c, p, ap, d);
+      const float pap = cg::dot(p, ap, d);
+      if (!(pap > 0.f)) break;  // p = 0 numerically: converged
+      const float step = rs / pap;
+      cg::axpy(step, p, x, d);
+      cg::axpy(-step, ap, r, d);
+      const float rs_new = cg::dot(r, r, d);
+      const float beta = rs_new / rs;
+      for (int64_t k = 0; k < d; ++k) p[k] = r[k] + beta * p[k];
+      rs = rs_new;
+    }
+    if (a.obs) {
+      double s = 0.0;
+      for (const int64_t* j = cb; j != ce; ++j) {
+        const double e = 1.0 - cg::dot(F + *j * d, x, d);
+        s += e * e;
+      }
+      a.obs[row] = s;
+    }
+  }
+}
+
+at::Tensor cg_half_step_cpu(const Csr& m, const at::Tensor& reg, const at::Tensor& fixed, const at::Tensor& start,
+                            const IALSOptions& o, double* observed) {
+  const int64_t d = fixed.size(1), n = m.n_rows;
+  const auto f_t = fixed.contiguous();
+  const auto g_t = torch::matmul(f_t.t(), f_t).mul_(o.unobserved_weight()).contiguous();  // alpha0 G, [d, d]
+  auto out = start.to(torch::kFloat).contiguous().clone();                                // [n, d]
+  const auto reg_c = reg.to(torch::kDouble).contiguous();
+  std::vector<double> obs(observed ? static_cast<size_t>(n) : 0, 0.0);
+  const CgRows args{&m,
+                    f_t.data_ptr<float>(),
+                    g_t.data_ptr<float>(),
+                    reg_c.data_ptr<double>(),
+                    out.data_ptr<float>(),
+                    observed ? obs.data() : nullptr,
+                    d,
+                    o.cg_steps(),
+                    static_cast<float>(1.0 + o.alpha())};
+  at::parallel_for(0, n, 32, [&](int64_t begin, int64_t end) { cg_rows(args, begin, end); });
+  if (observed) {
+    double s = 0.0;
+    for (double v : obs) s += v;  // in row order: the same sum for any thread count
+    *observed += (1.0 + o.alpha()) * s;
+  }
+  return out;
+}
+
+// The same CG on other devices (CUDA), batched over the rows of `plan` with tensors.
+at::Tensor cg_half_step_batched(const Plan& plan, const at::Tensor& fixed, const at::Tensor& start,
+                                const IALSOptions& o, double* observed) {
+  const int64_t d = fixed.size(1);
+  const double c = 1.0 + o.alpha();
+  const auto padded = torch::cat({fixed, torch::zeros({1, d}, fixed.options())});  // [n_cols + 1, d]
+  const auto g = torch::matmul(fixed.t(), fixed).mul_(o.unobserved_weight());       // alpha0 G, [d, d]
+  auto out = start.clone();
+  auto obs = torch::zeros({}, fixed.options().dtype(torch::kDouble));
+  for (const SolveBatch& b : plan.batches) {
+    const int64_t n = b.cols.size(0), len = b.cols.size(1);
+    const auto f = padded.index_select(0, b.cols.reshape({-1})).view({n, len, d});  // [B, L, d]
+    const auto lam = b.reg.unsqueeze(1);                                              // [B, 1]
+    auto apply = [&](const at::Tensor& v) {                                           // A v, [B, d]
+      return torch::matmul(v, g) + lam * v + c * torch::bmm(f.transpose(1, 2), torch::bmm(f, v.unsqueeze(2))).squeeze(2);
+    };
+    // A row without entries has b = 0 and the exact minimiser 0 (as in the CPU path).
+    auto x = out.index_select(0, b.rows) * b.cols.lt(plan.n_cols).any(1, true);
+    auto r = f.sum(1).mul_(c) - apply(x);
+    auto p = r.clone();
+    auto rs = (r * r).sum(1, true);  // [B, 1]
+    for (int64_t it = 0; it < o.cg_steps(); ++it) {
+      const auto ap = apply(p);
+      const auto pap = (p * ap).sum(1, true);
+      const auto step = torch::where(pap > 0, rs / pap.clamp_min(1e-30), torch::zeros_like(rs));
+      x = x + step * p;
+      r = r - step * ap;
+      const auto rs_new = (r * r).sum(1, true);
+      p = r + torch::where(rs > 0, rs_new / rs.clamp_min(1e-30), torch::zeros_like(rs)) * p;
+      rs = rs_new;
+    }
+    out.index_copy_(0, b.rows, x);
+    if (observed) {
+      const auto pred = torch::bmm(f, x.unsqueeze(2)).squeeze(2);  // [B, L]; 0 on padding
+      obs += (1.0 - pred).square_().mul_(b.cols.lt(plan.n_cols)).sum(torch::kDouble);
+    }
+  }
+  if (observed) *observed += c * obs.item<double>();
+  return out;
+}
+
 // alpha0 sum_{u,i} <w_u, h_i>^2 + sum_u lambda_u |w_u|^2 + sum_i lambda_i |h_i|^2, in double.
 double unobserved_and_reg(const at::Tensor& w, const at::Tensor& h, const at::Tensor& user_reg,
                           const at::Tensor& item_reg, const IALSOptions& o) {
@@ -212,6 +376,19 @@ at::Tensor IALSImpl::solve(const Csr& m, const at::Tensor& fixed) const {
   return half_step(make_plan(m, options, fixed.device()), fixed, options, nullptr);
 }
 
+at::Tensor IALSImpl::solve_cg(const Csr& m, const at::Tensor& fixed, const at::Tensor& start, bool batched) const {
+  TORCH_CHECK(fixed.dim() == 2 && fixed.size(0) == m.n_cols && fixed.size(1) == options.factors(), "ials: solve_cg needs [",
+              m.n_cols, ", ", options.factors(), "] fixed factors, got ", fixed.sizes());
+  TORCH_CHECK(start.dim() == 2 && start.size(0) == m.n_rows && start.size(1) == options.factors(),
+              "ials: solve_cg needs a [", m.n_rows, ", ", options.factors(), "] start, got ", start.sizes());
+  torch::NoGradGuard no_grad;
+  if (batched || !fixed.device().is_cpu())
+    return cg_half_step_batched(make_plan(m, options, fixed.device()), fixed, start.to(fixed.device()), options, nullptr);
+  auto reg = torch::empty({m.n_rows}, torch::kDouble);
+  for (int64_t r = 0; r < m.n_rows; ++r) reg.data_ptr<double>()[r] = row_reg(options, m.row_size(r), m.n_cols);
+  return cg_half_step_cpu(m, reg, fixed, start, options, nullptr);
+}
+
 double IALSImpl::loss(const Csr& train) const {
   TORCH_CHECK(train.n_rows == n_users_ && train.n_cols == n_items_, "ials: training matrix is ", train.n_rows, " x ",
               train.n_cols, ", model has ", n_users_, " users and ", n_items_, " items");
@@ -244,19 +421,37 @@ void IALSImpl::fit(const Csr& train) {
               train.n_cols, ", model has ", n_users_, " users and ", n_items_, " items");
   torch::NoGradGuard no_grad;
   const auto device = item_factors.device();
-  const Plan users = make_plan(train, options, device);
-  const Plan items = make_plan(transpose(train), options, device);
+  const Csr train_t = transpose(train);
+  const bool cg = options.solver() == "cg", native = cg && device.is_cpu();
+  // The CPU's CG needs no padded batches: it walks the CSR rows directly.
+  const Plan users = native ? Plan{} : make_plan(train, options, device);
+  const Plan items = native ? Plan{} : make_plan(train_t, options, device);
+  auto regs = [&](const Csr& m) {
+    auto reg = torch::empty({m.n_rows}, torch::kDouble);
+    for (int64_t r = 0; r < m.n_rows; ++r) reg.data_ptr<double>()[r] = row_reg(options, m.row_size(r), m.n_cols);
+    return reg.to(device);
+  };
+  const at::Tensor user_reg = native ? regs(train) : users.reg, item_reg = native ? regs(train_t) : items.reg;
   const int64_t d = options.factors();
   // Drawn on the CPU from the global generator, so a seed gives the same start on any device.
-  // Only H needs a start: the first half-step solves W from it.
+  // Only H needs a start: the first half-step solves W from it (CG: from W = 0).
   auto h = (torch::randn({n_items_, d}) * (options.init_std() / std::sqrt(static_cast<double>(d)))).to(device);
-  at::Tensor w;
+  at::Tensor w = torch::zeros({n_users_, d}, h.options());
   loss_history.clear();
   for (int64_t epoch = 0; epoch < options.epochs(); ++epoch) {
-    w = half_step(users, h, options, nullptr);
     double observed = 0.0;
-    h = half_step(items, w, options, &observed);
-    loss_history.push_back(observed + unobserved_and_reg(w, h, users.reg, items.reg, options));
+    double* obs = record_loss ? &observed : nullptr;
+    if (native) {
+      w = cg_half_step_cpu(train, user_reg, h, w, options, nullptr);
+      h = cg_half_step_cpu(train_t, item_reg, w, h, options, obs);
+    } else if (cg) {
+      w = cg_half_step_batched(users, h, w, options, nullptr);
+      h = cg_half_step_batched(items, w, h, options, obs);
+    } else {
+      w = half_step(users, h, options, nullptr);
+      h = half_step(items, w, options, obs);
+    }
+    if (record_loss) loss_history.push_back(observed + unobserved_and_reg(w, h, user_reg, item_reg, options));
   }
   user_factors.copy_(w);
   item_factors.copy_(h);

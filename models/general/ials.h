@@ -12,10 +12,14 @@
 // lambda). alpha = 0 is exactly Rendle et al.'s loss. L is a convex quadratic in W for fixed
 // H (and vice versa), so each half-step solves it exactly and L never increases.
 //
-// Fitted in closed form (InputType::None): `epochs` times, all users then all items.
+// Fitted in closed form (InputType::None): `epochs` times, all users then all items. Each
+// half-step either solves every row's normal equations exactly (Cholesky) or takes a few
+// conjugate-gradient steps from the row's previous factors (CG; each step lowers L_u, so L still
+// never increases).
 #pragma once
 #include <torch/arg.h>
 
+#include <string>
 #include <vector>
 
 #include "models/recommender.h"
@@ -31,6 +35,10 @@ struct IALSOptions {
   TORCH_ARG(double, nu) = 1.0;                  // frequency scaling exponent of lambda (>= 0)
   TORCH_ARG(int64_t, epochs) = 15;              // alternations (users, then items)
   TORCH_ARG(double, init_std) = 0.1;            // factors start N(0, (init_std / sqrt(d))^2)
+  // "cg": cg_steps conjugate-gradient steps per row, warm-started from the row's previous
+  // factors (Takacs, Pilaszy & Tikk, RecSys 2011); "cholesky": the exact solve.
+  TORCH_ARG(std::string, solver) = "cg";
+  TORCH_ARG(int64_t, cg_steps) = 3;             // >= 1
 };
 
 class IALSImpl : public RecommenderImpl {
@@ -39,8 +47,8 @@ class IALSImpl : public RecommenderImpl {
   IALSImpl(const ModelContext& ctx, IALSOptions options);
 
   InputType input_type() const override { return InputType::None; }
-  // Initialises the factors from the global torch generator, then runs `epochs` alternations,
-  // recording the loss after each in loss_history.
+  // Initialises the factors from the global torch generator, then runs `epochs` alternations
+  // (recording the loss after each in loss_history when record_loss is set).
   void fit(const Csr& train) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
@@ -50,13 +58,20 @@ class IALSImpl : public RecommenderImpl {
   // training matrix; items: its transpose) with `fixed` [m.n_cols, d], the other side's
   // factors, held fixed. Returns [m.n_rows, d] on fixed's device.
   at::Tensor solve(const Csr& m, const at::Tensor& fixed) const;
+  // The CG half-step: options.cg_steps steps per row from `start` [m.n_rows, d]. `batched`
+  // forces the tensor version that other devices use (the CPU otherwise runs the row loop).
+  at::Tensor solve_cg(const Csr& m, const at::Tensor& fixed, const at::Tensor& start, bool batched = false) const;
   // L(user_factors, item_factors) on `train`, evaluated directly (double precision).
   double loss(const Csr& train) const;
 
   IALSOptions options;
   at::Tensor user_factors;  // [U, d] float: W
   at::Tensor item_factors;  // [I, d] float: H
-  std::vector<double> loss_history;  // L after each epoch of the last fit()
+  // L after each epoch of the last fit(), when record_loss is set (off by default: evaluating L
+  // costs a pass over the observed pairs and two d x d Gramians in double per epoch, ~10% of
+  // an epoch, and nothing else reads it).
+  bool record_loss = false;
+  std::vector<double> loss_history;
 };
 TORCH_MODULE(IALS);
 

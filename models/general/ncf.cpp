@@ -258,14 +258,18 @@ at::Tensor NCFBaseImpl::mlp_score_all(const at::Tensor& users, const at::Tensor&
   const auto user_part = torch::addmm(mlp[0]->bias, pu, w0.slice(1, 0, half).t());  // [B, h_1] = W_u p + b
   const auto item_part = torch::matmul(q, w0.slice(1, half).t()).unsqueeze(0);       // [1, I, h_1] = W_i q
   const int64_t n = users.size(0), chunk = users_per_chunk();
-  std::vector<at::Tensor> out;
+  // The result is allocated once and filled chunk by chunk: small per-chunk outputs kept alive
+  // between the chunks' large temporaries fragment the heap, and glibc then keeps the freed
+  // temporaries (measured on ML-100K: 950 MB peak for evaluating NeuMF, 220 MB without malloc's
+  // dynamic mmap threshold). Each chunk's temporaries are freed before the next one's.
+  auto out = torch::empty({n, n_items_}, head.options());  // [B, I]
   for (int64_t s = 0; s < n; s += chunk) {
-    auto h = torch::relu(user_part.slice(0, s, std::min(n, s + chunk)).unsqueeze(1) + item_part);  // [b, I, h_1]
-    for (size_t j = 1; j < mlp.size(); ++j) h = torch::relu(mlp[j](h));                         // [b, I, h_{j+1}]
-    out.push_back(torch::matmul(h, head));                                                      // [b, I]
+    const int64_t e = std::min(n, s + chunk);
+    auto h = (user_part.slice(0, s, e).unsqueeze(1) + item_part).relu_();  // [b, I, h_1]
+    for (size_t j = 1; j < mlp.size(); ++j) h = mlp[j](h).relu_();        // [b, I, h_{j+1}]
+    out.slice(0, s, e).copy_(torch::matmul(h, head));                     // [b, I]
   }
-  if (out.empty()) return torch::zeros({0, n_items_}, head.options());
-  return out.size() == 1 ? out[0] : torch::cat(out, 0);
+  return out;
 }
 
 ScriptExport NCFBaseImpl::script_export() const {

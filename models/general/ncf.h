@@ -87,7 +87,7 @@ class NCFBaseImpl : public RecommenderImpl {
   torch::nn::Linear predict{nullptr};  // [D + layers.back()] -> 1 (bias: yes)
   // Memory budget of one user chunk of score_all's [b, I, h] MLP temporaries (at least one user
   // per chunk). Not a config key: tests shrink it to exercise the chunking.
-  int64_t chunk_bytes = int64_t{64} << 20;
+  int64_t chunk_bytes = int64_t{16} << 20;
 
  protected:
   // gmf_size 0: no GMF part; layers empty: no MLP part. Sizes are validated by the subclasses.

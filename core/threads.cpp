@@ -1,0 +1,39 @@
+#include "core/threads.h"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include <ATen/Parallel.h>
+
+namespace rzoo {
+
+namespace {
+template <typename F>
+F find_symbol(const char* name) {
+  return reinterpret_cast<F>(::dlsym(RTLD_DEFAULT, name));
+}
+}  // namespace
+
+void set_thread_pools(int n) {
+  if (n < 1) n = 1;
+  at::set_num_threads(n);  // LibTorch's intra-op pool; with the OpenMP backend also omp_set_num_threads
+  if (auto set = find_symbol<void (*)(int)>("openblas_set_num_threads")) set(n);
+  if (auto set = find_symbol<void (*)(int)>("MKL_Set_Num_Threads")) set(n);
+}
+
+int blas_threads() {
+  if (auto get = find_symbol<int (*)()>("openblas_get_num_threads")) return get();
+  if (auto get = find_symbol<int (*)()>("MKL_Get_Max_Threads")) return get();
+  return -1;
+}
+
+void reexec_with_passive_openmp(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  ::setenv("KMP_BLOCKTIME", "0", 0);
+  ::execv("/proc/self/exe", argv);  // returns only on failure: run on with the default policy
+}
+
+}  // namespace rzoo

@@ -1,0 +1,151 @@
+// Thread pools and memory (issue "Performance", items 3 and 4): `threads: N` bounds every pool of the process, and
+// the rzoo program runs OpenMP with the passive wait policy (core/threads.h explains the
+// slowdown it prevents). The /proc measurement reads per-thread CPU time, not wall time.
+#include "helpers.h"
+
+#include <torch/torch.h>
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <vector>
+
+#include <sstream>
+
+#include "core/config.h"
+#include "core/memory.h"
+#include "core/threads.h"
+
+using namespace rzoo;
+using namespace rzoo::test;
+
+namespace {
+std::string q(const std::string& s) { return "'" + s + "'"; }
+}  // namespace
+
+TEST_CASE("threads: the program runs with OpenMP's passive wait policy unless the user chose one", "[cli][threads]") {
+  auto r = run_shell("env -u OMP_WAIT_POLICY " + std::string(RZOO_TEST_CLI) + " --version");
+  INFO(r.output);
+  CHECK(r.code == 0);
+  CHECK(r.output.find("OpenMP wait policy PASSIVE") != std::string::npos);
+  r = run_shell("env OMP_WAIT_POLICY=ACTIVE " + std::string(RZOO_TEST_CLI) + " --version");
+  CHECK(r.output.find("OpenMP wait policy ACTIVE") != std::string::npos);
+}
+
+TEST_CASE("threads: set_thread_pools sizes LibTorch's pool and the BLAS library's", "[threads]") {
+  const int before = torch::get_num_threads();
+  set_thread_pools(1);
+  CHECK(torch::get_num_threads() == 1);
+  if (blas_threads() >= 0) CHECK(blas_threads() == 1);  // Debian's LibTorch: OpenBLAS
+  set_thread_pools(2);
+  CHECK(torch::get_num_threads() == 2);
+  if (blas_threads() >= 0) CHECK(blas_threads() == 2);
+  set_thread_pools(before);
+}
+
+TEST_CASE("threads: with threads 1 a training process has one busy thread (CPU time per thread from /proc)",
+          "[cli][threads]") {
+  TempDir t;
+  const std::string exp = t.write("e.yaml", "dataset: synthetic\nmodel: {name: neumf, embedding_size: 16, layers: [64, 32, 16]}\n"
+                                            "train: {epochs: 6, batch_size: 256, early_stop: {patience: 0}}\n");
+  // The user's environment, not CTest's (which pins OMP_NUM_THREADS=1): no thread variables.
+  // Samples every thread's utime + stime (clock ticks) while the run lasts; prints the busiest
+  // and the sum of the others at the last sample.
+  const std::string script = t.write("measure.sh", R"SH(
+set -u
+env -u OMP_NUM_THREADS -u OPENBLAS_NUM_THREADS -u MKL_NUM_THREADS "$@" >run.log 2>&1 &
+pid=$!
+last=""
+while kill -0 $pid 2>/dev/null; do
+  s=""
+  for f in /proc/$pid/task/*/stat; do
+    v=$(sed 's/.*) //' "$f" 2>/dev/null | awk '{print $12 + $13}')
+    [ -n "$v" ] && s="$s $v"
+  done
+  [ -n "$s" ] && last="$s"
+  sleep 0.1
+done
+wait $pid
+code=$?
+echo "code $code"
+echo "$last" | tr ' ' '\n' | grep -v '^$' | sort -rn | awk 'NR==1{top=$1} NR>1{rest+=$1} END{print "top", top; print "rest", rest+0}'
+)SH");
+  const auto r = run_shell("cd " + q(t.path.string()) + " && bash measure.sh " + std::string(RZOO_TEST_CLI) + " train " +
+                           q(exp) + " --config-dir " + q(config_dir()) + " --quiet --set threads=1 --set output_dir=" +
+                           q(t.file("runs")));
+  INFO(r.output << read_file(t.file("run.log")));
+  std::istringstream in(r.output);
+  std::string word;
+  long code = -1, top = -1, rest = -1;
+  while (in >> word) {
+    if (word == "code") in >> code;
+    if (word == "top") in >> top;
+    if (word == "rest") in >> rest;
+  }
+  REQUIRE(code == 0);
+  REQUIRE(top > 20);  // at least 0.2 s of CPU in the busiest thread, so the ratio means something
+  // Every other thread together: under 5% of the busy one (before: OpenBLAS's pool kept a second
+  // thread at ~90%).
+  CHECK(rest * 20 < top);
+}
+
+TEST_CASE("threads: auto counts the cores the process may use (its CPU affinity), less the busy ones",
+          "[cli][threads]") {
+  TempDir t;
+  const std::string exp = t.write("e.yaml", "dataset: synthetic\nmodel: pop\n");
+  // One allowed core: auto is 1 whatever the machine.
+  const auto r = run_shell("taskset -c 0 " + std::string(RZOO_TEST_CLI) + " train " + q(exp) + " --config-dir " +
+                           q(config_dir()) + " --quiet --set threads=auto --set run_name=r --set output_dir=" +
+                           q(t.file("runs")));
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  CHECK(read_file(t.file("runs/r/train.log")).find("| 1 threads") != std::string::npos);
+  // In this process: never more than the allowed cores, never below 1.
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  REQUIRE(::sched_getaffinity(0, sizeof(set), &set) == 0);
+  const int64_t n = resolve_threads(make_config("model: pop\n", {"threads=auto"}));
+  CHECK(n >= 1);
+  CHECK(n <= CPU_COUNT(&set));
+}
+
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)  // ASan has its own allocator
+namespace {
+// Resident memory of this process in bytes (/proc/self/statm's second field, in pages).
+long resident_bytes() {
+  std::ifstream in("/proc/self/statm");
+  long size = 0, resident = 0;
+  in >> size >> resident;
+  return resident * ::sysconf(_SC_PAGESIZE);
+}
+}  // namespace
+
+TEST_CASE("memory: trim_heap_if_due gives freed heap memory back, at most once per interval", "[memory]") {
+  // glibc's dynamic mmap threshold: once a 16 MB block is freed, blocks up to that size come
+  // from the heap, and small blocks left between them keep the freed space in the process.
+  void* big = std::malloc(size_t{16} << 20);
+  std::memset(big, 1, size_t{16} << 20);
+  asm volatile("" : : "r"(big) : "memory");  // the compiler may not elide the pair
+  std::free(big);
+  std::vector<void*> blocks, pins;
+  for (int i = 0; i < 40; ++i) {
+    blocks.push_back(std::malloc(size_t{4} << 20));
+    std::memset(blocks.back(), 1, size_t{4} << 20);
+    pins.push_back(std::malloc(200000));  // keeps the heap from shrinking at its top
+    asm volatile("" : : "r"(blocks.back()), "r"(pins.back()) : "memory");
+  }
+  const long full = resident_bytes();
+  for (void* b : blocks) std::free(b);
+  const long freed = resident_bytes();
+  trim_heap_if_due(0.0);
+  const long trimmed = resident_bytes();
+  for (void* p : pins) std::free(p);
+  INFO("resident: " << full / 1e6 << " MB with the blocks, " << freed / 1e6 << " MB freed, " << trimmed / 1e6
+                    << " MB after the trim");
+  CHECK(freed > full - (size_t{40} << 20));  // free() alone kept most of the 160 MB
+  CHECK(trimmed < freed - (size_t{100} << 20));  // the trim returned it
+}
+#endif
