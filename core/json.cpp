@@ -30,6 +30,12 @@ Json json_parse(const std::string& text, const std::string& path) {
     const std::string what = e.what();
     const auto colon = what.rfind(": ");
     fail("{}:{}:{}: not valid JSON: {}", path, line, col, colon == std::string::npos ? what : what.substr(colon + 2));
+  } catch (const Json::exception& e) {
+    // Well-formed but not representable, e.g. a number beyond double's range (found by fuzzing:
+    // "999e99666" raised json.exception.out_of_range.406 past the reader's error handling).
+    const std::string what = e.what();
+    const auto bracket = what.find("] ");
+    fail("{}: not valid JSON: {}", path, bracket == std::string::npos ? what : what.substr(bracket + 2));
   }
 }
 

@@ -7,12 +7,12 @@ using namespace rzoo::test;
 using Catch::Matchers::Contains;
 
 TEST_CASE("config layers: defaults < model < dataset < experiment < --set", "[config]") {
-  // defaults.yaml: train.lr 0.001; models/bpr.yaml: 0.005; experiment: 0.02; --set: 0.5
+  // defaults.yaml: train.lr 0.001; models/bpr.yaml: 0.0005; experiment: 0.02; --set: 0.5
   const Config d = make_config("model: pop\n");
   CHECK(d.get_double("train.lr") == Approx(0.001));
   const Config m = make_config("model: bpr\n");
-  CHECK(m.get_double("train.lr") == Approx(0.005));
-  CHECK(m.get_int("model.embedding_size") == 64);  // defined by the model layer
+  CHECK(m.get_double("train.lr") == Approx(0.0005));
+  CHECK(m.get_int("model.embedding_size") == 128);  // defined by the model layer
   CHECK_THAT(m.origin("train.lr"), Contains("models/bpr.yaml"));
   const Config e = make_config("model: bpr\ntrain: {lr: 0.02}\n");
   CHECK(e.get_double("train.lr") == Approx(0.02));

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/json.h"
 
 using namespace rzoo;
 using namespace rzoo::test;
@@ -41,4 +42,11 @@ TEST_CASE("fuzz regressions: a model or dataset name too long for a file name is
   CHECK_THROWS_WITH(make_config("model: " + name + "\n"), Contains("unknown model 'xxx"));
   CHECK_THROWS_AS(make_config("model: pop\ndataset: " + name + "\n"), Error);
   CHECK_THROWS_WITH(make_config("model: pop\ndataset: " + name + "\n"), Contains("unknown dataset 'xxx"));
+}
+
+TEST_CASE("fuzz regressions: a JSON number beyond double's range is an rzoo error naming the file", "[data][fuzz]") {
+  TempDir t;
+  const std::string file = t.write("item2attributes.json", "{\"1\": [999e99666]}");
+  CHECK_THROWS_AS(json_parse(read_file(file), file), Error);
+  CHECK_THROWS_WITH(json_parse(read_file(file), file), Contains(file + ": not valid JSON: number overflow"));
 }

@@ -34,14 +34,12 @@ BPRImpl::BPRImpl(const ModelContext& ctx, BPROptions opts)
 }
 
 at::Tensor BPRImpl::loss(const Batch& b) {
-  const auto u = user_emb(b.users);                      // [B, D]
-  const auto diff = item_emb(b.items) - item_emb(b.neg_items);  // [B, D]
+  const auto u = user_emb(b.users);                                       // [B, D]
+  const auto pos = item_emb(b.items), neg = item_emb(b.neg_items);        // [B, D] each
   // -log sigmoid(x) = softplus(-x), numerically stable for large |x|.
-  auto loss = torch::nn::functional::softplus(-(u * diff).sum(1)).mean();
-  if (options.l2() > 0.0) {
-    const auto norms = u.square().sum(1) + item_emb(b.items).square().sum(1) + item_emb(b.neg_items).square().sum(1);
-    loss = loss + options.l2() * norms.mean();
-  }
+  auto loss = torch::nn::functional::softplus(-(u * (pos - neg)).sum(1)).mean();
+  if (options.l2() > 0.0)  // the rows already gathered: no second lookup (and no second backward)
+    loss = loss + options.l2() * (u.square().sum(1) + pos.square().sum(1) + neg.square().sum(1)).mean();
   return loss;
 }
 
