@@ -76,6 +76,15 @@ inline Config synthetic_config(const std::string& model, const std::vector<std::
   return make_config("dataset: synthetic\nmodel: " + model + "\n", all);
 }
 
+// A pid that no longer runs: a child that exited and was reaped (for stale-temp-file tests).
+inline long dead_pid() {
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(0);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return static_cast<long>(pid);
+}
+
 struct CliResult {
   int code;
   std::string output;  // stdout and stderr together

@@ -65,13 +65,6 @@ bool has_note(const Dataset& d, const std::string& text) {
   return false;
 }
 
-long dead_pid() {
-  const pid_t pid = ::fork();
-  if (pid == 0) ::_exit(0);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return static_cast<long>(pid);
-}
 
 }  // namespace
 

@@ -39,14 +39,6 @@ std::vector<std::string> temp_files(const fs::path& dir) {
   return out;
 }
 
-// A pid that no longer runs: a child that exited and was reaped.
-long dead_pid() {
-  const pid_t pid = ::fork();
-  if (pid == 0) ::_exit(0);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return static_cast<long>(pid);
-}
 
 // A tmpfs of `size` mounted on `dir` while in scope (root only; `ok` says whether it is).
 struct Tmpfs {

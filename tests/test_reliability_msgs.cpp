@@ -6,9 +6,6 @@
 
 #include <torch/script.h>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 
@@ -210,13 +207,7 @@ TEST_CASE("reliability: the memory estimate by hand, and a run that cannot fit r
 
 TEST_CASE("reliability: temporary files of killed writes in a run folder and beside an export are removed",
           "[cli][reliability][io]") {
-  // A pid that no longer runs: a child that has exited and been waited for.
-  const pid_t child = ::fork();
-  if (child == 0) ::_exit(0);
-  REQUIRE(child > 0);
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  const std::string dead = std::to_string(child);
+  const std::string dead = std::to_string(dead_pid());
 
   TempDir t;
   const std::string exp = t.write("e.yaml", "dataset: synthetic\nmodel: {name: bpr, embedding_size: 4}\ntrain: {epochs: 2}\n");

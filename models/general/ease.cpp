@@ -92,15 +92,19 @@ void EASEImpl::fit(const Csr& train) {
 }
 
 namespace {
-// For each of the [P] users, the positions of their items in history_items, flat, and each
-// position's row (0..P-1): the segments of a CSR gather, vectorised.
-std::pair<at::Tensor, at::Tensor> history_positions(const at::Tensor& indptr, const at::Tensor& users) {
+// For each of the [P] users, the positions of their items in history_items, flat, each
+// position's row (0..P-1), and each user's offset in that flat list (an embedding_bag offset):
+// the segments of a CSR gather, vectorised.
+struct HistoryPositions {
+  at::Tensor pos, row, first;  // [n], [n], [P]
+};
+HistoryPositions history_positions(const at::Tensor& indptr, const at::Tensor& users) {
   const auto start = indptr.index_select(0, users), count = indptr.index_select(0, users + 1) - start;  // [P]
-  const auto first = count.cumsum(0) - count;                                       // [P]: each segment's offset
+  const auto first = count.cumsum(0) - count;                                       // [P]
   const auto base = torch::repeat_interleave(start - first, count);                // [n]
   const auto pos = base + torch::arange(base.size(0), base.options());              // [n]
   const auto row = torch::repeat_interleave(torch::arange(users.size(0), users.options()), count);  // [n]
-  return {pos, row};
+  return {pos, row, first};
 }
 }  // namespace
 
@@ -117,7 +121,7 @@ at::Tensor EASEImpl::score(const at::Tensor& users, const at::Tensor& items) {
   for (int64_t b = 0; b < n;) {
     int64_t e = b, entries = 0;
     while (e < n && (e == b || entries + c[e] <= (int64_t{1} << 22))) entries += c[e++];
-    const auto [pos, row] = history_positions(history_indptr, u.slice(0, b, e));
+    const auto [pos, row, first] = history_positions(history_indptr, u.slice(0, b, e));
     const auto idx = history_items.index_select(0, pos) * n_items_ + it.slice(0, b, e).index_select(0, row);
     out.push_back(torch::zeros({e - b}, item_weights.options()).index_add_(0, row, flat.index_select(0, idx)));
     b = e;
@@ -126,10 +130,7 @@ at::Tensor EASEImpl::score(const at::Tensor& users, const at::Tensor& items) {
 }
 
 at::Tensor EASEImpl::score_all(const at::Tensor& users) {
-  const auto u = users.to(history_indptr.device());
-  const auto start = history_indptr.index_select(0, u), count = history_indptr.index_select(0, u + 1) - start;
-  const auto first = count.cumsum(0) - count;  // [B]: each user's bag offset
-  const auto [pos, row] = history_positions(history_indptr, u);
+  const auto [pos, row, first] = history_positions(history_indptr, users.to(history_indptr.device()));
   // Sum of B's rows at the user's items: [B, I], nnz_batch * I work (a user without items: 0).
   return std::get<0>(torch::embedding_bag(item_weights, history_items.index_select(0, pos), first, false, 0));
 }

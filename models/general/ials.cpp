@@ -86,6 +86,14 @@ double row_reg(const IALSOptions& o, int64_t n_r, int64_t n_cols) {
   return reg > 0.0 ? reg : o.l2();
 }
 
+// lambda_r of every row of `m` [n_rows] double, on the CPU.
+at::Tensor row_regs(const Csr& m, const IALSOptions& o) {
+  auto reg = torch::empty({m.n_rows}, torch::kDouble);
+  double* rg = reg.data_ptr<double>();
+  for (int64_t r = 0; r < m.n_rows; ++r) rg[r] = row_reg(o, m.row_size(r), m.n_cols);
+  return reg;
+}
+
 struct SolveBatch {
   at::Tensor rows;  // [B] long
   at::Tensor cols;  // [B, L] long: each row's columns, padded with n_cols (a zero factor row)
@@ -109,9 +117,8 @@ Plan make_plan(const Csr& m, const IALSOptions& o, const c10::Device& device) {
   Plan plan;
   plan.n_rows = m.n_rows;
   plan.n_cols = m.n_cols;
-  auto reg = torch::empty({m.n_rows}, torch::kDouble);
-  double* rg = reg.data_ptr<double>();
-  for (int64_t r = 0; r < m.n_rows; ++r) rg[r] = row_reg(o, m.row_size(r), m.n_cols);
+  const auto reg = row_regs(m, o);
+  const double* rg = reg.data_ptr<double>();
 
   // Longest rows first, so a batch is padded to the length of its first row.
   std::vector<int64_t> order(static_cast<size_t>(m.n_rows));
@@ -384,9 +391,7 @@ at::Tensor IALSImpl::solve_cg(const Csr& m, const at::Tensor& fixed, const at::T
   torch::NoGradGuard no_grad;
   if (batched || !fixed.device().is_cpu())
     return cg_half_step_batched(make_plan(m, options, fixed.device()), fixed, start.to(fixed.device()), options, nullptr);
-  auto reg = torch::empty({m.n_rows}, torch::kDouble);
-  for (int64_t r = 0; r < m.n_rows; ++r) reg.data_ptr<double>()[r] = row_reg(options, m.row_size(r), m.n_cols);
-  return cg_half_step_cpu(m, reg, fixed, start, options, nullptr);
+  return cg_half_step_cpu(m, row_regs(m, options), fixed, start, options, nullptr);
 }
 
 double IALSImpl::loss(const Csr& train) const {
@@ -426,12 +431,8 @@ void IALSImpl::fit(const Csr& train) {
   // The CPU's CG needs no padded batches: it walks the CSR rows directly.
   const Plan users = native ? Plan{} : make_plan(train, options, device);
   const Plan items = native ? Plan{} : make_plan(train_t, options, device);
-  auto regs = [&](const Csr& m) {
-    auto reg = torch::empty({m.n_rows}, torch::kDouble);
-    for (int64_t r = 0; r < m.n_rows; ++r) reg.data_ptr<double>()[r] = row_reg(options, m.row_size(r), m.n_cols);
-    return reg.to(device);
-  };
-  const at::Tensor user_reg = native ? regs(train) : users.reg, item_reg = native ? regs(train_t) : items.reg;
+  const at::Tensor user_reg = native ? row_regs(train, options) : users.reg,
+                   item_reg = native ? row_regs(train_t, options) : items.reg;
   const int64_t d = options.factors();
   // Drawn on the CPU from the global generator, so a seed gives the same start on any device.
   // Only H needs a start: the first half-step solves W from it (CG: from W = 0).
