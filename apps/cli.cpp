@@ -13,6 +13,10 @@ commands:
   train --resume RUN_DIR               continue an interrupted run from its last checkpoint
   evaluate RUN_DIR                     re-evaluate a finished run's best model on valid and test
   compare CONFIG [--set KEY=VALUE ...] train every model listed under `compare` on one split; one table
+  tune CONFIG [--set ...] [--out DIR]  search the hyperparameters of CONFIG's `search` block on
+                                       validation (grid, random, halving); resumable
+  report DIR [--out FILE]              one self-contained HTML page of charts and tables for a run,
+                                       comparison or study folder (DIR/report.html)
   models                               list the built-in models
   data stats CONFIG [--set ...] [--json] load CONFIG's dataset and split; print their statistics
   export RUN_DIR --out model.pt        write the run's best model as TorchScript (PyTorch/C++ load it)
@@ -50,7 +54,29 @@ the thread count). Ctrl-C (SIGINT, exit status 130) or SIGTERM (exit status 143)
 the current batch; the last complete epoch stays saved. run_name must be one folder name (no '/',
 not '.' or '..', no control characters). A config error leaves no run folder. A valid (when
 asked for) or test part without users is an error; --allow-empty trains anyway, with a warning
-and exit status 3.
+and exit status 3. --pause-at-epoch N (as `rzoo tune` uses it) stops once N epochs are done,
+before test: the run folder then holds pause.json (epoch, best epoch, best validation value) and
+continues with --resume (with a larger --pause-at-epoch, or without one to finish).
+)";
+  if (command == "tune")
+    return R"(usage: rzoo tune CONFIG [--set KEY=VALUE ...] [--out DIR] [--force] [--config-dir DIR] [--quiet]
+
+Searches the hyperparameters of CONFIG's `search` block (see configs/defaults.yaml) on the
+validation split, never on test: `method: grid` trains every combination of the space's lists,
+`random` draws `trials` settings (lists: uniform choice; {uniform: [lo, hi]}, {loguniform: [lo, hi]},
+{int: [lo, hi]} ranges), `halving` draws `trials` settings and trains them by successive halving
+over epochs (all of them to search.min_epochs, the best 1/eta of them eta times longer, and so on up
+to train.epochs). Every key of the space is checked against the schema before any trial runs. Each
+trial is an ordinary run folder (trial-NNNN) in the study folder (--out DIR, default
+output_dir/run_name, else output_dir/tune-<CONFIG name>), trained by `rzoo train`, search.jobs of them side by side with
+the threads split between them. The study folder holds trials.csv (every setting, its validation
+value, epochs, time), best.yaml (CONFIG with the chosen setting: `rzoo train best.yaml`),
+study.json, and, with search.seeds, the chosen setting re-run with each seed (seed-S) and the mean
+and spread of their test metrics (test.md, test.csv); search.refit: true retrains each of those
+on train + validation for the epochs validation chose. Running the same command again continues
+a study (finished trials are kept, an interrupted one resumes from its last.pt); a study folder
+made by another config is refused unless --force, which moves it aside (DIR.old-N) first.
+Prints one line per finished trial (setting, value, best so far, ETA).
 )";
   if (command == "evaluate")
     return R"(usage: rzoo evaluate RUN_DIR [--set eval.KEY=VALUE ...]
@@ -69,7 +95,19 @@ test metrics, a row per (K, model). An entry is a model name (pop) or a map of o
 Writes, in the comparison's folder beside the runs' folders: compare.md (the table with 95%
 bootstrap intervals and paired significance tests against compare_stats.baseline), compare.csv
 (every number, a row per model and metric), compare.tex (a LaTeX booktabs table) and
-compare.json (each run's valid and test results).
+compare.json (each run's valid and test results), and report.html (charts: see rzoo report).
+)";
+  if (command == "report")
+    return R"(usage: rzoo report DIR [--out FILE]
+
+Writes DIR/report.html (or FILE), one page that opens offline (Chart.js is inside it), for:
+a run folder: training loss and validation metrics per epoch (history.csv), test metrics against
+K, the metrics and config; a comparison folder (rzoo compare writes its report itself): per
+metric a bar per model with its 95% bootstrap interval and significance marks against the
+baseline, metric@K curves and each model's validation curve; a study folder (rzoo tune): the
+objective against each hyperparameter, the trial history, the best trial's validation curve, the
+trials and test results. Charts whose inputs are missing (a run without history.csv) are left out
+with a note. Prints the path written.
 )";
   if (command == "data")
     return R"(usage: rzoo data stats CONFIG [--set KEY=VALUE ...] [--json] [--no-split] [--config-dir DIR]
@@ -132,6 +170,8 @@ void add_options(CLI::App& app, Args& a, bool& version) {
   app.add_option("--fallback", a.fallback);
   app.add_option("--history", a.history);
   app.add_flag("--skip-unknown", a.skip_unknown);
+  app.add_flag("--force", a.force);
+  app.add_option("--pause-at-epoch", a.pause_at_epoch);
   app.add_option("-k,--k", a.k);
 }
 
@@ -154,7 +194,7 @@ Args parse(int argc, char** argv) {
   app.allow_extras();   // leftovers are reported by check_leftovers, in rzoo's words
   app.require_subcommand(0, 1);
   add_options(app, a, version);
-  for (const char* name : {"train", "evaluate", "compare", "models", "data", "export", "recommend", "help"}) {
+  for (const char* name : {"train", "evaluate", "compare", "tune", "report", "models", "data", "export", "recommend", "help"}) {
     CLI::App* sub = app.add_subcommand(name);
     // Options after the command belong to the main app; arguments without a dash are the command's.
     sub->fallthrough()->allow_extras();

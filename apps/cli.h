@@ -12,7 +12,7 @@ struct Usage : std::runtime_error {
 };
 
 struct Args {
-  std::string command;  // train, evaluate, compare, models, data, export, recommend, help; version for --version
+  std::string command;  // train, evaluate, compare, tune, report, models, data, export, recommend, help; version for --version
   std::vector<std::string> positional, sets;
   std::string resume, config_dir;
   std::string out, model, user, users_file, fallback, k;
@@ -21,6 +21,8 @@ struct Args {
   bool skip_unknown = false;   // recommend --skip-unknown
   bool quiet = false, help = false, json = false, no_split = false;
   bool allow_empty = false;  // an evaluation part without users: a warning and exit 3, not an error
+  bool force = false;        // tune --force: a study folder made by another config is moved aside
+  std::string pause_at_epoch;  // train --pause-at-epoch N (rzoo tune's successive halving)
 };
 
 // Every option is accepted after any command (and before it), as `rzoo train x.yaml --set k=v`

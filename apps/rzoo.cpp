@@ -18,7 +18,9 @@
 #include "models/registry.h"
 #include "trainers/experiment.h"
 #include "trainers/export.h"
+#include "trainers/report.h"
 #include "trainers/trainer.h"
+#include "trainers/tune.h"
 
 namespace fs = std::filesystem;
 using namespace rzoo;
@@ -36,7 +38,23 @@ ConfigSources sources_for(const Args& a, size_t skip = 0) {
   return s;
 }
 
+// train --pause-at-epoch N: 0 when absent.
+int64_t pause_epoch(const Args& a) {
+  if (a.pause_at_epoch.empty()) return 0;
+  int64_t n = 0;
+  size_t used = 0;
+  try {
+    n = std::stoll(a.pause_at_epoch, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != a.pause_at_epoch.size() || n < 1)
+    throw Usage(fmt::format("--pause-at-epoch {}: expected an epoch number >= 1", a.pause_at_epoch));
+  return n;
+}
+
 int train(const Args& a, Logger& log) {
+  const int64_t pause_at = pause_epoch(a);
   if (!a.resume.empty()) {
     if (!a.positional.empty()) throw Usage("train --resume RUN_DIR takes no CONFIG: the run's own config.yaml is used");
     // Only the thread count may change (e.g. to share the machine with other runs): it does
@@ -51,7 +69,7 @@ int train(const Args& a, Logger& log) {
     Config cfg = load_resolved_config(cfg_path);
     for (const auto& s : a.sets) cfg = cfg.with_set(s);
     const PreparedData data = prepare_data(cfg, log);
-    return train_model(cfg, data, a.resume, log, /*resume=*/true, a.allow_empty).empty_split ? 3 : 0;
+    return train_model(cfg, data, a.resume, log, /*resume=*/true, a.allow_empty, pause_at).empty_split ? 3 : 0;
   }
   const Config cfg = resolve_config(sources_for(a));
   check_run_name(cfg);  // before the data is loaded (and maybe cached): a bad name writes nothing
@@ -61,7 +79,7 @@ int train(const Args& a, Logger& log) {
     fail("{}: no model named; set `model: NAME` (see `rzoo models`), or use `rzoo compare` for a `compare` list",
          a.positional[0]);
   const PreparedData data = prepare_data(cfg, log);
-  return train_model(cfg, data, new_run_dir(cfg), log, /*resume=*/false, a.allow_empty).empty_split ? 3 : 0;
+  return train_model(cfg, data, new_run_dir(cfg), log, /*resume=*/false, a.allow_empty, pause_at).empty_split ? 3 : 0;
 }
 
 int data_stats(const Args& a, Logger& log) {
@@ -107,13 +125,46 @@ int run(const Args& a) {
     return evaluate_run(a.positional[0], log, a.sets, a.allow_empty).empty_split ? 3 : 0;
   }
   if (a.command == "compare") {
-    const auto results = compare_models(sources_for(a), log, nullptr, a.allow_empty);
+    std::string dir;
+    const auto results = compare_models(sources_for(a), log, &dir, a.allow_empty);
+    // The comparison is written by now: a report that fails costs a warning, not the result.
+    try {
+      log.line("report: " + write_report(dir));
+    } catch (const std::exception& e) {
+      std::cerr << "rzoo: warning: no report.html: " << e.what() << "\n";
+    }
     return std::any_of(results.begin(), results.end(), [](const RunResult& r) { return r.empty_split; }) ? 3 : 0;
+  }
+  if (a.command == "tune") {
+    if (a.positional.size() != 1) throw Usage("tune takes one CONFIG file (with a `search` block)");
+    TuneOptions o;
+    o.config = a.positional[0];
+    o.config_dir = a.config_dir;
+    o.sets = a.sets;
+    o.out_dir = a.out;
+    o.force = a.force;
+    std::error_code ec;
+    o.rzoo = fs::read_symlink("/proc/self/exe", ec).string();
+    if (ec) fail("tune: cannot find the rzoo program itself (/proc/self/exe: {})", ec.message());
+    const StudySummary r = run_study(o, log);
+    // The study's files are written by now (also when interrupted): the report is extra.
+    try {
+      log.line("report: " + write_report(r.dir));
+    } catch (const std::exception& e) {
+      std::cerr << "rzoo: warning: no report.html: " << e.what() << "\n";
+    }
+    if (r.interrupted) return stop_requested() ? 130 : 1;
+    return 0;
   }
   if (a.command == "export") {
     if (a.positional.size() != 1) throw Usage("export takes one RUN_DIR");
     if (a.out.empty()) throw Usage("export needs --out FILE (e.g. --out model.pt)");
     export_run(a.positional[0], a.out, log);
+    return 0;
+  }
+  if (a.command == "report") {
+    if (a.positional.size() != 1) throw Usage("report takes one folder (a run, comparison or study folder)");
+    std::cout << write_report(a.positional[0], a.out) << "\n";
     return 0;
   }
   if (a.command == "recommend") return cli::recommend(a);

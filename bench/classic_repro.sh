@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Reproduction runs of the classic models (issue "Classic algorithms"), from ../shared/data.
-# Every hyperparameter is chosen on the validation split (bench/tune.py: a small grid, the best
-# validation value wins, test is only read for the chosen setting); models with random training
-# are then re-run with seeds 1, 2, 3 and their test metrics averaged.
+# Every hyperparameter is chosen on the validation split (`rzoo tune` through bench/tune_lib.sh: a
+# small grid, the best validation value wins, test is only read for the chosen setting); models
+# with random training are then re-run with seeds 1, 2, 3 and their test metrics averaged.
 # Usage: bash bench/classic_repro.sh [ncf|ml100k|mlsmall|speed]...   (default: all; needs the build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${RZOO_SHARED_DATA:-../shared/data}
-out=build/classic-repro
+out=build/classic-tune
 parts=("$@")
 [ ${#parts[@]} -eq 0 ] && parts=(ncf ml100k mlsmall speed)
-tune() { python3 bench/tune.py "$@"; }
+source bench/tune_lib.sh
 
 for part in "${parts[@]}"; do
 case $part in

@@ -147,7 +147,9 @@ struct Merger {
       const YAML::Node& cbase = base;
       const YAML::Node existing = cbase[key];
       if (!existing.IsDefined()) {
-        bool may_add = !allow_new.empty() && (path.rfind(allow_new + ".", 0) == 0);
+        // search.space maps config keys (any of them) to values to try: rzoo tune checks them
+        // against this schema itself, each as a --set.
+        bool may_add = (!allow_new.empty() && (path.rfind(allow_new + ".", 0) == 0)) || path.rfind("search.space.", 0) == 0;
         if (!may_add) {
           std::string known = join_keys(cbase);
           fail("{}: unknown key '{}'{}", where(layer, it->first), path,

@@ -1,5 +1,6 @@
 #include "datasets/idmap.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -9,7 +10,8 @@
 namespace rzoo {
 
 namespace {
-constexpr int64_t kDenseLimit = int64_t{1} << 24;  // ids below this use the direct table (64 MB max)
+constexpr int64_t kDenseLimit = int64_t{1} << 24;  // ids below this may use the direct table (64 MB max)
+constexpr int64_t kDenseSlack = 4096;              // the direct table's size before any id counts
 
 inline uint64_t hash_int(int64_t v) {
   uint64_t x = static_cast<uint64_t>(v) + 0x9E3779B97F4A7C15ULL;
@@ -99,30 +101,38 @@ int64_t IdMap::find(std::string_view raw) const {
 int64_t IdMap::add_int(int64_t id) {
   set_mode(Mode::Int);
   if (last_ >= 0 && int_key_[static_cast<size_t>(last_)] == id) return last_;
-  if (id >= 0 && id < kDenseLimit) {
-    if (static_cast<size_t>(id) >= dense_.size()) dense_.resize(std::max<size_t>(static_cast<size_t>(id) + 1, dense_.size() * 2), 0);
-    int32_t& d = dense_[static_cast<size_t>(id)];
-    if (d == 0) {
-      d = static_cast<int32_t>(size() + 1);
-      int_key_.push_back(id);
-      raw_.push_back(std::to_string(id));
-    }
-    return last_ = d - 1;
+  if (id >= 0 && static_cast<uint64_t>(id) < dense_.size()) {
+    if (const int32_t d = dense_[static_cast<size_t>(id)]) return last_ = d - 1;
   }
-  if (2 * (raw_.size() + 1) > slots_.size()) grow();
   const uint64_t h = hash_int(id);
-  Slot& s = slots_[static_cast<size_t>(probe_int(h, id))];
-  if (s.index < 0) {
-    s = Slot{h, size()};
-    int_key_.push_back(id);
-    raw_.push_back(std::to_string(id));
+  if (!slots_.empty()) {
+    const Slot& s = slots_[static_cast<size_t>(probe_int(h, id))];
+    if (s.index >= 0) return last_ = s.index;
   }
-  return last_ = s.index;
+  // A new id. The direct table takes it while the table stays dense enough (at most
+  // kDenseSlack + 16 entries per id): a few ids in the millions (hashed or sparse raw ids) must not
+  // cost a table the size of the largest id.
+  const int64_t index = size();
+  if (id >= 0 && id < kDenseLimit && id < kDenseSlack + 16 * (index + 1)) {
+    if (static_cast<size_t>(id) >= dense_.size()) {
+      const int64_t want = std::min<int64_t>(kDenseLimit, std::max<int64_t>(id + 1, 2 * static_cast<int64_t>(dense_.size())));
+      dense_.resize(static_cast<size_t>(std::min<int64_t>(want, kDenseSlack + 32 * (index + 1))), 0);
+    }
+    dense_[static_cast<size_t>(id)] = static_cast<int32_t>(index + 1);
+  } else {
+    if (2 * (raw_.size() + 1) > slots_.size()) grow();
+    slots_[static_cast<size_t>(probe_int(h, id))] = Slot{h, index};
+  }
+  int_key_.push_back(id);
+  raw_.push_back(std::to_string(id));
+  return last_ = index;
 }
 
 int64_t IdMap::find_int(int64_t id) const {
   if (mode_ != Mode::Int) return find(std::to_string(id));
-  if (id >= 0 && id < kDenseLimit) return static_cast<size_t>(id) < dense_.size() ? dense_[static_cast<size_t>(id)] - 1 : -1;
+  if (id >= 0 && static_cast<uint64_t>(id) < dense_.size()) {
+    if (const int32_t d = dense_[static_cast<size_t>(id)]) return d - 1;
+  }
   if (slots_.empty()) return -1;
   return slots_[static_cast<size_t>(probe_int(hash_int(id), id))].index;
 }

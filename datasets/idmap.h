@@ -1,7 +1,8 @@
 // Raw id <-> contiguous index, in order of first appearance (deterministic for a given file).
 //
 // Built for parsing at memory speed: string ids live in one open-addressing table keyed by a
-// 64-bit hash (no allocation per lookup), integer ids in a direct table while they are small,
+// 64-bit hash (no allocation per lookup), integer ids in a direct table while they are small and
+// dense (the table holds at most 4096 + 32 entries per id; sparse ids such as hashes go to the hash table),
 // and the last id looked up is remembered (ratings files are usually grouped by user).
 #pragma once
 #include <cstdint>

@@ -9,7 +9,9 @@
 # that keeps the inputs found between runs (merged down to the inputs that add coverage when it
 # passes RZOO_FUZZ_MAX_FILES files, 4000 by default). Crash, leak and timeout inputs are written to
 # build-fuzz/fuzz-artifacts/<target>/; logs to build-fuzz/fuzz-logs/. Prints the executions and
-# exec/s of each target (libFuzzer's final stats) and exits non-zero when any target failed.
+# exec/s of each target (libFuzzer's final stats), tallies every run in
+# build-fuzz/fuzz-logs/executions.tsv and prints the totals per target over all tallied runs, and
+# exits non-zero when any target failed.
 # Environment: CXX (clang++), RZOO_FUZZ_BUILD (build-fuzz), RZOO_FUZZ_JOBS (build jobs, 1),
 # RZOO_FUZZ_NICE (19), RZOO_FUZZ_ARGS (more libFuzzer flags), RZOO_FUZZ_STRICT=1 (an exception
 # other than rzoo::Error is a failure, as in CTest's fuzz_corpus_replay; else it is listed).
@@ -33,6 +35,7 @@ if [[ ${#targets[@]} -eq 0 ]]; then
 fi
 
 mkdir -p "$build/fuzz-logs"
+tally=$build/fuzz-logs/executions.tsv
 status=0
 total=0
 summary=()
@@ -66,10 +69,14 @@ for t in "${targets[@]}"; do
   fi
   echo "$line"
   summary+=("$line")
+  # Every run is tallied (date, target, executions, exit status): the totals below add them up.
+  printf '%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$t" "$execs" "$rc" >>"$tally"
   # Exceptions other than rzoo::Error (allowed, but a message a user may not act on).
   grep -a "^fuzz: note: " "$log" | sort -u | head -5 || true
 done
 echo "== summary (${secs}s per target)"
 printf '%s\n' "${summary[@]}"
 echo "total executions: $total"
+echo "== executions of every run tallied in $tally, per target"
+awk -F'\t' '{n[$2] += $3; if ($4 != 0) f[$2]++} END {for (t in n) printf "%-16s %12d%s\n", t, n[t], f[t] ? "  (" f[t] " failed runs)" : ""}' "$tally" | sort
 exit $status

@@ -104,6 +104,7 @@ TEST_CASE("cli: compare prints one table", "[cli]") {
   CHECK(fs::exists(runs(t)[0] / "compare.json"));
   CHECK(fs::exists(runs(t)[0] / "compare.csv"));
   CHECK(fs::exists(runs(t)[0] / "compare.tex"));
+  CHECK(fs::exists(runs(t)[0] / "report.html"));  // written by compare itself (trainers/report.h)
   CHECK(fs::exists(runs(t)[0] / "bpr" / "test.users.csv"));
   // Entries evaluated differently would not be paired: refused.
   const std::string bad = t.write("bad.yaml", "dataset: synthetic\ncompare: [pop, {model: bpr, eval: {protocol: uni50}}]\n");

@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 
 #include <map>
+#include <random>
 #include <set>
 
 #include "datasets/dataset.h"
@@ -92,6 +93,37 @@ TEST_CASE("id map: string and integer ids, first-appearance order, compaction", 
   CHECK(m == std::vector<int64_t>{-1, 0});
   CHECK(n.find_int(int64_t{1} << 40) == 0);
   CHECK(n.find_int(7) == -1);
+}
+
+TEST_CASE("id map: sparse integer ids stay in the hash table, dense ones in the direct table, one index each", "[data]") {
+  // Ids in the millions before the map holds many ids go to the hash table; small ids added later
+  // fill the direct table. Every id must keep one index, whichever table holds it.
+  IdMap n;
+  std::map<int64_t, int64_t> ref;
+  std::mt19937_64 rng(7);
+  auto add = [&](int64_t id) {
+    const int64_t got = n.add_int(id);
+    auto [it, fresh] = ref.emplace(id, static_cast<int64_t>(ref.size()));
+    CHECK(got == it->second);
+  };
+  add(5000000);
+  add(16777215);  // the last id the direct table could ever hold
+  add(3);
+  for (int i = 0; i < 20000; ++i) add(static_cast<int64_t>(rng() % 60000));         // dense range, growing
+  for (int i = 0; i < 2000; ++i) add(static_cast<int64_t>(rng() % (int64_t{1} << 26)));  // sparse
+  for (int64_t id = 4999990; id < 5000010; ++id) add(id);
+  REQUIRE(n.size() == static_cast<int64_t>(ref.size()));
+  for (const auto& [id, index] : ref) {
+    REQUIRE(n.find_int(id) == index);
+    REQUIRE(n.raw(index) == std::to_string(id));
+  }
+  CHECK(n.find_int(60001) == (ref.count(60001) ? ref[60001] : -1));
+  CHECK(n.find_int(-5) == -1);
+  // Compaction keeps every other id, each found at its new index.
+  std::vector<bool> keep(ref.size());
+  for (size_t i = 0; i < keep.size(); ++i) keep[i] = i % 2 == 0;
+  const auto m = n.compact(keep);
+  for (const auto& [id, index] : ref) CHECK(n.find_int(id) == m[static_cast<size_t>(index)]);
 }
 
 TEST_CASE("movielens 100K folder: u.data, Latin-1 u.item with genre flags, u.user", "[data][readers]") {

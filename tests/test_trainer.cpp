@@ -1,4 +1,5 @@
 #include "helpers.h"
+#include "trainer_fixture.h"
 
 #include <algorithm>
 #include <cmath>
@@ -20,21 +21,7 @@ using namespace rzoo::test;
 using Catch::Matchers::Contains;
 
 namespace {
-struct Fixture {
-  Config cfg;
-  PreparedData data;
-  Logger log{true};
-  explicit Fixture(const std::vector<std::string>& sets)
-      : cfg(synthetic_config("bpr", sets)), data{load_dataset(cfg), {}} {
-    data.split = split_dataset(data.data, cfg);
-  }
-  std::unique_ptr<Trainer> trainer(Recommender& model, const std::string& dir) {
-    torch::manual_seed(static_cast<uint64_t>(cfg.get_int("seed")));
-    model = make_model("bpr", ModelContext{data.data.n_users(), data.data.n_items(), &cfg});
-    return std::make_unique<Trainer>(model, data.split, TrainOptions::from_config(cfg), EvalOptions::from_config(cfg),
-                                     torch::kCPU, dir, log);
-  }
-};
+using Fixture = TrainerFixture;
 }  // namespace
 
 TEST_CASE("trainer: BPR's loss falls and validation beats chance on synthetic data", "[trainer]") {

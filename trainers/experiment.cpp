@@ -254,7 +254,7 @@ bool check_evaluable(const Config& cfg, const Split& split, bool allow_empty) {
 }
 
 RunResult train_model(const Config& cfg, const PreparedData& p, const std::string& run_dir, Logger& log, bool resume,
-                      bool allow_empty) {
+                      bool allow_empty, int64_t pause_at_epoch) {
   const std::string name = cfg.get_string("model.name");
   if (name.empty()) fail("model.name is not set: name a model in the experiment (model: bpr) or with --set model=NAME");
   // The runtime, the model and the trainer are built before anything is written: a config error
@@ -300,13 +300,37 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
   log.line(fmt::format("run {}: model {} on {} | device {} | {} threads", run_dir, name, p.data.name, device.str(),
                        torch::get_num_threads()));
   if (resume) trainer->resume();
-  trainer->fit();
-  trainer->restore_best();
-
   RunResult r;
   r.model = name;
   r.run_dir = run_dir;
   r.empty_split = empty_split;
+  if (pause_at_epoch > 0) {
+    if (trainer->epoch() < pause_at_epoch) trainer->fit(pause_at_epoch - trainer->epoch());
+    if (!trainer->done()) {
+      // A rung of successive halving ends here: the tuner reads pause.json, and either stops this
+      // trial or resumes it (last.pt) for more epochs. Nothing is evaluated on test.
+      r.paused = true;
+      r.best_epoch = trainer->best_epoch();
+      r.epochs_run = trainer->epoch();
+      r.train_seconds = trainer->train_seconds();
+      Json j;
+      j["epoch"] = r.epochs_run;
+      j["best_epoch"] = r.best_epoch;
+      j["best_valid"] = json_number(trainer->best_valid());
+      j["metric"] = cfg.get_string("train.early_stop.metric");
+      j["train_seconds"] = json_rounded(r.train_seconds, 6);
+      write_file_atomic(run_dir + "/pause.json", json_dump(j) + "\n");
+      log.line(fmt::format("paused after epoch {} (--pause-at-epoch {}); best {} {:.4f} at epoch {}; continue with "
+                           "rzoo train --resume {}", r.epochs_run, pause_at_epoch, j["metric"].get<std::string>(),
+                           trainer->best_valid(), r.best_epoch, run_dir));
+      log.close();
+      return r;
+    }
+  } else {
+    trainer->fit();
+  }
+  trainer->restore_best();
+
   r.best_epoch = trainer->best_epoch();
   r.epochs_run = trainer->epoch();
   r.train_seconds = trainer->train_seconds();
@@ -317,6 +341,10 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
   log.line(eval_table(r.test));
   write_eval_files(r, p, eval, run_dir);
   write_file_atomic(run_dir + "/metrics.json", metrics_json(r));
+  {
+    std::error_code ec;  // a paused rung's marker is stale once the run is complete
+    fs::remove(run_dir + "/pause.json", ec);
+  }
   log.close();
   return r;
 }

@@ -5,7 +5,16 @@
 // from), train.log, last.pt (full training state, for --resume), best.pt (the selected model),
 // metrics.json (valid and test results with their protocol), valid.users.csv and test.users.csv
 // (per-user metric values), users.txt and items.txt (raw ids in index order); with
-// eval.save_rankings also valid/test.rankings.tsv and items.tsv (see evaluator.h).
+// eval.save_rankings also valid/test.rankings.tsv and items.tsv (see evaluator.h);
+// history.csv, one row per epoch so far, rewritten atomically after each: the header
+//   epoch,loss,seconds,lr,valid_<metric>...   (e.g. valid_ndcg@10, valid_hr@20)
+//   with one valid_ column per validation metric in evaluator order, numbers as the shortest
+//   text that reads back as the same double, and an empty cell where the epoch was not
+//   validated or the value is NaN (a closed-form fit's loss and lr; its one row is epoch 1);
+//   kept across --resume (last.pt holds the history);
+// events.out.tfevents.<unix seconds>.<hostname>[.N], TensorBoard scalars per epoch (step = epoch):
+//   train/loss, train/lr, train/epoch_seconds and valid/<metric>; one file per process that
+//   trained (a resume adds one), read together by `tensorboard --logdir`.
 #pragma once
 #include <c10/core/Device.h>
 
@@ -33,6 +42,7 @@ struct RunResult {
   int64_t best_epoch = 0, epochs_run = 0;
   double train_seconds = 0;
   bool empty_split = false;  // valid or test had no user with a target (allowed by allow_empty)
+  bool paused = false;       // stopped at pause_at_epoch before the end: no valid/test results
 };
 
 // Sets LibTorch's thread count from `threads` and returns the device named by `device`
@@ -53,8 +63,11 @@ void check_run_name(const Config& cfg);
 // A valid (when the split asks for one) or test part without any user with a target is an error
 // naming it, before anything is written, unless allow_empty (then a warning on stderr, and the
 // result's empty_split is set: the CLI exits 3).
+// pause_at_epoch N > 0 (rzoo tune's successive halving): once N epochs are done and training is
+// not complete, writes run_dir/pause.json ({"epoch", "best_epoch", "best_valid", "metric",
+// "train_seconds"}) and returns with `paused` set, without evaluating; --resume continues.
 RunResult train_model(const Config& cfg, const PreparedData& data, const std::string& run_dir, Logger& log,
-                      bool resume = false, bool allow_empty = false);
+                      bool resume = false, bool allow_empty = false, int64_t pause_at_epoch = 0);
 // That check: throws naming the empty part(s), or with allow_empty warns on stderr and returns
 // true; false when every part has users to evaluate.
 bool check_evaluable(const Config& cfg, const Split& split, bool allow_empty);

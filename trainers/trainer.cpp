@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/memory.h"
+#include "core/tensorboard.h"
 #include "datasets/dataset.h"
 #include "datasets/sampler.h"
 #include "trainers/lazy_adam.h"
@@ -125,9 +126,73 @@ Trainer::Trainer(Recommender model, const Split& split, TrainOptions train, Eval
 
 Trainer::~Trainer() = default;
 
-double Trainer::validate() {
+double Trainer::validate(EpochRecord& rec) {
+  rec.valid_metrics.clear();
   if (split_.valid.nnz() == 0) return std::numeric_limits<double>::quiet_NaN();
-  return evaluate(*model_, split_, Target::Valid, eval_, device_, data_).get(opt_.early_stop_metric);
+  const EvalResult r = evaluate(*model_, split_, Target::Valid, eval_, device_, data_);
+  for (const auto& [name, value] : r.metrics)
+    if (!std::isnan(value)) rec.valid_metrics.emplace_back(name, value);
+  return r.get(opt_.early_stop_metric);
+}
+
+double Trainer::current_lr() const {
+  // The optimizer's own, so that a schedule would show; per-sample SGD steps use opt_.lr.
+  if (optimizer_ && !optimizer_->param_groups().empty()) return optimizer_->param_groups()[0].options().get_lr();
+  return opt_.lr;
+}
+
+namespace {
+// The validation metrics of a history, the latest validation's order first (older runs resumed
+// from a checkpoint without them only know the early-stopping metric of their first epochs).
+std::vector<std::string> valid_metric_names(const std::vector<EpochRecord>& history) {
+  std::vector<std::string> names;
+  for (auto r = history.rbegin(); r != history.rend(); ++r)
+    for (const auto& m : r->valid_metrics)
+      if (std::find(names.begin(), names.end(), m.first) == names.end()) names.push_back(m.first);
+  return names;
+}
+
+const double* find_metric(const EpochRecord& r, const std::string& name) {
+  for (const auto& m : r.valid_metrics)
+    if (m.first == name) return &m.second;
+  return nullptr;
+}
+}  // namespace
+
+void write_history_csv(const std::string& path, const std::vector<EpochRecord>& history) {
+  const auto names = valid_metric_names(history);
+  // Shortest text that reads back as the same double.
+  const auto cell = [](double v) { return std::isnan(v) ? std::string() : fmt::format("{}", v); };
+  std::string out = "epoch,loss,seconds,lr";
+  for (const auto& n : names) out += ",valid_" + n;
+  out += '\n';
+  for (const auto& r : history) {
+    out += fmt::format("{},{},{},{}", r.epoch, cell(r.loss), cell(r.seconds), cell(r.lr));
+    for (const auto& n : names) {
+      const double* v = find_metric(r, n);
+      out += ',';
+      if (v) out += cell(*v);
+    }
+    out += '\n';
+  }
+  write_file_atomic(path, out);
+}
+
+void Trainer::write_epoch_logs(const EpochRecord& rec) {
+  if (!events_) {
+    events_ = std::make_unique<EventWriter>(run_dir_);
+    // Events a killed process wrote past last.pt's epoch are then dropped by TensorBoard.
+    if (resumed_) events_->session_start(rec.epoch);
+  }
+  const auto put = [&](const std::string& tag, double v) {
+    if (!std::isnan(v)) events_->scalar(tag, rec.epoch, v);
+  };
+  put("train/loss", rec.loss);
+  put("train/lr", rec.lr);
+  put("train/epoch_seconds", rec.seconds);
+  for (const auto& [name, value] : rec.valid_metrics) put("valid/" + name, value);
+  events_->flush();  // never throws: a full disk stops the events, not the training
+  write_history_csv(run_dir_ + "/history.csv", history_);
 }
 
 void Trainer::save_best() {
@@ -157,6 +222,23 @@ void Trainer::save_last() {
     *h++ = r.valid;
   }
   ar.write("history", hist);
+  // What history.csv shows beyond those 5 columns (absent from checkpoints of older versions).
+  const auto names = valid_metric_names(history_);
+  auto lrs = torch::empty({static_cast<int64_t>(history_.size())}, torch::kDouble);
+  auto valid = torch::full({static_cast<int64_t>(history_.size()), static_cast<int64_t>(names.size())},
+                           std::numeric_limits<double>::quiet_NaN(), torch::kDouble);
+  double* l = lrs.data_ptr<double>();
+  double* v = valid.data_ptr<double>();
+  for (const auto& r : history_) {
+    *l++ = r.lr;
+    for (const auto& n : names) {
+      if (const double* x = find_metric(r, n)) *v = *x;
+      ++v;
+    }
+  }
+  ar.write("history_lr", lrs);
+  ar.write("history_valid_names", c10::IValue(fmt::format("{}", fmt::join(names, "\n"))));
+  ar.write("history_valid", valid);
   torch::serialize::OutputArchive m;
   model_->save(m);
   ar.write("model", m);
@@ -260,9 +342,50 @@ void Trainer::resume(bool announce) {
   const double* h = hist.data_ptr<double>();
   for (int64_t r = 0; r < hist.size(0); ++r, h += 5)
     history_.push_back({static_cast<int64_t>(h[0]), h[1], h[2], h[3], h[4]});
+  read_history_extras(ar, path);
+  resumed_ = true;
   if (announce)
     log_.line(fmt::format("resumed from {} at epoch {} (best {} {:.4f} at epoch {})", path, epoch_,
                           opt_.early_stop_metric, best_valid_, best_epoch_));
+}
+
+// The learning rates and all validation metrics of the history. A checkpoint of an older version
+// has neither: its epochs get train.lr and the early-stopping metric alone.
+void Trainer::read_history_extras(torch::serialize::InputArchive& ar, const std::string& path) {
+  at::Tensor lrs, valid;
+  c10::IValue names_value;
+  const auto n = static_cast<int64_t>(history_.size());
+  if (!ar.try_read("history_lr", lrs)) {
+    for (auto& r : history_) {
+      if (model_->input_type() != InputType::None) r.lr = opt_.lr;
+      if (!std::isnan(r.valid)) r.valid_metrics = {{opt_.early_stop_metric, r.valid}};
+    }
+    return;
+  }
+  std::vector<std::string> names;
+  if (ar.try_read("history_valid_names", names_value) && names_value.isString()) {
+    const std::string& text = names_value.toStringRef();
+    for (size_t at = 0; !text.empty() && at <= text.size();) {
+      const size_t end = std::min(text.find('\n', at), text.size());
+      names.push_back(text.substr(at, end - at));
+      at = end + 1;
+    }
+  }
+  if (!names_value.isString() || !ar.try_read("history_valid", valid) || lrs.dim() != 1 || lrs.size(0) != n ||
+      lrs.scalar_type() != torch::kDouble || valid.dim() != 2 || valid.size(0) != n ||
+      valid.size(1) != static_cast<int64_t>(names.size()) || valid.scalar_type() != torch::kDouble)
+    fail("{}: checkpoint is corrupt (history of learning rates and validation metrics malformed)", path);
+  lrs = lrs.cpu().contiguous();
+  valid = valid.cpu().contiguous();
+  const double* l = lrs.data_ptr<double>();
+  const double* v = valid.data_ptr<double>();
+  for (auto& r : history_) {
+    r.lr = *l++;
+    for (const auto& name : names) {
+      if (!std::isnan(*v)) r.valid_metrics.emplace_back(name, *v);
+      ++v;
+    }
+  }
 }
 
 void Trainer::restore_best() { load_model_checkpoint(run_dir_ + "/best.pt", *model_, model_->name(), device_); }
@@ -309,11 +432,13 @@ bool Trainer::fit_closed_form() {
   model_->fit(split_.train);
   train_seconds_ = since(t0);
   epoch_ = best_epoch_ = 1;
-  best_valid_ = validate();
-  history_.push_back({1, std::numeric_limits<double>::quiet_NaN(), train_seconds_, 0.0, best_valid_});
+  EpochRecord rec{1, std::numeric_limits<double>::quiet_NaN(), train_seconds_, 0.0};
+  best_valid_ = rec.valid = validate(rec);
+  history_.push_back(rec);
   log_.line(fmt::format("fit (closed form) | {:.2f} s | valid {} {:.4f}", train_seconds_, opt_.early_stop_metric,
                         best_valid_));
   done_ = true;
+  write_epoch_logs(rec);
   save_best();
   save_last();
   return true;
@@ -374,6 +499,7 @@ EpochRecord Trainer::train_epoch(BatchSource& batcher, bool per_sample, bool sho
   ++epoch_;
   EpochRecord rec{epoch_, loss, since(t0), 0.0};
   rec.batch_seconds = batch_seconds;
+  rec.lr = current_lr();
   rec.samples_per_s = static_cast<double>(rows) / std::max(rec.seconds, 1e-9);
   train_seconds_ += rec.seconds;
   return rec;
@@ -436,11 +562,13 @@ void Trainer::end_epoch(EpochRecord& rec, bool has_valid) {
     log_.line(fmt::format("early stop: no better {} in {} validations; best {:.4f} at epoch {}",
                           opt_.early_stop_metric, opt_.patience, best_valid_, best_epoch_));
   if (epoch_ >= opt_.epochs) done_ = true;
+  // Before last.pt: a process killed in between redoes this epoch on resume, rewriting both.
+  write_epoch_logs(history_.back());
   save_last();
 }
 
 std::string Trainer::validate_epoch(EpochRecord& rec) {
-  rec.valid = validate();
+  rec.valid = validate(rec);
   // The first validation always counts (best_valid_ starts at -inf, which a lower-is-better
   // metric such as rmse could never beat).
   // A NaN (no user could be scored) never counts as better.

@@ -3,6 +3,8 @@
 // best.pt; the full training state written atomically to last.pt after every epoch, so that
 // `rzoo train --resume RUN_DIR` continues exactly where a run stopped (same numbers as an
 // uninterrupted run: each epoch's order and negatives derive from (seed, epoch) alone).
+// Every epoch also goes to the run folder's history.csv (rewritten atomically) and TensorBoard
+// event files (appended; see write_history_csv and core/tensorboard.h).
 #pragma once
 #include <c10/core/Device.h>
 #include <torch/optim/optimizer.h>
@@ -11,6 +13,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "models/recommender.h"
@@ -23,6 +26,7 @@ class Logger;
 struct Split;
 struct Dataset;
 class BatchSource;
+class EventWriter;
 
 struct TrainOptions {
   int64_t epochs = 50;
@@ -53,7 +57,16 @@ struct EpochRecord {
   double seconds = 0, samples_per_s = 0;
   double valid = std::numeric_limits<double>::quiet_NaN();  // NaN when not validated
   double batch_seconds = 0;  // of `seconds`: building batches (sampling negatives); not kept by resume
+  double lr = std::numeric_limits<double>::quiet_NaN();  // the optimizer's; NaN for a closed-form fit
+  // Every validation metric of the epoch ("ndcg@10" -> value; NaN values left out); empty when
+  // not validated.
+  std::vector<std::pair<std::string, double>> valid_metrics{};
 };
+
+// history.csv: `epoch,loss,seconds,lr,valid_<metric>...`, one row per epoch in order, one
+// valid_ column per validation metric (evaluator order); an empty cell where an epoch was not
+// validated or a value is NaN (the loss of a closed-form fit, its lr).
+void write_history_csv(const std::string& path, const std::vector<EpochRecord>& history);
 
 // Asks a running fit() to stop after the current batch (from a signal handler: lock-free).
 void request_stop();
@@ -83,7 +96,10 @@ class Trainer {
  private:
   void save_last();
   void save_best();
-  double validate();
+  double validate(EpochRecord& rec);  // fills rec.valid_metrics; returns the early-stopping metric
+  void write_epoch_logs(const EpochRecord& rec);  // TensorBoard scalars, history.csv
+  double current_lr() const;
+  void read_history_extras(torch::serialize::InputArchive& ar, const std::string& path);  // by resume()
 
   // The steps of fit().
   bool fit_closed_form();
@@ -111,6 +127,8 @@ class Trainer {
   double train_seconds_ = 0;
   bool done_ = false;
   std::vector<EpochRecord> history_;
+  std::unique_ptr<EventWriter> events_;  // opened at the first epoch this process logs
+  bool resumed_ = false;
 };
 
 // Whether the optimizer's update from a gradient with zero rows equals the update from the same

@@ -1,0 +1,304 @@
+// rzoo tune: the search space and its draws, bad inputs, a whole study through the CLI, and a
+// study killed with SIGKILL mid-trial that ends, once rerun, with the files of an uninterrupted one.
+#include "helpers.h"
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "core/json.h"
+#include "trainers/report.h"
+#include "trainers/tune.h"
+
+using namespace rzoo;
+using namespace rzoo::test;
+namespace fs = std::filesystem;
+
+extern char** environ;
+
+namespace {
+
+std::string q(const std::string& s) { return "'" + s + "'"; }
+
+Config with_space(const std::string& space_yaml) {
+  ConfigSources s;
+  s.config_dir = config_dir();
+  s.experiment = parse_layer("model: bpr\ndataset: synthetic\nsearch:\n  space: " + space_yaml + "\n", "t.yaml");
+  return resolve_config(s);
+}
+
+std::string value_of(const std::string& assignment) { return assignment.substr(assignment.find('=') + 1); }
+
+// trials.csv without its `seconds` column (wall time differs between any two runs).
+std::string trials_without_seconds(const std::string& path) {
+  std::istringstream in(read_file(path));
+  std::string out, line;
+  int col = -1;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::stringstream ls(line);
+    for (std::string x; std::getline(ls, x, ',');) f.push_back(x);
+    if (col < 0)
+      for (size_t i = 0; i < f.size(); ++i)
+        if (f[i] == "seconds") col = static_cast<int>(i);
+    for (size_t i = 0; i < f.size(); ++i)
+      if (static_cast<int>(i) != col) out += f[i] + ",";
+    out += "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("tune: the grid is every combination, first key slowest", "[tune]") {
+  const Config c = with_space("{train.lr: [0.001, 0.01], model.embedding_size: [8, 16, 32]}");
+  const auto space = parse_space(c);
+  REQUIRE(space.size() == 2);
+  CHECK(space[0].key == "train.lr");
+  const auto g = draw_settings(space, "grid", 1, 1);
+  REQUIRE(g.size() == 6);
+  CHECK(g[0] == std::vector<std::string>{"train.lr=0.001", "model.embedding_size=8"});
+  CHECK(g[1] == std::vector<std::string>{"train.lr=0.001", "model.embedding_size=16"});
+  CHECK(g[5] == std::vector<std::string>{"train.lr=0.01", "model.embedding_size=32"});
+  // A nested key (as `--set search.space.train.lr=[...]` makes it) reads the same.
+  const auto nested = parse_space(with_space("{train: {lr: [0.1, 0.2]}}"));
+  REQUIRE(nested.size() == 1);
+  CHECK(nested[0].key == "train.lr");
+  CHECK(nested[0].values == std::vector<std::string>{"0.1", "0.2"});
+}
+
+TEST_CASE("tune: random draws stay in their ranges, repeat with the seed and differ with another", "[tune]") {
+  const auto space = parse_space(with_space(
+      "{train.lr: {loguniform: [1.0e-4, 1.0e-2]}, train.weight_decay: {uniform: [0, 0.5]}, model.embedding_size: {int: [4, 9]}, "
+      "train.batch_size: {logint: [16, 1024]}, train.optimizer: [adam, sgd]}"));
+  REQUIRE(space.size() == 5);
+  const auto a = draw_settings(space, "random", 400, 7);
+  REQUIRE(a.size() == 400);
+  CHECK(draw_settings(space, "random", 400, 7) == a);
+  CHECK(draw_settings(space, "random", 400, 8) != a);
+  std::set<std::string> sizes, optim;
+  double lr_min = 1, lr_max = 0, log_mean = 0;
+  for (const auto& s : a) {
+    const double lr = std::stod(value_of(s[0]));
+    lr_min = std::min(lr_min, lr);
+    lr_max = std::max(lr_max, lr);
+    log_mean += std::log10(lr) / static_cast<double>(a.size());
+    const double wd = std::stod(value_of(s[1]));
+    CHECK(wd >= 0);
+    CHECK(wd <= 0.5);
+    const int e = std::stoi(value_of(s[2]));
+    CHECK(e >= 4);
+    CHECK(e <= 9);
+    sizes.insert(value_of(s[2]));
+    const int b = std::stoi(value_of(s[3]));
+    CHECK(b >= 16);
+    CHECK(b <= 1024);
+    optim.insert(value_of(s[4]));
+  }
+  CHECK(lr_min >= 1e-4);
+  CHECK(lr_max <= 1e-2);
+  CHECK(log_mean == Approx(-3).margin(0.15));  // uniform on the log scale: mean exponent -3
+  CHECK(sizes.size() == 6);                      // every integer of [4, 9] drawn, both ends included
+  CHECK(optim == std::set<std::string>{"adam", "sgd"});
+  // A small list-only space with trials >= its size is searched whole, in grid order.
+  const auto small = parse_space(with_space("{train.lr: [0.1, 0.2], train.epochs: [1, 2]}"));
+  CHECK(draw_settings(small, "random", 10, 1) == draw_settings(small, "grid", 1, 1));
+}
+
+TEST_CASE("tune: bad search inputs fail before anything is written, naming the key", "[tune]") {
+  CHECK(parse_space(with_space("{}")).empty());  // the study refuses it (below, through the CLI)
+  CHECK_THROWS_WITH(parse_space(with_space("{train.lr: {uniform: [0.1, 0.01]}}")),
+                    Catch::Contains("search.space.train.lr") && Catch::Contains("low 0.1 is above high 0.01"));
+  CHECK_THROWS_WITH(parse_space(with_space("{train.lr: {loguniform: [0, 0.01]}}")),
+                    Catch::Contains("search.space.train.lr") && Catch::Contains("must be > 0"));
+  CHECK_THROWS_WITH(parse_space(with_space("{train.lr: []}")), Catch::Contains("an empty list"));
+  CHECK_THROWS_WITH(parse_space(with_space("{train.lr: 0.1}")), Catch::Contains("expected a list of values or a range"));
+  CHECK_THROWS_WITH(parse_space(with_space("{model.embedding_size: {int: [1.5, 4]}}")), Catch::Contains("integers"));
+  CHECK_THROWS_WITH(draw_settings(parse_space(with_space("{train.lr: {uniform: [0, 1]}}")), "grid", 1, 1),
+                    Catch::Contains("method grid takes lists"));
+
+  // Through the CLI: each a clear error, exit 1, and an earlier study left as it was.
+  TempDir t;
+  const std::string out = t.file("study");
+  const std::string good = t.write("tune.yaml",
+                                   "dataset: synthetic\nmodel: {name: bpr, embedding_size: 4}\ntrain: {epochs: 1}\n"
+                                   "search: {space: {train.lr: [0.01]}}\n");
+  const std::string common = " --config-dir " + q(config_dir()) + " --set threads=1 --quiet --out " + q(out);
+  auto r = run_cli("tune " + q(good) + common);
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  const std::string trials_before = read_file(out + "/trials.csv");
+  REQUIRE_FALSE(trials_before.empty());
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"--set 'search.space.train.lr={uniform: [0.1, 0.01]}'", "low 0.1 is above high 0.01"},
+      {"--set 'search.space.train.lr={loguniform: [-1, 0.01]}'", "must be > 0"},
+      {"--set 'search.space.train.bogus=[1, 2]'", "unknown key 'train.bogus'"},
+      {"--set 'search.space.train.epochs=[1, two]'", "'train.epochs' must be"},
+      {"--set search.method=random --set search.trials=0", "search.trials"},
+      {"--set search.method=annealing", "search.method"},
+      {"--set train.epochs=2", "made by another config"},
+  };
+  for (const auto& [sets, expected] : bad) {
+    const auto rb = run_cli("tune " + q(good) + common + " " + sets);
+    INFO(sets);
+    require_clean_failure(rb, expected);
+    CHECK(rb.code == 1);
+    CHECK(read_file(out + "/trials.csv") == trials_before);
+  }
+  // An empty space (a later layer cannot empty a map: the experiment file has to say it).
+  const std::string empty = t.write("empty.yaml", "dataset: synthetic\nmodel: bpr\nsearch: {space: {}}\n");
+  require_clean_failure(run_cli("tune " + q(empty) + common), "search.space: empty");
+  CHECK(read_file(out + "/trials.csv") == trials_before);
+  CHECK_FALSE(fs::exists(out + ".old-1"));
+  // --force moves the earlier study aside, whole, and starts again.
+  r = run_cli("tune " + q(good) + common + " --set train.epochs=2 --force");
+  REQUIRE(r.code == 0);
+  CHECK(read_file(out + ".old-1/trials.csv") == trials_before);
+  CHECK(read_file(out + "/trials.csv") != trials_before);
+}
+
+TEST_CASE("tune: a grid study in parallel with seeds writes trials.csv, best.yaml and the test table", "[tune][cli]") {
+  TempDir t;
+  const std::string exp = t.write(
+      "tune-g.yaml",
+      "dataset: synthetic\nmodel: {name: bpr, embedding_size: 8}\ntrain: {epochs: 4, batch_size: 256}\n"
+      "eval: {ks: [10], metrics: [hr, ndcg]}\n"
+      "search:\n  method: grid\n  space:\n    train.lr: [0.0001, 0.05]\n    model.embedding_size: [4, 16]\n"
+      "  seeds: [2020, 7]\n  jobs: 2\n");
+  const std::string out = t.file("study");
+  auto r = run_cli("tune " + q(exp) + " --config-dir " + q(config_dir()) + " --set threads=2 --out " + q(out));
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  CHECK(r.output.find("trial   4/4 done") != std::string::npos);
+  const Json st = json_parse(read_file(out + "/study.json"), "study.json");
+  REQUIRE(st["trials"].size() == 4);
+  // The best trial is the one with the highest validation value, read back from its own run.
+  double best = -1;
+  int64_t best_trial = 0;
+  for (const auto& tr : st["trials"]) {
+    CHECK(tr["status"] == "done");
+    const Json m = json_parse(read_file(out + "/" + tr["run"].get<std::string>() + "/metrics.json"), "metrics.json");
+    CHECK(tr["value"].get<double>() == m["valid"]["metrics"]["ndcg@10"].get<double>());
+    if (tr["value"].get<double>() > best) best = tr["value"].get<double>(), best_trial = tr["trial"].get<int64_t>();
+  }
+  CHECK(st["best"]["trial"].get<int64_t>() == best_trial);
+  CHECK(st["total_epochs"].get<int64_t>() == 16);
+  const std::string csv = read_file(out + "/trials.csv");
+  CHECK(csv.rfind("trial,status,train.lr,model.embedding_size,ndcg@10,best_epoch,epochs,seconds,run\n", 0) == 0);
+  CHECK(st["test"]["runs"].size() == 2);
+  CHECK(fs::exists(out + "/seed-7/metrics.json"));
+  CHECK(read_file(out + "/test.md").find("| ndcg@10 |") != std::string::npos);
+  // The study's report.html comes with it (rendering is checked in [report]).
+  if (report_available()) CHECK(read_file(out + "/report.html").find("rzoo-render-status") != std::string::npos);
+  // best.yaml is a ready experiment: it trains the chosen setting, and validation gives the same value.
+  const std::string best_yaml = read_file(out + "/best.yaml");
+  CHECK(best_yaml.find("search") == std::string::npos);
+  r = run_cli("train " + q(out + "/best.yaml") + " --config-dir " + q(config_dir()) +
+              " --quiet --set threads=1 --set output_dir=" + q(t.file("again")) + " --set run_name=r");
+  REQUIRE(r.code == 0);
+  const Json again = json_parse(read_file(t.file("again/r/metrics.json")), "metrics.json");
+  CHECK(again["valid"]["metrics"]["ndcg@10"].get<double>() == Approx(best).epsilon(1e-9));
+}
+
+TEST_CASE("tune: a halving study killed with SIGKILL mid-trial ends, rerun, like an uninterrupted one", "[tune][cli][resume]") {
+  TempDir t;
+  const std::string exp = t.write(
+      "tune-h.yaml",
+      "dataset: synthetic\nmodel: {name: bpr, embedding_size: 8}\ntrain: {epochs: 9, batch_size: 128, "
+      "early_stop: {patience: 0}}\neval: {ks: [10], metrics: [ndcg]}\n"
+      "search:\n  method: halving\n  trials: 6\n  eta: 3\n  space:\n    train.lr: {loguniform: [1.0e-4, 0.1]}\n"
+      "  jobs: 2\n");
+  const std::string common = " --config-dir " + q(config_dir()) + " --set threads=2 --quiet";
+  auto r = run_cli("tune " + q(exp) + common + " --out " + q(t.file("full")));
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  const Json full = json_parse(read_file(t.file("full/study.json")), "study.json");
+  // Rungs at 1, 3 and 9 epochs: 6 trials, then 2, then 1 (eta 3).
+  REQUIRE(full["rungs"].size() == 3);
+  CHECK(full["rungs"][0]["members"].size() == 6);
+  CHECK(full["rungs"][1]["members"].size() == 2);
+  CHECK(full["rungs"][2]["members"].size() == 1);
+  CHECK(full["total_epochs"].get<int64_t>() == 6 * 1 + 2 * 2 + 1 * 6);
+  int stopped = 0;
+  for (const auto& tr : full["trials"]) stopped += tr["status"] == "stopped";
+  CHECK(stopped == 5);
+
+  // The same study, killed (SIGKILL: no chance to clean up) once a trial of the second rung
+  // has a checkpoint, then run again.
+  const std::string part = t.file("part");
+  std::vector<std::string> args = {RZOO_TEST_CLI, "tune", exp, "--config-dir", config_dir(), "--set", "threads=2",
+                                   "--quiet", "--out", part};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid;
+  REQUIRE(posix_spawn(&pid, RZOO_TEST_CLI, nullptr, nullptr, argv.data(), environ) == 0);
+  bool killed = false;
+  for (int i = 0; i < 3000 && !killed; ++i) {
+    if (fs::exists(part + "/rungs.json")) {
+      // In rung 2: a promoted trial past its pause point has written a later epoch.
+      const Json rungs = json_parse(read_file(part + "/rungs.json"), "rungs.json");
+      if (!rungs.empty()) {
+        ::kill(pid, SIGKILL);
+        killed = true;
+      }
+    }
+    if (!killed) ::usleep(2000);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!killed || (WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+    WARN("the study ended before the kill; nothing to resume");
+    return;
+  }
+  CHECK(WIFSIGNALED(status));
+  CHECK_FALSE(fs::exists(part + "/best.yaml"));
+  ::usleep(200000);  // the children die with the study (PR_SET_PDEATHSIG)
+  r = run_cli("tune " + q(exp) + common + " --out " + q(part));
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  CHECK(trials_without_seconds(part + "/trials.csv") == trials_without_seconds(t.file("full/trials.csv")));
+  const auto body = [](const std::string& p) {  // best.yaml less its comments (they name the folder)
+    std::istringstream in(read_file(p));
+    std::string out;
+    for (std::string l; std::getline(in, l);)
+      if (l.rfind("#", 0) != 0) out += l + "\n";
+    return out;
+  };
+  CHECK(body(part + "/best.yaml") == body(t.file("full/best.yaml")));
+  CHECK(read_file(part + "/rungs.json") == read_file(t.file("full/rungs.json")));
+}
+
+TEST_CASE("tune: halving a closed-form model over search.resource (ials model.epochs), and refused without it", "[tune][cli]") {
+  TempDir t;
+  const std::string exp = t.write(
+      "tune-i.yaml",
+      "dataset: synthetic\nmodel: {name: ials, factors: 8, epochs: 9}\neval: {ks: [10], metrics: [ndcg]}\n"
+      "search:\n  method: halving\n  trials: 6\n  resource: model.epochs\n  space:\n    model.l2: {loguniform: [1.0e-4, 10]}\n");
+  const std::string common = " --config-dir " + q(config_dir()) + " --set threads=1 --quiet";
+  auto r = run_cli("tune " + q(exp) + common + " --out " + q(t.file("s")));
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  const Json st = json_parse(read_file(t.file("s/study.json")), "study.json");
+  REQUIRE(st["rungs"].size() == 3);  // model.epochs 1, 3, then 9
+  CHECK(st["rungs"][1]["members"].size() == 2);
+  // Every rung trains afresh with its budget: 6 x 1 + 2 x 3 + 1 x 9 iterations.
+  CHECK(st["total_epochs"].get<int64_t>() == 21);
+  const int64_t best = st["best"]["trial"].get<int64_t>();
+  CHECK(st["rungs"][2]["members"][0].get<int64_t>() == best);
+  char name[32];
+  std::snprintf(name, sizeof name, "s/trial-%04d-r2", static_cast<int>(best));
+  CHECK(read_file(t.file(name) + "/config.yaml").find("epochs: 3") != std::string::npos);
+  std::snprintf(name, sizeof name, "s/trial-%04d", static_cast<int>(best));
+  CHECK(read_file(t.file(name) + "/config.yaml").find("epochs: 9") != std::string::npos);
+  // Halving over train.epochs cannot stop a closed-form fit early: a clear error.
+  r = run_cli("tune " + q(exp) + common + " --out " + q(t.file("s2")) + " --set search.resource=");
+  require_clean_failure(r, "fits in one go (closed form)");
+}
