@@ -26,7 +26,10 @@ options:
   --set KEY=VALUE    override any config key (dotted path, YAML value), e.g. --set train.epochs=5
   --config-dir DIR   folder with defaults.yaml, models/, datasets/ (default: the configs/ folder
                      above CONFIG, else $RZOO_CONFIG_DIR, else the one rzoo was built from)
-  --quiet            print nothing but errors (the run folder's train.log still gets everything)
+  --quiet            print nothing but errors and results (the metrics tables; the run folder's
+                     train.log still gets everything)
+  --show-config      print the whole resolved config (by default: the keys the experiment and
+                     --set chose; the whole of it is always saved as the run's config.yaml)
   --allow-empty      train/evaluate/compare even when the valid or test part has no user with a
                      target (an error otherwise): a warning, NaN metrics and exit status 3
   -h, --help         this help (also after a command)
@@ -46,7 +49,8 @@ const char* command_help(const std::string& command) {
 
 Trains the model named by `model` in CONFIG on its dataset and split, validating every
 train.valid_every epochs with early stopping on train.early_stop.metric, then evaluates the best
-checkpoint on valid and test. Prints the resolved config first; writes a run folder under
+checkpoint on valid and test. Prints the keys the experiment and --set chose (--show-config: the
+whole resolved config, each value with the file:line that set it); writes a run folder under
 output_dir (config.yaml, train.log, last.pt, best.pt, metrics.json, users.txt, items.txt).
 --resume continues an interrupted run from RUN_DIR/last.pt with the run's own config.yaml and
 ends with the same numbers as an uninterrupted run (--set threads=N, the only key it takes, changes
@@ -171,6 +175,7 @@ void add_options(CLI::App& app, Args& a, bool& version) {
   app.add_option("--history", a.history);
   app.add_flag("--skip-unknown", a.skip_unknown);
   app.add_flag("--force", a.force);
+  app.add_flag("--show-config", a.show_config);
   app.add_option("--pause-at-epoch", a.pause_at_epoch);
   app.add_option("-k,--k", a.k);
 }

@@ -21,6 +21,7 @@ struct Args {
   bool skip_unknown = false;   // recommend --skip-unknown
   bool quiet = false, help = false, json = false, no_split = false;
   bool allow_empty = false;  // an evaluation part without users: a warning and exit 3, not an error
+  bool show_config = false;  // train/compare --show-config: print the whole resolved config
   bool force = false;        // tune --force: a study folder made by another config is moved aside
   std::string pause_at_epoch;  // train --pause-at-epoch N (rzoo tune's successive halving)
 };

@@ -71,10 +71,15 @@ int train(const Args& a, Logger& log) {
     const PreparedData data = prepare_data(cfg, log);
     return train_model(cfg, data, a.resume, log, /*resume=*/true, a.allow_empty, pause_at).empty_split ? 3 : 0;
   }
-  const Config cfg = resolve_config(sources_for(a));
+  const ConfigSources sources = sources_for(a);
+  const Config cfg = resolve_config(sources);
   check_run_name(cfg);  // before the data is loaded (and maybe cached): a bad name writes nothing
-  log.line("resolved config (each value with the file:line that set it):");
-  log.line(cfg.dump());
+  if (a.show_config) {
+    log.line("resolved config (each value with the file:line that set it):");
+    log.line(cfg.dump());
+  } else {
+    log.line(config_summary(cfg, sources.config_dir));
+  }
   if (cfg.get_string("model.name").empty())
     fail("{}: no model named; set `model: NAME` (see `rzoo models`), or use `rzoo compare` for a `compare` list",
          a.positional[0]);
@@ -126,7 +131,7 @@ int run(const Args& a) {
   }
   if (a.command == "compare") {
     std::string dir;
-    const auto results = compare_models(sources_for(a), log, &dir, a.allow_empty);
+    const auto results = compare_models(sources_for(a), log, &dir, a.allow_empty, a.show_config);
     // The comparison is written by now: a report that fails costs a warning, not the result.
     try {
       log.line("report: " + write_report(dir));

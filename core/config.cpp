@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -586,6 +587,57 @@ void emit(YAML::Emitter& out, const YAML::Node& n, const std::string& path,
   }
 }
 }  // namespace
+
+namespace {
+void changed_leaves(const YAML::Node& n, const std::string& path, const std::map<std::string, std::string>& origins,
+                    const std::function<bool(const std::string&)>& is_default, std::string& out) {
+  if (n.IsMap() && n.size() > 0) {
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      const std::string k = it->first.as<std::string>();
+      changed_leaves(it->second, path.empty() ? k : path + "." + k, origins, is_default, out);
+    }
+    return;
+  }
+  const auto o = origins.find(path);
+  const std::string origin = o == origins.end() ? std::string() : o->second;
+  if (path != "model.name" && path != "dataset.name" && (origin.empty() || is_default(origin))) return;
+  std::string value;
+  if (n.IsScalar()) {
+    value = n.Scalar().empty() ? "\"\"" : n.Scalar();
+  } else {
+    YAML::Emitter e;
+    e << YAML::Flow << n;
+    value = e.c_str();
+  }
+  std::string where = origin;
+  for (auto& ch : where)
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+  for (auto& ch : value)
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+  out += fmt::format("  {}: {}{}\n", path, value, where.empty() ? "" : "  # " + where);
+}
+}  // namespace
+
+std::string Config::dump_changes(const std::string& config_dir) const {
+  std::error_code ec;
+  const fs::path dir = fs::weakly_canonical(config_dir, ec);
+  const auto is_default = [&](const std::string& origin) {
+    if (origin.rfind("--set", 0) == 0) return false;
+    // "file:line:column" (a file name may itself hold ':'): the file is before the last two.
+    std::string file = origin;
+    for (int i = 0; i < 2; ++i) {
+      const auto colon = file.rfind(':');
+      if (colon == std::string::npos) break;
+      file = file.substr(0, colon);
+    }
+    std::error_code e;
+    const fs::path f = fs::weakly_canonical(file, e);
+    return f == dir / "defaults.yaml" || f.parent_path() == dir / "models" || f.parent_path() == dir / "datasets";
+  };
+  std::string out;
+  changed_leaves(root_, "", origins_, is_default, out);
+  return out;
+}
 
 std::string Config::dump(bool with_origins) const {
   YAML::Emitter out;

@@ -73,6 +73,10 @@ class Config {
 
   // YAML text; with origins, each value carries a `# file:line` comment.
   std::string dump(bool with_origins = true) const;
+  // The keys a user chose: set by a layer other than config_dir's defaults.yaml, models/*.yaml and
+  // datasets/*.yaml (so by the experiment file, a compare entry or --set), plus model.name and
+  // dataset.name; one `key: value  # where` line each, dotted keys, in the config's order.
+  std::string dump_changes(const std::string& config_dir) const;
 
  private:
   YAML::Node root_;

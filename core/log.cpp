@@ -20,6 +20,18 @@ void Logger::close() {
   file_ = nullptr;
 }
 
+void Logger::result(const std::string& text) {
+  if (!quiet_ || hold_results_) return line(text);
+  std::fputs(text.c_str(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+  if (file_) {
+    std::fputs(text.c_str(), file_);
+    std::fputc('\n', file_);
+    std::fflush(file_);
+  }
+}
+
 void Logger::line(const std::string& text) {
   if (!quiet_) {
     if (progress_shown_) std::fputs("\r\033[K", stdout);

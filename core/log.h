@@ -16,12 +16,17 @@ class Logger {
   void open(const std::string& path);  // appends; creates the file
   void close();
   void line(const std::string& text);  // stdout (unless quiet) + file
+  // A result (a metrics table): stdout even when quiet, since --quiet silences logs, never
+  // results; + file. While held (hold_results), results are ordinary lines.
+  void result(const std::string& text);
+  void hold_results(bool hold) { hold_results_ = hold; }
   void progress(const std::string& text);  // one updating terminal line; no-op without a terminal
   bool interactive() const { return tty_ && !quiet_; }
 
  private:
   bool quiet_, tty_;
   bool progress_shown_ = false;
+  bool hold_results_ = false;
   std::FILE* file_ = nullptr;
 };
 

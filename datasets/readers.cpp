@@ -5,7 +5,7 @@
 //   recbole    RecBole atomic files (.inter, .item, .user with name:type headers)
 //   ncf        NCF split files: PREFIX.train.rating | PREFIX.train.pairs, PREFIX.test.rating,
 //              PREFIX.test.negative (a given split with its evaluation negatives)
-//   sequence   one line per user: `user i1 i2 ...` in time order (SASRec / S3-Rec files)
+//   sequence   `user i1 i2 ...` per line (S3-Rec) or `user item` per line (SASRec), in time order
 //   synthetic  generated (datasets/dataset.cpp)
 // Side files: item metadata (titles, genres), tags, item attribute maps (JSON
 // {"item": [attr, ...]}), user features, given negatives.
@@ -13,8 +13,10 @@
 // others' files.
 #include "datasets/readers.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 
 #include <fmt/core.h>
 
@@ -117,11 +119,49 @@ void read_ncf(const Config& cfg, Dataset& d) {
   if (exists(neg)) read_negatives(d, neg, true);
 }
 
-// `user i1 i2 ...` per line, items in time order; the position is the time.
+// Regroups `user item` rows read in file order so that each user's rows are together (users in
+// order of first appearance, each user's items in line order), and renumbers the items by first
+// appearance in that order: the dataset a per_user file of the same sequences gives, indices
+// included, so either file trains the same model.
+void group_pairs(Dataset& d) {
+  if (std::is_sorted(d.user.begin(), d.user.end())) return;  // each user's lines are together already
+  const size_t n = d.user.size();
+  std::vector<size_t> next(static_cast<size_t>(d.users.size()) + 1, 0);
+  for (size_t k = 0; k < n; ++k) ++next[static_cast<size_t>(d.user[k]) + 1];
+  std::partial_sum(next.begin(), next.end(), next.begin());
+  std::vector<int32_t> user(n), item(n);
+  for (size_t k = 0; k < n; ++k) {
+    const size_t p = next[static_cast<size_t>(d.user[k])]++;
+    user[p] = d.user[k];
+    item[p] = d.item[k];
+  }
+  std::vector<int32_t> new_of_old(static_cast<size_t>(d.items.size()), -1);
+  std::vector<std::string> raws;
+  raws.reserve(new_of_old.size());
+  for (int32_t& i : item) {
+    int32_t& m = new_of_old[static_cast<size_t>(i)];
+    if (m < 0) {
+      m = static_cast<int32_t>(raws.size());
+      raws.push_back(d.items.raw(i));
+    }
+    i = m;
+  }
+  d.items.assign(std::move(raws), d.items.integer_ids());
+  d.user = std::move(user);
+  d.item = std::move(item);
+}
+
+// Two layouts (dataset.sequence_layout), items in time order either way; the position is the time:
+//   per_user  `user i1 i2 ...`, one line per user (S3-Rec's files)
+//   per_pair  `user item`, one pair per line (SASRec's own files); a user's lines may be apart
+// auto reads pairs when every line has exactly two fields and some user has more than one line:
+// a per_user file never repeats a user, so that rule cannot misread one, and a file meeting
+// neither layout is refused rather than guessed.
 void read_sequence(const Config& cfg, Dataset& d) {
   const std::string path = cfg.get_string("dataset.path");
   if (path.empty()) cfg.bad("dataset.path", "no sequence file given");
   const bool int_ids = cfg.get_choice("dataset.id_type", {"string", "int"}) == "int";
+  const std::string layout = cfg.get_choice("dataset.sequence_layout", {"auto", "per_user", "per_pair"});
   TextOptions t;
   t.sep = separator(cfg, "dataset.sep");
   t.quotes = false;
@@ -139,12 +179,41 @@ void read_sequence(const Config& cfg, Dataset& d) {
     if (v < 0) r.fail_at(k, fmt::format("negative {} id {}", what, v));
     return m.add_int(v);
   };
+  // The first line naming a user seen before, and the first line not of two fields (0 = none):
+  // auto decides on these, and names them when the file fits neither layout.
+  int64_t repeat_line = 0, wide_line = 0;
+  size_t wide_fields = 0;
+  std::string repeat_user;
   while (r.next(f)) {
     ++lines;
-    if (f.size() < 2) r.fail_at(0, "a user without items (a line holds `user item1 item2 ...`)");
+    if (f.size() < 2)
+      r.fail_at(0, layout == "per_pair" ? "a line without an item (dataset.sequence_layout: per_pair reads `user item` per line)"
+                                        : "a user without items (a line holds `user item1 item2 ...`)");
+    if (f.size() != 2) {
+      if (layout == "per_pair")
+        r.fail_at(2, fmt::format("{} fields; dataset.sequence_layout: per_pair reads one `user item` pair per line (set "
+                                 "per_user for `user item1 item2 ...` lines)",
+                                 f.size()));
+      if (repeat_line > 0)  // auto: this line is not a pair, and an earlier one repeated a user
+        r.fail_at(2, fmt::format("{} fields, but user '{}' has a second line at line {} as in a file of `user item` pairs: "
+                                 "the file fits neither one line per user nor one pair per line (dataset.sequence_layout)",
+                                 f.size(), repeat_user, repeat_line));
+      if (wide_line == 0) wide_line = r.line(), wide_fields = f.size();
+    }
     const int64_t before = d.users.size();
     const int64_t u = id(d.users, f[0], 0, "user");
-    if (d.users.size() == before) r.fail_at(0, fmt::format("user '{}' has a second line", trim(f[0])));
+    if (d.users.size() == before && repeat_line == 0) {
+      if (layout == "per_user")
+        r.fail_at(0, fmt::format("user '{}' has a second line (one `user item` pair per line, as SASRec's files? set "
+                                 "dataset.sequence_layout: per_pair)",
+                                 trim(f[0])));
+      if (wide_line > 0)  // auto: a repeated user, but not every line is a pair
+        r.fail_at(0, fmt::format("user '{}' has a second line (line {} holds {} fields, so this is not a file of "
+                                 "`user item` pairs either; see dataset.sequence_layout)",
+                                 trim(f[0]), wide_line, wide_fields));
+      repeat_line = r.line();
+      repeat_user = std::string(trim(f[0]));
+    }
     for (size_t k = 1; k < f.size(); ++k) {
       d.user.push_back(static_cast<int32_t>(u));
       d.item.push_back(static_cast<int32_t>(id(d.items, f[k], k, "item")));
@@ -152,7 +221,12 @@ void read_sequence(const Config& cfg, Dataset& d) {
   }
   if (lines == 0) fail("{}: no data rows (empty file)", path);
   d.report.rows_read = static_cast<int64_t>(d.user.size());
-  d.report.notes.push_back(fmt::format("{} sequences", lines));
+  if (layout == "per_pair" || repeat_line > 0) {
+    group_pairs(d);
+    d.report.notes.push_back(fmt::format("{} sequences from {} `user item` lines", d.users.size(), lines));
+  } else {
+    d.report.notes.push_back(fmt::format("{} sequences", lines));
+  }
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The real `rzoo` binary: every bad input gives one clear message and a non-zero exit.
 #include "helpers.h"
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 
@@ -50,9 +51,28 @@ TEST_CASE("cli: train, evaluate and resume on synthetic data", "[cli]") {
   auto r = run_cli("train " + q(exp) + common(t));
   INFO(r.output);
   REQUIRE(r.code == 0);
-  CHECK(r.output.find("resolved config") != std::string::npos);
-  CHECK(r.output.find("epochs: 3  # " + exp + ":3:17") != std::string::npos);
+  // By default only the keys the experiment and --set chose are printed, each with its origin,
+  // and a run starts within 30 lines.
+  CHECK(r.output.find("resolved config") == std::string::npos);
+  CHECK(r.output.find("config: the ") != std::string::npos);
+  CHECK(r.output.find("  train.epochs: 3  # " + exp + ":3:17") != std::string::npos);
+  CHECK(r.output.find("  model.name: bpr  # " + exp + ":2:8") != std::string::npos);
+  CHECK(r.output.find("batch_size") == std::string::npos);  // a default, not printed
   CHECK(r.output.find("epoch    3/3") != std::string::npos);
+  {
+    const size_t first_epoch = r.output.find("epoch    1/3");
+    REQUIRE(first_epoch != std::string::npos);
+    CHECK(std::count(r.output.begin(), r.output.begin() + static_cast<std::ptrdiff_t>(first_epoch), '\n') <= 30);
+  }
+  // --show-config prints all of it; --quiet prints the results (the test table) and nothing else.
+  const auto shown = run_cli("train " + q(exp) + common(t) + " --show-config --set run_name=shown --set output_dir=" + q(t.file("other")));
+  CHECK(shown.output.find("resolved config") != std::string::npos);
+  CHECK(shown.output.find("batch_size: ") != std::string::npos);
+  const auto quiet = run_cli("train " + q(exp) + common(t) + " --quiet --set run_name=quiet --set output_dir=" + q(t.file("other")));
+  REQUIRE(quiet.code == 0);
+  CHECK(quiet.output.rfind("test (", 0) == 0);
+  CHECK(quiet.output.find("@10") != std::string::npos);
+  CHECK(quiet.output.find("epoch ") == std::string::npos);
   const auto dirs = runs(t);
   REQUIRE(dirs.size() == 1);
   const fs::path run = dirs[0];

@@ -338,7 +338,7 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
   r.test = evaluate(*model, p.split, Target::Test, eval, device, &p.data);
   log.line(fmt::format("best epoch {} of {}; {:.2f} s training", r.best_epoch, r.epochs_run, r.train_seconds));
   log.line(eval_table(r.valid));
-  log.line(eval_table(r.test));
+  log.result(eval_table(r.test));
   write_eval_files(r, p, eval, run_dir);
   write_file_atomic(run_dir + "/metrics.json", metrics_json(r));
   {
@@ -399,7 +399,7 @@ RunResult evaluate_run(const std::string& run_dir, Logger& log, const std::vecto
   r.valid = evaluate(*o->model, p.split, Target::Valid, eval, o->device, &p.data);
   r.test = evaluate(*o->model, p.split, Target::Test, eval, o->device, &p.data);
   log.line(eval_table(r.valid));
-  log.line(eval_table(r.test));
+  log.result(eval_table(r.test));
   std::string out = run_dir;
   if (!eval_sets.empty()) {  // e.g. RUN_DIR/eval-protocol-full
     std::string tag = "eval";
@@ -417,8 +417,15 @@ RunResult evaluate_run(const std::string& run_dir, Logger& log, const std::vecto
   return r;
 }
 
+std::string config_summary(const Config& cfg, const std::string& config_dir) {
+  const std::string changes = cfg.dump_changes(config_dir);
+  const size_t n = static_cast<size_t>(std::count(changes.begin(), changes.end(), '\n'));
+  return fmt::format("config: the {} keys the experiment and --set chose (every key, with where it was set: the run "
+                     "folder's config.yaml, or --show-config):\n{}", n, changes.empty() ? std::string() : changes.substr(0, changes.size() - 1));
+}
+
 std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log, std::string* out_dir,
-                                      bool allow_empty) {
+                                      bool allow_empty, bool show_config) {
   const Config base = resolve_config(sources);
   check_run_name(base);  // before anything is written
   const YAML::Node list = base.node("compare");
@@ -469,7 +476,8 @@ std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log,
     const int n = ++seen[name];
     const std::string run_name = safe_component(n == 1 ? name : fmt::format("{}-{}", name, n));
     log.line(fmt::format("\n=== compare [{}/{}]: {}", i + 1, list.size(), run_name));
-    log.line(cfg.dump());
+    log.line(show_config ? cfg.dump() : config_summary(cfg, sources.config_dir));
+    log.hold_results(true);  // each model's own table is a log line here: the comparison is the result
     RunResult r = train_model(cfg, data, unique_dir(fs::path(dir) / run_name), log, false, allow_empty);
     r.model = run_name;
     results.push_back(std::move(r));
@@ -491,8 +499,9 @@ std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log,
   write_file_atomic(dir + "/compare.csv", report_csv(report));
   write_file_atomic(dir + "/compare.tex", report_latex(report));
   write_file_atomic(dir + "/compare.json", json);
-  log.line(fmt::format("\ncomparison on {} (test split, {} users; {})\n", data.data.name, results[0].test.n_users, protocol));
-  log.line(report_text(report));
+  log.hold_results(false);
+  log.result(fmt::format("\ncomparison on {} (test split, {} users; {})\n", data.data.name, results[0].test.n_users, protocol));
+  log.result(report_text(report));
   log.line(fmt::format("written: {0}/compare.md, compare.csv, compare.tex, compare.json (per-user values: each run's test.users.csv)", dir));
   return results;
 }

@@ -92,8 +92,12 @@ RunResult evaluate_run(const std::string& run_dir, Logger& log, const std::vecto
 // Trains every entry of the experiment's `compare` list on one dataset and split. Writes
 // compare.md, compare.csv, compare.tex (test metrics with bootstrap intervals and paired tests
 // against compare_stats.baseline) and compare.json in the comparison's folder (out_dir).
+// show_config: print each entry's whole resolved config (else config_summary).
 std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log, std::string* out_dir = nullptr,
-                                      bool allow_empty = false);
+                                      bool allow_empty = false, bool show_config = false);
+// What a run prints of its config by default: the keys set by the experiment and --set (and the
+// model and dataset names), each with where it was set (Config::dump_changes).
+std::string config_summary(const Config& cfg, const std::string& config_dir);
 
 std::string eval_table(const EvalResult& res);
 

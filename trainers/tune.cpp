@@ -1019,7 +1019,7 @@ StudySummary Study::run() {
   }
   log_.line(fmt::format("best: trial {} ({}) with validation {} {}; {} trials done, {} failed, {} epochs in all", best_,
                         setting_text(best_), metric_, fmt_value(r.best_value), r.done, r.failed, r.total_epochs));
-  log_.line(read_text(dir_ + "/test.md"));
+  log_.result(read_text(dir_ + "/test.md"));  // the study's result: printed even with --quiet
   log_.line(fmt::format("wrote {0}/trials.csv, {0}/best.yaml, {0}/study.json, {0}/test.md, {0}/test.csv", dir_));
   return r;
 }
