@@ -20,20 +20,8 @@ void Logger::close() {
   file_ = nullptr;
 }
 
-void Logger::result(const std::string& text) {
-  if (!quiet_ || hold_results_) return line(text);
-  std::fputs(text.c_str(), stdout);
-  std::fputc('\n', stdout);
-  std::fflush(stdout);
-  if (file_) {
-    std::fputs(text.c_str(), file_);
-    std::fputc('\n', file_);
-    std::fflush(file_);
-  }
-}
-
-void Logger::line(const std::string& text) {
-  if (!quiet_) {
+void Logger::write(const std::string& text, bool to_stdout) {
+  if (to_stdout) {
     if (progress_shown_) std::fputs("\r\033[K", stdout);
     progress_shown_ = false;
     std::fputs(text.c_str(), stdout);
@@ -46,6 +34,10 @@ void Logger::line(const std::string& text) {
     std::fflush(file_);
   }
 }
+
+void Logger::result(const std::string& text) { write(text, !quiet_ || !hold_results_); }
+
+void Logger::line(const std::string& text) { write(text, !quiet_); }
 
 void Logger::progress(const std::string& text) {
   if (!interactive()) return;

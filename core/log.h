@@ -24,6 +24,7 @@ class Logger {
   bool interactive() const { return tty_ && !quiet_; }
 
  private:
+  void write(const std::string& text, bool to_stdout);  // stdout (when asked) + file
   bool quiet_, tty_;
   bool progress_shown_ = false;
   bool hold_results_ = false;
