@@ -98,9 +98,6 @@ std::string join_keys(const YAML::Node& map) {
   return out;
 }
 
-bool is_path_key(const std::string& key) {
-  return key == "path" || (key.size() > 5 && key.compare(key.size() - 5, 5, "_path") == 0);
-}
 
 struct Merger {
   std::map<std::string, std::string>& origins;
@@ -617,6 +614,10 @@ void changed_leaves(const YAML::Node& n, const std::string& path, const std::map
   out += fmt::format("  {}: {}{}\n", path, value, where.empty() ? "" : "  # " + where);
 }
 }  // namespace
+
+bool is_path_key(const std::string& key) {
+  return key == "path" || (key.size() > 5 && key.compare(key.size() - 5, 5, "_path") == 0);
+}
 
 std::string Config::dump_changes(const std::string& config_dir) const {
   std::error_code ec;

@@ -94,5 +94,7 @@ const char* version();
 
 // Number of threads for `threads` ("auto" = all cores).
 int64_t resolve_threads(const Config& cfg);
+// Keys holding file paths (`path`, `*_path`): relative ones are resolved against their layer.
+bool is_path_key(const std::string& key);
 
 }  // namespace rzoo

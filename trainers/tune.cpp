@@ -31,6 +31,8 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/random.h"
+#include "core/table.h"
 #include "trainers/evaluator.h"
 #include "trainers/trainer.h"
 
@@ -107,20 +109,8 @@ void read_space(const Config& cfg, const YAML::Node& node, const std::string& pr
   }
 }
 
-// splitmix64: a portable, seeded stream (std::uniform_*_distribution differ between libraries).
-struct Rng {
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }  // [0, 1)
-};
-
 std::string draw(const SearchDim& d, Rng& rng) {
-  const double u = rng.uniform();
+  const double u = rng.uniform01();
   switch (d.kind) {
     case SearchDim::Kind::List:
       return d.values[std::min(d.values.size() - 1, static_cast<size_t>(u * static_cast<double>(d.values.size())))];
@@ -170,13 +160,6 @@ std::string read_text(const std::string& path) {
 bool exists(const std::string& p) {
   std::error_code ec;
   return fs::exists(p, ec);
-}
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
 }
 
 std::string fmt_value(double v) { return std::isnan(v) ? std::string() : fmt::format("{:.6f}", v); }
@@ -314,10 +297,6 @@ void set_assignment(YAML::Node root, const std::string& assignment) {
     value = YAML::Node(text);
   }
   set_path(root, parts, 0, value);
-}
-
-bool is_path_key(const std::string& key) {
-  return key == "path" || (key.size() > 5 && key.compare(key.size() - 5, 5, "_path") == 0);
 }
 
 // Relative data paths of the experiment, made absolute as the study resolved them: best.yaml
@@ -1050,7 +1029,7 @@ std::vector<std::vector<std::string>> draw_settings(const std::vector<SearchDim>
     return grid(space);
   }
   if (n_grid <= static_cast<double>(trials)) return grid(space);  // draws would only repeat the grid
-  Rng rng{seed * 0x2545F4914F6CDD1DULL + 1};
+  Rng rng(seed, /*stream=*/0x7475'6e65);  // "tune": its own stream of the seed
   std::vector<std::vector<std::string>> out;
   std::set<std::vector<std::string>> seen;
   while (static_cast<int64_t>(out.size()) < trials) {
