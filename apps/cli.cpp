@@ -10,15 +10,21 @@ const char* const kUsage = R"(usage: rzoo COMMAND [ARGS]
 
 commands:
   train CONFIG [--set KEY=VALUE ...]   train one model (config names `model`); writes a run folder
+  train --data FILE --model NAME       train on a ratings file (separator, header and columns
+                                       inferred and printed) with the defaults; no config needed
   train --resume RUN_DIR               continue an interrupted run from its last checkpoint
   evaluate RUN_DIR                     re-evaluate a finished run's best model on valid and test
   compare CONFIG [--set KEY=VALUE ...] train every model listed under `compare` on one split; one table
+  compare --data FILE --models a,b,c   the same for a ratings file, without a config
   tune CONFIG [--set ...] [--out DIR]  search the hyperparameters of CONFIG's `search` block on
                                        validation (grid, random, halving); resumable
   report DIR [--out FILE]              one self-contained HTML page of charts and tables for a run,
                                        comparison or study folder (DIR/report.html)
   models                               list the built-in models
   data stats CONFIG [--set ...] [--json] load CONFIG's dataset and split; print their statistics
+  data fetch NAME [--dir DIR]          download a public dataset (MovieLens 100K, 1M, 10M, 20M, 25M,
+                                       latest-small), check its checksum, unpack it, write its config
+  data sources                         list what data fetch can download
   export RUN_DIR --out model.pt        write the run's best model as TorchScript (PyTorch/C++ load it)
   recommend --model model.pt --user ID [-k 10]   top-k items for a raw user id (--users-file F: CSV)
 
@@ -45,6 +51,7 @@ configs/datasets/<dataset>.yaml < CONFIG < --set. Exit status: 0 success, 1 erro
 const char* command_help(const std::string& command) {
   if (command == "train")
     return R"(usage: rzoo train CONFIG [--set KEY=VALUE ...] [--config-dir DIR] [--quiet]
+       rzoo train --data FILE --model NAME [--set KEY=VALUE ...]
        rzoo train --resume RUN_DIR [--set threads=N]
 
 Trains the model named by `model` in CONFIG on its dataset and split, validating every
@@ -61,6 +68,11 @@ asked for) or test part without users is an error; --allow-empty trains anyway, 
 and exit status 3. --pause-at-epoch N (as `rzoo tune` uses it) stops once N epochs are done,
 before test: the run folder then holds pause.json (epoch, best epoch, best validation value) and
 continues with --resume (with a larger --pause-at-epoch, or without one to finish).
+--data FILE trains without a config file: FILE is a delimited ratings file (separator among '::',
+tab, comma, semicolon, '|' and spaces; header; user, item, rating and timestamp columns, all
+inferred from its first lines and printed) or a MovieLens folder; the model is --model NAME (see
+rzoo models) and everything else the defaults, each overridable with --set (e.g. --set
+dataset.header=false, --set dataset.columns.rating=2, --set dataset.threshold=4).
 )";
   if (command == "tune")
     return R"(usage: rzoo tune CONFIG [--set KEY=VALUE ...] [--out DIR] [--force] [--config-dir DIR] [--quiet]
@@ -92,6 +104,7 @@ training under a sampled protocol); the results then go to RUN_DIR/eval-<setting
 )";
   if (command == "compare")
     return R"(usage: rzoo compare CONFIG [--set KEY=VALUE ...] [--config-dir DIR] [--quiet]
+       rzoo compare --data FILE --models pop,bpr,ease [--set KEY=VALUE ...]
 
 Trains every entry of CONFIG's `compare` list on one dataset and split and prints one table of
 test metrics, a row per (K, model). An entry is a model name (pop) or a map of overrides applied after CONFIG
@@ -100,6 +113,8 @@ Writes, in the comparison's folder beside the runs' folders: compare.md (the tab
 bootstrap intervals and paired significance tests against compare_stats.baseline), compare.csv
 (every number, a row per model and metric), compare.tex (a LaTeX booktabs table) and
 compare.json (each run's valid and test results), and report.html (charts: see rzoo report).
+--data FILE --models LIST compares the listed models on a ratings file without a config (the
+file's layout inferred as for rzoo train --data).
 )";
   if (command == "report")
     return R"(usage: rzoo report DIR [--out FILE]
@@ -115,6 +130,8 @@ with a note. Prints the path written.
 )";
   if (command == "data")
     return R"(usage: rzoo data stats CONFIG [--set KEY=VALUE ...] [--json] [--no-split] [--config-dir DIR]
+       rzoo data fetch NAME [--dir DIR] [--sources FILE] [--force]
+       rzoo data sources [--sources FILE]
 
 Loads the dataset of CONFIG (reader, cleaning and cache as configured under `dataset`), splits
 it, and prints users, items, interactions, density, interactions per user and per item (min,
@@ -122,6 +139,16 @@ median, p90, max, mean), the Gini coefficient of item popularity, the time span,
 features, given negatives, what cleaning dropped and the split's sizes. --json prints the same
 as JSON on stdout (without the log). --no-split skips splitting. CONFIG may be a dataset file such as
 configs/datasets/ml-100k.yaml.
+
+fetch downloads the public dataset NAME from its publisher's URL (curl, else wget; a progress bar
+on a terminal), checks its size and pinned SHA-256 (configs/data-sources.yaml), unpacks it into
+the data folder (--dir DIR, else $RZOO_DATA, else ~/.cache/rzoo/data) and writes DIR/NAME.yaml,
+a dataset config pointing at it. A download that fails or does not match its checksum is removed:
+nothing half-unpacked stays. A second fetch finds the copy and downloads nothing (--force fetches
+again). Dataset configs whose path does not exist (such as configs/datasets/ml-100k.yaml, written
+for ../shared/data/ml-100k) use the fetched copy of the same folder. $RZOO_DATA_MIRROR replaces
+the URLs' address (a local mirror holding the same files); --sources FILE adds entries or changes
+fields of the built-in ones (same form as configs/data-sources.yaml). sources lists the entries.
 )";
   if (command == "models") return "usage: rzoo models\n\nLists the built-in models with their paper references.\n";
   if (command == "export")
@@ -177,6 +204,10 @@ void add_options(CLI::App& app, Args& a, bool& version) {
   app.add_flag("--force", a.force);
   app.add_flag("--show-config", a.show_config);
   app.add_option("--pause-at-epoch", a.pause_at_epoch);
+  app.add_option("--data", a.data);
+  app.add_option("--models", a.models);
+  app.add_option("--dir", a.dir);
+  app.add_option("--sources", a.sources);
   app.add_option("-k,--k", a.k);
 }
 

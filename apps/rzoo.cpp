@@ -2,6 +2,7 @@
 // apps/cli.cpp parses the command line, apps/recommend.cpp serves exported models.
 #include <torch/torch.h>
 
+#include <cctype>
 #include <csignal>
 #include <filesystem>
 #include <cstdlib>
@@ -14,6 +15,8 @@
 #include "core/error.h"
 #include "core/threads.h"
 #include "core/log.h"
+#include "datasets/fetch.h"
+#include "datasets/sniff.h"
 #include "datasets/stats.h"
 #include "models/registry.h"
 #include "trainers/experiment.h"
@@ -35,6 +38,72 @@ ConfigSources sources_for(const Args& a, size_t skip = 0) {
   s.experiment = load_layer(a.positional[skip]);
   s.config_dir = a.config_dir.empty() ? find_config_dir(a.positional[skip]) : a.config_dir;
   s.sets = a.sets;
+  return s;
+}
+
+// train/compare --data FILE: the experiment a user would have written for FILE, its layout
+// inferred (datasets/sniff.h) and printed.
+ConfigSources sources_for_data(const Args& a, Logger& log) {
+  if (!a.positional.empty())
+    throw Usage(fmt::format("{} takes a CONFIG file or --data FILE, not both", a.command));
+  const bool compare = a.command == "compare";
+  if (!compare && a.model.empty()) throw Usage("train --data FILE needs --model NAME (rzoo models lists them)");
+  if (compare && a.models.empty()) throw Usage("compare --data FILE needs --models NAME,NAME,... (e.g. pop,bpr,ease)");
+  const SniffedData d = sniff_data(a.data);
+  ConfigSources s;
+  s.config_dir = a.config_dir.empty() ? find_config_dir() : a.config_dir;
+  // The dataset's name (run folders are named after it): the file's stem, or its folder's when the
+  // stem says nothing (u.data, ratings.csv); never the name of a dataset config in configs/datasets,
+  // whose keys would then apply too.
+  fs::path p(d.path);
+  std::string name = d.format == "movielens" ? p.filename().string() : p.stem().string();
+  for (const char* generic : {"u", "ratings", "data", "interactions", "train", "events"})
+    if (name == generic && p.has_parent_path()) name = p.parent_path().filename().string();
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '_';
+  if (name.empty() || name[0] == '.') name = "data" + name;
+  {
+    std::error_code ec;
+    if (fs::exists(fs::path(s.config_dir) / "datasets" / (name + ".yaml"), ec)) name += "-data";
+  }
+  YAML::Node e(YAML::NodeType::Map);
+  YAML::Node ds(YAML::NodeType::Map);
+  ds["name"] = name;
+  ds["format"] = d.format;
+  ds["path"] = d.path;
+  if (d.format == "csv") {
+    ds["sep"] = d.sep;
+    ds["header"] = d.header;
+    YAML::Node cols(YAML::NodeType::Map);
+    cols["user"] = d.user;
+    cols["item"] = d.item;
+    cols["rating"] = d.rating;
+    cols["timestamp"] = d.timestamp;
+    ds["columns"] = cols;
+  }
+  e["dataset"] = ds;
+  if (compare) {
+    YAML::Node list(YAML::NodeType::Sequence);
+    std::string m;
+    for (size_t i = 0; i <= a.models.size(); ++i) {
+      if (i == a.models.size() || a.models[i] == ',') {
+        if (m.empty()) throw Usage(fmt::format("--models {}: an empty name in the list", a.models));
+        list.push_back(m);
+        m.clear();
+      } else if (a.models[i] != ' ') {
+        m += a.models[i];
+      }
+    }
+    e["compare"] = list;
+  } else {
+    e["model"] = a.model;
+  }
+  s.experiment = Layer{e, "--data " + a.data, true};
+  s.sets = a.sets;
+  log.line(fmt::format("data: {}: {}", a.data, describe(d)));
+  for (const auto& n : d.notes) log.line("  " + n);
+  if (d.format == "csv")
+    log.line("  (change any of it with --set dataset.sep=..., dataset.header=..., dataset.columns.rating=...)");
   return s;
 }
 
@@ -71,7 +140,10 @@ int train(const Args& a, Logger& log) {
     const PreparedData data = prepare_data(cfg, log);
     return train_model(cfg, data, a.resume, log, /*resume=*/true, a.allow_empty, pause_at).empty_split ? 3 : 0;
   }
-  const ConfigSources sources = sources_for(a);
+  if (!a.data.empty() && !a.resume.empty()) throw Usage("train --resume RUN_DIR takes no --data");
+  if (a.data.empty() && !a.model.empty())
+    throw Usage("train --model NAME goes with --data FILE; with a CONFIG, set `model: NAME` in it or --set model.name=NAME");
+  const ConfigSources sources = a.data.empty() ? sources_for(a) : sources_for_data(a, log);
   const Config cfg = resolve_config(sources);
   check_run_name(cfg);  // before the data is loaded (and maybe cached): a bad name writes nothing
   if (a.show_config) {
@@ -82,13 +154,48 @@ int train(const Args& a, Logger& log) {
   }
   if (cfg.get_string("model.name").empty())
     fail("{}: no model named; set `model: NAME` (see `rzoo models`), or use `rzoo compare` for a `compare` list",
-         a.positional[0]);
+         a.positional.empty() ? a.data : a.positional[0]);
   const PreparedData data = prepare_data(cfg, log);
   return train_model(cfg, data, new_run_dir(cfg), log, /*resume=*/false, a.allow_empty, pause_at).empty_split ? 3 : 0;
 }
 
+// The catalogue of `data fetch`: configs/data-sources.yaml, then --sources FILE.
+std::vector<DataSource> data_sources(const Args& a) {
+  const std::string dir = a.config_dir.empty() ? find_config_dir() : a.config_dir;
+  return load_data_sources(dir + "/data-sources.yaml", a.sources);
+}
+
+int data_fetch(const Args& a, Logger& log) {
+  if (a.positional.size() != 2) throw Usage("data fetch takes one NAME (rzoo data sources lists them)");
+  const auto sources = data_sources(a);
+  FetchOptions o;
+  o.dir = a.dir;
+  o.force = a.force;
+  o.progress = !a.quiet;
+  const FetchResult r = fetch_data(find_data_source(sources, a.positional[1]), o, log);
+  std::cout << r.config << "\n";  // the result: where the dataset config is (also when --quiet)
+  return 0;
+}
+
+int data_list(const Args& a) {
+  if (a.positional.size() != 1) throw Usage("data sources takes no argument");
+  const std::string home = a.dir.empty() ? data_home() : a.dir;
+  for (const auto& s : data_sources(a)) {
+    std::error_code ec;
+    const bool have = fs::exists(fs::path(home) / s.folder / kFetchStamp, ec);
+    std::cout << fmt::format("{:<16} {:>9} {}{}\n{:<16} {:>9} {}\n", s.name,
+                             s.bytes > 0 ? fmt::format("{:.1f} MB", double(s.bytes) / 1e6) : "?",
+                             s.description, have ? " [fetched]" : "", "", "", s.license);
+  }
+  std::cout << "data folder: " << home << "\n";
+  return 0;
+}
+
 int data_stats(const Args& a, Logger& log) {
-  if (a.positional.empty() || a.positional[0] != "stats") throw Usage("data takes a subcommand: data stats CONFIG");
+  if (!a.positional.empty() && a.positional[0] == "fetch") return data_fetch(a, log);
+  if (!a.positional.empty() && a.positional[0] == "sources") return data_list(a);
+  if (a.positional.empty() || a.positional[0] != "stats")
+    throw Usage("data takes a subcommand: data stats CONFIG, data fetch NAME, data sources");
   const Config cfg = resolve_config(sources_for(a, 1));
   Logger quiet_log(true);
   Logger& l = a.json ? quiet_log : log;
@@ -131,7 +238,8 @@ int run(const Args& a) {
   }
   if (a.command == "compare") {
     std::string dir;
-    const auto results = compare_models(sources_for(a), log, &dir, a.allow_empty, a.show_config);
+    const auto results = compare_models(a.data.empty() ? sources_for(a) : sources_for_data(a, log), log, &dir,
+                                        a.allow_empty, a.show_config);
     // The comparison is written by now: a report that fails costs a warning, not the result.
     try {
       log.line("report: " + write_report(dir));

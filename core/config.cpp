@@ -306,6 +306,33 @@ Layer load_layer(const std::string& path) {
   return layer;
 }
 
+namespace {
+
+// The project's own layers (defaults, a model's, a dataset's) as resolve_config reads them. One
+// process resolves them many times (rzoo tune checks every trial's config before any runs; a
+// comparison resolves one config per model), so each parsed file is kept, keyed by its path and
+// its exact text (not its mtime, whose granularity is coarser than a quick rewrite). The kept node
+// is shared, not cloned, because a clone loses the line marks that origins and errors name:
+// resolve_config only reads these layers (the merged tree is a clone). Per thread, so no two
+// threads walk one yaml-cpp node; bounded, for a long-lived process reading many files.
+Layer load_config_layer(const std::string& path) {
+  thread_local std::map<std::string, std::pair<std::string, Layer>> parsed;
+  std::ifstream in(path, std::ios::binary);
+  if (in) {
+    std::stringstream buf;
+    buf << in.rdbuf();
+    const auto it = parsed.find(path);
+    if (it != parsed.end() && it->second.first == buf.str()) return it->second.second;
+    Layer layer = load_layer(path);  // reads it again: errors and checks stay in one place
+    if (parsed.size() >= 64) parsed.clear();
+    parsed[path] = {buf.str(), layer};
+    return layer;
+  }
+  return load_layer(path);
+}
+
+}  // namespace
+
 std::string find_config_dir(const std::string& near_path) {
   if (const char* env = std::getenv("RZOO_CONFIG_DIR"); env && *env) return env;
   if (!near_path.empty()) {
@@ -338,12 +365,30 @@ Config resolve_config(const ConfigSources& src) {
   std::map<std::string, std::string> origins;
   Merger merger{origins, (dir / "..").lexically_normal().string(), {}};
 
-  Layer defaults = load_layer((dir / "defaults.yaml").string());
+  Layer defaults = load_config_layer((dir / "defaults.yaml").string());
   defaults.relative_to_cwd = false;
   YAML::Node root = YAML::Clone(defaults.node);
-  for (auto it = defaults.node.begin(); it != defaults.node.end(); ++it) {
-    merger.record(defaults, it->second, it->first.as<std::string>());
-    merger.define(it->second, it->first.as<std::string>());
+  {
+    // The schema and origins of the defaults depend on the defaults alone: kept with the parsed
+    // layer (the same shared node while the file is unchanged), per thread like it.
+    struct Stage {
+      YAML::Node node;
+      std::map<std::string, std::string> origins;
+      std::map<std::string, Kind> schema;
+    };
+    thread_local std::map<std::string, Stage> stages;
+    Stage& st = stages[defaults.source];
+    if (!st.node.IsDefined() || !st.node.is(defaults.node)) {
+      std::map<std::string, std::string> o;
+      Merger m{o, merger.project_root, {}};
+      for (auto it = defaults.node.begin(); it != defaults.node.end(); ++it) {
+        m.record(defaults, it->second, it->first.as<std::string>());
+        m.define(it->second, it->first.as<std::string>());
+      }
+      st = Stage{defaults.node, std::move(o), std::move(m.schema)};
+    }
+    origins = st.origins;
+    merger.schema = st.schema;
   }
 
   std::vector<Layer> sets;
@@ -370,7 +415,7 @@ Config resolve_config(const ConfigSources& src) {
     std::error_code ec;  // a name too long for a file name is an unknown model, not a filesystem_error
     if (!fs::exists(file, ec))
       fail("unknown model '{}': no {} (known models: {})", model, file.string(), join(yaml_stems(dir / "models")));
-    Layer l = load_layer(file.string());
+    Layer l = load_config_layer(file.string());
     l.relative_to_cwd = false;
     merger.merge(root, l.node, l, "", "model");
   }
@@ -379,7 +424,7 @@ Config resolve_config(const ConfigSources& src) {
     const fs::path file = dir / "datasets" / (dataset + ".yaml");
     std::error_code ec;
     if (fs::exists(file, ec)) {
-      Layer l = load_layer(file.string());
+      Layer l = load_config_layer(file.string());
       l.relative_to_cwd = false;
       merger.merge(root, l.node, l, "", "");
       dataset_file = true;
@@ -397,10 +442,34 @@ Config resolve_config(const ConfigSources& src) {
                                         "files with dataset.path and dataset.format",
                                         dataset, (dir / "datasets" / (dataset + ".yaml")).string(),
                                         join(yaml_stems(dir / "datasets"))));
+  // The data where the config says, else a copy `rzoo data fetch` made of the same folder.
+  if (const std::string path = cfg.get_string("dataset.path"); !path.empty()) {
+    std::error_code ec;
+    const fs::path name = fs::path(path).lexically_normal().filename();
+    if (!fs::exists(path, ec) && !name.empty() && name != "." && name != "..") {
+      const fs::path fetched = fs::path(data_home()) / name;
+      std::ifstream stamp(fetched / kFetchStamp);
+      std::string line, format;
+      for (int i = 0; i < 4 && std::getline(stamp, line); ++i) format = line;
+      if (stamp && format == cfg.get_string("dataset.format")) {
+        std::string quoted = "'";
+        for (char c : fetched.string()) quoted += c == '\'' ? std::string("''") : std::string(1, c);
+        cfg = cfg.with_set("dataset.path=" + quoted + "'",
+                           fmt::format("the copy fetched by rzoo data fetch ({} does not exist)", path));
+      }
+    }
+  }
   return cfg;
 }
 
-Config Config::with_set(const std::string& assignment) const {
+std::string data_home() {
+  if (const char* d = std::getenv("RZOO_DATA"); d && *d) return d;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::string(x) + "/rzoo/data";
+  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.cache/rzoo/data";
+  return ".rzoo-data";
+}
+
+Config Config::with_set(const std::string& assignment, const std::string& origin) const {
   const Layer l = set_layer(assignment);
   const std::string key = assignment.substr(0, assignment.find('='));
   if (!has(key)) fail("--set {}: unknown key '{}'", assignment, key);
@@ -422,7 +491,7 @@ Config Config::with_set(const std::string& assignment) const {
     dst.reset(next_dst);
   }
   auto origins = origins_;
-  origins[key] = "--set " + assignment;
+  origins[key] = origin.empty() ? "--set " + assignment : origin;
   return Config(root, origins);
 }
 

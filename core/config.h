@@ -69,7 +69,8 @@ class Config {
 
   // A copy with one "a.b=value" assignment (value parsed as YAML) replacing the value of an
   // existing key; an unknown key is an error naming it. For overrides of a resolved config.
-  Config with_set(const std::string& assignment) const;
+  // `origin` replaces "--set <assignment>" as where the value came from.
+  Config with_set(const std::string& assignment, const std::string& origin = "") const;
 
   // YAML text; with origins, each value carries a `# file:line` comment.
   std::string dump(bool with_origins = true) const;
@@ -96,5 +97,14 @@ const char* version();
 int64_t resolve_threads(const Config& cfg);
 // Keys holding file paths (`path`, `*_path`): relative ones are resolved against their layer.
 bool is_path_key(const std::string& key);
+
+// The folder `rzoo data fetch` puts datasets in: $RZOO_DATA, else $XDG_CACHE_HOME/rzoo/data, else
+// ~/.cache/rzoo/data.
+std::string data_home();
+// The stamp file inside each fetched dataset folder: lines name, url, digest, dataset format.
+// resolve_config uses DATA_HOME/<folder> for a dataset.path `.../<folder>` that does not exist
+// when that folder holds a stamp of the same format (a dataset config written for a machine that
+// keeps the data elsewhere, e.g. ../shared/data/ml-100k).
+inline constexpr const char* kFetchStamp = ".rzoo-fetch";
 
 }  // namespace rzoo

@@ -162,6 +162,11 @@ void read_movielens(const Config& cfg, Dataset& d) {
   const std::string dir = cfg.get_string("dataset.path");
   if (dir.empty()) cfg.bad("dataset.path", "give the MovieLens folder (holding u.data, ratings.dat or ratings.csv)");
   std::error_code ec;
+  if (!fs::exists(dir, ec))
+    cfg.bad("dataset.path", fmt::format("'{}' does not exist (and no copy fetched into {}); `rzoo data fetch "
+                                        "NAME` downloads MovieLens 100K, 1M, 10M, 20M, 25M and latest-small "
+                                        "(rzoo data sources lists them)",
+                                        dir, data_home()));
   if (!fs::is_directory(dir, ec))
     cfg.bad("dataset.path", fmt::format("'{}' is not a folder; format movielens reads a MovieLens folder", dir));
   Folder m(cfg, d, dir);
