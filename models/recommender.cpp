@@ -36,6 +36,11 @@ at::Tensor RecommenderImpl::score_history(const at::Tensor&) {
   TORCH_CHECK(false, "model '", name(), "' ranks from a user index, not from a history of items (only the sequential models do)");
 }
 
+at::Tensor RecommenderImpl::score_fold_in(const at::Tensor&) {
+  TORCH_CHECK(false, "model '", name(), "' cannot fold in a new user's history (models that can: ease, ials, pop, and the "
+              "sequential models through their own history input)");
+}
+
 at::Tensor RecommenderImpl::loss(const Batch&) {
   TORCH_CHECK(false, "model '", name(), "' is fitted in closed form; it has no batch loss");
 }

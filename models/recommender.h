@@ -38,10 +38,15 @@ struct Split;
 //   def _score_seq(self, seq: Tensor) -> Tensor                 # [B, L] -> [B, n_items]
 // over left-padded windows (padding index n_items), computing what score_history() computes;
 // the exporter then adds recommend_history(items, k) for histories outside the training data.
+//
+// Models that fold in a new user's history (folds_in(); fold_in = true) define instead
+//   def _score_fold_in(self, items: Tensor) -> Tensor           # [n] distinct items -> [n_items]
+// computing what score_fold_in() computes; the exporter adds recommend_history() on top of it.
 struct ScriptExport {
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   std::string code;
   int64_t history_len = 0;
+  bool fold_in = false;
 };
 
 // Which of a user's interactions a model that reads the user's history when it scores (the
@@ -109,6 +114,14 @@ class RecommenderImpl : public torch::nn::Module {
   // ranks from a user index only.
   virtual int64_t history_len() const { return 0; }
   virtual at::Tensor score_history(const at::Tensor& seq);
+  // Fold-in: the scores a user would get whose training interactions were `items` ([n] distinct
+  // item indices, order ignored) -> [n_items], for a user who is not in the training data (a new
+  // user; with a known user's own training items it gives, for the closed-form models, that
+  // user's trained scores). Each model says how in its header. Serving uses it like
+  // score_history (export's recommend_history, rzoo recommend --history). The default refuses
+  // naming the model.
+  virtual bool folds_in() const { return false; }
+  virtual at::Tensor score_fold_in(const at::Tensor& items);
   // TorchScript export (see ScriptExport). Every registered model implements it; the default
   // refuses with the model's name.
   virtual ScriptExport script_export() const;

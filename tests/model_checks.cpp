@@ -93,24 +93,35 @@ HistoryCase check_history_serving(RecommenderImpl& model, torch::jit::Module& jm
                                   int64_t k) {
   torch::NoGradGuard no_grad;
   HistoryCase hc;
-  const int64_t L = model.history_len();
-  REQUIRE(L > 0);
-  REQUIRE(jm.attr("history_len").toInt() == L);
-  const auto window = jm.attr("hist").toTensor().select(0, user).unsqueeze(0).clone();  // [1, L]
-  REQUIRE(window.size(1) == L);
   std::vector<int64_t> idx;
-  for (int64_t j = 0; j < L; ++j) {
-    const int64_t i = window[0][j].item<int64_t>();
-    if (i != data.n_items()) idx.push_back(i);
+  at::Tensor expect;
+  if (model.folds_in()) {
+    // A known user's training items, sent as a new user's history; the C++ fold-in of the same.
+    REQUIRE(jm.attr("history_len").toInt() == 0);
+    const Csr train = Csr::from_interactions(data.n_users(), data.n_items(), data.user, data.item);
+    idx.assign(train.row_begin(user), train.row_end(user));
+    REQUIRE(!idx.empty());
+    expect = model.score_fold_in(torch::tensor(idx, torch::kLong)).to(torch::kFloat).clone();
+  } else {
+    const int64_t L = model.history_len();
+    REQUIRE(L > 0);
+    REQUIRE(jm.attr("history_len").toInt() == L);
+    const auto window = jm.attr("hist").toTensor().select(0, user).unsqueeze(0).clone();  // [1, L]
+    REQUIRE(window.size(1) == L);
+    for (int64_t j = 0; j < L; ++j) {
+      const int64_t i = window[0][j].item<int64_t>();
+      if (i != data.n_items()) idx.push_back(i);
+    }
+    REQUIRE(!idx.empty());
+    // The C++ model on the same window.
+    expect = model.score_history(window).to(torch::kFloat)[0].clone();
   }
-  REQUIRE(!idx.empty());
   c10::List<std::string> list;
   for (int64_t i : idx) {
     hc.items.push_back(data.items.raws()[static_cast<size_t>(i)]);
     list.push_back(hc.items.back());
   }
-  // The C++ model on the same window, the window's items masked.
-  auto expect = model.score_history(window).to(torch::kFloat)[0].clone();
+  // The history's items masked.
   for (int64_t i : idx) expect[i] = -std::numeric_limits<float>::infinity();
   const auto [vals, top] = expect.topk(k);
   const auto out = jm.run_method("recommend_history", list, k).toTuple();

@@ -68,6 +68,9 @@ struct HistoryCase {
   std::vector<std::string> items, rec_items;
   std::vector<double> rec_scores;
 };
+// Sequential models: the user's window; models that fold in (folds_in()): the user's items of
+// `data`, as a new user's history. recommend_history of the export must give the C++ model's
+// ranking (score_history / score_fold_in), unknown ids must be named or skipped.
 HistoryCase check_history_serving(rzoo::RecommenderImpl& model, torch::jit::Module& jm, const rzoo::Dataset& data,
                                   int64_t user, int64_t k);
 

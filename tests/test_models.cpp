@@ -153,12 +153,14 @@ TEST_CASE("contract: every registered model", "[contract]") {
       // Plain PyTorch reproduces the C++ numbers on the same inputs.
       // Sequential models also rank a history given as raw ids (the fourth user's, as a new
       // user would send it): the same in C++ and in Python.
-      if (model->history_len() > 0) {
+      if (model->history_len() > 0 || model->folds_in()) {
         const HistoryCase hc = check_history_serving(*model, jm, d, 3, k);
         check_python_client(jm, d, users, k, t.path.string(), &hc);
       } else {
         CHECK_FALSE(jm.find_method("recommend_history"));
         CHECK_THROWS_WITH(model->score_history(torch::zeros({1, 3}, torch::kLong)), Contains("not from a history of items"));
+        CHECK_THROWS_WITH(model->score_fold_in(torch::zeros({2}, torch::kLong)),
+                          Contains("model '" + model->name() + "' cannot fold in a new user's history"));
         check_python_client(jm, d, users, k, t.path.string());
       }
     }

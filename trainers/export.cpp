@@ -99,9 +99,10 @@ def recommend_raw(self, user: str, k: int, fallback: bool = False) -> Tuple[List
     return items, scores
 )PY";
 
-// Added for models that rank from a history of items (ScriptExport::history_len > 0): a history
-// in raw item ids, not in the training data (a new user, a session), the most recent last. Its
-// items are masked from the ranking, as the evaluator masks a user's history.
+// Added for models that rank from a history of items (ScriptExport::history_len > 0: the
+// sequential models; fold_in: the models that fold in a new user): a history in raw item ids,
+// not in the training data (a new user, a session), the most recent last. Its items are masked
+// from the ranking, as the evaluator masks a user's history.
 constexpr const char* kHistoryWrapper = R"PY(
 def history_indices(self, items: List[str], skip_unknown: bool = False) -> Tensor:
     idx: List[int] = []
@@ -112,7 +113,10 @@ def history_indices(self, items: List[str], skip_unknown: bool = False) -> Tenso
             assert skip_unknown, "unknown item id '" + it + "' in the history (the model knows " + str(self.n_items) + " items); pass skip_unknown=True to skip unknown ids"
     assert len(idx) > 0, "the history is empty" + (" (every id was unknown and skipped)" if len(items) > 0 else "") + ": give at least one known item id"
     return torch.tensor(idx)
+)PY";
 
+// score_history() of the sequential models: the history's last L items as a left-padded window.
+constexpr const char* kSequenceScore = R"PY(
 def score_history(self, history: Tensor) -> Tensor:
     history = history.long()
     assert history.dim() == 1 and history.numel() > 0, "score_history: a non-empty 1-D tensor of item indices, the most recent last"
@@ -123,7 +127,21 @@ def score_history(self, history: Tensor) -> Tensor:
     seq = history.new_full([1, L], self.n_items)
     seq[0, L - take:] = history[n - take:]
     return self._score_seq(seq).float()[0]
+)PY";
 
+// score_history() of the models that fold in a history (ScriptExport::fold_in): its distinct
+// items, order ignored.
+constexpr const char* kFoldInScore = R"PY(
+def score_history(self, history: Tensor) -> Tensor:
+    history = history.long()
+    assert history.dim() == 1 and history.numel() > 0, "score_history: a non-empty 1-D tensor of item indices"
+    self._check_items(history)
+    s, order = torch.sort(history)
+    keep = torch.cat([s.new_ones([1]), (s[1:] != s[:-1]).to(s.dtype)])
+    return self._score_fold_in(s[keep.nonzero().squeeze(1)]).float()
+)PY";
+
+constexpr const char* kRecommendHistory = R"PY(
 def recommend_history(self, items: List[str], k: int, skip_unknown: bool = False) -> Tuple[List[str], List[float]]:
     assert k >= 1, "recommend_history: k must be >= 1, got " + str(k)
     idx = self.history_indices(items, skip_unknown)
@@ -210,7 +228,13 @@ void export_model(const RecommenderImpl& model, const ExportInputs& in, const st
   try {
     m.define(parts.code);
     m.define(kWrapper);
-    if (parts.history_len > 0) m.define(kHistoryWrapper);
+    if (parts.history_len > 0 && parts.fold_in)
+      fail("export of model '{}': it sets both history_len and fold_in", model.name());
+    if (parts.history_len > 0 || parts.fold_in) {
+      m.define(kHistoryWrapper);
+      m.define(parts.fold_in ? kFoldInScore : kSequenceScore);
+      m.define(kRecommendHistory);
+    }
   } catch (const std::exception& e) {  // torch::jit::ErrorReport or c10::Error
     fail("export of model '{}': its TorchScript does not compile: {}", model.name(), e.what());
   }

@@ -135,8 +135,15 @@ at::Tensor EASEImpl::score_all(const at::Tensor& users) {
   return std::get<0>(torch::embedding_bag(item_weights, history_items.index_select(0, pos), first, false, 0));
 }
 
+at::Tensor EASEImpl::score_fold_in(const at::Tensor& items) {
+  const auto idx = items.to(item_weights.device(), torch::kLong);
+  TORCH_CHECK(idx.dim() == 1, "ease: score_fold_in needs items [n]");
+  return item_weights.index_select(0, idx).sum(0);  // [I]
+}
+
 ScriptExport EASEImpl::script_export() const {
   ScriptExport e;
+  e.fold_in = true;
   e.tensors = {{"item_weights", item_weights.detach().to(torch::kCPU).clone()},
                {"history_indptr", history_indptr.detach().to(torch::kCPU).clone()},
                {"history_items", history_items.detach().to(torch::kCPU).clone()}};
@@ -160,6 +167,9 @@ def _score_all(self, users: Tensor) -> Tensor:
     pos, row, first = self._positions(users)
     bags = torch.embedding_bag(self.item_weights, self.history_items.index_select(0, pos), first, False, 0)
     return bags[0]
+
+def _score_fold_in(self, items: Tensor) -> Tensor:
+    return self.item_weights.index_select(0, items).sum(0)
 )PY";
   return e;
 }

@@ -29,6 +29,10 @@ class EASEImpl : public RecommenderImpl {
   void fit(const Csr& train) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
+  // Fold-in: X_h B for the history h, the sum of B's rows at h's items: exactly what a known
+  // user with those training items gets.
+  bool folds_in() const override { return true; }
+  at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
   ScriptExport script_export() const override;
 
   EASEOptions options;

@@ -467,10 +467,29 @@ at::Tensor IALSImpl::score_all(const at::Tensor& users) {
   return torch::matmul(user_factors.index_select(0, users.to(user_factors.device())), item_factors.t());  // [B, d] x [d, I]
 }
 
+at::Tensor IALSImpl::score_fold_in(const at::Tensor& items) {
+  torch::NoGradGuard no_grad;
+  const auto idx = items.to(torch::kCPU, torch::kLong).contiguous();
+  TORCH_CHECK(idx.dim() == 1, "ials: score_fold_in needs items [n]");
+  Csr row;
+  row.n_rows = 1;
+  row.n_cols = n_items_;
+  row.indices.assign(idx.data_ptr<int64_t>(), idx.data_ptr<int64_t>() + idx.numel());
+  std::sort(row.indices.begin(), row.indices.end());
+  row.indices.erase(std::unique(row.indices.begin(), row.indices.end()), row.indices.end());
+  row.indptr = {0, static_cast<int64_t>(row.indices.size())};
+  const auto w = solve(row, item_factors);  // [1, d]: the exact user half-step
+  return torch::matmul(item_factors, w[0]);  // [I]
+}
+
 ScriptExport IALSImpl::script_export() const {
   ScriptExport e;
+  e.fold_in = true;
+  // alpha0 G = alpha0 H^T H, as the user half-step builds it (in float, like training).
+  const auto h = item_factors.detach().to(torch::kCPU);
   e.tensors = {{"user_factors", user_factors.detach().to(torch::kCPU).clone()},
-               {"item_factors", item_factors.detach().to(torch::kCPU).clone()}};
+               {"item_factors", h.clone()},
+               {"unobserved_gram", torch::matmul(h.t(), h).mul_(options.unobserved_weight())}};
   e.code = R"PY(
 def _score(self, users: Tensor, items: Tensor) -> Tensor:
     return (self.user_factors.index_select(0, users) * self.item_factors.index_select(0, items)).sum(1)
@@ -478,6 +497,21 @@ def _score(self, users: Tensor, items: Tensor) -> Tensor:
 def _score_all(self, users: Tensor) -> Tensor:
     return torch.matmul(self.user_factors.index_select(0, users), self.item_factors.t())
 )PY";
+  // Fold-in: the user half-step of training for one row (see score_fold_in), with this model's
+  // constants: A = alpha0 G + lambda_u I + c F^T F, b = c F^T 1.
+  e.code += fmt::format(R"PY(
+def _score_fold_in(self, items: Tensor) -> Tensor:
+    f = self.item_factors.index_select(0, items)
+    reg = {l2:.17g} * (float(items.size(0)) + {a0:.17g} * float(self.n_items)) ** {nu:.17g}
+    if reg <= 0.0:
+        reg = {l2:.17g}
+    a = self.unobserved_gram + reg * torch.eye(f.size(1), dtype=f.dtype) + {c:.17g} * torch.matmul(f.t(), f)
+    b = {c:.17g} * f.sum(0)
+    w = torch.linalg_solve(a, b.unsqueeze(1)).squeeze(1)
+    return torch.matmul(self.item_factors, w)
+)PY",
+                        fmt::arg("l2", options.l2()), fmt::arg("a0", options.unobserved_weight()),
+                        fmt::arg("nu", options.nu()), fmt::arg("c", 1.0 + options.alpha()));
   return e;
 }
 

@@ -52,6 +52,12 @@ class IALSImpl : public RecommenderImpl {
   void fit(const Csr& train) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
+  // Fold-in: the exact user half-step (solve(), Cholesky) for one row holding the history's
+  // items, against the trained item factors, then <w, h_i> for every item. Training ends with
+  // an item half-step, so a known user's fold-in is the user solve that training would take
+  // next: close to, not equal to, its trained factors.
+  bool folds_in() const override { return true; }
+  at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
   ScriptExport script_export() const override;
 
   // One half-step: the exact minimiser of L over the factors of the rows of `m` (users: the

@@ -27,8 +27,11 @@ at::Tensor PopImpl::score_all(const at::Tensor& users) {
   return counts_.unsqueeze(0).repeat({users.size(0), 1});
 }
 
+at::Tensor PopImpl::score_fold_in(const at::Tensor&) { return counts_.clone(); }
+
 ScriptExport PopImpl::script_export() const {
   ScriptExport e;
+  e.fold_in = true;
   e.tensors = {{"counts", counts_.detach().to(torch::kCPU).clone()}};
   e.code = R"(
 def _score(self, users: Tensor, items: Tensor) -> Tensor:
@@ -36,6 +39,9 @@ def _score(self, users: Tensor, items: Tensor) -> Tensor:
 
 def _score_all(self, users: Tensor) -> Tensor:
     return self.counts.unsqueeze(0).repeat(users.size(0), 1)
+
+def _score_fold_in(self, items: Tensor) -> Tensor:
+    return self.counts.clone()
 )";
   return e;
 }

@@ -14,6 +14,9 @@ class PopImpl : public RecommenderImpl {
   void fit(const Csr& train) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
+  // Fold-in: the popularity scores, the same for every history (as for every known user).
+  bool folds_in() const override { return true; }
+  at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
   ScriptExport script_export() const override;
 
  private:
