@@ -37,8 +37,9 @@ at::Tensor RecommenderImpl::score_history(const at::Tensor&) {
 }
 
 at::Tensor RecommenderImpl::score_fold_in(const at::Tensor&) {
-  TORCH_CHECK(false, "model '", name(), "' cannot fold in a new user's history (models that can: ease, ials, pop, and the "
-              "sequential models through their own history input)");
+  TORCH_CHECK(false, "model '", name(), "' cannot fold in a new user's history (its scores need a trained user "
+              "representation); models that can: ease, ials, pop, multdae, multvae, mlp, and the sequential models "
+              "through their own history input");
 }
 
 at::Tensor RecommenderImpl::loss(const Batch&) {

@@ -13,7 +13,9 @@
 #include "datasets/dataset.h"
 #include "models/general/ease.h"
 #include "models/general/ials.h"
+#include "models/general/autoencoder.h"
 #include "models/general/pop.h"
+#include "model_checks.h"
 
 using namespace rzoo;
 using namespace rzoo::test;
@@ -67,6 +69,28 @@ TEST_CASE("fold-in: a known user's own items give its trained scores (EASE, Pop)
   Pop pop(ModelContext{60, 40, nullptr});
   pop->fit(train);
   CHECK(torch::equal(pop->score_fold_in(torch::tensor({1, 2}, torch::kLong)), pop->score_all(torch::tensor({0}))[0]));
+}
+
+TEST_CASE("fold-in: the autoencoders and the MLP run the network on the history's vector", "[models][fold_in]") {
+  torch::NoGradGuard no_grad;
+  const Csr train = grouped_csr(5);
+  std::vector<int64_t> us, is;
+  for (int64_t u = 0; u < 60; ++u)
+    for (const int64_t* p = train.row_begin(u); p != train.row_end(u); ++p) us.push_back(u), is.push_back(*p);
+  const TinyExample e = make_tiny_example(us, is, 60, 40);
+  torch::manual_seed(1);
+  MultDAE dae(e.ctx(), MultDAEOptions().hidden({16}).latent(8));
+  MultVAE vae(e.ctx(), MultVAEOptions().hidden({16}).latent(8));
+  MLPRec mlp(e.ctx(), MLPRecOptions().hidden({16}));
+  std::vector<AutoencoderBaseImpl*> models = {dae.get(), vae.get(), mlp.get()};
+  for (AutoencoderBaseImpl* m : models) {
+    INFO(m->name());
+    m->eval();
+    REQUIRE(m->folds_in());
+    const auto all = m->score_all(torch::arange(60, torch::kLong));
+    for (int64_t u = 0; u < 60; ++u)
+      if (train.row_size(u) > 0) CHECK(torch::allclose(m->score_fold_in(items_of(train, u)), all[u], 1e-5, 1e-6));
+  }
 }
 
 TEST_CASE("fold-in: iALS solves the user half-step of training for the history", "[models][fold_in]") {

@@ -110,6 +110,16 @@ at::Tensor AutoencoderBaseImpl::history(const at::Tensor& users_in) const {
   return x;
 }
 
+at::Tensor AutoencoderBaseImpl::score_fold_in(const at::Tensor& items) {
+  TORCH_CHECK(folds_in(), name(), ": cannot fold in a new user's history: the network reads user features "
+              "(model.user_features), which a new user does not have");
+  torch::NoGradGuard no_grad;
+  const auto dev = train_indptr.device();
+  auto x = torch::zeros({1, n_items_}, torch::TensorOptions().dtype(torch::kFloat).device(dev));
+  x[0].index_fill_(0, items.to(dev, torch::kLong), 1.0);
+  return logits_of(x)[0];  // [I]
+}
+
 at::Tensor AutoencoderBaseImpl::score_all(const at::Tensor& users) {
   torch::NoGradGuard no_grad;
   return logits(users, false);
@@ -162,7 +172,23 @@ def _score(self, users: Tensor, items: Tensor) -> Tensor:
     scores = self._score_all(uniq)
     return scores.reshape(-1).index_select(0, inverse * N_ITEMS + items)
 )PY";
-  code += score_all_code;
+  // Fold-in (folds_in()): the network part as _forward(h) on multi-hot inputs, which _score_all
+  // runs on the users' histories and _score_fold_in on a new history's vector.
+  const std::string head = "\ndef _score_all(self, users: Tensor) -> Tensor:\n    h = self._history(users)\n";
+  if (folds_in() && score_all_code.rfind(head, 0) == 0) {
+    code += "\ndef _forward(self, h: Tensor) -> Tensor:\n" + score_all_code.substr(head.size());
+    code += R"PY(
+def _score_all(self, users: Tensor) -> Tensor:
+    return self._forward(self._history(users))
+
+def _score_fold_in(self, items: Tensor) -> Tensor:
+    h = torch.zeros(1, N_ITEMS)
+    h[0].index_fill_(0, items, 1.0)
+    return self._forward(h)[0]
+)PY";
+  } else {
+    code += score_all_code;
+  }
   replace_all(code, "N_ITEMS", std::to_string(n_items_));
   return code;
 }
@@ -263,6 +289,11 @@ at::Tensor MLPRecImpl::network(const at::Tensor& users, const at::Tensor& x, boo
 
 at::Tensor MLPRecImpl::logits(const at::Tensor& users, bool training) { return network(users, history(users), training); }
 
+at::Tensor MLPRecImpl::logits_of(const at::Tensor& x) {
+  TORCH_CHECK(user_side.size(1) == 0, "mlp: logits_of needs the users when model.user_features are read");
+  return network(torch::empty({0}, torch::kLong), x, false);
+}
+
 at::Tensor MLPRecImpl::loss(const Batch& b) {
   const auto x = history(b.users);  // [B, I]: the input before dropout, and the target
   const auto z = network(b.users, x, is_training());
@@ -286,6 +317,7 @@ ScriptExport MLPRecImpl::script_export() const {
   export_layer(e, "out", out);
   body += "    return " + layer_code("out", "h") + "\n";
   e.code = script_code(body);
+  e.fold_in = folds_in();
   return e;
 }
 
@@ -345,6 +377,7 @@ ScriptExport MultDAEImpl::script_export() const {
                                   : fmt::format("    return {}\n", layer_code(name, "h"));
   }
   e.code = script_code(body);
+  e.fold_in = folds_in();
   return e;
 }
 
@@ -454,6 +487,7 @@ ScriptExport MultVAEImpl::script_export() const {
                                    : fmt::format("    return {}\n", layer_code(name, "h"));
   }
   e.code = script_code(body);
+  e.fold_in = folds_in();
   return e;
 }
 

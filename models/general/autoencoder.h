@@ -58,6 +58,12 @@ class AutoencoderBaseImpl : public RecommenderImpl {
   // The network's logits [B, I] for users [B]; `training` = dropout on (and, for the VAE,
   // z sampled), independent of the module's mode.
   virtual at::Tensor logits(const at::Tensor& users, bool training) = 0;
+  // The evaluation-mode logits [B, I] of multi-hot inputs [B, I]: what logits() computes from a
+  // user's history. Fold-in is this network pass on the new history's multi-hot vector (for a
+  // known user's own training items, exactly its trained scores).
+  virtual at::Tensor logits_of(const at::Tensor& x) = 0;
+  bool folds_in() const override { return true; }
+  at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
 
   at::Tensor train_indptr;  // [U + 1] int64
   at::Tensor train_items;   // [nnz] int64
@@ -107,6 +113,9 @@ class MLPRecImpl : public AutoencoderBaseImpl {
 
   at::Tensor loss(const Batch& batch) override;  // dropout when is_training()
   at::Tensor logits(const at::Tensor& users, bool training) override;  // [B] -> [B, I]
+  // Fold-in needs the user's side features when the network reads them: refused then.
+  at::Tensor logits_of(const at::Tensor& x) override;
+  bool folds_in() const override { return user_side.size(1) == 0; }
   // The network's input [B, I + F] (history with dropout when training, then side features).
   at::Tensor input(const at::Tensor& users, const at::Tensor& history, bool training) const;
   // users [B] and their history [B, I] -> logits [B, I].
@@ -143,6 +152,7 @@ class MultDAEImpl : public AutoencoderBaseImpl {
 
   at::Tensor loss(const Batch& batch) override;  // dropout when is_training()
   at::Tensor logits(const at::Tensor& users, bool training) override;  // [B] -> [B, I]
+  at::Tensor logits_of(const at::Tensor& x) override { return network(x, false); }
   at::Tensor network(const at::Tensor& history, bool training);        // [B, I] -> [B, I]
   ScriptExport script_export() const override;
 
@@ -182,6 +192,7 @@ class MultVAEImpl : public AutoencoderBaseImpl {
   };
   Encoded encode(const at::Tensor& history, bool training);  // [B, I] multi-hot -> [B, D] x 2
   at::Tensor decode(const at::Tensor& z);                    // [B, D] -> logits [B, I]
+  at::Tensor logits_of(const at::Tensor& x) override { return decode(encode(x, false).mu); }
 
   at::Tensor loss(const Batch& batch) override;  // dropout, sampling and step++ when is_training()
   at::Tensor logits(const at::Tensor& users, bool training) override;  // [B] -> [B, I]
