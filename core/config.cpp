@@ -618,18 +618,50 @@ std::vector<std::string> Config::get_string_list(const std::string& path) const 
 }
 
 namespace {
+// A comment's text that reads back: control characters (from a --set value) would end the YAML
+// stream or, as \r, start a new line, and bytes that are not UTF-8 stop yaml-cpp's emitter
+// (the rest of the file would silently be missing). Each such byte becomes '?'; valid UTF-8
+// (a path with accents) is kept.
+std::string comment_text(const std::string& s) {
+  std::string c;
+  c.reserve(s.size());
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned char b = p[i];
+    if (b < 0x80) {
+      c += (b < 0x20 && b != '\n' && b != '\t') || b == 0x7f ? '?' : char(b);
+      ++i;
+      continue;
+    }
+    // The length of a well-formed sequence (RFC 3629: no overlong forms, no surrogates, at most
+    // U+10FFFF), else 0.
+    size_t len = 0;
+    if (b >= 0xC2 && b <= 0xDF) len = 2;
+    else if (b >= 0xE0 && b <= 0xEF) len = 3;
+    else if (b >= 0xF0 && b <= 0xF4) len = 4;
+    bool ok = len > 0 && i + len <= n;
+    for (size_t k = 1; ok && k < len; ++k) ok = (p[i + k] & 0xC0) == 0x80;
+    if (ok && len == 3) ok = !(b == 0xE0 && p[i + 1] < 0xA0) && !(b == 0xED && p[i + 1] >= 0xA0);
+    if (ok && len == 4) ok = !(b == 0xF0 && p[i + 1] < 0x90) && !(b == 0xF4 && p[i + 1] >= 0x90);
+    if (ok) {
+      c.append(s, i, len);
+      i += len;
+    } else {
+      c += '?';
+      ++i;
+    }
+  }
+  return c;
+}
+
 void emit(YAML::Emitter& out, const YAML::Node& n, const std::string& path,
           const std::map<std::string, std::string>* origins) {
   auto comment = [&] {
     if (!origins) return;
     auto it = origins->find(path);
     if (it == origins->end()) return;
-    // A control character (from a --set value) would end the YAML stream or, as \r, start a new
-    // line: the saved config.yaml would not read back. Shown as '?' in the comment.
-    std::string c = it->second;
-    for (auto& ch : c)
-      if ((static_cast<unsigned char>(ch) < 0x20 && ch != '\n' && ch != '\t') || ch == 0x7f) ch = '?';
-    out << YAML::Comment(c);
+    out << YAML::Comment(comment_text(it->second));
   };
   if (n.IsMap()) {
     out << YAML::BeginMap;
@@ -712,6 +744,8 @@ std::string Config::dump_changes(const std::string& config_dir) const {
 std::string Config::dump(bool with_origins) const {
   YAML::Emitter out;
   emit(out, root_, "", with_origins ? &origins_ : nullptr);
+  // yaml-cpp stops writing at its first error: never hand out a truncated config.
+  if (!out.good()) fail("cannot write the configuration as YAML: {}", out.GetLastError());
   return std::string(out.c_str()) + "\n";
 }
 

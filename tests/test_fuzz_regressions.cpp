@@ -26,6 +26,26 @@ TEST_CASE("fuzz regressions: a --set value with control characters, the saved co
   }
 }
 
+TEST_CASE("fuzz regressions: a --set value with bytes that are not UTF-8, the saved config reads back whole", "[config][fuzz]") {
+  // yaml-cpp's emitter stopped at the first such byte in an origin comment, and Config::dump
+  // returned what it had so far: a config.yaml missing every later key, with no error.
+  TempDir t;
+  for (const std::string value : {"[0.8, 0.1, 0.1]x\xff\xfe", "[0.8, 0.1, 0.1]\xc0\x80", "[0.8, 0.1, 0.1]\xed\xa0\x80 \xe2\x82",
+                                  "[0.8, 0.1, 0.1] caf\xc3\xa9 \xf0\x9f\x98\x80"}) {
+    INFO(value);
+    const Config cfg = make_config("model: pop\n", {"dataset.split.ratios=" + value, "train.epochs=3"});
+    const std::string text = cfg.dump(true);
+    const std::string saved = t.write("config.yaml", text);
+    const Config back = load_resolved_config(saved);
+    CHECK(back.dump(false) == cfg.dump(false));
+    CHECK(back.get_int("train.epochs") == 3);
+    CHECK(back.has("eval.ks"));  // a key after the comment: the file is whole
+  }
+  // Valid UTF-8 (an accented path) stays as it is in the comment.
+  CHECK(make_config("model: pop\n", {"dataset.split.ratios=[0.8, 0.1, 0.1] caf\xc3\xa9"}).dump(true).find("caf\xc3\xa9") !=
+        std::string::npos);
+}
+
 TEST_CASE("fuzz regressions: a list, map or null as a config key is an rzoo error naming the line", "[config][fuzz]") {
   // Was yaml-cpp's "bad conversion", naming no key.
   CHECK_THROWS_AS(parse_layer("model: pop\n? [a, b]\n: 1\n", "k.yaml"), Error);
