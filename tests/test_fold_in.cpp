@@ -13,6 +13,7 @@
 #include "datasets/dataset.h"
 #include "models/general/ease.h"
 #include "models/general/ials.h"
+#include "models/general/knn.h"
 #include "models/general/autoencoder.h"
 #include "models/general/pop.h"
 #include "model_checks.h"
@@ -69,6 +70,24 @@ TEST_CASE("fold-in: a known user's own items give its trained scores (EASE, Pop)
   Pop pop(ModelContext{60, 40, nullptr});
   pop->fit(train);
   CHECK(torch::equal(pop->score_fold_in(torch::tensor({1, 2}, torch::kLong)), pop->score_all(torch::tensor({0}))[0]));
+}
+
+TEST_CASE("fold-in: ItemKNN (ranking, both prunings) gives a known user's scores, UserKNN refuses", "[models][fold_in]") {
+  torch::NoGradGuard no_grad;
+  const Csr train = grouped_csr(9);
+  for (const std::string prune : {"row", "column"}) {
+    INFO("prune " << prune);
+    ItemKNN m(ModelContext{60, 40, nullptr}, KNNOptions().neighbors(5).prune(prune));
+    m->fit(train);
+    REQUIRE(m->folds_in());
+    const auto all = m->score_all(torch::arange(60, torch::kLong));
+    for (int64_t u = 0; u < 60; ++u)
+      if (train.row_size(u) > 0) CHECK(torch::allclose(m->score_fold_in(items_of(train, u)), all[u], 1e-5, 1e-6));
+  }
+  UserKNN uk(ModelContext{60, 40, nullptr}, KNNOptions().neighbors(5));
+  uk->fit(train);
+  CHECK_FALSE(uk->folds_in());
+  CHECK_THROWS_WITH(uk->score_fold_in(torch::tensor({1})), Contains("model 'userknn' cannot fold in") && Contains("training users"));
 }
 
 TEST_CASE("fold-in: the autoencoders and the MLP run the network on the history's vector", "[models][fold_in]") {

@@ -111,8 +111,8 @@ at::Tensor AutoencoderBaseImpl::history(const at::Tensor& users_in) const {
 }
 
 at::Tensor AutoencoderBaseImpl::score_fold_in(const at::Tensor& items) {
-  TORCH_CHECK(folds_in(), name(), ": cannot fold in a new user's history: the network reads user features "
-              "(model.user_features), which a new user does not have");
+  TORCH_CHECK(folds_in(), "model '", name(), "' cannot fold in a new user's history (the network reads user "
+              "features, model.user_features, which a new user does not have)");
   torch::NoGradGuard no_grad;
   const auto dev = train_indptr.device();
   auto x = torch::zeros({1, n_items_}, torch::TensorOptions().dtype(torch::kFloat).device(dev));

@@ -158,8 +158,16 @@ at::Tensor ContentImpl::score_all(const at::Tensor& users) {
   return torch::matmul(user_vec_.index_select(0, users.to(user_vec_.device())), item_vec_.t());  // [B, T] x [T, I]: cosine
 }
 
+at::Tensor ContentImpl::score_fold_in(const at::Tensor& items) {
+  torch::NoGradGuard no_grad;
+  auto p = item_vec_.index_select(0, items.to(item_vec_.device(), torch::kLong)).sum(0);  // [T]
+  p = p / p.norm().clamp_min(1e-12);
+  return torch::matmul(item_vec_, p);  // [I]
+}
+
 ScriptExport ContentImpl::script_export() const {
   ScriptExport e;
+  e.fold_in = true;
   e.tensors = {{"item_vec", item_vec_.detach().to(torch::kCPU).clone()}, {"user_vec", user_vec_.detach().to(torch::kCPU).clone()}};
   e.code = R"PY(
 def _score(self, users: Tensor, items: Tensor) -> Tensor:
@@ -167,6 +175,11 @@ def _score(self, users: Tensor, items: Tensor) -> Tensor:
 
 def _score_all(self, users: Tensor) -> Tensor:
     return torch.matmul(self.user_vec.index_select(0, users), self.item_vec.t())
+
+def _score_fold_in(self, items: Tensor) -> Tensor:
+    p = self.item_vec.index_select(0, items).sum(0)
+    p = p / p.norm().clamp_min(1e-12)
+    return torch.matmul(self.item_vec, p)
 )PY";
   return e;
 }

@@ -33,6 +33,11 @@ class ContentImpl : public RecommenderImpl {
   void fit(const Csr& train) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
+  // Fold-in: the profile of the history, the normalised sum of its items' vectors (the mean
+  // profile: a history carries no ratings, so profile: rating folds in as mean), then cosine.
+  // With profile: mean, a known user's own items give exactly its trained scores.
+  bool folds_in() const override { return true; }
+  at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
   ScriptExport script_export() const override;
 
   ContentOptions options;

@@ -167,6 +167,12 @@ class KNNImpl : public RecommenderImpl {
   void fit(const Csr& train) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
+  // Fold-in: ItemKNN in ranking mode scores a history as it scores a user with those items
+  // (the sums of its k-lists' similarities; exactly a known user's scores). UserKNN (its
+  // neighbours are training users, chosen by similarities among them) and rating mode (a history
+  // carries no ratings) refuse.
+  bool folds_in() const override { return item_based_ && !rating_; }
+  at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
   ScriptExport script_export() const override;
 
   bool rating_mode() const { return rating_; }

@@ -48,6 +48,13 @@ def _score_all(self, users: Tensor) -> Tensor:
     return out.float()
 )PY";
 
+constexpr const char* kItemRankingFoldIn = R"PY(
+def _score_fold_in(self, items: Tensor) -> Tensor:
+    x = torch.zeros(N_ITEMS).double()
+    x.index_fill_(0, items, 1.0)
+    return (x.index_select(0, self.nbr_index.reshape(-1)).view(N_ITEMS, K_NEIGHBORS) * self.nbr_sim.double()).sum(1).float()
+)PY";
+
 constexpr const char* kUserRanking = R"PY(
 def _score(self, users: Tensor, items: Tensor) -> Tensor:
     q = self.nbr_index.index_select(0, users) * N_ITEMS + items.unsqueeze(1)
@@ -84,6 +91,16 @@ def _score_all(self, users: Tensor) -> Tensor:
     owner = torch.repeat_interleave(torch.arange(N_ITEMS), self.nbr_ptr[1:] - self.nbr_ptr[:-1])
     out = torch.zeros(users.size(0), N_ITEMS).double()
     out.index_add_(1, owner, x.index_select(1, self.nbr_list) * self.nbr_weight.double().unsqueeze(0))
+    return out.float()
+)PY";
+
+constexpr const char* kItemColumnFoldIn = R"PY(
+def _score_fold_in(self, items: Tensor) -> Tensor:
+    x = torch.zeros(N_ITEMS).double()
+    x.index_fill_(0, items, 1.0)
+    owner = torch.repeat_interleave(torch.arange(N_ITEMS), self.nbr_ptr[1:] - self.nbr_ptr[:-1])
+    out = torch.zeros(N_ITEMS).double()
+    out.index_add_(0, owner, x.index_select(0, self.nbr_list) * self.nbr_weight.double())
     return out.float()
 )PY";
 
@@ -188,6 +205,7 @@ void replace_all(std::string& s, const std::string& from, const std::string& to)
 
 ScriptExport KNNImpl::script_export() const {
   ScriptExport e;
+  e.fold_in = folds_in();
   auto add = [&](const char* name, const at::Tensor& t) { e.tensors.emplace_back(name, t.detach().to(torch::kCPU).clone()); };
   add("train_keys", train_keys);
   add("train_indptr", train_indptr);
@@ -197,11 +215,11 @@ ScriptExport KNNImpl::script_export() const {
       add("nbr_ptr", nbr_ptr);
       add("nbr_list", nbr_list);
       add("nbr_weight", nbr_weight);
-      code += item_based_ ? kItemColumn : kUserColumn;
+      code += item_based_ ? std::string(kItemColumn) + kItemColumnFoldIn : kUserColumn;
     } else {
       add("nbr_index", nbr_index);
       add("nbr_sim", nbr_sim);
-      code += item_based_ ? kItemRanking : kUserRanking;
+      code += item_based_ ? std::string(kItemRanking) + kItemRankingFoldIn : kUserRanking;
     }
   } else {
     add("sim", sim);

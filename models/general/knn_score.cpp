@@ -309,6 +309,24 @@ at::Tensor KNNImpl::score(const at::Tensor& users_in, const at::Tensor& items_in
   return out.to(train_keys.device());
 }
 
+at::Tensor KNNImpl::score_fold_in(const at::Tensor& items) {
+  TORCH_CHECK(folds_in(), "model '", name(), "' cannot fold in a new user's history (",
+              item_based_ ? "rating mode: a history carries no ratings" : "its neighbours are training users", ")");
+  torch::NoGradGuard no_grad;
+  const auto dev = train_keys.device();
+  auto x = torch::zeros({n_items_}, torch::TensorOptions().dtype(torch::kDouble).device(dev));
+  x.index_fill_(0, items.to(dev, torch::kLong), 1.0);
+  if (options.prune() == "column") {
+    // Item j of the history adds s_ji to every i in j's k-list.
+    const auto owner = torch::repeat_interleave(torch::arange(n_items_, x.options().dtype(torch::kLong)),
+                                                nbr_ptr.slice(0, 1) - nbr_ptr.slice(0, 0, -1));
+    return torch::zeros_like(x).index_add_(0, owner, x.index_select(0, nbr_list) * nbr_weight.to(torch::kDouble)).to(torch::kFloat);
+  }
+  // Item i sums s_ij over its k neighbours j that are in the history.
+  const int64_t k = nbr_index.size(1);
+  return (x.index_select(0, nbr_index.reshape({-1})).view({n_items_, k}) * nbr_sim.to(torch::kDouble)).sum(1).to(torch::kFloat);
+}
+
 at::Tensor KNNImpl::score_all(const at::Tensor& users_in) {
   const auto users = users_in.to(torch::kCPU, torch::kLong).contiguous();
   TORCH_CHECK(users.dim() == 1, name(), ": score_all needs users [B]");
