@@ -174,10 +174,11 @@ stderr counts them.
 --history ranks for a sequence of raw item ids (the most recent last) that need not belong to any
 known user: a new user, a session. The sequential models (sasrec, gru4rec, caser, bert4rec,
 markov) read it as a sequence; content, ease, ials, itemknn (ranking mode), mlp, multdae,
-multvae and pop fold it in (EASE: the history's rows of B; ItemKNN: its neighbour similarities;
-content: the history's profile; iALS: the user half-step of training against the item factors;
-the autoencoders and the MLP: one network pass on the history's multi-hot vector; Pop: the
-popular items). The history's items are not recommended. An unknown item id is an error naming it unless
+multvae, pop and svdpp fold it in (EASE: the history's rows of B; ItemKNN: its neighbour
+similarities; content: the history's profile; iALS: the user half-step of training against the
+item factors; the autoencoders and the MLP: one network pass on the history's multi-hot vector;
+SVD++: its implicit part, no trained user vector; Pop: the popular items; a hybrid of such
+models: its blend of theirs). The history's items are not recommended. An unknown item id is an error naming it unless
 --skip-unknown; an empty history is an error.
 )";
   return nullptr;

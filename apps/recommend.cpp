@@ -138,7 +138,7 @@ std::vector<std::string> split_history(const std::string& text) {
 int recommend_history(const Args& a, Exported& x, int64_t k) {
   if (!x.module.find_method("recommend_history"))
     fail("{}: model '{}' ranks from known users only, not from a history of items (--history needs a model that "
-         "folds in a new user: content, ease, ials, itemknn, mlp, multdae, multvae, pop; or a sequential one: "
+         "folds in a new user: content, ease, hybrid, ials, itemknn, mlp, multdae, multvae, pop, svdpp; or a sequential one: "
          "sasrec, gru4rec, caser, bert4rec, markov)",
          a.model, x.module.attr("model_name").toStringRef());
   const std::vector<std::string> hist = split_history(a.history);

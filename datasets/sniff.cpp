@@ -92,10 +92,11 @@ bool number(const std::string& text, double* out = nullptr) {
   return true;
 }
 
-// Lowercase letters and digits only: "User ID", "user_id" and "userId" all read "userid".
+// Lowercase letters and digits only: "User ID", "user_id" and "userId" all read "userid"; a
+// RecBole type suffix goes ("user_id:token" reads "userid").
 std::string norm(const std::string& s) {
   std::string out;
-  for (unsigned char c : s)
+  for (unsigned char c : s.substr(0, s.find(':')))
     if (std::isalnum(c)) out += char(std::tolower(c));
   return out;
 }

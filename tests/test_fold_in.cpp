@@ -14,6 +14,7 @@
 #include "models/general/ease.h"
 #include "models/general/ials.h"
 #include "models/general/knn.h"
+#include "models/general/mf_rating.h"
 #include "models/general/autoencoder.h"
 #include "models/general/pop.h"
 #include "model_checks.h"
@@ -88,6 +89,28 @@ TEST_CASE("fold-in: ItemKNN (ranking, both prunings) gives a known user's scores
   uk->fit(train);
   CHECK_FALSE(uk->folds_in());
   CHECK_THROWS_WITH(uk->score_fold_in(torch::tensor({1})), Contains("model 'userknn' cannot fold in") && Contains("training users"));
+}
+
+TEST_CASE("fold-in: SVD++ from its implicit part, by hand", "[models][fold_in]") {
+  torch::NoGradGuard no_grad;
+  SVDpp m(ModelContext{2, 3, nullptr}, SVDppOptions().factors(2).clip(false));
+  m->global_mean.fill_(3.5);
+  m->user_bias.copy_(torch::tensor({0.1f, -0.2f}));
+  m->item_bias.copy_(torch::tensor({0.3f, 0.0f, -0.4f}));
+  m->user_factors.copy_(torch::tensor({{1.0f, 0.0f}, {0.5f, -1.0f}}));
+  m->item_factors.copy_(torch::tensor({{0.2f, 0.4f}, {-0.3f, 0.1f}, {1.0f, 1.0f}}));
+  m->implicit_factors.copy_(torch::tensor({{0.4f, 0.0f}, {0.0f, 0.8f}, {1.0f, -1.0f}}));
+  // A history {0, 2}: z = (y_0 + y_2) / sqrt(2); no p_u, no b_u.
+  const double z0 = (0.4 + 1.0) / std::sqrt(2.0), z1 = (0.0 - 1.0) / std::sqrt(2.0);
+  const auto s = m->score_fold_in(torch::tensor({2, 0}, torch::kLong));
+  CHECK(s[0].item<double>() == Approx(3.5 + 0.3 + 0.2 * z0 + 0.4 * z1));
+  CHECK(s[1].item<double>() == Approx(3.5 + 0.0 - 0.3 * z0 + 0.1 * z1));
+  CHECK(s[2].item<double>() == Approx(3.5 - 0.4 + 1.0 * z0 + 1.0 * z1));
+  // A known user with p_u = b_u = 0: exactly its prediction.
+  m->update_user_implicit(Csr::from_pairs(2, 3, {0, 0}, {0, 2}));
+  m->user_factors[0].zero_();
+  m->user_bias[0] = 0.0f;
+  CHECK(torch::allclose(m->score_fold_in(torch::tensor({0, 2}, torch::kLong)), m->score_all(torch::tensor({0}))[0]));
 }
 
 TEST_CASE("fold-in: the autoencoders and the MLP run the network on the history's vector", "[models][fold_in]") {

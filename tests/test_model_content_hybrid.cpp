@@ -147,5 +147,25 @@ TEST_CASE("hybrid: every method exports to TorchScript with the same scores", "[
     INFO(extra);
     torch::jit::Module m = check_export_roundtrip(*h, c, d, s, users, t.path.string());
     CHECK(torch::allclose(m.run_method("score", users, items).toTensor(), h->score(users, items), 1e-5, 1e-6));
+    // Fold-in: every part folds in, so the blend does; a known user's training items give its
+    // scores, in C++ and in the export.
+    REQUIRE(h->folds_in());
+    const auto hist = torch::tensor(std::vector<int64_t>(s.train.row_begin(5), s.train.row_end(5)), torch::kLong);
+    const auto folded = h->score_fold_in(hist);
+    CHECK(torch::allclose(folded, h->score_all(torch::tensor({5}))[0], 1e-5, 1e-6));
+    CHECK(torch::allclose(m.run_method("score_history", hist).toTensor(), folded, 1e-5, 1e-6));
   }
+  // Parts whose TorchScript reads constants (iALS's fold-in) export inside a hybrid too; a part
+  // that cannot fold in makes the hybrid refuse, naming it.
+  const Config c = synthetic_config("hybrid", {"model.models=[{name: ials, epochs: 2}, ease]"});
+  Hybrid h(ModelContext{d.n_users(), d.n_items(), &c, &d, &s});
+  h->fit(s.train);
+  TempDir t;
+  torch::jit::Module m = check_export_roundtrip(*h, c, d, s, torch::tensor({0, 5}, torch::kLong), t.path.string());
+  const auto hist = torch::tensor({1, 2, 3}, torch::kLong);
+  CHECK(torch::allclose(m.run_method("score_history", hist).toTensor(), h->score_fold_in(hist), 1e-4, 1e-5));
+  const Config cb = synthetic_config("hybrid", {"model.models=[{name: userknn, neighbors: 10}, ease]"});
+  Hybrid hb(ModelContext{d.n_users(), d.n_items(), &cb, &d, &s});
+  CHECK_FALSE(hb->folds_in());
+  CHECK_THROWS_WITH(hb->score_fold_in(hist), Contains("model 'hybrid' cannot fold in") && Contains("userknn"));
 }

@@ -53,6 +53,11 @@ TEST_CASE("sniff: the bundled ratings.csv, a headerless TSV, a :: file", "[sniff
   s = rzoo::sniff_data(t.write("h.tsv", "a\tb\tc\n1\t2\t4.5\n3\t4\t2.0\n"));
   CHECK(s.header);
   CHECK((s.user == "0" && s.item == "1" && s.rating == "2"));
+  // RecBole's .inter header: names with their type.
+  s = rzoo::sniff_data(t.write("ml.inter", "item_id:token\tuser_id:token\trating:float\ttimestamp:float\n"
+                                           "242\t196\t3\t881250949\n302\t186\t3\t891717742\n"));
+  CHECK(s.header);
+  CHECK((s.user == "1" && s.item == "0" && s.rating == "2" && s.timestamp == "3"));
   // A MovieLens folder.
   fs::create_directories(t.file("ml"));
   t.write("ml/u.data", "1\t2\t3\t881250949\n");

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <limits>
+#include <algorithm>
 #include <regex>
 
 #include "core/config.h"
@@ -144,6 +145,29 @@ at::Tensor HybridImpl::score_all(const at::Tensor& users) {
   return total;
 }
 
+bool HybridImpl::folds_in() const {
+  return std::all_of(parts_.begin(), parts_.end(), [](const Recommender& m) { return m->folds_in(); });
+}
+
+at::Tensor HybridImpl::score_fold_in(const at::Tensor& items) {
+  std::string cannot;
+  for (size_t m = 0; m < parts_.size(); ++m)
+    if (!parts_[m]->folds_in()) cannot += (cannot.empty() ? "" : ", ") + part_names_[m];
+  TORCH_CHECK(cannot.empty(), "model 'hybrid' cannot fold in a new user's history (its part(s) ", cannot, " cannot)");
+  auto known = torch::zeros({1, n_items_}, torch::kBool);
+  known[0].index_fill_(0, items.to(torch::kCPU, torch::kLong), true);
+  at::Tensor total;
+  for (size_t m = 0; m < parts_.size(); ++m) {
+    const auto s = parts_[m]->score_fold_in(items).to(torch::kFloat).to(torch::kCPU).unsqueeze(0);  // [1, I]
+    const auto part = options.method() == "rrf"
+                          ? 1.0 / (ranks(s.masked_fill(known, -std::numeric_limits<double>::infinity())) + options.rrf_k())
+                          : normalized(s, known, options.normalize());
+    const auto w = part.masked_fill(known, 0.0) * options.weights()[m];
+    total = total.defined() ? total + w : w;
+  }
+  return total[0];
+}
+
 at::Tensor HybridImpl::score(const at::Tensor& users, const at::Tensor& items) {
   // Normalisation and ranks are per user over all items: score every item of each distinct
   // user once (in slices of ~64 MB of rows), then pick the pairs.
@@ -160,19 +184,24 @@ at::Tensor HybridImpl::score(const at::Tensor& users, const at::Tensor& items) {
 
 ScriptExport HybridImpl::script_export() const {
   ScriptExport e;
-  std::string body;
-  for (size_t m = 0; m < parts_.size(); ++m) {
-    const std::string p = fmt::format("p{}_", m);
-    ScriptExport sub = parts_[m]->script_export();
-    for (auto& [name, t] : sub.tensors) e.tensors.emplace_back(p + name, t);
-    e.code += prefix_script(sub.code, p);
-    const std::string s = fmt::format("self.{}_score_all(users).float()", p);
+  e.fold_in = folds_in();
+  std::string body, fold_body;
+  // One part's term of the blend, from its scores s [B, I] and the known items `known`.
+  auto term = [&](size_t m, const std::string& s) {
     std::string part;
     if (options.method() == "rrf") part = fmt::format("1.0 / (self._ranks({}.masked_fill(known, float(\"-inf\"))) + {:.17g})", s, options.rrf_k());
     else if (options.normalize() == "minmax") part = fmt::format("self._minmax({}, known)", s);
     else if (options.normalize() == "zscore") part = fmt::format("self._zscore({}, known)", s);
     else part = s;
-    body += fmt::format("    t{} = ({}).masked_fill(known, 0.0) * {:.17g}\n", m, part, options.weights()[m]);
+    return fmt::format("    t{} = ({}).masked_fill(known, 0.0) * {:.17g}\n", m, part, options.weights()[m]);
+  };
+  for (size_t m = 0; m < parts_.size(); ++m) {
+    const std::string p = fmt::format("p{}_", m);
+    ScriptExport sub = parts_[m]->script_export();
+    for (auto& [name, t] : sub.tensors) e.tensors.emplace_back(p + name, t);
+    e.code += prefix_script(sub.code, p);
+    body += term(m, fmt::format("self.{}_score_all(users).float()", p));
+    fold_body += term(m, fmt::format("self.{}_score_fold_in(items).float().unsqueeze(0)", p));
   }
   std::string sum = "t0";
   for (size_t m = 1; m < parts_.size(); ++m) sum += fmt::format(" + t{}", m);
@@ -219,6 +248,11 @@ def _score(self, users: Tensor, items: Tensor) -> Tensor:
 def _score_all(self, users: Tensor) -> Tensor:
     known = self._seen(users)
 )PY" + body + "    return " + sum + "\n";
+  if (e.fold_in)
+    e.code += fmt::format("\ndef _score_fold_in(self, items: Tensor) -> Tensor:\n    mark = torch.zeros(1, {})\n"
+                          "    mark[0].index_fill_(0, items, 1.0)\n    known = mark > 0.5\n",
+                          n_items_) +
+              fold_body + "    return (" + sum + ")[0]\n";
   return e;
 }
 

@@ -38,6 +38,10 @@ class HybridImpl : public RecommenderImpl {
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
   ScriptExport script_export() const override;
+  // Fold-in when every part folds in: each part's fold-in scores, normalised (or ranked) as
+  // score_all does with the history's items as the known ones, weighted and summed.
+  bool folds_in() const override;
+  at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
   // Passed on to every sub-model: a part that reads users' histories (markov) must see the
   // evaluator's scope, or it would rank validation and test targets from the whole history.
   void set_history_scope(HistoryScope scope) override {

@@ -502,7 +502,7 @@ def _score_all(self, users: Tensor) -> Tensor:
   e.code += fmt::format(R"PY(
 def _score_fold_in(self, items: Tensor) -> Tensor:
     f = self.item_factors.index_select(0, items)
-    reg = {l2:.17g} * (float(items.size(0)) + {a0:.17g} * float(self.n_items)) ** {nu:.17g}
+    reg = {l2:.17g} * (float(items.size(0)) + {a0:.17g} * {n_items}.0) ** {nu:.17g}
     if reg <= 0.0:
         reg = {l2:.17g}
     a = self.unobserved_gram + reg * torch.eye(f.size(1), dtype=f.dtype) + {c:.17g} * torch.matmul(f.t(), f)
@@ -511,7 +511,8 @@ def _score_fold_in(self, items: Tensor) -> Tensor:
     return torch.matmul(self.item_factors, w)
 )PY",
                         fmt::arg("l2", options.l2()), fmt::arg("a0", options.unobserved_weight()),
-                        fmt::arg("nu", options.nu()), fmt::arg("c", 1.0 + options.alpha()));
+                        fmt::arg("nu", options.nu()), fmt::arg("c", 1.0 + options.alpha()),
+                        fmt::arg("n_items", n_items_));  // a literal: a hybrid prefixes every self.<name>
   return e;
 }
 

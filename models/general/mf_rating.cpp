@@ -450,10 +450,27 @@ at::Tensor SVDppImpl::user_vectors(const at::Tensor& users) const {
   return user_factors.index_select(0, users) + user_implicit.index_select(0, users);  // p_u + z_u
 }
 
+at::Tensor SVDppImpl::score_fold_in(const at::Tensor& items) {
+  torch::NoGradGuard no_grad;
+  const auto idx = items.to(implicit_factors.device(), torch::kLong);
+  TORCH_CHECK(idx.dim() == 1 && idx.numel() > 0, "svdpp: score_fold_in needs items [n], n >= 1");
+  const auto z = implicit_factors.index_select(0, idx).sum(0) / std::sqrt(static_cast<double>(idx.numel()));  // [f]
+  const auto s = torch::matmul(item_factors, z) + item_bias + global_mean;                                     // [I]
+  return torch::maximum(torch::minimum(s, rating_max), rating_min);
+}
+
 ScriptExport SVDppImpl::script_export() const {
   ScriptExport e = RatingMFImpl::script_export();
+  e.fold_in = true;
   e.tensors.emplace_back("user_implicit", cpu_copy(user_implicit));
+  e.tensors.emplace_back("implicit_factors", cpu_copy(implicit_factors));
   e.code = script_code("self.user_factors.index_select(0, users) + self.user_implicit.index_select(0, users)");
+  e.code += R"PY(
+def _score_fold_in(self, items: Tensor) -> Tensor:
+    z = self.implicit_factors.index_select(0, items).sum(0) / float(items.size(0)) ** 0.5
+    s = torch.matmul(self.item_factors, z) + self.item_bias + self.global_mean
+    return torch.maximum(torch.minimum(s, self.rating_max), self.rating_min)
+)PY";
   return e;
 }
 

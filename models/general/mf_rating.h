@@ -109,6 +109,12 @@ class SVDppImpl : public RatingMFImpl {
 
   void fit(const Csr& train) override;
   ScriptExport script_export() const override;
+  // Fold-in from SVD++'s own implicit part: a new user has no trained p_u or b_u (both 0, their
+  // value before training), so its prediction is mu + b_i + <q_i, z(h)>, z(h) = |h|^-1/2 sum of
+  // the history's y_j, clamped to the rating range. For a known user with p_u = b_u = 0 it is
+  // exactly its prediction.
+  bool folds_in() const override { return true; }
+  at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
   // user_implicit[u] = |N(u)|^-1/2 sum_{j in N(u)} implicit_factors[j], N(u) = train's row u
   // (zero when empty). fit() ends with it; public so tests can set y by hand.
   void update_user_implicit(const Csr& train);
