@@ -3,6 +3,7 @@
 #include <sched.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -680,7 +681,14 @@ void emit(YAML::Emitter& out, const YAML::Node& n, const std::string& path,
     out << YAML::EndSeq;
     comment();
   } else {
-    out << n;
+    // A scalar holding a control character (\r alone is a line break to a YAML reader) is
+    // written double-quoted, with escapes: yaml-cpp would write some of them plain, and the
+    // saved config.yaml would read back another value.
+    const bool control = n.IsScalar() && std::any_of(n.Scalar().begin(), n.Scalar().end(), [](char ch) {
+                           return (static_cast<unsigned char>(ch) < 0x20 && ch != '\t') || ch == 0x7f;
+                         });
+    if (control) out << YAML::DoubleQuoted << n.Scalar();
+    else out << n;
     comment();
   }
 }

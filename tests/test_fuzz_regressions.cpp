@@ -46,6 +46,21 @@ TEST_CASE("fuzz regressions: a --set value with bytes that are not UTF-8, the sa
         std::string::npos);
 }
 
+TEST_CASE("fuzz regressions: a string that is a lone carriage return reads back as itself", "[config][fuzz]") {
+  // yaml-cpp wrote the scalar "\r" plain, `- \r`: a line break to the reader, so the saved
+  // config.yaml held null there. Scalars with control characters are now written double-quoted.
+  TempDir t;
+  for (const std::string value : {"[a, \"\\r\", b]", "\"x\\ry\"", "\"\\n\"", "\"a\\u0001b\""}) {
+    INFO(value);
+    const Config cfg = make_config("model: pop\n", {"search.space.train.lr=" + value});
+    const Config back = load_resolved_config(t.write("config.yaml", cfg.dump(true)));
+    CHECK(back.dump(false) == cfg.dump(false));
+  }
+  const Config cfg = make_config("model: pop\n", {"search.space.train.lr=[a, \"\\r\", b]"});
+  const Config back = load_resolved_config(t.write("config.yaml", cfg.dump(true)));
+  CHECK(back.get_string_list("search.space.train.lr") == std::vector<std::string>{"a", "\r", "b"});
+}
+
 TEST_CASE("fuzz regressions: a list, map or null as a config key is an rzoo error naming the line", "[config][fuzz]") {
   // Was yaml-cpp's "bad conversion", naming no key.
   CHECK_THROWS_AS(parse_layer("model: pop\n? [a, b]\n: 1\n", "k.yaml"), Error);
