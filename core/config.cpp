@@ -324,7 +324,11 @@ Layer load_config_layer(const std::string& path) {
     buf << in.rdbuf();
     const auto it = parsed.find(path);
     if (it != parsed.end() && it->second.first == buf.str()) return it->second.second;
-    Layer layer = load_layer(path);  // reads it again: errors and checks stay in one place
+    // The text just read, parsed and checked as load_layer does (a folder reads as empty text
+    // and load_layer names it).
+    if (buf.str().empty()) return load_layer(path);
+    Layer layer = parse_layer(buf.str(), path);
+    if (!layer.node.IsMap()) fail("{}: a config file must be a map of keys at the top level", path);
     if (parsed.size() >= 64) parsed.clear();
     parsed[path] = {buf.str(), layer};
     return layer;
