@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "core/simd.h"
+#include "models/general/fold_in_linear.h"
 
 namespace rzoo {
 
@@ -28,6 +29,8 @@ BPRImpl::BPRImpl(const ModelContext& ctx, BPROptions opts)
       options(opts),
       user_emb(register_module("user_emb", torch::nn::Embedding(ctx.n_users, opts.embedding_size()))),
       item_emb(register_module("item_emb", torch::nn::Embedding(ctx.n_items, opts.embedding_size()))) {
+  if (ctx.config && ctx.config->has("train.neg_per_pos"))
+    neg_per_pos_ = static_cast<double>(ctx.config->get_int("train.neg_per_pos", 1));
   torch::NoGradGuard no_grad;
   user_emb->weight.normal_(0.0, options.init_std());
   item_emb->weight.normal_(0.0, options.init_std());
@@ -131,17 +134,40 @@ at::Tensor BPRImpl::score_all(const at::Tensor& users) {
   return torch::matmul(user_emb(users), item_emb->weight.t());  // [B, D] x [D, I]
 }
 
+at::Tensor BPRImpl::score_fold_in(const at::Tensor& items) {
+  torch::NoGradGuard no_grad;
+  LinearFoldIn f;
+  f.pairwise = true;
+  f.neg_per_pos = neg_per_pos_;
+  fit_fold_in_prior(f, user_emb->weight);
+  const auto q = item_emb->weight.detach().to(torch::kCPU, torch::kDouble);
+  const auto u = fold_in_linear(f, q, {}, items);
+  return torch::mv(q, u).to(torch::kFloat);  // [I]
+}
+
 ScriptExport BPRImpl::script_export() const {
   ScriptExport e;
+  e.fold_in = true;
+  LinearFoldIn f;
+  f.pairwise = true;
+  f.neg_per_pos = neg_per_pos_;
+  fit_fold_in_prior(f, user_emb->weight);
   e.tensors = {{"user_emb", user_emb->weight.detach().to(torch::kCPU).clone()},
-               {"item_emb", item_emb->weight.detach().to(torch::kCPU).clone()}};
+               {"item_emb", item_emb->weight.detach().to(torch::kCPU).clone()},
+               {"fold_prior_mean", f.prior_mean},
+               {"fold_prior_prec", f.prior_prec}};
   e.code = R"(
 def _score(self, users: Tensor, items: Tensor) -> Tensor:
     return (self.user_emb.index_select(0, users) * self.item_emb.index_select(0, items)).sum(1)
 
 def _score_all(self, users: Tensor) -> Tensor:
     return torch.matmul(self.user_emb.index_select(0, users), self.item_emb.t())
-)";
+
+def _score_fold_in(self, items: Tensor) -> Tensor:
+    q = self.item_emb.double()
+    u = self._fold_in_vector(q, torch.zeros([q.size(0)], dtype=q.dtype), items)
+    return torch.mv(q, u).float()
+)" + fold_in_linear_script(f);
   return e;
 }
 

@@ -13,6 +13,9 @@
 // each chunk of triples at once without locks (Hogwild, Recht et al., NIPS 2011): rows two
 // threads touch at once may lose an update, which SGD tolerates, and the result then depends on
 // the scheduling.
+//
+// Fold-in (folds_in): the MAP user vector under BPR's expected loss for the history with the item
+// factors fixed and a Gaussian prior fitted to the trained user vectors (fold_in_linear.h).
 #pragma once
 #include <torch/arg.h>
 #include <torch/nn/modules/embedding.h>
@@ -40,10 +43,15 @@ class BPRImpl : public RecommenderImpl {
   ScriptExport script_export() const override;
   bool has_per_sample_sgd() const override { return true; }
   double per_sample_sgd(const Batch& batch, double lr) override;
+  bool folds_in() const override { return true; }
+  at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
 
   BPROptions options;
   torch::nn::Embedding user_emb{nullptr};  // [U, D]
   torch::nn::Embedding item_emb{nullptr};  // [I, D]
+
+ private:
+  double neg_per_pos_ = 1.0;  // the run's train.neg_per_pos: fold-in's expected loss
 };
 TORCH_MODULE(BPR);
 

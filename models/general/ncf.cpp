@@ -31,6 +31,7 @@
 #include "core/checkpoint.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "models/general/fold_in_linear.h"
 
 namespace fs = std::filesystem;
 
@@ -341,7 +342,48 @@ ScriptExport NCFBaseImpl::script_export() const {
 GMFImpl::GMFImpl(const ModelContext& ctx) : GMFImpl(ctx, GMFOptions::from_config(ctx.config)) {}
 
 GMFImpl::GMFImpl(const ModelContext& ctx, GMFOptions opts)
-    : NCFBaseImpl("gmf", ctx, checked(opts).embedding_size(), {}, opts.init_std()), options(std::move(opts)) {}
+    : NCFBaseImpl("gmf", ctx, checked(opts).embedding_size(), {}, opts.init_std()), options(std::move(opts)) {
+  if (ctx.config && ctx.config->has("train.neg_per_pos"))
+    neg_per_pos_ = static_cast<double>(ctx.config->get_int("train.neg_per_pos", 1));
+}
+
+namespace {
+
+// GMF's item side for fold-in: logit = <p, h (.) q_i> + b, x_i = h (.) q_i, [I, D] float64.
+at::Tensor gmf_fold_in_items(const at::Tensor& item_emb, const at::Tensor& predict_w) {
+  return item_emb.detach().to(torch::kCPU, torch::kDouble) * predict_w.detach().to(torch::kCPU, torch::kDouble).unsqueeze(0);
+}
+
+}  // namespace
+
+at::Tensor GMFImpl::score_fold_in(const at::Tensor& items) {
+  torch::NoGradGuard no_grad;
+  LinearFoldIn f;
+  f.neg_per_pos = neg_per_pos_;
+  fit_fold_in_prior(f, gmf_user_emb->weight);
+  const auto x = gmf_fold_in_items(gmf_item_emb->weight, predict->weight[0]);
+  const auto c = predict->bias.detach().to(torch::kCPU, torch::kDouble).expand({x.size(0)});
+  const auto u = fold_in_linear(f, x, c, items);
+  return (torch::mv(x, u) + c).to(torch::kFloat);  // [I]
+}
+
+ScriptExport GMFImpl::script_export() const {
+  ScriptExport e = NCFBaseImpl::script_export();
+  e.fold_in = true;
+  LinearFoldIn f;
+  f.neg_per_pos = neg_per_pos_;
+  fit_fold_in_prior(f, gmf_user_emb->weight);
+  e.tensors.emplace_back("fold_prior_mean", f.prior_mean);
+  e.tensors.emplace_back("fold_prior_prec", f.prior_prec);
+  e.code += R"(
+def _score_fold_in(self, items: Tensor) -> Tensor:
+    x = self.gmf_item_emb.double() * self.predict_w.double().unsqueeze(0)
+    c = self.predict_b.double().expand([x.size(0)])
+    u = self._fold_in_vector(x, c, items)
+    return (torch.mv(x, u) + c).float()
+)" + fold_in_linear_script(f);
+  return e;
+}
 
 NCFMLPImpl::NCFMLPImpl(const ModelContext& ctx) : NCFMLPImpl(ctx, NCFMLPOptions::from_config(ctx.config)) {}
 
@@ -412,9 +454,34 @@ DotMFImpl::DotMFImpl(const ModelContext& ctx, DotMFOptions opts)
       user_bias(register_parameter("user_bias", torch::zeros({ctx.n_users}))),
       item_bias(register_parameter("item_bias", torch::zeros({ctx.n_items}))),
       global_bias(register_parameter("global_bias", torch::zeros({1}))) {
+  if (ctx.config && ctx.config->has("train.neg_per_pos"))
+    neg_per_pos_ = static_cast<double>(ctx.config->get_int("train.neg_per_pos", 1));
   torch::NoGradGuard no_grad;
   user_emb->weight.normal_(0.0, options.init_std());
   item_emb->weight.normal_(0.0, options.init_std());
+}
+
+namespace {
+
+// MF's fold-in problem: logit = <[p_u, b_u], [q_i, 1]> + (b_i + b); the user bias is fitted with
+// the vector (its prior from the trained user biases).
+LinearFoldIn mf_fold_in(const at::Tensor& user_emb, const at::Tensor& user_bias, double neg_per_pos) {
+  LinearFoldIn f;
+  f.neg_per_pos = neg_per_pos;
+  fit_fold_in_prior(f, torch::cat({user_emb.detach(), user_bias.detach().unsqueeze(1)}, 1));
+  return f;
+}
+
+}  // namespace
+
+at::Tensor DotMFImpl::score_fold_in(const at::Tensor& items) {
+  torch::NoGradGuard no_grad;
+  const LinearFoldIn f = mf_fold_in(user_emb->weight, user_bias, neg_per_pos_);
+  const auto q = item_emb->weight.detach().to(torch::kCPU, torch::kDouble);
+  const auto x = torch::cat({q, torch::ones({q.size(0), 1}, q.options())}, 1);  // [I, D + 1]
+  const auto c = (item_bias.detach() + global_bias.detach()).to(torch::kCPU, torch::kDouble);  // [I]
+  const auto u = fold_in_linear(f, x, c, items);
+  return (torch::mv(x, u) + c).to(torch::kFloat);  // [I]
 }
 
 at::Tensor DotMFImpl::loss(const Batch& b) {
@@ -506,16 +573,26 @@ at::Tensor DotMFImpl::score_all(const at::Tensor& users) {
 
 ScriptExport DotMFImpl::script_export() const {
   ScriptExport e;
+  const LinearFoldIn f = mf_fold_in(user_emb->weight, user_bias, neg_per_pos_);
+  e.fold_in = true;
   e.tensors = {{"user_emb", cpu_copy(user_emb->weight)},   {"item_emb", cpu_copy(item_emb->weight)},
                {"user_bias", cpu_copy(user_bias)},         {"item_bias", cpu_copy(item_bias)},
-               {"global_bias", cpu_copy(global_bias)}};
+               {"global_bias", cpu_copy(global_bias)},     {"fold_prior_mean", f.prior_mean},
+               {"fold_prior_prec", f.prior_prec}};
   e.code = R"(
 def _score(self, users: Tensor, items: Tensor) -> Tensor:
     return (self.user_emb.index_select(0, users) * self.item_emb.index_select(0, items)).sum(1) + self.user_bias.index_select(0, users) + self.item_bias.index_select(0, items) + self.global_bias
 
 def _score_all(self, users: Tensor) -> Tensor:
     return torch.matmul(self.user_emb.index_select(0, users), self.item_emb.t()) + self.user_bias.index_select(0, users).unsqueeze(1) + self.item_bias.unsqueeze(0) + self.global_bias
-)";
+
+def _score_fold_in(self, items: Tensor) -> Tensor:
+    q = self.item_emb.double()
+    x = torch.cat([q, torch.ones([q.size(0), 1], dtype=q.dtype)], 1)
+    c = (self.item_bias + self.global_bias).double()
+    u = self._fold_in_vector(x, c, items)
+    return (torch.mv(x, u) + c).float()
+)" + fold_in_linear_script(f);
   return e;
 }
 

@@ -16,6 +16,11 @@
 //   predict                       Linear(D + layers.back(), 1) on the concatenation [GMF; MLP]
 //                                 (D = 0 for ncfmlp, no MLP width for gmf)
 //   mf: user_emb, item_emb [U, D], [I, D]; user_bias [U], item_bias [I], global_bias [1].
+//
+// Fold-in (a new user's history, folds_in): gmf and mf are linear in the user's vector, so the
+// new vector is the MAP estimate under the expected pointwise loss with the item side fixed and
+// a Gaussian prior fitted to the trained user vectors (fold_in_linear.h; mf fits the user bias
+// with it). ncfmlp and neumf pass the user vector through ReLU layers: they refuse by name.
 #pragma once
 #include <torch/arg.h>
 #include <torch/nn/modules/embedding.h>
@@ -106,7 +111,13 @@ class GMFImpl : public NCFBaseImpl {
  public:
   explicit GMFImpl(const ModelContext& ctx);
   GMFImpl(const ModelContext& ctx, GMFOptions options);
+  bool folds_in() const override { return true; }
+  at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
+  ScriptExport script_export() const override;
   GMFOptions options;
+
+ private:
+  double neg_per_pos_ = 1.0;  // the run's train.neg_per_pos: fold-in's expected loss
 };
 TORCH_MODULE(GMF);
 
@@ -147,6 +158,8 @@ class DotMFImpl : public RecommenderImpl {
   // natively (a few flops per sample), which autograd cannot do at any useful speed.
   bool has_per_sample_sgd() const override { return true; }
   double per_sample_sgd(const Batch& batch, double lr) override;
+  bool folds_in() const override { return true; }
+  at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
 
   DotMFOptions options;
   torch::nn::Embedding user_emb{nullptr};  // [U, D]
@@ -154,6 +167,9 @@ class DotMFImpl : public RecommenderImpl {
   at::Tensor user_bias;                    // [U]
   at::Tensor item_bias;                    // [I]
   at::Tensor global_bias;                  // [1]
+
+ private:
+  double neg_per_pos_ = 1.0;  // the run's train.neg_per_pos: fold-in's expected loss
 };
 TORCH_MODULE(DotMF);
 

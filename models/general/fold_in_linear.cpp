@@ -1,0 +1,231 @@
+// MAP fold-in for the linear-in-u factor models; see fold_in_linear.h. The C++ below and the
+// TorchScript of fold_in_linear_script() take the same steps in the same order.
+#include "models/general/fold_in_linear.h"
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace rzoo {
+
+namespace {
+
+constexpr int kMaxNewtonSteps = 30;
+constexpr int kMaxHalvings = 30;
+
+// log(1 + exp(s)), stably.
+at::Tensor stable_softplus(const at::Tensor& s) { return s.clamp_min(0.0).add(torch::log1p(torch::exp(-s.abs()))); }
+
+struct Problem {
+  at::Tensor x, c, y;  // [I, D], [I], [I] (1 on the history), float64
+  at::Tensor hist, rest;  // indices of the history's items and of the others
+};
+
+Problem make_problem(const at::Tensor& x_in, const at::Tensor& c_in, const at::Tensor& items) {
+  TORCH_CHECK(x_in.dim() == 2, "fold-in: item side must be [I, D], got ", x_in.sizes());
+  TORCH_CHECK(items.dim() == 1, "fold-in: needs items [n], got ", items.sizes());
+  Problem p;
+  p.x = x_in.detach().to(torch::kCPU, torch::kDouble);
+  const int64_t n = p.x.size(0);
+  p.c = c_in.defined() ? c_in.detach().to(torch::kCPU, torch::kDouble).reshape({n}) : torch::zeros({n}, torch::kDouble);
+  const auto idx = items.to(torch::kCPU, torch::kLong);
+  if (idx.numel() > 0) {
+    const auto [lo, hi] = torch::aminmax(idx);
+    TORCH_CHECK(lo.item<int64_t>() >= 0 && hi.item<int64_t>() < n, "fold-in: item index out of range [0, ", n, ")");
+  }
+  p.y = torch::zeros({n}, torch::kDouble).index_fill_(0, idx, 1.0);
+  const auto h = p.y > 0.5;
+  p.hist = torch::nonzero(h).reshape({-1});
+  p.rest = torch::nonzero(h.logical_not()).reshape({-1});
+  return p;
+}
+
+at::Tensor objective(const LinearFoldIn& f, const Problem& p, const at::Tensor& u) {
+  const auto s = torch::mv(p.x, u) + p.c;  // [I]
+  const auto prior = f.prior_prec.mul((u - f.prior_mean).square()).sum().mul(0.5);
+  const int64_t n_h = p.hist.numel(), n_n = p.rest.numel();
+  if (f.pairwise) {
+    if (n_h == 0 || n_n == 0) return prior;
+    const auto d = s.index_select(0, p.hist).unsqueeze(1) - s.index_select(0, p.rest).unsqueeze(0);  // [n_h, n_N]
+    return stable_softplus(-d).sum().mul(f.neg_per_pos / static_cast<double>(n_n)) + prior;
+  }
+  const double wn = n_n > 0 ? f.neg_per_pos * static_cast<double>(n_h) / static_cast<double>(n_n) : 0.0;
+  return (p.y * stable_softplus(-s)).sum() + ((1.0 - p.y) * stable_softplus(s)).sum().mul(wn) + prior;
+}
+
+// The objective's gradient and Hessian at u.
+std::pair<at::Tensor, at::Tensor> newton_terms(const LinearFoldIn& f, const Problem& p, const at::Tensor& u) {
+  const auto s = torch::mv(p.x, u) + p.c;
+  auto grad = f.prior_prec * (u - f.prior_mean);
+  auto hess = torch::diag(f.prior_prec);
+  const int64_t n_h = p.hist.numel(), n_n = p.rest.numel();
+  if (f.pairwise) {
+    if (n_h == 0 || n_n == 0) return {grad, hess};
+    const double wp = f.neg_per_pos / static_cast<double>(n_n);
+    const auto xh = p.x.index_select(0, p.hist), xn = p.x.index_select(0, p.rest);  // [n_h, D], [n_N, D]
+    const auto d = s.index_select(0, p.hist).unsqueeze(1) - s.index_select(0, p.rest).unsqueeze(0);
+    const auto a = torch::sigmoid(-d).mul_(wp);                       // -d loss / d d, [n_h, n_N]
+    const auto b = torch::sigmoid(d).mul_(torch::sigmoid(-d)).mul_(wp);  // d2 loss / d d2
+    grad = grad - torch::mv(xh.t(), a.sum(1)) + torch::mv(xn.t(), a.sum(0));
+    const auto cross = torch::mm(xh.t(), torch::mm(b, xn));  // [D, D]
+    hess = hess + torch::mm(xh.t(), xh * b.sum(1).unsqueeze(1)) + torch::mm(xn.t(), xn * b.sum(0).unsqueeze(1)) -
+           cross - cross.t();
+    return {grad, hess};
+  }
+  const double wn = n_n > 0 ? f.neg_per_pos * static_cast<double>(n_h) / static_cast<double>(n_n) : 0.0;
+  const auto w = p.y + (1.0 - p.y) * wn;  // each item's weight in the expected loss
+  const auto sig = torch::sigmoid(s);
+  grad = grad + torch::mv(p.x.t(), w * sig - p.y);
+  hess = hess + torch::mm(p.x.t(), p.x * (w * sig * (1.0 - sig)).unsqueeze(1));
+  return {grad, hess};
+}
+
+}  // namespace
+
+void fit_fold_in_prior(LinearFoldIn& f, const at::Tensor& user_vectors) {
+  torch::NoGradGuard no_grad;
+  const auto v = user_vectors.detach().to(torch::kCPU, torch::kDouble);
+  TORCH_CHECK(v.dim() == 2 && v.size(0) > 0, "fold-in: needs trained user vectors [U, D], got ", v.sizes());
+  f.prior_mean = v.mean(0);
+  f.prior_prec = v.size(0) > 1 ? v.var(0, /*unbiased=*/false).clamp_min(1e-8).reciprocal()
+                               : torch::ones({v.size(1)}, torch::kDouble);
+}
+
+at::Tensor fold_in_linear_objective(const LinearFoldIn& f, const at::Tensor& x, const at::Tensor& c,
+                                    const at::Tensor& items, const at::Tensor& u) {
+  return objective(f, make_problem(x, c, items), u.to(torch::kDouble));
+}
+
+at::Tensor fold_in_linear(const LinearFoldIn& f, const at::Tensor& x, const at::Tensor& c, const at::Tensor& items) {
+  torch::NoGradGuard no_grad;
+  TORCH_CHECK(f.prior_mean.defined() && f.prior_mean.numel() == x.size(1),
+              "fold-in: the prior has ", f.prior_mean.defined() ? f.prior_mean.numel() : 0, " dimensions, the items ", x.size(1));
+  const Problem p = make_problem(x, c, items);
+  auto u = f.prior_mean.clone();
+  double fu = objective(f, p, u).item<double>();
+  for (int step = 0; step < kMaxNewtonSteps; ++step) {
+    const auto [grad, hess] = newton_terms(f, p, u);
+    const auto delta = torch::linalg_solve(hess, grad.unsqueeze(1)).squeeze(1);
+    double t = 1.0;
+    bool fell = false;
+    at::Tensor next;
+    double f_next = fu;
+    for (int k = 0; k < kMaxHalvings; ++k) {
+      next = u - delta * t;
+      f_next = objective(f, p, next).item<double>();
+      if (f_next <= fu) {
+        fell = true;
+        break;
+      }
+      t *= 0.5;
+    }
+    if (!fell) break;
+    const double moved = (delta * t).abs().max().item<double>();
+    u = next;
+    fu = f_next;
+    if (moved <= 1e-10 * (1.0 + u.abs().max().item<double>())) break;
+  }
+  return u;
+}
+
+std::string fold_in_linear_script(const LinearFoldIn& f) {
+  // The same steps as fold_in_linear() above, with this model's constants as literals.
+  std::string code = R"PY(
+def _fold_in_softplus(self, s: Tensor) -> Tensor:
+    return torch.clamp(s, min=0.0) + torch.log1p(torch.exp(-torch.abs(s)))
+
+def _fold_in_objective(self, x: Tensor, c: Tensor, y: Tensor, hist: Tensor, rest: Tensor, u: Tensor) -> Tensor:
+    s = torch.mv(x, u) + c
+    prior = (self.fold_prior_prec * (u - self.fold_prior_mean) ** 2).sum() * 0.5
+    n_h = hist.size(0)
+    n_n = rest.size(0)
+)PY";
+  if (f.pairwise)
+    code += fmt::format(R"PY(    if n_h == 0 or n_n == 0:
+        return prior
+    d = s.index_select(0, hist).unsqueeze(1) - s.index_select(0, rest).unsqueeze(0)
+    return self._fold_in_softplus(-d).sum() * ({neg:.17g} / float(n_n)) + prior
+)PY",
+                        fmt::arg("neg", f.neg_per_pos));
+  else
+    code += fmt::format(R"PY(    wn = 0.0
+    if n_n > 0:
+        wn = {neg:.17g} * float(n_h) / float(n_n)
+    return (y * self._fold_in_softplus(-s)).sum() + ((1.0 - y) * self._fold_in_softplus(s)).sum() * wn + prior
+)PY",
+                        fmt::arg("neg", f.neg_per_pos));
+  code += R"PY(
+def _fold_in_newton(self, x: Tensor, c: Tensor, y: Tensor, hist: Tensor, rest: Tensor, u: Tensor) -> Tuple[Tensor, Tensor]:
+    s = torch.mv(x, u) + c
+    grad = self.fold_prior_prec * (u - self.fold_prior_mean)
+    hess = torch.diag(self.fold_prior_prec)
+    n_h = hist.size(0)
+    n_n = rest.size(0)
+)PY";
+  if (f.pairwise)
+    code += fmt::format(R"PY(    if n_h == 0 or n_n == 0:
+        return grad, hess
+    wp = {neg:.17g} / float(n_n)
+    xh = x.index_select(0, hist)
+    xn = x.index_select(0, rest)
+    d = s.index_select(0, hist).unsqueeze(1) - s.index_select(0, rest).unsqueeze(0)
+    a = torch.sigmoid(-d) * wp
+    b = torch.sigmoid(d) * torch.sigmoid(-d) * wp
+    grad = grad - torch.mv(xh.t(), a.sum(1)) + torch.mv(xn.t(), a.sum(0))
+    cross = torch.mm(xh.t(), torch.mm(b, xn))
+    hess = hess + torch.mm(xh.t(), xh * b.sum(1).unsqueeze(1)) + torch.mm(xn.t(), xn * b.sum(0).unsqueeze(1)) - cross - cross.t()
+    return grad, hess
+)PY",
+                        fmt::arg("neg", f.neg_per_pos));
+  else
+    code += fmt::format(R"PY(    wn = 0.0
+    if n_n > 0:
+        wn = {neg:.17g} * float(n_h) / float(n_n)
+    w = y + (1.0 - y) * wn
+    sig = torch.sigmoid(s)
+    grad = grad + torch.mv(x.t(), w * sig - y)
+    hess = hess + torch.mm(x.t(), x * (w * sig * (1.0 - sig)).unsqueeze(1))
+    return grad, hess
+)PY",
+                        fmt::arg("neg", f.neg_per_pos));
+  code += fmt::format(R"PY(
+def _fold_in_vector(self, x_in: Tensor, c_in: Tensor, items: Tensor) -> Tensor:
+    x = x_in.double()
+    c = c_in.double()
+    y = torch.zeros([x.size(0)], dtype=x.dtype).index_fill_(0, items, 1.0)
+    h = y > 0.5
+    hist = torch.nonzero(h).reshape([-1])
+    rest = torch.nonzero(torch.logical_not(h)).reshape([-1])
+    u = self.fold_prior_mean.clone()
+    fu = float(self._fold_in_objective(x, c, y, hist, rest, u))
+    for step in range({steps}):
+        grad, hess = self._fold_in_newton(x, c, y, hist, rest, u)
+        delta = torch.linalg_solve(hess, grad.unsqueeze(1)).squeeze(1)
+        t = 1.0
+        fell = False
+        nxt = u
+        f_next = fu
+        for k in range({halvings}):
+            nxt = u - delta * t
+            f_next = float(self._fold_in_objective(x, c, y, hist, rest, nxt))
+            if f_next <= fu:
+                fell = True
+                break
+            t = t * 0.5
+        if not fell:
+            break
+        moved = float((delta * t).abs().max())
+        u = nxt
+        fu = f_next
+        if moved <= 1e-10 * (1.0 + float(u.abs().max())):
+            break
+    return u
+)PY",
+                      fmt::arg("steps", kMaxNewtonSteps), fmt::arg("halvings", kMaxHalvings));
+  return code;
+}
+
+}  // namespace rzoo

@@ -1,0 +1,51 @@
+// Fold-in for the factor models whose score is linear in the user's vector (bpr, mf, gmf):
+// s = X u + c over all items, X [I, D] the trained item side (held fixed), c [I] an item offset.
+//
+// The new user's vector u is the MAP estimate under
+//   - the model's own training loss for this user with the item side fixed, in expectation over
+//     the negative sampler (each history item is a positive once per epoch, with neg_per_pos
+//     negatives drawn uniformly from the n_N items outside the history):
+//       pointwise (BCE, mf and gmf): sum_{i in h} softplus(-s_i) + (neg n_h / n_N) sum_{j not in h} softplus(s_j)
+//       pairwise (BPR):              (neg / n_N) sum_{i in h} sum_{j not in h} softplus(-(s_i - s_j))
+//   - a Gaussian prior fitted to the trained users' vectors (per-dimension mean and variance),
+//     which stands in for the training's regularisation (weight decay, l2, early stopping) and
+//     keeps u finite when the history separates from the other items.
+// Both terms are convex in u, so the minimiser is unique: Newton's method from the prior mean,
+// halving a step until the objective falls, stops when a step no longer moves u (at most 30
+// steps). It is deterministic, in float64, and the exported TorchScript runs the same steps
+// (fold_in_linear_script), so C++ and the export agree to rounding.
+//
+// Not the trained vector of a known user: training stopped early and regularised differently;
+// the ranking agrees closely (tests/test_fold_in.cpp states the tolerance).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+namespace rzoo {
+
+struct LinearFoldIn {
+  bool pairwise = false;     // BPR's pairwise loss; else pointwise BCE
+  double neg_per_pos = 1.0;  // train.neg_per_pos of the run
+  at::Tensor prior_mean;     // [D] float64
+  at::Tensor prior_prec;     // [D] float64: 1 / variance of the trained users' vectors
+};
+
+// The prior of LinearFoldIn from the trained user vectors [U, D] (any float type): their mean and
+// 1 / variance per dimension (a variance below 1e-8 counts as 1e-8; one user: variance 1).
+void fit_fold_in_prior(LinearFoldIn& f, const at::Tensor& user_vectors);
+
+// The MAP vector u [D] (float64) for the history `items` ([n] item indices; repeats ignored),
+// given x [I, D] and c [I] (undefined: 0).
+at::Tensor fold_in_linear(const LinearFoldIn& f, const at::Tensor& x, const at::Tensor& c, const at::Tensor& items);
+
+// The objective fold_in_linear minimises, at u (for tests): a float64 scalar.
+at::Tensor fold_in_linear_objective(const LinearFoldIn& f, const at::Tensor& x, const at::Tensor& c,
+                                    const at::Tensor& items, const at::Tensor& u);
+
+// TorchScript for the export:
+//   def _fold_in_vector(self, x: Tensor, c: Tensor, items: Tensor) -> Tensor   # -> u [D] float64
+// reading the tensors fold_prior_mean and fold_prior_prec (add them with fold_in_tensors).
+std::string fold_in_linear_script(const LinearFoldIn& f);
+
+}  // namespace rzoo
