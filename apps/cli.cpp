@@ -164,6 +164,7 @@ The data is rebuilt from RUN_DIR/config.yaml (and must still give the run's user
     return R"(usage: rzoo recommend --model model.pt --user RAW_ID [-k 10] [--fallback popular]
        rzoo recommend --model model.pt --users-file FILE [-k 10] [--out recs.csv] [--fallback popular]
        rzoo recommend --model model.pt --history ID,ID,... [-k 10] [--skip-unknown]
+       rzoo recommend ... (--user or --history) [--explain [--evidence 3]] [--json]
 
 Prints the top-k items (raw ids, scores, titles when the data had them) that an exported model
 recommends to a user, never one the user already interacted with. --users-file reads one raw
@@ -180,6 +181,13 @@ item factors; the autoencoders and the MLP: one network pass on the history's mu
 SVD++: its implicit part, no trained user vector; Pop: the popular items; a hybrid of such
 models: its blend of theirs). The history's items are not recommended. An unknown item id is an error naming it unless
 --skip-unknown; an empty history is an error.
+--explain prints under each recommended item the evidence behind it, strongest first (--evidence
+N lines, default 3): ItemKNN the history items' similarities to it, EASE their weights B[j, i],
+iALS their shares c h_i^T A^-1 h_j of the score (Hu et al. 2008), content the shared features
+(genres, tags, title words) by TF-IDF weight; for these four the weights add up to the score of
+the history's fold-in. BPR, MF and GMF list the history items closest to it in item-factor
+space (cosine). A known user is explained from all of the user's known items. --json prints the
+recommendations (and evidence) as one JSON document instead of the table.
 )";
   return nullptr;
 }
@@ -206,6 +214,8 @@ void add_options(CLI::App& app, Args& a, bool& version) {
   app.add_option("--fallback", a.fallback);
   app.add_option("--history", a.history);
   app.add_flag("--skip-unknown", a.skip_unknown);
+  app.add_flag("--explain", a.explain);
+  app.add_option("--evidence", a.evidence);
   app.add_flag("--force", a.force);
   app.add_flag("--show-config", a.show_config);
   app.add_option("--pause-at-epoch", a.pause_at_epoch);

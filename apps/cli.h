@@ -19,6 +19,8 @@ struct Args {
   std::string history;        // recommend --history: comma-separated raw item ids, the most recent last
   bool history_given = false;  // --history appeared (an empty value is an error, not "absent")
   bool skip_unknown = false;   // recommend --skip-unknown
+  bool explain = false;        // recommend --explain: the evidence behind each recommended item
+  std::string evidence;        // recommend --evidence N: evidence lines per item (default 3)
   bool quiet = false, help = false, json = false, no_split = false;
   bool allow_empty = false;  // an evaluation part without users: a warning and exit 3, not an error
   bool show_config = false;  // train/compare --show-config: print the whole resolved config

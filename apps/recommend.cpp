@@ -13,6 +13,7 @@
 #include "core/atomic_file.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "core/table.h"
 
 namespace fs = std::filesystem;
@@ -45,6 +46,24 @@ void check_usage(const Args& a) {
   if (!a.positional.empty()) throw Usage("recommend takes no positional arguments (use --user or --users-file)");
   if (!a.fallback.empty() && a.fallback != "popular")
     throw Usage("--fallback takes 'popular', got '" + a.fallback + "'");
+  if ((a.explain || a.json) && !a.users_file.empty())
+    throw Usage("--explain and --json go with --user or --history (--users-file writes CSV)");
+  if (!a.evidence.empty() && !a.explain) throw Usage("--evidence goes with --explain");
+}
+
+// --evidence: a whole number >= 1 (default 3).
+int64_t parse_evidence(const std::string& text) {
+  if (text.empty()) return 3;
+  int64_t n = 0;
+  try {
+    size_t used = 0;
+    n = std::stoll(text, &used);
+    if (used != text.size()) throw std::invalid_argument(text);
+  } catch (const std::exception&) {
+    n = 0;
+  }
+  if (n < 1) throw Usage("--evidence takes a whole number >= 1, got '" + text + "'");
+  return n;
 }
 
 // An exported rzoo model, checked to be one.
@@ -135,10 +154,88 @@ std::vector<std::string> split_history(const std::string& text) {
   return ids;
 }
 
+// One recommended item, with its evidence when --explain asked for it.
+struct Row {
+  std::string id, title;
+  double score = 0.0;
+  std::vector<std::pair<std::string, double>> evidence;  // raw item id or feature name, weight
+};
+
+std::string title_of(Exported& x, const c10::List<c10::IValue>& titles, const std::string& item_id) {
+  const int64_t n_items = x.module.attr("n_items").toInt();
+  const int64_t it = x.call("item_index", {item_id}).toInt();
+  if (it < 0) return "";
+  const size_t i = checked_item(x, it, n_items);
+  return titles.size() > i ? titles.get(i).toStringRef() : "";
+}
+
+// --explain: the model's explain method must exist (a clear error naming the model otherwise).
+void check_explains(const Args& a, Exported& x) {
+  if (!a.explain) return;
+  if (!x.module.hasattr("explain_kind") || x.module.attr("explain_kind").toStringRef().empty() ||
+      !x.module.find_method("explain"))
+    fail("{}: model '{}' does not explain its recommendations (--explain needs bpr, content, ease, gmf, ials, itemknn "
+         "in ranking mode or mf; or an export made before rzoo explained: export the run again)",
+         a.model, x.module.attr("model_name").toStringRef());
+}
+
+// The evidence of each row: explain(user, item, n) or explain_history(items, item, n).
+void add_evidence(const Args& a, Exported& x, std::vector<Row>& rows, const std::string& user,
+                  const c10::List<std::string>* history) {
+  const int64_t n = parse_evidence(a.evidence);
+  for (Row& r : rows) {
+    const auto out = history ? x.call("explain_history", {*history, r.id, n, a.skip_unknown}).toTuple()
+                             : x.call("explain", {user, r.id, n}).toTuple();
+    const auto ids = out->elements()[0].toList(), w = out->elements()[1].toList();
+    for (size_t j = 0; j < ids.size() && j < w.size(); ++j) r.evidence.emplace_back(ids.get(j).toStringRef(), w.get(j).toDouble());
+  }
+}
+
+// The rows as the terminal table (evidence indented under its item) or, with --json, one document.
+void print_rows(const Args& a, Exported& x, const std::string& header, Json subject, const std::vector<Row>& rows,
+                const std::string& source) {
+  const auto titles = x.module.attr("item_titles").toList();
+  const std::string kind = a.explain ? x.module.attr("explain_kind").toStringRef() : "";
+  if (a.json) {
+    Json doc = Json::object();
+    doc["model"] = x.module.attr("model_name").toStringRef();
+    for (auto& [key, value] : subject.items()) doc[key] = value;
+    doc["source"] = source;
+    if (a.explain) doc["evidence_kind"] = kind;
+    Json list = Json::array();
+    for (size_t j = 0; j < rows.size(); ++j) {
+      Json r = {{"rank", j + 1}, {"item", rows[j].id}, {"title", rows[j].title}, {"score", json_number(rows[j].score)}};
+      if (a.explain) {
+        Json ev = Json::array();
+        for (const auto& [id, w] : rows[j].evidence) {
+          Json e = {{kind == "items" ? "item" : "feature", id}};
+          if (kind == "items") e["title"] = title_of(x, titles, id);
+          e["weight"] = json_number(w);
+          ev.push_back(std::move(e));
+        }
+        r["evidence"] = std::move(ev);
+      }
+      list.push_back(std::move(r));
+    }
+    doc["recommendations"] = std::move(list);
+    std::cout << json_dump(doc) << "\n";
+    return;
+  }
+  std::cout << header;
+  for (size_t j = 0; j < rows.size(); ++j) {
+    std::cout << fmt::format("{:>4}  {:<12} {:>10.4f}  {}\n", j + 1, rows[j].id, rows[j].score, rows[j].title);
+    for (const auto& [id, w] : rows[j].evidence) {
+      if (kind == "items") std::cout << fmt::format("        {:>+9.4f}  {:<12} {}\n", w, id, title_of(x, titles, id));
+      else std::cout << fmt::format("        {:>+9.4f}  {}\n", w, id);
+    }
+    if (a.explain && rows[j].evidence.empty() && source == "model") std::cout << "        (no evidence among the history's items)\n";
+  }
+}
+
 int recommend_history(const Args& a, Exported& x, int64_t k) {
   if (!x.module.find_method("recommend_history"))
     fail("{}: model '{}' ranks from known users only, not from a history of items (--history needs a model that "
-         "folds in a new user: content, ease, hybrid, ials, itemknn, mlp, multdae, multvae, pop, svdpp; or a sequential one: "
+         "folds in a new user: bpr, content, ease, gmf, hybrid, ials, itemknn, mf, mlp, multdae, multvae, pop, svdpp; or a sequential one: "
          "sasrec, gru4rec, caser, bert4rec, markov)",
          a.model, x.module.attr("model_name").toStringRef());
   const std::vector<std::string> hist = split_history(a.history);
@@ -153,17 +250,30 @@ int recommend_history(const Args& a, Exported& x, int64_t k) {
   if (unknown.size() == hist.size()) fail("--history: every item id is unknown ({}), nothing to rank from", hist.size());
   c10::List<std::string> list;
   for (const auto& id : hist) list.push_back(id);
+  check_explains(a, x);
   const auto out = x.call("recommend_history", {list, k, a.skip_unknown}).toTuple();
   const auto ids = out->elements()[0].toList(), scores = out->elements()[1].toList();
   const int64_t n_top = std::min<int64_t>(k, static_cast<int64_t>(item_ids.size()));  // never "top 10^12"
-  std::cout << fmt::format("top {} after a history of {} items{}:\n", n_top, hist.size() - unknown.size(),
-                           unknown.empty() ? "" : fmt::format(" ({} unknown skipped)", unknown.size()));
+  std::vector<Row> rows;
   for (size_t j = 0; j < ids.size(); ++j) {
-    const std::string id = ids.get(j).toStringRef();
-    const size_t it = checked_item(x, x.call("item_index", {id}).toInt(), static_cast<int64_t>(item_ids.size()));
-    const std::string title = titles.size() > it ? titles.get(it).toStringRef() : "";
-    std::cout << fmt::format("{:>4}  {:<12} {:>10.4f}  {}\n", j + 1, id, scores.get(j).toDouble(), title);
+    Row r;
+    r.id = ids.get(j).toStringRef();
+    const size_t it = checked_item(x, x.call("item_index", {r.id}).toInt(), static_cast<int64_t>(item_ids.size()));
+    r.title = titles.size() > it ? titles.get(it).toStringRef() : "";
+    r.score = scores.get(j).toDouble();
+    rows.push_back(std::move(r));
   }
+  if (a.explain) add_evidence(a, x, rows, "", &list);
+  Json subject = Json::object();
+  Json known = Json::array();
+  for (const auto& id : hist)
+    if (std::find(unknown.begin(), unknown.end(), id) == unknown.end()) known.push_back(id);
+  subject["history"] = std::move(known);
+  if (!unknown.empty()) subject["unknown_skipped"] = unknown;
+  print_rows(a, x,
+             fmt::format("top {} after a history of {} items{}:\n", n_top, hist.size() - unknown.size(),
+                         unknown.empty() ? "" : fmt::format(" ({} unknown skipped)", unknown.size())),
+             std::move(subject), rows, "model");
   return 0;
 }
 
@@ -178,6 +288,7 @@ int recommend(const Args& a) {
   const auto item_ids = x.module.attr("item_ids").toList();
   const auto titles = x.module.attr("item_titles").toList();
   const bool fallback = a.fallback == "popular";
+  check_explains(a, x);
   const std::vector<std::string> users = read_users(a);
   // Every user first: an unknown one stops before anything is written.
   std::vector<int64_t> index(users.size());
@@ -207,21 +318,27 @@ int recommend(const Args& a) {
       ++fallback_users;
     }
     const char* source = index[i] >= 0 ? "model" : "popular";
-    if (!csv_out)
-      std::cout << fmt::format("top {} for user {}{}:\n", n_top, users[i],
-                               index[i] < 0 ? " (unknown: most popular items)" : "");
-    int64_t rank = 0;
+    std::vector<Row> rows;
     for (int64_t j = 0; j < items.size(0); ++j) {
       const float v = values[j].item<float>();
       if (std::isinf(v) && v < 0) break;  // only already-known items are left
       const size_t it = checked_item(x, items[j].item<int64_t>(), n_items);
-      const std::string id = item_ids.get(it).toStringRef();
-      const std::string title = titles.size() > it ? titles.get(it).toStringRef() : "";
-      ++rank;
-      if (!csv_out) std::cout << fmt::format("{:>4}  {:<12} {:>10.4f}  {}\n", rank, id, v, title);
-      else csv += fmt::format("{},{},{},{:.6g},{},{}\n", csv_field(users[i]), rank, csv_field(id), v, csv_field(title), source);
+      Row r;
+      r.id = item_ids.get(it).toStringRef();
+      r.title = titles.size() > it ? titles.get(it).toStringRef() : "";
+      r.score = v;
+      if (csv_out)
+        csv += fmt::format("{},{},{},{:.6g},{},{}\n", csv_field(users[i]), rows.size() + 1, csv_field(r.id), v,
+                           csv_field(r.title), source);
+      rows.push_back(std::move(r));
       if (index[i] < 0) ++fallback_rows;
     }
+    if (csv_out) continue;
+    // An unknown user served by --fallback popular has no history to explain from.
+    if (a.explain && index[i] >= 0) add_evidence(a, x, rows, users[i], nullptr);
+    print_rows(a, x,
+               fmt::format("top {} for user {}{}:\n", n_top, users[i], index[i] < 0 ? " (unknown: most popular items)" : ""),
+               Json{{"user", users[i]}}, rows, source);
   }
   // Fallback rows are counted where they cannot be missed (stderr, even with the CSV on stdout).
   if (csv_out && fallback_users > 0 && !a.quiet)

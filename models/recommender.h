@@ -42,11 +42,19 @@ struct Split;
 // Models that fold in a new user's history (folds_in(); fold_in = true) define instead
 //   def _score_fold_in(self, items: Tensor) -> Tensor           # [n] distinct items -> [n_items]
 // computing what score_fold_in() computes; the exporter adds recommend_history() on top of it.
+//
+// Models that explain (explain_kind() not empty) also define
+//   def _explain(self, items: Tensor, item: int) -> Tuple[Tensor, Tensor]
+// computing what explain() computes; the exporter adds explain(user, item, n) and
+// explain_history(items, item, n) on top of it. explain_features names the features of kind
+// "features".
 struct ScriptExport {
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   std::string code;
   int64_t history_len = 0;
   bool fold_in = false;
+  std::string explain_kind;
+  std::vector<std::string> explain_features;
 };
 
 // Which of a user's interactions a model that reads the user's history when it scores (the
@@ -122,6 +130,17 @@ class RecommenderImpl : public torch::nn::Module {
   // naming the model.
   virtual bool folds_in() const { return false; }
   virtual at::Tensor score_fold_in(const at::Tensor& items);
+  // Explanations (rzoo recommend --explain; the export's explain and explain_history): the
+  // evidence behind `item`'s score for a user whose items are `items` ([n] distinct item indices,
+  // the history a fold-in would be given): evidence indices [m] (int64) and their weights [m]
+  // (float64), in any order; larger weights speak more for the item. explain_kind() says what the
+  // indices index: "items" (history items), "features" (explain_features(): e.g. "genres:Drama"),
+  // or "" when the model does not explain (explain() then refuses by name). Each model says in its
+  // header what the weights are; for ItemKNN, EASE, iALS and content they add up to the
+  // history's fold-in score of the item.
+  virtual std::string explain_kind() const { return ""; }
+  virtual std::vector<std::string> explain_features() const { return {}; }
+  virtual std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item);
   // TorchScript export (see ScriptExport). Every registered model implements it; the default
   // refuses with the model's name.
   virtual ScriptExport script_export() const;

@@ -9,6 +9,8 @@ CASES: {"users": [...], "items": [...], "scores": [...],            score(users,
         "raw_user": "...", "raw_items": [...],                        recommend_raw(raw_user, K)
         "history": [...], "history_items": [...], "history_scores": [...]}   (optional)
                                                                      recommend_history(history, K)
+        "evidence": [...], "evidence_weights": [...]                 explain_history(history,
+                                                                       history_items[0], 3) (optional)
 Exit 0 when everything agrees, 1 otherwise, 77 when torch is missing (the test then skips).
 """
 import json
@@ -70,6 +72,13 @@ def main():
             again = s[torch.tensor([m.item_index(i) for i in h_items])]
             if not torch.allclose(again, want_h, rtol=1e-5, atol=1e-5):
                 bad.append(f"recommend_history: {h_items} vs {case['history_items']}")
+        if "evidence" in case:
+            ev, ev_w = m.explain_history(case["history"], case["history_items"][0], 3)
+            want_w = torch.tensor(case["evidence_weights"], dtype=torch.float64)
+            if len(ev_w) != len(want_w) or not torch.allclose(torch.tensor(ev_w, dtype=torch.float64), want_w, rtol=1e-5, atol=1e-6):
+                bad.append(f"explain_history weights differ: {ev_w} vs {want_w.tolist()}")
+            elif len(set(case["evidence_weights"])) == len(case["evidence_weights"]) and ev != case["evidence"]:
+                bad.append(f"explain_history evidence differs: {ev} vs {case['evidence']}")
         try:
             m.recommend_history(case["history"] + ["\u0000no such item"], case["k"])
             bad.append("recommend_history accepted an unknown item id")

@@ -142,6 +142,42 @@ HistoryCase check_history_serving(RecommenderImpl& model, torch::jit::Module& jm
   const auto skipped = jm.run_method("recommend_history", with_unknown, k, true).toTuple()->elements()[0].toList();
   CHECK(skipped.get(0).toStringRef() == hc.rec_items[0]);
   CHECK_THROWS_WITH(jm.run_method("recommend_history", c10::List<std::string>(), k), Catch::Matchers::Contains("history is empty"));
+
+  // Explanations: the C++ evidence for the first recommended item, strongest first (stable).
+  const std::string kind = model.explain_kind();
+  CHECK(jm.attr("explain_kind").toStringRef() == kind);
+  if (!kind.empty()) {
+    const int64_t item = data.items.find(hc.rec_items[0]);
+    auto [ev, w] = model.explain(torch::tensor(idx, torch::kLong), item);
+    REQUIRE(ev.numel() == w.numel());
+    const auto order = std::get<1>(torch::sort(w, /*stable=*/true, /*dim=*/0, /*descending=*/true));
+    const auto names = kind == "items" ? data.items.raws() : model.explain_features();
+    const int64_t n = std::min<int64_t>(3, ev.numel());
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t o = order[j].item<int64_t>();
+      hc.evidence.push_back(names.at(static_cast<size_t>(ev[o].item<int64_t>())));
+      hc.evidence_weights.push_back(w[o].item<double>());
+    }
+    const std::string user_raw = data.users.raws()[static_cast<size_t>(user)];
+    for (const bool by_user : {false, true}) {
+      INFO("explain" << (by_user ? "(user)" : "_history"));
+      const auto out = by_user ? jm.run_method("explain", user_raw, hc.rec_items[0], int64_t{3}).toTuple()
+                               : jm.run_method("explain_history", list, hc.rec_items[0], int64_t{3}).toTuple();
+      const auto got = out->elements()[0].toList(), got_w = out->elements()[1].toList();
+      REQUIRE(got.size() == static_cast<size_t>(n));
+      for (int64_t j = 0; j < n; ++j) {
+        CHECK(got_w.get(static_cast<size_t>(j)).toDouble() == Approx(hc.evidence_weights[static_cast<size_t>(j)]).epsilon(1e-5).margin(1e-6));
+        // Names may swap where weights tie.
+        if (j + 1 < n && std::abs(hc.evidence_weights[static_cast<size_t>(j)] - hc.evidence_weights[static_cast<size_t>(j) + 1]) < 1e-6) continue;
+        if (j > 0 && std::abs(hc.evidence_weights[static_cast<size_t>(j)] - hc.evidence_weights[static_cast<size_t>(j) - 1]) < 1e-6) continue;
+        CHECK(got.get(static_cast<size_t>(j)).toStringRef() == hc.evidence[static_cast<size_t>(j)]);
+      }
+    }
+    CHECK_THROWS_WITH(jm.run_method("explain_history", list, std::string("no such item"), int64_t{3}),
+                      Catch::Matchers::Contains("unknown item id 'no such item'"));
+  } else {
+    CHECK_FALSE(jm.find_method("explain"));
+  }
   return hc;
 }
 
@@ -180,6 +216,9 @@ void check_python_client(torch::jit::Module& jm, const Dataset& data, const at::
     std::vector<double> sc = history->rec_scores;
     hist_json = fmt::format(", \"history\": {}, \"history_items\": {}, \"history_scores\": {}", strings(history->items),
                             strings(history->rec_items), list(torch::tensor(sc, torch::kDouble)));
+    if (!history->evidence.empty())
+      hist_json += fmt::format(", \"evidence\": {}, \"evidence_weights\": {}", strings(history->evidence),
+                               list(torch::tensor(history->evidence_weights, torch::kDouble)));
   }
   const fs::path cases = fs::path(dir) / "cases.json";
   std::ofstream(cases) << fmt::format("{{\"users\": {}, \"items\": {}, \"scores\": {}, \"rec_users\": {}, \"k\": {}, "

@@ -67,10 +67,15 @@ torch::jit::Module check_export_roundtrip(rzoo::RecommenderImpl& model, const rz
 struct HistoryCase {
   std::vector<std::string> items, rec_items;
   std::vector<double> rec_scores;
+  // Models that explain: the evidence for rec_items[0] after `items` (names, weights), top 3.
+  std::vector<std::string> evidence;
+  std::vector<double> evidence_weights;
 };
 // Sequential models: the user's window; models that fold in (folds_in()): the user's items of
 // `data`, as a new user's history. recommend_history of the export must give the C++ model's
-// ranking (score_history / score_fold_in), unknown ids must be named or skipped.
+// ranking (score_history / score_fold_in), unknown ids must be named or skipped. Models that
+// explain: the export's explain_history and explain (the user's known items are the same
+// history) must give the C++ model's evidence for the first recommended item, top 3.
 HistoryCase check_history_serving(rzoo::RecommenderImpl& model, torch::jit::Module& jm, const rzoo::Dataset& data,
                                   int64_t user, int64_t k);
 

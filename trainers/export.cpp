@@ -159,6 +159,42 @@ def recommend_history(self, items: List[str], k: int, skip_unknown: bool = False
     return out_items, out_scores
 )PY";
 
+// Added for models that explain (ScriptExport::explain_kind): the evidence behind an item's
+// score, for a known user (from the user's known items, the history recommend() masks) or for a
+// history of raw item ids; the n strongest, as raw item ids or feature names, with their weights.
+constexpr const char* kExplain = R"PY(
+def _explain_top(self, history: Tensor, item: str, n: int) -> Tuple[List[str], List[float]]:
+    assert n >= 1, "explain: n must be >= 1, got " + str(n)
+    i = self.item_index(item)
+    assert i >= 0, "unknown item id '" + item + "' (the model knows " + str(self.n_items) + " items)"
+    assert history.numel() > 0, "explain: the history is empty"
+    s, order = torch.sort(history.long())
+    keep = torch.cat([s.new_ones([1]), (s[1:] != s[:-1]).to(s.dtype)])
+    ev, w = self._explain(s[keep.nonzero().squeeze(1)], i)
+    w = w.double()
+    top = torch.sort(w, descending=True, stable=True)[1][:n]
+    names: List[str] = self.explain_names
+    if self.explain_kind == "items":
+        names = self.item_ids
+    out_ids: List[str] = []
+    out_w: List[float] = []
+    for j in range(top.size(0)):
+        out_ids.append(names[int(ev[int(top[j])])])
+        out_w.append(float(w[int(top[j])]))
+    return out_ids, out_w
+
+def explain(self, user: str, item: str, n: int) -> Tuple[List[str], List[float]]:
+    u = self.user_index(user)
+    assert u >= 0, "unknown user id '" + user + "' (the model knows " + str(self.n_users) + " users)"
+    s = int(self.seen_indptr[u])
+    e = int(self.seen_indptr[u + 1])
+    assert e > s, "user '" + user + "' has no known items to explain from"
+    return self._explain_top(self.seen_indices[s:e], item, n)
+
+def explain_history(self, items: List[str], item: str, n: int, skip_unknown: bool = False) -> Tuple[List[str], List[float]]:
+    return self._explain_top(self.history_indices(items, skip_unknown), item, n)
+)PY";
+
 c10::List<std::string> string_list(const std::vector<std::string>& v) {
   c10::List<std::string> l;
   l.reserve(v.size());
@@ -200,7 +236,7 @@ void export_model(const RecommenderImpl& model, const ExportInputs& in, const st
   // The exporter's own attributes: a model tensor of the same name would be silently replaced.
   static const std::vector<std::string> reserved = {"seen_indptr", "seen_indices", "popularity", "model_name", "n_users",
                                                     "n_items",     "user_ids",     "item_ids",   "item_titles", "user_map",
-                                                    "item_map",    "history_len"};
+                                                    "item_map",    "history_len",  "explain_kind", "explain_names"};
   for (auto& [name, t] : parts.tensors) {
     if (std::find(reserved.begin(), reserved.end(), name) != reserved.end())
       fail("export of model '{}': its tensor '{}' has a name the exporter reserves", model.name(), name);
@@ -225,16 +261,22 @@ void export_model(const RecommenderImpl& model, const ExportInputs& in, const st
   m.register_attribute("item_map", dict_type, index_map(d.items.raws()));
   // 0: the model ranks from a user index only (no recommend_history).
   m.register_attribute("history_len", c10::IntType::get(), parts.history_len);
+  // "": the model does not explain (no explain methods); "items" or "features" (explain_names).
+  if (!parts.explain_kind.empty() && parts.explain_kind != "items" && parts.explain_kind != "features")
+    fail("export of model '{}': explain kind '{}' is neither 'items' nor 'features'", model.name(), parts.explain_kind);
+  m.register_attribute("explain_kind", c10::StringType::get(), parts.explain_kind);
+  m.register_attribute("explain_names", c10::ListType::ofStrings(), string_list(parts.explain_features));
   try {
     m.define(parts.code);
     m.define(kWrapper);
     if (parts.history_len > 0 && parts.fold_in)
       fail("export of model '{}': it sets both history_len and fold_in", model.name());
+    if (parts.history_len > 0 || parts.fold_in || !parts.explain_kind.empty()) m.define(kHistoryWrapper);
     if (parts.history_len > 0 || parts.fold_in) {
-      m.define(kHistoryWrapper);
       m.define(parts.fold_in ? kFoldInScore : kSequenceScore);
       m.define(kRecommendHistory);
     }
+    if (!parts.explain_kind.empty()) m.define(kExplain);
   } catch (const std::exception& e) {  // torch::jit::ErrorReport or c10::Error
     fail("export of model '{}': its TorchScript does not compile: {}", model.name(), e.what());
   }

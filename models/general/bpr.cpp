@@ -148,6 +148,7 @@ at::Tensor BPRImpl::score_fold_in(const at::Tensor& items) {
 ScriptExport BPRImpl::script_export() const {
   ScriptExport e;
   e.fold_in = true;
+  e.explain_kind = "items";
   LinearFoldIn f;
   f.pairwise = true;
   f.neg_per_pos = neg_per_pos_;
@@ -167,7 +168,10 @@ def _score_fold_in(self, items: Tensor) -> Tensor:
     q = self.item_emb.double()
     u = self._fold_in_vector(q, torch.zeros([q.size(0)], dtype=q.dtype), items)
     return torch.mv(q, u).float()
-)" + fold_in_linear_script(f);
+
+def _explain(self, items: Tensor, item: int) -> Tuple[Tensor, Tensor]:
+    return self._explain_cosine(self.item_emb, items, item)
+)" + fold_in_linear_script(f) + kExplainCosineScript;
   return e;
 }
 

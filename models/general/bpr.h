@@ -20,6 +20,7 @@
 #include <torch/arg.h>
 #include <torch/nn/modules/embedding.h>
 
+#include "models/general/fold_in_linear.h"
 #include "models/recommender.h"
 
 namespace rzoo {
@@ -45,6 +46,11 @@ class BPRImpl : public RecommenderImpl {
   double per_sample_sgd(const Batch& batch, double lr) override;
   bool folds_in() const override { return true; }
   at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
+  // Explanation: the history items closest to the item, by cosine of their item factors.
+  std::string explain_kind() const override { return "items"; }
+  std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override {
+    return explain_by_item_cosine(item_emb->weight, items, item);
+  }
 
   BPROptions options;
   torch::nn::Embedding user_emb{nullptr};  // [U, D]

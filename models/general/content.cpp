@@ -165,9 +165,21 @@ at::Tensor ContentImpl::score_fold_in(const at::Tensor& items) {
   return torch::matmul(item_vec_, p);  // [I]
 }
 
+std::pair<at::Tensor, at::Tensor> ContentImpl::explain(const at::Tensor& items, int64_t item) {
+  torch::NoGradGuard no_grad;
+  const auto v = item_vec_.to(torch::kCPU);
+  auto p = v.index_select(0, items.to(torch::kCPU, torch::kLong)).sum(0);  // [T]
+  p = p / p.norm().clamp_min(1e-12);
+  const auto c = v[item] * p;                      // [T]: each feature's share of the cosine
+  const auto nz = torch::nonzero(c).reshape({-1});  // the shared features only
+  return {nz, c.index_select(0, nz).to(torch::kDouble)};
+}
+
 ScriptExport ContentImpl::script_export() const {
   ScriptExport e;
   e.fold_in = true;
+  e.explain_kind = "features";
+  e.explain_features = vocab;
   e.tensors = {{"item_vec", item_vec_.detach().to(torch::kCPU).clone()}, {"user_vec", user_vec_.detach().to(torch::kCPU).clone()}};
   e.code = R"PY(
 def _score(self, users: Tensor, items: Tensor) -> Tensor:
@@ -180,6 +192,13 @@ def _score_fold_in(self, items: Tensor) -> Tensor:
     p = self.item_vec.index_select(0, items).sum(0)
     p = p / p.norm().clamp_min(1e-12)
     return torch.matmul(self.item_vec, p)
+
+def _explain(self, items: Tensor, item: int) -> Tuple[Tensor, Tensor]:
+    p = self.item_vec.index_select(0, items).sum(0)
+    p = p / p.norm().clamp_min(1e-12)
+    c = self.item_vec[item] * p
+    nz = torch.nonzero(c).reshape([-1])
+    return nz, c.index_select(0, nz).double()
 )PY";
   return e;
 }

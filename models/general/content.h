@@ -38,6 +38,11 @@ class ContentImpl : public RecommenderImpl {
   // With profile: mean, a known user's own items give exactly its trained scores.
   bool folds_in() const override { return true; }
   at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
+  // Explanation by feature: feature t contributes v_i[t] p[t] / |p| (p the history's summed
+  // item vectors): the shared features by TF-IDF weight, adding up to the fold-in cosine.
+  std::string explain_kind() const override { return "features"; }
+  std::vector<std::string> explain_features() const override { return vocab; }
+  std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
   ScriptExport script_export() const override;
 
   ContentOptions options;

@@ -141,9 +141,17 @@ at::Tensor EASEImpl::score_fold_in(const at::Tensor& items) {
   return item_weights.index_select(0, idx).sum(0);  // [I]
 }
 
+std::pair<at::Tensor, at::Tensor> EASEImpl::explain(const at::Tensor& items, int64_t item) {
+  torch::NoGradGuard no_grad;
+  const auto idx = items.to(torch::kCPU, torch::kLong);
+  const auto w = item_weights.index_select(1, torch::tensor({item}, torch::kLong).to(item_weights.device())).squeeze(1);  // [I]
+  return {idx, w.to(torch::kCPU).index_select(0, idx).to(torch::kDouble)};
+}
+
 ScriptExport EASEImpl::script_export() const {
   ScriptExport e;
   e.fold_in = true;
+  e.explain_kind = "items";
   e.tensors = {{"item_weights", item_weights.detach().to(torch::kCPU).clone()},
                {"history_indptr", history_indptr.detach().to(torch::kCPU).clone()},
                {"history_items", history_items.detach().to(torch::kCPU).clone()}};
@@ -170,6 +178,9 @@ def _score_all(self, users: Tensor) -> Tensor:
 
 def _score_fold_in(self, items: Tensor) -> Tensor:
     return self.item_weights.index_select(0, items).sum(0)
+
+def _explain(self, items: Tensor, item: int) -> Tuple[Tensor, Tensor]:
+    return items, self.item_weights[:, item].index_select(0, items).double()
 )PY";
   return e;
 }

@@ -33,6 +33,9 @@ class EASEImpl : public RecommenderImpl {
   // user with those training items gets.
   bool folds_in() const override { return true; }
   at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
+  // Explanation: history item j contributes B[j, i] to item i's score (they add up to it).
+  std::string explain_kind() const override { return "items"; }
+  std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
   ScriptExport script_export() const override;
 
   EASEOptions options;

@@ -131,6 +131,24 @@ at::Tensor fold_in_linear(const LinearFoldIn& f, const at::Tensor& x, const at::
   return u;
 }
 
+std::pair<at::Tensor, at::Tensor> explain_by_item_cosine(const at::Tensor& x_in, const at::Tensor& items, int64_t item) {
+  torch::NoGradGuard no_grad;
+  const auto x = x_in.detach().to(torch::kCPU, torch::kDouble);
+  const auto idx = items.to(torch::kCPU, torch::kLong);
+  const auto q = x[item];
+  const auto f = x.index_select(0, idx);  // [n, D]
+  const auto cos = torch::mv(f, q) / (f.norm(2, 1) * q.norm()).clamp_min(1e-12);
+  return {idx, cos};
+}
+
+const char* const kExplainCosineScript = R"PY(
+def _explain_cosine(self, x_in: Tensor, items: Tensor, item: int) -> Tuple[Tensor, Tensor]:
+    x = x_in.double()
+    q = x[item]
+    f = x.index_select(0, items)
+    return items, torch.mv(f, q) / (f.norm(2, 1) * q.norm()).clamp_min(1e-12)
+)PY";
+
 std::string fold_in_linear_script(const LinearFoldIn& f) {
   // The same steps as fold_in_linear() above, with this model's constants as literals.
   std::string code = R"PY(

@@ -43,6 +43,12 @@ at::Tensor fold_in_linear(const LinearFoldIn& f, const at::Tensor& x, const at::
 at::Tensor fold_in_linear_objective(const LinearFoldIn& f, const at::Tensor& x, const at::Tensor& c,
                                     const at::Tensor& items, const at::Tensor& u);
 
+// Explanation for the factor models (bpr, mf, gmf): the history items closest to `item` in the
+// item-factor space, by cosine of their rows of x [I, D]: (items, cosines) as float64.
+std::pair<at::Tensor, at::Tensor> explain_by_item_cosine(const at::Tensor& x, const at::Tensor& items, int64_t item);
+// Its TorchScript: def _explain_cosine(self, x: Tensor, items: Tensor, item: int) -> Tuple[Tensor, Tensor]
+extern const char* const kExplainCosineScript;
+
 // TorchScript for the export:
 //   def _fold_in_vector(self, x: Tensor, c: Tensor, items: Tensor) -> Tensor   # -> u [D] float64
 // reading the tensors fold_prior_mean and fold_prior_prec (add them with fold_in_tensors).

@@ -482,9 +482,26 @@ at::Tensor IALSImpl::score_fold_in(const at::Tensor& items) {
   return torch::matmul(item_factors, w[0]);  // [I]
 }
 
+std::pair<at::Tensor, at::Tensor> IALSImpl::explain(const at::Tensor& items, int64_t item) {
+  torch::NoGradGuard no_grad;
+  const auto idx = items.to(torch::kCPU, torch::kLong);
+  const auto h = item_factors.detach().to(torch::kCPU);
+  const auto f = h.index_select(0, idx);  // [n, d]
+  const double n = static_cast<double>(idx.numel());
+  double reg = options.l2() * std::pow(n + options.unobserved_weight() * static_cast<double>(n_items_), options.nu());
+  if (reg <= 0.0) reg = options.l2();
+  const double c = 1.0 + options.alpha();
+  // A as score_fold_in's solve builds it; A^-1 h_i once, then c <f_j, A^-1 h_i> per history item.
+  const auto a = torch::matmul(h.t(), h).mul_(options.unobserved_weight()) + reg * torch::eye(h.size(1), h.options()) +
+                 c * torch::matmul(f.t(), f);
+  const auto z = torch::linalg_solve(a, h[item].unsqueeze(1)).squeeze(1);  // [d]
+  return {idx, torch::mv(f, z).mul_(c).to(torch::kDouble)};
+}
+
 ScriptExport IALSImpl::script_export() const {
   ScriptExport e;
   e.fold_in = true;
+  e.explain_kind = "items";
   // alpha0 G = alpha0 H^T H, as the user half-step builds it (in float, like training).
   const auto h = item_factors.detach().to(torch::kCPU);
   e.tensors = {{"user_factors", user_factors.detach().to(torch::kCPU).clone()},
@@ -509,6 +526,15 @@ def _score_fold_in(self, items: Tensor) -> Tensor:
     b = {c:.17g} * f.sum(0)
     w = torch.linalg_solve(a, b.unsqueeze(1)).squeeze(1)
     return torch.matmul(self.item_factors, w)
+
+def _explain(self, items: Tensor, item: int) -> Tuple[Tensor, Tensor]:
+    f = self.item_factors.index_select(0, items)
+    reg = {l2:.17g} * (float(items.size(0)) + {a0:.17g} * {n_items}.0) ** {nu:.17g}
+    if reg <= 0.0:
+        reg = {l2:.17g}
+    a = self.unobserved_gram + reg * torch.eye(f.size(1), dtype=f.dtype) + {c:.17g} * torch.matmul(f.t(), f)
+    z = torch.linalg_solve(a, self.item_factors[item].unsqueeze(1)).squeeze(1)
+    return items, (torch.mv(f, z) * {c:.17g}).double()
 )PY",
                         fmt::arg("l2", options.l2()), fmt::arg("a0", options.unobserved_weight()),
                         fmt::arg("nu", options.nu()), fmt::arg("c", 1.0 + options.alpha()),

@@ -58,6 +58,11 @@ class IALSImpl : public RecommenderImpl {
   // next: close to, not equal to, its trained factors.
   bool folds_in() const override { return true; }
   at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
+  // Explanation (Hu, Koren & Volinsky 2008, section 5): the fold-in vector is w = A^-1 c sum_j h_j
+  // over the history, so item i's score <h_i, w> = sum_j c h_i^T A^-1 h_j: history item j
+  // contributes c h_i^T A^-1 h_j (A the history's user matrix, as in score_fold_in).
+  std::string explain_kind() const override { return "items"; }
+  std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
   ScriptExport script_export() const override;
 
   // One half-step: the exact minimiser of L over the factors of the rows of `m` (users: the

@@ -173,6 +173,11 @@ class KNNImpl : public RecommenderImpl {
   // carries no ratings) refuse.
   bool folds_in() const override { return item_based_ && !rating_; }
   at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
+  // Explanation (ItemKNN, ranking mode): history item j contributes its similarity s_ij from the
+  // kept neighbour lists (row pruning: j among i's k neighbours; column pruning: i in j's list);
+  // the contributions add up to the fold-in score.
+  std::string explain_kind() const override { return folds_in() ? "items" : ""; }
+  std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
   ScriptExport script_export() const override;
 
   bool rating_mode() const { return rating_; }

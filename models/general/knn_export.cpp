@@ -53,6 +53,13 @@ def _score_fold_in(self, items: Tensor) -> Tensor:
     x = torch.zeros(N_ITEMS).double()
     x.index_fill_(0, items, 1.0)
     return (x.index_select(0, self.nbr_index.reshape(-1)).view(N_ITEMS, K_NEIGHBORS) * self.nbr_sim.double()).sum(1).float()
+
+def _explain(self, items: Tensor, item: int) -> Tuple[Tensor, Tensor]:
+    x = torch.zeros(N_ITEMS)
+    x.index_fill_(0, items, 1.0)
+    nb = self.nbr_index[item]
+    hit = torch.nonzero(x.index_select(0, nb) > 0).reshape(-1)
+    return nb.index_select(0, hit), self.nbr_sim[item].index_select(0, hit).double()
 )PY";
 
 constexpr const char* kUserRanking = R"PY(
@@ -102,6 +109,15 @@ def _score_fold_in(self, items: Tensor) -> Tensor:
     out = torch.zeros(N_ITEMS).double()
     out.index_add_(0, owner, x.index_select(0, self.nbr_list) * self.nbr_weight.double())
     return out.float()
+
+def _explain(self, items: Tensor, item: int) -> Tuple[Tensor, Tensor]:
+    x = torch.zeros(N_ITEMS)
+    x.index_fill_(0, items, 1.0)
+    b = int(self.nbr_ptr[item])
+    e = int(self.nbr_ptr[item + 1])
+    seg = self.nbr_list[b:e]
+    hit = torch.nonzero(x.index_select(0, seg) > 0).reshape(-1)
+    return seg.index_select(0, hit), self.nbr_weight[b:e].index_select(0, hit).double()
 )PY";
 
 constexpr const char* kUserColumn = R"PY(
@@ -206,6 +222,7 @@ void replace_all(std::string& s, const std::string& from, const std::string& to)
 ScriptExport KNNImpl::script_export() const {
   ScriptExport e;
   e.fold_in = folds_in();
+  e.explain_kind = explain_kind();
   auto add = [&](const char* name, const at::Tensor& t) { e.tensors.emplace_back(name, t.detach().to(torch::kCPU).clone()); };
   add("train_keys", train_keys);
   add("train_indptr", train_indptr);

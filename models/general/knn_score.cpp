@@ -327,6 +327,25 @@ at::Tensor KNNImpl::score_fold_in(const at::Tensor& items) {
   return (x.index_select(0, nbr_index.reshape({-1})).view({n_items_, k}) * nbr_sim.to(torch::kDouble)).sum(1).to(torch::kFloat);
 }
 
+std::pair<at::Tensor, at::Tensor> KNNImpl::explain(const at::Tensor& items, int64_t item) {
+  if (!folds_in()) return RecommenderImpl::explain(items, item);
+  torch::NoGradGuard no_grad;
+  const auto idx = items.to(torch::kCPU, torch::kLong);
+  auto x = torch::zeros({n_items_}, torch::kBool).index_fill_(0, idx, true);  // the history
+  if (options.prune() == "column") {
+    // `item`'s segment of the transposed lists: the items j whose k-list holds it, with s_ji.
+    const auto ptr = nbr_ptr.to(torch::kCPU);
+    const int64_t b = ptr[item].item<int64_t>(), e = ptr[item + 1].item<int64_t>();
+    const auto seg = nbr_list.to(torch::kCPU).slice(0, b, e), w = nbr_weight.to(torch::kCPU).slice(0, b, e);
+    const auto hit = torch::nonzero(x.index_select(0, seg)).reshape({-1});
+    return {seg.index_select(0, hit), w.index_select(0, hit).to(torch::kDouble)};
+  }
+  // Row pruning: `item`'s k neighbours that are in the history.
+  const auto nb = nbr_index.to(torch::kCPU)[item], w = nbr_sim.to(torch::kCPU)[item];  // [k]
+  const auto hit = torch::nonzero(x.index_select(0, nb)).reshape({-1});
+  return {nb.index_select(0, hit), w.index_select(0, hit).to(torch::kDouble)};
+}
+
 at::Tensor KNNImpl::score_all(const at::Tensor& users_in) {
   const auto users = users_in.to(torch::kCPU, torch::kLong).contiguous();
   TORCH_CHECK(users.dim() == 1, name(), ": score_all needs users [B]");

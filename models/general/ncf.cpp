@@ -367,9 +367,14 @@ at::Tensor GMFImpl::score_fold_in(const at::Tensor& items) {
   return (torch::mv(x, u) + c).to(torch::kFloat);  // [I]
 }
 
+std::pair<at::Tensor, at::Tensor> GMFImpl::explain(const at::Tensor& items, int64_t item) {
+  return explain_by_item_cosine(gmf_item_emb->weight, items, item);
+}
+
 ScriptExport GMFImpl::script_export() const {
   ScriptExport e = NCFBaseImpl::script_export();
   e.fold_in = true;
+  e.explain_kind = "items";
   LinearFoldIn f;
   f.neg_per_pos = neg_per_pos_;
   fit_fold_in_prior(f, gmf_user_emb->weight);
@@ -381,7 +386,10 @@ def _score_fold_in(self, items: Tensor) -> Tensor:
     c = self.predict_b.double().expand([x.size(0)])
     u = self._fold_in_vector(x, c, items)
     return (torch.mv(x, u) + c).float()
-)" + fold_in_linear_script(f);
+
+def _explain(self, items: Tensor, item: int) -> Tuple[Tensor, Tensor]:
+    return self._explain_cosine(self.gmf_item_emb, items, item)
+)" + fold_in_linear_script(f) + kExplainCosineScript;
   return e;
 }
 
@@ -484,6 +492,10 @@ at::Tensor DotMFImpl::score_fold_in(const at::Tensor& items) {
   return (torch::mv(x, u) + c).to(torch::kFloat);  // [I]
 }
 
+std::pair<at::Tensor, at::Tensor> DotMFImpl::explain(const at::Tensor& items, int64_t item) {
+  return explain_by_item_cosine(item_emb->weight, items, item);
+}
+
 at::Tensor DotMFImpl::loss(const Batch& b) {
   TORCH_CHECK(b.labels.defined(), "mf: needs pointwise batches (users, items, labels)");
   const auto p = user_emb(b.users), q = item_emb(b.items);  // [B, D]
@@ -575,6 +587,7 @@ ScriptExport DotMFImpl::script_export() const {
   ScriptExport e;
   const LinearFoldIn f = mf_fold_in(user_emb->weight, user_bias, neg_per_pos_);
   e.fold_in = true;
+  e.explain_kind = "items";
   e.tensors = {{"user_emb", cpu_copy(user_emb->weight)},   {"item_emb", cpu_copy(item_emb->weight)},
                {"user_bias", cpu_copy(user_bias)},         {"item_bias", cpu_copy(item_bias)},
                {"global_bias", cpu_copy(global_bias)},     {"fold_prior_mean", f.prior_mean},
@@ -592,7 +605,10 @@ def _score_fold_in(self, items: Tensor) -> Tensor:
     c = (self.item_bias + self.global_bias).double()
     u = self._fold_in_vector(x, c, items)
     return (torch.mv(x, u) + c).float()
-)" + fold_in_linear_script(f);
+
+def _explain(self, items: Tensor, item: int) -> Tuple[Tensor, Tensor]:
+    return self._explain_cosine(self.item_emb, items, item)
+)" + fold_in_linear_script(f) + kExplainCosineScript;
   return e;
 }
 

@@ -113,6 +113,9 @@ class GMFImpl : public NCFBaseImpl {
   GMFImpl(const ModelContext& ctx, GMFOptions options);
   bool folds_in() const override { return true; }
   at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
+  // Explanation: the history items closest to the item, by cosine of their item embeddings.
+  std::string explain_kind() const override { return "items"; }
+  std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
   ScriptExport script_export() const override;
   GMFOptions options;
 
@@ -160,6 +163,9 @@ class DotMFImpl : public RecommenderImpl {
   double per_sample_sgd(const Batch& batch, double lr) override;
   bool folds_in() const override { return true; }
   at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
+  // Explanation: the history items closest to the item, by cosine of their item embeddings.
+  std::string explain_kind() const override { return "items"; }
+  std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
 
   DotMFOptions options;
   torch::nn::Embedding user_emb{nullptr};  // [U, D]
