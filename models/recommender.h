@@ -103,6 +103,9 @@ class RecommenderImpl : public torch::nn::Module {
   // (a network evaluated per pair: NCF-MLP, NeuMF). Sampled evaluation protocols (100 candidates
   // out of thousands of items) then score the candidate pairs instead of whole rows.
   virtual bool pair_scoring_cheaper() const { return false; }
+  // True when the model scores an item from its side features alone, so an item without training
+  // interactions gets an informative score (content). The hybrid's cold-start blend relies on it.
+  virtual bool scores_cold_items() const { return false; }
   // Plain SGD with one sample per step (train.optimizer sgd, train.batch_size 1, no momentum or
   // weight decay, on the CPU), which through autograd would cost a graph per sample. A model that
   // can apply those steps natively returns true from has_per_sample_sgd(); the trainer then hands

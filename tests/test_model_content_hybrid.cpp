@@ -116,6 +116,33 @@ TEST_CASE("hybrid: weighted blend and reciprocal-rank fusion by hand, sub-models
   CHECK_THROWS_WITH(Hybrid(ModelContext{2, 4, &grad, &d, &s}), Contains("trained by gradient steps"));
 }
 
+TEST_CASE("hybrid: cold_start_threshold moves collaborative weight to content on weakly supported items, by hand", "[models]") {
+  const Dataset d = tiny();
+  Split s;
+  s.train = Csr::from_pairs(2, 4, {0, 1, 1}, {0, 1, 2});
+  s.train_rows = {0, 1, 2};
+  // Item supports n = (1, 1, 1, 0), T = 2: g = (0.5, 0.5, 0.5, 0). pop is collaborative (weight
+  // 0.25 g), content gets 0.75 (1 + (1 - g) 0.25 / 0.75).
+  const Config cfg = make_config("model: {name: hybrid, cold_start_threshold: 2, models: [pop, {name: content, weighting: binary}], weights: [0.25, 0.75]}\n");
+  Hybrid h(ModelContext{2, 4, &cfg, &d, &s});
+  h->fit(s.train);
+  // User 0, candidates 1..3: pop min-max (1, 1, 0), content (1, 0, 0).
+  const auto w = h->score_all(torch::tensor({0}));
+  CHECK(w[0][1].item<float>() == Approx(0.25 * 0.5 + 0.75 * (1.0 + 0.5 / 3.0)));  // = 1.0
+  CHECK(w[0][2].item<float>() == Approx(0.25 * 0.5));                             // plain blend: 0.25
+  CHECK(w[0][3].item<float>() == Approx(0.0));
+  // A cold item (g = 0) is ranked by content alone, with the whole weight: user 1's profile is
+  // (a + 2b + c) / sqrt6 (binary vectors), item 3 = {c}; min-max over candidates {0, 3}, whose
+  // content scores tie: both 0. Use a history instead: {2} = (b + c) / sqrt2 -> item 3: 1/sqrt2.
+  const auto f = h->score_fold_in(torch::tensor({2}, torch::kLong));
+  // content over candidates {0, 1, 3}: (0, 1/2, 1/sqrt2) -> min-max (0, 0.7071, 1); pop (1, 1, 0).
+  CHECK(f[3].item<float>() == Approx(0.75 * (1.0 + 1.0 / 3.0) * 1.0));  // = 1.0: content alone
+  CHECK(f[0].item<float>() == Approx(0.25 * 0.5 * 1.0));
+  // Without a part that scores from features: an error naming the key.
+  const Config bad = make_config("model: {name: hybrid, cold_start_threshold: 2, models: [pop]}\n");
+  CHECK_THROWS_WITH(Hybrid(ModelContext{2, 4, &bad, &d, &s}), Contains("model.cold_start_threshold") && Contains("content") && Contains("pop"));
+}
+
 TEST_CASE("score on many pairs is sliced and equals score_all (ease, content, hybrid)", "[models]") {
   const Config cfg = synthetic_config("ease");
   const Dataset d = load_dataset(cfg);
@@ -137,8 +164,15 @@ TEST_CASE("hybrid: every method exports to TorchScript with the same scores", "[
   const Config base = synthetic_config("hybrid");
   const Dataset d = load_dataset(base);
   const Split s = split_dataset(d, base);
-  for (const std::string extra : {"model.method=rrf", "model.normalize=zscore", "model.normalize=none", "model.normalize=minmax"}) {
-    const Config c = synthetic_config("hybrid", {"model.models=[pop, content, {name: itemknn, neighbors: 20}]", extra});
+  for (const std::string extra : {"model.method=rrf", "model.normalize=zscore", "model.normalize=none", "model.normalize=minmax",
+                                  "model.cold_start_threshold=4", "model.method=rrf model.cold_start_threshold=3"}) {
+    std::vector<std::string> sets = {"model.models=[pop, content, {name: itemknn, neighbors: 20}]"};
+    for (size_t b = 0, e; b < extra.size(); b = e + 1) {  // one or two space-separated assignments
+      e = extra.find(' ', b);
+      if (e == std::string::npos) e = extra.size();
+      sets.push_back(extra.substr(b, e - b));
+    }
+    const Config c = synthetic_config("hybrid", sets);
     Hybrid h(ModelContext{d.n_users(), d.n_items(), &c, &d, &s});
     h->fit(s.train);
     TempDir t;

@@ -30,6 +30,7 @@ class ContentImpl : public RecommenderImpl {
   explicit ContentImpl(const ModelContext& ctx);
   ContentImpl(const ModelContext& ctx, ContentOptions options);
   InputType input_type() const override { return InputType::None; }
+  bool scores_cold_items() const override { return true; }
   void fit(const Csr& train) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]

@@ -51,6 +51,7 @@ HybridImpl::HybridImpl(const ModelContext& ctx) : RecommenderImpl("hybrid", ctx)
   options.normalize(cfg.get_choice("model.normalize", {"minmax", "zscore", "none"}));
   options.rrf_k(cfg.get_double("model.rrf_k", 0.0));
   options.weights(cfg.get_double_list("model.weights"));
+  if (cfg.has("model.cold_start_threshold")) options.cold_start_threshold(cfg.get_double("model.cold_start_threshold", 0.0, 1e12));
   const YAML::Node list = cfg.node("model.models");
   if (!list.IsSequence() || list.size() < 1)
     cfg.bad("model.models", "needs at least one sub-model (e.g. [content, {name: itemknn, neighbors: 50}])");
@@ -72,6 +73,17 @@ HybridImpl::HybridImpl(const ModelContext& ctx) : RecommenderImpl("hybrid", ctx)
   }
   // The users' training items: blending is over the items a user could be recommended, so they
   // are left out of normalisation and ranks (sized from the split, so checkpoints load).
+  if (options.cold_start_threshold() > 0.0) {
+    if (std::none_of(parts_.begin(), parts_.end(), [](const Recommender& m) { return m->scores_cold_items(); }))
+      cfg.bad("model.cold_start_threshold",
+              fmt::format("{} needs a part that scores items from their features (content); the parts are {}",
+                          options.cold_start_threshold(), [&] {
+                            std::string s;
+                            for (const auto& n : part_names_) s += (s.empty() ? "" : ", ") + n;
+                            return s;
+                          }()));
+    support_ = register_buffer("support", torch::ones({n_items_}));
+  }
   const int64_t nnz = ctx.split ? ctx.split->train.nnz() : 0;
   seen_indptr_ = register_buffer("seen_indptr", torch::zeros({n_users_ + 1}, torch::kLong));
   seen_items_ = register_buffer("seen_items", torch::zeros({nnz}, torch::kLong));
@@ -83,6 +95,26 @@ void HybridImpl::fit(const Csr& train) {
   if (seen_items_.numel() != train.nnz()) seen_items_.resize_({train.nnz()});  // built without a split
   seen_indptr_.copy_(torch::tensor(train.indptr, torch::kLong));
   seen_items_.copy_(torch::tensor(train.indices, torch::kLong));
+  if (support_.defined()) {
+    // g_i = min(1, n_i / T).
+    std::vector<float> n(static_cast<size_t>(n_items_), 0.0f);
+    for (const int64_t i : train.indices) n[static_cast<size_t>(i)] += 1.0f;
+    support_.copy_((torch::tensor(n) / options.cold_start_threshold()).clamp_max(1.0).to(support_.device()));
+  }
+}
+
+double HybridImpl::cold_shift() const {
+  double cf = 0.0, content = 0.0;
+  for (size_t m = 0; m < parts_.size(); ++m) (parts_[m]->scores_cold_items() ? content : cf) += options.weights()[m];
+  return content > 0.0 ? cf / content : 0.0;
+}
+
+at::Tensor HybridImpl::term(const at::Tensor& part_in, const at::Tensor& known, size_t m) const {
+  const auto part = part_in.masked_fill(known, 0.0);
+  if (!support_.defined()) return part * options.weights()[m];
+  const auto g = support_.to(part.device()).unsqueeze(0);  // [1, I]
+  if (parts_[m]->scores_cold_items()) return part * ((1.0 - g) * cold_shift() + 1.0) * options.weights()[m];
+  return part * g * options.weights()[m];
 }
 
 at::Tensor HybridImpl::seen(const at::Tensor& users) const {
@@ -139,7 +171,7 @@ at::Tensor HybridImpl::score_all(const at::Tensor& users) {
     const auto part = options.method() == "rrf"
                           ? 1.0 / (ranks(s.masked_fill(known, -std::numeric_limits<double>::infinity())) + options.rrf_k())
                           : normalized(s, known, options.normalize());
-    const auto w = part.masked_fill(known, 0.0) * options.weights()[m];
+    const auto w = term(part, known, m);
     total = total.defined() ? total + w : w;
   }
   return total;
@@ -162,7 +194,7 @@ at::Tensor HybridImpl::score_fold_in(const at::Tensor& items) {
     const auto part = options.method() == "rrf"
                           ? 1.0 / (ranks(s.masked_fill(known, -std::numeric_limits<double>::infinity())) + options.rrf_k())
                           : normalized(s, known, options.normalize());
-    const auto w = part.masked_fill(known, 0.0) * options.weights()[m];
+    const auto w = term(part, known, m);
     total = total.defined() ? total + w : w;
   }
   return total[0];
@@ -193,6 +225,11 @@ ScriptExport HybridImpl::script_export() const {
     else if (options.normalize() == "minmax") part = fmt::format("self._minmax({}, known)", s);
     else if (options.normalize() == "zscore") part = fmt::format("self._zscore({}, known)", s);
     else part = s;
+    if (support_.defined() && parts_[m]->scores_cold_items())
+      return fmt::format("    t{} = ({}).masked_fill(known, 0.0) * ((1.0 - self.support.unsqueeze(0)) * {:.17g} + 1.0) * {:.17g}\n",
+                         m, part, cold_shift(), options.weights()[m]);
+    if (support_.defined())
+      return fmt::format("    t{} = ({}).masked_fill(known, 0.0) * self.support.unsqueeze(0) * {:.17g}\n", m, part, options.weights()[m]);
     return fmt::format("    t{} = ({}).masked_fill(known, 0.0) * {:.17g}\n", m, part, options.weights()[m]);
   };
   for (size_t m = 0; m < parts_.size(); ++m) {
@@ -205,6 +242,7 @@ ScriptExport HybridImpl::script_export() const {
   }
   std::string sum = "t0";
   for (size_t m = 1; m < parts_.size(); ++m) sum += fmt::format(" + t{}", m);
+  if (support_.defined()) e.tensors.emplace_back("support", support_.detach().to(torch::kCPU).clone());
   e.tensors.emplace_back("train_indptr", seen_indptr_.detach().to(torch::kCPU).clone());
   e.tensors.emplace_back("train_items", seen_items_.detach().to(torch::kCPU).clone());
   e.code += R"PY(

@@ -7,6 +7,15 @@
 //
 //   weighted: s(u, i) = sum_m w_m * norm_u(s_m(u, .))[i]   norm: minmax | zscore | none, per user
 //   rrf:      s(u, i) = sum_m w_m / (rrf_k + rank_m(u, i)) rank 1 = the best item of model m
+// Cold start (cold_start_threshold T > 0): the weights depend on the item's support. With n_i the
+// item's training interactions and g_i = min(1, n_i / T), a collaborative part's weight becomes
+// w_m g_i, and a part that scores from item features (scores_cold_items: content) gets
+// w_m (1 + (1 - g_i) W_cf / W_content), W the summed weights of either kind: the weight the
+// collaborative parts lose on a weakly supported item moves to content (support-weighted
+// blending; Burke 2002's "switching" for new items at g_i = 0). Items with n_i >= T get the plain
+// blend, a cold item (n_i = 0) content alone. (Tried and dropped: imputing the collaborative
+// score of a weak item by the part's mean; on ml-latest-small it never lifted a cold item into
+// a top 10.)
 // over the items the user could be recommended: the user's training items are left out of the
 // normalisation statistics and the ranks (they would otherwise dominate min-max and shift every
 // rank), and get 0.
@@ -26,6 +35,7 @@ struct HybridOptions {
   TORCH_ARG(std::vector<double>, weights) = {};  // one per sub-model; [] = equal
   TORCH_ARG(std::string, normalize) = "minmax";  // weighted: minmax | zscore | none
   TORCH_ARG(double, rrf_k) = 60.0;               // rrf: the rank offset (Cormack et al.: 60)
+  TORCH_ARG(double, cold_start_threshold) = 0.0; // T: 0 = off; see the header comment
 };
 
 class HybridImpl : public RecommenderImpl {
@@ -58,6 +68,11 @@ class HybridImpl : public RecommenderImpl {
   at::Tensor seen_indptr_;  // [U + 1] CSR of the users' training items
   at::Tensor seen_items_;   // [nnz]
   at::Tensor seen(const at::Tensor& users) const;  // [B, I] bool
+  // Cold start: g_i [I] (a buffer only when T > 0, so checkpoints of hybrids without it load as
+  // before); part m's term of the blend (weight times its normalised scores [B, I]).
+  at::Tensor support_;
+  at::Tensor term(const at::Tensor& part, const at::Tensor& known, size_t m) const;
+  double cold_shift() const;  // W_cf / W_content
 };
 TORCH_MODULE(Hybrid);
 
