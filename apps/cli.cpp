@@ -175,11 +175,12 @@ stderr counts them.
 --history ranks for a sequence of raw item ids (the most recent last) that need not belong to any
 known user: a new user, a session. The sequential models (sasrec, gru4rec, caser, bert4rec,
 markov) read it as a sequence; content, ease, ials, itemknn (ranking mode), mlp, multdae,
-multvae, pop and svdpp fold it in (EASE: the history's rows of B; ItemKNN: its neighbour
-similarities; content: the history's profile; iALS: the user half-step of training against the
-item factors; the autoencoders and the MLP: one network pass on the history's multi-hot vector;
-SVD++: its implicit part, no trained user vector; Pop: the popular items; a hybrid of such
-models: its blend of theirs). The history's items are not recommended. An unknown item id is an error naming it unless
+multvae, pop, svdpp, bpr, mf and the NCF models fold it in (EASE: the history's rows of B; ItemKNN:
+its neighbour similarities; content: the history's profile; iALS: the user half-step of training
+against the item factors; the autoencoders and the MLP: one network pass on the history's
+multi-hot vector; SVD++: its implicit part, no trained user vector; BPR, MF, GMF, NCF-MLP, NeuMF:
+the user vector that best fits the history under the model's own loss, the rest fixed; Pop: the
+popular items; a hybrid of such models: its blend of theirs). The history's items are not recommended. An unknown item id is an error naming it unless
 --skip-unknown; an empty history is an error.
 --explain prints under each recommended item the evidence behind it, strongest first (--evidence
 N lines, default 3): ItemKNN the history items' similarities to it, EASE their weights B[j, i],

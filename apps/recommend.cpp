@@ -235,7 +235,8 @@ void print_rows(const Args& a, Exported& x, const std::string& header, Json subj
 int recommend_history(const Args& a, Exported& x, int64_t k) {
   if (!x.module.find_method("recommend_history"))
     fail("{}: model '{}' ranks from known users only, not from a history of items (--history needs a model that "
-         "folds in a new user: bpr, content, ease, gmf, hybrid, ials, itemknn, mf, mlp, multdae, multvae, pop, svdpp; or a sequential one: "
+         "folds in a new user: bpr, content, ease, gmf, hybrid, ials, itemknn, mf, mlp, multdae, multvae, ncfmlp, neumf, pop, "
+         "svdpp; or a sequential one: "
          "sasrec, gru4rec, caser, bert4rec, markov)",
          a.model, x.module.attr("model_name").toStringRef());
   const std::vector<std::string> hist = split_history(a.history);

@@ -38,7 +38,7 @@ at::Tensor RecommenderImpl::score_history(const at::Tensor&) {
 
 at::Tensor RecommenderImpl::score_fold_in(const at::Tensor&) {
   TORCH_CHECK(false, "model '", name(), "' cannot fold in a new user's history (its scores need a trained user "
-              "representation); models that can: bpr, content, ease, gmf, ials, itemknn (ranking mode), mf, mlp, multdae, multvae, pop, svdpp, a hybrid of those, and the sequential models "
+              "representation); models that can: bpr, content, ease, gmf, ials, itemknn (ranking mode), mf, mlp, multdae, multvae, ncfmlp, neumf, pop, svdpp, a hybrid of those, and the sequential models "
               "through their own history input");
 }
 

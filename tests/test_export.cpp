@@ -189,12 +189,12 @@ TEST_CASE("export: a sequential model serves a history of raw item ids (recommen
 }
 
 TEST_CASE("export: recommend --history on a model without histories is a clear error", "[export][cli][errors]") {
-  // NCF-MLP ranks from trained user vectors through ReLU layers: no fold-in.
+  // UserKNN ranks from neighbours among the training users: no fold-in.
   TempDir t;
-  const std::string exp = t.write("e.yaml", "dataset: synthetic\nmodel: {name: ncfmlp, layers: [8, 4]}\ntrain: {epochs: 1}\n");
+  const std::string exp = t.write("e.yaml", "dataset: synthetic\nmodel: userknn\n");
   REQUIRE(run_cli("train " + q(exp) + " --config-dir " + q(config_dir()) + " --quiet --set threads=1 --set output_dir=" +
                   q(t.file("runs")) + " --set run_name=m").code == 0);
   REQUIRE(run_cli("export " + q(t.file("runs/m")) + " --out " + q(t.file("m.pt"))).code == 0);
   require_clean_failure(run_cli("recommend --model " + q(t.file("m.pt")) + " --history 1,2"),
-                        "model 'ncfmlp' ranks from known users only");
+                        "model 'userknn' ranks from known users only");
 }

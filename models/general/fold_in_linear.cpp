@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <tuple>
 
 #include "core/error.h"
 
@@ -43,8 +44,8 @@ Problem make_problem(const at::Tensor& x_in, const at::Tensor& c_in, const at::T
   return p;
 }
 
-at::Tensor objective(const LinearFoldIn& f, const Problem& p, const at::Tensor& u) {
-  const auto s = torch::mv(p.x, u) + p.c;  // [I]
+// The objective at u whose scores are s [I].
+at::Tensor objective_s(const LinearFoldIn& f, const Problem& p, const at::Tensor& s, const at::Tensor& u) {
   const auto prior = f.prior_prec.mul((u - f.prior_mean).square()).sum().mul(0.5);
   const int64_t n_h = p.hist.numel(), n_n = p.rest.numel();
   if (f.pairwise) {
@@ -54,6 +55,10 @@ at::Tensor objective(const LinearFoldIn& f, const Problem& p, const at::Tensor& 
   }
   const double wn = n_n > 0 ? f.neg_per_pos * static_cast<double>(n_h) / static_cast<double>(n_n) : 0.0;
   return (p.y * stable_softplus(-s)).sum() + ((1.0 - p.y) * stable_softplus(s)).sum().mul(wn) + prior;
+}
+
+at::Tensor objective(const LinearFoldIn& f, const Problem& p, const at::Tensor& u) {
+  return objective_s(f, p, torch::mv(p.x, u) + p.c, u);
 }
 
 // The objective's gradient and Hessian at u.
@@ -131,6 +136,50 @@ at::Tensor fold_in_linear(const LinearFoldIn& f, const at::Tensor& x, const at::
   return u;
 }
 
+at::Tensor fold_in_objective_at(const LinearFoldIn& f, const FoldInScores& scores, const at::Tensor& items, const at::Tensor& u) {
+  torch::NoGradGuard no_grad;
+  const auto [s, J] = scores(u.to(torch::kDouble));
+  const Problem p = make_problem(J, s - torch::mv(J, u.to(torch::kDouble)), items);
+  return objective_s(f, p, s, u.to(torch::kDouble));
+}
+
+at::Tensor fold_in_gauss_newton(const LinearFoldIn& f, const FoldInScores& scores, const at::Tensor& items) {
+  torch::NoGradGuard no_grad;
+  auto u = f.prior_mean.clone();
+  auto [s, J] = scores(u);
+  TORCH_CHECK(J.dim() == 2 && J.size(1) == u.numel(), "fold-in: the Jacobian is ", J.sizes(), " for ", u.numel(), " dimensions");
+  Problem p = make_problem(J, s - torch::mv(J, u), items);
+  double fu = objective_s(f, p, s, u).item<double>();
+  for (int step = 0; step < kMaxNewtonSteps; ++step) {
+    p.x = J;
+    p.c = s - torch::mv(J, u);  // the scores linearised at u
+    const auto [grad, hess] = newton_terms(f, p, u);
+    const auto delta = torch::linalg_solve(hess, grad.unsqueeze(1)).squeeze(1);
+    double t = 1.0;
+    bool fell = false;
+    at::Tensor next, s_next, j_next;
+    double f_next = fu;
+    for (int k = 0; k < kMaxHalvings; ++k) {
+      next = u - delta * t;
+      std::tie(s_next, j_next) = scores(next);
+      f_next = objective_s(f, p, s_next, next).item<double>();
+      if (f_next <= fu) {
+        fell = true;
+        break;
+      }
+      t *= 0.5;
+    }
+    if (!fell) break;
+    const double moved = (delta * t).abs().max().item<double>();
+    u = next;
+    s = s_next;
+    J = j_next;
+    fu = f_next;
+    if (moved <= 1e-10 * (1.0 + u.abs().max().item<double>())) break;
+  }
+  return u;
+}
+
 std::pair<at::Tensor, at::Tensor> explain_by_item_cosine(const at::Tensor& x_in, const at::Tensor& items, int64_t item) {
   torch::NoGradGuard no_grad;
   const auto x = x_in.detach().to(torch::kCPU, torch::kDouble);
@@ -139,6 +188,48 @@ std::pair<at::Tensor, at::Tensor> explain_by_item_cosine(const at::Tensor& x_in,
   const auto f = x.index_select(0, idx);  // [n, D]
   const auto cos = torch::mv(f, q) / (f.norm(2, 1) * q.norm()).clamp_min(1e-12);
   return {idx, cos};
+}
+
+std::string fold_in_gauss_newton_script() {
+  return fmt::format(R"PY(
+def _fold_in_gn(self, items: Tensor) -> Tensor:
+    u = self.fold_prior_mean.clone()
+    s, jac = self._fold_in_sj(u)
+    y = torch.zeros([s.size(0)], dtype=s.dtype).index_fill_(0, items, 1.0)
+    h = y > 0.5
+    hist = torch.nonzero(h).reshape([-1])
+    rest = torch.nonzero(torch.logical_not(h)).reshape([-1])
+    fu = float(self._fold_in_objective_s(s, y, hist, rest, u))
+    for step in range({steps}):
+        c = s - torch.mv(jac, u)
+        grad, hess = self._fold_in_newton(jac, c, y, hist, rest, u)
+        delta = torch.linalg_solve(hess, grad.unsqueeze(1)).squeeze(1)
+        t = 1.0
+        fell = False
+        nxt = u
+        s_next = s
+        j_next = jac
+        f_next = fu
+        for k in range({halvings}):
+            nxt = u - delta * t
+            s_next, j_next = self._fold_in_sj(nxt)
+            f_next = float(self._fold_in_objective_s(s_next, y, hist, rest, nxt))
+            if f_next <= fu:
+                fell = True
+                break
+            t = t * 0.5
+        if not fell:
+            break
+        moved = float((delta * t).abs().max())
+        u = nxt
+        s = s_next
+        jac = j_next
+        fu = f_next
+        if moved <= 1e-10 * (1.0 + float(u.abs().max())):
+            break
+    return u
+)PY",
+                     fmt::arg("steps", kMaxNewtonSteps), fmt::arg("halvings", kMaxHalvings));
 }
 
 const char* const kExplainCosineScript = R"PY(
@@ -156,7 +247,9 @@ def _fold_in_softplus(self, s: Tensor) -> Tensor:
     return torch.clamp(s, min=0.0) + torch.log1p(torch.exp(-torch.abs(s)))
 
 def _fold_in_objective(self, x: Tensor, c: Tensor, y: Tensor, hist: Tensor, rest: Tensor, u: Tensor) -> Tensor:
-    s = torch.mv(x, u) + c
+    return self._fold_in_objective_s(torch.mv(x, u) + c, y, hist, rest, u)
+
+def _fold_in_objective_s(self, s: Tensor, y: Tensor, hist: Tensor, rest: Tensor, u: Tensor) -> Tensor:
     prior = (self.fold_prior_prec * (u - self.fold_prior_mean) ** 2).sum() * 0.5
     n_h = hist.size(0)
     n_n = rest.size(0)

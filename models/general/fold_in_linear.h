@@ -20,7 +20,9 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <string>
+#include <utility>
 
 namespace rzoo {
 
@@ -39,6 +41,16 @@ void fit_fold_in_prior(LinearFoldIn& f, const at::Tensor& user_vectors);
 // given x [I, D] and c [I] (undefined: 0).
 at::Tensor fold_in_linear(const LinearFoldIn& f, const at::Tensor& x, const at::Tensor& c, const at::Tensor& items);
 
+// Models whose score is not linear in u (ncfmlp, neumf: u passes through ReLU layers): the same
+// MAP objective, minimised by generalised Gauss-Newton. `scores(u)` returns the scores s [I] and
+// their Jacobian J [I, D] at u (float64); each step is the Newton step of the objective with the
+// scores linearised at u (exact gradient, Gauss-Newton Hessian), halved until the objective
+// falls. Deterministic; fold_in_gauss_newton_script() is the TorchScript of the same steps.
+using FoldInScores = std::function<std::pair<at::Tensor, at::Tensor>(const at::Tensor& u)>;
+at::Tensor fold_in_gauss_newton(const LinearFoldIn& f, const FoldInScores& scores, const at::Tensor& items);
+// The objective at u for scores(u) (for tests).
+at::Tensor fold_in_objective_at(const LinearFoldIn& f, const FoldInScores& scores, const at::Tensor& items, const at::Tensor& u);
+
 // The objective fold_in_linear minimises, at u (for tests): a float64 scalar.
 at::Tensor fold_in_linear_objective(const LinearFoldIn& f, const at::Tensor& x, const at::Tensor& c,
                                     const at::Tensor& items, const at::Tensor& u);
@@ -53,5 +65,9 @@ extern const char* const kExplainCosineScript;
 //   def _fold_in_vector(self, x: Tensor, c: Tensor, items: Tensor) -> Tensor   # -> u [D] float64
 // reading the tensors fold_prior_mean and fold_prior_prec (add them with fold_in_tensors).
 std::string fold_in_linear_script(const LinearFoldIn& f);
+// TorchScript of fold_in_gauss_newton (after fold_in_linear_script, whose helpers it uses):
+//   def _fold_in_gn(self, items: Tensor) -> Tensor                              # -> u [D] float64
+// calling the model's def _fold_in_sj(self, u: Tensor) -> Tuple[Tensor, Tensor]  # (s [I], J [I, D])
+std::string fold_in_gauss_newton_script();
 
 }  // namespace rzoo

@@ -182,6 +182,8 @@ DotMFOptions DotMFOptions::from_config(const Config* cfg) {
 NCFBaseImpl::NCFBaseImpl(std::string name, const ModelContext& ctx, int64_t gmf_size, std::vector<int64_t> layers,
                          double init_std)
     : RecommenderImpl(std::move(name), ctx), gmf_size_(gmf_size), layers_(std::move(layers)) {
+  if (ctx.config && ctx.config->has("train.neg_per_pos"))
+    neg_per_pos_ = static_cast<double>(ctx.config->get_int("train.neg_per_pos", 1));
   torch::NoGradGuard no_grad;
   int64_t width = 0;  // of the predict layer's input
   if (gmf_size_ > 0) {
@@ -239,6 +241,68 @@ at::Tensor NCFBaseImpl::score_all(const at::Tensor& users) {
     out = out.defined() ? out + m : m;
   }
   return out + predict->bias;  // [B, I], a fresh tensor
+}
+
+namespace {
+
+at::Tensor f64(const at::Tensor& t) { return t.detach().to(torch::kCPU, torch::kDouble); }
+
+}  // namespace
+
+std::pair<at::Tensor, at::Tensor> NCFBaseImpl::fold_in_scores(const at::Tensor& u) const {
+  torch::NoGradGuard no_grad;
+  const auto head = f64(predict->weight[0]);  // [D + h_{L-1}]
+  auto s = f64(predict->bias).expand({n_items_}).clone();  // [I]
+  std::vector<at::Tensor> jac;
+  if (gmf_size_ > 0) {  // s += <p_g (.) h_g, q_i>: d/dp_g = h_g (.) q_i
+    const auto hg = head.slice(0, 0, gmf_size_), q = f64(gmf_item_emb->weight);
+    s += torch::mv(q, u.slice(0, 0, gmf_size_) * hg);
+    jac.push_back(q * hg.unsqueeze(0));
+  }
+  if (!layers_.empty()) {
+    const int64_t half = layers_[0] / 2;
+    const auto hm = head.slice(0, gmf_size_), q = f64(mlp_item_emb->weight), pm = u.slice(0, gmf_size_, gmf_size_ + half);
+    if (mlp.empty()) {  // predict reads [p; q]: linear
+      s += torch::mv(q, hm.slice(0, half)) + torch::dot(pm, hm.slice(0, 0, half));
+      jac.push_back(hm.slice(0, 0, half).unsqueeze(0).expand({n_items_, half}));
+    } else {
+      // Forward over every item: z_1 = W_u p + W_i q_i + b_1, a_j = ReLU(z_j), s += h_m^T a_L.
+      const auto w0 = f64(mlp[0]->weight);
+      std::vector<at::Tensor> z;
+      z.push_back(torch::mm(q, w0.slice(1, half).t()) + (torch::mv(w0.slice(1, 0, half), pm) + f64(mlp[0]->bias)).unsqueeze(0));
+      auto a = torch::relu(z.back());
+      for (size_t j = 1; j < mlp.size(); ++j) {
+        z.push_back(torch::mm(a, f64(mlp[j]->weight).t()) + f64(mlp[j]->bias));
+        a = torch::relu(z.back());
+      }
+      s += torch::mv(a, hm);
+      // Backward to p, one row per item: g = h_m (.) [z_L > 0], g <- (g W_j) (.) [z_{j-1} > 0], J = g W_u.
+      auto g = hm.unsqueeze(0) * z.back().gt(0).to(torch::kDouble);  // [I, h_L]
+      for (size_t j = mlp.size() - 1; j >= 1; --j) g = torch::mm(g, f64(mlp[j]->weight)) * z[j - 1].gt(0).to(torch::kDouble);
+      jac.push_back(torch::mm(g, w0.slice(1, 0, half)));  // [I, h_0 / 2]
+    }
+  }
+  return {s, jac.size() == 1 ? jac[0] : torch::cat(jac, 1)};
+}
+
+namespace {
+
+LinearFoldIn ncf_fold_in(const NCFBaseImpl& m, double neg_per_pos) {
+  LinearFoldIn f;
+  f.neg_per_pos = neg_per_pos;
+  std::vector<at::Tensor> users;
+  if (m.gmf_user_emb) users.push_back(m.gmf_user_emb->weight.detach());
+  if (m.mlp_user_emb) users.push_back(m.mlp_user_emb->weight.detach());
+  fit_fold_in_prior(f, users.size() == 1 ? users[0] : torch::cat(users, 1));
+  return f;
+}
+
+}  // namespace
+
+at::Tensor NCFBaseImpl::score_fold_in(const at::Tensor& items) {
+  const LinearFoldIn f = ncf_fold_in(*this, neg_per_pos_);
+  const auto u = fold_in_gauss_newton(f, [this](const at::Tensor& v) { return fold_in_scores(v); }, items);
+  return fold_in_scores(u).first.to(torch::kFloat);  // [I]
 }
 
 int64_t NCFBaseImpl::users_per_chunk() const {
@@ -333,6 +397,40 @@ ScriptExport NCFBaseImpl::script_export() const {
   if (has_mlp && has_gmf) code += fmt::format("    out = out + self._mlp_all(users, self.predict_w[{}:])\n", gmf_size_);
   else if (has_mlp) code += "    out = self._mlp_all(users, self.predict_w)\n";
   code += "    return out + self.predict_b\n";
+  if (has_mlp) {
+    // Fold-in by Gauss-Newton: fold_in_scores() as TorchScript (layers unrolled), then the solver.
+    e.fold_in = true;
+    const LinearFoldIn f = ncf_fold_in(*this, neg_per_pos_);
+    e.tensors.emplace_back("fold_prior_mean", f.prior_mean);
+    e.tensors.emplace_back("fold_prior_prec", f.prior_prec);
+    const int64_t half = layers_[0] / 2, D = gmf_size_;
+    code += fmt::format("\ndef _fold_in_sj(self, u: Tensor) -> Tuple[Tensor, Tensor]:\n"
+                        "    head = self.predict_w.double()\n"
+                        "    s = self.predict_b.double().expand([{}]).clone()\n"
+                        "    js: List[Tensor] = []\n", n_items_);
+    if (has_gmf)
+      code += fmt::format("    hg = head[:{0}]\n    qg = self.gmf_item_emb.double()\n"
+                          "    s = s + torch.mv(qg, u[:{0}] * hg)\n    js.append(qg * hg.unsqueeze(0))\n", D);
+    code += fmt::format("    hm = head[{0}:]\n    q = self.mlp_item_emb.double()\n    pm = u[{0}:{1}]\n", D, D + half);
+    if (mlp.empty()) {
+      code += fmt::format("    s = s + torch.mv(q, hm[{0}:]) + torch.dot(pm, hm[:{0}])\n"
+                          "    js.append(hm[:{0}].unsqueeze(0).expand([{1}, {0}]))\n", half, n_items_);
+    } else {
+      code += fmt::format("    w0 = self.mlp_w0.double()\n"
+                          "    z0 = torch.mm(q, w0[:, {0}:].t()) + (torch.mv(w0[:, :{0}], pm) + self.mlp_b0.double()).unsqueeze(0)\n"
+                          "    a = torch.relu(z0)\n", half);
+      for (size_t j = 1; j < mlp.size(); ++j)
+        code += fmt::format("    z{0} = torch.mm(a, self.mlp_w{0}.double().t()) + self.mlp_b{0}.double()\n    a = torch.relu(z{0})\n", j);
+      code += fmt::format("    s = s + torch.mv(a, hm)\n    g = hm.unsqueeze(0) * (z{} > 0).double()\n", mlp.size() - 1);
+      for (size_t j = mlp.size() - 1; j >= 1; --j)
+        code += fmt::format("    g = torch.mm(g, self.mlp_w{}.double()) * (z{} > 0).double()\n", j, j - 1);
+      code += fmt::format("    js.append(torch.mm(g, w0[:, :{}]))\n", half);
+    }
+    code += "    return s, torch.cat(js, 1)\n"
+            "\ndef _score_fold_in(self, items: Tensor) -> Tensor:\n"
+            "    return self._fold_in_sj(self._fold_in_gn(items))[0].float()\n" +
+            fold_in_linear_script(f) + fold_in_gauss_newton_script();
+  }
   e.code = code;
   return e;
 }
@@ -342,10 +440,7 @@ ScriptExport NCFBaseImpl::script_export() const {
 GMFImpl::GMFImpl(const ModelContext& ctx) : GMFImpl(ctx, GMFOptions::from_config(ctx.config)) {}
 
 GMFImpl::GMFImpl(const ModelContext& ctx, GMFOptions opts)
-    : NCFBaseImpl("gmf", ctx, checked(opts).embedding_size(), {}, opts.init_std()), options(std::move(opts)) {
-  if (ctx.config && ctx.config->has("train.neg_per_pos"))
-    neg_per_pos_ = static_cast<double>(ctx.config->get_int("train.neg_per_pos", 1));
-}
+    : NCFBaseImpl("gmf", ctx, checked(opts).embedding_size(), {}, opts.init_std()), options(std::move(opts)) {}
 
 namespace {
 

@@ -17,10 +17,12 @@
 //                                 (D = 0 for ncfmlp, no MLP width for gmf)
 //   mf: user_emb, item_emb [U, D], [I, D]; user_bias [U], item_bias [I], global_bias [1].
 //
-// Fold-in (a new user's history, folds_in): gmf and mf are linear in the user's vector, so the
-// new vector is the MAP estimate under the expected pointwise loss with the item side fixed and
-// a Gaussian prior fitted to the trained user vectors (fold_in_linear.h; mf fits the user bias
-// with it). ncfmlp and neumf pass the user vector through ReLU layers: they refuse by name.
+// Fold-in (a new user's history, folds_in): the new user's embeddings are the MAP estimate under
+// the expected pointwise loss with the item side and the network fixed, and a Gaussian prior
+// fitted to the trained user vectors (fold_in_linear.h). gmf and mf are linear in the user's
+// vector (Newton; mf fits the user bias with it); ncfmlp and neumf pass it through ReLU layers
+// (generalised Gauss-Newton with the scores' Jacobian, from the prior mean: a local optimum of a
+// non-convex objective, deterministic).
 #pragma once
 #include <torch/arg.h>
 #include <torch/nn/modules/embedding.h>
@@ -85,6 +87,12 @@ class NCFBaseImpl : public RecommenderImpl {
   // With hidden MLP layers, a (user, item) pair costs a pass through the tower: scoring only a
   // sampled protocol's candidates beats scoring every item.
   bool pair_scoring_cheaper() const override { return !mlp.empty(); }
+  // Fold-in by Gauss-Newton (GMF overrides it with the linear solve).
+  bool folds_in() const override { return true; }
+  at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
+  // The scores of every item for a user vector u = [p_gmf; p_mlp] (float64) and their Jacobian
+  // d s / d u: s [I], J [I, D_u].
+  std::pair<at::Tensor, at::Tensor> fold_in_scores(const at::Tensor& u) const;
 
   torch::nn::Embedding gmf_user_emb{nullptr}, gmf_item_emb{nullptr};  // [U, D], [I, D]; null without GMF part
   torch::nn::Embedding mlp_user_emb{nullptr}, mlp_item_emb{nullptr};  // [U, layers[0]/2], [I, layers[0]/2]
@@ -100,6 +108,7 @@ class NCFBaseImpl : public RecommenderImpl {
 
   int64_t gmf_size_;
   std::vector<int64_t> layers_;
+  double neg_per_pos_ = 1.0;  // the run's train.neg_per_pos: fold-in's expected loss
 
  private:
   at::Tensor mlp_score_all(const at::Tensor& users, const at::Tensor& head);  // [B, I]
@@ -118,9 +127,6 @@ class GMFImpl : public NCFBaseImpl {
   std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
   ScriptExport script_export() const override;
   GMFOptions options;
-
- private:
-  double neg_per_pos_ = 1.0;  // the run's train.neg_per_pos: fold-in's expected loss
 };
 TORCH_MODULE(GMF);
 
