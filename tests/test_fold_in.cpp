@@ -368,7 +368,7 @@ TEST_CASE("fold-in: NeuMF and NCF-MLP by Gauss-Newton: exact Jacobian, a station
     if (m->gmf_user_emb) users.push_back(m->gmf_user_emb->weight);
     users.push_back(m->mlp_user_emb->weight);
     fit_fold_in_prior(f, torch::cat(users, 1));
-    const auto fn = [m](const at::Tensor& v) { return m->fold_in_scores(v); };
+    const auto fn = [m](const at::Tensor& v, bool jac) { return m->fold_in_scores(v, jac); };
     const auto hist = items_of(train, user);
     const auto u = fold_in_gauss_newton(f, fn, hist);
     const double f0 = fold_in_linear_objective_or(f, fn, hist, u);
@@ -382,7 +382,7 @@ TEST_CASE("fold-in: NeuMF and NCF-MLP by Gauss-Newton: exact Jacobian, a station
     } else {
       CHECK(f0 < fold_in_linear_objective_or(f, fn, hist, f.prior_mean) - 1.0);
     }
-    CHECK(torch::allclose(m->score_fold_in(hist), fn(u).first.to(torch::kFloat)));
+    CHECK(torch::allclose(m->score_fold_in(hist), fn(u, false).first.to(torch::kFloat)));
     // Against the trained users: top-5 agreement, tolerance 60% (measured 2026-12-04: NeuMF and
     // NCF-MLP with two hidden layers 70%, NCF-MLP without hidden layers 100%).
     int agree = 0, total = 0;

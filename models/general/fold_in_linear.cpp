@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <tuple>
 
 #include "core/error.h"
@@ -138,7 +139,7 @@ at::Tensor fold_in_linear(const LinearFoldIn& f, const at::Tensor& x, const at::
 
 at::Tensor fold_in_objective_at(const LinearFoldIn& f, const FoldInScores& scores, const at::Tensor& items, const at::Tensor& u) {
   torch::NoGradGuard no_grad;
-  const auto [s, J] = scores(u.to(torch::kDouble));
+  const auto [s, J] = scores(u.to(torch::kDouble), true);
   const Problem p = make_problem(J, s - torch::mv(J, u.to(torch::kDouble)), items);
   return objective_s(f, p, s, u.to(torch::kDouble));
 }
@@ -146,7 +147,7 @@ at::Tensor fold_in_objective_at(const LinearFoldIn& f, const FoldInScores& score
 at::Tensor fold_in_gauss_newton(const LinearFoldIn& f, const FoldInScores& scores, const at::Tensor& items) {
   torch::NoGradGuard no_grad;
   auto u = f.prior_mean.clone();
-  auto [s, J] = scores(u);
+  auto [s, J] = scores(u, true);
   TORCH_CHECK(J.dim() == 2 && J.size(1) == u.numel(), "fold-in: the Jacobian is ", J.sizes(), " for ", u.numel(), " dimensions");
   Problem p = make_problem(J, s - torch::mv(J, u), items);
   double fu = objective_s(f, p, s, u).item<double>();
@@ -157,11 +158,11 @@ at::Tensor fold_in_gauss_newton(const LinearFoldIn& f, const FoldInScores& score
     const auto delta = torch::linalg_solve(hess, grad.unsqueeze(1)).squeeze(1);
     double t = 1.0;
     bool fell = false;
-    at::Tensor next, s_next, j_next;
+    at::Tensor next, s_next;
     double f_next = fu;
     for (int k = 0; k < kMaxHalvings; ++k) {
       next = u - delta * t;
-      std::tie(s_next, j_next) = scores(next);
+      s_next = scores(next, false).first;
       f_next = objective_s(f, p, s_next, next).item<double>();
       if (f_next <= fu) {
         fell = true;
@@ -171,11 +172,11 @@ at::Tensor fold_in_gauss_newton(const LinearFoldIn& f, const FoldInScores& score
     }
     if (!fell) break;
     const double moved = (delta * t).abs().max().item<double>();
+    const double gain = fu - f_next;
     u = next;
-    s = s_next;
-    J = j_next;
     fu = f_next;
-    if (moved <= 1e-10 * (1.0 + u.abs().max().item<double>())) break;
+    if (moved <= 1e-10 * (1.0 + u.abs().max().item<double>()) || gain <= 1e-9 * (1.0 + std::abs(fu))) break;
+    std::tie(s, J) = scores(u, true);
   }
   return u;
 }
@@ -194,7 +195,7 @@ std::string fold_in_gauss_newton_script() {
   return fmt::format(R"PY(
 def _fold_in_gn(self, items: Tensor) -> Tensor:
     u = self.fold_prior_mean.clone()
-    s, jac = self._fold_in_sj(u)
+    s, jac = self._fold_in_sj(u, True)
     y = torch.zeros([s.size(0)], dtype=s.dtype).index_fill_(0, items, 1.0)
     h = y > 0.5
     hist = torch.nonzero(h).reshape([-1])
@@ -207,12 +208,10 @@ def _fold_in_gn(self, items: Tensor) -> Tensor:
         t = 1.0
         fell = False
         nxt = u
-        s_next = s
-        j_next = jac
         f_next = fu
         for k in range({halvings}):
             nxt = u - delta * t
-            s_next, j_next = self._fold_in_sj(nxt)
+            s_next, unused = self._fold_in_sj(nxt, False)
             f_next = float(self._fold_in_objective_s(s_next, y, hist, rest, nxt))
             if f_next <= fu:
                 fell = True
@@ -221,12 +220,12 @@ def _fold_in_gn(self, items: Tensor) -> Tensor:
         if not fell:
             break
         moved = float((delta * t).abs().max())
+        gain = fu - f_next
         u = nxt
-        s = s_next
-        jac = j_next
         fu = f_next
-        if moved <= 1e-10 * (1.0 + float(u.abs().max())):
+        if moved <= 1e-10 * (1.0 + float(u.abs().max())) or gain <= 1e-9 * (1.0 + abs(fu)):
             break
+        s, jac = self._fold_in_sj(u, True)
     return u
 )PY",
                      fmt::arg("steps", kMaxNewtonSteps), fmt::arg("halvings", kMaxHalvings));

@@ -42,11 +42,14 @@ void fit_fold_in_prior(LinearFoldIn& f, const at::Tensor& user_vectors);
 at::Tensor fold_in_linear(const LinearFoldIn& f, const at::Tensor& x, const at::Tensor& c, const at::Tensor& items);
 
 // Models whose score is not linear in u (ncfmlp, neumf: u passes through ReLU layers): the same
-// MAP objective, minimised by generalised Gauss-Newton. `scores(u)` returns the scores s [I] and
-// their Jacobian J [I, D] at u (float64); each step is the Newton step of the objective with the
-// scores linearised at u (exact gradient, Gauss-Newton Hessian), halved until the objective
-// falls. Deterministic; fold_in_gauss_newton_script() is the TorchScript of the same steps.
-using FoldInScores = std::function<std::pair<at::Tensor, at::Tensor>(const at::Tensor& u)>;
+// MAP objective, minimised by generalised Gauss-Newton. `scores(u, jacobian)` returns the scores
+// s [I] and, when `jacobian`, their Jacobian J [I, D] at u (float64; else undefined); each step is
+// the Newton step of the objective with the scores linearised at u (exact gradient, Gauss-Newton
+// Hessian), halved until the objective falls. It stops when a step no longer moves u or no
+// longer lowers the objective by more than 1e-9 of it (on a ReLU kink Gauss-Newton can zigzag
+// with ever smaller gains), after at most 30 steps. Deterministic; fold_in_gauss_newton_script()
+// is the TorchScript of the same steps.
+using FoldInScores = std::function<std::pair<at::Tensor, at::Tensor>(const at::Tensor& u, bool jacobian)>;
 at::Tensor fold_in_gauss_newton(const LinearFoldIn& f, const FoldInScores& scores, const at::Tensor& items);
 // The objective at u for scores(u) (for tests).
 at::Tensor fold_in_objective_at(const LinearFoldIn& f, const FoldInScores& scores, const at::Tensor& items, const at::Tensor& u);
@@ -67,7 +70,8 @@ extern const char* const kExplainCosineScript;
 std::string fold_in_linear_script(const LinearFoldIn& f);
 // TorchScript of fold_in_gauss_newton (after fold_in_linear_script, whose helpers it uses):
 //   def _fold_in_gn(self, items: Tensor) -> Tensor                              # -> u [D] float64
-// calling the model's def _fold_in_sj(self, u: Tensor) -> Tuple[Tensor, Tensor]  # (s [I], J [I, D])
+// calling the model's def _fold_in_sj(self, u: Tensor, jac: bool) -> Tuple[Tensor, Tensor]
+// (s [I], and J [I, D] when jac, else an empty tensor)
 std::string fold_in_gauss_newton_script();
 
 }  // namespace rzoo

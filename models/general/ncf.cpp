@@ -249,7 +249,7 @@ at::Tensor f64(const at::Tensor& t) { return t.detach().to(torch::kCPU, torch::k
 
 }  // namespace
 
-std::pair<at::Tensor, at::Tensor> NCFBaseImpl::fold_in_scores(const at::Tensor& u) const {
+std::pair<at::Tensor, at::Tensor> NCFBaseImpl::fold_in_scores(const at::Tensor& u, bool jacobian) const {
   torch::NoGradGuard no_grad;
   const auto head = f64(predict->weight[0]);  // [D + h_{L-1}]
   auto s = f64(predict->bias).expand({n_items_}).clone();  // [I]
@@ -276,12 +276,14 @@ std::pair<at::Tensor, at::Tensor> NCFBaseImpl::fold_in_scores(const at::Tensor& 
         a = torch::relu(z.back());
       }
       s += torch::mv(a, hm);
+      if (!jacobian) return {s, at::Tensor()};
       // Backward to p, one row per item: g = h_m (.) [z_L > 0], g <- (g W_j) (.) [z_{j-1} > 0], J = g W_u.
       auto g = hm.unsqueeze(0) * z.back().gt(0).to(torch::kDouble);  // [I, h_L]
       for (size_t j = mlp.size() - 1; j >= 1; --j) g = torch::mm(g, f64(mlp[j]->weight)) * z[j - 1].gt(0).to(torch::kDouble);
       jac.push_back(torch::mm(g, w0.slice(1, 0, half)));  // [I, h_0 / 2]
     }
   }
+  if (!jacobian) return {s, at::Tensor()};
   return {s, jac.size() == 1 ? jac[0] : torch::cat(jac, 1)};
 }
 
@@ -301,8 +303,8 @@ LinearFoldIn ncf_fold_in(const NCFBaseImpl& m, double neg_per_pos) {
 
 at::Tensor NCFBaseImpl::score_fold_in(const at::Tensor& items) {
   const LinearFoldIn f = ncf_fold_in(*this, neg_per_pos_);
-  const auto u = fold_in_gauss_newton(f, [this](const at::Tensor& v) { return fold_in_scores(v); }, items);
-  return fold_in_scores(u).first.to(torch::kFloat);  // [I]
+  const auto u = fold_in_gauss_newton(f, [this](const at::Tensor& v, bool jac) { return fold_in_scores(v, jac); }, items);
+  return fold_in_scores(u, false).first.to(torch::kFloat);  // [I]
 }
 
 int64_t NCFBaseImpl::users_per_chunk() const {
@@ -404,7 +406,7 @@ ScriptExport NCFBaseImpl::script_export() const {
     e.tensors.emplace_back("fold_prior_mean", f.prior_mean);
     e.tensors.emplace_back("fold_prior_prec", f.prior_prec);
     const int64_t half = layers_[0] / 2, D = gmf_size_;
-    code += fmt::format("\ndef _fold_in_sj(self, u: Tensor) -> Tuple[Tensor, Tensor]:\n"
+    code += fmt::format("\ndef _fold_in_sj(self, u: Tensor, jac: bool) -> Tuple[Tensor, Tensor]:\n"
                         "    head = self.predict_w.double()\n"
                         "    s = self.predict_b.double().expand([{}]).clone()\n"
                         "    js: List[Tensor] = []\n", n_items_);
@@ -421,14 +423,16 @@ ScriptExport NCFBaseImpl::script_export() const {
                           "    a = torch.relu(z0)\n", half);
       for (size_t j = 1; j < mlp.size(); ++j)
         code += fmt::format("    z{0} = torch.mm(a, self.mlp_w{0}.double().t()) + self.mlp_b{0}.double()\n    a = torch.relu(z{0})\n", j);
-      code += fmt::format("    s = s + torch.mv(a, hm)\n    g = hm.unsqueeze(0) * (z{} > 0).double()\n", mlp.size() - 1);
+      code += fmt::format("    s = s + torch.mv(a, hm)\n    if not jac:\n        return s, torch.zeros([0])\n"
+                          "    g = hm.unsqueeze(0) * (z{} > 0).double()\n", mlp.size() - 1);
       for (size_t j = mlp.size() - 1; j >= 1; --j)
         code += fmt::format("    g = torch.mm(g, self.mlp_w{}.double()) * (z{} > 0).double()\n", j, j - 1);
       code += fmt::format("    js.append(torch.mm(g, w0[:, :{}]))\n", half);
     }
-    code += "    return s, torch.cat(js, 1)\n"
+    code += "    if not jac:\n        return s, torch.zeros([0])\n"
+            "    return s, torch.cat(js, 1)\n"
             "\ndef _score_fold_in(self, items: Tensor) -> Tensor:\n"
-            "    return self._fold_in_sj(self._fold_in_gn(items))[0].float()\n" +
+            "    return self._fold_in_sj(self._fold_in_gn(items), False)[0].float()\n" +
             fold_in_linear_script(f) + fold_in_gauss_newton_script();
   }
   e.code = code;

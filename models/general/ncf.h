@@ -92,7 +92,7 @@ class NCFBaseImpl : public RecommenderImpl {
   at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
   // The scores of every item for a user vector u = [p_gmf; p_mlp] (float64) and their Jacobian
   // d s / d u: s [I], J [I, D_u].
-  std::pair<at::Tensor, at::Tensor> fold_in_scores(const at::Tensor& u) const;
+  std::pair<at::Tensor, at::Tensor> fold_in_scores(const at::Tensor& u, bool jacobian = true) const;
 
   torch::nn::Embedding gmf_user_emb{nullptr}, gmf_item_emb{nullptr};  // [U, D], [I, D]; null without GMF part
   torch::nn::Embedding mlp_user_emb{nullptr}, mlp_item_emb{nullptr};  // [U, layers[0]/2], [I, layers[0]/2]
