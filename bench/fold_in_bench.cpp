@@ -4,13 +4,15 @@
 // et al.'s Mult-VAE terms, here on the run's own users), with the run's evaluation settings.
 // Prints both results side by side and the fold-in time per user.
 //
-// usage: rzoo_bench_fold_in RUN_DIR [RUN_DIR...]
+// usage: rzoo_bench_fold_in RUN_DIR [RUN_DIR...]     (1 thread; RZOO_BENCH_THREADS=N for more)
 #include <torch/torch.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 
 #include "core/log.h"
+#include "core/threads.h"
 #include "datasets/dataset.h"
 #include "models/recommender.h"
 #include "trainers/evaluator.h"
@@ -57,6 +59,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s RUN_DIR [RUN_DIR...]\n", argv[0]);
     return 2;
   }
+  reexec_with_passive_openmp(argv);
+  set_thread_pools(std::getenv("RZOO_BENCH_THREADS") ? std::atoi(std::getenv("RZOO_BENCH_THREADS")) : 1);
   Logger log;
   for (int a = 1; a < argc; ++a) {
     auto run = open_run(argv[a], log);

@@ -284,6 +284,11 @@ TEST_CASE("fold-in: the linear MAP solve minimises its objective, by hand on two
     f.pairwise = pairwise;
     const auto u = fold_in_linear(f, xs, cs, hist);
     CHECK(torch::allclose(u, fold_in_linear(f, xs, cs, torch::tensor({20, 3, 7, 11, 3}, torch::kLong)), 1e-12, 1e-12));
+    // Pairwise terms in slices of history rows (a budget of 30 entries: one row of 26 at a time)
+    // give the same solution.
+    LinearFoldIn sliced = f;
+    sliced.pair_budget = 30;
+    CHECK(torch::allclose(u, fold_in_linear(sliced, xs, cs, hist), 1e-10, 1e-12));
     torch::AutoGradMode grad_on(true);
     auto v = u.clone().requires_grad_(true);
     fold_in_linear_objective(f, xs, cs, hist, v).backward();

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <tuple>
+#include <vector>
 
 #include "core/error.h"
 
@@ -17,6 +18,10 @@ namespace {
 
 constexpr int kMaxNewtonSteps = 30;
 constexpr int kMaxHalvings = 30;
+// History rows per slice of the pairwise terms (LinearFoldIn::pair_budget).
+int64_t pair_rows(const LinearFoldIn& f, int64_t n_n) {
+  return std::max<int64_t>(1, std::max<int64_t>(1, f.pair_budget) / std::max<int64_t>(1, n_n));
+}
 
 // log(1 + exp(s)), stably.
 at::Tensor stable_softplus(const at::Tensor& s) { return s.clamp_min(0.0).add(torch::log1p(torch::exp(-s.abs()))); }
@@ -51,8 +56,13 @@ at::Tensor objective_s(const LinearFoldIn& f, const Problem& p, const at::Tensor
   const int64_t n_h = p.hist.numel(), n_n = p.rest.numel();
   if (f.pairwise) {
     if (n_h == 0 || n_n == 0) return prior;
-    const auto d = s.index_select(0, p.hist).unsqueeze(1) - s.index_select(0, p.rest).unsqueeze(0);  // [n_h, n_N]
-    return stable_softplus(-d).sum().mul(f.neg_per_pos / static_cast<double>(n_n)) + prior;
+    const auto sh = s.index_select(0, p.hist), sn = s.index_select(0, p.rest).unsqueeze(0);
+    auto total = torch::zeros({}, s.options());
+    for (int64_t b = 0, step = pair_rows(f, n_n); b < n_h; b += step) {
+      const auto d = sh.slice(0, b, std::min(n_h, b + step)).unsqueeze(1) - sn;  // [rows, n_N]
+      total += stable_softplus(-d).sum();
+    }
+    return total.mul(f.neg_per_pos / static_cast<double>(n_n)) + prior;
   }
   const double wn = n_n > 0 ? f.neg_per_pos * static_cast<double>(n_h) / static_cast<double>(n_n) : 0.0;
   return (p.y * stable_softplus(-s)).sum() + ((1.0 - p.y) * stable_softplus(s)).sum().mul(wn) + prior;
@@ -72,13 +82,27 @@ std::pair<at::Tensor, at::Tensor> newton_terms(const LinearFoldIn& f, const Prob
     if (n_h == 0 || n_n == 0) return {grad, hess};
     const double wp = f.neg_per_pos / static_cast<double>(n_n);
     const auto xh = p.x.index_select(0, p.hist), xn = p.x.index_select(0, p.rest);  // [n_h, D], [n_N, D]
-    const auto d = s.index_select(0, p.hist).unsqueeze(1) - s.index_select(0, p.rest).unsqueeze(0);
-    const auto a = torch::sigmoid(-d).mul_(wp);                       // -d loss / d d, [n_h, n_N]
-    const auto b = torch::sigmoid(d).mul_(torch::sigmoid(-d)).mul_(wp);  // d2 loss / d d2
-    grad = grad - torch::mv(xh.t(), a.sum(1)) + torch::mv(xn.t(), a.sum(0));
-    const auto cross = torch::mm(xh.t(), torch::mm(b, xn));  // [D, D]
-    hess = hess + torch::mm(xh.t(), xh * b.sum(1).unsqueeze(1)) + torch::mm(xn.t(), xn * b.sum(0).unsqueeze(1)) -
-           cross - cross.t();
+    const auto sh = s.index_select(0, p.hist), sn = s.index_select(0, p.rest).unsqueeze(0);
+    // Per slice of history rows: a = -d loss / d d, b = d2 loss / d d2 ([rows, n_N]); their row
+    // sums per history item, column sums per other item, and the cross term x_h^T b x_N.
+    std::vector<at::Tensor> a_rows, b_rows;
+    auto a_cols = torch::zeros({n_n}, s.options()), b_cols = torch::zeros({n_n}, s.options());
+    auto cross = torch::zeros({p.x.size(1), p.x.size(1)}, s.options());  // [D, D]
+    for (int64_t r = 0, step = pair_rows(f, n_n); r < n_h; r += step) {
+      const int64_t e = std::min(n_h, r + step);
+      const auto d = sh.slice(0, r, e).unsqueeze(1) - sn;
+      const auto a = torch::sigmoid(-d).mul_(wp);
+      const auto b = torch::sigmoid(d).mul_(torch::sigmoid(-d)).mul_(wp);
+      a_rows.push_back(a.sum(1));
+      b_rows.push_back(b.sum(1));
+      a_cols += a.sum(0);
+      b_cols += b.sum(0);
+      cross += torch::mm(xh.slice(0, r, e).t(), torch::mm(b, xn));
+    }
+    const auto a_h = torch::cat(a_rows), b_h = torch::cat(b_rows);
+    grad = grad - torch::mv(xh.t(), a_h) + torch::mv(xn.t(), a_cols);
+    hess = hess + torch::mm(xh.t(), xh * b_h.unsqueeze(1)) + torch::mm(xn.t(), xn * b_cols.unsqueeze(1)) - cross -
+           cross.t();
     return {grad, hess};
   }
   const double wn = n_n > 0 ? f.neg_per_pos * static_cast<double>(n_h) / static_cast<double>(n_n) : 0.0;
@@ -256,10 +280,16 @@ def _fold_in_objective_s(self, s: Tensor, y: Tensor, hist: Tensor, rest: Tensor,
   if (f.pairwise)
     code += fmt::format(R"PY(    if n_h == 0 or n_n == 0:
         return prior
-    d = s.index_select(0, hist).unsqueeze(1) - s.index_select(0, rest).unsqueeze(0)
-    return self._fold_in_softplus(-d).sum() * ({neg:.17g} / float(n_n)) + prior
+    sh = s.index_select(0, hist)
+    sn = s.index_select(0, rest).unsqueeze(0)
+    total = torch.zeros([], dtype=s.dtype)
+    step = max(1, max(1, {budget}) // max(1, n_n))
+    for b in range(0, n_h, step):
+        d = sh[b:min(n_h, b + step)].unsqueeze(1) - sn
+        total = total + self._fold_in_softplus(-d).sum()
+    return total * ({neg:.17g} / float(n_n)) + prior
 )PY",
-                        fmt::arg("neg", f.neg_per_pos));
+                        fmt::arg("neg", f.neg_per_pos), fmt::arg("budget", f.pair_budget));
   else
     code += fmt::format(R"PY(    wn = 0.0
     if n_n > 0:
@@ -281,15 +311,31 @@ def _fold_in_newton(self, x: Tensor, c: Tensor, y: Tensor, hist: Tensor, rest: T
     wp = {neg:.17g} / float(n_n)
     xh = x.index_select(0, hist)
     xn = x.index_select(0, rest)
-    d = s.index_select(0, hist).unsqueeze(1) - s.index_select(0, rest).unsqueeze(0)
-    a = torch.sigmoid(-d) * wp
-    b = torch.sigmoid(d) * torch.sigmoid(-d) * wp
-    grad = grad - torch.mv(xh.t(), a.sum(1)) + torch.mv(xn.t(), a.sum(0))
-    cross = torch.mm(xh.t(), torch.mm(b, xn))
-    hess = hess + torch.mm(xh.t(), xh * b.sum(1).unsqueeze(1)) + torch.mm(xn.t(), xn * b.sum(0).unsqueeze(1)) - cross - cross.t()
+    sh = s.index_select(0, hist)
+    sn = s.index_select(0, rest).unsqueeze(0)
+    a_rows: List[Tensor] = []
+    b_rows: List[Tensor] = []
+    a_cols = torch.zeros([n_n], dtype=s.dtype)
+    b_cols = torch.zeros([n_n], dtype=s.dtype)
+    cross = torch.zeros([x.size(1), x.size(1)], dtype=s.dtype)
+    step = max(1, max(1, {budget}) // max(1, n_n))
+    for r in range(0, n_h, step):
+        e = min(n_h, r + step)
+        d = sh[r:e].unsqueeze(1) - sn
+        a = torch.sigmoid(-d) * wp
+        b = torch.sigmoid(d) * torch.sigmoid(-d) * wp
+        a_rows.append(a.sum(1))
+        b_rows.append(b.sum(1))
+        a_cols = a_cols + a.sum(0)
+        b_cols = b_cols + b.sum(0)
+        cross = cross + torch.mm(xh[r:e].t(), torch.mm(b, xn))
+    a_h = torch.cat(a_rows)
+    b_h = torch.cat(b_rows)
+    grad = grad - torch.mv(xh.t(), a_h) + torch.mv(xn.t(), a_cols)
+    hess = hess + torch.mm(xh.t(), xh * b_h.unsqueeze(1)) + torch.mm(xn.t(), xn * b_cols.unsqueeze(1)) - cross - cross.t()
     return grad, hess
 )PY",
-                        fmt::arg("neg", f.neg_per_pos));
+                        fmt::arg("neg", f.neg_per_pos), fmt::arg("budget", f.pair_budget));
   else
     code += fmt::format(R"PY(    wn = 0.0
     if n_n > 0:

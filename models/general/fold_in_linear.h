@@ -31,6 +31,10 @@ struct LinearFoldIn {
   double neg_per_pos = 1.0;  // train.neg_per_pos of the run
   at::Tensor prior_mean;     // [D] float64
   at::Tensor prior_prec;     // [D] float64: 1 / variance of the trained users' vectors
+  // BPR's pairwise terms are [history, other items] matrices, taken in slices of history rows of
+  // at most this many entries (16 MB per float64 temporary by default): memory stays bounded for
+  // long histories. Tests shrink it.
+  int64_t pair_budget = int64_t{1} << 21;
 };
 
 // The prior of LinearFoldIn from the trained user vectors [U, D] (any float type): their mean and
