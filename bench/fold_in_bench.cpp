@@ -60,10 +60,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   reexec_with_passive_openmp(argv);
-  set_thread_pools(std::getenv("RZOO_BENCH_THREADS") ? std::atoi(std::getenv("RZOO_BENCH_THREADS")) : 1);
+  const int threads = std::getenv("RZOO_BENCH_THREADS") ? std::atoi(std::getenv("RZOO_BENCH_THREADS")) : 1;
   Logger log;
   for (int a = 1; a < argc; ++a) {
     auto run = open_run(argv[a], log);
+    set_thread_pools(threads);  // after open_run, which applies the run's own `threads`
     run->model->to(torch::kCPU);
     run->model->eval();
     torch::NoGradGuard no_grad;
