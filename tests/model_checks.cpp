@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <optional>
+#include <random>
 
 #include <torch/script.h>
 #include <torch/torch.h>
@@ -16,6 +17,32 @@
 #include "trainers/export.h"
 
 namespace rzoo::test {
+
+Dataset tiny_genre_dataset() {
+  Dataset d;
+  for (const char* u : {"u0", "u1"}) d.users.add(u);
+  for (const char* i : {"i0", "i1", "i2", "i3"}) d.items.add(i);
+  d.user = {0, 1, 1};
+  d.item = {0, 1, 2};
+  d.rating = {5, 4, 2};
+  Feature g;
+  g.name = "genres";
+  g.kind = Feature::Kind::TokenSeq;
+  g.vocab = {"a", "b", "c"};
+  g.offsets = {0, 1, 3, 5, 6};
+  g.tokens = {0, 0, 1, 1, 2, 2};
+  d.item_info.features.push_back(g);
+  return d;
+}
+
+Csr grouped_csr(int64_t n_users, int64_t n_items, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::vector<int64_t> rows, cols;
+  for (int64_t u = 0; u < n_users; ++u)
+    for (int64_t i = 0; i < n_items; ++i)
+      if (std::bernoulli_distribution((u % 2) == (i % 2) ? 0.35 : 0.05)(gen)) rows.push_back(u), cols.push_back(i);
+  return Csr::from_pairs(n_users, n_items, rows, cols);
+}
 
 TinyExample make_tiny_example(const std::vector<int64_t>& users, const std::vector<int64_t>& items, int64_t n_users,
                               int64_t n_items, std::vector<float> ratings) {

@@ -41,6 +41,14 @@ struct TinyExample {
 TinyExample make_tiny_example(const std::vector<int64_t>& users, const std::vector<int64_t>& items, int64_t n_users,
                               int64_t n_items, std::vector<float> ratings = {});
 
+// 2 users x 4 items with ratings u0: i0 5; u1: i1 4, i2 2, and one genre feature: item 0 {a},
+// 1 {a, b}, 2 {b, c}, 3 {c} (item 3: nobody's). For the content and hybrid maths tests.
+rzoo::Dataset tiny_genre_dataset();
+
+// n_users x n_items in two taste groups (user u likes items of its parity with probability 0.35,
+// the others 0.05), seeded: structure for fold-in and explanation tests.
+rzoo::Csr grouped_csr(int64_t n_users, int64_t n_items, uint32_t seed);
+
 // One epoch of `batcher` (started with seed 1 and `epoch`): REQUIREs a finite scalar loss for
 // every batch, calls `check` (if set) on each batch, and with `opt` takes an optimizer step per
 // batch (without, the pass runs under NoGradGuard). Returns the mean loss per row; `rows` gets

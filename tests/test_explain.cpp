@@ -26,15 +26,7 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-// 40 users x 30 items in two taste groups, with noise.
-Csr grouped(uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::vector<int64_t> rows, cols;
-  for (int64_t u = 0; u < 40; ++u)
-    for (int64_t i = 0; i < 30; ++i)
-      if (std::bernoulli_distribution((u % 2) == (i % 2) ? 0.35 : 0.05)(gen)) rows.push_back(u), cols.push_back(i);
-  return Csr::from_pairs(40, 30, rows, cols);
-}
+Csr grouped(uint32_t seed) { return grouped_csr(40, 30, seed); }
 
 at::Tensor row_items(const Csr& m, int64_t u) {
   return torch::tensor(std::vector<int64_t>(m.row_begin(u), m.row_end(u)), torch::kLong);
@@ -111,19 +103,7 @@ TEST_CASE("explain: iALS shares are c h_i^T A^-1 h_j (Hu et al. 2008), by hand",
 
 TEST_CASE("explain: content lists the shared features, adding up to the cosine", "[models][explain]") {
   // 4 items; genres: 0 {a}, 1 {a, b}, 2 {b, c}, 3 {c}.
-  Dataset d;
-  for (const char* u : {"u0", "u1"}) d.users.add(u);
-  for (const char* i : {"i0", "i1", "i2", "i3"}) d.items.add(i);
-  d.user = {0, 1, 1};
-  d.item = {0, 1, 2};
-  d.rating = {5, 4, 2};
-  Feature g;
-  g.name = "genres";
-  g.kind = Feature::Kind::TokenSeq;
-  g.vocab = {"a", "b", "c"};
-  g.offsets = {0, 1, 3, 5, 6};
-  g.tokens = {0, 0, 1, 1, 2, 2};
-  d.item_info.features.push_back(g);
+  const Dataset d = tiny_genre_dataset();
   Split s;
   s.train = Csr::from_pairs(2, 4, {0, 1, 1}, {0, 1, 2});
   s.train_rows = {0, 1, 2};

@@ -29,16 +29,7 @@ using Catch::Matchers::Contains;
 namespace {
 
 // 60 users x 40 items with structure (two taste groups) and noise.
-Csr grouped_csr(uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::vector<int64_t> rows, cols;
-  for (int64_t u = 0; u < 60; ++u)
-    for (int64_t i = 0; i < 40; ++i) {
-      const bool same = (u % 2) == (i % 2);
-      if (std::bernoulli_distribution(same ? 0.35 : 0.05)(gen)) rows.push_back(u), cols.push_back(i);
-    }
-  return Csr::from_pairs(60, 40, rows, cols);
-}
+Csr grouped_csr(uint32_t seed) { return rzoo::test::grouped_csr(60, 40, seed); }
 
 at::Tensor items_of(const Csr& m, int64_t u) {
   return torch::tensor(std::vector<int64_t>(m.row_begin(u), m.row_end(u)), torch::kLong);

@@ -19,22 +19,7 @@ using Catch::Matchers::Contains;
 namespace {
 
 // 2 users x 4 items; genres: item 0 {a}, 1 {a, b}, 2 {b, c}, 3 {c} (item 3: nobody's).
-Dataset tiny() {
-  Dataset d;
-  for (const char* u : {"u0", "u1"}) d.users.add(u);
-  for (const char* i : {"i0", "i1", "i2", "i3"}) d.items.add(i);
-  d.user = {0, 1, 1};
-  d.item = {0, 1, 2};
-  d.rating = {5, 4, 2};
-  Feature g;
-  g.name = "genres";
-  g.kind = Feature::Kind::TokenSeq;
-  g.vocab = {"a", "b", "c"};
-  g.offsets = {0, 1, 3, 5, 6};
-  g.tokens = {0, 0, 1, 1, 2, 2};
-  d.item_info.features.push_back(g);
-  return d;
-}
+Dataset tiny() { return tiny_genre_dataset(); }
 
 }  // namespace
 
