@@ -129,47 +129,13 @@ at::Tensor fold_in_linear_objective(const LinearFoldIn& f, const at::Tensor& x, 
   return objective(f, make_problem(x, c, items), u.to(torch::kDouble));
 }
 
-at::Tensor fold_in_linear(const LinearFoldIn& f, const at::Tensor& x, const at::Tensor& c, const at::Tensor& items) {
-  torch::NoGradGuard no_grad;
-  TORCH_CHECK(f.prior_mean.defined() && f.prior_mean.numel() == x.size(1),
-              "fold-in: the prior has ", f.prior_mean.defined() ? f.prior_mean.numel() : 0, " dimensions, the items ", x.size(1));
-  const Problem p = make_problem(x, c, items);
-  auto u = f.prior_mean.clone();
-  double fu = objective(f, p, u).item<double>();
-  for (int step = 0; step < kMaxNewtonSteps; ++step) {
-    const auto [grad, hess] = newton_terms(f, p, u);
-    const auto delta = torch::linalg_solve(hess, grad.unsqueeze(1)).squeeze(1);
-    double t = 1.0;
-    bool fell = false;
-    at::Tensor next;
-    double f_next = fu;
-    for (int k = 0; k < kMaxHalvings; ++k) {
-      next = u - delta * t;
-      f_next = objective(f, p, next).item<double>();
-      if (f_next <= fu) {
-        fell = true;
-        break;
-      }
-      t *= 0.5;
-    }
-    if (!fell) break;
-    const double moved = (delta * t).abs().max().item<double>();
-    u = next;
-    fu = f_next;
-    if (moved <= 1e-10 * (1.0 + u.abs().max().item<double>())) break;
-  }
-  return u;
-}
+namespace {
 
-at::Tensor fold_in_objective_at(const LinearFoldIn& f, const FoldInScores& scores, const at::Tensor& items, const at::Tensor& u) {
-  torch::NoGradGuard no_grad;
-  const auto [s, J] = scores(u.to(torch::kDouble), true);
-  const Problem p = make_problem(J, s - torch::mv(J, u.to(torch::kDouble)), items);
-  return objective_s(f, p, s, u.to(torch::kDouble));
-}
-
-at::Tensor fold_in_gauss_newton(const LinearFoldIn& f, const FoldInScores& scores, const at::Tensor& items) {
-  torch::NoGradGuard no_grad;
+// Newton's method with step halving from the prior mean, shared by the linear and the Gauss-Newton
+// fold-in: `scores(u, jacobian)` gives s and J at u (for a linear model always x u + c and x).
+// Stops when no halving lowers the objective, when a step no longer moves u, or (stop_on_gain) when
+// a step gains at most 1e-9 of the objective.
+at::Tensor newton_with_halving(const LinearFoldIn& f, const FoldInScores& scores, const at::Tensor& items, bool stop_on_gain) {
   auto u = f.prior_mean.clone();
   auto [s, J] = scores(u, true);
   TORCH_CHECK(J.dim() == 2 && J.size(1) == u.numel(), "fold-in: the Jacobian is ", J.sizes(), " for ", u.numel(), " dimensions");
@@ -177,7 +143,7 @@ at::Tensor fold_in_gauss_newton(const LinearFoldIn& f, const FoldInScores& score
   double fu = objective_s(f, p, s, u).item<double>();
   for (int step = 0; step < kMaxNewtonSteps; ++step) {
     p.x = J;
-    p.c = s - torch::mv(J, u);  // the scores linearised at u
+    p.c = s - torch::mv(J, u);  // the scores linearised at u (exact for a linear model)
     const auto [grad, hess] = newton_terms(f, p, u);
     const auto delta = torch::linalg_solve(hess, grad.unsqueeze(1)).squeeze(1);
     double t = 1.0;
@@ -199,10 +165,35 @@ at::Tensor fold_in_gauss_newton(const LinearFoldIn& f, const FoldInScores& score
     const double gain = fu - f_next;
     u = next;
     fu = f_next;
-    if (moved <= 1e-10 * (1.0 + u.abs().max().item<double>()) || gain <= 1e-9 * (1.0 + std::abs(fu))) break;
+    if (moved <= 1e-10 * (1.0 + u.abs().max().item<double>())) break;
+    if (stop_on_gain && gain <= 1e-9 * (1.0 + std::abs(fu))) break;
     std::tie(s, J) = scores(u, true);
   }
   return u;
+}
+
+}  // namespace
+
+at::Tensor fold_in_linear(const LinearFoldIn& f, const at::Tensor& x_in, const at::Tensor& c_in, const at::Tensor& items) {
+  torch::NoGradGuard no_grad;
+  TORCH_CHECK(f.prior_mean.defined() && f.prior_mean.numel() == x_in.size(1),
+              "fold-in: the prior has ", f.prior_mean.defined() ? f.prior_mean.numel() : 0, " dimensions, the items ", x_in.size(1));
+  const Problem base = make_problem(x_in, c_in, items);  // x, c in float64 on the CPU
+  const auto x = base.x, c = base.c;
+  return newton_with_halving(
+      f, [&](const at::Tensor& u, bool) { return std::make_pair(torch::mv(x, u) + c, x); }, items, false);
+}
+
+at::Tensor fold_in_objective_at(const LinearFoldIn& f, const FoldInScores& scores, const at::Tensor& items, const at::Tensor& u) {
+  torch::NoGradGuard no_grad;
+  const auto [s, J] = scores(u.to(torch::kDouble), true);
+  const Problem p = make_problem(J, s - torch::mv(J, u.to(torch::kDouble)), items);
+  return objective_s(f, p, s, u.to(torch::kDouble));
+}
+
+at::Tensor fold_in_gauss_newton(const LinearFoldIn& f, const FoldInScores& scores, const at::Tensor& items) {
+  torch::NoGradGuard no_grad;
+  return newton_with_halving(f, scores, items, true);
 }
 
 std::pair<at::Tensor, at::Tensor> explain_by_item_cosine(const at::Tensor& x_in, const at::Tensor& items, int64_t item) {
