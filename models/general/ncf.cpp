@@ -249,38 +249,52 @@ at::Tensor f64(const at::Tensor& t) { return t.detach().to(torch::kCPU, torch::k
 
 }  // namespace
 
-std::pair<at::Tensor, at::Tensor> NCFBaseImpl::fold_in_scores(const at::Tensor& u, bool jacobian) const {
+NCFBaseImpl::FoldInWeights NCFBaseImpl::fold_in_weights() const {
   torch::NoGradGuard no_grad;
-  const auto head = f64(predict->weight[0]);  // [D + h_{L-1}]
-  auto s = f64(predict->bias).expand({n_items_}).clone();  // [I]
+  FoldInWeights fw;
+  fw.head = f64(predict->weight[0]);  // [D + h_{L-1}]
+  fw.bias = f64(predict->bias);
+  if (gmf_size_ > 0) fw.gmf_items = f64(gmf_item_emb->weight);
+  if (!layers_.empty()) {
+    fw.mlp_items = f64(mlp_item_emb->weight);
+    for (const auto& layer : mlp) fw.w.push_back(f64(layer->weight)), fw.b.push_back(f64(layer->bias));
+    if (!mlp.empty()) fw.item_part = torch::mm(fw.mlp_items, fw.w[0].slice(1, layers_[0] / 2).t()) + fw.b[0].unsqueeze(0);
+  }
+  return fw;
+}
+
+std::pair<at::Tensor, at::Tensor> NCFBaseImpl::fold_in_scores(const at::Tensor& u, bool jacobian, const FoldInWeights& fw) const {
+  torch::NoGradGuard no_grad;
+  const auto& head = fw.head;
+  auto s = fw.bias.expand({n_items_}).clone();  // [I]
   std::vector<at::Tensor> jac;
   if (gmf_size_ > 0) {  // s += <p_g (.) h_g, q_i>: d/dp_g = h_g (.) q_i
-    const auto hg = head.slice(0, 0, gmf_size_), q = f64(gmf_item_emb->weight);
-    s += torch::mv(q, u.slice(0, 0, gmf_size_) * hg);
-    jac.push_back(q * hg.unsqueeze(0));
+    const auto hg = head.slice(0, 0, gmf_size_);
+    s += torch::mv(fw.gmf_items, u.slice(0, 0, gmf_size_) * hg);
+    if (jacobian) jac.push_back(fw.gmf_items * hg.unsqueeze(0));
   }
   if (!layers_.empty()) {
     const int64_t half = layers_[0] / 2;
-    const auto hm = head.slice(0, gmf_size_), q = f64(mlp_item_emb->weight), pm = u.slice(0, gmf_size_, gmf_size_ + half);
+    const auto hm = head.slice(0, gmf_size_), pm = u.slice(0, gmf_size_, gmf_size_ + half);
     if (mlp.empty()) {  // predict reads [p; q]: linear
-      s += torch::mv(q, hm.slice(0, half)) + torch::dot(pm, hm.slice(0, 0, half));
-      jac.push_back(hm.slice(0, 0, half).unsqueeze(0).expand({n_items_, half}));
+      s += torch::mv(fw.mlp_items, hm.slice(0, half)) + torch::dot(pm, hm.slice(0, 0, half));
+      if (jacobian) jac.push_back(hm.slice(0, 0, half).unsqueeze(0).expand({n_items_, half}));
     } else {
-      // Forward over every item: z_1 = W_u p + W_i q_i + b_1, a_j = ReLU(z_j), s += h_m^T a_L.
-      const auto w0 = f64(mlp[0]->weight);
+      // Forward over every item: z_1 = W_u p + (W_i q_i + b_1), a_j = ReLU(z_j), s += h_m^T a_L.
+      const auto w_u = fw.w[0].slice(1, 0, half);
       std::vector<at::Tensor> z;
-      z.push_back(torch::mm(q, w0.slice(1, half).t()) + (torch::mv(w0.slice(1, 0, half), pm) + f64(mlp[0]->bias)).unsqueeze(0));
+      z.push_back(fw.item_part + torch::mv(w_u, pm).unsqueeze(0));
       auto a = torch::relu(z.back());
       for (size_t j = 1; j < mlp.size(); ++j) {
-        z.push_back(torch::mm(a, f64(mlp[j]->weight).t()) + f64(mlp[j]->bias));
+        z.push_back(torch::mm(a, fw.w[j].t()) + fw.b[j]);
         a = torch::relu(z.back());
       }
       s += torch::mv(a, hm);
       if (!jacobian) return {s, at::Tensor()};
       // Backward to p, one row per item: g = h_m (.) [z_L > 0], g <- (g W_j) (.) [z_{j-1} > 0], J = g W_u.
       auto g = hm.unsqueeze(0) * z.back().gt(0).to(torch::kDouble);  // [I, h_L]
-      for (size_t j = mlp.size() - 1; j >= 1; --j) g = torch::mm(g, f64(mlp[j]->weight)) * z[j - 1].gt(0).to(torch::kDouble);
-      jac.push_back(torch::mm(g, w0.slice(1, 0, half)));  // [I, h_0 / 2]
+      for (size_t j = mlp.size() - 1; j >= 1; --j) g = torch::mm(g, fw.w[j]) * z[j - 1].gt(0).to(torch::kDouble);
+      jac.push_back(torch::mm(g, w_u));  // [I, h_0 / 2]
     }
   }
   if (!jacobian) return {s, at::Tensor()};
@@ -303,8 +317,9 @@ LinearFoldIn ncf_fold_in(const NCFBaseImpl& m, double neg_per_pos) {
 
 at::Tensor NCFBaseImpl::score_fold_in(const at::Tensor& items) {
   const LinearFoldIn f = ncf_fold_in(*this, neg_per_pos_);
-  const auto u = fold_in_gauss_newton(f, [this](const at::Tensor& v, bool jac) { return fold_in_scores(v, jac); }, items);
-  return fold_in_scores(u, false).first.to(torch::kFloat);  // [I]
+  const FoldInWeights fw = fold_in_weights();  // once per fold-in
+  const auto u = fold_in_gauss_newton(f, [&](const at::Tensor& v, bool jac) { return fold_in_scores(v, jac, fw); }, items);
+  return fold_in_scores(u, false, fw).first.to(torch::kFloat);  // [I]
 }
 
 int64_t NCFBaseImpl::users_per_chunk() const {
@@ -405,6 +420,7 @@ ScriptExport NCFBaseImpl::script_export() const {
     const LinearFoldIn f = ncf_fold_in(*this, neg_per_pos_);
     e.tensors.emplace_back("fold_prior_mean", f.prior_mean);
     e.tensors.emplace_back("fold_prior_prec", f.prior_prec);
+    if (!mlp.empty()) e.tensors.emplace_back("fold_item_part", fold_in_weights().item_part);  // [I, h_1] float64
     const int64_t half = layers_[0] / 2, D = gmf_size_;
     code += fmt::format("\ndef _fold_in_sj(self, u: Tensor, jac: bool) -> Tuple[Tensor, Tensor]:\n"
                         "    head = self.predict_w.double()\n"
@@ -413,13 +429,13 @@ ScriptExport NCFBaseImpl::script_export() const {
     if (has_gmf)
       code += fmt::format("    hg = head[:{0}]\n    qg = self.gmf_item_emb.double()\n"
                           "    s = s + torch.mv(qg, u[:{0}] * hg)\n    js.append(qg * hg.unsqueeze(0))\n", D);
-    code += fmt::format("    hm = head[{0}:]\n    q = self.mlp_item_emb.double()\n    pm = u[{0}:{1}]\n", D, D + half);
+    code += fmt::format("    hm = head[{0}:]\n    pm = u[{0}:{1}]\n", D, D + half);
     if (mlp.empty()) {
-      code += fmt::format("    s = s + torch.mv(q, hm[{0}:]) + torch.dot(pm, hm[:{0}])\n"
+      code += fmt::format("    q = self.mlp_item_emb.double()\n    s = s + torch.mv(q, hm[{0}:]) + torch.dot(pm, hm[:{0}])\n"
                           "    js.append(hm[:{0}].unsqueeze(0).expand([{1}, {0}]))\n", half, n_items_);
     } else {
       code += fmt::format("    w0 = self.mlp_w0.double()\n"
-                          "    z0 = torch.mm(q, w0[:, {0}:].t()) + (torch.mv(w0[:, :{0}], pm) + self.mlp_b0.double()).unsqueeze(0)\n"
+                          "    z0 = self.fold_item_part + torch.mv(w0[:, :{0}], pm).unsqueeze(0)\n"
                           "    a = torch.relu(z0)\n", half);
       for (size_t j = 1; j < mlp.size(); ++j)
         code += fmt::format("    z{0} = torch.mm(a, self.mlp_w{0}.double().t()) + self.mlp_b{0}.double()\n    a = torch.relu(z{0})\n", j);

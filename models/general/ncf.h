@@ -92,7 +92,18 @@ class NCFBaseImpl : public RecommenderImpl {
   at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
   // The scores of every item for a user vector u = [p_gmf; p_mlp] (float64) and their Jacobian
   // d s / d u: s [I], J [I, D_u].
-  std::pair<at::Tensor, at::Tensor> fold_in_scores(const at::Tensor& u, bool jacobian = true) const;
+  std::pair<at::Tensor, at::Tensor> fold_in_scores(const at::Tensor& u, bool jacobian = true) const {
+    return fold_in_scores(u, jacobian, fold_in_weights());
+  }
+  // What fold_in_scores reads, in float64 on the CPU, made once per fold-in: the predict layer,
+  // the item embeddings, the MLP layers, and the item half of the first MLP layer (W_i q_i + b_1,
+  // [I, h_1]), which does not depend on u.
+  struct FoldInWeights {
+    at::Tensor head, bias, gmf_items, mlp_items, item_part;
+    std::vector<at::Tensor> w, b;
+  };
+  FoldInWeights fold_in_weights() const;
+  std::pair<at::Tensor, at::Tensor> fold_in_scores(const at::Tensor& u, bool jacobian, const FoldInWeights& fw) const;
 
   torch::nn::Embedding gmf_user_emb{nullptr}, gmf_item_emb{nullptr};  // [U, D], [I, D]; null without GMF part
   torch::nn::Embedding mlp_user_emb{nullptr}, mlp_item_emb{nullptr};  // [U, layers[0]/2], [I, layers[0]/2]
