@@ -21,19 +21,19 @@ namespace fs = std::filesystem;
 namespace rzoo::cli {
 namespace {
 
-// -k: a whole number >= 1 (default 10).
-int64_t parse_k(const std::string& text) {
-  if (text.empty()) return 10;
-  int64_t k = 0;
+// -k (default 10) and --evidence (default 3): a whole number >= 1.
+int64_t parse_count(const std::string& text, int64_t fallback, const std::string& flag) {
+  if (text.empty()) return fallback;
+  int64_t n = 0;
   try {
     size_t used = 0;
-    k = std::stoll(text, &used);
+    n = std::stoll(text, &used);
     if (used != text.size()) throw std::invalid_argument(text);
   } catch (const std::exception&) {
-    throw Usage("-k takes a whole number >= 1, got '" + text + "'");
+    throw Usage(flag + " takes a whole number >= 1, got '" + text + "'");
   }
-  if (k < 1) throw Usage("-k takes a whole number >= 1, got '" + text + "'");
-  return k;
+  if (n < 1) throw Usage(flag + " takes a whole number >= 1, got '" + text + "'");
+  return n;
 }
 
 void check_usage(const Args& a) {
@@ -49,21 +49,6 @@ void check_usage(const Args& a) {
   if ((a.explain || a.json) && !a.users_file.empty())
     throw Usage("--explain and --json go with --user or --history (--users-file writes CSV)");
   if (!a.evidence.empty() && !a.explain) throw Usage("--evidence goes with --explain");
-}
-
-// --evidence: a whole number >= 1 (default 3).
-int64_t parse_evidence(const std::string& text) {
-  if (text.empty()) return 3;
-  int64_t n = 0;
-  try {
-    size_t used = 0;
-    n = std::stoll(text, &used);
-    if (used != text.size()) throw std::invalid_argument(text);
-  } catch (const std::exception&) {
-    n = 0;
-  }
-  if (n < 1) throw Usage("--evidence takes a whole number >= 1, got '" + text + "'");
-  return n;
 }
 
 // An exported rzoo model, checked to be one.
@@ -182,7 +167,7 @@ void check_explains(const Args& a, Exported& x) {
 // The evidence of each row: explain(user, item, n) or explain_history(items, item, n).
 void add_evidence(const Args& a, Exported& x, std::vector<Row>& rows, const std::string& user,
                   const c10::List<std::string>* history) {
-  const int64_t n = parse_evidence(a.evidence);
+  const int64_t n = parse_count(a.evidence, 3, "--evidence");
   for (Row& r : rows) {
     const auto out = history ? x.call("explain_history", {*history, r.id, n, a.skip_unknown}).toTuple()
                              : x.call("explain", {user, r.id, n}).toTuple();
@@ -282,7 +267,7 @@ int recommend_history(const Args& a, Exported& x, int64_t k) {
 
 int recommend(const Args& a) {
   check_usage(a);
-  const int64_t k = parse_k(a.k);
+  const int64_t k = parse_count(a.k, 10, "-k");
   if (!a.out.empty()) check_output_path(a.out, "recommend --out");  // before any work
   Exported x = load_exported(a.model);
   if (a.history_given) return recommend_history(a, x, k);
