@@ -13,6 +13,8 @@ commands:
   train --data FILE --model NAME       train on a ratings file (separator, header and columns
                                        inferred and printed) with the defaults; no config needed
   train --resume RUN_DIR               continue an interrupted run from its last checkpoint
+  update RUN_DIR --data FILE           warm-start a finished run on new interactions (new users and
+                                       items added) into a new run folder beside it
   evaluate RUN_DIR                     re-evaluate a finished run's best model on valid and test
   compare CONFIG [--set KEY=VALUE ...] train every model listed under `compare` on one split; one table
   compare --data FILE --models a,b,c   the same for a ratings file, without a config
@@ -93,6 +95,29 @@ on train + validation for the epochs validation chose. Running the same command 
 a study (finished trials are kept, an interrupted one resumes from its last.pt); a study folder
 made by another config is refused unless --force, which moves it aside (DIR.old-N) first.
 Prints one line per finished trial (setting, value, best so far, ETA).
+)";
+  if (command == "update")
+    return R"(usage: rzoo update RUN_DIR --data FILE [--set KEY=VALUE ...] [--out model.pt]
+
+Updates a finished run with new interactions, without retraining from scratch. FILE is read like
+the run's own data (its format, separator and columns: a MovieLens folder's run takes a file of
+its ratings layout); its rows are appended to the run's data as training rows (after the run's
+split, so validation and test stay the run's own), users and items it introduces are numbered
+after the run's. A new run folder beside RUN_DIR (named RUN_DIR-u1, then -u2 for an update of
+that) gets the run's config plus
+  dataset.append: [..., FILE]   (every update's files, in order)
+  train.init_from: RUN_DIR      (the parent: its best.pt starts the model)
+  train.replay: 4               (each epoch: the new pairs plus 4 times as many old ones, drawn once)
+  train.epochs: 20, train.valid_every: 20, train.early_stop.patience: 0
+                                (20 epochs, validated at the end: the run's validation part holds
+                                old interactions, and stopping on it stopped the update early)
+Gradient models continue from the parent's parameters: new users of bpr, mf and gmf start from
+their fold-in (train.init_new_users), other new rows as the model initialises them; closed-form models
+(pop, itemknn, userknn, ease, ials, ...) refit in full on all the training pairs, which is exact,
+and say so. RUN_DIR is only read. --set may change train.*, eval.*, seed, threads, device,
+run_name and output_dir (e.g. --set train.epochs=5 --set train.replay=0.5); dataset.* and model.*
+would change what the update starts from and are refused. --out FILE also exports the updated
+model as TorchScript (as rzoo export does).
 )";
   if (command == "evaluate")
     return R"(usage: rzoo evaluate RUN_DIR [--set eval.KEY=VALUE ...]
@@ -246,7 +271,7 @@ Args parse(int argc, char** argv) {
   app.allow_extras();   // leftovers are reported by check_leftovers, in rzoo's words
   app.require_subcommand(0, 1);
   add_options(app, a, version);
-  for (const char* name : {"train", "evaluate", "compare", "tune", "report", "models", "data", "export", "recommend", "help"}) {
+  for (const char* name : {"train", "update", "evaluate", "compare", "tune", "report", "models", "data", "export", "recommend", "help"}) {
     CLI::App* sub = app.add_subcommand(name);
     // Options after the command belong to the main app; arguments without a dash are the command's.
     sub->fallthrough()->allow_extras();

@@ -160,7 +160,7 @@ void check_explains(const Args& a, Exported& x) {
   if (!x.module.hasattr("explain_kind") || x.module.attr("explain_kind").toStringRef().empty() ||
       !x.module.find_method("explain"))
     fail("{}: model '{}' does not explain its recommendations (--explain needs bpr, content, ease, gmf, ials, itemknn "
-         "in ranking mode or mf; or an export made before rzoo explained: export the run again)",
+         "or userknn in ranking mode, or mf; or an export made before rzoo explained: export the run again)",
          a.model, x.module.attr("model_name").toStringRef());
 }
 
@@ -193,7 +193,7 @@ void print_rows(const Args& a, Exported& x, const std::string& header, Json subj
       if (a.explain) {
         Json ev = Json::array();
         for (const auto& [id, w] : rows[j].evidence) {
-          Json e = {{kind == "items" ? "item" : "feature", id}};
+          Json e = {{kind == "items" ? "item" : kind == "users" ? "user" : "feature", id}};
           if (kind == "items") e["title"] = title_of(x, titles, id);
           e["weight"] = json_number(w);
           ev.push_back(std::move(e));
@@ -211,9 +211,11 @@ void print_rows(const Args& a, Exported& x, const std::string& header, Json subj
     std::cout << fmt::format("{:>4}  {:<12} {:>10.4f}  {}\n", j + 1, rows[j].id, rows[j].score, rows[j].title);
     for (const auto& [id, w] : rows[j].evidence) {
       if (kind == "items") std::cout << fmt::format("        {:>+9.4f}  {:<12} {}\n", w, id, title_of(x, titles, id));
+      else if (kind == "users") std::cout << fmt::format("        {:>+9.4f}  user {}\n", w, id);
       else std::cout << fmt::format("        {:>+9.4f}  {}\n", w, id);
     }
-    if (a.explain && rows[j].evidence.empty() && source == "model") std::cout << "        (no evidence among the history's items)\n";
+    if (a.explain && rows[j].evidence.empty() && source == "model")
+      std::cout << (kind == "users" ? "        (no neighbour has this item)\n" : "        (no evidence among the history's items)\n");
   }
 }
 
@@ -221,7 +223,7 @@ int recommend_history(const Args& a, Exported& x, int64_t k) {
   if (!x.module.find_method("recommend_history"))
     fail("{}: model '{}' ranks from known users only, not from a history of items (--history needs a model that "
          "folds in a new user: bpr, content, ease, gmf, hybrid, ials, itemknn, mf, mlp, multdae, multvae, ncfmlp, neumf, pop, "
-         "svdpp; or a sequential one: "
+         "svdpp, userknn; or a sequential one: "
          "sasrec, gru4rec, caser, bert4rec, markov)",
          a.model, x.module.attr("model_name").toStringRef());
   const std::vector<std::string> hist = split_history(a.history);

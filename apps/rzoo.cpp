@@ -159,6 +159,78 @@ int train(const Args& a, Logger& log) {
   return train_model(cfg, data, new_run_dir(cfg), log, /*resume=*/false, a.allow_empty, pause_at).empty_split ? 3 : 0;
 }
 
+// A YAML double-quoted scalar of `s` (for a --set value).
+std::string yaml_quoted(const std::string& s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\x{:02x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+// rzoo update RUN_DIR --data FILE: the run's config plus the new file, warm-started from the run.
+int update(const Args& a, Logger& log) {
+  if (a.positional.size() != 1) throw Usage("update takes one RUN_DIR (the finished run to update) and --data FILE");
+  if (a.data.empty()) throw Usage("update RUN_DIR needs --data FILE (the new interactions)");
+  if (!a.resume.empty() || !a.model.empty()) throw Usage("update takes RUN_DIR and --data FILE (no --resume, --model)");
+  std::error_code ec;
+  fs::path parent = fs::absolute(a.positional[0], ec).lexically_normal();
+  if (!parent.has_filename()) parent = parent.parent_path();  // "runs/x/" names runs/x
+  if (!fs::is_directory(parent, ec)) fail("{}: no such run folder", a.positional[0]);
+  if (!fs::exists(parent / "config.yaml", ec)) fail("{}: not an rzoo run folder (no config.yaml)", a.positional[0]);
+  if (!fs::exists(parent / "best.pt", ec))
+    fail("{}: the run has no best.pt: it has not finished (rzoo train --resume {} finishes it), so there is no model to "
+         "update", a.positional[0], a.positional[0]);
+  if (!fs::is_regular_file(a.data, ec)) fail("--data {}: no such file", a.data);
+  for (const auto& s : a.sets) {
+    const std::string key = s.substr(0, s.find('='));
+    const std::string top = key.substr(0, key.find('.'));
+    if ((top == "dataset" && key != "dataset.append_valid") || top == "model" || key == "train.init_from")
+      throw Usage(fmt::format("update: --set {} refused: it would change the data or the model the update starts from "
+                              "(train.*, eval.*, dataset.append_valid, seed, threads, device, run_name and output_dir may "
+                              "change)", s));
+  }
+  Config cfg = load_resolved_config((parent / "config.yaml").string());
+  std::string files;
+  for (const auto& f : cfg.get_string_list("dataset.append")) files += yaml_quoted(f) + ",";
+  files += yaml_quoted(fs::absolute(a.data, ec).lexically_normal().string());
+  const std::string origin = "rzoo update " + parent.string();
+  cfg = cfg.with_set("dataset.append=[" + files + "]", origin);
+  cfg = cfg.with_set("train.init_from=" + yaml_quoted(parent.string()), origin);
+  // The update's training: the new pairs and 4 times as many old ones, 20 epochs, validated once
+  // at the end. Chosen on a validation replay (bench/feedback_replay.py --holdout-weeks 20 on
+  // ML-100K: 8 weeks before the reported ones): early stopping on the run's validation part (old
+  // interactions) stopped before the new users and items were learnt. --set changes any of it.
+  for (const char* s : {"train.replay=4", "train.epochs=20", "train.valid_every=20", "train.early_stop.patience=0"})
+    cfg = cfg.with_set(s, origin);
+  // The new run sits beside its parent: RUN-u1, and RUN-uN+1 for an update of RUN-uN.
+  std::string name = parent.filename().string();
+  int64_t n = 1;
+  if (const size_t at = name.rfind("-u"); at != std::string::npos && at + 2 < name.size() &&
+                                          name.find_first_not_of("0123456789", at + 2) == std::string::npos &&
+                                          name.size() - at - 2 <= 9) {
+    n = std::stoll(name.substr(at + 2)) + 1;
+    name.resize(at);
+  }
+  cfg = cfg.with_set("run_name=" + yaml_quoted(fmt::format("{}-u{}", name, n)), origin);
+  cfg = cfg.with_set("output_dir=" + yaml_quoted(parent.parent_path().string()), origin);
+  for (const auto& s : a.sets) cfg = cfg.with_set(s);
+  check_run_name(cfg);
+  log.line(fmt::format("update {} with {} (train.replay {}, train.epochs {})", parent.string(), a.data,
+                       cfg.get_double("train.replay"), cfg.get_int("train.epochs")));
+  const PreparedData data = prepare_data(cfg, log);
+  const std::string dir = new_run_dir(cfg);
+  const RunResult r = train_model(cfg, data, dir, log, /*resume=*/false, a.allow_empty);
+  log.line(fmt::format("updated run: {} (parent {})", dir, parent.string()));
+  if (!a.out.empty()) export_run(dir, a.out, log);
+  return r.empty_split ? 3 : 0;
+}
+
 // The catalogue of `data fetch`: configs/data-sources.yaml, then --sources FILE.
 std::vector<DataSource> data_sources(const Args& a) {
   const std::string dir = a.config_dir.empty() ? find_config_dir() : a.config_dir;
@@ -232,6 +304,7 @@ int run(const Args& a) {
     return 0;
   }
   if (a.command == "train") return train(a, log);
+  if (a.command == "update") return update(a, log);
   if (a.command == "evaluate") {
     if (a.positional.size() != 1) throw Usage("evaluate takes one RUN_DIR");
     return evaluate_run(a.positional[0], log, a.sets, a.allow_empty).empty_split ? 3 : 0;

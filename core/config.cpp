@@ -500,8 +500,43 @@ Config Config::with_set(const std::string& assignment, const std::string& origin
   return Config(root, origins);
 }
 
+namespace {
+// Adds to the map `dst` the keys of the map `src` it lacks, recursively (values cloned).
+void add_missing_keys(YAML::Node dst, const YAML::Node& src) {
+  if (!dst.IsMap() || !src.IsMap()) return;
+  for (auto it = src.begin(); it != src.end(); ++it) {
+    const std::string key = it->first.as<std::string>();
+    const YAML::Node& cdst = dst;  // const lookup: operator[] on a non-const node would insert
+    YAML::Node have = cdst[key];
+    if (!have.IsDefined()) dst[key] = YAML::Clone(it->second);
+    else if (have.IsMap() && it->second.IsMap()) add_missing_keys(have, it->second);
+  }
+}
+}  // namespace
+
 Config load_resolved_config(const std::string& path) {
   Layer l = load_layer(path);
+  // A run folder written by an older rzoo lacks the keys added since: they take today's defaults
+  // (defaults.yaml, and the model's own file for model.*), which reproduce the older behaviour.
+  try {
+    const std::string dir = find_config_dir();
+    if (l.node.IsMap()) {
+      add_missing_keys(l.node, load_layer(dir + "/defaults.yaml").node);
+      const YAML::Node& cn = l.node;
+      const YAML::Node model = cn["model"];
+      if (model.IsMap() && model["name"].IsScalar()) {
+        const std::string file = dir + "/models/" + model["name"].as<std::string>() + ".yaml";
+        std::error_code ec;
+        if (fs::exists(file, ec)) {
+          const YAML::Node m = load_layer(file).node;
+          const YAML::Node& cm = m;
+          if (m.IsMap() && cm["model"].IsMap()) add_missing_keys(model, cm["model"]);
+        }
+      }
+    }
+  } catch (const std::exception&) {
+    // No configs folder to fill from: the run's keys alone (as before).
+  }
   return Config(l.node, {});
 }
 

@@ -170,6 +170,12 @@ struct Split {
   Sequences train_seq;     // train_rows as sequences
   Csr test_negatives;      // given candidates per user (e.g. NCF's 99); 0 rows when none
   std::string method;      // how it was made, for logs
+  // The pairs each training epoch goes over when that is not all of `train` (train.replay: the
+  // new interactions of a warm-started run plus a replay sample of the others), and for sequence
+  // models those pairs' users' training sequences; epoch.n_rows == 0 means all of train.
+  Csr epoch{};
+  Sequences epoch_seq{};
+  int64_t replay_new = 0, replay_old = 0;  // the epoch's new pairs and replayed old ones
 };
 
 // Loads `dataset.*` from the config: the reader chosen by dataset.format, then cleaning. Uses
@@ -181,6 +187,27 @@ Dataset load_dataset_uncached(const Config& cfg);
 // Splits by `dataset.split`.
 Split split_dataset(const Dataset& data, const Config& cfg);
 Split split_random_per_user(const Dataset& data, const std::vector<double>& ratios, uint64_t seed);
+
+// Interactions appended by dataset.append (datasets/append.cpp).
+struct Appended {
+  int64_t base_rows = 0;                              // rows before the first appended one
+  std::vector<std::pair<int64_t, int64_t>> files;     // each file's rows [begin, end), in order
+  int64_t new_users = 0, new_items = 0;
+  std::vector<std::string> notes;                     // what was read, kept and dropped
+};
+// Reads the dataset.append files (the run's format and columns) and appends their rows to `d`:
+// rating range, threshold and dedup against every known pair applied (not k-core); ids new to
+// `d` numbered after the existing ones, which keep their indices; side tables extended.
+Appended append_interactions(const Config& cfg, Dataset& d);
+// The split of `d` whose rows from base_rows on were appended after `base` was made: the others
+// keep their parts, the appended ones are training rows. With valid_begin < valid_end
+// (dataset.append_valid: newest), validation is instead each user's newest row among rows
+// [valid_begin, valid_end) (when the user has two or more there), and `base`'s validation rows
+// train.
+Split extend_split(const Dataset& d, const Split& base, int64_t base_rows, int64_t valid_begin = 0, int64_t valid_end = 0);
+// Sets s.epoch (and epoch_seq): the distinct pairs of rows [new_begin, new_end) plus
+// round(replay x their number) other training pairs drawn without replacement (seeded).
+void replay_subset(Split& s, const Dataset& d, int64_t new_begin, int64_t new_end, double replay, uint64_t seed);
 
 // A seeded synthetic dataset with low-rank structure plus popularity, for tests and demos:
 // users prefer items whose hidden factors match theirs, so models have something to learn.

@@ -34,10 +34,9 @@ namespace {
 
 using namespace readers;
 
-void read_csv(const Config& cfg, Dataset& d) {
+InterSpec csv_spec(const Config& cfg) {
   InterSpec s;
   s.path = cfg.get_string("dataset.path");
-  if (s.path.empty()) cfg.bad("dataset.path", "no interactions file given");
   s.text = text_options(cfg, "dataset.sep", "dataset.encoding");
   s.header = cfg.get_bool("dataset.header");
   s.user = cfg.get_string("dataset.columns.user");
@@ -45,6 +44,12 @@ void read_csv(const Config& cfg, Dataset& d) {
   s.rating = cfg.get_string("dataset.columns.rating");
   s.time = cfg.get_string("dataset.columns.timestamp");
   s.int_ids = cfg.get_choice("dataset.id_type", {"string", "int"}) == "int";
+  return s;
+}
+
+void read_csv(const Config& cfg, Dataset& d) {
+  const InterSpec s = csv_spec(cfg);
+  if (s.path.empty()) cfg.bad("dataset.path", "no interactions file given");
   InterReader reader(cfg, d);
   // A given split from files (split.method: given with split.train_path, valid_path, test_path).
   const bool given_files = cfg.get_string("dataset.split.method") == "given" &&
@@ -230,6 +235,51 @@ void read_sequence(const Config& cfg, Dataset& d) {
 }
 
 }  // namespace
+
+void read_appended_rows(const Config& cfg, Dataset& d, const std::string& path, bool with_rating, bool with_time) {
+  const std::string format = cfg.get_choice("dataset.format", {"csv", "movielens", "recbole", "ncf", "sequence", "synthetic"});
+  InterSpec s;
+  if (format == "csv") {
+    s = csv_spec(cfg);
+  } else if (format == "movielens") {
+    // The layout of the run's own MovieLens folder: u.data (100K), ratings.dat (1M, 10M) or
+    // ratings.csv (20M, 25M, latest).
+    const fs::path dir = cfg.get_string("dataset.path");
+    std::error_code ec;
+    s.int_ids = true;
+    if (fs::exists(dir / "u.data", ec) || fs::exists(dir / "ratings.dat", ec)) {
+      s.text.sep = fs::exists(dir / "u.data", ec) ? "\t" : "::";
+      s.text.quotes = false;
+      s.header = false;
+      s.user = "0", s.item = "1", s.rating = "2", s.time = "3";
+    } else {
+      s.header = true;
+      s.user = "userId", s.item = "movieId", s.rating = "rating", s.time = "timestamp";
+    }
+  } else if (format == "recbole") {
+    s = recbole_inter_spec(cfg);
+    const std::string rcol = cfg.get_string("dataset.columns.rating"), tcol = cfg.get_string("dataset.columns.timestamp");
+    s.rating = !rcol.empty() ? rcol : (with_rating ? "rating" : "");
+    s.time = !tcol.empty() ? tcol : (with_time ? "timestamp" : "");
+  } else {
+    cfg.bad("dataset.append", fmt::format("appending interactions is supported for the formats csv, movielens and "
+                                          "recbole, not '{}'", format));
+  }
+  s.path = path;
+  s.what = "appended interactions file";
+  s.key = "dataset.columns";
+  s.part = -1;
+  // The run's data decides which columns there are: a rating or timestamp column the run's data
+  // has must be in the file too (column_index then names it), one it lacks is not read.
+  if (!with_rating) s.rating.clear();
+  if (!with_time) s.time.clear();
+  InterReader reader(cfg, d);
+  reader.read(s);
+  if (with_rating && d.rating.size() != d.user.size())
+    fail("{}: has no rating column, but the run's data has ratings (its columns differ from the run's)", path);
+  if (with_time && d.timestamp.size() != d.user.size())
+    fail("{}: has no timestamp column, but the run's data has timestamps (its columns differ from the run's)", path);
+}
 
 Dataset read_raw_dataset(const Config& cfg) {
   const std::string format = cfg.get_choice("dataset.format", {"csv", "movielens", "recbole", "ncf", "sequence", "synthetic"});

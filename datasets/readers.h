@@ -11,6 +11,10 @@ namespace rzoo {
 // no cleaning yet (datasets/readers.cpp).
 Dataset read_raw_dataset(const Config& cfg);
 
+// Appends the interaction rows of `path` (a dataset.append file) to `d`, read with the spec of the
+// run's dataset.format and columns; ids new to d's id maps are added after the others. The file
+// must have a rating (timestamp) column exactly when with_rating (with_time).
+void read_appended_rows(const Config& cfg, Dataset& d, const std::string& path, bool with_rating, bool with_time);
 // Applies dataset.filter, dataset.dedup, dataset.threshold and k-core filtering, then drops
 // users and items left without interactions (datasets/clean.cpp).
 void clean_dataset(const Config& cfg, Dataset& d);

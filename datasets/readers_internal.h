@@ -149,6 +149,9 @@ void read_side_files(const Config& cfg, Dataset& d);
 
 void read_movielens(const Config& cfg, Dataset& d);  // readers_movielens.cpp
 void read_recbole(const Config& cfg, Dataset& d);    // readers_recbole.cpp
+// The .inter layout (tab-separated, name:type header, RecBole's field names, dataset.id_type);
+// rating and timestamp columns left to the caller.
+InterSpec recbole_inter_spec(const Config& cfg);
 
 }  // namespace readers
 }  // namespace rzoo

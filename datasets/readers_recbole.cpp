@@ -60,9 +60,9 @@ std::vector<std::pair<std::string, int8_t>> inter_files(const Config& cfg, Datas
   return files;
 }
 
-// The interaction files; returns their spec (the user and item field names are the .item /
-// .user files' id fields).
-InterSpec read_inters(const Config& cfg, Dataset& d, const fs::path& stem) {
+}  // namespace
+
+InterSpec recbole_inter_spec(const Config& cfg) {
   // Headers name each field with its type; columns default to RecBole's standard names.
   auto col = [&](const char* key, const char* recbole_name, const char* our_default) {
     const std::string v = cfg.get_string(std::string("dataset.columns.") + key);
@@ -75,6 +75,16 @@ InterSpec read_inters(const Config& cfg, Dataset& d, const fs::path& stem) {
   s.recbole = true;
   s.user = col("user", "user_id", "user");
   s.item = col("item", "item_id", "item");
+  s.int_ids = cfg.get_choice("dataset.id_type", {"string", "int"}) == "int";
+  return s;
+}
+
+namespace {
+
+// The interaction files; returns their spec (the user and item field names are the .item /
+// .user files' id fields).
+InterSpec read_inters(const Config& cfg, Dataset& d, const fs::path& stem) {
+  InterSpec s = recbole_inter_spec(cfg);
   InterReader reader(cfg, d);
   const auto files = inter_files(cfg, d, stem);
   const std::string first = files.front().first;
@@ -84,7 +94,6 @@ InterSpec read_inters(const Config& cfg, Dataset& d, const fs::path& stem) {
   const std::string rcol = cfg.get_string("dataset.columns.rating"), tcol = cfg.get_string("dataset.columns.timestamp");
   s.rating = !rcol.empty() ? rcol : (has_field(first, "rating") ? "rating" : "");
   s.time = !tcol.empty() ? tcol : (has_field(first, "timestamp") ? "timestamp" : "");
-  s.int_ids = cfg.get_choice("dataset.id_type", {"string", "int"}) == "int";
   for (const auto& [f, p] : files) {
     InterSpec sp = s;
     sp.path = f;

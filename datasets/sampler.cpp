@@ -325,10 +325,13 @@ bool UserBatcher::next(Batch& b) {
 std::unique_ptr<BatchSource> make_batcher(const Split& split, InputType type, const NegativeSampler& sampler,
                                           int64_t batch_size, int64_t neg_per_pos, const SequenceOptions& seq,
                                           Batcher::Shuffle shuffle) {
-  if (type == InputType::Users) return std::make_unique<UserBatcher>(split.train, batch_size);
+  // The epoch's pairs: all of train, or the subset a warm-started run replays (Split::epoch).
+  const bool subset = split.epoch.n_rows > 0;
+  const Csr& pairs = subset ? split.epoch : split.train;
+  if (type == InputType::Users) return std::make_unique<UserBatcher>(pairs, batch_size);
   if (type == InputType::Sequence)
-    return std::make_unique<SequenceBatcher>(split.train_seq, sampler, seq, batch_size, neg_per_pos);
-  return std::make_unique<Batcher>(split.train, type, sampler, batch_size, neg_per_pos, shuffle);
+    return std::make_unique<SequenceBatcher>(subset ? split.epoch_seq : split.train_seq, sampler, seq, batch_size, neg_per_pos);
+  return std::make_unique<Batcher>(pairs, type, sampler, batch_size, neg_per_pos, shuffle);
 }
 
 }  // namespace rzoo

@@ -159,6 +159,31 @@ Split split_random_per_user(const Dataset& data, const std::vector<double>& rati
   return assemble(data, part, true, fmt::format("random per user {}/{}/{}", ratios[0], ratios[1], ratios[2]));
 }
 
+Split extend_split(const Dataset& d, const Split& base, int64_t base_rows, int64_t valid_begin, int64_t valid_end) {
+  std::vector<int8_t> part(d.user.size(), -1);
+  const bool newest = valid_begin < valid_end;
+  for (int64_t k : base.train_rows) part[static_cast<size_t>(k)] = 0;
+  for (int64_t k : base.valid_rows) part[static_cast<size_t>(k)] = newest ? 0 : 1;
+  for (int64_t k : base.test_rows) part[static_cast<size_t>(k)] = 2;
+  for (size_t k = static_cast<size_t>(base_rows); k < part.size(); ++k) part[k] = 0;
+  if (newest) {
+    // Each user's latest row of [valid_begin, valid_end) (by time, then file order) validates,
+    // when the user has another row there to train on.
+    std::vector<int64_t> last(static_cast<size_t>(d.n_users()), -1), count(static_cast<size_t>(d.n_users()), 0);
+    for (int64_t k = valid_begin; k < valid_end; ++k) {
+      const auto u = static_cast<size_t>(d.user[static_cast<size_t>(k)]);
+      ++count[u];
+      if (last[u] < 0 || !d.has_timestamps() || d.timestamp[static_cast<size_t>(k)] >= d.timestamp[static_cast<size_t>(last[u])])
+        last[u] = k;
+    }
+    for (size_t u = 0; u < last.size(); ++u)
+      if (count[u] >= 2) part[static_cast<size_t>(last[u])] = 1;
+  }
+  return assemble(d, part, true, base.method + (newest ? ", appended rows in train but each user's newest of the last file "
+                                                           "in valid (the run's valid rows in train)"
+                                                         : ", appended rows in train"));
+}
+
 Split split_dataset(const Dataset& d, const Config& cfg) {
   const std::string method = cfg.get_choice("dataset.split.method", {"random", "leave_last", "temporal", "kfold", "given"});
   const auto seed = static_cast<uint64_t>(cfg.get_int("dataset.split.seed", 0));

@@ -133,14 +133,22 @@ class RecommenderImpl : public torch::nn::Module {
   // naming the model.
   virtual bool folds_in() const { return false; }
   virtual at::Tensor score_fold_in(const at::Tensor& items);
+  // Warm start (train.init_from, rzoo update): users from `first` on are new to the model their
+  // rows came from. A model that folds in by a user vector sets each new user's vector to its
+  // fold-in from the user's training items in `train` (the prior fitted to the users before
+  // `first`) and returns how many it set; the default keeps the rows' own initialisation (0).
+  virtual int64_t init_user_rows(const Csr& train, int64_t first) { (void)train, (void)first; return 0; }
   // Explanations (rzoo recommend --explain; the export's explain and explain_history): the
   // evidence behind `item`'s score for a user whose items are `items` ([n] distinct item indices,
-  // the history a fold-in would be given): evidence indices [m] (int64) and their weights [m]
-  // (float64), in any order; larger weights speak more for the item. explain_kind() says what the
-  // indices index: "items" (history items), "features" (explain_features(): e.g. "genres:Drama"),
-  // or "" when the model does not explain (explain() then refuses by name). Each model says in its
-  // header what the weights are; for ItemKNN, EASE, iALS and content they add up to the
-  // history's fold-in score of the item.
+  // the history a fold-in would be given; for the sequential models (history_len() > 0) the
+  // history in time order, the most recent last, of which the last history_len() count):
+  // evidence indices [m] (int64) and their weights [m] (float64), in any order; larger weights
+  // speak more for the item. explain_kind() says what the indices index: "items" (history
+  // items; a sequential model may list an item once per position it holds), "users" (UserKNN's
+  // neighbours), "features" (explain_features(): e.g. "genres:Drama"), or "" when the model does
+  // not explain (explain() then refuses by name). Each model says in its header what the weights
+  // are; for ItemKNN, UserKNN, EASE, iALS and content they add up to the history's fold-in score
+  // of the item.
   virtual std::string explain_kind() const { return ""; }
   virtual std::vector<std::string> explain_features() const { return {}; }
   virtual std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item);

@@ -178,7 +178,7 @@ HistoryCase check_history_serving(RecommenderImpl& model, torch::jit::Module& jm
     auto [ev, w] = model.explain(torch::tensor(idx, torch::kLong), item);
     REQUIRE(ev.numel() == w.numel());
     const auto order = std::get<1>(torch::sort(w, /*stable=*/true, /*dim=*/0, /*descending=*/true));
-    const auto names = kind == "items" ? data.items.raws() : model.explain_features();
+    const auto names = kind == "items" ? data.items.raws() : kind == "users" ? data.users.raws() : model.explain_features();
     const int64_t n = std::min<int64_t>(3, ev.numel());
     for (int64_t j = 0; j < n; ++j) {
       const int64_t o = order[j].item<int64_t>();

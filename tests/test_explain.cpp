@@ -19,6 +19,8 @@
 #include "models/general/knn.h"
 #include "models/general/ncf.h"
 #include "models/general/pop.h"
+#include "models/sequential/bert4rec.h"
+#include "models/sequential/sasrec.h"
 
 using namespace rzoo;
 using namespace rzoo::test;
@@ -33,9 +35,9 @@ at::Tensor row_items(const Csr& m, int64_t u) {
 }
 
 // Every item's evidence adds up to its fold-in score, and the evidence lies in the history.
-void check_adds_up(RecommenderImpl& m, const Csr& train) {
+void check_adds_up(RecommenderImpl& m, const Csr& train, const std::string& kind = "items") {
   torch::NoGradGuard no_grad;
-  REQUIRE(m.explain_kind() == "items");
+  REQUIRE(m.explain_kind() == kind);
   for (int64_t u = 0; u < 40; u += 7) {
     if (train.row_size(u) == 0) continue;
     INFO("user " << u);
@@ -46,8 +48,12 @@ void check_adds_up(RecommenderImpl& m, const Csr& train) {
       const auto [ev, w] = m.explain(hist, i);
       REQUIRE(ev.numel() == w.numel());
       CHECK(w.sum().item<double>() == Approx(s[i].item<double>()).epsilon(1e-4).margin(1e-5));
-      for (int64_t j = 0; j < ev.numel(); ++j)
-        CHECK(std::binary_search(train.row_begin(u), train.row_end(u), ev[j].item<int64_t>()));
+      for (int64_t j = 0; j < ev.numel(); ++j) {
+        const int64_t e = ev[j].item<int64_t>();
+        // Items: in the history; users (UserKNN's neighbours): they have the item.
+        if (kind == "items") CHECK(std::binary_search(train.row_begin(u), train.row_end(u), e));
+        else CHECK(std::binary_search(train.row_begin(e), train.row_end(e), i));
+      }
     }
   }
 }
@@ -69,11 +75,15 @@ TEST_CASE("explain: ItemKNN, EASE and iALS evidence adds up to the fold-in score
   IALS ials(ModelContext{40, 30, nullptr}, IALSOptions().factors(6).epochs(5).alpha(1.5));
   ials->fit(train);
   check_adds_up(*ials, train);
-  // UserKNN and Pop do not explain: a clear refusal by name.
+  // UserKNN: the history's neighbours that have the item, with their similarities.
   UserKNN uk(ModelContext{40, 30, nullptr}, KNNOptions().neighbors(5));
   uk->fit(train);
-  CHECK(uk->explain_kind().empty());
-  CHECK_THROWS_WITH(uk->explain(torch::tensor({1}), 2), Contains("model 'userknn' does not explain"));
+  check_adds_up(*uk, train, "users");
+  // UserKNN with column pruning and Pop do not explain: a clear refusal by name.
+  UserKNN ukc(ModelContext{40, 30, nullptr}, KNNOptions().neighbors(5).prune("column"));
+  ukc->fit(train);
+  CHECK(ukc->explain_kind().empty());
+  CHECK_THROWS_WITH(ukc->explain(torch::tensor({1}), 2), Contains("model 'userknn' does not explain"));
   Pop pop(ModelContext{40, 30, nullptr});
   CHECK_THROWS_WITH(pop->explain(torch::tensor({1}), 2), Contains("model 'pop' does not explain") && Contains("itemknn"));
 }
@@ -187,4 +197,48 @@ TEST_CASE("explain: rzoo recommend --explain prints evidence, --json a document,
   require_clean_failure(run_cli("recommend " + pt + " --user " + user + " --evidence 2"), "--evidence goes with --explain");
   const std::string ufile = t.write("users.txt", user + "\n");
   require_clean_failure(run_cli("recommend " + pt + " --users-file '" + ufile + "' --explain"), "--explain and --json go with --user or --history");
+}
+
+TEST_CASE("explain: SASRec and BERT4Rec give the last block's attention over the history's positions", "[models][explain]") {
+  torch::NoGradGuard no_grad;
+  // Two users with sequences of 6 items out of 10.
+  TinyExample e = make_tiny_example({0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1}, {0, 1, 2, 3, 4, 5, 5, 6, 7, 8, 9, 0}, 2, 10);
+  e.s.method = "leave last 1 (valid 0) by file order";  // all training rows, in file order
+  torch::manual_seed(3);
+  SASRec sas(e.ctx(), SASRecOptions().hidden_size(8).heads(2).layers(2).max_len(4).init_std(0.3));
+  sas->eval();
+  REQUIRE(sas->explain_kind() == "items");
+  // A history longer than the window: its last 4 items, in order, one weight each, summing to 1.
+  const auto hist = torch::tensor({9, 1, 2, 3, 2, 7}, torch::kLong);
+  const auto [ev, w] = sas->explain(hist, 5);
+  REQUIRE(ev.numel() == 4);
+  CHECK(torch::equal(ev, torch::tensor({2, 3, 2, 7}, torch::kLong)));
+  CHECK(w.sum().item<double>() == Approx(1.0).margin(1e-6));
+  CHECK((w >= 0).all().item<bool>());
+  // The same for every item (attention does not depend on the candidate), and not uniform.
+  CHECK(torch::equal(sas->explain(hist, 0).second, w));
+  CHECK((w.max() - w.min()).item<double>() > 1e-4);
+  // One layer, by hand: the softmax of the scaled dot products of the last position's query with
+  // every key, averaged over the 2 heads.
+  SASRec one(e.ctx(), SASRecOptions().hidden_size(4).heads(2).layers(1).max_len(3).init_std(0.5));
+  one->eval();
+  const auto h3 = torch::tensor({4, 1, 6}, torch::kLong);
+  auto* b = (*one->blocks)[0]->as<SASRecBlock>();
+  const auto x = one->item_emb(h3) * 2.0 + one->pos_emb(torch::arange(3, torch::kLong));  // sqrt(4) = 2
+  const auto y = b->ln1(x);                                                                 // [3, 4]
+  const auto qkv = torch::linear(y, b->attn->in_proj_weight, b->attn->in_proj_bias).chunk(3, -1);
+  at::Tensor expect = torch::zeros({3}, torch::kDouble);
+  for (int64_t head = 0; head < 2; ++head) {
+    const auto q = qkv[0][2].narrow(0, 2 * head, 2), k = qkv[1].narrow(1, 2 * head, 2);
+    expect += torch::softmax(torch::mv(k, q) / std::sqrt(2.0), 0).to(torch::kDouble) / 2;
+  }
+  CHECK(torch::allclose(one->explain(h3, 0).second, expect, 1e-5, 1e-6));
+
+  BERT4Rec bert(e.ctx(), BERT4RecOptions().hidden_size(8).heads(2).layers(2).max_len(4).init_std(0.3));
+  bert->eval();
+  const auto [bev, bw] = bert->explain(hist, 5);
+  // The last L - 1 = 3 items; the mask token's attention to itself is the rest of the mass.
+  CHECK(torch::equal(bev, torch::tensor({3, 2, 7}, torch::kLong)));
+  CHECK(bw.sum().item<double>() < 1.0);
+  CHECK(bw.sum().item<double>() > 0.0);
 }

@@ -189,9 +189,9 @@ TEST_CASE("export: a sequential model serves a history of raw item ids (recommen
 }
 
 TEST_CASE("export: recommend --history on a model without histories is a clear error", "[export][cli][errors]") {
-  // UserKNN ranks from neighbours among the training users: no fold-in.
+  // UserKNN with column pruning ranks from the training users' own neighbour lists: no fold-in.
   TempDir t;
-  const std::string exp = t.write("e.yaml", "dataset: synthetic\nmodel: userknn\n");
+  const std::string exp = t.write("e.yaml", "dataset: synthetic\nmodel: {name: userknn, prune: column}\n");
   REQUIRE(run_cli("train " + q(exp) + " --config-dir " + q(config_dir()) + " --quiet --set threads=1 --set output_dir=" +
                   q(t.file("runs")) + " --set run_name=m").code == 0);
   REQUIRE(run_cli("export " + q(t.file("runs/m")) + " --out " + q(t.file("m.pt"))).code == 0);

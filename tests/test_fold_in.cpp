@@ -67,7 +67,7 @@ TEST_CASE("fold-in: a known user's own items give its trained scores (EASE, Pop)
   CHECK(torch::equal(pop->score_fold_in(torch::tensor({1, 2}, torch::kLong)), pop->score_all(torch::tensor({0}))[0]));
 }
 
-TEST_CASE("fold-in: ItemKNN (ranking, both prunings) gives a known user's scores, UserKNN refuses", "[models][fold_in]") {
+TEST_CASE("fold-in: ItemKNN (ranking, both prunings) and UserKNN (ranking, row) give a known user's scores", "[models][fold_in]") {
   torch::NoGradGuard no_grad;
   const Csr train = grouped_csr(9);
   for (const std::string prune : {"row", "column"}) {
@@ -79,10 +79,34 @@ TEST_CASE("fold-in: ItemKNN (ranking, both prunings) gives a known user's scores
     for (int64_t u = 0; u < 60; ++u)
       if (train.row_size(u) > 0) CHECK(torch::allclose(m->score_fold_in(items_of(train, u)), all[u], 1e-5, 1e-6));
   }
-  UserKNN uk(ModelContext{60, 40, nullptr}, KNNOptions().neighbors(5));
-  uk->fit(train);
-  CHECK_FALSE(uk->folds_in());
-  CHECK_THROWS_WITH(uk->score_fold_in(torch::tensor({1})), Contains("model 'userknn' cannot fold in") && Contains("training users"));
+  // UserKNN: the history compared with every training user as fit() compares users; a known
+  // user's own items give exactly its trained scores (it is not its own neighbour).
+  for (const std::string sim : {"cosine", "jaccard", "asymmetric_cosine"}) {
+    for (const bool idf : {false, true}) {
+      INFO("userknn " << sim << (idf ? " idf" : ""));
+      UserKNN uk(ModelContext{60, 40, nullptr}, KNNOptions().neighbors(5).similarity(sim).idf(idf).asymmetric_alpha(0.3).shrinkage(3));
+      uk->fit(train);
+      REQUIRE(uk->folds_in());
+      const auto all = uk->score_all(torch::arange(60, torch::kLong));
+      for (int64_t u = 0; u < 60; ++u)
+        if (train.row_size(u) > 0) CHECK(torch::equal(uk->score_fold_in(items_of(train, u)), all[u]));
+    }
+  }
+  // By hand: users 0 {0, 1}, 1 {1, 2}, 2 {3}; history {1}: cosine to user 0 = 1 / sqrt(2) shrunk
+  // by 1 / (1 + 1), the same for user 1, 0 for user 2; k = 1 keeps user 0 (the lower index on a tie).
+  UserKNN small(ModelContext{3, 4, nullptr}, KNNOptions().neighbors(1).shrinkage(1));
+  small->fit(Csr::from_pairs(3, 4, {0, 0, 1, 1, 2}, {0, 1, 1, 2, 3}));
+  const double s = 1 / std::sqrt(2.0) * 0.5;
+  const auto f = small->score_fold_in(torch::tensor({1}, torch::kLong));
+  CHECK(f[0].item<double>() == Approx(s));
+  CHECK(f[1].item<double>() == Approx(s));
+  CHECK(f[2].item<double>() == 0.0);
+  CHECK(f[3].item<double>() == 0.0);
+  // Refusal by name: column pruning (the new user would change the training users' k-lists).
+  UserKNN col(ModelContext{60, 40, nullptr}, KNNOptions().neighbors(5).prune("column"));
+  col->fit(train);
+  CHECK_FALSE(col->folds_in());
+  CHECK_THROWS_WITH(col->score_fold_in(torch::tensor({1})), Contains("model 'userknn' cannot fold in") && Contains("prune column"));
 }
 
 TEST_CASE("fold-in: SVD++ from its implicit part, by hand", "[models][fold_in]") {
@@ -190,7 +214,7 @@ TEST_CASE("fold-in: rzoo recommend --history on exported EASE and iALS", "[model
     for (const auto& id : ids) CHECK(r.output.find("\n  " + id + " ") == std::string::npos);  // not recommended back
   }
   // A model that cannot fold in says so by name.
-  const std::string exp = t.write("userknn.yaml", "dataset: synthetic\nmodel: userknn\nrun_name: userknn\n");
+  const std::string exp = t.write("userknn.yaml", "dataset: synthetic\nmodel: {name: userknn, prune: column}\nrun_name: userknn\n");
   REQUIRE(run_cli("train '" + exp + "'" + common + " --quiet").code == 0);
   REQUIRE(run_cli("export '" + t.file("runs/userknn") + "' --out '" + t.file("userknn.pt") + "'").code == 0);
   const auto r = run_cli("recommend --model '" + t.file("userknn.pt") + "' --history 1,2");

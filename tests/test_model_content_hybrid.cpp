@@ -183,7 +183,15 @@ TEST_CASE("hybrid: every method exports to TorchScript with the same scores", "[
   torch::jit::Module m = check_export_roundtrip(*h, c, d, s, torch::tensor({0, 5}, torch::kLong), t.path.string());
   const auto hist = torch::tensor({1, 2, 3}, torch::kLong);
   CHECK(torch::allclose(m.run_method("score_history", hist).toTensor(), h->score_fold_in(hist), 1e-4, 1e-5));
-  const Config cb = synthetic_config("hybrid", {"model.models=[{name: userknn, neighbors: 10}, ease]"});
+  // UserKNN's fold-in (its neighbours among the training users) exports inside a hybrid too.
+  const Config cu = synthetic_config("hybrid", {"model.models=[{name: userknn, neighbors: 10}, ease]"});
+  Hybrid hu(ModelContext{d.n_users(), d.n_items(), &cu, &d, &s});
+  hu->fit(s.train);
+  REQUIRE(hu->folds_in());
+  TempDir tu;
+  torch::jit::Module mu = check_export_roundtrip(*hu, cu, d, s, torch::tensor({0, 5}, torch::kLong), tu.path.string());
+  CHECK(torch::allclose(mu.run_method("score_history", hist).toTensor(), hu->score_fold_in(hist), 1e-4, 1e-5));
+  const Config cb = synthetic_config("hybrid", {"model.models=[{name: userknn, neighbors: 10, prune: column}, ease]"});
   Hybrid hb(ModelContext{d.n_users(), d.n_items(), &cb, &d, &s});
   CHECK_FALSE(hb->folds_in());
   CHECK_THROWS_WITH(hb->score_fold_in(hist), Contains("model 'hybrid' cannot fold in") && Contains("userknn"));

@@ -337,8 +337,10 @@ TEST_CASE("caser and bert4rec: every loss falls on a tiny dataset in both batch 
           auto batcher = make_batcher(split, InputType::Sequence, *sampler, aug == "none" ? 8 : 64, 1,
                                       SequenceOptions{8, aug == "prefix"});
           // BERT4Rec with a sampled loss collapses at lr 0.01 on 30 items (every score 0: the GELU
-          // head switched off); 0.003 trains it.
-          const double lr = name == "bert4rec" && loss != "ce" ? 0.003 : 0.01;
+          // head switched off), and with ce its trajectory at 0.01 depends on the CPU and thread
+          // count (3.40 -> 2.42 with 1 thread, 2.15 with 2, on a 2026-12-04 machine); 0.003 trains
+          // every loss on either.
+          const double lr = name == "bert4rec" ? 0.003 : 0.01;
           auto opt = make_optimizer("adam", m->parameters(), lr, 0.0, 0.0);
           // The cloze loss is random (the masks): compare epochs under the same seed.
           torch::manual_seed(2);

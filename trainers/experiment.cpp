@@ -6,6 +6,8 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <cmath>
+#include <tuple>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -70,9 +72,35 @@ PreparedData prepare_data(const Config& cfg, Logger& log, bool split) {
                          peak_rss_mb()));
   else
     log.line(fmt::format("  peak memory so far {:.0f} MB", peak_rss_mb()));
-  if (!split) return p;
+  const bool appending = !cfg.get_string_list("dataset.append").empty();
+  if (!split) {
+    if (appending)
+      for (const auto& note : append_interactions(cfg, p.data).notes) log.line("  " + note);
+    return p;
+  }
   const auto t1 = std::chrono::steady_clock::now();
   p.split = split_dataset(p.data, cfg);
+  Appended app;
+  if (appending) {
+    // New interactions (rzoo update): after the split, all of them training rows.
+    app = append_interactions(cfg, p.data);
+    for (const auto& note : app.notes) log.line("  " + note);
+    const bool newest = cfg.get_choice("dataset.append_valid", {"run", "newest"}) == "newest";
+    p.split = extend_split(p.data, p.split, app.base_rows, newest ? app.files.back().first : 0,
+                           newest ? app.files.back().second : 0);
+  }
+  const double replay = cfg.get_double("train.replay");
+  if (replay != -1.0 && !(replay >= 0 && std::isfinite(replay)))
+    cfg.bad("train.replay", fmt::format("expected a number >= 0, or -1 for every training pair; got {}", replay));
+  if (replay >= 0 && !cfg.get_string("train.init_from").empty()) {
+    if (!appending)
+      cfg.bad("train.replay", "replays old pairs beside the new ones of the last dataset.append file, and there is none "
+                              "(set train.replay: -1 to train on every pair)");
+    const auto [b, e] = app.files.back();
+    replay_subset(p.split, p.data, b, e, replay, static_cast<uint64_t>(cfg.get_int("seed", 0)));
+    log.line(fmt::format("  train.replay {}: each epoch goes over the {} new training pairs and {} of the {} others",
+                         replay, p.split.replay_new, p.split.replay_old, p.split.train.nnz() - p.split.replay_new));
+  }
   const double split_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
   log.line(fmt::format("split {} (seed {}): train {} / valid {} / test {} interactions{} ({:.2f} s)", p.split.method,
                        cfg.get_int("dataset.split.seed"), p.split.train_rows.size(), p.split.valid_rows.size(),
@@ -110,6 +138,28 @@ std::vector<std::string> read_lines(const std::string& path) {
   std::vector<std::string> out;
   for (std::string line; std::getline(in, line);) out.push_back(line);
   return out;
+}
+
+// train.init_from RUN: its users and items must be the first ones of this run's data, in order
+// (dataset.append numbers new ones after them); returns their numbers.
+std::pair<int64_t, int64_t> check_init_from(const std::string& run, const Dataset& d) {
+  std::error_code ec;
+  if (!fs::is_directory(run, ec)) fail("train.init_from {}: no such run folder", run);
+  if (!fs::exists(run + "/best.pt", ec))
+    fail("train.init_from {}: the run has no best.pt (not finished, or not an rzoo run folder)", run);
+  auto check = [&](const char* file, const IdMap& ids, const char* what) {
+    const std::vector<std::string> old = read_lines(run + "/" + file);
+    if (static_cast<int64_t>(old.size()) > ids.size())
+      fail("train.init_from {}: the run has {} {}, this run's data only {} (not the same data plus new interactions)",
+           run, old.size(), what, ids.size());
+    for (size_t k = 0; k < old.size(); ++k)
+      if (old[k] != ids.raw(static_cast<int64_t>(k)))
+        fail("train.init_from {}: {} line {} is '{}', this run's data has '{}' there (not the same data plus new "
+             "interactions)", run, file, k + 1, old[k], ids.raw(static_cast<int64_t>(k)));
+    return static_cast<int64_t>(old.size());
+  };
+  const int64_t nu = check("users.txt", d.users, "users");
+  return {nu, check("items.txt", d.items, "items")};
 }
 
 Json metrics_json_value(const RunResult& r) {
@@ -281,7 +331,9 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
     check_data_bounds(cfg, p.data.n_items(),
                       in == InputType::Pointwise || in == InputType::Pairwise || in == InputType::Sequence, max_seen);
     eval = EvalOptions::from_config(cfg);
-    trainer.emplace(model, p.split, TrainOptions::from_config(cfg), eval, device, run_dir, log, &p.data);
+    TrainOptions topt = TrainOptions::from_config(cfg);
+    if (!topt.init_from.empty()) std::tie(topt.init_users, topt.init_items) = check_init_from(topt.init_from, p.data);
+    trainer.emplace(model, p.split, topt, eval, device, run_dir, log, &p.data);
   } catch (...) {
     std::error_code ec;
     if (!resume && fs::is_directory(run_dir, ec) && fs::is_empty(run_dir, ec)) fs::remove(run_dir, ec);

@@ -161,27 +161,40 @@ def recommend_history(self, items: List[str], k: int, skip_unknown: bool = False
 
 // Added for models that explain (ScriptExport::explain_kind): the evidence behind an item's
 // score, for a known user (from the user's known items, the history recommend() masks) or for a
-// history of raw item ids; the n strongest, as raw item ids or feature names, with their weights.
+// history of raw item ids; the n strongest, as raw item ids, user ids or feature names, with
+// their weights.
 constexpr const char* kExplain = R"PY(
 def _explain_top(self, history: Tensor, item: str, n: int) -> Tuple[List[str], List[float]]:
     assert n >= 1, "explain: n must be >= 1, got " + str(n)
     i = self.item_index(item)
     assert i >= 0, "unknown item id '" + item + "' (the model knows " + str(self.n_items) + " items)"
     assert history.numel() > 0, "explain: the history is empty"
-    s, order = torch.sort(history.long())
-    keep = torch.cat([s.new_ones([1]), (s[1:] != s[:-1]).to(s.dtype)])
-    ev, w = self._explain(s[keep.nonzero().squeeze(1)], i)
+    ev, w = self._explain(self._explain_input(history.long()), i)
     w = w.double()
     top = torch.sort(w, descending=True, stable=True)[1][:n]
     names: List[str] = self.explain_names
     if self.explain_kind == "items":
         names = self.item_ids
+    elif self.explain_kind == "users":
+        names = self.user_ids
     out_ids: List[str] = []
     out_w: List[float] = []
     for j in range(top.size(0)):
         out_ids.append(names[int(ev[int(top[j])])])
         out_w.append(float(w[int(top[j])]))
     return out_ids, out_w
+
+def explain_history(self, items: List[str], item: str, n: int, skip_unknown: bool = False) -> Tuple[List[str], List[float]]:
+    return self._explain_top(self.history_indices(items, skip_unknown), item, n)
+)PY";
+
+// A set of items (order ignored: the models that fold in): the history's distinct items; a known
+// user's known items.
+constexpr const char* kExplainSet = R"PY(
+def _explain_input(self, history: Tensor) -> Tensor:
+    s, order = torch.sort(history)
+    keep = torch.cat([s.new_ones([1]), (s[1:] != s[:-1]).to(s.dtype)])
+    return s[keep.nonzero().squeeze(1)]
 
 def explain(self, user: str, item: str, n: int) -> Tuple[List[str], List[float]]:
     u = self.user_index(user)
@@ -190,9 +203,23 @@ def explain(self, user: str, item: str, n: int) -> Tuple[List[str], List[float]]
     e = int(self.seen_indptr[u + 1])
     assert e > s, "user '" + user + "' has no known items to explain from"
     return self._explain_top(self.seen_indices[s:e], item, n)
+)PY";
 
-def explain_history(self, items: List[str], item: str, n: int, skip_unknown: bool = False) -> Tuple[List[str], List[float]]:
-    return self._explain_top(self.history_indices(items, skip_unknown), item, n)
+// A sequence (the sequential models): the history's last history_len items in order; a known
+// user's window of known items (`hist`, what recommend() ranks from).
+constexpr const char* kExplainSequence = R"PY(
+def _explain_input(self, history: Tensor) -> Tensor:
+    n = history.size(0)
+    take = min(n, self.history_len)
+    return history.narrow(0, n - take, take)
+
+def explain(self, user: str, item: str, n: int) -> Tuple[List[str], List[float]]:
+    u = self.user_index(user)
+    assert u >= 0, "unknown user id '" + user + "' (the model knows " + str(self.n_users) + " users)"
+    window = self.hist[u]
+    h = window.index_select(0, torch.nonzero(window != self.n_items).reshape(-1))
+    assert h.numel() > 0, "user '" + user + "' has no known items to explain from"
+    return self._explain_top(h, item, n)
 )PY";
 
 c10::List<std::string> string_list(const std::vector<std::string>& v) {
@@ -261,9 +288,10 @@ void export_model(const RecommenderImpl& model, const ExportInputs& in, const st
   m.register_attribute("item_map", dict_type, index_map(d.items.raws()));
   // 0: the model ranks from a user index only (no recommend_history).
   m.register_attribute("history_len", c10::IntType::get(), parts.history_len);
-  // "": the model does not explain (no explain methods); "items" or "features" (explain_names).
-  if (!parts.explain_kind.empty() && parts.explain_kind != "items" && parts.explain_kind != "features")
-    fail("export of model '{}': explain kind '{}' is neither 'items' nor 'features'", model.name(), parts.explain_kind);
+  // "": the model does not explain (no explain methods); "items", "users" or "features" (explain_names).
+  if (!parts.explain_kind.empty() && parts.explain_kind != "items" && parts.explain_kind != "users" &&
+      parts.explain_kind != "features")
+    fail("export of model '{}': explain kind '{}' is none of 'items', 'users', 'features'", model.name(), parts.explain_kind);
   m.register_attribute("explain_kind", c10::StringType::get(), parts.explain_kind);
   m.register_attribute("explain_names", c10::ListType::ofStrings(), string_list(parts.explain_features));
   try {
@@ -276,7 +304,10 @@ void export_model(const RecommenderImpl& model, const ExportInputs& in, const st
       m.define(parts.fold_in ? kFoldInScore : kSequenceScore);
       m.define(kRecommendHistory);
     }
-    if (!parts.explain_kind.empty()) m.define(kExplain);
+    if (!parts.explain_kind.empty()) {
+      // One definition: _explain_top and explain call each other's halves.
+      m.define(std::string(parts.history_len > 0 ? kExplainSequence : kExplainSet) + kExplain);
+    }
   } catch (const std::exception& e) {  // torch::jit::ErrorReport or c10::Error
     fail("export of model '{}': its TorchScript does not compile: {}", model.name(), e.what());
   }

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -62,6 +63,8 @@ TrainOptions TrainOptions::from_config(const Config& cfg) {
   o.progress = cfg.get_choice("train.progress", {"auto", "true", "false"});
   o.log_every = cfg.get_int("train.log_every", 0);
   o.seed = static_cast<uint64_t>(cfg.get_int("seed", 0));
+  o.init_from = cfg.get_string("train.init_from");
+  o.init_fold_in = cfg.get_choice("train.init_new_users", {"fold_in", "model"}) == "fold_in";
   // The early-stopping metric must be one the evaluator computes.
   const auto eval = EvalOptions::from_config(cfg);
   const auto at = o.early_stop_metric.find('@');
@@ -287,6 +290,85 @@ void load_module(torch::serialize::InputArchive& ar, torch::nn::Module& module, 
 }
 }  // namespace
 
+namespace {
+struct Growth {
+  int64_t old_users, old_items, new_users, new_items;
+};
+
+// The segments (source start, destination start, length) that carry a dimension of size `from`
+// over to size `to`; empty when the sizes are not related as warm_start() describes.
+std::vector<std::array<int64_t, 3>> dim_segments(int64_t from, int64_t to, const Growth& g) {
+  if (from == to) return {{0, 0, from}};
+  for (const auto& [o, n] : {std::pair{g.old_users, g.new_users}, std::pair{g.old_items, g.new_items}}) {
+    const int64_t c = from - o;
+    if (n > o && c >= 0 && c <= 2 && to - from == n - o) {
+      std::vector<std::array<int64_t, 3>> seg{{0, 0, o}};
+      if (c > 0) seg.push_back({o, n, c});
+      return seg;
+    }
+  }
+  return {};
+}
+
+int64_t copy_parameters(torch::nn::Module& m, torch::serialize::InputArchive& ar, const Growth& g, const std::string& path,
+                        const std::string& prefix) {
+  int64_t grown = 0;
+  torch::NoGradGuard no_grad;
+  for (auto& p : m.named_parameters(/*recurse=*/false)) {
+    const std::string name = prefix + p.key();
+    at::Tensor src;
+    if (!ar.try_read(p.key(), src)) fail("{}: train.init_from: the checkpoint has no parameter '{}'", path, name);
+    at::Tensor dst = p.value();
+    if (src.dim() != dst.dim())
+      fail("{}: train.init_from: '{}' has shape {} in the checkpoint, this run's model has {}", path, name,
+           fmt::join(src.sizes(), "x"), fmt::join(dst.sizes(), "x"));
+    std::vector<std::vector<std::array<int64_t, 3>>> segs;
+    for (int64_t d = 0; d < dst.dim(); ++d) {
+      segs.push_back(dim_segments(src.size(d), dst.size(d), g));
+      if (segs.back().empty())
+        fail("{}: train.init_from: '{}' has shape {} in the checkpoint, this run's model has {} (only tables of users "
+             "and items may grow, by the new users and items)", path, name, fmt::join(src.sizes(), "x"),
+             fmt::join(dst.sizes(), "x"));
+    }
+    if (src.sizes() == dst.sizes()) {
+      dst.copy_(src);
+      continue;
+    }
+    ++grown;
+    // Every combination of the dimensions' segments is one block to copy.
+    std::vector<size_t> at(segs.size(), 0);
+    while (true) {
+      at::Tensor s = src, t = dst;
+      for (size_t d = 0; d < segs.size(); ++d) {
+        const auto& [from, to, len] = segs[d][at[d]];
+        s = s.narrow(static_cast<int64_t>(d), from, len);
+        t = t.narrow(static_cast<int64_t>(d), to, len);
+      }
+      t.copy_(s);
+      size_t d = 0;
+      while (d < at.size() && ++at[d] == segs[d].size()) at[d++] = 0;
+      if (d == at.size()) break;
+    }
+  }
+  for (auto& c : m.named_children()) {
+    torch::serialize::InputArchive sub;
+    if (!ar.try_read(c.key(), sub)) fail("{}: train.init_from: the checkpoint has no module '{}'", path, prefix + c.key());
+    grown += copy_parameters(*c.value(), sub, g, path, prefix + c.key() + ".");
+  }
+  return grown;
+}
+}  // namespace
+
+int64_t warm_start(torch::nn::Module& module, const std::string& path, const std::string& model_name, int64_t old_users,
+                   int64_t old_items, int64_t new_users, int64_t new_items, const c10::Device& device) {
+  torch::serialize::InputArchive ar;
+  load_archive(ar, path, device);
+  check_format(ar, path, model_name);
+  torch::serialize::InputArchive m;
+  if (!ar.try_read("model", m)) fail("{}: checkpoint has no model weights", path);
+  return copy_parameters(module, m, Growth{old_users, old_items, new_users, new_items}, path, "");
+}
+
 void load_model_checkpoint(const std::string& path, torch::nn::Module& module, const std::string& model_name,
                            const c10::Device& device) {
   torch::serialize::InputArchive ar;
@@ -411,7 +493,26 @@ bool Trainer::fit(int64_t max_epochs) {
   // The initial state, so that even a run stopped in its first epoch can be resumed (exactly:
   // epoch 0's order and negatives depend on (seed, 0) alone).
   if (epoch_ == 0 && history_.empty()) {
-    model_->before_training();
+    if (opt_.init_from.empty()) {
+      model_->before_training();
+    } else {
+      const int64_t grown = warm_start(*model_, opt_.init_from + "/best.pt", model_->name(), opt_.init_users,
+                                       opt_.init_items, model_->n_users(), model_->n_items(), device_);
+      if (opt_.init_fold_in) {
+        const int64_t folded = model_->init_user_rows(split_.train, opt_.init_users);
+        if (folded > 0)
+          log_.line(fmt::format("train.init_new_users fold_in: {} new users start from their fold-in (the MAP vector "
+                                "of their training items under the trained item side)", folded));
+      }
+      log_.line(fmt::format("warm start from {}/best.pt: {} users and {} items of {} and {} ({} new users, {} new items; "
+                            "{} parameter tables grew, their new rows initialised as model.* says); each epoch goes "
+                            "over {}", opt_.init_from, opt_.init_users, opt_.init_items, model_->n_users(),
+                            model_->n_items(), model_->n_users() - opt_.init_users, model_->n_items() - opt_.init_items,
+                            grown, split_.epoch.n_rows > 0
+                                ? fmt::format("{} new training pairs and a replay sample of {} others", split_.replay_new,
+                                              split_.replay_old)
+                                : fmt::format("all {} training pairs", split_.train.nnz())));
+    }
     save_last();
   }
   int64_t step = 0;  // steps of this process (for log_every)
@@ -428,6 +529,10 @@ bool Trainer::fit(int64_t max_epochs) {
 }
 
 bool Trainer::fit_closed_form() {
+  if (!opt_.init_from.empty())
+    log_.line(fmt::format("train.init_from {}: '{}' is fitted in closed form, so it refits in full on all {} training "
+                          "pairs (exact: the same model as training from scratch on them)", opt_.init_from,
+                          model_->name(), split_.train.nnz()));
   const auto t0 = Clock::now();
   model_->fit(split_.train);
   train_seconds_ = since(t0);

@@ -48,6 +48,11 @@ struct TrainOptions {
   std::string progress = "auto";   // auto | true | false
   int64_t log_every = 0;           // log the mean loss of the last N steps; 0 = off
   uint64_t seed = 2020;
+  // train.init_from: a run folder whose best.pt starts a fresh run (warm start), with the numbers
+  // of users and items it was trained on (the first ones of this run's; see warm_start).
+  std::string init_from;
+  int64_t init_users = 0, init_items = 0;
+  bool init_fold_in = true;  // train.init_new_users: fold_in (else model)
   static TrainOptions from_config(const Config& cfg);
 };
 
@@ -135,6 +140,16 @@ class Trainer {
 // gradient stored sparse (lazy_adam by definition; sgd without momentum and weight decay; adagrad
 // without weight decay). The trainer then gives every torch::nn::Embedding of the model sparse
 // gradients (set_sparse_embeddings), so that a step costs the rows a batch uses, not the tables.
+// Warm start: copies the parameters of the model in checkpoint `path` (model `model_name`) into
+// `module`, whose tables may have more rows: a dimension of size old_users + c (old_items + c),
+// c in {0, 1, 2} (padding and mask rows), that grew by the number of new users (items) keeps the
+// first old_users (old_items) rows and the last c rows at the same offsets from the ends; the rows
+// between keep the module's own initialisation. Buffers are left alone: they are the module's
+// own data (training histories, counts), built from this run's data. Any other difference is an
+// error naming the file and the parameter. Returns the number of tensors that grew.
+int64_t warm_start(torch::nn::Module& module, const std::string& path, const std::string& model_name,
+                   int64_t old_users, int64_t old_items, int64_t new_users, int64_t new_items, const c10::Device& device);
+
 bool sparse_gradients_are_exact(const TrainOptions& o);
 void set_sparse_embeddings(torch::nn::Module& model, bool sparse);
 

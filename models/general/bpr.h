@@ -46,6 +46,7 @@ class BPRImpl : public RecommenderImpl {
   double per_sample_sgd(const Batch& batch, double lr) override;
   bool folds_in() const override { return true; }
   at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
+  int64_t init_user_rows(const Csr& train, int64_t first) override;
   // Explanation: the history items closest to the item, by cosine of their item factors.
   std::string explain_kind() const override { return "items"; }
   std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override {

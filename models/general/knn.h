@@ -168,15 +168,23 @@ class KNNImpl : public RecommenderImpl {
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
   // Fold-in: ItemKNN in ranking mode scores a history as it scores a user with those items
-  // (the sums of its k-lists' similarities; exactly a known user's scores). UserKNN (its
-  // neighbours are training users, chosen by similarities among them) and rating mode (a history
-  // carries no ratings) refuse.
-  bool folds_in() const override { return item_based_ && !rating_; }
+  // (the sums of its k-lists' similarities; exactly a known user's scores). UserKNN in ranking
+  // mode with row pruning and a similarity of binary entries (cosine, jaccard,
+  // asymmetric_cosine; idf weighting included): the history is a new user, compared with every
+  // training user exactly as fit() compares two users (same entries, sums in the same order,
+  // shrinkage), its k most similar training users are its neighbours, and item i scores the sum
+  // of the similarities of the neighbours that have i. A training user whose items are exactly
+  // the history is taken to be the same user and is not its own neighbour, so a known user's
+  // own items give exactly its trained scores. Rating mode (a history carries no ratings),
+  // UserKNN with rating-based similarities and UserKNN with column pruning (the new user would
+  // change the training users' own k-lists) refuse.
+  bool folds_in() const override;
   at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
-  // Explanation (ItemKNN, ranking mode): history item j contributes its similarity s_ij from the
-  // kept neighbour lists (row pruning: j among i's k neighbours; column pruning: i in j's list);
-  // the contributions add up to the fold-in score.
-  std::string explain_kind() const override { return folds_in() ? "items" : ""; }
+  // Explanation (ranking mode). ItemKNN: history item j contributes its similarity s_ij from the
+  // kept neighbour lists (row pruning: j among i's k neighbours; column pruning: i in j's list).
+  // UserKNN: the evidence is "users", the history's neighbours that have the item, each with its
+  // similarity. Either way the contributions add up to the fold-in score.
+  std::string explain_kind() const override { return folds_in() ? (item_based_ ? "items" : "users") : ""; }
   std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
   ScriptExport script_export() const override;
 
@@ -195,6 +203,9 @@ class KNNImpl : public RecommenderImpl {
 
  private:
   void check_ranges(const at::Tensor& users, const at::Tensor* items) const;
+  // UserKNN fold-in: the history's neighbours (training users), most similar first, with their
+  // similarities (see folds_in()).
+  std::vector<std::pair<float, int64_t>> history_neighbours(const at::Tensor& items) const;
   void resize_storage(int64_t nnz);
 
   bool item_based_, rating_;

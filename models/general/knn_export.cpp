@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include <fmt/core.h>
+
 #include "models/general/knn.h"
 
 namespace rzoo {
@@ -78,6 +80,50 @@ def _score_all(self, users: Tensor) -> Tensor:
     out = torch.zeros(b * N_ITEMS).double()
     out.index_add_(0, target, w.index_select(0, row))
     return out.view(b, N_ITEMS).float()
+)PY";
+
+// UserKNN fold-in (ranking, row pruning, binary entries): what history_neighbours() and
+// score_fold_in() compute in knn_score.cpp, as tensor operations (sums in another order: equal
+// up to double rounding). SIMILARITY is the policy's formula; ENTRIES the items' entries.
+constexpr const char* kUserRankingFoldIn = R"PY(
+def _user_neighbours(self, items: Tensor) -> Tuple[Tensor, Tensor]:
+    ptr = self.train_indptr
+    cnt_v = ptr[1:] - ptr[:-1]
+    users = torch.repeat_interleave(torch.arange(N_USERS), cnt_v)
+    its = self.train_keys.narrow(0, 0, users.size(0)) - users * N_ITEMS
+    ENTRIES
+    h = torch.zeros(N_ITEMS).double()
+    h.index_fill_(0, items, 1.0)
+    ev = e.index_select(0, its)
+    co = h.index_select(0, its)
+    zero = torch.zeros(N_USERS).double()
+    n = zero.index_add(0, users, co)
+    ab = zero.index_add(0, users, co * ev * ev)
+    norm_v = torch.sqrt(zero.index_add(0, users, ev * ev))
+    cv = cnt_v.double()
+    ch = float(items.size(0))
+    norm_h = torch.sqrt((h * e * h * e).sum())
+    SIMILARITY
+    val = val * (n / (n + SHRINKAGE))
+    drop = (n == 0) | ((n == ch) & (cv == ch))
+    f = torch.where(drop, zero, val).float()
+    order = torch.sort(f, descending=True, stable=True)[1][:K_NEIGHBORS]
+    keep = order.index_select(0, torch.nonzero(f.index_select(0, order) != 0).reshape(-1))
+    return keep, f.index_select(0, keep)
+
+def _score_fold_in(self, items: Tensor) -> Tensor:
+    nb, w = self._user_neighbours(items)
+    row, col, pos, longest = self._knn_segments(self.train_indptr, nb)
+    out = torch.zeros(N_ITEMS).double()
+    out.index_add_(0, torch.remainder(self.train_keys.index_select(0, pos), N_ITEMS), w.double().index_select(0, row))
+    return out.float()
+
+def _explain(self, items: Tensor, item: int) -> Tuple[Tensor, Tensor]:
+    nb, w = self._user_neighbours(items)
+    q = nb * N_ITEMS + item
+    found = self.train_keys.index_select(0, torch.searchsorted(self.train_keys, q)) == q
+    hit = torch.nonzero(found).reshape(-1)
+    return nb.index_select(0, hit), w.index_select(0, hit).double()
 )PY";
 
 // Ranking with prune column: the transposed lists as segments of (nbr_list, nbr_weight).
@@ -236,7 +282,32 @@ ScriptExport KNNImpl::script_export() const {
     } else {
       add("nbr_index", nbr_index);
       add("nbr_sim", nbr_sim);
-      code += item_based_ ? std::string(kItemRanking) + kItemRankingFoldIn : kUserRanking;
+      if (item_based_) {
+        code += std::string(kItemRanking) + kItemRankingFoldIn;
+      } else {
+        code += kUserRanking;
+        if (folds_in()) {
+          std::string f = kUserRankingFoldIn;
+          replace_all(f, "ENTRIES", options.idf()
+              ? "df = torch.zeros(N_ITEMS).double().index_add(0, its, torch.ones(its.size(0)).double())\n"
+                "    e = torch.where(df > 0, torch.log(torch.full_like(df, N_USERS) / df.clamp(min=1.0)), torch.zeros_like(df))"
+              : "e = torch.ones(N_ITEMS).double()");
+          const std::string sim = options.similarity();
+          std::string formula;
+          if (sim == "cosine") {
+            formula = "den = norm_h * norm_v\n    val = torch.where(den > 0, torch.clamp(ab / den.clamp(min=1e-300), -1.0, 1.0), zero)";
+          } else if (sim == "asymmetric_cosine") {
+            const double a = options.asymmetric_alpha();
+            formula = fmt::format("den = torch.pow(norm_h, {:.17g}) * torch.pow(norm_v, {:.17g})\n"
+                                  "    val = torch.where(den > 0, ab / den.clamp(min=1e-300), zero)", 2 * a, 2 * (1 - a));
+          } else {  // jaccard
+            formula = "den = ch + cv - n\n    val = torch.where(den > 0, n / den.clamp(min=1e-300), zero)";
+          }
+          replace_all(f, "SIMILARITY", formula);
+          replace_all(f, "SHRINKAGE", fmt::format("{:.17g}", options.shrinkage()));
+          code += f;
+        }
+      }
     }
   } else {
     add("sim", sim);

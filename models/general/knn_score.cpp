@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
 #include <vector>
 
@@ -309,10 +310,102 @@ at::Tensor KNNImpl::score(const at::Tensor& users_in, const at::Tensor& items_in
   return out.to(train_keys.device());
 }
 
+bool KNNImpl::folds_in() const {
+  if (rating_) return false;
+  return item_based_ || (options.prune() == "row" && !similarity_->needs_ratings(false));
+}
+
+std::vector<std::pair<float, int64_t>> KNNImpl::history_neighbours(const at::Tensor& items_in) const {
+  const at::Tensor keys_t = on_cpu(train_keys), ptr_t = on_cpu(train_indptr);
+  const int64_t* keys = keys_t.data_ptr<int64_t>();
+  const int64_t* ptr = ptr_t.data_ptr<int64_t>();
+  const int64_t U = n_users_, I = n_items_, nnz = ptr[U];
+  // The history as fit() would list a user: distinct items, ascending.
+  const auto sorted = std::get<0>(torch::_unique(items_in.to(torch::kCPU, torch::kLong), /*sorted=*/true));
+  std::vector<int64_t> hist(sorted.data_ptr<int64_t>(), sorted.data_ptr<int64_t>() + sorted.numel());
+  // Entries: 1, or the item's idf log(U / df) over the training users.
+  std::vector<double> idf;
+  if (options.idf()) {
+    std::vector<int64_t> df(static_cast<size_t>(I), 0);
+    for (int64_t p = 0; p < nnz; ++p) ++df[static_cast<size_t>(keys[p] % I)];
+    idf.resize(static_cast<size_t>(I));
+    for (int64_t i = 0; i < I; ++i) idf[i] = df[i] > 0 ? std::log(static_cast<double>(U) / static_cast<double>(df[i])) : 0.0;
+  }
+  auto entry = [&](int64_t i) { return idf.empty() ? 1.0 : idf[static_cast<size_t>(i)]; };
+  // The training users of each item, ascending (fit()'s by-item lists).
+  std::vector<int64_t> col_ptr(static_cast<size_t>(I) + 1, 0), col_user(static_cast<size_t>(nnz));
+  for (int64_t p = 0; p < nnz; ++p) ++col_ptr[static_cast<size_t>(keys[p] % I) + 1];
+  for (int64_t i = 0; i < I; ++i) col_ptr[i + 1] += col_ptr[i];
+  {
+    std::vector<int64_t> next(col_ptr.begin(), col_ptr.end() - 1);
+    for (int64_t u = 0; u < U; ++u)
+      for (int64_t p = ptr[u]; p < ptr[u + 1]; ++p) col_user[static_cast<size_t>(next[keys[p] - u * I]++)] = u;
+  }
+  // Facts of the history and of every training user, as entity_facts() computes them.
+  KNNEntity h;
+  {
+    double sq = 0;
+    for (int64_t i : hist) sq += entry(i) * entry(i);
+    h.count = static_cast<double>(hist.size());
+    h.norm = std::sqrt(sq);
+  }
+  std::vector<KNNEntity> ent(static_cast<size_t>(U));
+  for (int64_t u = 0; u < U; ++u) {
+    double sq = 0;
+    for (int64_t p = ptr[u]; p < ptr[u + 1]; ++p) sq += entry(keys[p] - u * I) * entry(keys[p] - u * I);
+    ent[u].count = static_cast<double>(ptr[u + 1] - ptr[u]);
+    ent[u].norm = std::sqrt(sq);
+  }
+  // Co-rater sums in fit()'s order: the history's items ascending, each item's users ascending.
+  std::vector<KNNCoSums> sums(static_cast<size_t>(U));
+  for (int64_t y : hist) {
+    const double va = entry(y);
+    for (int64_t q = col_ptr[y]; q < col_ptr[y + 1]; ++q) {
+      KNNCoSums& s = sums[static_cast<size_t>(col_user[q])];
+      const double vb = va;  // binary entries: the same item's entry on both sides
+      s.n += 1;
+      s.ab += va * vb;
+      s.aa += va * va;
+      s.bb += vb * vb;
+      s.a += va;
+      s.b += vb;
+    }
+  }
+  std::vector<std::pair<float, int64_t>> cand;
+  const double n_hist = static_cast<double>(hist.size());
+  for (int64_t v = 0; v < U; ++v) {
+    const KNNCoSums& s = sums[static_cast<size_t>(v)];
+    if (s.n == 0) continue;
+    if (s.n == n_hist && ent[v].count == n_hist) continue;  // the same items: the same user
+    const double val = similarity_->value(s, h, ent[v]) * (s.n / (s.n + options.shrinkage()));
+    const float f = static_cast<float>(val);
+    if (val != 0.0 && f != 0.0f) cand.emplace_back(f, v);
+  }
+  const auto cmp = [](const std::pair<float, int64_t>& a, const std::pair<float, int64_t>& b) { return better(a, b); };
+  const auto m = std::min<int64_t>(k_, static_cast<int64_t>(cand.size()));
+  std::partial_sort(cand.begin(), cand.begin() + m, cand.end(), cmp);
+  cand.resize(static_cast<size_t>(m));
+  return cand;
+}
+
 at::Tensor KNNImpl::score_fold_in(const at::Tensor& items) {
   TORCH_CHECK(folds_in(), "model '", name(), "' cannot fold in a new user's history (",
-              item_based_ ? "rating mode: a history carries no ratings" : "its neighbours are training users", ")");
+              item_based_ || rating_ ? "rating mode: a history carries no ratings"
+              : options.prune() == "column"
+                  ? "model.prune column: a new user would change the training users' own neighbour lists"
+                  : "its similarity '" + options.similarity() + "' compares ratings, which a history does not carry",
+              ")");
   torch::NoGradGuard no_grad;
+  if (!item_based_) {
+    // Each neighbour adds its similarity to its items (user_ranking_all's sum, in the same order).
+    const at::Tensor keys_t = on_cpu(train_keys), ptr_t = on_cpu(train_indptr);
+    const int64_t* keys = keys_t.data_ptr<int64_t>();
+    const int64_t* ptr = ptr_t.data_ptr<int64_t>();
+    std::vector<double> acc(static_cast<size_t>(n_items_), 0.0);
+    for (const auto& [s, v] : history_neighbours(items))
+      for (int64_t p = ptr[v]; p < ptr[v + 1]; ++p) acc[static_cast<size_t>(keys[p] - v * n_items_)] += s;
+    return torch::tensor(acc, torch::kDouble).to(torch::kFloat).to(train_keys.device());
+  }
   const auto dev = train_keys.device();
   auto x = torch::zeros({n_items_}, torch::TensorOptions().dtype(torch::kDouble).device(dev));
   x.index_fill_(0, items.to(dev, torch::kLong), 1.0);
@@ -330,6 +423,22 @@ at::Tensor KNNImpl::score_fold_in(const at::Tensor& items) {
 std::pair<at::Tensor, at::Tensor> KNNImpl::explain(const at::Tensor& items, int64_t item) {
   if (!folds_in()) return RecommenderImpl::explain(items, item);
   torch::NoGradGuard no_grad;
+  if (!item_based_) {
+    // The history's neighbours that have `item`, with their similarities.
+    const at::Tensor keys_t = on_cpu(train_keys), ptr_t = on_cpu(train_indptr);
+    const int64_t* keys = keys_t.data_ptr<int64_t>();
+    const int64_t* ptr = ptr_t.data_ptr<int64_t>();
+    std::vector<int64_t> who;
+    std::vector<double> w;
+    for (const auto& [s, v] : history_neighbours(items)) {
+      const int64_t key = v * n_items_ + item;
+      if (std::binary_search(keys + ptr[v], keys + ptr[v + 1], key)) {
+        who.push_back(v);
+        w.push_back(s);
+      }
+    }
+    return {torch::tensor(who, torch::kLong), torch::tensor(w, torch::kDouble)};
+  }
   const auto idx = items.to(torch::kCPU, torch::kLong);
   auto x = torch::zeros({n_items_}, torch::kBool).index_fill_(0, idx, true);  // the history
   if (options.prune() == "column") {

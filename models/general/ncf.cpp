@@ -30,6 +30,7 @@
 
 #include "core/checkpoint.h"
 #include "core/config.h"
+#include "datasets/dataset.h"
 #include "core/error.h"
 #include "models/general/fold_in_linear.h"
 
@@ -482,6 +483,24 @@ at::Tensor GMFImpl::score_fold_in(const at::Tensor& items) {
   return (torch::mv(x, u) + c).to(torch::kFloat);  // [I]
 }
 
+int64_t GMFImpl::init_user_rows(const Csr& train, int64_t first) {
+  torch::NoGradGuard no_grad;
+  if (first <= 0 || first >= n_users_) return 0;
+  LinearFoldIn f;
+  f.neg_per_pos = neg_per_pos_;
+  fit_fold_in_prior(f, gmf_user_emb->weight.narrow(0, 0, first));
+  const auto x = gmf_fold_in_items(gmf_item_emb->weight, predict->weight[0]);
+  const auto c = predict->bias.detach().to(torch::kCPU, torch::kDouble).expand({x.size(0)});
+  int64_t set = 0;
+  for (int64_t u = first; u < n_users_; ++u) {
+    if (train.row_size(u) == 0) continue;
+    const auto items = torch::tensor(std::vector<int64_t>(train.row_begin(u), train.row_end(u)), torch::kLong);
+    gmf_user_emb->weight[u].copy_(fold_in_linear(f, x, c, items).to(gmf_user_emb->weight.dtype()));
+    ++set;
+  }
+  return set;
+}
+
 std::pair<at::Tensor, at::Tensor> GMFImpl::explain(const at::Tensor& items, int64_t item) {
   return explain_by_item_cosine(gmf_item_emb->weight, items, item);
 }
@@ -605,6 +624,26 @@ at::Tensor DotMFImpl::score_fold_in(const at::Tensor& items) {
   const auto c = (item_bias.detach() + global_bias.detach()).to(torch::kCPU, torch::kDouble);  // [I]
   const auto u = fold_in_linear(f, x, c, items);
   return (torch::mv(x, u) + c).to(torch::kFloat);  // [I]
+}
+
+int64_t DotMFImpl::init_user_rows(const Csr& train, int64_t first) {
+  torch::NoGradGuard no_grad;
+  if (first <= 0 || first >= n_users_) return 0;
+  const LinearFoldIn f = mf_fold_in(user_emb->weight.narrow(0, 0, first), user_bias.narrow(0, 0, first), neg_per_pos_);
+  const auto q = item_emb->weight.detach().to(torch::kCPU, torch::kDouble);
+  const auto x = torch::cat({q, torch::ones({q.size(0), 1}, q.options())}, 1);  // [I, D + 1]
+  const auto c = (item_bias.detach() + global_bias.detach()).to(torch::kCPU, torch::kDouble);  // [I]
+  const int64_t D = q.size(1);
+  int64_t set = 0;
+  for (int64_t u = first; u < n_users_; ++u) {
+    if (train.row_size(u) == 0) continue;
+    const auto items = torch::tensor(std::vector<int64_t>(train.row_begin(u), train.row_end(u)), torch::kLong);
+    const auto v = fold_in_linear(f, x, c, items);  // [D + 1]: the vector and the user bias
+    user_emb->weight[u].copy_(v.narrow(0, 0, D).to(user_emb->weight.dtype()));
+    user_bias[u].copy_(v[D].to(user_bias.dtype()));
+    ++set;
+  }
+  return set;
 }
 
 std::pair<at::Tensor, at::Tensor> DotMFImpl::explain(const at::Tensor& items, int64_t item) {

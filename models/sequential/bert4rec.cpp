@@ -154,6 +154,24 @@ at::Tensor BERT4RecImpl::score_all(const at::Tensor& users) { return logits(last
 
 at::Tensor BERT4RecImpl::score_history(const at::Tensor& seq) { return logits(last_output_of(seq)); }
 
+std::pair<at::Tensor, at::Tensor> BERT4RecImpl::explain(const at::Tensor& items, int64_t item) {
+  (void)item;
+  torch::NoGradGuard no_grad;
+  const bool was_training = is_training();
+  eval();
+  const auto h = explain_window(items, options.max_len() - 1, item_emb->weight.device(), "bert4rec");
+  const int64_t n = h.size(0);
+  // encode() of the history and the mask token, unpadded (padding keys are masked out there).
+  const auto seq = torch::cat({h, torch::full({1}, mask_token(), h.options())}).unsqueeze(0);  // [1, n + 1]
+  auto x = emb_ln(item_emb(seq) + pos_emb(torch::arange(n + 1, h.options())).unsqueeze(0)).transpose(0, 1);  // [n + 1, 1, D]
+  const auto nb = static_cast<int64_t>(blocks->size());
+  for (int64_t l = 0; l + 1 < nb; ++l) x = (*blocks)[static_cast<size_t>(l)]->as<torch::nn::TransformerEncoderLayer>()->forward(x);
+  auto* last = (*blocks)[static_cast<size_t>(nb - 1)]->as<torch::nn::TransformerEncoderLayer>();
+  const auto w = std::get<1>(last->self_attn->forward(x, x, x, at::Tensor(), /*need_weights=*/true));  // [1, n + 1, n + 1]
+  train(was_training);
+  return {h.cpu(), w[0][n].narrow(0, 0, n).to(torch::kCPU, torch::kDouble)};
+}
+
 ScriptExport BERT4RecImpl::script_export() const {
   ScriptExport e;
   auto cpu = [](const at::Tensor& t) { return t.detach().to(torch::kCPU).clone(); };
@@ -175,6 +193,7 @@ ScriptExport BERT4RecImpl::script_export() const {
   add_stacked_layers(e, {"in_w", "in_b", "out_w", "out_b", "ln1_w", "ln1_b", "ff1_w", "ff1_b", "ff2_w", "ff2_b", "ln2_w", "ln2_b"},
                      per_layer);
   e.history_len = options.max_len() - 1;
+  e.explain_kind = "items";
   const int64_t D = options.hidden_size(), H = options.heads();
   // The same operations as encode() and LibTorch's TransformerEncoderLayer (post-LayerNorm, GELU)
   // and multi_head_attention_forward in eval mode: q scaled by 1 / sqrt(head_dim), padding keys
@@ -220,6 +239,26 @@ def _score_seq(self, seq: Tensor) -> Tensor:
 
 def _score_all(self, users: Tensor) -> Tensor:
     return self._score_seq(self.hist.index_select(0, users))
+
+def _explain(self, h: Tensor, item: int) -> Tuple[Tensor, Tensor]:
+    n = h.size(0)
+    L = n + 1
+    seq = torch.cat([h, torch.full([1], self.n_items + 1, dtype=h.dtype)])
+    x = torch.embedding(self.item_w, seq) + torch.embedding(self.pos_w, torch.arange(L))
+    x = torch.layer_norm(x, [{D}], self.lne_w, self.lne_b, {eps_e})
+    last = torch.zeros([n])
+    for i in range(self.in_w.size(0)):
+        qkv = torch.linear(x, self.in_w[i], self.in_b[i]).chunk(3, -1)
+        q = (qkv[0] * {scaling}).contiguous().view(L, {H}, {dh}).transpose(0, 1)
+        k = qkv[1].contiguous().view(L, {H}, {dh}).transpose(0, 1)
+        v = qkv[2].contiguous().view(L, {H}, {dh}).transpose(0, 1)
+        w = torch.softmax(torch.bmm(q, k.transpose(1, 2)), -1)
+        last = w.select(1, L - 1).mean(0).narrow(0, 0, n)
+        a = torch.bmm(w, v).transpose(0, 1).contiguous().view(L, {D})
+        x = torch.layer_norm(x + torch.linear(a, self.out_w[i], self.out_b[i]), [{D}], self.ln1_w[i], self.ln1_b[i], {eps1})
+        f = torch.linear(torch.gelu(torch.linear(x, self.ff1_w[i], self.ff1_b[i])), self.ff2_w[i], self.ff2_b[i])
+        x = torch.layer_norm(x + f, [{D}], self.ln2_w[i], self.ln2_b[i], {eps2})
+    return h, last.double()
 )",
                        fmt::arg("D", D), fmt::arg("H", H), fmt::arg("dh", D / H),
                        fmt::arg("eps_e", fmt::format("{:.17g}", emb_ln->options.eps())), fmt::arg("eps1", fmt::format("{:.17g}", eps1)),

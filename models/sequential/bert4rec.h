@@ -63,6 +63,12 @@ class BERT4RecImpl : public RecommenderImpl {
   // The L - 1 most recent items; the mask token follows them.
   int64_t history_len() const override { return options.max_len() - 1; }
   at::Tensor score_history(const at::Tensor& seq) override;                    // [B, L - 1] -> [B, I]
+  // Explanation: the attention of the last block at the mask token (the position whose output
+  // scores every item) over the history's positions, averaged over heads: one weight per
+  // position of the last L - 1 items (the remainder, up to 1, is the mask token's attention to
+  // itself); the same for every recommended item.
+  std::string explain_kind() const override { return "items"; }
+  std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
   ScriptExport script_export() const override;
 
   // seq [B, L'] item indices (L' <= max_len, left-padded with n_items, may hold the mask token

@@ -86,6 +86,13 @@ at::Tensor UserHistories::windows(const at::Tensor& users, HistoryScope scope, c
   return table(scope).index_select(0, users.to(torch::kCPU, torch::kLong)).to(device);
 }
 
+at::Tensor explain_window(const at::Tensor& items, int64_t L, const c10::Device& device, const char* model) {
+  const auto h = items.to(device, torch::kLong).reshape({-1});
+  const int64_t n = std::min<int64_t>(h.size(0), L);
+  TORCH_CHECK(n > 0, model, ": explain needs a non-empty history");
+  return h.narrow(0, h.size(0) - n, n);
+}
+
 at::Tensor last_columns(const at::Tensor& x, int64_t L) {
   const int64_t n = x.size(1);
   return n > L ? x.narrow(1, n - L, L) : x;

@@ -46,6 +46,9 @@ bool split_is_time_ordered(const std::string& method);
 // The last `L` columns of a batch's [B, Lb] sequence tensor (a batch window wider than the
 // model's; batches narrower than L are used as they are).
 at::Tensor last_columns(const at::Tensor& x, int64_t L);
+// explain(): the last (at most) L items of a history [n] in time order, as int64 on `device`;
+// an empty history is an error naming the model.
+at::Tensor explain_window(const at::Tensor& items, int64_t L, const c10::Device& device, const char* model);
 
 // Left padding <-> right padding. The batches and histories are left-padded (the most recent
 // item in the last column); the encoders run on right-padded rows, where a causal model's real

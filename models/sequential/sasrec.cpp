@@ -128,6 +128,26 @@ at::Tensor SASRecImpl::score_history(const at::Tensor& seq) {
   return torch::matmul(h, item_emb->weight.narrow(0, 0, n_items_).t());   // [B, I]
 }
 
+std::pair<at::Tensor, at::Tensor> SASRecImpl::explain(const at::Tensor& items, int64_t item) {
+  (void)item;
+  torch::NoGradGuard no_grad;
+  const bool was_training = is_training();
+  eval();
+  const auto h = explain_window(items, options.max_len(), item_emb->weight.device(), "sasrec");
+  const int64_t n = h.size(0);
+  // encode() on the unpadded window: with right padding and the causal mask the real positions
+  // never see the padding, so these are the same activations.
+  auto x = item_emb(h.unsqueeze(0)) * emb_scale_ + pos_emb(torch::arange(n, h.options())).unsqueeze(0);  // [1, n, D]
+  const auto mask = torch::full({n, n}, -std::numeric_limits<float>::infinity(), x.options()).triu(1);
+  const auto nb = static_cast<int64_t>(blocks->size());
+  for (int64_t l = 0; l + 1 < nb; ++l) x = (*blocks)[static_cast<size_t>(l)]->as<SASRecBlock>()->forward(x, mask);
+  auto* last = (*blocks)[static_cast<size_t>(nb - 1)]->as<SASRecBlock>();
+  const auto y = last->ln1(x).transpose(0, 1);                                              // [n, 1, D]
+  const auto w = std::get<1>(last->attn->forward(y, y, y, at::Tensor(), /*need_weights=*/true, mask));  // [1, n, n], head mean
+  train(was_training);
+  return {h.cpu(), w[0][n - 1].to(torch::kCPU, torch::kDouble)};
+}
+
 ScriptExport SASRecImpl::script_export() const {
   ScriptExport e;
   auto cpu = [](const at::Tensor& t) { return t.detach().to(torch::kCPU).clone(); };
@@ -147,6 +167,7 @@ ScriptExport SASRecImpl::script_export() const {
   add_stacked_layers(e, {"ln1_w", "ln1_b", "in_w", "in_b", "out_w", "out_b", "ln2_w", "ln2_b", "ff1_w", "ff1_b", "ff2_w", "ff2_b"},
                      per_layer);
   e.history_len = options.max_len();
+  e.explain_kind = "items";
   const int64_t D = options.hidden_size(), H = options.heads();
   // The same operations as encode() and LibTorch's multi_head_attention_forward in eval mode
   // (dropout off): q scaled by 1 / sqrt(head_dim) before q k^T, the mask added, softmax.
@@ -189,6 +210,25 @@ def _score_seq(self, seq: Tensor) -> Tensor:
 
 def _score_all(self, users: Tensor) -> Tensor:
     return self._score_seq(self.hist.index_select(0, users))
+
+def _explain(self, h: Tensor, item: int) -> Tuple[Tensor, Tensor]:
+    L = h.size(0)
+    x = torch.embedding(self.item_w, h.unsqueeze(0)) * {emb_scale} + torch.embedding(self.pos_w, torch.arange(L)).unsqueeze(0)
+    mask = torch.full([L, L], float("-inf")).triu(1)
+    last = torch.zeros([L])
+    for i in range(self.in_w.size(0)):
+        y = torch.layer_norm(x, [{D}], self.ln1_w[i], self.ln1_b[i], {eps}).transpose(0, 1)
+        qkv = torch.linear(y, self.in_w[i], self.in_b[i]).chunk(3, -1)
+        q = (qkv[0] * {scaling}).contiguous().view(L, {H}, {dh}).transpose(0, 1)
+        k = qkv[1].contiguous().view(L, {H}, {dh}).transpose(0, 1)
+        v = qkv[2].contiguous().view(L, {H}, {dh}).transpose(0, 1)
+        w = torch.softmax(torch.bmm(q, k.transpose(1, 2)) + mask.unsqueeze(0), -1)
+        last = w.select(1, L - 1).mean(0)
+        a = torch.bmm(w, v).transpose(0, 1).contiguous().view(L, 1, {D})
+        z = x + torch.linear(a, self.out_w[i], self.out_b[i]).transpose(0, 1)
+        f = torch.relu(torch.linear(torch.layer_norm(z, [{D}], self.ln2_w[i], self.ln2_b[i], {eps}), self.ff1_w[i], self.ff1_b[i]))
+        x = z + torch.linear(f, self.ff2_w[i], self.ff2_b[i])
+    return h, last.double()
 )",
                        fmt::arg("D", D), fmt::arg("H", H), fmt::arg("emb_scale", fmt::format("{:.17g}", emb_scale_)), fmt::arg("dh", D / H),
                        fmt::arg("eps", fmt::format("{:.17g}", options.layer_norm_eps())),

@@ -67,6 +67,13 @@ class SASRecImpl : public RecommenderImpl {
   void set_history_scope(HistoryScope scope) override { scope_ = scope; }
   int64_t history_len() const override { return options.max_len(); }
   at::Tensor score_history(const at::Tensor& seq) override;                    // [B, L] -> [B, I]
+  // Explanation: the attention of the last block at the most recent position (the one whose
+  // output scores every item) over the history's positions, averaged over heads: one weight per
+  // position of the last L items, summing to 1 (the same for every recommended item: attention
+  // says which past items the next-item representation was built from, not why one item
+  // outranks another).
+  std::string explain_kind() const override { return "items"; }
+  std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
   ScriptExport script_export() const override;
 
   // seq [B, L'] item indices (L' <= max_len, left-padded with n_items) -> h [B, L', D]
