@@ -111,13 +111,15 @@ that) gets the run's config plus
   train.epochs: 20, train.valid_every: 20, train.early_stop.patience: 0
                                 (20 epochs, validated at the end: the run's validation part holds
                                 old interactions, and stopping on it stopped the update early)
-Gradient models continue from the parent's parameters: new users of bpr, mf and gmf start from
+Gradient models continue from the parent's parameters: new users of bpr, mf, gmf, ncfmlp and neumf start from
 their fold-in (train.init_new_users), other new rows as the model initialises them; closed-form models
 (pop, itemknn, userknn, ease, ials, ...) refit in full on all the training pairs, which is exact,
-and say so. RUN_DIR is only read. --set may change train.*, eval.*, seed, threads, device,
-run_name and output_dir (e.g. --set train.epochs=5 --set train.replay=0.5); dataset.* and model.*
-would change what the update starts from and are refused. --out FILE also exports the updated
-model as TorchScript (as rzoo export does).
+and say so. RUN_DIR is only read. --set may change train.*, eval.*, dataset.append_valid, seed,
+threads, device, run_name and output_dir (e.g. --set train.epochs=5 --set train.replay=0.5); the
+other dataset.* keys and model.* would change what the update starts from and are refused. --out FILE also exports the updated
+model as TorchScript (as rzoo export does). The new run's valid and test figures score the run's
+old parts with a model trained on later interactions: not a clean estimate (the README's replay
+benchmark measures updates).
 )";
   if (command == "evaluate")
     return R"(usage: rzoo evaluate RUN_DIR [--set eval.KEY=VALUE ...]

@@ -23,6 +23,7 @@ import csv
 import html
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -56,6 +57,19 @@ def run(cmd, log):
     log.write(" ".join(cmd) + f"\n{p.stdout}\n[exit {p.returncode}, {secs:.2f} s]\n")
     if p.returncode not in (0, 3):  # 3: the (empty) test part, allowed
         sys.exit(f"failed: {' '.join(cmd)}\n{p.stdout[-3000:]}")
+    return secs
+
+
+def timed(cmd, run_dir, log):
+    """Runs cmd for run_dir, or reads back its wall time when run_dir is already finished (a rerun of the
+    replay, e.g. after an evaluation error, repeats no training)."""
+    mark = os.path.join(run_dir, "replay_seconds")
+    if os.path.exists(os.path.join(run_dir, "metrics.json")):
+        with open(mark) as f:
+            return float(f.read())
+    secs = run(cmd, log)
+    with open(mark, "w") as f:
+        f.write(f"{secs:.6f}\n")
     return secs
 
 
@@ -149,10 +163,7 @@ output_dir: {runs}
     rz = a.rzoo
     base = os.path.join(runs, "base")
     steps = []
-    if not os.path.exists(os.path.join(base, "metrics.json")):
-        secs = run([rz, "train", exp, "--quiet", "--allow-empty", "--set", "run_name=base"] + sets, log)
-    else:
-        secs = float("nan")
+    secs = timed([rz, "train", exp, "--quiet", "--allow-empty", "--set", "run_name=base"] + sets, base, log)
     steps.append({"step": 0, "base_seconds": secs, "base_train_seconds": train_seconds(base)})
     prev = base
     for t in range(1, a.steps):
@@ -163,18 +174,12 @@ output_dir: {runs}
         rec = {"step": t}
         for which in order:
             if which == "update":
-                if os.path.exists(os.path.join(upd, "metrics.json")):
-                    rec["update_seconds"] = float("nan")
-                else:
-                    rec["update_seconds"] = run([rz, "update", prev, "--data", os.path.join(data_dir, f"week{t-1}.csv"),
-                                                 "--quiet", "--allow-empty"] + sets + usets, log)
+                rec["update_seconds"] = timed([rz, "update", prev, "--data", os.path.join(data_dir, f"week{t-1}.csv"),
+                                               "--quiet", "--allow-empty"] + sets + usets, upd, log)
                 rec["update_train_seconds"] = train_seconds(upd)
             else:
-                if os.path.exists(os.path.join(ret, "metrics.json")):
-                    rec["retrain_seconds"] = float("nan")
-                else:
-                    rec["retrain_seconds"] = run([rz, "train", exp, "--quiet", "--allow-empty", "--set", f"run_name=retrain-{t}",
-                                                  "--set", f"dataset.append=[{weeks}]"] + sets, log)
+                rec["retrain_seconds"] = timed([rz, "train", exp, "--quiet", "--allow-empty", "--set", f"run_name=retrain-{t}",
+                                                "--set", f"dataset.append=[{weeks}]"] + sets, ret, log)
                 rec["retrain_train_seconds"] = train_seconds(ret)
         steps.append(rec)
         prev = upd
@@ -205,6 +210,26 @@ output_dir: {runs}
         "seconds": {"update": total("update_seconds"), "retrain": total("retrain_seconds"),
                     "update_train": total("update_train_seconds"), "retrain_train": total("retrain_train_seconds")},
     }
+    # Paired bootstrap over the (user, week) values: 95% intervals of update / retraining and of
+    # update - never updated (10,000 resamples, seeded).
+    vals = {arm: [v for st in steps for v in st[arm]["per_user"]] for arm in ("never", "update", "retrain")}
+    rng = random.Random(2020)
+    n_uw = len(vals["never"])
+    ratios, gains = [], []
+    for _ in range(10000):
+        idx = [rng.randrange(n_uw) for _ in range(n_uw)]
+        u = sum(vals["update"][i] for i in idx)
+        r = sum(vals["retrain"][i] for i in idx)
+        nv = sum(vals["never"][i] for i in idx)
+        if r > 0:
+            ratios.append(u / r)
+        gains.append((u - nv) / n_uw)
+    ratios.sort()
+    gains.sort()
+    def ci(xs):
+        return [xs[int(0.025 * (len(xs) - 1))], xs[int(0.975 * (len(xs) - 1))]] if xs else [float("nan")] * 2
+    summary["update_vs_retrain_ndcg_ci95"] = ci(ratios)
+    summary["update_minus_never_ci95"] = ci(gains)
     s = summary
     s["update_vs_retrain_ndcg"] = s["ndcg@10"]["update"] / s["ndcg@10"]["retrain"]
     s["update_vs_retrain_time"] = s["seconds"]["update"] / s["seconds"]["retrain"]
@@ -213,13 +238,18 @@ output_dir: {runs}
     lines = [f"# Feedback replay: {name}, {a.model}, {a.steps} weekly steps", "",
              "| week | users | never updated | rzoo update | full retraining | update s | retrain s |",
              "|---:|---:|---:|---:|---:|---:|---:|"]
+    def f4(v):
+        return "-" if v is None else f"{v:.4f}"
+
     for st in steps:
-        lines.append(f"| {st['step']} | {st['never']['users']} | {st['never']['ndcg@10']:.4f} | {st['update']['ndcg@10']:.4f} | "
-                     f"{st['retrain']['ndcg@10']:.4f} | {st.get('update_seconds', float('nan')):.2f} | "
+        lines.append(f"| {st['step']} | {st['never']['users']} | {f4(st['never']['ndcg@10'])} | {f4(st['update']['ndcg@10'])} | "
+                     f"{f4(st['retrain']['ndcg@10'])} | {st.get('update_seconds', float('nan')):.2f} | "
                      f"{st.get('retrain_seconds', float('nan')):.2f} |")
     lines += ["", f"Pooled NDCG@10 over {s['user_weeks']} user-weeks: never {s['ndcg@10']['never']:.4f}, "
               f"update {s['ndcg@10']['update']:.4f}, retrain {s['ndcg@10']['retrain']:.4f} "
-              f"(update / retrain {s['update_vs_retrain_ndcg']:.3f}); users known at the start only: never "
+              f"(update / retrain {s['update_vs_retrain_ndcg']:.3f}, paired bootstrap 95% interval "
+              f"[{s['update_vs_retrain_ndcg_ci95'][0]:.3f}, {s['update_vs_retrain_ndcg_ci95'][1]:.3f}]; update - never "
+              f"[{s['update_minus_never_ci95'][0]:+.4f}, {s['update_minus_never_ci95'][1]:+.4f}]); users known at the start only: never "
               f"{s['start_users_ndcg@10']['never']:.4f}, update {s['start_users_ndcg@10']['update']:.4f}, retrain "
               f"{s['start_users_ndcg@10']['retrain']:.4f}.",
               f"Time over the replay (wall, each command): update {s['seconds']['update']:.1f} s, retrain "
@@ -235,7 +265,7 @@ output_dir: {runs}
                     f"NDCG@10 on the next week: {name}, {a.model}")
     with open(os.path.join(out, "replay.html"), "w") as f:
         f.write(f"<!doctype html><meta charset='utf-8'><title>rzoo feedback replay</title>"
-                f"<body style='font-family:sans-serif;max-width:900px'>{plot}<pre>{html.escape(md)}</pre></body>\n")
+                f"<body style='font-family:sans-serif;max-width:900px'>{plot}<pre style='white-space:pre-wrap'>{html.escape(md)}</pre></body>\n")
     print(md)
     print("written:", os.path.join(out, "replay.html"))
 

@@ -9,7 +9,8 @@
 //   START_USERS  raw user ids, one per line (the first model's users.txt): the "known at the
 //                start" subset, reported on its own as well
 // For each run: a JSON line {"run", "users", "ndcg@10", "start_users", "start_ndcg@10",
-// "served_by_popularity"}. A user the run does not know (one who arrived after it was trained)
+// "served_by_popularity", "per_user"} (per_user: each evaluated user's NDCG@10 in user-id order,
+// the same users for every run, so runs compare pair by pair). A user the run does not know (one who arrived after it was trained)
 // gets the run's training popularity, as a deployed model that is never updated serves newcomers;
 // items the run does not know cannot be ranked (misses).
 #include <torch/torch.h>
@@ -25,6 +26,8 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
+
+#include <fmt/core.h>
 
 #include "core/log.h"
 #include "core/threads.h"
@@ -79,6 +82,7 @@ int main(int argc, char** argv) {
     // Training popularity, for users the run does not know.
     std::vector<float> pop(static_cast<size_t>(d.n_items()), 0.0f);
     for (int64_t i : train.indices) pop[static_cast<size_t>(i)] += 1.0f;
+    std::string per_user;  // every evaluated user's value, in user-id order (the same users for every run)
     double sum = 0, sum_start = 0;
     int64_t n = 0, n_start = 0, by_pop = 0;
     for (const auto& [user, items] : target) {
@@ -105,6 +109,7 @@ int main(int argc, char** argv) {
       for (int64_t r = 0; r < std::min<int64_t>(K, static_cast<int64_t>(items.size())); ++r)
         idcg += 1.0 / std::log2(static_cast<double>(r) + 2.0);
       const double v = idcg > 0 ? dcg / idcg : 0.0;
+      per_user += fmt::format("{}{:.6f}", per_user.empty() ? "" : ", ", v);
       sum += v;
       ++n;
       if (start.count(user)) {
@@ -112,11 +117,12 @@ int main(int argc, char** argv) {
         ++n_start;
       }
     }
-    std::printf("{\"run\": \"%s\", \"users\": %lld, \"ndcg@10\": %.6f, \"start_users\": %lld, \"start_ndcg@10\": %.6f, "
-                "\"served_by_popularity\": %lld}\n",
-                argv[a], static_cast<long long>(n), n ? sum / static_cast<double>(n) : NAN,
-                static_cast<long long>(n_start), n_start ? sum_start / static_cast<double>(n_start) : NAN,
-                static_cast<long long>(by_pop));
+    // JSON has no NaN: a mean over no user is null.
+    auto mean = [](double s, int64_t k) { return k > 0 ? fmt::format("{:.6f}", s / static_cast<double>(k)) : std::string("null"); };
+    std::printf("{\"run\": \"%s\", \"users\": %lld, \"ndcg@10\": %s, \"start_users\": %lld, \"start_ndcg@10\": %s, "
+                "\"served_by_popularity\": %lld, \"per_user\": [%s]}\n",
+                argv[a], static_cast<long long>(n), mean(sum, n).c_str(), static_cast<long long>(n_start),
+                mean(sum_start, n_start).c_str(), static_cast<long long>(by_pop), per_user.c_str());
     std::fflush(stdout);
   }
   return 0;

@@ -305,13 +305,16 @@ TEST_CASE("cli: rzoo update warm-starts a new run beside its parent and never to
   CHECK(after == before);
 }
 
-TEST_CASE("update: new users of BPR, MF and GMF start from their fold-in (train.init_new_users)", "[update]") {
+TEST_CASE("update: new users of BPR, MF, GMF, NCF-MLP and NeuMF start from their fold-in (train.init_new_users)", "[update]") {
   torch::NoGradGuard no_grad;
   const Csr train = Csr::from_pairs(6, 5, {0, 0, 1, 2, 3, 4, 4, 5, 5}, {0, 1, 2, 3, 4, 0, 2, 1, 3});
   const int64_t first = 4;  // users 4 and 5 are new
-  for (const std::string name : {"bpr", "mf", "gmf"}) {
+  for (const std::string name : {"bpr", "mf", "gmf", "ncfmlp", "neumf"}) {
     INFO(name);
-    const Config cfg = make_config("dataset: synthetic\nmodel: " + name + "\n", {"model.embedding_size=3"});
+    const std::vector<std::string> sets = name == "ncfmlp" ? std::vector<std::string>{"model.layers=[8, 4]"}
+                                          : name == "neumf" ? std::vector<std::string>{"model.embedding_size=3", "model.layers=[8, 4]"}
+                                                            : std::vector<std::string>{"model.embedding_size=3"};
+    const Config cfg = make_config("dataset: synthetic\nmodel: " + name + "\n", sets);
     torch::manual_seed(1);
     Recommender big = make_model(name, ModelContext{6, 5, &cfg});
     torch::manual_seed(2);

@@ -304,12 +304,14 @@ std::pair<at::Tensor, at::Tensor> NCFBaseImpl::fold_in_scores(const at::Tensor& 
 
 namespace {
 
-LinearFoldIn ncf_fold_in(const NCFBaseImpl& m, double neg_per_pos) {
+// The prior from the first `rows` users (all when -1).
+LinearFoldIn ncf_fold_in(const NCFBaseImpl& m, double neg_per_pos, int64_t rows = -1) {
   LinearFoldIn f;
   f.neg_per_pos = neg_per_pos;
   std::vector<at::Tensor> users;
-  if (m.gmf_user_emb) users.push_back(m.gmf_user_emb->weight.detach());
-  if (m.mlp_user_emb) users.push_back(m.mlp_user_emb->weight.detach());
+  auto first = [&](const at::Tensor& w) { return rows < 0 ? w.detach() : w.detach().narrow(0, 0, rows); };
+  if (m.gmf_user_emb) users.push_back(first(m.gmf_user_emb->weight));
+  if (m.mlp_user_emb) users.push_back(first(m.mlp_user_emb->weight));
   fit_fold_in_prior(f, users.size() == 1 ? users[0] : torch::cat(users, 1));
   return f;
 }
@@ -321,6 +323,24 @@ at::Tensor NCFBaseImpl::score_fold_in(const at::Tensor& items) {
   const FoldInWeights fw = fold_in_weights();  // once per fold-in
   const auto u = fold_in_gauss_newton(f, [&](const at::Tensor& v, bool jac) { return fold_in_scores(v, jac, fw); }, items);
   return fold_in_scores(u, false, fw).first.to(torch::kFloat);  // [I]
+}
+
+int64_t NCFBaseImpl::init_user_rows(const Csr& train, int64_t first) {
+  torch::NoGradGuard no_grad;
+  if (first <= 0 || first >= n_users_) return 0;
+  const LinearFoldIn f = ncf_fold_in(*this, neg_per_pos_, first);
+  const FoldInWeights fw = fold_in_weights();
+  const int64_t g = gmf_user_emb ? gmf_user_emb->weight.size(1) : 0;
+  int64_t set = 0;
+  for (int64_t u = first; u < n_users_; ++u) {
+    if (train.row_size(u) == 0) continue;
+    const auto items = torch::tensor(std::vector<int64_t>(train.row_begin(u), train.row_end(u)), torch::kLong);
+    const auto v = fold_in_gauss_newton(f, [&](const at::Tensor& x, bool jac) { return fold_in_scores(x, jac, fw); }, items);
+    if (gmf_user_emb) gmf_user_emb->weight[u].copy_(v.narrow(0, 0, g).to(gmf_user_emb->weight.dtype()));
+    if (mlp_user_emb) mlp_user_emb->weight[u].copy_(v.narrow(0, g, v.size(0) - g).to(mlp_user_emb->weight.dtype()));
+    ++set;
+  }
+  return set;
 }
 
 int64_t NCFBaseImpl::users_per_chunk() const {

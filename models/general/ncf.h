@@ -90,6 +90,8 @@ class NCFBaseImpl : public RecommenderImpl {
   // Fold-in by Gauss-Newton (GMF overrides it with the linear solve).
   bool folds_in() const override { return true; }
   at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
+  // New users start from their Gauss-Newton fold-in (GMF: its linear one), [gmf part; mlp part].
+  int64_t init_user_rows(const Csr& train, int64_t first) override;
   // The scores of every item for a user vector u = [p_gmf; p_mlp] (float64) and their Jacobian
   // d s / d u: s [I], J [I, D_u].
   std::pair<at::Tensor, at::Tensor> fold_in_scores(const at::Tensor& u, bool jacobian = true) const {
