@@ -6,7 +6,6 @@
 // (a warm start copies its rows by index), and the new users and items are numbered after them.
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 #include <unordered_set>
 
 #include <fmt/core.h>
@@ -30,14 +29,9 @@ Appended append_interactions(const Config& cfg, Dataset& d) {
   if (files.empty()) return out;
   const int64_t nu0 = d.n_users(), ni0 = d.n_items();
   if (nu0 >= (int64_t{1} << 31) || ni0 >= (int64_t{1} << 31)) fail("dataset.append: too many users or items");
-  // The cleaning rules that apply row by row (dataset.filter's rating range, threshold, dedup).
-  const bool has_min = !cfg.node("dataset.filter.rating_min").IsNull(), has_max = !cfg.node("dataset.filter.rating_max").IsNull();
-  const double lo = has_min ? cfg.get_double("dataset.filter.rating_min") : -INFINITY;
-  const double hi = has_max ? cfg.get_double("dataset.filter.rating_max") : INFINITY;
-  const bool has_threshold = !cfg.node("dataset.threshold").IsNull();
-  const double threshold = has_threshold ? cfg.get_double("dataset.threshold") : -INFINITY;
-  std::string policy = cfg.get_choice("dataset.dedup", {"auto", "first", "last", "mean", "none"});
-  if (policy == "auto") policy = cfg.get_string("dataset.format") == "sequence" ? "none" : "first";
+  // The cleaning rules that apply row by row, as clean_dataset() applies them to the run's data.
+  const RowRules rules = row_rules(cfg);
+  const std::string& policy = rules.dedup;
   const bool dedup = policy != "none";
   std::unordered_set<uint64_t> known;
   if (dedup) {
@@ -57,8 +51,7 @@ Appended append_interactions(const Config& cfg, Dataset& d) {
     for (int64_t k = 0; k < t.n_interactions(); ++k) {
       const auto kk = static_cast<size_t>(k);
       if (with_rating) {
-        const float r = t.rating[kk];
-        if (!(r >= lo && r <= hi) || !(r >= threshold)) {
+        if (!rules.keeps_rating(t.rating[kk])) {
           ++range;
           continue;
         }

@@ -103,16 +103,28 @@ std::pair<int64_t, int64_t> kcore(Dataset& d, int64_t umin, int64_t imin) {
 
 }  // namespace
 
+RowRules row_rules(const Config& cfg) {
+  RowRules r;
+  r.has_min = !cfg.node("dataset.filter.rating_min").IsNull();
+  r.has_max = !cfg.node("dataset.filter.rating_max").IsNull();
+  if (r.has_min) r.lo = cfg.get_double("dataset.filter.rating_min");
+  if (r.has_max) r.hi = cfg.get_double("dataset.filter.rating_max");
+  if (r.lo > r.hi) cfg.bad("dataset.filter.rating_max", fmt::format("{} is below rating_min {}", r.hi, r.lo));
+  r.has_threshold = !cfg.node("dataset.threshold").IsNull();
+  if (r.has_threshold) r.threshold = cfg.get_double("dataset.threshold");
+  r.dedup = cfg.get_choice("dataset.dedup", {"auto", "first", "last", "mean", "none"});
+  if (r.dedup == "auto") r.dedup = cfg.get_string("dataset.format") == "sequence" ? "none" : "first";
+  return r;
+}
+
 void clean_dataset(const Config& cfg, Dataset& d) {
   const auto t0 = std::chrono::steady_clock::now();
-  const std::string format = cfg.get_string("dataset.format");
+  const RowRules rules = row_rules(cfg);
   // 1. Rating range.
-  const bool has_min = !cfg.node("dataset.filter.rating_min").IsNull(), has_max = !cfg.node("dataset.filter.rating_max").IsNull();
+  const bool has_min = rules.has_min, has_max = rules.has_max;
   if (has_min || has_max) {
     if (!d.has_ratings()) cfg.bad(has_min ? "dataset.filter.rating_min" : "dataset.filter.rating_max", "the data has no rating column");
-    const double lo = has_min ? cfg.get_double("dataset.filter.rating_min") : -INFINITY;
-    const double hi = has_max ? cfg.get_double("dataset.filter.rating_max") : INFINITY;
-    if (lo > hi) cfg.bad("dataset.filter.rating_max", fmt::format("{} is below rating_min {}", hi, lo));
+    const double lo = rules.lo, hi = rules.hi;
     std::vector<bool> keep(d.user.size());
     int64_t n = 0;
     for (size_t k = 0; k < keep.size(); ++k) {
@@ -123,14 +135,13 @@ void clean_dataset(const Config& cfg, Dataset& d) {
     d.report.drop(fmt::format("rating outside [{}, {}]", lo, hi), n);
   }
   // 2. Duplicates.
-  std::string policy = cfg.get_choice("dataset.dedup", {"auto", "first", "last", "mean", "none"});
-  if (policy == "auto") policy = format == "sequence" ? "none" : "first";
+  const std::string& policy = rules.dedup;
   if (policy == "mean" && !d.has_ratings()) cfg.bad("dataset.dedup", "'mean' needs a rating column");
   if (policy != "none") d.report.drop(fmt::format("duplicate (user, item), kept {}", policy == "mean" ? "the mean rating" : policy), dedup(d, policy));
   // 3. Threshold.
-  if (!cfg.node("dataset.threshold").IsNull()) {
+  if (rules.has_threshold) {
     if (!d.has_ratings()) cfg.bad("dataset.threshold", "a rating threshold needs a rating column (dataset.columns.rating)");
-    const double t = cfg.get_double("dataset.threshold");
+    const double t = rules.threshold;
     std::vector<bool> keep(d.user.size());
     int64_t n = 0;
     for (size_t k = 0; k < keep.size(); ++k) {

@@ -9,7 +9,6 @@
 
 #include "core/config.h"
 #include "core/simd.h"
-#include "datasets/dataset.h"
 #include "models/general/fold_in_linear.h"
 
 namespace rzoo {
@@ -154,14 +153,9 @@ int64_t BPRImpl::init_user_rows(const Csr& train, int64_t first) {
   f.neg_per_pos = neg_per_pos_;
   fit_fold_in_prior(f, user_emb->weight.narrow(0, 0, first));
   const auto q = item_emb->weight.detach().to(torch::kCPU, torch::kDouble);
-  int64_t set = 0;
-  for (int64_t u = first; u < n_users_; ++u) {
-    if (train.row_size(u) == 0) continue;
-    const auto items = torch::tensor(std::vector<int64_t>(train.row_begin(u), train.row_end(u)), torch::kLong);
+  return for_new_users(train, first, n_users_, [&](int64_t u, const at::Tensor& items) {
     user_emb->weight[u].copy_(fold_in_linear(f, q, {}, items).to(user_emb->weight.dtype()));
-    ++set;
-  }
-  return set;
+  });
 }
 
 ScriptExport BPRImpl::script_export() const {

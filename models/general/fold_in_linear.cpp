@@ -10,6 +10,9 @@
 #include <tuple>
 #include <vector>
 
+#include "datasets/dataset.h"
+#include <vector>
+
 #include "core/error.h"
 
 namespace rzoo {
@@ -373,6 +376,17 @@ def _fold_in_vector(self, x_in: Tensor, c_in: Tensor, items: Tensor) -> Tensor:
 )PY",
                       fmt::arg("steps", kMaxNewtonSteps), fmt::arg("halvings", kMaxHalvings));
   return code;
+}
+
+int64_t for_new_users(const Csr& train, int64_t first, int64_t n_users,
+                      const std::function<void(int64_t, const at::Tensor&)>& set) {
+  int64_t n = 0;
+  for (int64_t u = std::max<int64_t>(first, 0); u < n_users; ++u) {
+    if (train.row_size(u) == 0) continue;
+    set(u, torch::tensor(std::vector<int64_t>(train.row_begin(u), train.row_end(u)), torch::kLong));
+    ++n;
+  }
+  return n;
 }
 
 }  // namespace rzoo

@@ -26,6 +26,8 @@
 
 namespace rzoo {
 
+struct Csr;
+
 struct LinearFoldIn {
   bool pairwise = false;     // BPR's pairwise loss; else pointwise BCE
   double neg_per_pos = 1.0;  // train.neg_per_pos of the run
@@ -77,5 +79,10 @@ std::string fold_in_linear_script(const LinearFoldIn& f);
 // calling the model's def _fold_in_sj(self, u: Tensor, jac: bool) -> Tuple[Tensor, Tensor]
 // (s [I], and J [I, D] when jac, else an empty tensor)
 std::string fold_in_gauss_newton_script();
+
+// Warm start (RecommenderImpl::init_user_rows): calls set(u, items) for every user u from `first`
+// on with training items in `train` ([n] int64 indices), and returns how many it called.
+int64_t for_new_users(const Csr& train, int64_t first, int64_t n_users,
+                      const std::function<void(int64_t, const at::Tensor&)>& set);
 
 }  // namespace rzoo

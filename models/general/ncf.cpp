@@ -30,7 +30,6 @@
 
 #include "core/checkpoint.h"
 #include "core/config.h"
-#include "datasets/dataset.h"
 #include "core/error.h"
 #include "models/general/fold_in_linear.h"
 
@@ -331,16 +330,11 @@ int64_t NCFBaseImpl::init_user_rows(const Csr& train, int64_t first) {
   const LinearFoldIn f = ncf_fold_in(*this, neg_per_pos_, first);
   const FoldInWeights fw = fold_in_weights();
   const int64_t g = gmf_user_emb ? gmf_user_emb->weight.size(1) : 0;
-  int64_t set = 0;
-  for (int64_t u = first; u < n_users_; ++u) {
-    if (train.row_size(u) == 0) continue;
-    const auto items = torch::tensor(std::vector<int64_t>(train.row_begin(u), train.row_end(u)), torch::kLong);
+  return for_new_users(train, first, n_users_, [&](int64_t u, const at::Tensor& items) {
     const auto v = fold_in_gauss_newton(f, [&](const at::Tensor& x, bool jac) { return fold_in_scores(x, jac, fw); }, items);
     if (gmf_user_emb) gmf_user_emb->weight[u].copy_(v.narrow(0, 0, g).to(gmf_user_emb->weight.dtype()));
     if (mlp_user_emb) mlp_user_emb->weight[u].copy_(v.narrow(0, g, v.size(0) - g).to(mlp_user_emb->weight.dtype()));
-    ++set;
-  }
-  return set;
+  });
 }
 
 int64_t NCFBaseImpl::users_per_chunk() const {
@@ -511,14 +505,9 @@ int64_t GMFImpl::init_user_rows(const Csr& train, int64_t first) {
   fit_fold_in_prior(f, gmf_user_emb->weight.narrow(0, 0, first));
   const auto x = gmf_fold_in_items(gmf_item_emb->weight, predict->weight[0]);
   const auto c = predict->bias.detach().to(torch::kCPU, torch::kDouble).expand({x.size(0)});
-  int64_t set = 0;
-  for (int64_t u = first; u < n_users_; ++u) {
-    if (train.row_size(u) == 0) continue;
-    const auto items = torch::tensor(std::vector<int64_t>(train.row_begin(u), train.row_end(u)), torch::kLong);
+  return for_new_users(train, first, n_users_, [&](int64_t u, const at::Tensor& items) {
     gmf_user_emb->weight[u].copy_(fold_in_linear(f, x, c, items).to(gmf_user_emb->weight.dtype()));
-    ++set;
-  }
-  return set;
+  });
 }
 
 std::pair<at::Tensor, at::Tensor> GMFImpl::explain(const at::Tensor& items, int64_t item) {
@@ -654,16 +643,11 @@ int64_t DotMFImpl::init_user_rows(const Csr& train, int64_t first) {
   const auto x = torch::cat({q, torch::ones({q.size(0), 1}, q.options())}, 1);  // [I, D + 1]
   const auto c = (item_bias.detach() + global_bias.detach()).to(torch::kCPU, torch::kDouble);  // [I]
   const int64_t D = q.size(1);
-  int64_t set = 0;
-  for (int64_t u = first; u < n_users_; ++u) {
-    if (train.row_size(u) == 0) continue;
-    const auto items = torch::tensor(std::vector<int64_t>(train.row_begin(u), train.row_end(u)), torch::kLong);
+  return for_new_users(train, first, n_users_, [&](int64_t u, const at::Tensor& items) {
     const auto v = fold_in_linear(f, x, c, items);  // [D + 1]: the vector and the user bias
     user_emb->weight[u].copy_(v.narrow(0, 0, D).to(user_emb->weight.dtype()));
     user_bias[u].copy_(v[D].to(user_bias.dtype()));
-    ++set;
-  }
-  return set;
+  });
 }
 
 std::pair<at::Tensor, at::Tensor> DotMFImpl::explain(const at::Tensor& items, int64_t item) {
