@@ -283,9 +283,11 @@ int run(const Args& a) {
     std::cout << "rzoo " << rzoo::version() << " (LibTorch " << TORCH_VERSION << ")\n";
     // The runtime facts that decide speed (see core/threads.h).
     const char* policy = std::getenv("OMP_WAIT_POLICY");
+    const char* spin = std::getenv("GOMP_SPINCOUNT");
     const int blas = rzoo::blas_threads();
-    std::cout << fmt::format("threads: {} cores; OpenMP wait policy {}; BLAS threads {}\n",
+    std::cout << fmt::format("threads: {} cores; OpenMP wait policy {}{}; BLAS threads {}\n",
                              std::thread::hardware_concurrency(), policy ? policy : "(runtime default)",
+                             spin ? fmt::format(", spin count {}", spin) : std::string(),
                              blas < 0 ? std::string("(no known BLAS)") : std::to_string(blas));
     return 0;
   }
@@ -373,7 +375,7 @@ void on_stop_signal(int sig) {
 
 int main(int argc, char** argv) {
   // Before anything else: threads that sleep rather than spin at OpenMP barriers (see threads.h).
-  rzoo::reexec_with_passive_openmp(argv);
+  rzoo::reexec_with_short_openmp_spin(argv);
   // SIGTERM (kill, a batch scheduler, docker stop) stops like Ctrl-C: after the current batch,
   // with the last complete epoch saved for --resume and a message; exit status 143 (130 for SIGINT).
   std::signal(SIGINT, on_stop_signal);

@@ -29,9 +29,9 @@ int blas_threads() {
   return -1;
 }
 
-void reexec_with_passive_openmp(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
-  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+void reexec_with_short_openmp_spin(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) return;
+  ::setenv("GOMP_SPINCOUNT", "10000", 1);
   ::setenv("KMP_BLOCKTIME", "0", 0);
   ::execv("/proc/self/exe", argv);  // returns only on failure: run on with the default policy
 }

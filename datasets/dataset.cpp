@@ -287,6 +287,27 @@ Dataset make_synthetic(const SyntheticOptions& o) {
     d.item_info.title.push_back(fmt::format("Item {}", i));
   }
   d.item_info.features.push_back(std::move(genres));
+  // User side information for feature models: "group" = the user's strongest hidden factor with
+  // its sign (a token), "taste" = the length of the user's hidden vector (a float).
+  Feature group, taste;
+  group.name = "group", group.kind = Feature::Kind::Token;
+  taste.name = "taste", taste.kind = Feature::Kind::Float;
+  for (size_t f = 0; f < F; ++f) group.vocab.push_back(fmt::format("f{}+", f)), group.vocab.push_back(fmt::format("f{}-", f));
+  group.offsets.push_back(0);
+  for (int64_t u = 0; u < o.n_users; ++u) {
+    const double* v = uf.data() + static_cast<size_t>(u) * F;
+    size_t best = 0;
+    double norm = 0;
+    for (size_t f = 0; f < F; ++f) {
+      if (std::abs(v[f]) > std::abs(v[best])) best = f;
+      norm += v[f] * v[f];
+    }
+    group.tokens.push_back(static_cast<int32_t>(2 * best + (v[best] < 0 ? 1 : 0)));
+    group.offsets.push_back(static_cast<int64_t>(group.tokens.size()));
+    taste.values.push_back(static_cast<float>(std::sqrt(norm)));
+  }
+  d.user_info.features.push_back(std::move(group));
+  d.user_info.features.push_back(std::move(taste));
   d.report.rows_read = d.n_interactions();
   return d;
 }

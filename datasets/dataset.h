@@ -163,6 +163,13 @@ struct Sequences {
   const int64_t* begin(int64_t r) const { return items.data() + indptr[r]; }
 };
 
+// Labelled rows (dataset.label_threshold): (user, item, label 0/1) in (user, time) order.
+struct LabeledRows {
+  std::vector<int64_t> user, item;
+  std::vector<float> label;
+  int64_t size() const { return static_cast<int64_t>(user.size()); }
+};
+
 struct Split {
   Csr train, valid, test;  // binary (user, item) matrices
   // Interaction indices (into the Dataset's arrays) of each part, ordered by user, then time.
@@ -176,6 +183,14 @@ struct Split {
   Csr epoch{};
   Sequences epoch_seq{};
   int64_t replay_new = 0, replay_old = 0;  // the epoch's new pairs and replayed old ones
+  // dataset.label_threshold: every row of each part with its label (rating >= threshold: 1,
+  // else 0). The rows labelled 0 are kept out of everything above (train/valid/test rows, the
+  // CSR matrices, train_seq), which then hold the positives, as dataset.threshold would; pointwise
+  // models train on train_labeled and eval.protocol labeled scores valid/test_labeled. Empty
+  // without a label threshold.
+  LabeledRows train_labeled, valid_labeled, test_labeled;
+  double label_threshold = 0;
+  bool labeled() const { return train_labeled.size() + valid_labeled.size() + test_labeled.size() > 0; }
 };
 
 // Loads `dataset.*` from the config: the reader chosen by dataset.format, then cleaning. Uses

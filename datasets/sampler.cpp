@@ -322,6 +322,38 @@ bool UserBatcher::next(Batch& b) {
   return true;
 }
 
+LabeledBatcher::LabeledBatcher(const LabeledRows& rows, int64_t batch_size) : rows_(rows), batch_size_(batch_size) {
+  if (batch_size < 1) fail("train.batch_size must be >= 1, got {}", batch_size);
+  if (rows.size() == 0) fail("the training split has no labelled rows");
+  order_.resize(static_cast<size_t>(rows.size()));
+  std::iota(order_.begin(), order_.end(), int64_t{0});
+}
+
+void LabeledBatcher::start_epoch(uint64_t seed, uint64_t epoch) {
+  rng_ = Rng(seed, 1000003ULL * (epoch + 1));
+  std::iota(order_.begin(), order_.end(), int64_t{0});
+  rng_.shuffle(order_.begin(), order_.end());
+  cursor_ = 0;
+}
+
+bool LabeledBatcher::next(Batch& b) {
+  const int64_t total = rows_per_epoch();
+  if (cursor_ >= total) return false;
+  const int64_t n = std::min(batch_size_, total - cursor_);
+  auto users = torch::empty({n}, torch::kLong), items = torch::empty({n}, torch::kLong);
+  auto labels = torch::empty({n}, torch::kFloat);
+  int64_t* pu = users.data_ptr<int64_t>();
+  int64_t* pi = items.data_ptr<int64_t>();
+  float* pl = labels.data_ptr<float>();
+  for (int64_t j = 0; j < n; ++j) {
+    const auto r = static_cast<size_t>(order_[static_cast<size_t>(cursor_ + j)]);
+    pu[j] = rows_.user[r], pi[j] = rows_.item[r], pl[j] = rows_.label[r];
+  }
+  b = Batch{users, items, {}, labels, {}};
+  cursor_ += n;
+  return true;
+}
+
 std::unique_ptr<BatchSource> make_batcher(const Split& split, InputType type, const NegativeSampler& sampler,
                                           int64_t batch_size, int64_t neg_per_pos, const SequenceOptions& seq,
                                           Batcher::Shuffle shuffle) {
@@ -329,6 +361,8 @@ std::unique_ptr<BatchSource> make_batcher(const Split& split, InputType type, co
   const bool subset = split.epoch.n_rows > 0;
   const Csr& pairs = subset ? split.epoch : split.train;
   if (type == InputType::Users) return std::make_unique<UserBatcher>(pairs, batch_size);
+  if (type == InputType::Pointwise && split.labeled() && !subset)
+    return std::make_unique<LabeledBatcher>(split.train_labeled, batch_size);
   if (type == InputType::Sequence)
     return std::make_unique<SequenceBatcher>(subset ? split.epoch_seq : split.train_seq, sampler, seq, batch_size, neg_per_pos);
   return std::make_unique<Batcher>(pairs, type, sampler, batch_size, neg_per_pos, shuffle);

@@ -111,6 +111,24 @@ class UserBatcher final : public BatchSource {
   Rng rng_;
 };
 
+// Batches of the data's own labelled rows (dataset.label_threshold) for pointwise models: every
+// training row (user, item, label) once per epoch, shuffled by (seed, epoch); no sampling.
+class LabeledBatcher final : public BatchSource {
+ public:
+  LabeledBatcher(const LabeledRows& rows, int64_t batch_size);
+  void start_epoch(uint64_t seed, uint64_t epoch) override;
+  bool next(Batch& out) override;
+  int64_t rows_per_epoch() const override { return rows_.size(); }
+  int64_t batch_size() const override { return batch_size_; }
+
+ private:
+  const LabeledRows& rows_;
+  int64_t batch_size_;
+  std::vector<int64_t> order_;
+  int64_t cursor_ = 0;
+  Rng rng_;
+};
+
 struct SequenceOptions {
   int64_t max_len = 50;  // most recent items kept (left truncation)
   bool prefix = true;    // true: one row per (prefix, next item); false: one row per user
@@ -146,7 +164,7 @@ class SequenceBatcher final : public BatchSource {
   int64_t example_len(int64_t e) const;  // real items in example e's row (<= max_len)
 };
 
-// The batch source for a model's input type.
+// The batch source for a model's input type (pointwise on labelled data: LabeledBatcher).
 // `shuffle` applies to the pair batcher (pointwise, pairwise); the others have one row per example.
 std::unique_ptr<BatchSource> make_batcher(const Split& split, InputType type, const NegativeSampler& sampler,
                                           int64_t batch_size, int64_t neg_per_pos, const SequenceOptions& seq = {},

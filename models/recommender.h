@@ -152,6 +152,9 @@ class RecommenderImpl : public torch::nn::Module {
   virtual std::string explain_kind() const { return ""; }
   virtual std::vector<std::string> explain_features() const { return {}; }
   virtual std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item);
+  // Facts about the built model for the run's log, one line each (the feature models: their
+  // field layout, which the run also keeps as fields.txt). Default: none.
+  virtual std::vector<std::string> describe() const { return {}; }
   // TorchScript export (see ScriptExport). Every registered model implements it; the default
   // refuses with the model's name.
   virtual ScriptExport script_export() const;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "models/context/ctr.h"
 #include "models/general/autoencoder.h"
 #include "models/general/bpr.h"
 #include "models/general/content.h"

@@ -428,12 +428,12 @@ TEST_CASE("mlp: user side features widen the input, unknown names list the known
                     Contains("mlp: model.user_features") && Contains("no user feature 'nosuch'") &&
                         Contains("it has: gender, hobbies, age"));
   CHECK_THROWS_WITH(MLPRec(e.ctx(), MLPRecOptions().user_features({"age", "age"})), Contains("'age' twice"));
-  // Through the config: the key and where it was set; the synthetic data has none.
+  // Through the config: the key and where it was set; the synthetic data has group and taste.
   const Config cfg = synthetic_config("mlp", {"model.user_features=[age]"});
   const Dataset d = load_dataset(cfg);
   const Split s = split_dataset(d, cfg);
   CHECK_THROWS_WITH(MLPRec(ModelContext{d.n_users(), d.n_items(), &cfg, &d, &s}),
-                    Contains("model.user_features") && Contains("no user feature 'age'") && Contains("it has: none"));
+                    Contains("model.user_features") && Contains("no user feature 'age'") && Contains("it has: group, taste"));
   CHECK_THROWS_WITH(MLPRec(ModelContext{4, 5, nullptr, nullptr, &e.s}, MLPRecOptions().user_features({"age"})),
                     Contains("without its dataset"));
 }

@@ -22,6 +22,7 @@
 #include "models/recommender.h"
 #include "trainers/eval/beyond.h"
 #include "trainers/eval/chunks.h"
+#include "trainers/eval/labeled.h"
 #include "trainers/eval/metrics.h"
 #include "trainers/eval/protocol.h"
 #include "trainers/eval/rating.h"
@@ -56,12 +57,22 @@ EvalOptions EvalOptions::from_config(const Config& cfg) {
   Protocol p;
   if (!parse_protocol(o.protocol, p))
     cfg.bad("eval.protocol",
-            fmt::format("'{}' is not one of: full, uni<N>, pop<N> (N >= 1, e.g. uni100), given", o.protocol));
+            fmt::format("'{}' is not one of: full, uni<N>, pop<N> (N >= 1, e.g. uni100), given, labeled", o.protocol));
+  for (const auto& m : o.metrics) {
+    const bool row_metric = m == "auc" || m == "gauc" || m == "logloss";
+    if (p.type == Protocol::Labeled && !row_metric)
+      cfg.bad("eval.metrics", fmt::format("eval.protocol labeled computes auc, gauc and logloss over labelled rows; '{}' "
+                                          "is not one of them (rank with another protocol)", m));
+    if (p.type != Protocol::Labeled && m == "logloss")
+      cfg.bad("eval.metrics", fmt::format("logloss needs eval.protocol labeled (with dataset.label_threshold), "
+                                          "not '{}'", o.protocol));
+  }
   o.memory_mb = cfg.get_int("eval.memory_mb", 1);
   o.batch_users = cfg.get_int("eval.batch_users", 0);
   o.seed = static_cast<uint64_t>(cfg.get_int("eval.seed", 0));
   o.save_rankings = cfg.get_bool("eval.save_rankings");
   o.target_max_train = cfg.get_int("eval.target_max_train", 0);
+  o.user_max_train = cfg.get_int("eval.user_max_train", 0);
   o.diversity_features = cfg.get_string_list("eval.diversity_features");
   return o;
 }
@@ -131,16 +142,20 @@ struct Targets {
 };
 
 Targets select_targets(const Split& split, Target target, const EvalOptions& opts) {
-  Targets t{target == Target::Test ? split.test : split.valid, {}, {}, opts.target_max_train > 0};
+  Targets t{target == Target::Test ? split.test : split.valid, {}, {}, opts.target_max_train > 0 || opts.user_max_train > 0};
   if (!t.cold_only) return t;
   const Csr& all_truth = t.all;
   std::vector<int64_t> pop(static_cast<size_t>(split.train.n_cols), 0);
   for (int64_t i : split.train.indices) ++pop[static_cast<size_t>(i)];
   std::vector<int64_t> ku, ki, hu, hi;
-  for (int64_t u = 0; u < all_truth.n_rows; ++u)
-    for (const int64_t* p = all_truth.row_begin(u); p != all_truth.row_end(u); ++p)
-      (pop[static_cast<size_t>(*p)] < opts.target_max_train ? ku : hu).push_back(u),
-          (pop[static_cast<size_t>(*p)] < opts.target_max_train ? ki : hi).push_back(*p);
+  for (int64_t u = 0; u < all_truth.n_rows; ++u) {
+    // eval.user_max_train: a user with more training interactions is not evaluated at all.
+    if (opts.user_max_train > 0 && u < split.train.n_rows && split.train.row_size(u) > opts.user_max_train) continue;
+    for (const int64_t* p = all_truth.row_begin(u); p != all_truth.row_end(u); ++p) {
+      const bool counts = opts.target_max_train == 0 || pop[static_cast<size_t>(*p)] < opts.target_max_train;
+      (counts ? ku : hu).push_back(u), (counts ? ki : hi).push_back(*p);
+    }
+  }
   t.cold = Csr::from_pairs(all_truth.n_rows, all_truth.n_cols, ku, ki);
   t.held_out = Csr::from_pairs(all_truth.n_rows, all_truth.n_cols, hu, hi);
   return t;
@@ -199,6 +214,17 @@ EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, c
   ModeGuard mode_guard{model, model.is_training()};
   model.eval();
   const HistoryScopeGuard scope_guard(model, target);
+  {
+    Protocol p;
+    if (parse_protocol(opts.protocol, p) && p.type == Protocol::Labeled) {
+      EvalResult res;
+      res.split = target == Target::Test ? "test" : "valid";
+      res.n_items = split.train.n_cols;
+      evaluate_labeled(model, split, target, opts, device, res);
+      res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      return res;
+    }
+  }
   const Targets targets = select_targets(split, target, opts);
   const Csr& truth = targets.truth();
   const int64_t n_items = truth.n_cols;

@@ -64,6 +64,7 @@ struct EvalOptions {
   uint64_t seed = 2020;           // sampled candidates and tie order
   bool save_rankings = false;     // keep each user's targets, ranks and top list (for files)
   int64_t target_max_train = 0;   // > 0: only targets with fewer training interactions count (full)
+  int64_t user_max_train = 0;     // > 0: only users with at most this many training interactions count
   std::vector<std::string> diversity_features = {"genres"};
   static EvalOptions from_config(const Config& cfg);
 };

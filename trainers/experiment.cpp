@@ -351,6 +351,11 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
   }
   log.line(fmt::format("run {}: model {} on {} | device {} | {} threads", run_dir, name, p.data.name, device.str(),
                        torch::get_num_threads()));
+  if (const auto facts = model->describe(); !facts.empty()) {
+    std::string text;
+    for (const auto& f : facts) log.line(f), text += f + "\n";
+    if (!resume) write_file_atomic(run_dir + "/fields.txt", text);
+  }
   if (resume) trainer->resume();
   RunResult r;
   r.model = name;

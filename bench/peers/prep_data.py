@@ -13,6 +13,9 @@ Usage: python prep_data.py DATA_DIR OUT_DIR [PART ...]   (PART: ml100k ncf1m ml1
 import os, sys
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rbutil import split_counts  # noqa: E402
+
 data, out = sys.argv[1], sys.argv[2]
 PARTS = sys.argv[3:] or ["ml100k", "ncf1m", "ml100kseq"]
 HDR = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
@@ -23,19 +26,6 @@ def write(path, rows):
         f.write(HDR)
         for u, i, r, t in rows:
             f.write(f"{u}\t{i}\t{r}\t{t}\n")
-
-
-def split_counts(n, ratios=(0.8, 0.1, 0.1)):
-    # RecBole 1.2 Dataset._calcu_split_ids
-    cnt = [int(r * n) for r in ratios]
-    cnt[0] = n - sum(cnt[1:])
-    for i in range(1, len(ratios)):
-        if cnt[0] <= 1:
-            break
-        if 0 < ratios[-i] * n < 1:
-            cnt[-i] += 1
-            cnt[0] -= 1
-    return cnt
 
 
 # ML-100K: every rating is a positive (RecBole's default for ml-100k: no threshold, no filter).

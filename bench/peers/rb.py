@@ -26,18 +26,10 @@ from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model, get_trainer, init_seed, init_logger
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rbutil import parse_kv as parse  # noqa: E402
+
 mode, data_dir = sys.argv[1], os.path.abspath(sys.argv[2])
-
-
-def parse(kv):
-    out = {}
-    for s in kv:
-        k, v = s.split("=", 1)
-        try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k] = v
-    return out
 
 
 def setup(model, dataset, extra, out=os.path.join(os.environ.get("OUT", "."), "recbole")):

@@ -14,7 +14,8 @@ namespace eval_impl {
 const std::vector<std::string>& metric_names() {
   static const std::vector<std::string> names = {"hr",        "recall",   "precision", "ndcg",       "mrr",
                                                  "map",       "auc",      "gauc",      "popularity", "novelty",
-                                                 "diversity", "coverage", "gini",      "rmse",       "mae"};
+                                                 "diversity", "coverage", "gini",      "rmse",       "mae",
+                                                 "logloss"};
   return names;
 }
 
@@ -98,12 +99,12 @@ double mean_over_users(const MetricColumn& c, const double* vals, size_t stride,
 // ---- public names and properties -------------------------------------------------------------
 
 const std::vector<std::string>& known_metrics() { return eval_impl::metric_names(); }
-bool metric_has_k(const std::string& m) { return m != "auc" && m != "gauc" && m != "rmse" && m != "mae"; }
+bool metric_has_k(const std::string& m) { return m != "auc" && m != "gauc" && m != "rmse" && m != "mae" && m != "logloss"; }
 bool metric_per_user(const std::string& m) { return m != "coverage" && m != "gini"; }
 bool metric_is_rating(const std::string& m) { return m == "rmse" || m == "mae"; }
 bool metric_higher_is_better(const std::string& name) {
   const std::string m = name.substr(0, name.find('@'));
-  return !metric_is_rating(m);
+  return !metric_is_rating(m) && m != "logloss";
 }
 
 std::vector<std::pair<std::string, double>> rank_metrics(std::vector<int64_t> ranks, int64_t n_candidates,

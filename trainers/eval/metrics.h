@@ -10,7 +10,8 @@ namespace rzoo::eval_impl {
 enum Kind {
   HR, RECALL, PRECISION, NDCG, MRR, MAP, AUC, GAUC,  // from the targets' ranks
   POPULARITY, NOVELTY, DIVERSITY, COVERAGE, GINI,    // beyond accuracy
-  RMSE, MAE                                          // rating prediction
+  RMSE, MAE,                                         // rating prediction
+  LOGLOSS                                            // labelled rows (eval.protocol labeled)
 };
 const std::vector<std::string>& metric_names();  // indexed by Kind
 Kind kind_of(const std::string& m);

@@ -15,6 +15,7 @@ namespace rzoo::eval_impl {
 bool parse_protocol(const std::string& s, Protocol& p) {
   if (s == "full") return p = {Protocol::Full, 0}, true;
   if (s == "given") return p = {Protocol::Given, 0}, true;
+  if (s == "labeled") return p = {Protocol::Labeled, 0}, true;
   for (const auto& [prefix, type] : {std::pair{"uni", Protocol::Uniform}, std::pair{"pop", Protocol::Popularity}}) {
     const std::string pre = prefix;
     if (s.rfind(pre, 0) == 0 && s.size() > pre.size() && s.size() <= pre.size() + 6 &&
@@ -176,6 +177,8 @@ CandidateSource setup_protocol(const Protocol& proto, const Split& split, Target
         "; targets: only {} items with fewer than {} training interactions (the user's other {} items "
         "are not ranked)",
         which, opts.target_max_train, which);
+  if (opts.user_max_train > 0)
+    res.protocol += fmt::format("; users: only those with at most {} training interactions", opts.user_max_train);
   return cs;
 }
 

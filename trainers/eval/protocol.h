@@ -18,11 +18,11 @@ enum class Target;
 namespace rzoo::eval_impl {
 
 struct Protocol {
-  enum Type { Full, Uniform, Popularity, Given } type = Full;
+  enum Type { Full, Uniform, Popularity, Given, Labeled } type = Full;
   int64_t n = 0;  // negatives per target (uni, pop)
 };
 
-// "full", "given", "uni<N>" or "pop<N>" (N >= 1, at most 6 digits); false otherwise.
+// "full", "given", "labeled", "uni<N>" or "pop<N>" (N >= 1, at most 6 digits); false otherwise.
 bool parse_protocol(const std::string& s, Protocol& p);
 
 // The candidates of the sampled protocols. Sampled candidates depend only on (seed, user): every

@@ -1,0 +1,200 @@
+// dataset.fields: side features laid out as slots of one shared embedding table (fields.h).
+#include "datasets/fields.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "datasets/dataset.h"
+
+namespace rzoo {
+
+namespace {
+
+std::string known_fields(const Dataset& d) {
+  std::vector<std::string> v;
+  for (const auto& f : d.user_info.features) v.push_back("user:" + f.name);
+  for (const auto& f : d.item_info.features) v.push_back("item:" + f.name);
+  if (v.empty()) return "none (the data has no user or item side features)";
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+// One field of one side before it is laid out: how many slots it takes and each entity's
+// (row within the field, weight) pairs.
+struct Pending {
+  std::string name, kind;
+  int64_t rows = 0, slots = 1;
+  std::vector<std::vector<std::pair<int64_t, float>>> of;  // [n_entities]
+  std::string note;
+};
+
+Pending id_field(const std::string& name, int64_t n, const std::vector<bool>* seen) {
+  Pending p{name, "id", n + 1, 1, {}, fmt::format("{} id ({} rows)", name, n)};
+  p.of.resize(static_cast<size_t>(n));
+  for (int64_t e = 0; e < n; ++e)
+    p.of[static_cast<size_t>(e)] = {{1 + e, seen && !(*seen)[static_cast<size_t>(e)] ? 0.0F : 1.0F}};
+  return p;
+}
+
+Pending feature_field(const std::string& name, const Feature& f, int64_t n, int64_t buckets) {
+  Pending p;
+  p.name = name;
+  p.of.resize(static_cast<size_t>(n));
+  if (f.kind == Feature::Kind::Float) {
+    // Statistics over the entities that have a value.
+    std::vector<float> vals;
+    for (int64_t e = 0; e < n && e < f.n(); ++e)
+      if (!std::isnan(f.values[static_cast<size_t>(e)])) vals.push_back(f.values[static_cast<size_t>(e)]);
+    const auto value = [&](int64_t e) {
+      return e < f.n() ? f.values[static_cast<size_t>(e)] : std::numeric_limits<float>::quiet_NaN();
+    };
+    if (buckets > 0) {
+      // Quantile edges: bucket b holds values in [edge[b-1], edge[b]).
+      std::sort(vals.begin(), vals.end());
+      std::vector<float> edges;
+      for (int64_t b = 1; b < buckets && !vals.empty(); ++b)
+        edges.push_back(vals[static_cast<size_t>(b * static_cast<int64_t>(vals.size()) / buckets)]);
+      p.kind = "float_bucket";
+      p.rows = buckets + 1;
+      for (int64_t e = 0; e < n; ++e) {
+        const float x = value(e);
+        const int64_t b = std::isnan(x) ? 0 : 1 + (std::upper_bound(edges.begin(), edges.end(), x) - edges.begin());
+        p.of[static_cast<size_t>(e)] = {{b, 1.0F}};
+      }
+      p.note = fmt::format("{} float, {} quantile buckets", name, buckets);
+    } else {
+      double mean = 0, var = 0;
+      for (float x : vals) mean += x;
+      mean = vals.empty() ? 0 : mean / static_cast<double>(vals.size());
+      for (float x : vals) var += (x - mean) * (x - mean);
+      const double sd = vals.size() > 1 ? std::sqrt(var / static_cast<double>(vals.size() - 1)) : 0.0;
+      p.kind = "float";
+      p.rows = 2;
+      for (int64_t e = 0; e < n; ++e) {
+        const float x = value(e);
+        if (std::isnan(x)) p.of[static_cast<size_t>(e)] = {{0, 1.0F}};
+        else p.of[static_cast<size_t>(e)] = {{1, sd > 0 ? static_cast<float>((x - mean) / sd) : 0.0F}};
+      }
+      p.note = fmt::format("{} float, standardised (mean {:.4g}, std {:.4g})", name, mean, sd);
+    }
+    return p;
+  }
+  p.kind = f.kind == Feature::Kind::Token ? "token" : "token_seq";
+  p.rows = static_cast<int64_t>(f.vocab.size()) + 1;
+  int64_t longest = 1;
+  for (int64_t e = 0; e < n; ++e) {
+    auto& s = p.of[static_cast<size_t>(e)];
+    const int64_t b = e < f.n() ? f.offsets[static_cast<size_t>(e)] : 0, end = e < f.n() ? f.offsets[static_cast<size_t>(e) + 1] : 0;
+    const int64_t m = std::min<int64_t>(end - b, f.kind == Feature::Kind::Token ? 1 : kMaxFieldTokens);
+    if (m <= 0) {
+      s = {{0, 1.0F}};
+      continue;
+    }
+    for (int64_t k = 0; k < m; ++k) s.emplace_back(1 + f.tokens[static_cast<size_t>(b + k)], 1.0F / static_cast<float>(m));
+    longest = std::max(longest, m);
+  }
+  p.slots = longest;
+  p.note = fmt::format("{} {} ({} tokens{})", name, p.kind, f.vocab.size(),
+                       p.kind == "token_seq" ? fmt::format(", up to {} per entity, averaged", longest) : "");
+  return p;
+}
+
+void lay_out(std::vector<Pending>& fields, int64_t n, int64_t& next_row, FieldSide& side, std::vector<std::string>& schema) {
+  side.n_entities = n;
+  int64_t S = 0;
+  for (const auto& p : fields) S += p.slots;
+  side.index.assign(static_cast<size_t>(n * S), 0);
+  side.weight.assign(static_cast<size_t>(n * S), 0.0F);
+  int64_t s0 = 0;
+  for (size_t fi = 0; fi < fields.size(); ++fi) {
+    const Pending& p = fields[fi];
+    side.names.push_back(p.name);
+    side.kinds.push_back(p.kind);
+    side.rows.push_back(p.rows);
+    side.first_row.push_back(next_row);
+    for (int64_t k = 0; k < p.slots; ++k) side.slot_field.push_back(static_cast<int64_t>(fi));
+    for (int64_t e = 0; e < n; ++e) {
+      const auto& s = p.of[static_cast<size_t>(e)];
+      for (int64_t k = 0; k < p.slots; ++k) {
+        const size_t at = static_cast<size_t>(e * S + s0 + k);
+        // Unused slots point at the field's first row with weight 0.
+        side.index[at] = next_row + (k < static_cast<int64_t>(s.size()) ? s[static_cast<size_t>(k)].first : 0);
+        side.weight[at] = k < static_cast<int64_t>(s.size()) ? s[static_cast<size_t>(k)].second : 0.0F;
+      }
+    }
+    next_row += p.rows;
+    s0 += p.slots;
+    schema.push_back(p.note);
+  }
+}
+
+}  // namespace
+
+FieldLayout build_fields(const Dataset& d, const Config* cfg, bool with_ids, const Csr* train) {
+  std::vector<std::string> wanted;
+  int64_t buckets = 0;
+  if (cfg && cfg->has("dataset.fields")) {
+    wanted = cfg->get_string_list("dataset.fields");
+    buckets = cfg->get_int("dataset.field_buckets", 0, 1 << 20);
+    if (buckets == 1) cfg->bad("dataset.field_buckets", "must be 0 (standardise float fields) or >= 2, got 1");
+  }
+  // Expand auto / SIDE:* and check each entry.
+  std::vector<std::string> names;
+  std::set<std::string> seen;
+  const auto add = [&](const std::string& n, bool from_wildcard) {
+    if (!seen.insert(n).second) {
+      if (from_wildcard) return;
+      cfg->bad("dataset.fields", fmt::format("field '{}' is declared twice", n));
+    }
+    names.push_back(n);
+  };
+  for (const auto& w : wanted) {
+    if (w == "auto" || w == "user:*")
+      for (const auto& f : d.user_info.features) add("user:" + f.name, true);
+    if (w == "auto" || w == "item:*")
+      for (const auto& f : d.item_info.features) add("item:" + f.name, true);
+    if (w == "auto" || w == "user:*" || w == "item:*") continue;
+    const auto colon = w.find(':');
+    const std::string side = colon == std::string::npos ? "" : w.substr(0, colon);
+    const std::string name = colon == std::string::npos ? "" : w.substr(colon + 1);
+    const SideInfo* info = side == "user" ? &d.user_info : side == "item" ? &d.item_info : nullptr;
+    if (!info)
+      cfg->bad("dataset.fields", fmt::format("'{}' is not SIDE:NAME with SIDE user or item (or auto, user:*, item:*); "
+                                             "the fields of this data: {}", w, known_fields(d)));
+    if (!info->find(name))
+      cfg->bad("dataset.fields", fmt::format("no field '{}' in the data; the fields of this data: {}", w, known_fields(d)));
+    add(w, false);
+  }
+  std::vector<bool> user_seen, item_seen;
+  if (train) {
+    user_seen.assign(static_cast<size_t>(d.n_users()), false);
+    item_seen.assign(static_cast<size_t>(d.n_items()), false);
+    for (int64_t u = 0; u < train->n_rows && u < d.n_users(); ++u) {
+      if (train->row_size(u) > 0) user_seen[static_cast<size_t>(u)] = true;
+      for (const int64_t* p = train->row_begin(u); p != train->row_end(u); ++p)
+        if (*p < d.n_items()) item_seen[static_cast<size_t>(*p)] = true;
+    }
+  }
+  std::vector<Pending> user_fields, item_fields;
+  if (with_ids) {
+    user_fields.push_back(id_field("user_id", d.n_users(), train ? &user_seen : nullptr));
+    item_fields.push_back(id_field("item_id", d.n_items(), train ? &item_seen : nullptr));
+  }
+  for (const auto& n : names) {
+    const bool user = n.rfind("user:", 0) == 0;
+    const Feature* f = (user ? d.user_info : d.item_info).find(n.substr(5));
+    (user ? user_fields : item_fields).push_back(feature_field(n, *f, user ? d.n_users() : d.n_items(), buckets));
+  }
+  FieldLayout L;
+  lay_out(user_fields, d.n_users(), L.table_rows, L.user, L.schema);
+  lay_out(item_fields, d.n_items(), L.table_rows, L.item, L.schema);
+  return L;
+}
+
+}  // namespace rzoo
