@@ -27,8 +27,10 @@ const char* to_string(InputType t);
 //   Sequence, augment none: users [B], seq [B, L], items [B, L] (the next item at every
 //              position; n_items where none), neg_items [B, L]
 //   Users:     users [B]
+//   Pointwise on labelled rows (dataset.label_threshold) with context fields: also context [B, C]
+//   (long), each row's context tokens (datasets/fields.h), undefined otherwise.
 struct Batch {
-  at::Tensor users, items, neg_items, labels, seq;
+  at::Tensor users, items, neg_items, labels, seq, context;
   int64_t size() const { return users.defined() ? users.size(0) : 0; }
 };
 

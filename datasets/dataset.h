@@ -167,6 +167,8 @@ struct Sequences {
 struct LabeledRows {
   std::vector<int64_t> user, item;
   std::vector<float> label;
+  std::vector<int32_t> context;  // [size() * C]: context field tokens (dataset.fields context:*), else empty
+  int64_t n_context = 0;         // C
   int64_t size() const { return static_cast<int64_t>(user.size()); }
 };
 

@@ -134,7 +134,70 @@ void lay_out(std::vector<Pending>& fields, int64_t n, int64_t& next_row, FieldSi
   }
 }
 
+const std::vector<std::string>& known_context() {
+  static const std::vector<std::string> k = {"context:hour", "context:weekday", "context:gap"};
+  return k;
+}
+
 }  // namespace
+
+int64_t context_vocab(const std::string& field) {
+  if (field == "context:hour") return 25;
+  if (field == "context:weekday") return 8;
+  return 33;  // gap: first interaction (0 is missing), then 1 + floor(log2(1 + seconds)) capped at 31
+}
+
+std::vector<std::string> context_fields(const Config& cfg) {
+  std::vector<std::string> out;
+  if (!cfg.has("dataset.fields")) return out;
+  for (const auto& w : cfg.get_string_list("dataset.fields")) {
+    if (w.rfind("context:", 0) != 0) continue;
+    const auto& k = known_context();
+    if (std::find(k.begin(), k.end(), w) == k.end())
+      cfg.bad("dataset.fields", fmt::format("unknown context field '{}' (known: context:hour, context:weekday, context:gap)", w));
+    if (std::find(out.begin(), out.end(), w) != out.end())
+      cfg.bad("dataset.fields", fmt::format("field '{}' is declared twice", w));
+    out.push_back(w);
+  }
+  return out;
+}
+
+std::vector<int32_t> context_tokens(const Dataset& d, const std::vector<std::string>& fields, const Config& cfg) {
+  const size_t n = static_cast<size_t>(d.n_interactions()), C = fields.size();
+  std::vector<int32_t> out(n * C, 0);
+  if (C == 0) return out;
+  if (!d.has_timestamps())
+    cfg.bad("dataset.fields", fmt::format("'{}' needs interaction timestamps, and the data has none "
+                                          "(dataset.columns.timestamp)", fields[0]));
+  // Each user's previous interaction in time (gap).
+  std::vector<int64_t> prev(n, kNoTime);
+  if (std::find(fields.begin(), fields.end(), "context:gap") != fields.end()) {
+    std::vector<int64_t> start;
+    std::vector<int64_t> rows = d.rows_by_user(start);
+    for (int64_t u = 0; u + 1 < static_cast<int64_t>(start.size()); ++u) {
+      auto b = rows.begin() + start[static_cast<size_t>(u)], e = rows.begin() + start[static_cast<size_t>(u) + 1];
+      std::stable_sort(b, e, [&](int64_t x, int64_t y) { return d.timestamp[static_cast<size_t>(x)] < d.timestamp[static_cast<size_t>(y)]; });
+      for (auto it = b; it != e; ++it)
+        if (it != b) prev[static_cast<size_t>(*it)] = d.timestamp[static_cast<size_t>(*(it - 1))];
+    }
+  }
+  for (size_t r = 0; r < n; ++r) {
+    const int64_t t = d.timestamp[r];
+    if (t == kNoTime) continue;
+    for (size_t c = 0; c < C; ++c) {
+      int32_t tok = 0;
+      const int64_t day = t >= 0 ? t / 86400 : (t - 86399) / 86400;  // floor
+      if (fields[c] == "context:hour") tok = static_cast<int32_t>(1 + (t - day * 86400) / 3600);
+      else if (fields[c] == "context:weekday") tok = static_cast<int32_t>(1 + ((day % 7 + 7) % 7 + 3) % 7);  // 1970-01-01: Thursday
+      else if (prev[r] != kNoTime) {
+        const double g = static_cast<double>(std::max<int64_t>(0, t - prev[r]));
+        tok = static_cast<int32_t>(1 + std::min(31.0, std::floor(std::log2(1.0 + g))));
+      }
+      out[r * C + c] = tok;
+    }
+  }
+  return out;
+}
 
 FieldLayout build_fields(const Dataset& d, const Config* cfg, bool with_ids, const Csr* train) {
   std::vector<std::string> wanted;
@@ -159,7 +222,7 @@ FieldLayout build_fields(const Dataset& d, const Config* cfg, bool with_ids, con
       for (const auto& f : d.user_info.features) add("user:" + f.name, true);
     if (w == "auto" || w == "item:*")
       for (const auto& f : d.item_info.features) add("item:" + f.name, true);
-    if (w == "auto" || w == "user:*" || w == "item:*") continue;
+    if (w == "auto" || w == "user:*" || w == "item:*" || w.rfind("context:", 0) == 0) continue;
     const auto colon = w.find(':');
     const std::string side = colon == std::string::npos ? "" : w.substr(0, colon);
     const std::string name = colon == std::string::npos ? "" : w.substr(colon + 1);
@@ -194,6 +257,22 @@ FieldLayout build_fields(const Dataset& d, const Config* cfg, bool with_ids, con
   FieldLayout L;
   lay_out(user_fields, d.n_users(), L.table_rows, L.user, L.schema);
   lay_out(item_fields, d.n_items(), L.table_rows, L.item, L.schema);
+  if (cfg) {
+    const auto ctx = context_fields(*cfg);
+    if (!ctx.empty() && (!cfg->has("dataset.label_threshold") || cfg->node("dataset.label_threshold").IsNull()))
+      cfg->bad("dataset.fields", fmt::format("'{}': context fields come from labelled rows (set dataset.label_threshold); "
+                                             "ranking all items has no interaction to take a context from", ctx[0]));
+    for (size_t c = 0; c < ctx.size(); ++c) {
+      L.context.names.push_back(ctx[c]);
+      L.context.kinds.push_back("context");
+      L.context.rows.push_back(context_vocab(ctx[c]));
+      L.context.first_row.push_back(L.table_rows);
+      L.context.slot_field.push_back(static_cast<int64_t>(c));
+      L.table_rows += context_vocab(ctx[c]);
+      L.schema.push_back(fmt::format("{} context ({} tokens; from the interaction's timestamp, labelled rows only)",
+                                     ctx[c], context_vocab(ctx[c]) - 1));
+    }
+  }
   return L;
 }
 

@@ -40,6 +40,10 @@ struct FieldSide {
 
 struct FieldLayout {
   FieldSide user, item;
+  // Context fields (context:hour, context:weekday, context:gap): one slot each, per interaction
+  // (not per entity: index/weight stay empty); an interaction's tokens come with its labelled row
+  // (LabeledRows::context), token t at row first_row + t, 0 = missing.
+  FieldSide context;
   int64_t table_rows = 0;              // rows of the shared table (both sides)
   // One line per field for logs and the run's schema: "user:age float (mean 34.1, std 12.2)".
   std::vector<std::string> schema;
@@ -55,5 +59,16 @@ constexpr int64_t kMaxFieldTokens = 32;
 // an entity without training interactions gets weight 0 (a cold item is scored from its fields
 // alone, not from an untrained random vector). cfg may be null: ids only.
 FieldLayout build_fields(const Dataset& d, const Config* cfg, bool with_ids, const Csr* train);
+
+// The context fields dataset.fields declares ("context:hour" hour of day 0-23 UTC, "context:weekday"
+// Monday..Sunday, "context:gap" time since the user's previous interaction, in log2-second
+// buckets), in declaration order; an unknown context name is an error listing the known ones.
+std::vector<std::string> context_fields(const Config& cfg);
+// Tokens of each of `fields` for every interaction of `d`: [n_interactions * fields.size()],
+// 0 = missing (no timestamp; gap: the user's first interaction). Needs timestamps (error naming
+// the field otherwise).
+std::vector<int32_t> context_tokens(const Dataset& d, const std::vector<std::string>& fields, const Config& cfg);
+// Tokens (rows) each context field has, missing included.
+int64_t context_vocab(const std::string& field);
 
 }  // namespace rzoo

@@ -342,14 +342,18 @@ bool LabeledBatcher::next(Batch& b) {
   const int64_t n = std::min(batch_size_, total - cursor_);
   auto users = torch::empty({n}, torch::kLong), items = torch::empty({n}, torch::kLong);
   auto labels = torch::empty({n}, torch::kFloat);
+  const int64_t C = rows_.n_context;
+  at::Tensor context = C > 0 ? torch::empty({n, C}, torch::kLong) : at::Tensor();
+  int64_t* pc = C > 0 ? context.data_ptr<int64_t>() : nullptr;
   int64_t* pu = users.data_ptr<int64_t>();
   int64_t* pi = items.data_ptr<int64_t>();
   float* pl = labels.data_ptr<float>();
   for (int64_t j = 0; j < n; ++j) {
     const auto r = static_cast<size_t>(order_[static_cast<size_t>(cursor_ + j)]);
     pu[j] = rows_.user[r], pi[j] = rows_.item[r], pl[j] = rows_.label[r];
+    for (int64_t c = 0; c < C; ++c) pc[j * C + c] = rows_.context[r * static_cast<size_t>(C) + static_cast<size_t>(c)];
   }
-  b = Batch{users, items, {}, labels, {}};
+  b = Batch{users, items, {}, labels, {}, context};
   cursor_ += n;
   return true;
 }

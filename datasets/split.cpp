@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "core/random.h"
 #include "datasets/dataset.h"
+#include "datasets/fields.h"
 
 namespace rzoo {
 
@@ -189,7 +190,10 @@ Split split_parts(const Dataset& d, const Config& cfg);
 
 // dataset.label_threshold: every row keeps its part, labelled; the rows below the threshold are
 // then dropped from the positives' view (the split re-assembled without them).
-void apply_labels(const Dataset& d, Split& s, double t) {
+void apply_labels(const Dataset& d, Split& s, double t, const Config& cfg) {
+  const std::vector<std::string> ctx_fields = context_fields(cfg);
+  const std::vector<int32_t> ctx = context_tokens(d, ctx_fields, cfg);
+  const size_t C = ctx_fields.size();
   std::vector<int8_t> part(d.user.size(), -1);
   Split out;
   const std::vector<int64_t>* rows[3] = {&s.train_rows, &s.valid_rows, &s.test_rows};
@@ -200,6 +204,9 @@ void apply_labels(const Dataset& d, Split& s, double t) {
       lab[p]->user.push_back(d.user[static_cast<size_t>(k)]);
       lab[p]->item.push_back(d.item[static_cast<size_t>(k)]);
       lab[p]->label.push_back(pos ? 1.0F : 0.0F);
+      lab[p]->context.insert(lab[p]->context.end(), ctx.begin() + static_cast<long>(static_cast<size_t>(k) * C),
+                             ctx.begin() + static_cast<long>(static_cast<size_t>(k + 1) * C));
+      lab[p]->n_context = static_cast<int64_t>(C);
       if (pos) part[static_cast<size_t>(k)] = static_cast<int8_t>(p);
     }
   Split a = assemble(d, part, true, fmt::format("{}; labels: rating >= {} is 1 (positives), below 0", s.method, t));
@@ -220,7 +227,7 @@ Split split_dataset(const Dataset& d, const Config& cfg) {
     if (!cfg.node("dataset.threshold").IsNull())
       cfg.bad("dataset.label_threshold", "set either dataset.threshold (drop the rows below it) or "
                                          "dataset.label_threshold (keep them as labelled negatives), not both");
-    apply_labels(d, s, t);
+    apply_labels(d, s, t, cfg);
     if (s.train_labeled.size() == 0) cfg.bad("dataset.label_threshold", "no labelled training rows");
   }
   return s;

@@ -99,6 +99,13 @@ class RecommenderImpl : public torch::nn::Module {
   // users [B] -> scores [B, n_items] over every item. Returns a fresh tensor (never a view of
   // a parameter or buffer): the evaluator masks it in place.
   virtual at::Tensor score_all(const at::Tensor& users) = 0;
+  // Scores of labelled rows (eval.protocol labeled) with their context tokens context [B, C]
+  // (long; undefined when the data declares no context field). Models without context fields
+  // ignore it: the default is score(users, items).
+  virtual at::Tensor score_labeled(const at::Tensor& users, const at::Tensor& items, const at::Tensor& context) {
+    (void)context;
+    return score(users, items);
+  }
   // True when score() on (user, item) pairs costs less than those pairs' share of score_all
   // (a network evaluated per pair: NCF-MLP, NeuMF). Sampled evaluation protocols (100 candidates
   // out of thousands of items) then score the candidate pairs instead of whole rows.

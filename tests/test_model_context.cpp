@@ -336,6 +336,8 @@ TEST_CASE("rzoo train: deepfm on labelled csv data with user and item files, cho
                                             (t.path / "runs").string()));
   require_clean_failure(bad, "no field 'user:zip'");
   CHECK_THAT(bad.output, Contains("user:group, item:title, item:genres"));
+  // Context fields need timestamps, which this file lacks.
+  require_clean_failure(run_cli(fmt::format("train {} --set dataset.fields=[context:hour] --set output_dir={}", exp, (t.path / "runs").string())), "needs interaction timestamps");
 }
 
 TEST_CASE("feature models: the fused CPU field bag's gradients equal the tensor operations'", "[context]") {
@@ -422,4 +424,48 @@ TEST_CASE("feature models: item-id dropout drops the item id of training pairs o
     CHECK(m.score(torch::tensor({0}), torch::tensor({1}))[0].item<double>() ==
           Approx(m.score_all(torch::tensor({0}))[0][1].item<double>()).epsilon(1e-5));
   }
+}
+
+TEST_CASE("context fields: hour, weekday and gap tokens by hand, and their place in the logits", "[context]") {
+  // u0 at 1970-01-01 00:00 (a Thursday) and 1000 s later; u1 on Monday 1970-01-05 13:00.
+  TinyExample e = make_tiny_example({0, 0, 1}, {0, 1, 2}, 2, 3, {5, 1, 4});
+  const int64_t monday_13h = 4 * 86400 + 13 * 3600;
+  e.d.timestamp = std::vector<int64_t>{0, 1000, monday_13h};
+  const Config cfg = fields_config("fm", "[context:hour, context:weekday, context:gap]",
+                                   {"model.embedding_size=2", "dataset.label_threshold=4"});
+  const auto fields = context_fields(cfg);
+  REQUIRE(fields == std::vector<std::string>{"context:hour", "context:weekday", "context:gap"});
+  const auto tok = context_tokens(e.d, fields, cfg);
+  // hour 0 -> token 1; Thursday -> 4 (Monday = 1); first interaction: gap token 0.
+  CHECK(std::vector<int32_t>(tok.begin(), tok.begin() + 3) == std::vector<int32_t>{1, 4, 0});
+  CHECK(std::vector<int32_t>(tok.begin() + 3, tok.begin() + 6) == std::vector<int32_t>{1, 4, 1 + 9});  // log2(1001)
+  CHECK(std::vector<int32_t>(tok.begin() + 6, tok.end()) == std::vector<int32_t>{14, 1, 0});
+  CHECK_THROWS_WITH(context_fields(fields_config("fm", "[context:month]")), Contains("unknown context field 'context:month'"));
+  TinyExample no_time = make_tiny_example({0}, {0}, 1, 1);
+  CHECK_THROWS_WITH(context_tokens(no_time.d, fields, cfg), Contains("needs interaction timestamps"));
+
+  // FM with the context fields: score_labeled adds the context rows' first-order weights and
+  // their pairwise terms; score (context unknown) leaves them out.
+  Recommender r = make_model("fm", e.ctx(&cfg));
+  auto& m = dynamic_cast<FeatureModelImpl&>(*r);
+  randomise(m);
+  m.eval();
+  torch::NoGradGuard g;
+  const auto ctx = torch::tensor({int64_t{14}, int64_t{1}, int64_t{0}}).view({1, 3});
+  const auto [v, lin] = fields_of(m, 1, 2);  // user and item fields
+  std::vector<at::Tensor> all = {v};
+  double want = m.bias.item<double>() + lin;
+  for (int64_t c = 0; c < 3; ++c) {
+    const int64_t row = m.layout().context.first_row[static_cast<size_t>(c)] + ctx[0][c].item<int64_t>();
+    all.push_back(m.table[row].unsqueeze(0));
+    want += m.linear[row].item<double>();
+  }
+  const auto x = torch::cat(all, 0);
+  for (int64_t f = 0; f < x.size(0); ++f)
+    for (int64_t h = f + 1; h < x.size(0); ++h) want += torch::dot(x[f], x[h]).item<double>();
+  CHECK(m.score_labeled(torch::tensor({1}), torch::tensor({2}), ctx)[0].item<double>() == Approx(want).epsilon(1e-4));
+  CHECK(m.score_labeled(torch::tensor({1}), torch::tensor({2}), at::Tensor())[0].item<double>() ==
+        Approx(m.score(torch::tensor({1}), torch::tensor({2}))[0].item<double>()));
+  CHECK(m.score(torch::tensor({1}), torch::tensor({2}))[0].item<double>() ==
+        Approx(m.score_all(torch::tensor({1}))[0][2].item<double>()).epsilon(1e-5));
 }

@@ -90,8 +90,11 @@ FeatureModelImpl::FeatureModelImpl(std::string name, const ModelContext& ctx, Fe
   i_index = register_buffer("i_index", long_table(I.index, I.n_entities, I.n_slots()));
   i_weight = register_buffer("i_weight", float_table(I.weight, I.n_entities, I.n_slots()));
   i_field = register_buffer("i_field", field_vector(I));
-  pair_field = register_buffer("pair_field", torch::cat({u_field, field_vector(I, U.n_fields())}));
-  const int64_t width = (U.n_fields() + I.n_fields()) * D;  // x_0 = all fields concatenated
+  const int64_t C = layout_.context.n_fields();
+  ctx_first = register_buffer("ctx_first", torch::tensor(layout_.context.first_row, torch::kLong));
+  pair_field = register_buffer("pair_field", torch::cat({u_field, field_vector(I, U.n_fields()),
+                                                         torch::arange(C, torch::kLong) + U.n_fields() + I.n_fields()}));
+  const int64_t width = (U.n_fields() + I.n_fields() + C) * D;  // x_0 = all fields concatenated
   if (dcn_) {
     TORCH_CHECK(options.cross_layers() >= 1, n, ": model.cross_layers must be >= 1, got ", options.cross_layers());
     for (int64_t l = 0; l < options.cross_layers(); ++l)
@@ -194,11 +197,28 @@ std::pair<at::Tensor, at::Tensor> FeatureModelImpl::side(const at::Tensor& index
   return bag(index.index_select(0, idx), weight.index_select(0, idx), field, n_fields);
 }
 
-std::pair<at::Tensor, at::Tensor> FeatureModelImpl::pair_fields(const at::Tensor& users, const at::Tensor& items) const {
-  // Both sides in one gather: slots [B, Su + Si], the item side's fields numbered after the user's.
-  return bag(torch::cat({u_index.index_select(0, users), i_index.index_select(0, items)}, 1),
-             torch::cat({u_weight.index_select(0, users), i_weight.index_select(0, items)}, 1), pair_field,
-             layout_.user.n_fields() + layout_.item.n_fields());
+std::pair<at::Tensor, at::Tensor> FeatureModelImpl::pair_fields(const at::Tensor& users, const at::Tensor& items,
+                                                                const at::Tensor& context, double id_dropout) const {
+  // All slots of a pair in one bag: [B, Su + Si + C], the item side's fields numbered after the
+  // user's and the context fields after both.
+  std::vector<at::Tensor> rows = {u_index.index_select(0, users), i_index.index_select(0, items)};
+  std::vector<at::Tensor> w = {u_weight.index_select(0, users), i_weight.index_select(0, items)};
+  const int64_t B = users.size(0), C = ctx_first.size(0);
+  if (id_dropout > 0 && options.use_ids()) {
+    // Item-id dropout (DropoutNet): the item id slot (the item side's first) of a random share of
+    // the pairs gets weight 0, so the model also learns to score an item from its fields alone.
+    w[1] = w[1].clone();
+    w[1].select(1, 0).mul_(torch::bernoulli(torch::full({B}, 1.0 - id_dropout, w[1].options())));
+  }
+  if (C > 0) {
+    // Context tokens of labelled rows; without them (ranking, serving) the context slots weigh 0.
+    const bool known = context.defined();
+    TORCH_CHECK(!known || (context.dim() == 2 && context.size(0) == B && context.size(1) == C), name(),
+                ": context must be [", B, ", ", C, "], got ", context.sizes());
+    rows.push_back(known ? context.to(torch::kLong) + ctx_first.unsqueeze(0) : ctx_first.unsqueeze(0).expand({B, C}));
+    w.push_back(known ? torch::ones({B, C}, w[0].options()) : torch::zeros({B, C}, w[0].options()));
+  }
+  return bag(torch::cat(rows, 1), torch::cat(w, 1), pair_field, layout_.user.n_fields() + layout_.item.n_fields() + C);
 }
 
 at::Tensor FeatureModelImpl::logits(const at::Tensor& x, const at::Tensor& lin) {
@@ -229,18 +249,7 @@ at::Tensor FeatureModelImpl::logits(const at::Tensor& x, const at::Tensor& lin) 
 
 at::Tensor FeatureModelImpl::loss(const Batch& b) {
   TORCH_CHECK(b.labels.defined(), name(), ": needs pointwise batches (users, items, labels)");
-  at::Tensor x, lin;  // [B, F, D], [B]
-  if (is_training() && options.id_dropout() > 0 && options.use_ids()) {
-    // Item-id dropout (DropoutNet): the item id slot of a random share of the pairs gets weight 0,
-    // so the model also learns to score an item from its fields, as it must for a cold item.
-    auto w = torch::cat({u_weight.index_select(0, b.users), i_weight.index_select(0, b.items)}, 1);
-    const int64_t at = u_weight.size(1);  // the item side's first slot: item_id
-    w.select(1, at).mul_(torch::bernoulli(torch::full({w.size(0)}, 1.0 - options.id_dropout(), w.options())));
-    std::tie(x, lin) = bag(torch::cat({u_index.index_select(0, b.users), i_index.index_select(0, b.items)}, 1), w,
-                           pair_field, layout_.user.n_fields() + layout_.item.n_fields());
-  } else {
-    std::tie(x, lin) = pair_fields(b.users, b.items);
-  }
+  const auto [x, lin] = pair_fields(b.users, b.items, b.context, is_training() ? options.id_dropout() : 0.0);  // [B, F, D], [B]
   const auto z = logits(x, lin);
   auto loss = torch::nn::functional::binary_cross_entropy_with_logits(z, b.labels.to(z.dtype()));
   if (options.l2() > 0) loss = loss + options.l2() * x.pow(2).sum({1, 2}).mean();
@@ -249,6 +258,11 @@ at::Tensor FeatureModelImpl::loss(const Batch& b) {
 
 at::Tensor FeatureModelImpl::score(const at::Tensor& users, const at::Tensor& items) {
   const auto [x, lin] = pair_fields(users, items);
+  return logits(x, lin);
+}
+
+at::Tensor FeatureModelImpl::score_labeled(const at::Tensor& users, const at::Tensor& items, const at::Tensor& context) {
+  const auto [x, lin] = pair_fields(users, items, context);
   return logits(x, lin);
 }
 
@@ -268,7 +282,8 @@ at::Tensor FeatureModelImpl::score_all(const at::Tensor& users) {
   }
   // The networks over the (user, item) grid, in chunks of users.
   const int64_t B = users.size(0), I = n_items_, Fu = uf.size(1), Fi = itf.size(1), D = uf.size(2);
-  int64_t widest = (Fu + Fi) * D * (dcn_ ? 3 : 2);
+  const int64_t C = ctx_first.size(0);  // context fields: unknown when ranking (zero vectors)
+  int64_t widest = (Fu + Fi + C) * D * (dcn_ ? 3 : 2);
   for (auto v : options.mlp()) widest += v;
   const int64_t per_user = std::max<int64_t>(1, I * widest * 4);
   const int64_t step = std::max<int64_t>(1, chunk_bytes / per_user);
@@ -278,7 +293,8 @@ at::Tensor FeatureModelImpl::score_all(const at::Tensor& users) {
     const auto u = uf.narrow(0, s, b).unsqueeze(1).expand({b, I, Fu, D});
     const auto it = itf.unsqueeze(0).expand({b, I, Fi, D});
     const auto lin = (ul.narrow(0, s, b).unsqueeze(1) + il.unsqueeze(0)).reshape({b * I});
-    parts.push_back(logits(torch::cat({u, it}, 2).reshape({b * I, Fu + Fi, D}), lin).view({b, I}));
+    const auto x = C > 0 ? torch::cat({u, it, torch::zeros({b, I, C, D}, uf.options())}, 2) : torch::cat({u, it}, 2);
+    parts.push_back(logits(x.reshape({b * I, Fu + Fi + C, D}), lin).view({b, I}));
   }
   return parts.empty() ? torch::zeros({0, I}, table.options()) : torch::cat(parts, 0);
 }
@@ -293,7 +309,7 @@ ScriptExport FeatureModelImpl::script_export() const {
   ScriptExport e;
   e.tensors = {{"table", cpu_copy(table)},       {"linear", cpu_copy(linear)},     {"bias", cpu_copy(bias)},
                {"u_index", cpu_copy(u_index)},   {"u_weight", cpu_copy(u_weight)}, {"u_field", cpu_copy(u_field)},
-               {"pair_field", cpu_copy(pair_field)},
+               {"pair_field", cpu_copy(pair_field)}, {"ctx_first", cpu_copy(ctx_first)},
                {"i_index", cpu_copy(i_index)},   {"i_weight", cpu_copy(i_weight)}, {"i_field", cpu_copy(i_field)}};
   for (size_t l = 0; l < mlp.size(); ++l) {
     e.tensors.emplace_back(fmt::format("mlp_w{}", l), cpu_copy(mlp[l]->weight));
@@ -357,13 +373,15 @@ def _side_i(self, idx: Tensor) -> Tuple[Tensor, Tensor]:
     return self._bag(self.i_index.index_select(0, idx), self.i_weight.index_select(0, idx), self.i_field, {1})
 
 def _score(self, users: Tensor, items: Tensor) -> Tensor:
-    rows = torch.cat([self.u_index.index_select(0, users), self.i_index.index_select(0, items)], 1)
-    w = torch.cat([self.u_weight.index_select(0, users), self.i_weight.index_select(0, items)], 1)
+    b = users.size(0)
+    c = self.ctx_first.size(0)
+    rows = torch.cat([self.u_index.index_select(0, users), self.i_index.index_select(0, items), self.ctx_first.unsqueeze(0).expand([b, c])], 1)
+    w = torch.cat([self.u_weight.index_select(0, users), self.i_weight.index_select(0, items), torch.zeros([b, c])], 1)
     x, lin = self._bag(rows, w, self.pair_field, {2})
     return self._logits(x, lin)
 )",
                                        layout_.user.n_fields(), layout_.item.n_fields(),
-                                       layout_.user.n_fields() + layout_.item.n_fields());
+                                       layout_.user.n_fields() + layout_.item.n_fields() + layout_.context.n_fields());
   if (!has_deep()) {
     e.code += R"(
 def _score_all(self, users: Tensor) -> Tensor:
@@ -394,13 +412,16 @@ def _score_all(self, users: Tensor) -> Tensor:
         u = uf.narrow(0, s, b).unsqueeze(1).expand([b, I, fu, d])
         it = itf.unsqueeze(0).expand([b, I, fi, d])
         lin = (ul.narrow(0, s, b).unsqueeze(1) + il.unsqueeze(0)).reshape([b * I])
-        parts.append(self._logits(torch.cat([u, it], 2).reshape([b * I, fu + fi, d]), lin).view([b, I]))
+        c = self.ctx_first.size(0)
+        x = torch.cat([u, it, torch.zeros([b, I, c, d])], 2)
+        parts.append(self._logits(x.reshape([b * I, fu + fi + c, d]), lin).view([b, I]))
     if len(parts) == 0:
         return torch.zeros([0, I])
     return torch.cat(parts, 0)
 )",
                           chunk_bytes, [&] {
-                            int64_t w = (layout_.user.n_fields() + layout_.item.n_fields()) * options.embedding_size() * (dcn_ ? 3 : 2);
+                            int64_t w = (layout_.user.n_fields() + layout_.item.n_fields() + layout_.context.n_fields()) *
+                                        options.embedding_size() * (dcn_ ? 3 : 2);
                             for (auto v : options.mlp()) w += v;
                             return w * 4;
                           }());

@@ -18,6 +18,9 @@
 //   deepfm   fm + MLP([v_1; ...; v_F])        (the FM and the deep part share the table)
 //   dcnv2    x_0 = [v_1; ...; v_F], x_{l+1} = x_0 * (W_l x_l + c_l) + x_l (l < cross_layers);
 //            stacked: head(MLP(x_L)); parallel: head([x_L; MLP(x_0)])
+// Context fields (context:hour, context:weekday, context:gap; labelled rows only) are further
+// fields of the pair, from the row's own context tokens in training and in score_labeled; where
+// the context is unknown (score, score_all, the export) they are zero vectors.
 // Training is pointwise: binary cross-entropy with logits on (user, item, label) rows, the data's
 // own labels (dataset.label_threshold) or sampled negatives. Scores are logits. score_all ranks
 // all items for a user: the item fields are gathered once per call, the user fields once per
@@ -56,6 +59,8 @@ class FeatureModelImpl : public RecommenderImpl {
   at::Tensor loss(const Batch& batch) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B] logits
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I] logits
+  // Labelled rows with their context tokens [B, C] (dataset.fields context:*).
+  at::Tensor score_labeled(const at::Tensor& users, const at::Tensor& items, const at::Tensor& context) override;
   bool pair_scoring_cheaper() const override { return has_deep(); }
   // An item's fields give it an informative score without training interactions (its id then
   // has weight 0).
@@ -69,7 +74,8 @@ class FeatureModelImpl : public RecommenderImpl {
   at::Tensor table, linear, bias;                  // [R, D], [R], [1]
   at::Tensor u_index, u_weight, u_field;           // [U, Su] long, [U, Su], [Su] long (each slot's field)
   at::Tensor i_index, i_weight, i_field;           // [I, Si] long, [I, Si], [Si] long
-  at::Tensor pair_field;                           // [Su + Si]: u_field, then i_field + Fu
+  at::Tensor pair_field;                           // [Su + Si + C]: u_field, i_field + Fu, Fu + Fi + c
+  at::Tensor ctx_first;                            // [C] long: each context field's first table row
   std::vector<torch::nn::Linear> mlp;              // deep tower: hidden layers (ReLU, dropout)
   torch::nn::Linear mlp_out{nullptr};              // its output layer (widedeep, deepfm; dcnv2: head)
   std::vector<torch::nn::Linear> cross;            // dcnv2's cross layers [F*D -> F*D]
@@ -85,8 +91,11 @@ class FeatureModelImpl : public RecommenderImpl {
   // One side's fields for entities `idx`.
   std::pair<at::Tensor, at::Tensor> side(const at::Tensor& index, const at::Tensor& weight, const at::Tensor& field,
                                          int64_t n_fields, const at::Tensor& idx) const;
-  // The fields of pairs (users[k], items[k]): [B, Fu + Fi, D] (user fields first), [B].
-  std::pair<at::Tensor, at::Tensor> pair_fields(const at::Tensor& users, const at::Tensor& items) const;
+  // The fields of pairs (users[k], items[k]) with their context tokens [B, C] (undefined: unknown,
+  // the context fields are zero): [B, Fu + Fi + C, D] (user fields, item fields, context), [B].
+  // id_dropout > 0 drops that share of the pairs' item ids (training).
+  std::pair<at::Tensor, at::Tensor> pair_fields(const at::Tensor& users, const at::Tensor& items,
+                                                const at::Tensor& context = {}, double id_dropout = 0.0) const;
   // Logits of pairs from their fields x [P, F, D] and first-order sums lin [P] -> [P].
   at::Tensor logits(const at::Tensor& x, const at::Tensor& lin);
   bool fm_, deep_, dcn_;

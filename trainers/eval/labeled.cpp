@@ -70,7 +70,14 @@ void evaluate_labeled(RecommenderImpl& model, const Split& split, Target target,
     const int64_t m = std::min(step, n - b);
     auto u = torch::from_blob(const_cast<int64_t*>(rows.user.data()) + b, {m}, torch::kLong).to(device);
     auto i = torch::from_blob(const_cast<int64_t*>(rows.item.data()) + b, {m}, torch::kLong).to(device);
-    auto p = model.score(u, i).to(torch::kFloat).to(torch::kCPU).contiguous();
+    at::Tensor ctx;
+    if (rows.n_context > 0) {
+      ctx = torch::empty({m, rows.n_context}, torch::kLong);
+      std::copy(rows.context.begin() + b * rows.n_context, rows.context.begin() + (b + m) * rows.n_context,
+                ctx.data_ptr<int64_t>());
+      ctx = ctx.to(device);
+    }
+    auto p = model.score_labeled(u, i, ctx).to(torch::kFloat).to(torch::kCPU).contiguous();
     TORCH_CHECK(p.dim() == 1 && p.size(0) == m, "model '", model.name(), "': score returned shape ", p.sizes());
     std::memcpy(s.data() + b, p.data_ptr<float>(), static_cast<size_t>(m) * 4);
   }
