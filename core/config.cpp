@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/strings.h"
 #include "rzoo_build.h"
 
 namespace fs = std::filesystem;
@@ -271,11 +272,6 @@ std::vector<std::string> yaml_stems(const fs::path& dir) {
   return out;
 }
 
-std::string join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
-  return out;
-}
 
 }  // namespace
 

@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/strings.h"
 #include "datasets/dataset.h"
 
 namespace rzoo {
@@ -19,10 +20,7 @@ std::string known_fields(const Dataset& d) {
   std::vector<std::string> v;
   for (const auto& f : d.user_info.features) v.push_back("user:" + f.name);
   for (const auto& f : d.item_info.features) v.push_back("item:" + f.name);
-  if (v.empty()) return "none (the data has no user or item side features)";
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
-  return s;
+  return v.empty() ? "none (the data has no user or item side features)" : join(v);
 }
 
 // One field of one side before it is laid out: how many slots it takes and each entity's
@@ -181,14 +179,17 @@ std::vector<int32_t> context_tokens(const Dataset& d, const std::vector<std::str
         if (it != b) prev[static_cast<size_t>(*it)] = d.timestamp[static_cast<size_t>(*(it - 1))];
     }
   }
+  enum Kind { Hour, Weekday, Gap };
+  std::vector<Kind> kind(C);
+  for (size_t c = 0; c < C; ++c) kind[c] = fields[c] == "context:hour" ? Hour : fields[c] == "context:weekday" ? Weekday : Gap;
   for (size_t r = 0; r < n; ++r) {
     const int64_t t = d.timestamp[r];
     if (t == kNoTime) continue;
+    const int64_t day = t >= 0 ? t / 86400 : (t - 86399) / 86400;  // floor
     for (size_t c = 0; c < C; ++c) {
       int32_t tok = 0;
-      const int64_t day = t >= 0 ? t / 86400 : (t - 86399) / 86400;  // floor
-      if (fields[c] == "context:hour") tok = static_cast<int32_t>(1 + (t - day * 86400) / 3600);
-      else if (fields[c] == "context:weekday") tok = static_cast<int32_t>(1 + ((day % 7 + 7) % 7 + 3) % 7);  // 1970-01-01: Thursday
+      if (kind[c] == Hour) tok = static_cast<int32_t>(1 + (t - day * 86400) / 3600);
+      else if (kind[c] == Weekday) tok = static_cast<int32_t>(1 + ((day % 7 + 7) % 7 + 3) % 7);  // 1970-01-01: Thursday
       else if (prev[r] != kNoTime) {
         const double g = static_cast<double>(std::max<int64_t>(0, t - prev[r]));
         tok = static_cast<int32_t>(1 + std::min(31.0, std::floor(std::log2(1.0 + g))));

@@ -58,11 +58,6 @@ std::vector<std::string> header_names(const std::vector<std::string_view>& f, bo
   return h;
 }
 
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
-  return s;
-}
 
 // Resolves a column given by header name or 0-based position; "" or "-1" = not present.
 int64_t column_index(const Config& cfg, const std::string& key, const std::string& value,

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/strings.h"
 #include "datasets/dataset.h"
 #include "datasets/text.h"
 
@@ -40,7 +41,6 @@ inline bool parse_i64(std::string_view s, int64_t& v) {
 
 // The header's column names (recbole: the name of each name:type).
 std::vector<std::string> header_names(const std::vector<std::string_view>& f, bool recbole);
-std::string join(const std::vector<std::string>& v);
 
 // Resolves a column given by header name or 0-based position; "" or "-1" = not present.
 int64_t column_index(const Config& cfg, const std::string& key, const std::string& value,

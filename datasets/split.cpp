@@ -186,54 +186,6 @@ Split extend_split(const Dataset& d, const Split& base, int64_t base_rows, int64
 }
 
 namespace {
-Split split_parts(const Dataset& d, const Config& cfg);
-
-// dataset.label_threshold: every row keeps its part, labelled; the rows below the threshold are
-// then dropped from the positives' view (the split re-assembled without them).
-void apply_labels(const Dataset& d, Split& s, double t, const Config& cfg) {
-  const std::vector<std::string> ctx_fields = context_fields(cfg);
-  const std::vector<int32_t> ctx = context_tokens(d, ctx_fields, cfg);
-  const size_t C = ctx_fields.size();
-  std::vector<int8_t> part(d.user.size(), -1);
-  Split out;
-  const std::vector<int64_t>* rows[3] = {&s.train_rows, &s.valid_rows, &s.test_rows};
-  LabeledRows* lab[3] = {&out.train_labeled, &out.valid_labeled, &out.test_labeled};
-  for (int p = 0; p < 3; ++p)
-    for (int64_t k : *rows[p]) {
-      const bool pos = d.rating[static_cast<size_t>(k)] >= t;
-      lab[p]->user.push_back(d.user[static_cast<size_t>(k)]);
-      lab[p]->item.push_back(d.item[static_cast<size_t>(k)]);
-      lab[p]->label.push_back(pos ? 1.0F : 0.0F);
-      lab[p]->context.insert(lab[p]->context.end(), ctx.begin() + static_cast<long>(static_cast<size_t>(k) * C),
-                             ctx.begin() + static_cast<long>(static_cast<size_t>(k + 1) * C));
-      lab[p]->n_context = static_cast<int64_t>(C);
-      if (pos) part[static_cast<size_t>(k)] = static_cast<int8_t>(p);
-    }
-  Split a = assemble(d, part, true, fmt::format("{}; labels: rating >= {} is 1 (positives), below 0", s.method, t));
-  a.train_labeled = std::move(out.train_labeled);
-  a.valid_labeled = std::move(out.valid_labeled);
-  a.test_labeled = std::move(out.test_labeled);
-  a.label_threshold = t;
-  s = std::move(a);
-}
-}  // namespace
-
-Split split_dataset(const Dataset& d, const Config& cfg) {
-  Split s = split_parts(d, cfg);
-  if (cfg.has("dataset.label_threshold") && !cfg.node("dataset.label_threshold").IsNull()) {
-    const double t = cfg.get_double("dataset.label_threshold");
-    if (!d.has_ratings())
-      cfg.bad("dataset.label_threshold", "labels need a rating (or label) column: set dataset.columns.rating");
-    if (!cfg.node("dataset.threshold").IsNull())
-      cfg.bad("dataset.label_threshold", "set either dataset.threshold (drop the rows below it) or "
-                                         "dataset.label_threshold (keep them as labelled negatives), not both");
-    apply_labels(d, s, t, cfg);
-    if (s.train_labeled.size() == 0) cfg.bad("dataset.label_threshold", "no labelled training rows");
-  }
-  return s;
-}
-
-namespace {
 Split split_parts(const Dataset& d, const Config& cfg) {
   const std::string method = cfg.get_choice("dataset.split.method", {"random", "leave_last", "temporal", "kfold", "given"});
   const auto seed = static_cast<uint64_t>(cfg.get_int("dataset.split.seed", 0));
@@ -329,6 +281,49 @@ Split split_parts(const Dataset& d, const Config& cfg) {
   return assemble(d, part, true, fmt::format("given{}", has_valid ? "" : fmt::format(" (valid: {})", valid_how)));
 }
 
+// dataset.label_threshold: every row keeps its part, labelled; the rows below the threshold are
+// then dropped from the positives' view (the split re-assembled without them).
+void apply_labels(const Dataset& d, Split& s, double t, const Config& cfg) {
+  const std::vector<std::string> ctx_fields = context_fields(cfg);
+  const std::vector<int32_t> ctx = context_tokens(d, ctx_fields, cfg);
+  const size_t C = ctx_fields.size();
+  std::vector<int8_t> part(d.user.size(), -1);
+  LabeledRows lab[3];
+  const std::vector<int64_t>* rows[3] = {&s.train_rows, &s.valid_rows, &s.test_rows};
+  for (int p = 0; p < 3; ++p) {
+    lab[p].n_context = static_cast<int64_t>(C);
+    for (int64_t k : *rows[p]) {
+      const auto r = static_cast<size_t>(k);
+      const bool pos = d.rating[r] >= t;
+      lab[p].user.push_back(d.user[r]);
+      lab[p].item.push_back(d.item[r]);
+      lab[p].label.push_back(pos ? 1.0F : 0.0F);
+      lab[p].context.insert(lab[p].context.end(), ctx.begin() + static_cast<long>(r * C), ctx.begin() + static_cast<long>((r + 1) * C));
+      if (pos) part[r] = static_cast<int8_t>(p);
+    }
+  }
+  s = assemble(d, part, true, fmt::format("{}; labels: rating >= {} is 1 (positives), below 0", s.method, t));
+  s.train_labeled = std::move(lab[0]);
+  s.valid_labeled = std::move(lab[1]);
+  s.test_labeled = std::move(lab[2]);
+  s.label_threshold = t;
+}
+
 }  // namespace
+
+Split split_dataset(const Dataset& d, const Config& cfg) {
+  Split s = split_parts(d, cfg);
+  if (cfg.has("dataset.label_threshold") && !cfg.node("dataset.label_threshold").IsNull()) {
+    const double t = cfg.get_double("dataset.label_threshold");
+    if (!d.has_ratings())
+      cfg.bad("dataset.label_threshold", "labels need a rating (or label) column: set dataset.columns.rating");
+    if (!cfg.node("dataset.threshold").IsNull())
+      cfg.bad("dataset.label_threshold", "set either dataset.threshold (drop the rows below it) or "
+                                         "dataset.label_threshold (keep them as labelled negatives), not both");
+    apply_labels(d, s, t, cfg);
+    if (s.train_labeled.size() == 0) cfg.bad("dataset.label_threshold", "no labelled training rows");
+  }
+  return s;
+}
 
 }  // namespace rzoo

@@ -57,8 +57,7 @@ Config fields_config(const std::string& model, const std::string& fields, std::v
 TEST_CASE("fields: layout of ids, tokens, token sequences and floats by hand", "[context]") {
   const TinyExample e = featured_example();
   const Config cfg = fields_config("fm", "[user:job, user:age, item:tags]");
-  // Item 2 has no training interaction... it does (u1 i2); make item 0's id cold instead by
-  // giving a training matrix without it.
+  // A training matrix without item 0: its id must get weight 0.
   const Csr train = Csr::from_pairs(3, 4, {0, 1, 2}, {1, 2, 3});
   const FieldLayout L = build_fields(e.d, &cfg, true, &train);
   REQUIRE(L.user.names == std::vector<std::string>{"user_id", "user:job", "user:age"});

@@ -11,13 +11,13 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/strings.h"
 #include "datasets/dataset.h"
+#include "models/export_tensors.h"
 
 namespace rzoo {
 
 namespace {
-
-at::Tensor cpu_copy(const at::Tensor& t) { return t.detach().to(torch::kCPU).clone(); }
 
 // [S]: each slot's field (numbered from `first`).
 at::Tensor field_vector(const FieldSide& s, int64_t first = 0) {
@@ -31,12 +31,6 @@ at::Tensor long_table(const std::vector<int64_t>& v, int64_t n, int64_t s) {
 }
 at::Tensor float_table(const std::vector<float>& v, int64_t n, int64_t s) {
   return torch::from_blob(const_cast<float*>(v.data()), {n, s}, torch::kFloat).clone();
-}
-
-std::string list_str(const std::vector<int64_t>& v) {
-  std::string s = "[";
-  for (size_t k = 0; k < v.size(); ++k) s += (k ? ", " : "") + std::to_string(v[k]);
-  return s + "]";
 }
 
 }  // namespace
@@ -73,11 +67,7 @@ FeatureModelImpl::FeatureModelImpl(std::string name, const ModelContext& ctx, Fe
     fail("{}: model.use_ids is false and dataset.fields gives the {} side no field (the fields: {}); every pair "
          "needs at least one user and one item field",
          n, layout_.user.n_fields() == 0 ? "user" : "item",
-         layout_.schema.empty() ? std::string("none") : [&] {
-           std::string j;
-           for (const auto& x : layout_.schema) j += (j.empty() ? "" : "; ") + x;
-           return j;
-         }());
+         layout_.schema.empty() ? std::string("none") : join(layout_.schema, "; "));
   const int64_t D = options.embedding_size();
   table = register_parameter("table", torch::randn({layout_.table_rows, D}) * options.init_std());
   linear = register_parameter("linear", torch::zeros({layout_.table_rows}));

@@ -23,6 +23,7 @@
 #include "core/config.h"
 #include "core/random.h"
 #include "datasets/dataset.h"
+#include "models/export_tensors.h"
 
 namespace rzoo {
 
@@ -397,7 +398,6 @@ def _score_all(self, users: Tensor) -> Tensor:
   return code;
 }
 
-at::Tensor cpu_copy(const at::Tensor& t) { return t.detach().to(torch::kCPU).clone(); }
 
 }  // namespace
 

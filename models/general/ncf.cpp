@@ -31,6 +31,8 @@
 #include "core/checkpoint.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/strings.h"
+#include "models/export_tensors.h"
 #include "models/general/fold_in_linear.h"
 
 namespace fs = std::filesystem;
@@ -38,14 +40,6 @@ namespace fs = std::filesystem;
 namespace rzoo {
 
 namespace {
-
-std::string list_str(const std::vector<int64_t>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + "]";
-}
-
-at::Tensor cpu_copy(const at::Tensor& t) { return t.detach().to(torch::kCPU).clone(); }
 
 // ---- option checks (config: errors name the key and where it was set; direct options: TORCH_CHECK)
 
