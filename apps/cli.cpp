@@ -63,7 +63,8 @@ whole resolved config, each value with the file:line that set it); writes a run 
 output_dir (config.yaml, train.log, last.pt, best.pt, metrics.json, users.txt, items.txt).
 --resume continues an interrupted run from RUN_DIR/last.pt with the run's own config.yaml and
 ends with the same numbers as an uninterrupted run (--set threads=N, the only key it takes, changes
-the thread count). Ctrl-C (SIGINT, exit status 130) or SIGTERM (exit status 143) stops after
+the thread count); a run stopped before its first checkpoint (a full disk while it set up) starts
+again at epoch 0. Ctrl-C (SIGINT, exit status 130) or SIGTERM (exit status 143) stops after
 the current batch; the last complete epoch stays saved. run_name must be one folder name (no '/',
 not '.' or '..', no control characters). A config error leaves no run folder. A valid (when
 asked for) or test part without users is an error; --allow-empty trains anyway, with a warning

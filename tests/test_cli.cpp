@@ -241,3 +241,32 @@ TEST_CASE("cli: Ctrl-C then --resume ends with the numbers of an uninterrupted r
   REQUIRE_FALSE(full.empty());
   CHECK(resumed == full);
 }
+
+TEST_CASE("cli: --resume of a run stopped before its first checkpoint starts it at epoch 0, as an uninterrupted run",
+          "[cli][resume]") {
+  // What a full disk during set-up leaves: config.yaml (and perhaps the id lists), no last.pt.
+  TempDir t;
+  const std::string exp = t.write("e.yaml", "dataset: synthetic\nmodel: bpr\ntrain: {epochs: 3, early_stop: {patience: 0}}\n");
+  const std::string base = "train " + q(exp) + " --config-dir " + q(config_dir()) + " --set threads=1 --quiet";
+  REQUIRE(run_cli(base + " --set output_dir=" + q(t.file("full")) + " --set run_name=run").code == 0);
+  const std::string dir = t.file("part/run");
+  fs::create_directories(dir);
+  fs::copy_file(t.file("full/run/config.yaml"), dir + "/config.yaml");
+  const auto r = run_cli("train --resume " + q(dir));
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  CHECK(r.output.find("no checkpoint yet") != std::string::npos);
+  for (const char* f : {"users.txt", "items.txt", "last.pt", "best.pt", "metrics.json"}) CHECK(fs::exists(dir + "/" + f));
+  auto without_times = [](const std::string& p) {
+    std::string out;
+    std::istringstream lines(read_file(p));
+    for (std::string l; std::getline(lines, l);)
+      if (l.find("seconds") == std::string::npos) out += l + "\n";
+    return out;
+  };
+  CHECK(without_times(dir + "/metrics.json") == without_times(t.file("full/run/metrics.json")));
+  CHECK(read_file(dir + "/users.txt") == read_file(t.file("full/run/users.txt")));
+  // A run that has a best.pt but lost its last.pt is not one that never started: refused.
+  fs::remove(dir + "/last.pt");
+  require_clean_failure(run_cli("train --resume " + q(dir)), "last.pt: checkpoint not found");
+}

@@ -344,6 +344,18 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
   // file of a run folder is rzoo's, so those of dead processes go.
   remove_stale_temps(run_dir, [](const std::string&) { return true; });
   log.open(run_dir + "/train.log");
+  // A run stopped before its first checkpoint was written (a full disk, a kill while it set up)
+  // has nothing to resume from: --resume starts it at epoch 0 from its own config.yaml, which
+  // gives what an uninterrupted run would (epoch 0 depends on the seed alone). A run that has a
+  // best.pt or metrics.json but lost its last.pt is not that: resume() refuses it by name.
+  const bool fresh_start = resume && !fs::exists(run_dir + "/last.pt") && !fs::exists(run_dir + "/best.pt") &&
+                           !fs::exists(run_dir + "/metrics.json");
+  if (fresh_start) {
+    log.line(fmt::format("{}/last.pt: no checkpoint yet (the run stopped before its first one was written): "
+                         "starting it at epoch 0 from its config.yaml", run_dir));
+    if (!fs::exists(run_dir + "/users.txt")) write_ids(run_dir + "/users.txt", p.data.users);
+    if (!fs::exists(run_dir + "/items.txt")) write_ids(run_dir + "/items.txt", p.data.items);
+  }
   if (!resume) {
     write_file_atomic(run_dir + "/config.yaml", cfg.dump());
     write_ids(run_dir + "/users.txt", p.data.users);
@@ -354,9 +366,9 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
   if (const auto facts = model->describe(); !facts.empty()) {
     std::string text;
     for (const auto& f : facts) log.line(f), text += f + "\n";
-    if (!resume) write_file_atomic(run_dir + "/fields.txt", text);
+    if (!resume || fresh_start) write_file_atomic(run_dir + "/fields.txt", text);
   }
-  if (resume) trainer->resume();
+  if (resume && !fresh_start) trainer->resume();
   RunResult r;
   r.model = name;
   r.run_dir = run_dir;
