@@ -67,102 +67,121 @@ std::vector<std::string> contract_sets(const std::string& name, std::vector<std:
 }
 }  // namespace
 
+namespace {
+
+// The contract on synthetic data for model `name` built from its YAML plus `sets`.
+void check_contract(const std::string& name, const std::vector<std::string>& sets) {
+  const Config cfg = synthetic_config(name, sets);  // builds from its own YAML
+  CHECK(cfg.get_string("model.name") == name);
+  const Dataset d = load_dataset(cfg);
+  const Split split = split_dataset(d, cfg);
+  torch::manual_seed(1);
+  const ModelContext ctx{d.n_users(), d.n_items(), &cfg, &d, &split};
+  Recommender model = make_model(name, ctx);
+  CHECK(model->name() == name);
+
+  if (model->input_type() == InputType::None) {
+    model->fit(split.train);
+  } else {
+    // The loss is finite and falls over a few epochs of the model's own batches.
+    model->before_training();
+    auto sampler = make_sampler("uniform", split.train);
+    // Per-user models (autoencoders) see 200 rows per epoch: smaller batches give them more
+    // than one step, at their own configured learning rate (lr 0.01 is unstable for Mult-VAE).
+    const bool per_user = model->input_type() == InputType::Users;
+    auto batcher_ptr = make_batcher(split, model->input_type(), *sampler, per_user ? 32 : 256, 1);
+    BatchSource& batcher = *batcher_ptr;
+    auto opt = make_optimizer("adam", model->parameters(), per_user ? cfg.get_double("train.lr") : 0.01, 0.0, 0.0);
+    // Random losses (BERT4Rec's cloze masks, sampled negatives inside a loss) are compared
+    // under the same seed.
+    torch::manual_seed(2);
+    const double before = epoch_loss(*model, batcher, nullptr, 0);
+    // At least 5 epochs; deeper models (an NCF-MLP tower from tiny initial embeddings) may
+    // take up to 15 to get there.
+    double after = before;
+    for (uint64_t e = 0; e < 15; ++e) {
+      epoch_loss(*model, batcher, opt.get(), e);
+      if (e < 4) continue;
+      torch::manual_seed(2);
+      after = epoch_loss(*model, batcher, nullptr, 0);
+      if (after < 0.8 * before) break;
+    }
+    INFO(name << ": loss " << before << " -> " << after);
+    CHECK(after < 0.8 * before);
+  }
+
+  // Scores have the right shapes and agree between score and score_all.
+  torch::NoGradGuard no_grad;
+  model->eval();
+  const auto users = torch::tensor({0, 3, 3, 7}, torch::kLong);
+  const auto items = torch::tensor({int64_t{0}, int64_t{1}, int64_t{5}, d.n_items() - 1}, torch::kLong);
+  const auto s = model->score(users, items);
+  const auto all = model->score_all(users);
+  REQUIRE(s.sizes() == torch::IntArrayRef({4}));
+  REQUIRE(all.sizes() == torch::IntArrayRef({4, d.n_items()}));
+  CHECK(torch::allclose(s, all.gather(1, items.unsqueeze(1)).squeeze(1), 1e-5, 1e-6));
+  CHECK(torch::isfinite(all).all().item<bool>());
+
+  // Save / load round trip into a freshly built model gives the same scores.
+  TempDir t;
+  check_checkpoint_roundtrip(*model, [&] { torch::manual_seed(99); return make_model(name, ctx).ptr(); }, users,
+                             t.path.string());
+
+  // TorchScript export: loaded back by torch::jit::load, the same scores (1e-5) and the
+  // same recommendations (known items masked); then by Debian's python3-torch.
+  torch::jit::Module jm = check_export_roundtrip(*model, cfg, d, split, users, t.path.string());
+  const int64_t k = 7;
+  const auto rec = jm.run_method("recommend", users, k).toTuple();
+  auto expect = model->score_all(users).to(torch::kFloat);
+  const Csr known = Csr::from_interactions(d.n_users(), d.n_items(), d.user, d.item);
+  for (int64_t b = 0; b < users.size(0); ++b) {
+    const int64_t u = users[b].item<int64_t>();
+    for (const int64_t* p = known.row_begin(u); p != known.row_end(u); ++p)
+      expect[b][*p] = -std::numeric_limits<float>::infinity();
+  }
+  const auto top = std::get<0>(expect.topk(k, 1));
+  CHECK(torch::allclose(rec->elements()[0].toTensor(), top, 1e-5, 1e-5));
+  const auto rec_items = rec->elements()[1].toTensor();
+  for (int64_t b = 0; b < users.size(0); ++b)
+    for (int64_t j = 0; j < k; ++j) CHECK_FALSE(known.contains(users[b].item<int64_t>(), rec_items[b][j].item<int64_t>()));
+  const std::string raw_user = d.users.raws()[3];
+  const auto raw = jm.run_method("recommend_raw", raw_user, k).toTuple();
+  std::vector<std::string> raw_items;
+  const auto raw_list = raw->elements()[0].toList();
+  for (size_t i = 0; i < raw_list.size(); ++i) raw_items.push_back(raw_list.get(i).toStringRef());
+  REQUIRE(raw_items.size() == static_cast<size_t>(k));
+  CHECK(raw_items[0] == d.items.raws()[static_cast<size_t>(rec_items[1][0].item<int64_t>())]);
+  // Plain PyTorch reproduces the C++ numbers on the same inputs.
+  // Sequential models also rank a history given as raw ids (the fourth user's, as a new
+  // user would send it): the same in C++ and in Python.
+  if (model->history_len() > 0 || model->folds_in()) {
+    const HistoryCase hc = check_history_serving(*model, jm, d, 3, k);
+    check_python_client(jm, d, users, k, t.path.string(), &hc);
+  } else {
+    CHECK_FALSE(jm.find_method("recommend_history"));
+    CHECK_THROWS_WITH(model->score_history(torch::zeros({1, 3}, torch::kLong)), Contains("not from a history of items"));
+    CHECK_THROWS_WITH(model->score_fold_in(torch::zeros({2}, torch::kLong)),
+                      Contains("model '" + model->name() + "' cannot fold in a new user's history"));
+    check_python_client(jm, d, users, k, t.path.string());
+  }
+}
+
+}  // namespace
+
 TEST_CASE("contract: every registered model", "[contract]") {
   for (const auto& info : registered_models()) {
-    DYNAMIC_SECTION(info.name) {
-      const Config cfg = synthetic_config(info.name, contract_sets(info.name));  // builds from its own YAML
-      CHECK(cfg.get_string("model.name") == info.name);
-      const Dataset d = load_dataset(cfg);
-      const Split split = split_dataset(d, cfg);
-      torch::manual_seed(1);
-      const ModelContext ctx{d.n_users(), d.n_items(), &cfg, &d, &split};
-      Recommender model = make_model(info.name, ctx);
-      CHECK(model->name() == info.name);
+    DYNAMIC_SECTION(info.name) { check_contract(info.name, contract_sets(info.name)); }
+  }
+}
 
-      if (model->input_type() == InputType::None) {
-        model->fit(split.train);
-      } else {
-        // The loss is finite and falls over a few epochs of the model's own batches.
-        model->before_training();
-        auto sampler = make_sampler("uniform", split.train);
-        // Per-user models (autoencoders) see 200 rows per epoch: smaller batches give them more
-        // than one step, at their own configured learning rate (lr 0.01 is unstable for Mult-VAE).
-        const bool per_user = model->input_type() == InputType::Users;
-        auto batcher_ptr = make_batcher(split, model->input_type(), *sampler, per_user ? 32 : 256, 1);
-        BatchSource& batcher = *batcher_ptr;
-        auto opt = make_optimizer("adam", model->parameters(), per_user ? cfg.get_double("train.lr") : 0.01, 0.0, 0.0);
-        // Random losses (BERT4Rec's cloze masks, sampled negatives inside a loss) are compared
-        // under the same seed.
-        torch::manual_seed(2);
-        const double before = epoch_loss(*model, batcher, nullptr, 0);
-        // At least 5 epochs; deeper models (an NCF-MLP tower from tiny initial embeddings) may
-        // take up to 15 to get there.
-        double after = before;
-        for (uint64_t e = 0; e < 15; ++e) {
-          epoch_loss(*model, batcher, opt.get(), e);
-          if (e < 4) continue;
-          torch::manual_seed(2);
-          after = epoch_loss(*model, batcher, nullptr, 0);
-          if (after < 0.8 * before) break;
-        }
-        INFO(info.name << ": loss " << before << " -> " << after);
-        CHECK(after < 0.8 * before);
-      }
-
-      // Scores have the right shapes and agree between score and score_all.
-      torch::NoGradGuard no_grad;
-      model->eval();
-      const auto users = torch::tensor({0, 3, 3, 7}, torch::kLong);
-      const auto items = torch::tensor({int64_t{0}, int64_t{1}, int64_t{5}, d.n_items() - 1}, torch::kLong);
-      const auto s = model->score(users, items);
-      const auto all = model->score_all(users);
-      REQUIRE(s.sizes() == torch::IntArrayRef({4}));
-      REQUIRE(all.sizes() == torch::IntArrayRef({4, d.n_items()}));
-      CHECK(torch::allclose(s, all.gather(1, items.unsqueeze(1)).squeeze(1), 1e-5, 1e-6));
-      CHECK(torch::isfinite(all).all().item<bool>());
-
-      // Save / load round trip into a freshly built model gives the same scores.
-      TempDir t;
-      check_checkpoint_roundtrip(*model, [&] { torch::manual_seed(99); return make_model(info.name, ctx).ptr(); }, users,
-                                 t.path.string());
-
-      // TorchScript export: loaded back by torch::jit::load, the same scores (1e-5) and the
-      // same recommendations (known items masked); then by Debian's python3-torch.
-      torch::jit::Module jm = check_export_roundtrip(*model, cfg, d, split, users, t.path.string());
-      const int64_t k = 7;
-      const auto rec = jm.run_method("recommend", users, k).toTuple();
-      auto expect = model->score_all(users).to(torch::kFloat);
-      const Csr known = Csr::from_interactions(d.n_users(), d.n_items(), d.user, d.item);
-      for (int64_t b = 0; b < users.size(0); ++b) {
-        const int64_t u = users[b].item<int64_t>();
-        for (const int64_t* p = known.row_begin(u); p != known.row_end(u); ++p)
-          expect[b][*p] = -std::numeric_limits<float>::infinity();
-      }
-      const auto top = std::get<0>(expect.topk(k, 1));
-      CHECK(torch::allclose(rec->elements()[0].toTensor(), top, 1e-5, 1e-5));
-      const auto rec_items = rec->elements()[1].toTensor();
-      for (int64_t b = 0; b < users.size(0); ++b)
-        for (int64_t j = 0; j < k; ++j) CHECK_FALSE(known.contains(users[b].item<int64_t>(), rec_items[b][j].item<int64_t>()));
-      const std::string raw_user = d.users.raws()[3];
-      const auto raw = jm.run_method("recommend_raw", raw_user, k).toTuple();
-      std::vector<std::string> raw_items;
-      const auto raw_list = raw->elements()[0].toList();
-      for (size_t i = 0; i < raw_list.size(); ++i) raw_items.push_back(raw_list.get(i).toStringRef());
-      REQUIRE(raw_items.size() == static_cast<size_t>(k));
-      CHECK(raw_items[0] == d.items.raws()[static_cast<size_t>(rec_items[1][0].item<int64_t>())]);
-      // Plain PyTorch reproduces the C++ numbers on the same inputs.
-      // Sequential models also rank a history given as raw ids (the fourth user's, as a new
-      // user would send it): the same in C++ and in Python.
-      if (model->history_len() > 0 || model->folds_in()) {
-        const HistoryCase hc = check_history_serving(*model, jm, d, 3, k);
-        check_python_client(jm, d, users, k, t.path.string(), &hc);
-      } else {
-        CHECK_FALSE(jm.find_method("recommend_history"));
-        CHECK_THROWS_WITH(model->score_history(torch::zeros({1, 3}, torch::kLong)), Contains("not from a history of items"));
-        CHECK_THROWS_WITH(model->score_fold_in(torch::zeros({2}, torch::kLong)),
-                          Contains("model '" + model->name() + "' cannot fold in a new user's history"));
-        check_python_client(jm, d, users, k, t.path.string());
-      }
+// Variants that change what a model holds: bpr and mf with side-feature fields (the synthetic
+// data's user group/taste and item genres).
+TEST_CASE("contract: bpr and mf with model.fields", "[contract]") {
+  for (const std::string name : {"bpr", "mf"}) {
+    DYNAMIC_SECTION(name) {
+      auto sets = contract_sets(name);
+      sets.push_back("model.fields=true");
+      check_contract(name, sets);
     }
   }
 }

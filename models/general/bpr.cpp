@@ -19,6 +19,7 @@ BPROptions BPROptions::from_config(const Config* cfg) {
   o.embedding_size(cfg->get_int("model.embedding_size", 1, 1 << 16));
   o.init_std(cfg->get_double("model.init_std", 0.0, 10.0));
   if (cfg->has("model.l2")) o.l2(cfg->get_double("model.l2", 0.0, 1e6));
+  if (cfg->has("model.fields")) o.fields(cfg->get_bool("model.fields"));
   return o;
 }
 
@@ -31,14 +32,39 @@ BPRImpl::BPRImpl(const ModelContext& ctx, BPROptions opts)
       item_emb(register_module("item_emb", torch::nn::Embedding(ctx.n_items, opts.embedding_size()))) {
   if (ctx.config && ctx.config->has("train.neg_per_pos"))
     neg_per_pos_ = static_cast<double>(ctx.config->get_int("train.neg_per_pos", 1));
-  torch::NoGradGuard no_grad;
-  user_emb->weight.normal_(0.0, options.init_std());
-  item_emb->weight.normal_(0.0, options.init_std());
+  {
+    torch::NoGradGuard no_grad;
+    user_emb->weight.normal_(0.0, options.init_std());
+    item_emb->weight.normal_(0.0, options.init_std());
+  }
+  if (options.fields())
+    side = register_module("side", SideFields("bpr", ctx, options.embedding_size(), options.init_std(), false));
+}
+
+// The id rows through the Embedding modules (their gradients are sparse under lazy_adam).
+at::Tensor BPRImpl::user_vectors(const at::Tensor& users) {
+  const auto p = user_emb(users);  // [B, D]
+  return side ? side->users(p, users) : p;
+}
+
+at::Tensor BPRImpl::item_vectors(const at::Tensor& items) {
+  const auto q = item_emb(items);  // [B, D]
+  return side ? side->items(q, items) : q;
+}
+
+at::Tensor BPRImpl::user_vectors() const {
+  const auto& w = user_emb->weight;
+  return side ? side->users(w, torch::arange(n_users_, torch::TensorOptions(torch::kLong).device(w.device()))) : w;
+}
+
+at::Tensor BPRImpl::item_vectors() const {
+  const auto& w = item_emb->weight;
+  return side ? side->items(w, torch::arange(n_items_, torch::TensorOptions(torch::kLong).device(w.device()))) : w;
 }
 
 at::Tensor BPRImpl::loss(const Batch& b) {
-  const auto u = user_emb(b.users);                                       // [B, D]
-  const auto pos = item_emb(b.items), neg = item_emb(b.neg_items);        // [B, D] each
+  const auto u = user_vectors(b.users);                                       // [B, D]
+  const auto pos = item_vectors(b.items), neg = item_vectors(b.neg_items);    // [B, D] each
   // -log sigmoid(x) = softplus(-x), numerically stable for large |x|.
   auto loss = torch::nn::functional::softplus(-(u * (pos - neg)).sum(1)).mean();
   if (options.l2() > 0.0)  // the rows already gathered: no second lookup (and no second backward)
@@ -127,11 +153,11 @@ double BPRImpl::per_sample_sgd(const Batch& b, double lr) {
 }
 
 at::Tensor BPRImpl::score(const at::Tensor& users, const at::Tensor& items) {
-  return (user_emb(users) * item_emb(items)).sum(1);
+  return (user_vectors(users) * item_vectors(items)).sum(1);
 }
 
 at::Tensor BPRImpl::score_all(const at::Tensor& users) {
-  return torch::matmul(user_emb(users), item_emb->weight.t());  // [B, D] x [D, I]
+  return torch::matmul(user_vectors(users), item_vectors().t());  // [B, D] x [D, I]
 }
 
 at::Tensor BPRImpl::score_fold_in(const at::Tensor& items) {
@@ -139,8 +165,8 @@ at::Tensor BPRImpl::score_fold_in(const at::Tensor& items) {
   LinearFoldIn f;
   f.pairwise = true;
   f.neg_per_pos = neg_per_pos_;
-  fit_fold_in_prior(f, user_emb->weight);
-  const auto q = item_emb->weight.detach().to(torch::kCPU, torch::kDouble);
+  fit_fold_in_prior(f, user_vectors().detach());
+  const auto q = item_vectors().detach().to(torch::kCPU, torch::kDouble);
   const auto u = fold_in_linear(f, q, {}, items);
   return torch::mv(q, u).to(torch::kFloat);  // [I]
 }
@@ -151,10 +177,13 @@ int64_t BPRImpl::init_user_rows(const Csr& train, int64_t first) {
   LinearFoldIn f;
   f.pairwise = true;
   f.neg_per_pos = neg_per_pos_;
-  fit_fold_in_prior(f, user_emb->weight.narrow(0, 0, first));
-  const auto q = item_emb->weight.detach().to(torch::kCPU, torch::kDouble);
+  fit_fold_in_prior(f, user_vectors().detach().narrow(0, 0, first));
+  const auto q = item_vectors().detach().to(torch::kCPU, torch::kDouble);
   return for_new_users(train, first, n_users_, [&](int64_t u, const at::Tensor& items) {
-    user_emb->weight[u].copy_(fold_in_linear(f, q, {}, items).to(user_emb->weight.dtype()));
+    auto v = fold_in_linear(f, q, {}, items).to(user_emb->weight.dtype());  // p_u as scored
+    if (side)  // the id row is what p_u adds to the user's fields (its id counts: it has interactions)
+      v = v - side->user_fields(torch::tensor({u}, torch::kLong).to(v.device())).squeeze(0);
+    user_emb->weight[u].copy_(v);
   });
 }
 
@@ -165,9 +194,11 @@ ScriptExport BPRImpl::script_export() const {
   LinearFoldIn f;
   f.pairwise = true;
   f.neg_per_pos = neg_per_pos_;
-  fit_fold_in_prior(f, user_emb->weight);
-  e.tensors = {{"user_emb", user_emb->weight.detach().to(torch::kCPU).clone()},
-               {"item_emb", item_emb->weight.detach().to(torch::kCPU).clone()},
+  torch::NoGradGuard no_grad;
+  const auto p = user_vectors().detach(), q = item_vectors().detach();  // with model.fields: the fields added
+  fit_fold_in_prior(f, p);
+  e.tensors = {{"user_emb", p.to(torch::kCPU).clone()},
+               {"item_emb", q.to(torch::kCPU).clone()},
                {"fold_prior_mean", f.prior_mean},
                {"fold_prior_prec", f.prior_prec}};
   e.code = R"(

@@ -168,6 +168,7 @@ DotMFOptions DotMFOptions::from_config(const Config* cfg) {
   if (!(o.l2() >= 0.0)) cfg->bad("model.l2", fmt::format("must be >= 0, got {}", o.l2()));
   o.bias_l2(cfg->get_double("model.bias_l2"));
   if (!(o.bias_l2() >= 0.0)) cfg->bad("model.bias_l2", fmt::format("must be >= 0, got {}", o.bias_l2()));
+  if (cfg->has("model.fields")) o.fields(cfg->get_bool("model.fields"));
   return o;
 }
 
@@ -601,9 +602,49 @@ DotMFImpl::DotMFImpl(const ModelContext& ctx, DotMFOptions opts)
       global_bias(register_parameter("global_bias", torch::zeros({1}))) {
   if (ctx.config && ctx.config->has("train.neg_per_pos"))
     neg_per_pos_ = static_cast<double>(ctx.config->get_int("train.neg_per_pos", 1));
-  torch::NoGradGuard no_grad;
-  user_emb->weight.normal_(0.0, options.init_std());
-  item_emb->weight.normal_(0.0, options.init_std());
+  {
+    torch::NoGradGuard no_grad;
+    user_emb->weight.normal_(0.0, options.init_std());
+    item_emb->weight.normal_(0.0, options.init_std());
+  }
+  if (options.fields())
+    side = register_module("side", SideFields("mf", ctx, options.embedding_size(), options.init_std(), true));
+}
+
+namespace {
+
+// (vectors [B, D], biases [B]) of ids with their id rows `p` [B, D] and biases `b` [B], through
+// the side fields when there are any.
+std::pair<at::Tensor, at::Tensor> with_fields(const SideFields& side, bool user, const at::Tensor& p,
+                                              const at::Tensor& b, const at::Tensor& idx) {
+  if (!side) return {p, b};
+  const auto x = torch::cat({p, b.unsqueeze(1)}, 1);                    // [B, D + 1]
+  const auto y = user ? side->users(x, idx) : side->items(x, idx);  // [B, D + 1]
+  const int64_t D = p.size(1);
+  return {y.narrow(1, 0, D), y.select(1, D)};
+}
+
+at::Tensor all_ids(int64_t n, const at::Tensor& like) {
+  return torch::arange(n, torch::TensorOptions(torch::kLong).device(like.device()));
+}
+
+}  // namespace
+
+// The id rows through the Embedding modules (their gradients are sparse under lazy_adam).
+std::pair<at::Tensor, at::Tensor> DotMFImpl::user_vectors(const at::Tensor& users) {
+  return with_fields(side, true, user_emb(users), user_bias.index_select(0, users), users);
+}
+
+std::pair<at::Tensor, at::Tensor> DotMFImpl::item_vectors(const at::Tensor& items) {
+  return with_fields(side, false, item_emb(items), item_bias.index_select(0, items), items);
+}
+
+std::pair<at::Tensor, at::Tensor> DotMFImpl::user_vectors() const {
+  return with_fields(side, true, user_emb->weight, user_bias, all_ids(n_users_, user_bias));
+}
+
+std::pair<at::Tensor, at::Tensor> DotMFImpl::item_vectors() const {
+  return with_fields(side, false, item_emb->weight, item_bias, all_ids(n_items_, item_bias));
 }
 
 namespace {
@@ -621,10 +662,12 @@ LinearFoldIn mf_fold_in(const at::Tensor& user_emb, const at::Tensor& user_bias,
 
 at::Tensor DotMFImpl::score_fold_in(const at::Tensor& items) {
   torch::NoGradGuard no_grad;
-  const LinearFoldIn f = mf_fold_in(user_emb->weight, user_bias, neg_per_pos_);
-  const auto q = item_emb->weight.detach().to(torch::kCPU, torch::kDouble);
+  const auto [p, bu] = user_vectors();
+  const auto [qi, bi] = item_vectors();
+  const LinearFoldIn f = mf_fold_in(p, bu, neg_per_pos_);
+  const auto q = qi.detach().to(torch::kCPU, torch::kDouble);
   const auto x = torch::cat({q, torch::ones({q.size(0), 1}, q.options())}, 1);  // [I, D + 1]
-  const auto c = (item_bias.detach() + global_bias.detach()).to(torch::kCPU, torch::kDouble);  // [I]
+  const auto c = (bi.detach() + global_bias.detach()).to(torch::kCPU, torch::kDouble);  // [I]
   const auto u = fold_in_linear(f, x, c, items);
   return (torch::mv(x, u) + c).to(torch::kFloat);  // [I]
 }
@@ -632,26 +675,31 @@ at::Tensor DotMFImpl::score_fold_in(const at::Tensor& items) {
 int64_t DotMFImpl::init_user_rows(const Csr& train, int64_t first) {
   torch::NoGradGuard no_grad;
   if (first <= 0 || first >= n_users_) return 0;
-  const LinearFoldIn f = mf_fold_in(user_emb->weight.narrow(0, 0, first), user_bias.narrow(0, 0, first), neg_per_pos_);
-  const auto q = item_emb->weight.detach().to(torch::kCPU, torch::kDouble);
+  const auto [p, bu] = user_vectors();
+  const auto [qi, bi] = item_vectors();
+  const LinearFoldIn f = mf_fold_in(p.narrow(0, 0, first), bu.narrow(0, 0, first), neg_per_pos_);
+  const auto q = qi.detach().to(torch::kCPU, torch::kDouble);
   const auto x = torch::cat({q, torch::ones({q.size(0), 1}, q.options())}, 1);  // [I, D + 1]
-  const auto c = (item_bias.detach() + global_bias.detach()).to(torch::kCPU, torch::kDouble);  // [I]
+  const auto c = (bi.detach() + global_bias.detach()).to(torch::kCPU, torch::kDouble);  // [I]
   const int64_t D = q.size(1);
   return for_new_users(train, first, n_users_, [&](int64_t u, const at::Tensor& items) {
-    const auto v = fold_in_linear(f, x, c, items);  // [D + 1]: the vector and the user bias
+    auto v = fold_in_linear(f, x, c, items);  // [D + 1]: the vector and the user bias, as scored
+    // With fields: the id row and id bias are what the user's fields leave (its id counts: it
+    // has interactions).
+    if (side) v = v - side->user_fields(torch::tensor({u}, torch::kLong)).squeeze(0).to(v.options());
     user_emb->weight[u].copy_(v.narrow(0, 0, D).to(user_emb->weight.dtype()));
     user_bias[u].copy_(v[D].to(user_bias.dtype()));
   });
 }
 
 std::pair<at::Tensor, at::Tensor> DotMFImpl::explain(const at::Tensor& items, int64_t item) {
-  return explain_by_item_cosine(item_emb->weight, items, item);
+  return explain_by_item_cosine(item_vectors().first.detach(), items, item);
 }
 
 at::Tensor DotMFImpl::loss(const Batch& b) {
   TORCH_CHECK(b.labels.defined(), "mf: needs pointwise batches (users, items, labels)");
-  const auto p = user_emb(b.users), q = item_emb(b.items);  // [B, D]
-  const auto bu = user_bias.index_select(0, b.users), bi = item_bias.index_select(0, b.items);  // [B]
+  const auto [p, bu] = user_vectors(b.users);  // [B, D], [B]
+  const auto [q, bi] = item_vectors(b.items);
   const auto logits = (p * q).sum(1) + bu + bi + global_bias;                                    // [B]
   auto loss = torch::nn::functional::binary_cross_entropy_with_logits(logits, b.labels.to(logits.dtype()));
   // Rendle et al. regularise the embeddings of each training example's user and item (so a row
@@ -726,22 +774,27 @@ double DotMFImpl::per_sample_sgd(const Batch& b, double lr) {
 }
 
 at::Tensor DotMFImpl::score(const at::Tensor& users, const at::Tensor& items) {
-  return (user_emb(users) * item_emb(items)).sum(1) + user_bias.index_select(0, users) +
-         item_bias.index_select(0, items) + global_bias;  // [B]
+  const auto [p, bu] = user_vectors(users);
+  const auto [q, bi] = item_vectors(items);
+  return (p * q).sum(1) + bu + bi + global_bias;  // [B]
 }
 
 at::Tensor DotMFImpl::score_all(const at::Tensor& users) {
-  return torch::matmul(user_emb(users), item_emb->weight.t()) + user_bias.index_select(0, users).unsqueeze(1) +
-         item_bias.unsqueeze(0) + global_bias;  // [B, D] x [D, I] + [B, 1] + [1, I] + [1]
+  const auto [p, bu] = user_vectors(users);
+  const auto [q, bi] = item_vectors();
+  return torch::matmul(p, q.t()) + bu.unsqueeze(1) + bi.unsqueeze(0) + global_bias;  // [B, D] x [D, I] + [B, 1] + [1, I] + [1]
 }
 
 ScriptExport DotMFImpl::script_export() const {
   ScriptExport e;
-  const LinearFoldIn f = mf_fold_in(user_emb->weight, user_bias, neg_per_pos_);
+  torch::NoGradGuard no_grad;
+  const auto [p, bu] = user_vectors();  // with model.fields: the fields added
+  const auto [q, bi] = item_vectors();
+  const LinearFoldIn f = mf_fold_in(p, bu, neg_per_pos_);
   e.fold_in = true;
   e.explain_kind = "items";
-  e.tensors = {{"user_emb", cpu_copy(user_emb->weight)},   {"item_emb", cpu_copy(item_emb->weight)},
-               {"user_bias", cpu_copy(user_bias)},         {"item_bias", cpu_copy(item_bias)},
+  e.tensors = {{"user_emb", cpu_copy(p)},   {"item_emb", cpu_copy(q)},
+               {"user_bias", cpu_copy(bu)},         {"item_bias", cpu_copy(bi)},
                {"global_bias", cpu_copy(global_bias)},     {"fold_prior_mean", f.prior_mean},
                {"fold_prior_prec", f.prior_prec}};
   e.code = R"(

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "models/recommender.h"
+#include "models/side_fields.h"
 
 namespace rzoo {
 
@@ -72,6 +73,9 @@ struct DotMFOptions {
   // loss += bias_l2 * mean over the batch of (b_u^2 + b_i^2); Rendle et al. regularise the biases
   // like the embeddings (their lambda applies to both). The global bias is not regularised.
   TORCH_ARG(double, bias_l2) = 0.0;
+  // Add dataset.fields' user and item field embeddings (and field biases) to the id embeddings
+  // and biases (models/side_fields.h); training then goes through autograd.
+  TORCH_ARG(bool, fields) = false;
 };
 
 // The shared NCF architecture: an optional GMF part, an optional MLP part, the predict layer on
@@ -179,7 +183,7 @@ class DotMFImpl : public RecommenderImpl {
   ScriptExport script_export() const override;
   // Rendle et al. train this model with SGD one sample at a time for hundreds of epochs: done
   // natively (a few flops per sample), which autograd cannot do at any useful speed.
-  bool has_per_sample_sgd() const override { return true; }
+  bool has_per_sample_sgd() const override { return !side; }
   double per_sample_sgd(const Batch& batch, double lr) override;
   bool folds_in() const override { return true; }
   at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
@@ -187,6 +191,14 @@ class DotMFImpl : public RecommenderImpl {
   // Explanation: the history items closest to the item, by cosine of their item embeddings.
   std::string explain_kind() const override { return "items"; }
   std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
+  bool scores_cold_items() const override { return side && side->layout.item.n_fields() > 0; }
+  std::vector<std::string> describe() const override { return side ? side->describe() : std::vector<std::string>{}; }
+  // (p_u [B, D], b_u [B]) and (q_i, b_i) as scored: the id rows, plus the fields with
+  // model.fields; without arguments, of every user / item.
+  std::pair<at::Tensor, at::Tensor> user_vectors(const at::Tensor& users);
+  std::pair<at::Tensor, at::Tensor> item_vectors(const at::Tensor& items);
+  std::pair<at::Tensor, at::Tensor> user_vectors() const;
+  std::pair<at::Tensor, at::Tensor> item_vectors() const;
 
   DotMFOptions options;
   torch::nn::Embedding user_emb{nullptr};  // [U, D]
@@ -194,6 +206,7 @@ class DotMFImpl : public RecommenderImpl {
   at::Tensor user_bias;                    // [U]
   at::Tensor item_bias;                    // [I]
   at::Tensor global_bias;                  // [1]
+  SideFields side{nullptr};                // model.fields: the field embeddings (with biases)
 
  private:
   double neg_per_pos_ = 1.0;  // the run's train.neg_per_pos: fold-in's expected loss

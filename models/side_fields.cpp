@@ -1,0 +1,102 @@
+// Side-feature embeddings for bpr and mf (see side_fields.h).
+#include "models/side_fields.h"
+
+#include <torch/torch.h>
+
+#include <fmt/core.h>
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/strings.h"
+#include "datasets/dataset.h"
+
+namespace rzoo {
+
+namespace {
+
+at::Tensor long_rows(const std::vector<int64_t>& v, int64_t n, int64_t s) {
+  return torch::from_blob(const_cast<int64_t*>(v.data()), {n, s}, torch::kLong).clone();
+}
+at::Tensor float_rows(const std::vector<float>& v, int64_t n, int64_t s) {
+  return torch::from_blob(const_cast<float*>(v.data()), {n, s}, torch::kFloat).clone();
+}
+
+}  // namespace
+
+SideFieldsImpl::SideFieldsImpl(const std::string& model, const ModelContext& ctx, int64_t dim, double init_std,
+                               bool with_bias)
+{
+  TORCH_CHECK(ctx.data, model, ": model.fields needs the dataset (its user and item side features)");
+  const Csr* train = ctx.split ? &ctx.split->train : nullptr;
+  layout = build_fields(*ctx.data, ctx.config, /*with_ids=*/false, train);
+  if (layout.context.n_fields() > 0)
+    fail("{}: model.fields adds user and item fields only; dataset.fields names context fields ({}), which the "
+         "feature models (fm, widedeep, deepfm, dcnv2) use",
+         model, join(layout.context.names, ", "));
+  if (layout.user.n_fields() == 0 && layout.item.n_fields() == 0)
+    fail("{}: model.fields is true but dataset.fields gives no user or item field (dataset {} has no side features "
+         "it could use)",
+         model, ctx.data->name);
+  TORCH_CHECK(layout.user.n_entities == ctx.n_users && layout.item.n_entities == ctx.n_items, model,
+              ": the dataset's users/items (", layout.user.n_entities, ", ", layout.item.n_entities,
+              ") differ from the model's (", ctx.n_users, ", ", ctx.n_items, ")");
+  // The bias column rides along as column D, so one bag gives vector and bias; it starts at 0.
+  auto t = torch::randn({layout.table_rows, dim}) * init_std;
+  if (with_bias) t = torch::cat({t, torch::zeros({layout.table_rows, 1})}, 1);
+  table = register_parameter("table", t);
+  const auto& U = layout.user;
+  const auto& I = layout.item;
+  u_index = register_buffer("u_index", long_rows(U.index, U.n_entities, U.n_slots()));
+  u_weight = register_buffer("u_weight", float_rows(U.weight, U.n_entities, U.n_slots()));
+  i_index = register_buffer("i_index", long_rows(I.index, I.n_entities, I.n_slots()));
+  i_weight = register_buffer("i_weight", float_rows(I.weight, I.n_entities, I.n_slots()));
+  auto uk = torch::ones({ctx.n_users}), ik = torch::ones({ctx.n_items});
+  if (train) {
+    // An id seen in training counts; the others' rows (random, or pushed down as sampled
+    // negatives only) would be noise.
+    uk.zero_();
+    ik.zero_();
+    float* pu = uk.data_ptr<float>();
+    float* pi = ik.data_ptr<float>();
+    for (int64_t u = 0; u < train->n_rows && u < ctx.n_users; ++u) {
+      if (train->row_size(u) > 0) pu[u] = 1.0F;
+      for (const int64_t* p = train->row_begin(u); p != train->row_end(u); ++p)
+        if (*p >= 0 && *p < ctx.n_items) pi[*p] = 1.0F;
+    }
+  }
+  u_known = register_buffer("u_known", uk);
+  i_known = register_buffer("i_known", ik);
+}
+
+at::Tensor SideFieldsImpl::bag(const at::Tensor& index, const at::Tensor& weight, const at::Tensor& idx) const {
+  const int64_t B = idx.size(0), S = index.size(1);
+  if (S == 0) return torch::zeros({B, table.size(1)}, table.options());
+  const auto rows = index.index_select(0, idx).reshape(-1);  // [B * S]
+  const auto w = weight.index_select(0, idx).reshape(-1);    // [B * S]; 0 = an unused slot
+  const auto offsets = torch::arange(0, B * S, S, rows.options());
+  return std::get<0>(torch::embedding_bag(table, rows, offsets, /*scale_grad_by_freq=*/false, /*mode=sum*/ 0,
+                                          /*sparse=*/false, w));  // [B, D (+1)]
+}
+
+at::Tensor SideFieldsImpl::users(const at::Tensor& id, const at::Tensor& idx) const {
+  TORCH_CHECK(id.dim() == 2 && id.size(1) == table.size(1), "side fields: id vectors must be [B, ", table.size(1),
+              "], got ", id.sizes());
+  return id * u_known.index_select(0, idx).unsqueeze(1) + bag(u_index, u_weight, idx);
+}
+
+at::Tensor SideFieldsImpl::items(const at::Tensor& id, const at::Tensor& idx) const {
+  TORCH_CHECK(id.dim() == 2 && id.size(1) == table.size(1), "side fields: id vectors must be [B, ", table.size(1),
+              "], got ", id.sizes());
+  return id * i_known.index_select(0, idx).unsqueeze(1) + bag(i_index, i_weight, idx);
+}
+
+at::Tensor SideFieldsImpl::user_fields(const at::Tensor& idx) const { return bag(u_index, u_weight, idx); }
+
+std::vector<std::string> SideFieldsImpl::describe() const {
+  std::vector<std::string> v;
+  for (const auto& s : layout.schema) v.push_back("field: " + s);
+  return v;
+}
+
+}  // namespace rzoo
