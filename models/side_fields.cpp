@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/strings.h"
 #include "datasets/dataset.h"
+#include "models/field_bag.h"
 
 namespace rzoo {
 
@@ -72,11 +73,10 @@ SideFieldsImpl::SideFieldsImpl(const std::string& model, const ModelContext& ctx
 at::Tensor SideFieldsImpl::bag(const at::Tensor& index, const at::Tensor& weight, const at::Tensor& idx) const {
   const int64_t B = idx.size(0), S = index.size(1);
   if (S == 0) return torch::zeros({B, table.size(1)}, table.options());
-  const auto rows = index.index_select(0, idx).reshape(-1);  // [B * S]
-  const auto w = weight.index_select(0, idx).reshape(-1);    // [B * S]; 0 = an unused slot
-  const auto offsets = torch::arange(0, B * S, S, rows.options());
-  return std::get<0>(torch::embedding_bag(table, rows, offsets, /*scale_grad_by_freq=*/false, /*mode=sum*/ 0,
-                                          /*sparse=*/false, w));  // [B, D (+1)]
+  // All of an entity's slots make one field: x = sum_s w[s] * table[rows[s]].
+  return field_bag(table, index.index_select(0, idx), weight.index_select(0, idx),
+                   torch::zeros({S}, torch::TensorOptions(torch::kLong).device(idx.device())), 1)
+      .squeeze(1);  // [B, W]
 }
 
 at::Tensor SideFieldsImpl::users(const at::Tensor& id, const at::Tensor& idx) const {

@@ -8,8 +8,8 @@
 // LightFM, Kula, CBRecSys 2015). With `with_bias`, each table row also has a scalar that adds up
 // to the entity's bias the same way (mf's b_u and b_i: a cold item's bias comes from its fields).
 //
-// Fields are summed with one embedding bag per side (torch::embedding_bag, per-slot weights,
-// mode sum): no [B, S, D] temporary. The models export the resulting vectors (computed once), so
+// Fields are summed with the feature models' field bag (models/field_bag.h: one fused pass on
+// the CPU, no [B, S, D] temporary). The models export the resulting vectors (computed once), so
 // their TorchScript stays plain MF.
 #pragma once
 #include <ATen/core/Tensor.h>
