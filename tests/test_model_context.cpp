@@ -337,6 +337,22 @@ TEST_CASE("rzoo train: deepfm on labelled csv data with user and item files, cho
   CHECK_THAT(bad.output, Contains("user:group, item:title, item:genres"));
   // Context fields need timestamps, which this file lacks.
   require_clean_failure(run_cli(fmt::format("train {} --set dataset.fields=[context:hour] --set output_dir={}", exp, (t.path / "runs").string())), "needs interaction timestamps");
+  // The run exports; once the items file gives another genre vocabulary, export and evaluate
+  // refuse, naming fields.txt's line and both versions (the trained rows would mean other genres).
+  const std::string run = (t.path / "runs/ctr").string();
+  CHECK(run_cli(fmt::format("export {} --out {}", run, (t.path / "m.pt").string())).code == 0);
+  {
+    std::string items = read_file((t.path / "items.csv").string());
+    items.replace(items.find("i0,Item 0,g0"), 12, "i0,Item 0,g9");  // a fourth genre
+    std::ofstream(t.path / "items.csv") << items;
+  }
+  for (const std::string cmd : {"export " + run + " --out " + (t.path / "m2.pt").string(), "evaluate " + run}) {
+    const CliResult drift = run_cli(cmd);
+    require_clean_failure(drift, "fields.txt:");
+    CHECK_THAT(drift.output, Contains("the data no longer gives the fields this run was trained with") &&
+                                 Contains("item:genres token_seq (3 tokens") && Contains("item:genres token_seq (4 tokens"));
+  }
+  CHECK_FALSE(fs::exists(t.path / "m2.pt"));
 }
 
 TEST_CASE("feature models: the fused CPU field bag's gradients equal the tensor operations'", "[context]") {

@@ -162,6 +162,24 @@ std::pair<int64_t, int64_t> check_init_from(const std::string& run, const Datase
   return {nu, check("items.txt", d.items, "items")};
 }
 
+// The fields a model reads from the data now (describe()) against those it was trained with
+// (RUN/fields.txt): token vocabularies, float statistics and the fields themselves must agree, or
+// the trained rows would be read as other tokens. Runs without fields.txt (no fields) pass.
+void check_fields_schema(const std::string& run_dir, const std::vector<std::string>& now) {
+  const std::string path = run_dir + "/fields.txt";
+  if (!fs::exists(path)) return;
+  const std::vector<std::string> saved = read_lines(path);
+  if (saved == now) return;
+  const size_t n = std::max(saved.size(), now.size());
+  for (size_t k = 0; k < n; ++k) {
+    const std::string a = k < saved.size() ? saved[k] : "(none)", b = k < now.size() ? now[k] : "(none)";
+    if (a != b)
+      fail("{}:{}: the data no longer gives the fields this run was trained with: trained '{}', the data now gives "
+           "'{}' (dataset.fields and the side-feature files must be those of the training run)",
+           path, k + 1, a, b);
+  }
+}
+
 Json metrics_json_value(const RunResult& r) {
   return Json{{"model", r.model},          {"best_epoch", r.best_epoch}, {"epochs_run", r.epochs_run},
               {"train_seconds", json_rounded(r.train_seconds, 4)}, {"valid", r.valid.json()}, {"test", r.test.json()}};
@@ -440,6 +458,7 @@ std::unique_ptr<OpenedRun> open_run(const std::string& run_dir, Logger& log, con
     fail("{}: the data files no longer give the users and items this run was trained on", run_dir);
   ModelContext ctx{p.data.n_users(), p.data.n_items(), &cfg, &p.data, &p.split};
   r->model = make_model(cfg.get_string("model.name"), ctx);
+  check_fields_schema(run_dir, r->model->describe());
   // The trainer only restores the checkpoint: it reads the run's own settings (its early-stopping
   // metric need not be among overridden eval settings).
   Trainer trainer(r->model, p.split, TrainOptions::from_config(trained), EvalOptions::from_config(trained), r->device, run_dir,
