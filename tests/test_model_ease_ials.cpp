@@ -67,6 +67,33 @@ TEST_CASE("ease: B by hand on a 4 x 3 matrix", "[models]") {
   CHECK(model->score_all(kAll4).abs().sum().item<float>() > 0.0f);
 }
 
+TEST_CASE("ease: model.precision float32 and float64 agree; auto keeps float64 for a near-singular G", "[models]") {
+  const Csr train = Csr::from_pairs(4, 3, {0, 0, 1, 1, 1, 2, 3, 3}, {0, 1, 0, 1, 2, 1, 0, 2});
+  EASE f32(ModelContext{4, 3, nullptr}, EASEOptions().l2(1.0).precision("float32"));
+  EASE f64(ModelContext{4, 3, nullptr}, EASEOptions().l2(1.0).precision("float64"));
+  f32->fit(train);
+  f64->fit(train);
+  CHECK(torch::allclose(f32->item_weights, f64->item_weights, 1e-6, 1e-7));
+  // Items 0 and 1 always together: G = [[2, 2], [2, 2]] + 1e-9 I is positive definite, but
+  // 2 + 1e-9 is 2 in float32: there the factorisation runs on rounding noise. auto sees the
+  // bound (4 + 1e-9) / 1e-9 and stays in float64: B_01 = -P_01 / P_11 = 2 / (2 + 1e-9) ~ 1.
+  const Csr twins = Csr::from_pairs(2, 2, {0, 0, 1, 1}, {0, 1, 0, 1});
+  EASE a(ModelContext{2, 2, nullptr}, EASEOptions().l2(1e-9));
+  EASE b(ModelContext{2, 2, nullptr}, EASEOptions().l2(1e-9).precision("float64"));
+  a->fit(twins);
+  b->fit(twins);
+  CHECK(torch::equal(a->item_weights, b->item_weights));
+  CHECK(a->item_weights[0][1].item<float>() == Approx(1.0).epsilon(1e-6));
+  // With a large lambda auto takes float32: the float32 result, bit for bit.
+  EASE c(ModelContext{4, 3, nullptr}, EASEOptions().l2(1000.0));
+  EASE d(ModelContext{4, 3, nullptr}, EASEOptions().l2(1000.0).precision("float32"));
+  c->fit(train);
+  d->fit(train);
+  CHECK(torch::equal(c->item_weights, d->item_weights));
+  const Config bad = make_config("dataset: synthetic\nmodel: ease\n", {"model.precision=half"});
+  CHECK_THROWS_WITH(EASEOptions::from_config(&bad), Contains("model.precision") && Contains("half"));
+}
+
 TEST_CASE("ease: an item nobody interacted with and a user with no items score zero", "[models]") {
   // Item 3 has no interactions, user 2 none either.
   const Csr train = Csr::from_pairs(4, 4, {0, 0, 1, 1, 3}, {0, 1, 1, 2, 0});

@@ -7,6 +7,7 @@
 //   B_ij = -P_ij / P_jj (i != j),  B_jj = 0.
 // score(u, i) = X_u . B[:, i]: a user's items vote for the items they co-occur with.
 #pragma once
+#include <string>
 #include <torch/arg.h>
 
 #include "models/recommender.h"
@@ -18,6 +19,9 @@ struct EASEOptions {
   // lambda of the paper (> 0). It is added to counts of co-occurrences, so it scales with the
   // data: Steck reports 200-1000 for ML-20M, Netflix and MSD; 500 suits ML-1M-sized data.
   TORCH_ARG(double, l2) = 500.0;
+  // Precision of the inverse: "auto" (float32 where the conditioning allows, else float64; see
+  // ease.cpp), "float32" or "float64".
+  TORCH_ARG(std::string, precision) = "auto";
 };
 
 class EASEImpl : public RecommenderImpl {
