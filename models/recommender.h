@@ -121,6 +121,12 @@ class RecommenderImpl : public torch::nn::Module {
   // the sum of the rows' losses (each computed before its own step).
   virtual bool has_per_sample_sgd() const { return false; }
   virtual double per_sample_sgd(const Batch& batch, double lr);
+  // loss(batch) and its backward in one native pass, for models whose loss costs a few flops per
+  // row, where autograd's per-operation overhead would dominate a step: returns the loss (a
+  // scalar tensor) after adding d loss / d parameter to each parameter's grad (as
+  // loss(batch).backward() would, up to float rounding), or an undefined tensor where it cannot
+  // (another device or dtype, sparse gradients): the trainer then takes the autograd path.
+  virtual at::Tensor fused_loss_backward(const Batch&) { return {}; }
   // Selects the history score() and score_all() read (see HistoryScope); the evaluator calls it
   // before scoring the valid or test targets and restores All after. Models whose scores do not
   // depend on a user's later interactions (everything fitted on the training part only) ignore it.

@@ -286,3 +286,42 @@ TEST_CASE("bpr: loss and one SGD step by hand", "[models]") {
   CHECK(bpr->score(torch::tensor({0}, torch::kLong), torch::tensor({0}, torch::kLong)).item<double>() ==
         Approx((1.0 + g * 0.5) * (0.5 + g * 1.0) + (2.0 - g * 0.5) * (0.0 + g * 2.0)));  // i+ += g * u
 }
+
+TEST_CASE("bpr: the fused loss and gradient equal autograd's, repeated rows included", "[models]") {
+  for (const double l2 : {0.0, 0.01}) {
+    INFO("l2 " << l2);
+    torch::manual_seed(7);
+    BPR a(ModelContext{5, 7, nullptr}, BPROptions().embedding_size(9).init_std(0.5).l2(l2));
+    BPR f(ModelContext{5, 7, nullptr}, BPROptions().embedding_size(9).init_std(0.5).l2(l2));
+    {
+      torch::NoGradGuard g;
+      f->user_emb->weight.copy_(a->user_emb->weight);
+      f->item_emb->weight.copy_(a->item_emb->weight);
+    }
+    // 40 triples over 5 users and 7 items: rows repeat, and an item is both positive and negative.
+    const auto users = torch::randint(0, 5, {40}, torch::kLong), pos = torch::randint(0, 7, {40}, torch::kLong);
+    auto neg = torch::randint(0, 7, {40}, torch::kLong);
+    neg[3] = pos[3];
+    const Batch b{users, pos, neg, {}};
+    const auto want = a->loss(b);
+    want.backward();
+    const auto got = f->fused_loss_backward(b);
+    REQUIRE(got.defined());
+    CHECK(got.item<double>() == Approx(want.item<double>()).epsilon(1e-6));
+    CHECK(torch::allclose(f->user_emb->weight.grad(), a->user_emb->weight.grad(), 1e-5, 1e-7));
+    CHECK(torch::allclose(f->item_emb->weight.grad(), a->item_emb->weight.grad(), 1e-5, 1e-7));
+    // A second call adds to the gradients, as a second backward would.
+    f->fused_loss_backward(b);
+    CHECK(torch::allclose(f->item_emb->weight.grad(), 2 * a->item_emb->weight.grad(), 1e-5, 1e-7));
+    // Where it cannot (sparse embedding gradients, double parameters, no gradient mode): autograd.
+    f->item_emb->options.sparse(true);
+    CHECK_FALSE(f->fused_loss_backward(b).defined());
+    f->item_emb->options.sparse(false);
+    {
+      torch::NoGradGuard g;
+      CHECK_FALSE(f->fused_loss_backward(b).defined());
+    }
+    f->to(torch::kDouble);
+    CHECK_FALSE(f->fused_loss_backward(b).defined());
+  }
+}

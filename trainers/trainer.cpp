@@ -623,8 +623,11 @@ at::Tensor Trainer::train_batch(Batch& b, bool per_sample, int64_t& steps) {
     return weighted;
   }
   optimizer_->zero_grad();
-  auto loss = model_->loss(b);
-  loss.backward();
+  at::Tensor loss = model_->fused_loss_backward(b);
+  if (!loss.defined()) {
+    loss = model_->loss(b);
+    loss.backward();
+  }
   optimizer_->step();
   return loss.detach().to(torch::kDouble) * static_cast<double>(b.size());
 }

@@ -122,6 +122,86 @@ RZOO_SIMD_CLONES void bpr_rows(const BprRows& a, int64_t begin, int64_t end) {
 
 }  // namespace
 
+namespace {
+
+struct BprGrads {
+  const int64_t *users, *pos, *neg;
+  const float *P, *Q;  // [U, D], [I, D]
+  float *GP, *GQ;      // their gradients
+  int64_t D, n;
+  float l2;
+};
+
+// loss() of the n triples (mean softplus(-x) + l2 mean(|p|^2 + |q+|^2 + |q-|^2)) and its gradient,
+// accumulated into GP / GQ; one function for the SIMD clones. For x = <p, q+ - q->:
+//   d/dp = g (q+ - q-) + c p,  d/dq+ = g p + c q+,  d/dq- = -g p + c q-,
+// with g = -sigmoid(-x) / n and c = 2 l2 / n.
+RZOO_SIMD_CLONES double bpr_loss_grad(const BprGrads& a) {
+  const int64_t D = a.D;
+  const float inv_n = 1.f / static_cast<float>(a.n), c = 2.f * a.l2 * inv_n;
+  double total = 0.0;
+  for (int64_t r = 0; r < a.n; ++r) {
+    const float* p = a.P + a.users[r] * D;
+    const float* qi = a.Q + a.pos[r] * D;
+    const float* qj = a.Q + a.neg[r] * D;
+    float x = 0.f, norms = 0.f;
+#pragma omp simd reduction(+ : x, norms)
+    for (int64_t d = 0; d < D; ++d) {
+      x += p[d] * (qi[d] - qj[d]);
+      norms += p[d] * p[d] + qi[d] * qi[d] + qj[d] * qj[d];
+    }
+    total += static_cast<double>(std::max(-x, 0.f) + std::log1p(std::exp(-std::fabs(x)))) +
+             static_cast<double>(a.l2) * static_cast<double>(norms);
+    const float g = -inv_n / (1.f + std::exp(x));  // -sigmoid(-x) / n
+    float* gp = a.GP + a.users[r] * D;
+    float* gi = a.GQ + a.pos[r] * D;
+    float* gj = a.GQ + a.neg[r] * D;
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) {
+      const float pd = p[d], qid = qi[d], qjd = qj[d];
+      gp[d] += g * (qid - qjd) + c * pd;
+      gi[d] += g * pd + c * qid;
+      gj[d] += -g * pd + c * qjd;
+    }
+  }
+  return total / static_cast<double>(a.n);
+}
+
+// The parameter's grad, zero-filled when the optimizer left none (LibTorch 2's zero_grad sets
+// grads to undefined).
+at::Tensor& dense_grad(at::Tensor& w) {
+  auto& g = w.mutable_grad();
+  if (!g.defined()) g = torch::zeros_like(w);
+  return g;
+}
+
+}  // namespace
+
+at::Tensor BPRImpl::fused_loss_backward(const Batch& b) {
+  auto& P_t = user_emb->weight;
+  auto& Q_t = item_emb->weight;
+  if (side || !b.neg_items.defined() || !torch::GradMode::is_enabled() || user_emb->options.sparse() ||
+      item_emb->options.sparse() || !P_t.device().is_cpu() || P_t.scalar_type() != torch::kFloat ||
+      Q_t.scalar_type() != torch::kFloat || !P_t.is_contiguous() || !Q_t.is_contiguous() || !P_t.requires_grad() ||
+      !Q_t.requires_grad())
+    return {};
+  auto& GP = dense_grad(P_t);
+  auto& GQ = dense_grad(Q_t);
+  if (GP.is_sparse() || GQ.is_sparse() || !GP.is_contiguous() || !GQ.is_contiguous()) return {};
+  const auto users = b.users.contiguous(), pos = b.items.contiguous(), neg = b.neg_items.contiguous();
+  const int64_t n = b.size();
+  const int64_t* pu = users.data_ptr<int64_t>();
+  const int64_t* pi = pos.data_ptr<int64_t>();
+  const int64_t* pj = neg.data_ptr<int64_t>();
+  for (int64_t r = 0; r < n; ++r)
+    TORCH_CHECK(pu[r] >= 0 && pu[r] < n_users_ && pi[r] >= 0 && pi[r] < n_items_ && pj[r] >= 0 && pj[r] < n_items_,
+                "bpr: index out of range: user ", pu[r], ", items ", pi[r], ", ", pj[r]);
+  if (n == 0) return torch::zeros({}, P_t.options());
+  const BprGrads args{pu, pi, pj, P_t.data_ptr<float>(), Q_t.data_ptr<float>(), GP.data_ptr<float>(),
+                      GQ.data_ptr<float>(), options.embedding_size(), n, static_cast<float>(options.l2())};
+  return torch::full({}, bpr_loss_grad(args), P_t.options());
+}
+
 // The steps of batch_size-1 SGD on loss(), row after row of the chunk (threads: Hogwild over
 // disjoint ranges, see bpr.h). For x = <p, q_i - q_j>, d loss / d x = -sigmoid(-x); each of the
 // three rows steps from its value before this triple, as one autograd step would.

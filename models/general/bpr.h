@@ -51,6 +51,9 @@ class BPRImpl : public RecommenderImpl {
   ScriptExport script_export() const override;
   bool has_per_sample_sgd() const override { return !side; }
   double per_sample_sgd(const Batch& batch, double lr) override;
+  // The loss and its gradient natively (CPU float, dense gradients, no side fields): a BPR step
+  // is a few flops per triple.
+  at::Tensor fused_loss_backward(const Batch& batch) override;
   bool folds_in() const override { return true; }
   at::Tensor score_fold_in(const at::Tensor& items) override;  // [n] -> [I]
   int64_t init_user_rows(const Csr& train, int64_t first) override;
