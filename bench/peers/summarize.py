@@ -39,6 +39,14 @@ def rounds(prefix):
 
 
 def epochs_from_log(run):
+    # history.csv has each epoch's seconds at full precision; train.log (older runs) at 0.01 s.
+    try:
+        with open(os.path.join(R, run, "history.csv")) as f:
+            head = f.readline().strip().split(",")
+            col = head.index("seconds")
+            return [float(line.split(",")[col]) for line in f if line.strip()]
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         txt = open(os.path.join(R, run, "train.log")).read()
     except OSError:
@@ -79,7 +87,7 @@ for peer, key, lab in (("recbole", "epochs", "RecBole BPR"), ("implicit", "iter_
     names = rounds("w1." + peer)
     vals = [e for n in names if result(n) for e in result(n)[key]]
     add("W1 BPR-MF ML-100K, s/epoch (median)", med(rz_ep) if rz_ep else None, lab, med(vals) if vals else None,
-        mrss(rz_names), mrss(names), f"rzoo {len(rz_ep)} epochs (log, 0.01 s resolution; mean {fmt(med(rz_mean) if rz_mean else None, 4)}), peer {len(vals)}")
+        mrss(rz_names), mrss(names), f"rzoo {len(rz_ep)} epochs (history.csv; mean {fmt(med(rz_mean) if rz_mean else None, 4)}), peer {len(vals)}")
 # The per-sample path: seconds per epoch from train_seconds / epochs (the log's 0.01 s resolution
 # is too coarse at this speed).
 sgd_names = rounds("w1.rzoosgd")
