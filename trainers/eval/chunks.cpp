@@ -39,6 +39,16 @@ struct PassTimes {
 // elsewhere, and the model's own temporaries (assumed no larger than its output).
 int64_t bytes_per_user(const RankingPass& p) { return p.n_items * (p.device.is_cpu() ? 8 : 12) + 8 * p.kmax; }
 int64_t memory_budget(const RankingPass& p) { return p.opts.memory_mb * (int64_t{1} << 20); }
+// Users per chunk when eval.batch_users is 0: as many as the memory budget holds, but on the CPU
+// no more than ~4 MB of scores (at least 32 users): a chunk's scores are then still in cache when
+// they are ranked, and the same memory serves the next chunk instead of fresh pages. On the NCF
+// ML-1M shape (6,040 x 3,706, BPR-MF) one 90 MB chunk took 0.110 s to evaluate, chunks of 128-256
+// users 0.061 s. Off the CPU larger chunks keep the device busy: the budget alone decides.
+int64_t chunk_users(const RankingPass& p) {
+  int64_t c = std::max<int64_t>(1, memory_budget(p) / std::max<int64_t>(bytes_per_user(p), 1));
+  if (p.device.is_cpu()) c = std::min(c, std::max<int64_t>(32, (int64_t{4} << 20) / std::max<int64_t>(4 * p.n_items, 1)));
+  return c;
+}
 
 // score_all for users[0, c) on the CPU: [c, n_items], contiguous.
 at::Tensor score_rows(const RankingPass& p, int64_t* users, int64_t c) {
@@ -51,8 +61,7 @@ at::Tensor score_rows(const RankingPass& p, int64_t* users, int64_t c) {
 
 void score_full_chunk(const RankingPass& p, EvalResult& res, Chunk& ch) {
   const auto n_eval = static_cast<int64_t>(res.users.size());
-  int64_t c = p.opts.batch_users > 0 ? p.opts.batch_users
-                                     : std::max<int64_t>(1, memory_budget(p) / std::max<int64_t>(bytes_per_user(p), 1));
+  const int64_t c = p.opts.batch_users > 0 ? p.opts.batch_users : chunk_users(p);
   ch.c = std::min(c, n_eval - ch.start);
   ch.scores = score_rows(p, res.users.data() + ch.start, ch.c);
 }
@@ -65,7 +74,7 @@ void gather_candidates(const RankingPass& p, const EvalResult& res, Chunk& ch) {
   ch.c = 0;
   // Per user: the row (4 B/item, twice off the CPU); per pair: the evaluator's arrays (~40 B).
   const int64_t max_pairs = std::max<int64_t>(1, memory_budget(p) / 48);
-  const int64_t max_users = std::max<int64_t>(1, memory_budget(p) / std::max<int64_t>(bytes_per_user(p), 1));
+  const int64_t max_users = chunk_users(p);
   const int64_t batch_users = p.opts.batch_users;
   while (ch.start + ch.c < n_eval && (batch_users <= 0 ? ch.c < max_users : ch.c < batch_users)) {
     const int64_t u = res.users[static_cast<size_t>(ch.start + ch.c)];

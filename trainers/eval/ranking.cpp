@@ -9,6 +9,7 @@
 #endif
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
 
 #include "core/error.h"
@@ -60,39 +61,72 @@ inline int64_t count_greater(const float* s, int64_t n, float x, int64_t& equal)
   return gt;
 }
 
+// The float whose ord_bits are o (ord_bits' inverse; -0 comes back as +0).
+inline float float_of_ord(uint32_t o) {
+  const uint32_t b = (o & 0x80000000u) ? (o & 0x7FFFFFFFu) : ~o;
+  float f;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+
 // Top K: a min-heap of keys in `heap`; a candidate whose score alone puts it below the heap's
-// minimum is rejected before its tie key is computed. Returns the number of masked entries.
+// minimum is rejected before its tie key is computed. Once the heap is full, SSE2 tests four
+// scores at a time against that minimum: a block where all four are below it (and none is NaN,
+// i.e. masked) is skipped whole, which is nearly every block of a long row. Returns the number of
+// masked entries.
 inline int64_t top_k_heap(const Row& row, int64_t K, std::vector<uint64_t>& heap, const std::string& model,
                           int64_t user) {
   heap.clear();
   const auto K_ = static_cast<size_t>(K);
   uint64_t lo = 0;
+  float lo_score = 0.0F;  // the heap minimum's score, once the heap is full
+  bool full = false;
   int64_t masked = 0;
   const float* s = row.s;
-  for (int64_t j = 0; j < row.n; ++j) {
+  if (K_ == 0) {  // no heap: only the masked entries (and the NaN checks)
+    for (int64_t q = 0; q < row.n; ++q)
+      if (s[q] != s[q]) {
+        if (bits_of(s[q]) != kMaskBits) nan_score(model, user, row.item_of(q));
+        ++masked;
+      }
+    return masked;
+  }
+  const auto visit = [&](int64_t j) {
     const float f = s[j];
     const uint32_t b = bits_of(f);
     if (f != f) {
       if (b == kMaskBits) {
         ++masked;
-        continue;
+        return;
       }
       nan_score(model, user, row.item_of(j));
     }
     const uint64_t hi = static_cast<uint64_t>(ord_bits(b)) << 32;
-    if ((hi | 0xFFFFFFFFULL) < lo) continue;
+    if ((hi | 0xFFFFFFFFULL) < lo) return;
     const uint64_t key = hi | row.tie(row.item_of(j));
     if (heap.size() < K_) {
       heap.push_back(key);
       std::push_heap(heap.begin(), heap.end(), std::greater<>());
-      if (heap.size() == K_) lo = heap.front();
+      if (heap.size() == K_) lo = heap.front(), full = true;
     } else if (key > heap.front()) {
       std::pop_heap(heap.begin(), heap.end(), std::greater<>());
       heap.back() = key;
       std::push_heap(heap.begin(), heap.end(), std::greater<>());
       lo = heap.front();
+    } else {
+      return;
     }
+    if (full) lo_score = float_of_ord(static_cast<uint32_t>(lo >> 32));
+  };
+  int64_t j = 0;
+#if defined(__SSE2__)
+  for (; j + 4 <= row.n; j += 4) {
+    // not (v < lo_score): v >= lo_score, or NaN (a masked entry, or a broken score).
+    if (full && _mm_movemask_ps(_mm_cmpnlt_ps(_mm_loadu_ps(s + j), _mm_set1_ps(lo_score))) == 0) continue;
+    for (int64_t q = j; q < j + 4; ++q) visit(q);
   }
+#endif
+  for (; j < row.n; ++j) visit(j);
   return masked;
 }
 
