@@ -97,9 +97,11 @@ RZOO_SIMD_CLONES void bpr_rows(const BprRows& a, int64_t begin, int64_t end) {
       x += p[d] * (qi[d] - qj[d]);
       norms += p[d] * p[d] + qi[d] * qi[d] + qj[d] * qj[d];
     }
-    // softplus(-x) = -log sigmoid(x), stably.
-    a.losses[r] = static_cast<double>(std::max(-x, 0.f) + std::log1p(std::exp(-std::fabs(x))) + l2 * norms);
-    const float g = step / (1.f + std::exp(x));  // lr * sigmoid(-x)
+    // softplus(-x) = -log sigmoid(x) and sigmoid(-x) = 1 / (1 + exp(x)), stably, from one
+    // exponential e = exp(-|x|): sigmoid(-x) = e / (1 + e) for x >= 0, 1 / (1 + e) below.
+    const float e = std::exp(-std::fabs(x));
+    a.losses[r] = static_cast<double>(std::max(-x, 0.f) + std::log1p(e) + l2 * norms);
+    const float g = step * (x >= 0.f ? e : 1.f) / (1.f + e);  // lr * sigmoid(-x)
     if (a.pos[r] == a.neg[r]) {  // the sampler never does this; keep the maths right if a caller does
       // x = 0 whatever the rows; only the l2 terms move them (q counted twice: 4 l2 q).
       const float decay_q = 1.f - 4.f * step * l2;
@@ -150,9 +152,9 @@ RZOO_SIMD_CLONES double bpr_loss_grad(const BprGrads& a) {
       x += p[d] * (qi[d] - qj[d]);
       norms += p[d] * p[d] + qi[d] * qi[d] + qj[d] * qj[d];
     }
-    total += static_cast<double>(std::max(-x, 0.f) + std::log1p(std::exp(-std::fabs(x)))) +
-             static_cast<double>(a.l2) * static_cast<double>(norms);
-    const float g = -inv_n / (1.f + std::exp(x));  // -sigmoid(-x) / n
+    const float e = std::exp(-std::fabs(x));  // as in bpr_rows: one exponential for both
+    total += static_cast<double>(std::max(-x, 0.f) + std::log1p(e)) + static_cast<double>(a.l2) * static_cast<double>(norms);
+    const float g = -inv_n * (x >= 0.f ? e : 1.f) / (1.f + e);  // -sigmoid(-x) / n
     float* gp = a.GP + a.users[r] * D;
     float* gi = a.GQ + a.pos[r] * D;
     float* gj = a.GQ + a.neg[r] * D;
