@@ -263,7 +263,7 @@ if HAVE_ACC:
     print("|---|---|---|---|---|---|---|---|")
 LAB = {"pop": "Pop", "itemknn": "ItemKNN, rzoo default (cosine, shrinkage 100, 100 neighbours)",
        "itemknn-2": "ItemKNN, RecBole's defaults (100 neighbours, no shrinkage)",
-       "bpr": "BPR, rzoo default (Adam lr 0.005, init_std 0.05)", "bpr-2": "BPR, RecBole's defaults (Adam lr 0.001)",
+       "bpr": "BPR, rzoo default (128 factors, Adam lr 0.0005, batch 2048, init_std 0.02, l2 0.001)", "bpr-2": "BPR, RecBole's defaults (Adam lr 0.001)",
        "ease": "EASE, l2 500 (rzoo default)", "ease-2": "EASE, l2 250 (RecBole default)",
        "neumf": "NeuMF, rzoo default (8 / 64-32-16-8, 4 negatives, batch 256)",
        "neumf-2": "NeuMF, RecBole's shape (64 / 128-128-64, 1 negative, batch 2048; no dropout)"}
