@@ -14,10 +14,32 @@ UniformSampler::UniformSampler(const Csr& positives) : pos_(positives) {
   for (int64_t u = 0; u < pos_.n_rows; ++u)
     if (pos_.row_size(u) >= pos_.n_cols)
       fail("negative sampling: user index {} has interacted with all {} items; no negative exists", u, pos_.n_cols);
+  const int64_t cells = pos_.n_rows * pos_.n_cols;  // both < 2^31
+  if (cells > 0 && cells <= (int64_t{32} << 23)) {  // 32 MB of bits
+    bits_.assign(static_cast<size_t>((cells + 63) / 64), 0);
+    for (int64_t u = 0; u < pos_.n_rows; ++u)
+      for (const int64_t* p = pos_.row_begin(u); p != pos_.row_end(u); ++p) {
+        const int64_t c = u * pos_.n_cols + *p;
+        bits_[static_cast<size_t>(c >> 6)] |= uint64_t{1} << (c & 63);
+      }
+  }
 }
 
 void UniformSampler::sample(const int64_t* users, int64_t n, int64_t* out, Rng& rng) const {
   const int64_t n_items = pos_.n_cols;
+  if (!bits_.empty()) {
+    const uint64_t* bits = bits_.data();
+    for (int64_t k = 0; k < n; ++k) {
+      const int64_t base = users[k] * n_items;
+      int64_t item, c;
+      do {
+        item = rng.uniform(n_items);
+        c = base + item;
+      } while ((bits[c >> 6] >> (c & 63)) & 1);
+      out[k] = item;
+    }
+    return;
+  }
   for (int64_t k = 0; k < n; ++k) {
     const int64_t u = users[k];
     const int64_t* b = pos_.row_begin(u);
