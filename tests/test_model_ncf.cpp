@@ -384,10 +384,11 @@ TEST_CASE("bpr: native per-sample SGD equals batch_size-1 autograd SGD (with l2)
     CHECK(m->item_emb->weight[2][0].item<double>() == Approx(decay * -1.0 - gs * 1.0));
     CHECK(m->item_emb->weight[1][1].item<double>() == 1.0f);  // untouched
   }
-  // The trainer's native path with two threads (Hogwild): the loss falls.
+  // The trainer's native path with two threads (Hogwild, which needs factors beyond 8 MB: 496
+  // users and items x 4,400 factors): the loss falls.
   {
     const Synthetic r("bpr", {"train.optimizer=sgd", "train.batch_size=1", "train.lr=0.5", "model.l2=0.001",
-                              "train.epochs=5", "train.early_stop.patience=0", "threads=2"});
+                              "train.epochs=5", "train.early_stop.patience=0", "threads=2", "model.embedding_size=4400"});
     TempDir t;
     Logger log{true};
     log.open(t.file("train.log"));

@@ -9,10 +9,11 @@
 //
 // With train.optimizer sgd and train.batch_size 1 the trainer takes the native per-sample path
 // (per_sample_sgd): tight C++ over the triples, as implicit and LightFM train BPR. With one
-// thread it equals batch_size-1 autograd steps; with more, the threads step disjoint ranges of
-// each chunk of triples at once without locks (Hogwild, Recht et al., NIPS 2011): rows two
-// threads touch at once may lose an update, which SGD tolerates, and the result then depends on
-// the scheduling.
+// thread it equals batch_size-1 autograd steps; with more, and factors beyond ~8 MB, the threads
+// step disjoint ranges of each chunk of triples at once without locks (Hogwild, Recht et al.,
+// NIPS 2011): rows two threads touch at once may lose an update, which SGD tolerates, and the
+// result then depends on the scheduling. Smaller models run on one thread (exact), as two
+// threads writing the same cache lines were slower.
 //
 // Fold-in (folds_in): the MAP user vector under BPR's expected loss for the history with the item
 // factors fixed and a Gaussian prior fitted to the trained user vectors (fold_in_linear.h).
