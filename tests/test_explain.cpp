@@ -20,6 +20,8 @@
 #include "models/general/ncf.h"
 #include "models/general/pop.h"
 #include "models/sequential/bert4rec.h"
+#include "models/sequential/caser.h"
+#include "models/sequential/gru4rec.h"
 #include "models/sequential/sasrec.h"
 
 using namespace rzoo;
@@ -241,4 +243,32 @@ TEST_CASE("explain: SASRec and BERT4Rec give the last block's attention over the
   CHECK(torch::equal(bev, torch::tensor({3, 2, 7}, torch::kLong)));
   CHECK(bw.sum().item<double>() < 1.0);
   CHECK(bw.sum().item<double>() > 0.0);
+}
+
+TEST_CASE("explain: GRU4Rec and Caser give each window position's occlusion, by hand", "[models][explain]") {
+  torch::NoGradGuard no_grad;
+  TinyExample e = make_tiny_example({0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1}, {0, 1, 2, 3, 4, 5, 5, 6, 7, 8, 9, 0}, 2, 10);
+  e.s.method = "leave last 1 (valid 0) by file order";
+  torch::manual_seed(4);
+  GRU4Rec gru(e.ctx(), GRU4RecOptions().embedding_size(6).hidden_size(5).max_len(4).init_std(0.5));
+  Caser caser(e.ctx(), CaserOptions().embedding_size(6).max_len(4).n_h(2).n_v(2));
+  const auto hist = torch::tensor({9, 1, 2, 3, 2, 7}, torch::kLong);  // window: the last 4
+  const int64_t P = 10;                                               // padding index (n_items)
+  for (RecommenderImpl* m : {static_cast<RecommenderImpl*>(gru.get()), static_cast<RecommenderImpl*>(caser.get())}) {
+    INFO(m->name());
+    m->train();  // explain scores in eval mode (no dropout) and restores the mode
+    REQUIRE(m->explain_kind() == "items");
+    const auto [ev, w] = m->explain(hist, 5);
+    CHECK(m->is_training());
+    CHECK(torch::equal(ev, torch::tensor({2, 3, 2, 7}, torch::kLong)));
+    m->eval();
+    // score(5 | window) - score(5 | window without position p), each window left-padded.
+    const auto full = m->score_history(torch::tensor({{2, 3, 2, 7}}, torch::kLong))[0][5].item<double>();
+    const std::vector<std::vector<int64_t>> without = {{P, 3, 2, 7}, {P, 2, 2, 7}, {P, 2, 3, 7}, {P, 2, 3, 2}};
+    for (size_t p = 0; p < without.size(); ++p) {
+      const auto s = m->score_history(torch::tensor(without[p], torch::kLong).unsqueeze(0))[0][5].item<double>();
+      CHECK(w[static_cast<int64_t>(p)].item<double>() == Approx(full - s).margin(1e-5));
+    }
+    CHECK(w.abs().max().item<double>() > 0.0);
+  }
 }

@@ -155,6 +155,10 @@ at::Tensor CaserImpl::score_history(const at::Tensor& seq) {
                       out_emb->weight.narrow(0, 0, n_items_).t());  // [B, I]
 }
 
+std::pair<at::Tensor, at::Tensor> CaserImpl::explain(const at::Tensor& items, int64_t item) {
+  return explain_by_occlusion(*this, items, item, item_emb->weight.device());
+}
+
 ScriptExport CaserImpl::script_export() const {
   ScriptExport e;
   auto cpu = [](const at::Tensor& t) { return t.detach().to(torch::kCPU).clone(); };
@@ -197,6 +201,8 @@ def _score_all(self, users: Tensor) -> Tensor:
     return torch.addmm(self.out_b.narrow(0, 0, self.n_items).t(), self._repr(users), self.out_w.narrow(0, 0, self.n_items).t())
 )",
                        fmt::arg("hz", hz));
+  e.explain_kind = "items";
+  e.code += kExplainOcclusionScript;
   return e;
 }
 

@@ -56,6 +56,9 @@ class CaserImpl : public RecommenderImpl {
   int64_t history_len() const override { return options.max_len(); }
   at::Tensor score_history(const at::Tensor& seq) override;                    // [B, L] -> [B, I]
   ScriptExport script_export() const override;
+  // Explanation: occlusion of each window position (history.h, explain_by_occlusion).
+  std::string explain_kind() const override { return "items"; }
+  std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
 
   // win [N, L] item indices (left-padded with n_items) -> z [N, D], before the user embedding.
   at::Tensor window_repr(const at::Tensor& win);

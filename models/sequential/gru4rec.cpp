@@ -84,6 +84,10 @@ at::Tensor GRU4RecImpl::score_history(const at::Tensor& seq) {
   return torch::matmul(h, item_emb->weight.narrow(0, 0, n_items_).t());   // [B, I]
 }
 
+std::pair<at::Tensor, at::Tensor> GRU4RecImpl::explain(const at::Tensor& items, int64_t item) {
+  return explain_by_occlusion(*this, items, item, item_emb->weight.device());
+}
+
 ScriptExport GRU4RecImpl::script_export() const {
   ScriptExport e;
   auto cpu = [](const at::Tensor& t) { return t.detach().to(torch::kCPU).clone(); };
@@ -125,6 +129,8 @@ def _score_all(self, users: Tensor) -> Tensor:
 )",
                        fmt::arg("layers", options.layers()), fmt::arg("hidden", options.hidden_size()), fmt::arg("list", list),
                        fmt::arg("D", options.embedding_size()));
+  e.explain_kind = "items";
+  e.code += kExplainOcclusionScript;
   return e;
 }
 

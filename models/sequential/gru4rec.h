@@ -47,6 +47,9 @@ class GRU4RecImpl : public RecommenderImpl {
   int64_t history_len() const override { return options.max_len(); }
   at::Tensor score_history(const at::Tensor& seq) override;                    // [B, L] -> [B, I]
   ScriptExport script_export() const override;
+  // Explanation: occlusion of each window position (history.h, explain_by_occlusion).
+  std::string explain_kind() const override { return "items"; }
+  std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
 
   // seq [B, L'] item indices (L' <= max_len, left-padded with n_items) -> h [B, L', D]
   at::Tensor encode(const at::Tensor& seq);

@@ -93,6 +93,40 @@ at::Tensor explain_window(const at::Tensor& items, int64_t L, const c10::Device&
   return h.narrow(0, h.size(0) - n, n);
 }
 
+std::pair<at::Tensor, at::Tensor> explain_by_occlusion(RecommenderImpl& m, const at::Tensor& items, int64_t item,
+                                                       const c10::Device& device) {
+  TORCH_CHECK(item >= 0 && item < m.n_items(), m.name(), ": explain: item index ", item, " out of range");
+  torch::NoGradGuard no_grad;
+  const bool was_training = m.is_training();
+  m.eval();
+  const int64_t L = m.history_len();
+  const auto h = explain_window(items, L, device, m.name().c_str());  // [n]
+  const int64_t n = h.size(0);
+  // Row 0: the window; row 1 + p: the window without position p; all left-padded with n_items.
+  auto seq = torch::full({n + 1, L}, m.n_items(), h.options());
+  seq[0].narrow(0, L - n, n).copy_(h);
+  for (int64_t p = 0; p < n; ++p) {
+    const auto rest = torch::cat({h.narrow(0, 0, p), h.narrow(0, p + 1, n - p - 1)});
+    if (n > 1) seq[p + 1].narrow(0, L - n + 1, n - 1).copy_(rest);
+  }
+  const auto s = m.score_history(seq).select(1, item).to(torch::kCPU, torch::kDouble);  // [n + 1]
+  m.train(was_training);
+  return {h.cpu(), s[0] - s.narrow(0, 1, n)};
+}
+
+const char* const kExplainOcclusionScript = R"PY(
+def _explain(self, h: Tensor, item: int) -> Tuple[Tensor, Tensor]:
+    n = h.size(0)
+    L = self.history_len
+    seq = torch.full([n + 1, L], self.n_items, dtype=h.dtype)
+    seq[0, L - n:] = h
+    for p in range(n):
+        if n > 1:
+            seq[p + 1, L - n + 1:] = torch.cat([h[:p], h[p + 1:]])
+    s = self._score_seq(seq).select(1, item).double()
+    return h, s[0] - s[1:]
+)PY";
+
 at::Tensor last_columns(const at::Tensor& x, int64_t L) {
   const int64_t n = x.size(1);
   return n > L ? x.narrow(1, n - L, L) : x;

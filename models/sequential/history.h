@@ -50,6 +50,16 @@ at::Tensor last_columns(const at::Tensor& x, int64_t L);
 // an empty history is an error naming the model.
 at::Tensor explain_window(const at::Tensor& items, int64_t L, const c10::Device& device, const char* model);
 
+// Occlusion evidence, for the sequence models without attention weights to show (GRU4Rec,
+// Caser): the weight of window position p is score(item | window) - score(item | the window
+// without position p), both from m.score_history (Zeiler & Fergus's occlusion, ECCV 2014, over
+// the items of a history). One batch of n + 1 windows. Returns (the window [n], weights [n]
+// float64), on the CPU.
+std::pair<at::Tensor, at::Tensor> explain_by_occlusion(RecommenderImpl& m, const at::Tensor& items, int64_t item,
+                                                       const c10::Device& device);
+// The same in the export's TorchScript, over its _score_seq (history_len, n_items).
+extern const char* const kExplainOcclusionScript;
+
 // Left padding <-> right padding. The batches and histories are left-padded (the most recent
 // item in the last column); the encoders run on right-padded rows, where a causal model's real
 // positions never see a padding position, so no query row is ever fully masked and the outputs
