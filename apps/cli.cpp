@@ -216,7 +216,7 @@ iALS their shares c h_i^T A^-1 h_j of the score (Hu et al. 2008), content the sh
 (genres, tags, title words) by TF-IDF weight; for these four the weights add up to the score of
 the history's fold-in. BPR, MF and GMF list the history items closest to it in item-factor
 space (cosine); SASRec and BERT4Rec the last block's attention over the history's positions;
-GRU4Rec and Caser each position's occlusion (the score less the score without that position). A
+GRU4Rec, Caser and Markov each position's occlusion (the score less the score without it). A
 known user is explained from all of the user's known items. --json prints the recommendations
 (and evidence) as one JSON document instead of the table.
 )";

@@ -202,7 +202,7 @@ def _score_all(self, users: Tensor) -> Tensor:
 )",
                        fmt::arg("hz", hz));
   e.explain_kind = "items";
-  e.code += kExplainOcclusionScript;
+  e.code += explain_occlusion_script(history_len(), n_items_);
   return e;
 }
 

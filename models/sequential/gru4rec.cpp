@@ -130,7 +130,7 @@ def _score_all(self, users: Tensor) -> Tensor:
                        fmt::arg("layers", options.layers()), fmt::arg("hidden", options.hidden_size()), fmt::arg("list", list),
                        fmt::arg("D", options.embedding_size()));
   e.explain_kind = "items";
-  e.code += kExplainOcclusionScript;
+  e.code += explain_occlusion_script(history_len(), n_items_);
   return e;
 }
 

@@ -1,5 +1,7 @@
 #include "models/sequential/history.h"
 
+#include <fmt/core.h>
+
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -114,18 +116,20 @@ std::pair<at::Tensor, at::Tensor> explain_by_occlusion(RecommenderImpl& m, const
   return {h.cpu(), s[0] - s.narrow(0, 1, n)};
 }
 
-const char* const kExplainOcclusionScript = R"PY(
+std::string explain_occlusion_script(int64_t L, int64_t pad) {
+  return fmt::format(R"PY(
 def _explain(self, h: Tensor, item: int) -> Tuple[Tensor, Tensor]:
     n = h.size(0)
-    L = self.history_len
-    seq = torch.full([n + 1, L], self.n_items, dtype=h.dtype)
-    seq[0, L - n:] = h
+    seq = torch.full([n + 1, {L}], {pad}, dtype=h.dtype)
+    seq[0, {L} - n:] = h
     for p in range(n):
         if n > 1:
-            seq[p + 1, L - n + 1:] = torch.cat([h[:p], h[p + 1:]])
+            seq[p + 1, {L} - n + 1:] = torch.cat([h[:p], h[p + 1:]])
     s = self._score_seq(seq).select(1, item).double()
     return h, s[0] - s[1:]
-)PY";
+)PY",
+                     fmt::arg("L", L), fmt::arg("pad", pad));
+}
 
 at::Tensor last_columns(const at::Tensor& x, int64_t L) {
   const int64_t n = x.size(1);

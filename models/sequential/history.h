@@ -57,8 +57,9 @@ at::Tensor explain_window(const at::Tensor& items, int64_t L, const c10::Device&
 // float64), on the CPU.
 std::pair<at::Tensor, at::Tensor> explain_by_occlusion(RecommenderImpl& m, const at::Tensor& items, int64_t item,
                                                        const c10::Device& device);
-// The same in the export's TorchScript, over its _score_seq (history_len, n_items).
-extern const char* const kExplainOcclusionScript;
+// The same in the export's TorchScript, over its _score_seq; window length L and padding index
+// pad (n_items) are written in as constants (a hybrid's export prefixes every self.* of a part).
+std::string explain_occlusion_script(int64_t L, int64_t pad);
 
 // Left padding <-> right padding. The batches and histories are left-padded (the most recent
 // item in the last column); the encoders run on right-padded rows, where a causal model's real

@@ -257,6 +257,10 @@ at::Tensor MarkovImpl::score(const at::Tensor& users, const at::Tensor& items) {
   return out.to(users.device());
 }
 
+std::pair<at::Tensor, at::Tensor> MarkovImpl::explain(const at::Tensor& items, int64_t item) {
+  return explain_by_occlusion(*this, items, item, torch::kCPU);
+}
+
 ScriptExport MarkovImpl::script_export() const {
   ScriptExport e;
   auto cpu = [](const at::Tensor& t) { return t.detach().to(torch::kCPU).contiguous().clone(); };
@@ -297,6 +301,8 @@ def _score_all(self, users: Tensor) -> Tensor:
 def _score(self, users: Tensor, items: Tensor) -> Tensor:
     return self._score_all(users).gather(1, items.unsqueeze(1)).squeeze(1)
 )";
+  e.explain_kind = "items";
+  e.code += explain_occlusion_script(history_len(), n_items_);
   return e;
 }
 

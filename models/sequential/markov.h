@@ -47,6 +47,9 @@ class MarkovImpl : public RecommenderImpl {
   int64_t history_len() const override { return options.history_items(); }
   at::Tensor score_history(const at::Tensor& seq) override;  // [B, L'] -> [B, I]
   ScriptExport script_export() const override;
+  // Explanation: occlusion of each window position (history.h, explain_by_occlusion).
+  std::string explain_kind() const override { return "items"; }
+  std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
 
   // The [B, L] windows score() and score_all() read for `users` in the current scope (CPU).
   at::Tensor history(const at::Tensor& users) const;
