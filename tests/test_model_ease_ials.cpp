@@ -67,7 +67,7 @@ TEST_CASE("ease: B by hand on a 4 x 3 matrix", "[models]") {
   CHECK(model->score_all(kAll4).abs().sum().item<float>() > 0.0f);
 }
 
-TEST_CASE("ease: model.precision float32 and float64 agree; auto keeps float64 for a near-singular G", "[models]") {
+TEST_CASE("ease: model.precision float32 and float64 agree, auto keeps float64 for a near-singular G", "[models]") {
   const Csr train = Csr::from_pairs(4, 3, {0, 0, 1, 1, 1, 2, 3, 3}, {0, 1, 0, 1, 2, 1, 0, 2});
   EASE f32(ModelContext{4, 3, nullptr}, EASEOptions().l2(1.0).precision("float32"));
   EASE f64(ModelContext{4, 3, nullptr}, EASEOptions().l2(1.0).precision("float64"));
