@@ -433,11 +433,12 @@ TEST_CASE("feature models: item-id dropout drops the item id of training pairs o
     INFO("id_dropout " << p);
     if (p == 1.0) CHECK(g == 0.0);
     else CHECK(g > 0.0);
-    // Scoring is never affected.
+    // Scoring is never affected. (score and score_all take different float paths, FM's
+    // factorised form in score_all: a relative tolerance alone fails for scores near 0.)
     m.eval();
     torch::NoGradGuard ng;
     CHECK(m.score(torch::tensor({0}), torch::tensor({1}))[0].item<double>() ==
-          Approx(m.score_all(torch::tensor({0}))[0][1].item<double>()).epsilon(1e-5));
+          Approx(m.score_all(torch::tensor({0}))[0][1].item<double>()).epsilon(1e-5).margin(1e-6));
   }
 }
 
