@@ -10,12 +10,12 @@
 
 namespace rzoo {
 
-UniformSampler::UniformSampler(const Csr& positives) : pos_(positives) {
+UniformSampler::UniformSampler(const Csr& positives, int64_t max_bitset_bytes) : pos_(positives) {
   for (int64_t u = 0; u < pos_.n_rows; ++u)
     if (pos_.row_size(u) >= pos_.n_cols)
       fail("negative sampling: user index {} has interacted with all {} items; no negative exists", u, pos_.n_cols);
   const int64_t cells = pos_.n_rows * pos_.n_cols;  // both < 2^31
-  if (cells > 0 && cells <= (int64_t{32} << 23)) {  // 32 MB of bits
+  if (cells > 0 && cells / 8 <= max_bitset_bytes) {
     bits_.assign(static_cast<size_t>((cells + 63) / 64), 0);
     for (int64_t u = 0; u < pos_.n_rows; ++u)
       for (const int64_t* p = pos_.row_begin(u); p != pos_.row_end(u); ++p) {

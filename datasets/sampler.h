@@ -25,7 +25,9 @@ class NegativeSampler {
 // against the user's sorted CSR row: no allocation per sample).
 class UniformSampler final : public NegativeSampler {
  public:
-  explicit UniformSampler(const Csr& positives);  // keeps a reference: `positives` must outlive it
+  // Keeps a reference: `positives` must outlive it. The bitset is built when it takes at most
+  // max_bitset_bytes (0: never).
+  explicit UniformSampler(const Csr& positives, int64_t max_bitset_bytes = int64_t{32} << 20);
   std::string name() const override { return "uniform"; }
   void sample(const int64_t* users, int64_t n, int64_t* out, Rng& rng) const override;
 

@@ -154,6 +154,15 @@ TEST_CASE("uniform sampler never returns a positive", "[data][sampler]") {
     seen.insert(negs[k]);
   }
   CHECK(seen.size() > 20);
+  // The bitset (the default at this size) and the binary search of the user's row reject the
+  // same draws: the same negatives from the same generator state.
+  UniformSampler searched(pos, /*max_bitset_bytes=*/0);
+  std::vector<int64_t> again(users.size());
+  Rng a(11), b(11);
+  s.sample(users.data(), static_cast<int64_t>(users.size()), negs.data(), a);
+  searched.sample(users.data(), static_cast<int64_t>(users.size()), again.data(), b);
+  CHECK(negs == again);
+  CHECK(a.next() == b.next());
   // A user who has every item cannot be sampled for.
   const Csr full = Csr::from_pairs(1, 2, {0, 0}, {0, 1});
   CHECK_THROWS_WITH(UniformSampler(full), Contains("all 2 items"));
