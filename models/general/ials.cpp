@@ -207,6 +207,12 @@ inline float dot(const float* a, const float* b, int64_t d) {
   return s;
 }
 
+// The rows of the fixed side are gathered in item order, i.e. at random: ask for the row two
+// items ahead while this one is used.
+inline void prefetch_row(const float* f, int64_t d) {
+  for (int64_t k = 0; k < d; k += 16) __builtin_prefetch(f + k);
+}
+
 inline void axpy(float alpha, const float* x, float* y, int64_t d) {
 #pragma omp simd
   for (int64_t k = 0; k < d; ++k) y[k] += alpha * x[k];
@@ -218,6 +224,7 @@ inline void apply(const float* g, const float* fixed, const int64_t* cb, const i
   for (int64_t k = 0; k < d; ++k) out[k] = dot(g + k * d, p, d) + lambda * p[k];
   for (const int64_t* j = cb; j != ce; ++j) {
     const float* f = fixed + *j * d;
+    if (j + 2 < ce) prefetch_row(fixed + j[2] * d, d);
     axpy(c * dot(f, p, d), f, out, d);
   }
 }
@@ -254,6 +261,7 @@ RZOO_SIMD_CLONES void cg_rows(const CgRows& a, int64_t begin, int64_t end) {
     for (int64_t k = 0; k < d; ++k) r[k] = -(cg::dot(a.g + k * d, x, d) + l * x[k]);
     for (const int64_t* j = cb; j != ce; ++j) {
       const float* f = F + *j * d;
+      if (j + 2 < ce) cg::prefetch_row(F + j[2] * d, d);
       cg::axpy(a.c * (1.f - cg::dot(f, x, d)), f, r, d);
     }
     std::copy(r, r + d, p);
