@@ -200,6 +200,18 @@ std::vector<int32_t> context_tokens(const Dataset& d, const std::vector<std::str
   return out;
 }
 
+SeenInTraining seen_in_training(const Csr& train, int64_t n_users, int64_t n_items) {
+  SeenInTraining s;
+  s.users.assign(static_cast<size_t>(n_users), false);
+  s.items.assign(static_cast<size_t>(n_items), false);
+  for (int64_t u = 0; u < train.n_rows && u < n_users; ++u) {
+    if (train.row_size(u) > 0) s.users[static_cast<size_t>(u)] = true;
+    for (const int64_t* p = train.row_begin(u); p != train.row_end(u); ++p)
+      if (*p >= 0 && *p < n_items) s.items[static_cast<size_t>(*p)] = true;
+  }
+  return s;
+}
+
 FieldLayout build_fields(const Dataset& d, const Config* cfg, bool with_ids, const Csr* train) {
   std::vector<std::string> wanted;
   int64_t buckets = 0;
@@ -235,20 +247,11 @@ FieldLayout build_fields(const Dataset& d, const Config* cfg, bool with_ids, con
       cfg->bad("dataset.fields", fmt::format("no field '{}' in the data; the fields of this data: {}", w, known_fields(d)));
     add(w, false);
   }
-  std::vector<bool> user_seen, item_seen;
-  if (train) {
-    user_seen.assign(static_cast<size_t>(d.n_users()), false);
-    item_seen.assign(static_cast<size_t>(d.n_items()), false);
-    for (int64_t u = 0; u < train->n_rows && u < d.n_users(); ++u) {
-      if (train->row_size(u) > 0) user_seen[static_cast<size_t>(u)] = true;
-      for (const int64_t* p = train->row_begin(u); p != train->row_end(u); ++p)
-        if (*p < d.n_items()) item_seen[static_cast<size_t>(*p)] = true;
-    }
-  }
+  const SeenInTraining trained = train ? seen_in_training(*train, d.n_users(), d.n_items()) : SeenInTraining{};
   std::vector<Pending> user_fields, item_fields;
   if (with_ids) {
-    user_fields.push_back(id_field("user_id", d.n_users(), train ? &user_seen : nullptr));
-    item_fields.push_back(id_field("item_id", d.n_items(), train ? &item_seen : nullptr));
+    user_fields.push_back(id_field("user_id", d.n_users(), train ? &trained.users : nullptr));
+    item_fields.push_back(id_field("item_id", d.n_items(), train ? &trained.items : nullptr));
   }
   for (const auto& n : names) {
     const bool user = n.rfind("user:", 0) == 0;

@@ -60,6 +60,13 @@ constexpr int64_t kMaxFieldTokens = 32;
 // alone, not from an untrained random vector). cfg may be null: ids only.
 FieldLayout build_fields(const Dataset& d, const Config* cfg, bool with_ids, const Csr* train);
 
+// Which users and items have training interactions in `train` (rows beyond n_users and columns
+// beyond n_items ignored): the ids whose rows are trained, the others' get weight 0.
+struct SeenInTraining {
+  std::vector<bool> users, items;
+};
+SeenInTraining seen_in_training(const Csr& train, int64_t n_users, int64_t n_items);
+
 // The context fields dataset.fields declares ("context:hour" hour of day 0-23 UTC, "context:weekday"
 // Monday..Sunday, "context:gap" time since the user's previous interaction, in log2-second
 // buckets), in declaration order; an unknown context name is an error listing the known ones.

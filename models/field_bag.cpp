@@ -75,4 +75,14 @@ at::Tensor field_bag(const at::Tensor& table, const at::Tensor& rows, const at::
   return torch::zeros({b, n_fields, c}, e.options()).index_add(1, field, e);
 }
 
+at::Tensor slot_rows(const FieldSide& side) {
+  return torch::from_blob(const_cast<int64_t*>(side.index.data()), {side.n_entities, side.n_slots()}, torch::kLong)
+      .clone();
+}
+
+at::Tensor slot_weights(const FieldSide& side) {
+  return torch::from_blob(const_cast<float*>(side.weight.data()), {side.n_entities, side.n_slots()}, torch::kFloat)
+      .clone();
+}
+
 }  // namespace rzoo

@@ -10,9 +10,15 @@
 
 #include <cstdint>
 
+#include "datasets/fields.h"
+
 namespace rzoo {
 
 at::Tensor field_bag(const at::Tensor& table, const at::Tensor& rows, const at::Tensor& w, const at::Tensor& field,
                      int64_t n_fields);
+
+// A side's slots as tensors: rows [n_entities, S] long and weights [n_entities, S] float.
+at::Tensor slot_rows(const FieldSide& side);
+at::Tensor slot_weights(const FieldSide& side);
 
 }  // namespace rzoo

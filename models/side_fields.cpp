@@ -3,10 +3,6 @@
 
 #include <torch/torch.h>
 
-#include <fmt/core.h>
-
-#include <cmath>
-
 #include "core/error.h"
 #include "core/strings.h"
 #include "datasets/dataset.h"
@@ -14,20 +10,8 @@
 
 namespace rzoo {
 
-namespace {
-
-at::Tensor long_rows(const std::vector<int64_t>& v, int64_t n, int64_t s) {
-  return torch::from_blob(const_cast<int64_t*>(v.data()), {n, s}, torch::kLong).clone();
-}
-at::Tensor float_rows(const std::vector<float>& v, int64_t n, int64_t s) {
-  return torch::from_blob(const_cast<float*>(v.data()), {n, s}, torch::kFloat).clone();
-}
-
-}  // namespace
-
 SideFieldsImpl::SideFieldsImpl(const std::string& model, const ModelContext& ctx, int64_t dim, double init_std,
-                               bool with_bias)
-{
+                               bool with_bias) {
   TORCH_CHECK(ctx.data, model, ": model.fields needs the dataset (its user and item side features)");
   const Csr* train = ctx.split ? &ctx.split->train : nullptr;
   layout = build_fields(*ctx.data, ctx.config, /*with_ids=*/false, train);
@@ -48,23 +32,19 @@ SideFieldsImpl::SideFieldsImpl(const std::string& model, const ModelContext& ctx
   table = register_parameter("table", t);
   const auto& U = layout.user;
   const auto& I = layout.item;
-  u_index = register_buffer("u_index", long_rows(U.index, U.n_entities, U.n_slots()));
-  u_weight = register_buffer("u_weight", float_rows(U.weight, U.n_entities, U.n_slots()));
-  i_index = register_buffer("i_index", long_rows(I.index, I.n_entities, I.n_slots()));
-  i_weight = register_buffer("i_weight", float_rows(I.weight, I.n_entities, I.n_slots()));
+  u_index = register_buffer("u_index", slot_rows(U));
+  u_weight = register_buffer("u_weight", slot_weights(U));
+  i_index = register_buffer("i_index", slot_rows(I));
+  i_weight = register_buffer("i_weight", slot_weights(I));
+  // An id seen in training counts; the others' rows (random, or pushed down as sampled negatives
+  // only) would be noise. Without a split every id counts.
   auto uk = torch::ones({ctx.n_users}), ik = torch::ones({ctx.n_items});
   if (train) {
-    // An id seen in training counts; the others' rows (random, or pushed down as sampled
-    // negatives only) would be noise.
-    uk.zero_();
-    ik.zero_();
+    const SeenInTraining seen = seen_in_training(*train, ctx.n_users, ctx.n_items);
     float* pu = uk.data_ptr<float>();
     float* pi = ik.data_ptr<float>();
-    for (int64_t u = 0; u < train->n_rows && u < ctx.n_users; ++u) {
-      if (train->row_size(u) > 0) pu[u] = 1.0F;
-      for (const int64_t* p = train->row_begin(u); p != train->row_end(u); ++p)
-        if (*p >= 0 && *p < ctx.n_items) pi[*p] = 1.0F;
-    }
+    for (int64_t u = 0; u < ctx.n_users; ++u) pu[u] = seen.users[static_cast<size_t>(u)] ? 1.0F : 0.0F;
+    for (int64_t i = 0; i < ctx.n_items; ++i) pi[i] = seen.items[static_cast<size_t>(i)] ? 1.0F : 0.0F;
   }
   u_known = register_buffer("u_known", uk);
   i_known = register_buffer("i_known", ik);

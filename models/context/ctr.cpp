@@ -27,12 +27,6 @@ at::Tensor field_vector(const FieldSide& s, int64_t first = 0) {
   return torch::tensor(v, torch::kLong);
 }
 
-at::Tensor long_table(const std::vector<int64_t>& v, int64_t n, int64_t s) {
-  return torch::from_blob(const_cast<int64_t*>(v.data()), {n, s}, torch::kLong).clone();
-}
-at::Tensor float_table(const std::vector<float>& v, int64_t n, int64_t s) {
-  return torch::from_blob(const_cast<float*>(v.data()), {n, s}, torch::kFloat).clone();
-}
 
 }  // namespace
 
@@ -75,11 +69,11 @@ FeatureModelImpl::FeatureModelImpl(std::string name, const ModelContext& ctx, Fe
   bias = register_parameter("bias", torch::zeros({1}));
   const auto& U = layout_.user;
   const auto& I = layout_.item;
-  u_index = register_buffer("u_index", long_table(U.index, U.n_entities, U.n_slots()));
-  u_weight = register_buffer("u_weight", float_table(U.weight, U.n_entities, U.n_slots()));
+  u_index = register_buffer("u_index", slot_rows(U));
+  u_weight = register_buffer("u_weight", slot_weights(U));
   u_field = register_buffer("u_field", field_vector(U));
-  i_index = register_buffer("i_index", long_table(I.index, I.n_entities, I.n_slots()));
-  i_weight = register_buffer("i_weight", float_table(I.weight, I.n_entities, I.n_slots()));
+  i_index = register_buffer("i_index", slot_rows(I));
+  i_weight = register_buffer("i_weight", slot_weights(I));
   i_field = register_buffer("i_field", field_vector(I));
   const int64_t C = layout_.context.n_fields();
   ctx_first = register_buffer("ctx_first", torch::tensor(layout_.context.first_row, torch::kLong));
