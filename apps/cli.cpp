@@ -40,6 +40,9 @@ options:
                      --set chose; the whole of it is always saved as the run's config.yaml)
   --allow-empty      train/evaluate/compare even when the valid or test part has no user with a
                      target (an error otherwise): a warning, NaN metrics and exit status 3
+  --nproc N          train/evaluate/compare in N local processes (data-parallel, Gloo; as torchrun
+                     would start them; train.batch_size is per process); torchrun --no-python rzoo
+                     ... works too, across machines
   -h, --help         this help (also after a command)
   --version          print the version
 
@@ -76,6 +79,11 @@ tab, comma, semicolon, '|' and spaces; header; user, item, rating and timestamp 
 inferred from its first lines and printed) or a MovieLens folder; the model is --model NAME (see
 rzoo models) and everything else the defaults, each overridable with --set (e.g. --set
 dataset.header=false, --set dataset.columns.rating=2, --set dataset.threshold=4).
+--nproc N trains in N processes on this machine (torchrun's variables set for each; `torchrun
+--nnodes M --nproc-per-node N --no-python rzoo train CONFIG` across machines): every process builds
+the same data and split (checked), each step's batch of N x train.batch_size rows is split across
+them and their gradients summed (Gloo all-reduce), so N processes with batch_size B/N train what one
+process trains with B; rank 0 logs, validates and writes the run folder; --resume needs the same N.
 )";
   if (command == "tune")
     return R"(usage: rzoo tune CONFIG [--set KEY=VALUE ...] [--out DIR] [--force] [--config-dir DIR] [--quiet]

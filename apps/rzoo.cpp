@@ -2,6 +2,8 @@
 // apps/cli.cpp parses the command line, apps/recommend.cpp serves exported models.
 #include <torch/torch.h>
 
+#include <unistd.h>
+
 #include <cctype>
 #include <csignal>
 #include <filesystem>
@@ -10,6 +12,8 @@
 #include <iostream>
 
 #include "apps/cli.h"
+#include "apps/launch.h"
+#include "core/distributed.h"
 #include "core/checkpoint.h"
 #include "core/config.h"
 #include "core/error.h"
@@ -137,6 +141,7 @@ int train(const Args& a, Logger& log) {
     if (!fs::exists(cfg_path)) fail("{}: not an rzoo run folder (no config.yaml)", a.resume);
     Config cfg = load_resolved_config(cfg_path);
     for (const auto& s : a.sets) cfg = cfg.with_set(s);
+    start_distributed(cfg, log);
     const PreparedData data = prepare_data(cfg, log);
     return train_model(cfg, data, a.resume, log, /*resume=*/true, a.allow_empty, pause_at).empty_split ? 3 : 0;
   }
@@ -146,6 +151,7 @@ int train(const Args& a, Logger& log) {
   const ConfigSources sources = a.data.empty() ? sources_for(a) : sources_for_data(a, log);
   const Config cfg = resolve_config(sources);
   check_run_name(cfg);  // before the data is loaded (and maybe cached): a bad name writes nothing
+  start_distributed(cfg, log);
   if (a.show_config) {
     log.line("resolved config (each value with the file:line that set it):");
     log.line(cfg.dump());
@@ -156,7 +162,7 @@ int train(const Args& a, Logger& log) {
     fail("{}: no model named; set `model: NAME` (see `rzoo models`), or use `rzoo compare` for a `compare` list",
          a.positional.empty() ? a.data : a.positional[0]);
   const PreparedData data = prepare_data(cfg, log);
-  return train_model(cfg, data, new_run_dir(cfg), log, /*resume=*/false, a.allow_empty, pause_at).empty_split ? 3 : 0;
+  return train_model(cfg, data, shared_run_dir(cfg), log, /*resume=*/false, a.allow_empty, pause_at).empty_split ? 3 : 0;
 }
 
 // A YAML double-quoted scalar of `s` (for a --set value).
@@ -305,16 +311,35 @@ int run(const Args& a) {
       std::cout << fmt::format("{:<8} {}\n         {}\n", m.name, m.description, m.paper);
     return 0;
   }
-  if (a.command == "train") return train(a, log);
+  // Distributed launches (torchrun, --nproc): train and evaluate; the other commands run as one
+  // process and refuse a distributed launch rather than run N times side by side.
+  if (dist_env_from_environment().world > 1 && a.command != "train" && a.command != "evaluate" && a.command != "compare")
+    fail("rzoo {}: distributed launches run `rzoo train`, `rzoo evaluate` and `rzoo compare` (WORLD_SIZE is set); run "
+         "{} as one process", a.command, a.command);
+  if (a.command == "train") {
+    const int status = train(a, log);
+    Distributed::finish();
+    return status;
+  }
   if (a.command == "update") return update(a, log);
   if (a.command == "evaluate") {
     if (a.positional.size() != 1) throw Usage("evaluate takes one RUN_DIR");
-    return evaluate_run(a.positional[0], log, a.sets, a.allow_empty).empty_split ? 3 : 0;
+    if (dist_env_from_environment().world > 1) {
+      const std::string cfg_path = a.positional[0] + "/config.yaml";
+      if (!fs::exists(cfg_path)) fail("{}: not an rzoo run folder (no config.yaml)", a.positional[0]);
+      start_distributed(load_resolved_config(cfg_path), log);
+    }
+    const int status = evaluate_run(a.positional[0], log, a.sets, a.allow_empty).empty_split ? 3 : 0;
+    Distributed::finish();
+    return status;
   }
   if (a.command == "compare") {
     std::string dir;
     const auto results = compare_models(a.data.empty() ? sources_for(a) : sources_for_data(a, log), log, &dir,
                                         a.allow_empty, a.show_config);
+    const bool writer = !Distributed::get() || Distributed::get()->root();
+    Distributed::finish();
+    if (!writer) return 0;
     // The comparison is written by now: a report that fails costs a warning, not the result.
     try {
       log.line("report: " + write_report(dir));
@@ -363,6 +388,24 @@ int run(const Args& a) {
 }  // namespace
 
 namespace {
+// "rzoo: " or, in a distributed launch, "rzoo: rank R: " (every rank's errors reach stderr).
+std::string rank_prefix() {
+  const char* ws = std::getenv("WORLD_SIZE");
+  const char* rank = std::getenv("RANK");
+  if (ws && rank && std::string(ws) != "1") return fmt::format("rzoo: rank {}: ", rank);
+  return "rzoo: ";
+}
+
+// One write per message: the ranks of a distributed launch share the terminal.
+void say(const std::string& text) {
+  std::fflush(stderr);
+  for (size_t at = 0; at < text.size();) {
+    const ssize_t n = ::write(2, text.data() + at, text.size() - at);
+    if (n <= 0) break;
+    at += static_cast<size_t>(n);
+  }
+}
+
 // The signal that asked training to stop (SIGINT or SIGTERM), for the exit status 128 + signal.
 volatile std::sig_atomic_t g_stop_signal = 0;
 
@@ -381,24 +424,42 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
   try {
+    // --nproc N: this command in N local processes (apps/launch.h).
+    std::string nproc;
+    const std::vector<std::string> rest = cli::without_nproc(argc, argv, nproc);
+    if (!nproc.empty()) {
+      std::vector<std::string> words{argv[0]};
+      words.insert(words.end(), rest.begin(), rest.end());
+      std::vector<char*> ptrs;
+      for (auto& w : words) ptrs.push_back(w.data());
+      const Args a = cli::parse(static_cast<int>(ptrs.size()), ptrs.data());
+      if (a.command != "train" && a.command != "evaluate" && a.command != "compare")
+        throw Usage(fmt::format("--nproc goes with train, evaluate or compare, not '{}'", a.command));
+      char* end = nullptr;
+      const long n = std::strtol(nproc.c_str(), &end, 10);
+      if (nproc.empty() || *end != '\0' || n < 1 || n > 1024)
+        throw Usage(fmt::format("--nproc {}: expected a number of processes in [1, 1024]", nproc == " " ? "" : nproc));
+      if (n == 1) return run(a);
+      return cli::launch_local(static_cast<int>(n), rest, a.quiet);
+    }
     return run(cli::parse(argc, argv));
   } catch (const Usage& e) {
     std::cerr << "rzoo: " << e.what() << "\n(run `rzoo --help` for usage)\n";
     return 2;
   } catch (const Error& e) {
-    std::cerr << "rzoo: error: " << e.what() << "\n";
+    say(rank_prefix() + "error: " + e.what() + "\n");
     if (!stop_requested()) return 1;
     const int sig = g_stop_signal == 0 ? SIGINT : static_cast<int>(g_stop_signal);
     std::cerr << fmt::format("rzoo: stopped by {} (exit status {})\n", sig == SIGTERM ? "SIGTERM" : "SIGINT", 128 + sig);
     return 128 + sig;
   } catch (const c10::Error& e) {
-    std::cerr << "rzoo: error: " << cli::first_line(e.what_without_backtrace()) << "\n";
+    say(rank_prefix() + "error: " + cli::first_line(e.what_without_backtrace()) + "\n");
     return 1;
   } catch (const YAML::Exception& e) {
     std::cerr << "rzoo: error: YAML: " << e.what() << "\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "rzoo: error: " << e.what() << "\n";
+    say(rank_prefix() + "error: " + e.what() + "\n");
     return 1;
   }
 }

@@ -806,6 +806,12 @@ int64_t resolve_threads(const Config& cfg) {
     if (n <= 0) n = std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
     double load[1] = {0.0};
     if (::getloadavg(load, 1) == 1 && load[0] > 0) n -= static_cast<int64_t>(std::floor(load[0]));
+    // The processes of a distributed launch on this machine share its cores (torchrun and
+    // `rzoo train --nproc N` set LOCAL_WORLD_SIZE).
+    if (const char* lws = std::getenv("LOCAL_WORLD_SIZE")) {
+      const long k = std::strtol(lws, nullptr, 10);
+      if (k > 1) n /= k;
+    }
     return std::max<int64_t>(1, n);
   }
   return cfg.get_int("threads", 1, 4096);

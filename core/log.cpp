@@ -11,6 +11,7 @@ Logger::~Logger() { close(); }
 
 void Logger::open(const std::string& path) {
   close();
+  if (silent_) return;
   file_ = std::fopen(path.c_str(), "a");
   if (!file_) fail("{}: cannot open the log file for writing", path);
 }
@@ -21,6 +22,7 @@ void Logger::close() {
 }
 
 void Logger::write(const std::string& text, bool to_stdout) {
+  if (silent_) return;
   if (to_stdout) {
     if (progress_shown_) std::fputs("\r\033[K", stdout);
     progress_shown_ = false;

@@ -21,13 +21,20 @@ class Logger {
   void result(const std::string& text);
   void hold_results(bool hold) { hold_results_ = hold; }
   void progress(const std::string& text);  // one updating terminal line; no-op without a terminal
-  bool interactive() const { return tty_ && !quiet_; }
+  bool interactive() const { return tty_ && !quiet_ && !silent_; }
+  // Nothing from now on, to the terminal or a file (the ranks other than 0 of a distributed run:
+  // rank 0 speaks for all of them; their errors still go to stderr).
+  void silence() {
+    close();
+    silent_ = true;
+  }
 
  private:
   void write(const std::string& text, bool to_stdout);  // stdout (when asked) + file
   bool quiet_, tty_;
   bool progress_shown_ = false;
   bool hold_results_ = false;
+  bool silent_ = false;
   std::FILE* file_ = nullptr;
 };
 

@@ -3,6 +3,7 @@
 set -euo pipefail
 packages=(build-essential cmake ninja-build ccache libtorch-dev libyaml-cpp-dev libfmt-dev catch2
           nlohmann-json3-dev libcli11-dev libboost-math-dev
+          libgloo-dev  # distributed runs: the headers of LibTorch's Gloo process group
           libopenblas0-pthread python3-torch python3-numpy
           curl unzip ca-certificates  # rzoo data fetch: downloads and unpacks
           libjs-chart.js chromium)  # rzoo report: Chart.js inlined in its pages; its test renders them

@@ -17,6 +17,7 @@
 #include <limits>
 
 #include "core/config.h"
+#include "core/distributed.h"
 #include "core/error.h"
 #include "datasets/dataset.h"
 #include "models/recommender.h"
@@ -205,6 +206,103 @@ void aggregate(const std::vector<MetricColumn>& cols, const std::vector<double>&
   }
 }
 
+// ---- distributed evaluation -------------------------------------------------------------------
+// Each rank ranks its block of the users (rank_block); the blocks' per-user values, candidate
+// counts and rankings, and the sums behind the catalogue and rating metrics, are then exchanged,
+// so that every rank holds the single-process result value for value (the aggregates are computed
+// from the same per-user values, not as a mean of per-rank means).
+
+// res restricted to its users [lo, hi), without results yet.
+EvalResult user_block(const EvalResult& res, size_t lo, size_t hi, bool rankings) {
+  EvalResult sub;
+  sub.split = res.split;
+  sub.n_items = res.n_items;
+  sub.users.assign(res.users.begin() + static_cast<long>(lo), res.users.begin() + static_cast<long>(hi));
+  sub.n_targets.assign(res.n_targets.begin() + static_cast<long>(lo), res.n_targets.begin() + static_cast<long>(hi));
+  sub.n_users = static_cast<int64_t>(hi - lo);
+  sub.n_candidates.assign(hi - lo, 0);
+  if (rankings) {
+    sub.targets.resize(hi - lo);
+    sub.ranks.resize(hi - lo);
+    sub.top.resize(hi - lo);
+  }
+  return sub;
+}
+
+// Rows of `width` values per user, each rank's block of the n users filled by that rank: every
+// block to every rank.
+template <class T>
+void share_blocks(Distributed& d, std::vector<T>& v, size_t width, size_t n, const std::string& what) {
+  static_assert(std::is_same_v<T, double> || std::is_same_v<T, int64_t>);
+  const auto type = std::is_same_v<T, double> ? torch::kDouble : torch::kLong;
+  auto all = torch::from_blob(v.data(), {static_cast<int64_t>(v.size())}, type);
+  std::vector<at::Tensor> one(1);
+  for (int r = 0; r < d.world(); ++r) {
+    const auto [lo, hi] = rank_block(static_cast<int64_t>(n), r, d.world());
+    if (hi == lo) continue;
+    one[0] = all.narrow(0, lo * static_cast<int64_t>(width), (hi - lo) * static_cast<int64_t>(width));
+    d.broadcast(one, r, what);
+  }
+}
+
+// A list per user (targets, ranks, top lists), each rank's block filled by that rank.
+void share_lists(Distributed& d, std::vector<std::vector<int64_t>>& lists, const std::string& what) {
+  const size_t n = lists.size();
+  std::vector<int64_t> len(n);
+  for (size_t i = 0; i < n; ++i) len[i] = static_cast<int64_t>(lists[i].size());
+  share_blocks(d, len, 1, n, what);
+  std::vector<at::Tensor> one(1);
+  for (int r = 0; r < d.world(); ++r) {
+    const auto [lo, hi] = rank_block(static_cast<int64_t>(n), r, d.world());
+    int64_t total = 0;
+    for (int64_t i = lo; i < hi; ++i) total += len[static_cast<size_t>(i)];
+    if (total == 0) continue;
+    auto flat = torch::empty({total}, torch::kLong);
+    int64_t* f = flat.data_ptr<int64_t>();
+    if (r == d.rank())
+      for (int64_t i = lo; i < hi; ++i) f = std::copy(lists[static_cast<size_t>(i)].begin(), lists[static_cast<size_t>(i)].end(), f);
+    one[0] = flat;
+    d.broadcast(one, r, what);
+    const int64_t* g = flat.data_ptr<int64_t>();
+    for (int64_t i = lo; i < hi; ++i) {
+      auto& l = lists[static_cast<size_t>(i)];
+      l.assign(g, g + len[static_cast<size_t>(i)]);
+      g += len[static_cast<size_t>(i)];
+    }
+  }
+}
+
+// The ranking pass of a distributed evaluation: this rank's block, then the exchange.
+void rank_users_distributed(Distributed& d, const RankingPass& pass, EvalResult& res, std::vector<double>& vals,
+                            TopCounts& counts) {
+  const size_t n = res.users.size(), nc = pass.cols.size();
+  const auto [lo, hi] = rank_block(static_cast<int64_t>(n), d.rank(), d.world());
+  EvalResult sub = user_block(res, static_cast<size_t>(lo), static_cast<size_t>(hi), pass.opts.save_rankings);
+  std::vector<double> sub_vals(vals.begin() + lo * static_cast<int64_t>(nc), vals.begin() + hi * static_cast<int64_t>(nc));
+  if (hi > lo) rank_users(pass, sub, sub_vals, counts);
+  std::copy(sub_vals.begin(), sub_vals.end(), vals.begin() + lo * static_cast<int64_t>(nc));
+  std::copy(sub.n_candidates.begin(), sub.n_candidates.end(), res.n_candidates.begin() + lo);
+  res.seconds_scoring = sub.seconds_scoring;
+  res.seconds_masking = sub.seconds_masking;
+  res.seconds_ranking = sub.seconds_ranking;
+  res.seconds_metrics = sub.seconds_metrics;
+  const std::string what = "the exchange of the " + res.split + " evaluation's per-user values";
+  share_blocks(d, vals, nc, n, what);
+  share_blocks(d, res.n_candidates, 1, n, what);
+  if (pass.opts.save_rankings) {
+    for (auto* part : {&res.targets, &res.ranks, &res.top}) {
+      const auto& from = part == &res.targets ? sub.targets : part == &res.ranks ? sub.ranks : sub.top;
+      std::copy(from.begin(), from.end(), part->begin() + lo);
+      share_lists(d, *part, what);
+    }
+  }
+  auto& raw = counts.raw();
+  if (!raw.empty()) {
+    std::vector<at::Tensor> one{torch::from_blob(raw.data(), {static_cast<int64_t>(raw.size())}, torch::kLong)};
+    d.allreduce_sum(one, "the sum of the " + res.split + " evaluation's top-K counts");
+  }
+}
+
 }  // namespace
 
 EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, const EvalOptions& opts,
@@ -257,11 +355,30 @@ EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, c
   if (want_rank && any_user) {
     const ItemFacts facts = item_facts(split, data, opts, want_features);
     const RankingPass pass{model, device, opts, truth, masked, proto, cs, cols, tb, facts, n_items, kmax};
-    rank_users(pass, res, vals, counts);
+    if (Distributed* d = Distributed::get())
+      rank_users_distributed(*d, pass, res, vals, counts);
+    else
+      rank_users(pass, res, vals, counts);
   }
   RatingErrors rating;
-  if (want_rating && any_user)
-    rating = rating_errors(model, split, target, data, opts, device, truth, res.users, cols, vals);
+  if (want_rating && any_user) {
+    if (Distributed* d = Distributed::get()) {
+      const size_t n = res.users.size(), nc = cols.size();
+      const auto [lo, hi] = rank_block(static_cast<int64_t>(n), d->rank(), d->world());
+      const std::vector<int64_t> mine(res.users.begin() + lo, res.users.begin() + hi);
+      std::vector<double> sub(vals.begin() + lo * static_cast<int64_t>(nc), vals.begin() + hi * static_cast<int64_t>(nc));
+      if (hi > lo) rating = rating_errors(model, split, target, data, opts, device, truth, mine, cols, sub);
+      std::copy(sub.begin(), sub.end(), vals.begin() + lo * static_cast<int64_t>(nc));
+      share_blocks(*d, vals, nc, n, "the exchange of the " + res.split + " rating errors");
+      std::vector<at::Tensor> sums{torch::tensor({rating.sse, rating.sae, static_cast<double>(rating.n_rows)}, torch::kDouble)};
+      d->allreduce_sum(sums, "the sum of the " + res.split + " rating errors");
+      rating.sse = sums[0][0].item<double>();
+      rating.sae = sums[0][1].item<double>();
+      rating.n_rows = static_cast<int64_t>(sums[0][2].item<double>());
+    } else {
+      rating = rating_errors(model, split, target, data, opts, device, truth, res.users, cols, vals);
+    }
+  }
   aggregate(cols, vals, counts, rating, res);
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;

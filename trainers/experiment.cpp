@@ -18,6 +18,8 @@
 
 #include "core/atomic_file.h"
 #include "core/checkpoint.h"
+#include "core/distributed.h"
+#include "core/hash.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/table.h"
@@ -35,7 +37,15 @@ c10::Device setup_runtime(const Config& cfg) {
   set_thread_pools(static_cast<int>(resolve_threads(cfg)));  // LibTorch, OpenMP and BLAS
   const std::string d = cfg.get_string("device");
   if (d == "cpu") return c10::Device(c10::kCPU);
-  if (d == "auto") return torch::cuda::is_available() ? c10::Device(c10::kCUDA) : c10::Device(c10::kCPU);
+  // A distributed launch's processes on one machine each take their own GPU (LOCAL_RANK modulo
+  // the GPUs there) when the config names none.
+  const auto local_gpu = [] {
+    const DistEnv env = dist_env_from_environment();
+    const int n = static_cast<int>(torch::cuda::device_count());
+    return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env.world > 1 && n > 0 ? env.local_rank % n : 0));
+  };
+  if (d == "auto") return torch::cuda::is_available() ? local_gpu() : c10::Device(c10::kCPU);
+  if (d == "cuda" && torch::cuda::is_available()) return local_gpu();
   if (d == "cuda" || d.rfind("cuda:", 0) == 0) {
     if (!torch::cuda::is_available())
       cfg.bad("device", fmt::format("'{}' requested but CUDA is not available (no GPU, or LibTorch built without "
@@ -334,6 +344,7 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
   c10::Device device(c10::kCPU);
   bool empty_split = false;
   try {
+    check_distributed_data(p);
     empty_split = check_evaluable(cfg, p.split, allow_empty);
     device = setup_runtime(cfg);
     const uint64_t seed = static_cast<uint64_t>(cfg.get_int("seed", 0));
@@ -354,27 +365,31 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
     trainer.emplace(model, p.split, topt, eval, device, run_dir, log, &p.data);
   } catch (...) {
     std::error_code ec;
-    if (!resume && fs::is_directory(run_dir, ec) && fs::is_empty(run_dir, ec)) fs::remove(run_dir, ec);
+    if (writes_files() && !resume && fs::is_directory(run_dir, ec) && fs::is_empty(run_dir, ec)) fs::remove(run_dir, ec);
     throw;
   }
-  fs::create_directories(run_dir);
-  // The temporary files of a write that was killed (kill -9, power loss) in this folder: every
-  // file of a run folder is rzoo's, so those of dead processes go.
-  remove_stale_temps(run_dir, [](const std::string&) { return true; });
-  log.open(run_dir + "/train.log");
+  // Distributed: rank 0 writes the run folder; the other ranks only read it (--resume).
+  const bool writer = writes_files();
+  if (writer) {
+    fs::create_directories(run_dir);
+    // The temporary files of a write that was killed (kill -9, power loss) in this folder: every
+    // file of a run folder is rzoo's, so those of dead processes go.
+    remove_stale_temps(run_dir, [](const std::string&) { return true; });
+    log.open(run_dir + "/train.log");
+  }
   // A run stopped before its first checkpoint was written (a full disk, a kill while it set up)
   // has nothing to resume from: --resume starts it at epoch 0 from its own config.yaml, which
   // gives what an uninterrupted run would (epoch 0 depends on the seed alone). A run that has a
   // best.pt or metrics.json but lost its last.pt is not that: resume() refuses it by name.
   const bool fresh_start = resume && !fs::exists(run_dir + "/last.pt") && !fs::exists(run_dir + "/best.pt") &&
                            !fs::exists(run_dir + "/metrics.json");
-  if (fresh_start) {
+  if (fresh_start && writer) {
     log.line(fmt::format("{}/last.pt: no checkpoint yet (the run stopped before its first one was written): "
                          "starting it at epoch 0 from its config.yaml", run_dir));
     if (!fs::exists(run_dir + "/users.txt")) write_ids(run_dir + "/users.txt", p.data.users);
     if (!fs::exists(run_dir + "/items.txt")) write_ids(run_dir + "/items.txt", p.data.items);
   }
-  if (!resume) {
+  if (!resume && writer) {
     write_file_atomic(run_dir + "/config.yaml", cfg.dump());
     write_ids(run_dir + "/users.txt", p.data.users);
     write_ids(run_dir + "/items.txt", p.data.items);
@@ -384,7 +399,7 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
   if (const auto facts = model->describe(); !facts.empty()) {
     std::string text;
     for (const auto& f : facts) log.line(f), text += f + "\n";
-    if (!resume || fresh_start) write_file_atomic(run_dir + "/fields.txt", text);
+    if ((!resume || fresh_start) && writer) write_file_atomic(run_dir + "/fields.txt", text);
   }
   if (resume && !fresh_start) trainer->resume();
   RunResult r;
@@ -406,7 +421,7 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
       j["best_valid"] = json_number(trainer->best_valid());
       j["metric"] = cfg.get_string("train.early_stop.metric");
       j["train_seconds"] = json_rounded(r.train_seconds, 6);
-      write_file_atomic(run_dir + "/pause.json", json_dump(j) + "\n");
+      if (writer) write_file_atomic(run_dir + "/pause.json", json_dump(j) + "\n");
       log.line(fmt::format("paused after epoch {} (--pause-at-epoch {}); best {} {:.4f} at epoch {}; continue with "
                            "rzoo train --resume {}", r.epochs_run, pause_at_epoch, j["metric"].get<std::string>(),
                            trainer->best_valid(), r.best_epoch, run_dir));
@@ -426,6 +441,7 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
   log.line(fmt::format("best epoch {} of {}; {:.2f} s training", r.best_epoch, r.epochs_run, r.train_seconds));
   log.line(eval_table(r.valid));
   log.result(eval_table(r.test));
+  if (!writer) return r;
   write_eval_files(r, p, eval, run_dir);
   write_file_atomic(run_dir + "/metrics.json", metrics_json(r));
   {
@@ -454,6 +470,7 @@ std::unique_ptr<OpenedRun> open_run(const std::string& run_dir, Logger& log, con
   r->device = setup_runtime(cfg);
   r->data = prepare_data(cfg, log);
   const PreparedData& p = r->data;
+  check_distributed_data(p);
   if (read_lines(run_dir + "/users.txt") != p.data.users.raws() || read_lines(run_dir + "/items.txt") != p.data.items.raws())
     fail("{}: the data files no longer give the users and items this run was trained on", run_dir);
   ModelContext ctx{p.data.n_users(), p.data.n_items(), &cfg, &p.data, &p.split};
@@ -463,7 +480,7 @@ std::unique_ptr<OpenedRun> open_run(const std::string& run_dir, Logger& log, con
   // metric need not be among overridden eval settings).
   Trainer trainer(r->model, p.split, TrainOptions::from_config(trained), EvalOptions::from_config(trained), r->device, run_dir,
                   log, &p.data);
-  if (fs::exists(run_dir + "/last.pt")) trainer.resume(/*announce=*/false);  // best epoch, epochs, seconds
+  if (fs::exists(run_dir + "/last.pt")) trainer.resume(/*announce=*/false, /*to_train=*/false);  // best epoch, epochs, seconds
   trainer.restore_best();
   r->best_epoch = trainer.best_epoch();
   r->epochs_run = trainer.epoch();
@@ -488,6 +505,7 @@ RunResult evaluate_run(const std::string& run_dir, Logger& log, const std::vecto
   r.test = evaluate(*o->model, p.split, Target::Test, eval, o->device, &p.data);
   log.line(eval_table(r.valid));
   log.result(eval_table(r.test));
+  if (!writes_files()) return r;
   std::string out = run_dir;
   if (!eval_sets.empty()) {  // e.g. RUN_DIR/eval-protocol-full
     std::string tag = "eval";
@@ -505,6 +523,123 @@ RunResult evaluate_run(const std::string& run_dir, Logger& log, const std::vecto
   return r;
 }
 
+bool writes_files() {
+  const Distributed* d = Distributed::get();
+  return !d || d->root();
+}
+
+namespace {
+// The dotted key of each line of a YAML dump (block mappings, two-space indents), for naming
+// where two ranks' configs differ.
+std::vector<std::pair<std::string, std::string>> dotted_lines(const std::string& yaml) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::vector<std::pair<size_t, std::string>> parents;  // (indent, key)
+  size_t at = 0;
+  while (at < yaml.size()) {
+    const size_t end = std::min(yaml.find('\n', at), yaml.size());
+    const std::string line = yaml.substr(at, end - at);
+    at = end + 1;
+    const size_t indent = line.find_first_not_of(' ');
+    if (indent == std::string::npos) continue;
+    while (!parents.empty() && parents.back().first >= indent) parents.pop_back();
+    const size_t colon = line.find(':', indent);
+    std::string key = colon == std::string::npos ? line.substr(indent) : line.substr(indent, colon - indent);
+    std::string path;
+    for (const auto& pk : parents) path += pk.second + ".";
+    path += key;
+    out.emplace_back(path, line.substr(indent));
+    if (colon != std::string::npos && line.find_first_not_of(' ', colon + 1) == std::string::npos)
+      parents.emplace_back(indent, key);
+  }
+  return out;
+}
+}  // namespace
+
+void start_distributed(const Config& cfg, Logger& log) {
+  const DistEnv env = dist_env_from_environment();
+  if (!env.present || env.world <= 1) return;
+  const std::string backend = cfg.get_choice("distributed.backend", {"auto", "gloo", "nccl"});
+  const double timeout = cfg.get_double("distributed.timeout", 1.0, 1e7);
+  Distributed::init(env, backend, timeout);
+  Distributed& d = *Distributed::get();
+  if (!d.root()) log.silence();
+  // Every rank must run the same experiment: the resolved configs (without where each value was
+  // set, which may differ between machines' paths) compared with rank 0's.
+  const auto texts = d.gather_texts("config", cfg.dump(/*with_origins=*/false));
+  for (int r = 1; r < d.world(); ++r) {
+    if (texts[static_cast<size_t>(r)] == texts[0]) continue;
+    const auto a = dotted_lines(texts[0]), b = dotted_lines(texts[static_cast<size_t>(r)]);
+    size_t i = 0;
+    while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
+    const std::string key = i < a.size() ? a[i].first : i < b.size() ? b[i].first : "?";
+    fail("distributed: rank {}'s resolved config differs from rank 0's at '{}' (rank 0: {}; rank {}: {}); every rank "
+         "must be started with the same config and --set", r, key, i < a.size() ? a[i].second : "(absent)", r,
+         i < b.size() ? b[i].second : "(absent)");
+  }
+  log.line(fmt::format("distributed: {} processes, Gloo process group over {}:{} (distributed.timeout {} s); rank 0 "
+                       "logs and writes the run folder", d.world(), env.addr, env.port, timeout));
+}
+
+void check_distributed_data(const PreparedData& p) {
+  Distributed* d = Distributed::get();
+  if (!d) return;
+  const auto digest = [](const auto& fill) {
+    Sha256 h;
+    fill(h);
+    return h.hex().substr(0, 16);
+  };
+  const auto ids = [&](const IdMap& m) {
+    return digest([&](Sha256& h) {
+      for (const auto& s : m.raws()) h.update(s.data(), s.size() + 1);  // with the terminating NUL as separator
+    });
+  };
+  const auto csr = [&](const Csr& c) {
+    return digest([&](Sha256& h) {
+      h.update(&c.n_rows, sizeof(c.n_rows));
+      h.update(&c.n_cols, sizeof(c.n_cols));
+      h.update(c.indptr.data(), c.indptr.size() * sizeof(int64_t));
+      h.update(c.indices.data(), c.indices.size() * sizeof(int64_t));
+    });
+  };
+  const std::vector<std::pair<std::string, std::string>> mine{{"users", ids(p.data.users)},
+                                                              {"items", ids(p.data.items)},
+                                                              {"train", csr(p.split.train)},
+                                                              {"valid", csr(p.split.valid)},
+                                                              {"test", csr(p.split.test)}};
+  std::string text;
+  for (const auto& [k, v] : mine) text += k + " " + v + "\n";
+  const auto all = d->gather_texts("data", text);
+  for (int r = 1; r < d->world(); ++r) {
+    if (all[static_cast<size_t>(r)] == all[0]) continue;
+    const std::string& a = all[0];
+    const std::string& b = all[static_cast<size_t>(r)];
+    for (const auto& [k, v] : mine) {
+      const auto value_in = [&](const std::string& t) {
+        const size_t at = t.find(k + " ");
+        return at == std::string::npos ? std::string("?") : t.substr(at + k.size() + 1, 16);
+      };
+      if (value_in(a) != value_in(b))
+        fail("distributed: rank {}'s data differ from rank 0's: {} checksum {} against rank 0's {} (every rank must "
+             "read the same files with the same dataset settings)", r, k, value_in(b), value_in(a));
+    }
+  }
+}
+
+// unique_dir on rank 0, the same folder on every rank.
+std::string shared_unique_dir(const fs::path& base) {
+  Distributed* d = Distributed::get();
+  if (!d) return unique_dir(base);
+  const std::string mine = d->root() ? unique_dir(base) : std::string();
+  return d->gather_texts("folder", mine)[0];
+}
+
+std::string shared_run_dir(const Config& cfg) {
+  Distributed* d = Distributed::get();
+  if (!d) return new_run_dir(cfg);
+  const std::string mine = d->root() ? new_run_dir(cfg) : std::string();
+  return d->gather_texts("run_dir", mine)[0];
+}
+
 std::string config_summary(const Config& cfg, const std::string& config_dir) {
   const std::string changes = cfg.dump_changes(config_dir);
   const size_t n = static_cast<size_t>(std::count(changes.begin(), changes.end(), '\n'));
@@ -516,6 +651,7 @@ std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log,
                                       bool allow_empty, bool show_config) {
   const Config base = resolve_config(sources);
   check_run_name(base);  // before anything is written
+  start_distributed(base, log);
   const YAML::Node list = base.node("compare");
   if (!list.IsSequence() || list.size() == 0)
     fail("{}: 'compare' must list the models to compare (e.g. compare: [pop, bpr])", sources.experiment.source);
@@ -534,7 +670,7 @@ std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log,
 
   std::string stem = base.get_string("run_name");
   if (stem.empty()) stem = fs::path(sources.experiment.source).stem().string() + "-" + timestamp();
-  const std::string dir = unique_dir(fs::path(base.get_string("output_dir")) / stem);
+  const std::string dir = shared_unique_dir(fs::path(base.get_string("output_dir")) / stem);
   if (out_dir) *out_dir = dir;
 
   std::vector<RunResult> results;
@@ -566,7 +702,7 @@ std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log,
     log.line(fmt::format("\n=== compare [{}/{}]: {}", i + 1, list.size(), run_name));
     log.line(show_config ? cfg.dump() : config_summary(cfg, sources.config_dir));
     log.hold_results(true);  // each model's own table is a log line here: the comparison is the result
-    RunResult r = train_model(cfg, data, unique_dir(fs::path(dir) / run_name), log, false, allow_empty);
+    RunResult r = train_model(cfg, data, shared_unique_dir(fs::path(dir) / run_name), log, false, allow_empty);
     r.model = run_name;
     results.push_back(std::move(r));
   }
@@ -582,6 +718,7 @@ std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log,
   for (const auto& r : results) all.push_back(metrics_json_value(r));
   const std::string json = json_dump(all, 2) + "\n";
   const std::string protocol = results[0].test.protocol;
+  if (!writes_files()) return results;
   write_file_atomic(dir + "/compare.md", fmt::format("# {}\n\nDataset {}; test split ({} users); {}.\n\n{}", stem, data.data.name,
                                                      results[0].test.n_users, protocol, report_markdown(report)));
   write_file_atomic(dir + "/compare.csv", report_csv(report));

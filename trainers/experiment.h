@@ -101,4 +101,16 @@ std::string config_summary(const Config& cfg, const std::string& config_dir);
 
 std::string eval_table(const EvalResult& res);
 
+// Distributed runs (core/distributed.h). Joins the process group when launched so (torchrun's
+// variables), with cfg's distributed.backend and distributed.timeout, silences `log` on the ranks
+// other than 0, and refuses ranks whose resolved configs differ (naming the first differing key
+// and the rank). No-op in a single-process run.
+void start_distributed(const Config& cfg, Logger& log);
+// Refuses ranks whose data differ (users, items, the split's parts: checksums named by part).
+void check_distributed_data(const PreparedData& p);
+// new_run_dir on rank 0, the same folder on every rank.
+std::string shared_run_dir(const Config& cfg);
+// Rank 0 of a distributed run, or a single process: the one that writes files.
+bool writes_files();
+
 }  // namespace rzoo

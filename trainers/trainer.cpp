@@ -12,6 +12,7 @@
 
 #include "core/checkpoint.h"
 #include "core/config.h"
+#include "core/distributed.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/memory.h"
@@ -119,11 +120,14 @@ Trainer::Trainer(Recommender model, const Split& split, TrainOptions train, Eval
       eval_(std::move(eval)),
       device_(device),
       run_dir_(std::move(run_dir)),
-      log_(log) {
+      log_(log),
+      dist_(Distributed::get()) {
   model_->to(device_);
   if (model_->input_type() != InputType::None && !model_->parameters().empty()) {
     optimizer_ = make_optimizer(opt_.optimizer, model_->parameters(), opt_.lr, opt_.weight_decay, opt_.momentum);
-    if (sparse_gradients_are_exact(opt_)) set_sparse_embeddings(*model_, true);
+    // Distributed: embedding gradients travel sparse (the rows a batch touched, not the tables)
+    // and become dense again after the sum when the optimizer needs them so (reduce_gradients).
+    if (sparse_gradients_are_exact(opt_) || dist_) set_sparse_embeddings(*model_, true);
   }
 }
 
@@ -182,6 +186,7 @@ void write_history_csv(const std::string& path, const std::vector<EpochRecord>& 
 }
 
 void Trainer::write_epoch_logs(const EpochRecord& rec) {
+  if (!writer()) return;
   if (!events_) {
     events_ = std::make_unique<EventWriter>(run_dir_);
     // Events a killed process wrote past last.pt's epoch are then dropped by TensorBoard.
@@ -199,6 +204,7 @@ void Trainer::write_epoch_logs(const EpochRecord& rec) {
 }
 
 void Trainer::save_best() {
+  if (!writer()) return;
   torch::serialize::OutputArchive ar;
   ar.write("format", c10::IValue(std::string(kFormat)));
   ar.write("model_name", c10::IValue(model_->name()));
@@ -210,6 +216,7 @@ void Trainer::save_best() {
 }
 
 void Trainer::save_last() {
+  if (!writer()) return;
   torch::serialize::OutputArchive ar;
   ar.write("format", c10::IValue(std::string(kFormat)));
   ar.write("model_name", c10::IValue(model_->name()));
@@ -225,6 +232,8 @@ void Trainer::save_last() {
     *h++ = r.valid;
   }
   ar.write("history", hist);
+  // The processes that trained: a resume must use as many (each batch is split across them).
+  ar.write("world_size", torch::tensor({int64_t{dist_ ? dist_->world() : 1}}, torch::kLong));
   // What history.csv shows beyond those 5 columns (absent from checkpoints of older versions).
   const auto names = valid_metric_names(history_);
   auto lrs = torch::empty({static_cast<int64_t>(history_.size())}, torch::kDouble);
@@ -391,7 +400,7 @@ std::optional<RunProgress> read_run_progress(const std::string& last_pt) {
   return RunProgress{state[0].item<int64_t>(), state[3].item<int64_t>() != 0};
 }
 
-void Trainer::resume(bool announce) {
+void Trainer::resume(bool announce, bool to_train) {
   const std::string path = run_dir_ + "/last.pt";
   torch::serialize::InputArchive ar;
   load_archive(ar, path, device_);
@@ -401,6 +410,15 @@ void Trainer::resume(bool announce) {
       !ar.try_read("history", hist) || hist.dim() != 2 || hist.size(1) != 5 || hist.scalar_type() != torch::kDouble ||
       state.scalar_type() != torch::kLong || scalars.scalar_type() != torch::kDouble)
     fail("{}: checkpoint is corrupt (training state missing or malformed)", path);
+  {
+    at::Tensor ws;
+    const int64_t saved = ar.try_read("world_size", ws) && ws.numel() == 1 ? ws.cpu().item<int64_t>() : 1;
+    const int64_t now = dist_ ? dist_->world() : 1;
+    if (saved != now && to_train)
+      fail("{}: the run was trained by {} process(es) and this resume has {}: resume it with the same number "
+           "(each batch is split across the processes, so another number would not continue the same run)", path,
+           saved, now);
+  }
   load_module(ar, *model_, path);
   if (optimizer_) {
     torch::serialize::InputArchive o;
@@ -470,7 +488,12 @@ void Trainer::read_history_extras(torch::serialize::InputArchive& ar, const std:
   }
 }
 
-void Trainer::restore_best() { load_model_checkpoint(run_dir_ + "/best.pt", *model_, model_->name(), device_); }
+void Trainer::restore_best() {
+  // Distributed: rank 0 reads best.pt (it wrote it) and every rank takes its parameters, so that
+  // no rank reads a file rank 0 may still be writing, and other machines need no copy of it.
+  if (writer()) load_model_checkpoint(run_dir_ + "/best.pt", *model_, model_->name(), device_);
+  sync_model();
+}
 
 bool Trainer::fit(int64_t max_epochs) {
   namespace fs = std::filesystem;
@@ -482,7 +505,11 @@ bool Trainer::fit(int64_t max_epochs) {
   if (!optimizer_) fail("model '{}' has no trainable parameters", model_->name());
   auto sampler = make_sampler(opt_.sampler, split_.train, opt_.sampler_alpha);
   const bool per_sample = use_per_sample_sgd();
-  auto batcher_ptr = make_batcher(split_, model_->input_type(), *sampler, per_sample ? int64_t{8192} : opt_.batch_size,
+  // Distributed: every rank draws the same batches of world x train.batch_size rows (the batchers'
+  // order and negatives do not depend on the batch size) and trains on its block of each, so N
+  // processes with batch_size B/N take the steps one process takes with B.
+  const int64_t world = dist_ ? dist_->world() : 1;
+  auto batcher_ptr = make_batcher(split_, model_->input_type(), *sampler, per_sample ? int64_t{8192} : opt_.batch_size * world,
                                   opt_.neg_per_pos,
                                   SequenceOptions{opt_.seq_max_len, opt_.seq_prefix, opt_.seq_bucket},
                                   opt_.shuffle_samples ? Batcher::Shuffle::Samples : Batcher::Shuffle::Positives);
@@ -515,6 +542,7 @@ bool Trainer::fit(int64_t max_epochs) {
     }
     save_last();
   }
+  sync_model();
   int64_t step = 0;  // steps of this process (for log_every)
 
   while (epoch_ < opt_.epochs) {
@@ -534,9 +562,10 @@ bool Trainer::fit_closed_form() {
                           "pairs (exact: the same model as training from scratch on them)", opt_.init_from,
                           model_->name(), split_.train.nnz()));
   const auto t0 = Clock::now();
-  model_->fit(split_.train);
+  model_->fit(split_.train);  // distributed: iALS splits its rows across ranks, the others fit on every rank
   train_seconds_ = since(t0);
   epoch_ = best_epoch_ = 1;
+  check_replicas();
   EpochRecord rec{1, std::numeric_limits<double>::quiet_NaN(), train_seconds_, 0.0};
   best_valid_ = rec.valid = validate(rec);
   history_.push_back(rec);
@@ -554,9 +583,13 @@ bool Trainer::fit_closed_form() {
 // depend on the batch size), handed over in chunks.
 bool Trainer::use_per_sample_sgd() const {
   const bool sgd_one = opt_.optimizer == "sgd" && opt_.batch_size == 1 && model_->has_per_sample_sgd();
-  const bool per_sample = sgd_one && opt_.momentum == 0.0 && opt_.weight_decay == 0.0 && device_.is_cpu();
+  const bool per_sample = sgd_one && opt_.momentum == 0.0 && opt_.weight_decay == 0.0 && device_.is_cpu() && !dist_;
   if (epoch_ == 0 && history_.empty()) {
-    if (per_sample)
+    if (sgd_one && dist_)
+      log_.line(fmt::format("sgd with batch_size 1 in {} processes: steps of {} samples (one per process) through "
+                            "autograd; the native per-sample steps are sequential by definition", dist_->world(),
+                            dist_->world()));
+    else if (per_sample)
       log_.line("sgd with batch_size 1: the model's native per-sample SGD steps");
     else if (sgd_one)
       log_.line("sgd with batch_size 1 through autograd, one sample per step (slow): the model's native steps "
@@ -569,6 +602,7 @@ bool Trainer::use_per_sample_sgd() const {
 // (not yet validated).
 EpochRecord Trainer::train_epoch(BatchSource& batcher, bool per_sample, bool show_progress, int64_t& step) {
   const auto t0 = Clock::now();
+  comm_seconds_ = 0;
   model_->train();
   batcher.start_epoch(opt_.seed, static_cast<uint64_t>(epoch_));
   torch::manual_seed(mix_seed(opt_.seed, static_cast<uint64_t>(epoch_)));  // dropout etc.
@@ -582,7 +616,9 @@ EpochRecord Trainer::train_epoch(BatchSource& batcher, bool per_sample, bool sho
     const auto tb = Clock::now();
     if (!batcher.next(b)) break;
     batch_seconds += since(tb);
-    if (stop_requested()) fail("interrupted during epoch {}; the last complete epoch is saved in {}/last.pt "
+    // Distributed: only a stop every rank agreed on at the last step (reduce_gradients), so that
+    // all leave at the same batch.
+    if (dist_ ? stop_agreed_ : stop_requested()) fail("interrupted during epoch {}; the last complete epoch is saved in {}/last.pt "
                                "(continue with: rzoo train --resume {})", epoch_ + 1, run_dir_, run_dir_);
     int64_t steps = 1;
     const at::Tensor weighted = train_batch(b, per_sample, steps);
@@ -604,6 +640,7 @@ EpochRecord Trainer::train_epoch(BatchSource& batcher, bool per_sample, bool sho
   ++epoch_;
   EpochRecord rec{epoch_, loss, since(t0), 0.0};
   rec.batch_seconds = batch_seconds;
+  rec.comm_seconds = comm_seconds_;
   rec.lr = current_lr();
   rec.samples_per_s = static_cast<double>(rows) / std::max(rec.seconds, 1e-9);
   train_seconds_ += rec.seconds;
@@ -615,7 +652,7 @@ at::Tensor Trainer::train_batch(Batch& b, bool per_sample, int64_t& steps) {
   if (device_.type() != c10::kCPU) {
     // Each input type fills only its own fields (user batches have no items): move those.
     const auto to_device = [&](const at::Tensor& t) { return t.defined() ? t.to(device_) : t; };
-    b = Batch{to_device(b.users), to_device(b.items), to_device(b.neg_items), to_device(b.labels), to_device(b.seq)};
+    b = Batch{to_device(b.users), to_device(b.items), to_device(b.neg_items), to_device(b.labels), to_device(b.seq), to_device(b.context)};
   }
   if (per_sample) {
     auto weighted = torch::full({}, model_->per_sample_sgd(b, opt_.lr), torch::kDouble);
@@ -623,6 +660,40 @@ at::Tensor Trainer::train_batch(Batch& b, bool per_sample, int64_t& steps) {
     return weighted;
   }
   optimizer_->zero_grad();
+  if (dist_) {
+    // This rank's block of the batch; its gradient weighted by the block's share, so that the sum
+    // over ranks is the gradient of the batch's mean loss.
+    const int64_t n = b.size();
+    const auto [lo, hi] = rank_block(n, dist_->rank(), dist_->world());
+    // The terms a loss is the mean of: one per row, or with all-positions sequence batches one per
+    // target position (items [B, L], n_items where a position has none).
+    const auto terms = [&](const at::Tensor& items, int64_t rows) {
+      return items.defined() && items.dim() == 2 ? (items < model_->n_items()).sum().item<int64_t>() : rows;
+    };
+    const int64_t all_terms = terms(b.items, n);
+    double local = 0;
+    if (hi > lo) {
+      const auto part = [&](const at::Tensor& t) { return t.defined() ? t.narrow(0, lo, hi - lo) : t; };
+      Batch mine{part(b.users), part(b.items), part(b.neg_items), part(b.labels), part(b.seq), part(b.context)};
+      const int64_t my_terms = terms(mine.items, hi - lo);
+      if (my_terms > 0) {
+        at::Tensor loss = model_->fused_loss_backward(mine);
+        if (!loss.defined()) {
+          loss = model_->loss(mine);
+          loss.backward();
+        }
+        const double share = static_cast<double>(my_terms) / static_cast<double>(std::max<int64_t>(all_terms, 1));
+        torch::NoGradGuard no_grad;
+        for (auto& p : model_->parameters())
+          if (p.grad().defined()) p.mutable_grad() = p.grad() * share;
+        local = loss.detach().to(torch::kDouble).item<double>() * share;
+      }
+    }
+    // The batch's mean loss, times its rows (as one process reports it).
+    const double total = reduce_gradients(local) * static_cast<double>(n);
+    optimizer_->step();
+    return torch::full({}, total, torch::TensorOptions().dtype(torch::kDouble).device(device_));
+  }
   at::Tensor loss = model_->fused_loss_backward(b);
   if (!loss.defined()) {
     loss = model_->loss(b);
@@ -630,6 +701,125 @@ at::Tensor Trainer::train_batch(Batch& b, bool per_sample, int64_t& steps) {
   }
   optimizer_->step();
   return loss.detach().to(torch::kDouble) * static_cast<double>(b.size());
+}
+
+bool Trainer::writer() const { return !dist_ || dist_->root(); }
+
+void Trainer::sync_model() {
+  if (!dist_) return;
+  std::vector<at::Tensor> ts;
+  for (const auto& p : model_->parameters()) ts.push_back(p.data());
+  for (const auto& b : model_->buffers()) ts.push_back(b);
+  torch::NoGradGuard no_grad;
+  dist_->broadcast(ts, 0, "the broadcast of rank 0's parameters");
+}
+
+double Trainer::reduce_gradients(double local_loss) {
+  torch::NoGradGuard no_grad;
+  auto params = model_->parameters();
+  const auto np = static_cast<int64_t>(params.size());
+  // What each rank has: [dense grads (count), sparse grads (count), stop requests, its share of the loss].
+  auto info = torch::zeros({2 * np + 2}, torch::kDouble);
+  double* in = info.data_ptr<double>();
+  for (int64_t i = 0; i < np; ++i) {
+    const auto& g = params[static_cast<size_t>(i)].grad();
+    if (g.defined()) in[g.is_sparse() ? np + i : i] = 1;
+  }
+  in[2 * np] = stop_requested() ? 1 : 0;
+  in[2 * np + 1] = local_loss;
+  std::vector<at::Tensor> one{info};
+  const auto t0 = Clock::now();
+  dist_->allreduce_sum(one, fmt::format("step of epoch {} (gradient layout)", epoch_ + 1));
+  comm_seconds_ += since(t0);
+  const double* out = one[0].data_ptr<double>();
+  // Every rank stops at the same step, whichever was asked (see train_epoch).
+  if (out[2 * np] > 0) {
+    request_stop();
+    stop_agreed_ = true;
+  }
+  // Dense gradients in one flat bucket per type; sparse ones (the embeddings of lazy_adam and
+  // plain sgd) each on their own, summed as sparse tensors.
+  std::vector<std::pair<size_t, at::Tensor>> dense;
+  std::vector<at::Tensor> sparse;
+  std::vector<size_t> sparse_at;
+  for (int64_t i = 0; i < np; ++i) {
+    auto& p = params[static_cast<size_t>(i)];
+    const bool any_dense = out[i] > 0, any_sparse = out[np + i] > 0;
+    if (any_dense && any_sparse)
+      fail("distributed step: parameter {} has a dense gradient on some ranks and a sparse one on others", i);
+    if (any_sparse) {
+      at::Tensor g = p.grad();
+      if (!g.defined()) {  // this rank's rows never used it: an empty sparse gradient
+        std::vector<int64_t> vsize{0};
+        for (int64_t d = 1; d < p.dim(); ++d) vsize.push_back(p.size(d));
+        g = at::sparse_coo_tensor(torch::zeros({1, 0}, torch::TensorOptions().dtype(torch::kLong).device(p.device())),
+                                  torch::zeros(vsize, p.options()), p.sizes());
+      }
+      sparse.push_back(g.coalesce());
+      sparse_at.push_back(static_cast<size_t>(i));
+    } else if (any_dense) {
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      dense.emplace_back(static_cast<size_t>(i), p.grad());
+    }
+  }
+  std::vector<at::Tensor> buckets;
+  std::vector<std::vector<size_t>> members;
+  for (size_t j = 0; j < dense.size(); ++j) {
+    size_t k = 0;
+    while (k < members.size() && dense[members[k][0]].second.scalar_type() != dense[j].second.scalar_type()) ++k;
+    if (k == members.size()) members.emplace_back();
+    members[k].push_back(j);
+  }
+  for (const auto& m : members) {
+    std::vector<at::Tensor> flat;
+    for (size_t j : m) flat.push_back(dense[j].second.reshape({-1}));
+    buckets.push_back(torch::cat(flat));
+  }
+  std::vector<at::Tensor> all = buckets;
+  all.insert(all.end(), sparse.begin(), sparse.end());
+  const auto t1 = Clock::now();
+  dist_->allreduce_sum(all, fmt::format("gradient all-reduce of epoch {}", epoch_ + 1));
+  comm_seconds_ += since(t1);
+  for (size_t k = 0; k < members.size(); ++k) {
+    int64_t at = 0;
+    for (size_t j : members[k]) {
+      at::Tensor g = dense[j].second;
+      g.copy_(all[k].narrow(0, at, g.numel()).view_as(g));
+      at += g.numel();
+    }
+  }
+  // The sum of the sparse gradients is the sum of their dense forms (rows no rank touched are 0).
+  const bool to_dense = !sparse_gradients_are_exact(opt_);
+  for (size_t j = 0; j < sparse.size(); ++j)
+    params[sparse_at[j]].mutable_grad() = to_dense ? all[members.size() + j].to_dense() : all[members.size() + j];
+  return out[2 * np + 1];
+}
+
+void Trainer::check_replicas() {
+  if (!dist_) return;
+  // One number per parameter and buffer (its sum in double): rank 0's against this rank's.
+  std::vector<at::Tensor> mine;
+  std::vector<std::string> names;
+  torch::NoGradGuard no_grad;
+  for (const auto& p : model_->named_parameters()) {
+    mine.push_back(p.value().detach().to(torch::kDouble).sum().cpu().reshape({1}));
+    names.push_back(p.key());
+  }
+  for (const auto& b : model_->named_buffers()) {
+    if (!b.value().is_floating_point()) continue;
+    mine.push_back(b.value().to(torch::kDouble).nan_to_num(0.0).sum().cpu().reshape({1}));
+    names.push_back(b.key());
+  }
+  if (mine.empty()) return;
+  auto here = torch::cat(mine);
+  std::vector<at::Tensor> root{here.clone()};
+  dist_->broadcast(root, 0, fmt::format("the replica check after epoch {}", epoch_));
+  if (!torch::equal(root[0], here)) {
+    for (int64_t i = 0; i < here.size(0); ++i)
+      if (root[0][i].item<double>() != here[i].item<double>())
+        fail("distributed: after epoch {} rank {} holds other values of '{}' than rank 0 (sum {} against {})", epoch_,
+             dist_->rank(), names[static_cast<size_t>(i)], here[i].item<double>(), root[0][i].item<double>());
+  }
 }
 
 // train.log_every: the mean loss of the last log_every steps.
@@ -655,6 +845,7 @@ void Trainer::draw_progress(int64_t batch_no, int64_t n_batches) {
 }
 
 void Trainer::end_epoch(EpochRecord& rec, bool has_valid) {
+  check_replicas();
   std::string valid_text;
   if (has_valid && (epoch_ % opt_.valid_every == 0 || epoch_ == opt_.epochs)) {
     valid_text = validate_epoch(rec);
@@ -663,8 +854,10 @@ void Trainer::end_epoch(EpochRecord& rec, bool has_valid) {
     save_best();
   }
   history_.push_back(rec);
-  log_.line(fmt::format("epoch {:>4}/{} | loss {:.6f} | {:.2f} s ({:.1f}% batching) | {} samples/s{}", epoch_,
+  log_.line(fmt::format("epoch {:>4}/{} | loss {:.6f} | {:.2f} s ({:.1f}% batching{}) | {} samples/s{}", epoch_,
                         opt_.epochs, rec.loss, rec.seconds, 100.0 * rec.batch_seconds / std::max(rec.seconds, 1e-9),
+                        dist_ ? fmt::format(", {:.1f}% communication", 100.0 * rec.comm_seconds / std::max(rec.seconds, 1e-9))
+                              : std::string(),
                         thousands(rec.samples_per_s), valid_text));
   if (done_)
     log_.line(fmt::format("early stop: no better {} in {} validations; best {:.4f} at epoch {}",

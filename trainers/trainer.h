@@ -27,6 +27,7 @@ struct Split;
 struct Dataset;
 class BatchSource;
 class EventWriter;
+class Distributed;
 
 struct TrainOptions {
   int64_t epochs = 50;
@@ -62,6 +63,7 @@ struct EpochRecord {
   double seconds = 0, samples_per_s = 0;
   double valid = std::numeric_limits<double>::quiet_NaN();  // NaN when not validated
   double batch_seconds = 0;  // of `seconds`: building batches (sampling negatives); not kept by resume
+  double comm_seconds = 0;   // of `seconds`, distributed: waiting for the collectives of the steps; not kept
   double lr = std::numeric_limits<double>::quiet_NaN();  // the optimizer's; NaN for a closed-form fit
   // Every validation metric of the epoch ("ndcg@10" -> value; NaN values left out); empty when
   // not validated.
@@ -84,7 +86,8 @@ class Trainer {
   ~Trainer();
 
   // Restores model, optimizer, epoch, early-stopping state and history from run_dir/last.pt.
-  void resume(bool announce = true);
+  // to_train false: only to read the run's progress (rzoo evaluate), by any number of processes.
+  void resume(bool announce = true, bool to_train = true);
   // Trains until done, or until `max_epochs` more epochs ran (-1 = no limit). Returns true
   // when training is complete (all epochs, early stop, or a closed-form fit).
   bool fit(int64_t max_epochs = -1);
@@ -105,6 +108,17 @@ class Trainer {
   void write_epoch_logs(const EpochRecord& rec);  // TensorBoard scalars, history.csv
   double current_lr() const;
   void read_history_extras(torch::serialize::InputArchive& ar, const std::string& path);  // by resume()
+
+  // Distributed runs (core/distributed.h): only rank 0 writes files.
+  bool writer() const;
+  // Every rank starts from rank 0's parameters and buffers.
+  void sync_model();
+  // The gradients of this rank's rows (weighted by their share of the batch) summed over ranks:
+  // every rank then holds the gradient of the whole batch. Also agrees on a stop request. Returns
+  // the batch's mean loss (the sum of the ranks' weighted shares).
+  double reduce_gradients(double local_loss);
+  // At the end of an epoch: fails when a rank's parameters differ from rank 0's.
+  void check_replicas();
 
   // The steps of fit().
   bool fit_closed_form();
@@ -134,6 +148,9 @@ class Trainer {
   std::vector<EpochRecord> history_;
   std::unique_ptr<EventWriter> events_;  // opened at the first epoch this process logs
   bool resumed_ = false;
+  Distributed* dist_ = nullptr;  // null: one process
+  bool stop_agreed_ = false;     // distributed: every rank saw a stop request at the same step
+  double comm_seconds_ = 0;      // distributed: in the collectives of reduce_gradients, this epoch
 };
 
 // Whether the optimizer's update from a gradient with zero rows equals the update from the same

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/distributed.h"
 #include "core/simd.h"
 #include "datasets/dataset.h"
 
@@ -166,14 +167,20 @@ at::Tensor cholesky_solve_batched(const at::Tensor& a, const at::Tensor& b) {
 // The half-step over the rows of `plan` given the other side's factors `fixed` [n_cols, d].
 // Adds the observed part of L at the new factors, sum c (1 - <x_r, f_j>)^2, to *observed when
 // given (nearly free here: F is already gathered).
-at::Tensor half_step(const Plan& plan, const at::Tensor& fixed, const IALSOptions& o, double* observed) {
+at::Tensor half_step(const Plan& plan, const at::Tensor& fixed, const IALSOptions& o, double* observed,
+                     Distributed* dist = nullptr) {
   const int64_t d = fixed.size(1);
   const double c = 1.0 + o.alpha();
   const auto padded = torch::cat({fixed, torch::zeros({1, d}, fixed.options())});  // [n_cols + 1, d]
   const auto base = torch::matmul(fixed.t(), fixed).mul_(o.unobserved_weight());  // alpha0 G, [d, d]
   auto out = torch::zeros({plan.n_rows, d}, fixed.options());
   auto obs = torch::zeros({}, fixed.options().dtype(torch::kDouble));
-  for (const SolveBatch& b : plan.batches) {
+  // Distributed: batch k is rank k % world's; each batch's observed loss kept apart, so that the
+  // sum runs in batch order as in one process.
+  std::vector<double> batch_obs(dist && observed ? plan.batches.size() : 0, 0.0);
+  for (size_t k = 0; k < plan.batches.size(); ++k) {
+    const SolveBatch& b = plan.batches[k];
+    if (dist && static_cast<int>(k % static_cast<size_t>(dist->world())) != dist->rank()) continue;
     const int64_t n = b.cols.size(0), len = b.cols.size(1);
     const auto f = padded.index_select(0, b.cols.reshape({-1})).view({n, len, d});  // [B, L, d]
     auto a = base.expand({n, d, d}).clone();                                          // [B, d, d]
@@ -184,8 +191,20 @@ at::Tensor half_step(const Plan& plan, const at::Tensor& fixed, const IALSOption
     if (observed) {
       const auto pred = torch::bmm(f, x.unsqueeze(2)).squeeze(2);  // [B, L]; 0 on padding
       const auto real = b.cols.lt(plan.n_cols);                    // padding is not in S
-      obs += (1.0 - pred).square_().mul_(real).sum(torch::kDouble);
+      const auto batch = (1.0 - pred).square_().mul_(real).sum(torch::kDouble);
+      if (dist)
+        batch_obs[k] = batch.item<double>();
+      else
+        obs += batch;
     }
+  }
+  if (dist) {
+    // Every row belongs to one batch: the rows other ranks solved are 0 here.
+    std::vector<at::Tensor> ts{out};
+    if (observed) ts.push_back(torch::from_blob(batch_obs.data(), {static_cast<int64_t>(batch_obs.size())}, torch::kDouble));
+    dist->allreduce_sum(ts, "ials: the exchange of a half-step's rows");
+    if (observed)
+      for (double v : batch_obs) obs += v;
   }
   if (observed) *observed += c * obs.item<double>();
   return out;
@@ -289,8 +308,21 @@ RZOO_SIMD_CLONES void cg_rows(const CgRows& a, int64_t begin, int64_t end) {
   }
 }
 
+// Distributed fits (core/distributed.h; `dist` non-null only in fit()): each rank solves its
+// block of the rows; the blocks are then summed over ranks from zero-filled copies, which is
+// exact (x + 0 = x), so every rank holds the single-process factors and loss bit for bit.
+void share_rows(Distributed* dist, at::Tensor& out, int64_t lo, int64_t hi, std::vector<double>* obs,
+                const char* what) {
+  const int64_t n = out.size(0);
+  if (lo > 0) out.narrow(0, 0, lo).zero_();
+  if (hi < n) out.narrow(0, hi, n - hi).zero_();
+  std::vector<at::Tensor> ts{out};
+  if (obs) ts.push_back(torch::from_blob(obs->data(), {static_cast<int64_t>(obs->size())}, torch::kDouble));
+  dist->allreduce_sum(ts, what);
+}
+
 at::Tensor cg_half_step_cpu(const Csr& m, const at::Tensor& reg, const at::Tensor& fixed, const at::Tensor& start,
-                            const IALSOptions& o, double* observed) {
+                            const IALSOptions& o, double* observed, Distributed* dist = nullptr) {
   const int64_t d = fixed.size(1), n = m.n_rows;
   const auto f_t = fixed.contiguous();
   const auto g_t = torch::matmul(f_t.t(), f_t).mul_(o.unobserved_weight()).contiguous();  // alpha0 G, [d, d]
@@ -306,7 +338,9 @@ at::Tensor cg_half_step_cpu(const Csr& m, const at::Tensor& reg, const at::Tenso
                     d,
                     o.cg_steps(),
                     static_cast<float>(1.0 + o.alpha())};
-  at::parallel_for(0, n, 32, [&](int64_t begin, int64_t end) { cg_rows(args, begin, end); });
+  const auto [lo, hi] = dist ? rank_block(n, dist->rank(), dist->world()) : std::pair<int64_t, int64_t>{0, n};
+  at::parallel_for(lo, hi, 32, [&](int64_t begin, int64_t end) { cg_rows(args, begin, end); });
+  if (dist) share_rows(dist, out, lo, hi, observed ? &obs : nullptr, "ials: the exchange of a half-step's rows");
   if (observed) {
     double s = 0.0;
     for (double v : obs) s += v;  // in row order: the same sum for any thread count
@@ -446,19 +480,21 @@ void IALSImpl::fit(const Csr& train) {
   // Only H needs a start: the first half-step solves W from it (CG: from W = 0).
   auto h = (torch::randn({n_items_, d}) * (options.init_std() / std::sqrt(static_cast<double>(d)))).to(device);
   at::Tensor w = torch::zeros({n_users_, d}, h.options());
+  // Distributed (core/distributed.h): the rows of each half-step split across the ranks.
+  Distributed* dist = Distributed::get();
   loss_history.clear();
   for (int64_t epoch = 0; epoch < options.epochs(); ++epoch) {
     double observed = 0.0;
     double* obs = record_loss ? &observed : nullptr;
     if (native) {
-      w = cg_half_step_cpu(train, user_reg, h, w, options, nullptr);
-      h = cg_half_step_cpu(train_t, item_reg, w, h, options, obs);
-    } else if (cg) {
+      w = cg_half_step_cpu(train, user_reg, h, w, options, nullptr, dist);
+      h = cg_half_step_cpu(train_t, item_reg, w, h, options, obs, dist);
+    } else if (cg) {  // CUDA: every rank solves every row (a GPU solves them faster than they travel)
       w = cg_half_step_batched(users, h, w, options, nullptr);
       h = cg_half_step_batched(items, w, h, options, obs);
     } else {
-      w = half_step(users, h, options, nullptr);
-      h = half_step(items, w, options, obs);
+      w = half_step(users, h, options, nullptr, dist);
+      h = half_step(items, w, options, obs, dist);
     }
     if (record_loss) loss_history.push_back(observed + unobserved_and_reg(w, h, user_reg, item_reg, options));
   }

@@ -36,6 +36,8 @@ class TopCounts {
            int64_t users);
   // The aggregate of column `ci` (one of the counted columns, asked for in column order).
   double value(const MetricColumn& c, size_t ci) const;
+  // The counts themselves ([counted columns, n_items]), to sum those of several processes.
+  std::vector<int64_t>& raw() { return in_top_; }
 
  private:
   int64_t n_items_;

@@ -1,0 +1,287 @@
+#include "core/distributed.h"
+
+#include <torch/torch.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstdlib>
+#include <thread>
+
+#include "core/error.h"
+#include "rzoo_build.h"
+
+#if RZOO_HAVE_GLOO
+#ifndef USE_C10D_GLOO
+#define USE_C10D_GLOO  // what LibTorch's own build defines; its Gloo header is empty without it
+#endif
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+
+namespace rzoo {
+
+namespace {
+
+std::string first_line_of(const std::string& s) {
+  const size_t nl = s.find('\n');
+  return nl == std::string::npos ? s : s.substr(0, nl);
+}
+
+// An integer environment variable in [lo, hi]; `required` false: `fallback` when unset.
+int env_int(const char* name, int lo, int hi, bool required, int fallback) {
+  const char* v = std::getenv(name);
+  if (!v) {
+    if (required)
+      fail("distributed launch: {} is not set (torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and "
+           "MASTER_PORT; `rzoo train --nproc N` sets them for N local processes)", name);
+    return fallback;
+  }
+  errno = 0;
+  char* end = nullptr;
+  const long x = std::strtol(v, &end, 10);
+  if (*v == '\0' || *end != '\0' || errno != 0 || x < lo || x > hi)
+    fail("distributed launch: {}={} is not an integer in [{}, {}]", name, v, lo, hi);
+  return static_cast<int>(x);
+}
+
+}  // namespace
+
+DistEnv dist_env_from_environment() {
+  DistEnv e;
+  if (!std::getenv("WORLD_SIZE")) return e;
+  e.present = true;
+  e.world = env_int("WORLD_SIZE", 1, 1 << 16, true, 1);
+  e.rank = env_int("RANK", 0, e.world - 1, true, 0);
+  e.local_rank = env_int("LOCAL_RANK", 0, e.world - 1, false, 0);
+  if (e.world == 1) return e;  // nothing to join
+  const char* addr = std::getenv("MASTER_ADDR");
+  if (!addr || !*addr)
+    fail("distributed launch: MASTER_ADDR is not set (the host of rank 0, e.g. 127.0.0.1 on one machine; torchrun "
+         "sets it, and `rzoo train --nproc N` for local runs)");
+  e.addr = addr;
+  e.port = env_int("MASTER_PORT", 1, 65535, true, 0);
+  const char* agent = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+  e.agent_store = agent && std::string(agent) == "True";
+  return e;
+}
+
+#if RZOO_HAVE_GLOO
+
+struct Distributed::Impl {
+  int rank = 0, world = 1;
+  std::string addr;
+  int port = 0;
+  bool agent_store = false;
+  std::chrono::milliseconds timeout{0};
+  c10::intrusive_ptr<c10d::Store> store;      // the collectives' rendezvous and gather_texts
+  c10::intrusive_ptr<c10d::Store> hb_store;   // a second connection, the heartbeat thread's own
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  // The heartbeat: a detached thread that adds 1 to hb/<rank> every second until stopped.
+  std::shared_ptr<std::atomic<bool>> hb_stop = std::make_shared<std::atomic<bool>>(false);
+  int64_t texts = 0;
+};
+
+namespace {
+Distributed* g_dist = nullptr;  // never destroyed while the process runs (see finish())
+
+c10::intrusive_ptr<c10d::Store> connect_store(const DistEnv& env, bool server, std::chrono::milliseconds timeout) {
+  c10d::TCPStoreOptions o;
+  o.port = static_cast<std::uint16_t>(env.port);
+  o.isServer = server;
+  o.numWorkers = server ? c10::optional<std::size_t>(static_cast<std::size_t>(env.world)) : c10::nullopt;
+  o.waitWorkers = false;  // the process group's own rendezvous waits for every rank
+  o.timeout = timeout;
+  c10::intrusive_ptr<c10d::Store> tcp = c10::make_intrusive<c10d::TCPStore>(env.addr, o);
+  // torchrun's agent keeps its own keys in the same store.
+  return c10::make_intrusive<c10d::PrefixStore>("rzoo", tcp);
+}
+
+std::shared_ptr<::gloo::transport::Device> gloo_device(const DistEnv& env) {
+  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname)
+    return c10d::ProcessGroupGloo::createDeviceForInterface(ifname);
+  // One machine: the loopback interface, whatever the host name resolves to.
+  if (env.addr == "localhost" || env.addr.rfind("127.", 0) == 0)
+    return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
+  return c10d::ProcessGroupGloo::createDefaultDevice();
+}
+}  // namespace
+
+void Distributed::init(const DistEnv& env, const std::string& backend, double timeout_s) {
+  if (g_dist || !env.present || env.world <= 1) return;
+  if (backend != "auto" && backend != "gloo")
+    fail("distributed.backend: '{}' is not available in this rzoo build (it builds LibTorch's Gloo process group, "
+         "which also carries CUDA tensors; use auto or gloo)", backend);
+  auto impl = std::make_unique<Impl>();
+  impl->rank = env.rank;
+  impl->world = env.world;
+  impl->addr = env.addr;
+  impl->port = env.port;
+  impl->agent_store = env.agent_store;
+  impl->timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000.0));
+  const bool server = env.rank == 0 && !env.agent_store;
+  try {
+    impl->store = connect_store(env, server, impl->timeout);
+    impl->hb_store = connect_store(env, false, impl->timeout);
+  } catch (const std::exception& e) {
+    if (server)
+      fail("distributed: rank 0 cannot serve the rendezvous store at {}:{}: {} (is the port in use? choose another "
+           "MASTER_PORT)", env.addr, env.port, first_line_of(e.what()));
+    fail("distributed: rank {} found no rendezvous store at {}:{} within distributed.timeout {} s: {}", env.rank,
+         env.addr, env.port, timeout_s, first_line_of(e.what()));
+  }
+  try {
+    auto opts = c10d::ProcessGroupGloo::Options::create(impl->timeout);
+    opts->devices.push_back(gloo_device(env));
+    opts->threads = 1;  // one collective at a time per step: a second thread only competes with training for cores
+    impl->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, env.rank, env.world, opts);
+  } catch (const std::exception& e) {
+    fail("distributed: rank {} could not join the {} ranks at {}:{} within distributed.timeout {} s: {}", env.rank,
+         env.world, env.addr, env.port, timeout_s, first_line_of(e.what()));
+  }
+  // The heartbeat (see failed()).
+  {
+    auto store = impl->hb_store;
+    auto stop = impl->hb_stop;
+    const std::string key = "hb/" + std::to_string(env.rank);
+    std::thread([store, stop, key] {
+      while (!stop->load()) {
+        try {
+          store->add(key, 1);
+        } catch (...) {
+          return;  // the store is gone: the collectives will say so
+        }
+        for (int i = 0; i < 10 && !stop->load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }).detach();
+  }
+  g_dist = new Distributed(std::move(impl));
+}
+
+Distributed* Distributed::get() { return g_dist; }
+
+void Distributed::finish() {
+  if (!g_dist) return;
+  g_dist->impl_->hb_stop->store(true);
+  // Rank 0 serves the store: it must not leave while another rank still uses it.
+  g_dist->barrier("the end of the run");
+}
+
+Distributed::Distributed(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Distributed::~Distributed() = default;
+
+int Distributed::rank() const { return impl_->rank; }
+int Distributed::world() const { return impl_->world; }
+
+void Distributed::failed(const std::string& what, const std::string& error) const {
+  // Which ranks stopped answering: those whose heartbeat counter did not move in 2.5 s.
+  std::string lost;
+  try {
+    std::vector<int64_t> before(static_cast<size_t>(impl_->world));
+    for (int r = 0; r < impl_->world; ++r) before[static_cast<size_t>(r)] = impl_->store->add("hb/" + std::to_string(r), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    for (int r = 0; r < impl_->world; ++r)
+      if (r != impl_->rank && impl_->store->add("hb/" + std::to_string(r), 0) == before[static_cast<size_t>(r)])
+        lost += (lost.empty() ? "" : ", ") + std::to_string(r);
+    if (!lost.empty()) lost = fmt::format("; rank(s) {} stopped answering (died or hung)", lost);
+  } catch (const std::exception&) {
+    lost = impl_->agent_store ? "; the rendezvous store (torchrun's agent) is unreachable"
+                              : "; rank 0 stopped answering (it serves the rendezvous store: died or hung)";
+  }
+  fail("distributed: rank {} of {}: {} failed: {}{}", impl_->rank, impl_->world, what, first_line_of(error), lost);
+}
+
+void Distributed::allreduce_sum(std::vector<at::Tensor>& ts, const std::string& what) {
+  try {
+    // One tensor per call: c10d reads a call's list as one tensor per local device.
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    works.reserve(ts.size());
+    for (auto& t : ts) {
+      std::vector<at::Tensor> one{t};
+      c10d::AllreduceOptions o;
+      o.reduceOp = c10d::ReduceOp::SUM;
+      o.timeout = impl_->timeout;
+      works.push_back(impl_->pg->allreduce(one, o));
+    }
+    for (size_t i = 0; i < works.size(); ++i) {
+      works[i]->wait();
+      // A sparse sum comes back as a new tensor, not in place.
+      if (ts[i].is_sparse()) {
+        auto out = works[i]->result();
+        if (!out.empty()) ts[i] = out[0];
+      }
+    }
+  } catch (const std::exception& e) {
+    failed(what, e.what());
+  }
+}
+
+void Distributed::broadcast(std::vector<at::Tensor>& ts, int root, const std::string& what) {
+  try {
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    works.reserve(ts.size());
+    for (auto& t : ts) {
+      std::vector<at::Tensor> one{t};
+      c10d::BroadcastOptions o;
+      o.rootRank = root;
+      o.rootTensor = 0;
+      o.timeout = impl_->timeout;
+      works.push_back(impl_->pg->broadcast(one, o));
+    }
+    for (auto& w : works) w->wait();
+  } catch (const std::exception& e) {
+    failed(what, e.what());
+  }
+}
+
+void Distributed::barrier(const std::string& what) {
+  try {
+    c10d::BarrierOptions o;
+    o.timeout = impl_->timeout;
+    impl_->pg->barrier(o)->wait();
+  } catch (const std::exception& e) {
+    failed(what, e.what());
+  }
+}
+
+std::vector<std::string> Distributed::gather_texts(const std::string& key, const std::string& mine) {
+  const std::string base = fmt::format("text/{}/{}/", impl_->texts++, key);
+  std::vector<std::string> out;
+  try {
+    impl_->store->set(base + std::to_string(impl_->rank), std::vector<uint8_t>(mine.begin(), mine.end()));
+    for (int r = 0; r < impl_->world; ++r) {
+      const auto v = impl_->store->get(base + std::to_string(r));
+      out.emplace_back(v.begin(), v.end());
+    }
+  } catch (const std::exception& e) {
+    failed("exchanging " + key, e.what());
+  }
+  return out;
+}
+
+#else  // no Gloo headers: single-process only
+
+struct Distributed::Impl {};
+
+void Distributed::init(const DistEnv& env, const std::string&, double) {
+  if (!env.present || env.world <= 1) return;
+  fail("distributed launch (WORLD_SIZE={}): this rzoo was built without LibTorch's Gloo process group (its headers were "
+       "not found: apt-get install libgloo-dev, then rebuild)", env.world);
+}
+Distributed* Distributed::get() { return nullptr; }
+void Distributed::finish() {}
+Distributed::Distributed(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Distributed::~Distributed() = default;
+int Distributed::rank() const { return 0; }
+int Distributed::world() const { return 1; }
+void Distributed::failed(const std::string& what, const std::string& error) const { fail("{}: {}", what, error); }
+void Distributed::allreduce_sum(std::vector<at::Tensor>&, const std::string&) {}
+void Distributed::broadcast(std::vector<at::Tensor>&, int, const std::string&) {}
+void Distributed::barrier(const std::string&) {}
+std::vector<std::string> Distributed::gather_texts(const std::string&, const std::string& mine) { return {mine}; }
+
+#endif
+
+}  // namespace rzoo

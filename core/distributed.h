@@ -1,0 +1,73 @@
+// Distributed runs on LibTorch's own engine, torch.distributed's C++ core (c10d): a TCPStore
+// rendezvous at MASTER_ADDR:MASTER_PORT and a Gloo process group (CPU tensors, and CUDA tensors
+// where LibTorch has CUDA). Launched like PyTorch: torchrun sets RANK, WORLD_SIZE, LOCAL_RANK,
+// MASTER_ADDR and MASTER_PORT for each process; `rzoo train --nproc N` sets them for N local
+// processes (apps/launch.cpp). A process without WORLD_SIZE (or with WORLD_SIZE 1) is an ordinary
+// single-process run and never touches any of this.
+//
+// Every collective names what it was doing; when one fails (a peer died: its connections closed;
+// or hung: the configured timeout passed), the error names the ranks that stopped answering, from
+// per-rank heartbeat counters kept in the store (a rank whose counter no longer moves is gone).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace rzoo {
+
+// torchrun's environment. present: WORLD_SIZE is set (then the others must be, or it fails
+// naming the one missing or malformed).
+struct DistEnv {
+  bool present = false;
+  int rank = 0, world = 1, local_rank = 0;
+  std::string addr;
+  int port = 0;
+  bool agent_store = false;  // torchrun's agent already serves the store at addr:port (TORCHELASTIC_USE_AGENT_STORE)
+};
+DistEnv dist_env_from_environment();
+
+class Distributed {
+ public:
+  // Joins the process group of env (world > 1): rank 0 serves the TCPStore unless torchrun's agent
+  // does, every rank waits for the others up to timeout_s, then builds the Gloo group. backend:
+  // auto | gloo | nccl (auto = gloo: rzoo does not build NCCL's process group; Gloo also carries
+  // CUDA tensors). Fails with a clear message (no Gloo in this build, an address that does not
+  // resolve, a port in use, peers that never came).
+  static void init(const DistEnv& env, const std::string& backend, double timeout_s);
+  // The process group, or null in a single-process run.
+  static Distributed* get();
+  // Waits for every rank (so that rank 0, which holds the store, leaves last) and stops the
+  // heartbeat. Safe to call in a single-process run.
+  static void finish();
+
+  int rank() const;
+  int world() const;
+  bool root() const { return rank() == 0; }
+
+  // In place, every tensor of `ts` (dense or sparse; CPU, or CUDA with a CUDA LibTorch): the sum
+  // over ranks. `what` names the step in an error.
+  void allreduce_sum(std::vector<at::Tensor>& ts, const std::string& what);
+  // In place: root's tensors to every rank (same shapes and types on every rank).
+  void broadcast(std::vector<at::Tensor>& ts, int root, const std::string& what);
+  void barrier(const std::string& what);
+  // Every rank's `mine` under `key`, in rank order (through the store: for texts, not tensors).
+  std::vector<std::string> gather_texts(const std::string& key, const std::string& mine);
+
+  ~Distributed();
+
+ private:
+  struct Impl;
+  explicit Distributed(std::unique_ptr<Impl> impl);
+  [[noreturn]] void failed(const std::string& what, const std::string& error) const;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The block of [0, n) rank r of `world` takes: [n r / world, n (r + 1) / world).
+inline std::pair<int64_t, int64_t> rank_block(int64_t n, int rank, int world) {
+  return {n * rank / world, n * (rank + 1) / world};
+}
+
+}  // namespace rzoo

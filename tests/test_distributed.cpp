@@ -1,0 +1,324 @@
+// Distributed runs (core/distributed.h) through the real binary: 2 processes over Gloo on the
+// loopback interface against 1 process, parameter for parameter and value for value.
+#include "helpers.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include <torch/torch.h>
+
+#include "rzoo_build.h"
+
+using namespace rzoo::test;
+
+namespace {
+std::string q(const std::string& s) { return "'" + s + "'"; }
+
+std::string common(const TempDir& t) {
+  return " --config-dir " + q(config_dir()) + " --set output_dir=" + q(t.file("runs")) +
+         " --set distributed.timeout=60 --quiet ";
+}
+
+// Every parameter and buffer of a checkpoint's model, by dotted name.
+void collect(torch::serialize::InputArchive& ar, const std::string& prefix, std::map<std::string, at::Tensor>& out) {
+  for (const auto& k : ar.keys()) {
+    at::Tensor t;
+    if (ar.try_read(k, t)) {
+      out[prefix + k] = t;
+      continue;
+    }
+    torch::serialize::InputArchive sub;
+    if (ar.try_read(k, sub)) collect(sub, prefix + k + ".", out);
+  }
+}
+
+std::map<std::string, at::Tensor> model_of(const std::string& checkpoint) {
+  torch::serialize::InputArchive ar, m;
+  ar.load_from(checkpoint);
+  REQUIRE(ar.try_read("model", m));
+  std::map<std::string, at::Tensor> out;
+  collect(m, "", out);
+  return out;
+}
+
+// The largest absolute difference over all tensors (both models must have the same names and shapes).
+double max_diff(const std::map<std::string, at::Tensor>& a, const std::map<std::string, at::Tensor>& b) {
+  REQUIRE(a.size() == b.size());
+  double d = 0;
+  for (const auto& [k, t] : a) {
+    INFO(k);
+    REQUIRE(b.count(k) == 1);
+    REQUIRE(b.at(k).sizes() == t.sizes());
+    if (t.numel() > 0) d = std::max(d, (t.to(torch::kDouble) - b.at(k).to(torch::kDouble)).abs().max().item<double>());
+  }
+  return d;
+}
+
+std::string read(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// history.csv without its seconds column (the time an epoch took differs from run to run).
+std::string history_without_time(const std::string& run) {
+  std::stringstream in(read(run + "/history.csv"));
+  std::string line, out;
+  while (std::getline(in, line)) {
+    std::vector<std::string> cells;
+    std::stringstream ls(line);
+    std::string c;
+    while (std::getline(ls, c, ',')) cells.push_back(c);
+    for (size_t i = 0; i < cells.size(); ++i)
+      if (i != 2) out += cells[i] + ",";
+    out += "\n";
+  }
+  return out;
+}
+}  // namespace
+
+#if RZOO_HAVE_GLOO
+
+TEST_CASE("distributed: 2 processes with batch B/2 train the parameters of 1 process with batch B", "[distributed]") {
+  TempDir t;
+  const std::string data = "dataset: synthetic\ntrain: {epochs: 3, early_stop: {patience: 0}}\n";
+  struct Case {
+    const char* name;
+    std::string model, sets;
+  };
+  const std::vector<Case> cases = {
+      {"bpr adam (dense gradients)", "model: bpr\n", "--set train.optimizer=adam --set train.lr=0.01"},
+      {"bpr sgd (sparse embedding gradients)", "model: bpr\n", "--set train.optimizer=sgd --set train.lr=0.5"},
+      {"bpr lazy_adam (sparse)", "model: bpr\n", "--set train.optimizer=lazy_adam --set train.lr=0.01"},
+      {"mf adam (pointwise)", "model: mf\n", "--set train.optimizer=adam --set train.lr=0.01"},
+      {"mf sgd", "model: mf\n", "--set train.optimizer=sgd --set train.lr=0.5"},
+      {"sasrec adam (all positions, ce)", "model: {name: sasrec, hidden_size: 16, layers: 1, inner_size: 32, dropout: 0, "
+                                          "attn_dropout: 0, max_len: 10}\n",
+       "--set train.optimizer=adam --set train.lr=0.001 --set train.sequence.augment=none --set dataset.split.method=leave_last"},
+  };
+  for (const auto& c : cases) {
+    SECTION(c.name) {
+      const std::string exp = t.write("exp.yaml", data + c.model);
+      const auto one = run_cli("train " + q(exp) + common(t) + c.sets + " --set threads=1 --set run_name=one --set train.batch_size=64");
+      INFO(one.output);
+      REQUIRE(one.code == 0);
+      const auto two = run_cli("train " + q(exp) + common(t) + c.sets +
+                               " --set threads=1 --set run_name=two --set train.batch_size=32 --nproc 2");
+      INFO(two.output);
+      REQUIRE(two.code == 0);
+      const std::string a = t.file("runs/one"), b = t.file("runs/two");
+      for (const char* f : {"/best.pt", "/last.pt"}) CHECK(max_diff(model_of(a + f), model_of(b + f)) < 1e-5);
+      // Losses and every validation metric of every epoch, to the digits history.csv keeps.
+      const std::string ha = history_without_time(a), hb = history_without_time(b);
+      CHECK(ha.size() > 40);
+      // Losses may differ in the last float digits (sums in another order): compare the metrics.
+      std::stringstream sa(ha), sb(hb);
+      std::string la, lb;
+      while (std::getline(sa, la) && std::getline(sb, lb)) {
+        const auto metrics = [](const std::string& l) {
+          size_t c = 0, at = 0;
+          while (c < 3 && (at = l.find(',', at) + 1) != 0) ++c;  // epoch, loss, lr
+          return l.substr(at);
+        };
+        CHECK(metrics(la) == metrics(lb));
+      }
+      // Only rank 0 wrote the run folder; the other rank wrote nothing else anywhere.
+      CHECK(fs::exists(b + "/metrics.json"));
+      std::vector<std::string> folders;
+      for (const auto& e : fs::directory_iterator(t.file("runs"))) folders.push_back(e.path().filename().string());
+      CHECK(folders.size() == 2);
+    }
+  }
+}
+
+TEST_CASE("distributed: iALS with its rows split across 2 processes equals iALS in one", "[distributed]") {
+  TempDir t;
+  const std::string exp = t.write("exp.yaml", "dataset: synthetic\nmodel: {name: ials, factors: 8, epochs: 4}\n");
+  for (const std::string solver : {"cg", "cholesky"}) {
+    INFO(solver);
+    const std::string s = " --set threads=1 --set model.solver=" + solver + " --set run_name=";
+    const auto one = run_cli("train " + q(exp) + common(t) + s + "one-" + solver);
+    REQUIRE(one.code == 0);
+    const auto two = run_cli("train " + q(exp) + common(t) + s + "two-" + solver + " --nproc 2");
+    INFO(two.output);
+    REQUIRE(two.code == 0);
+    const std::string a = t.file("runs/one-" + solver), b = t.file("runs/two-" + solver);
+    CHECK(max_diff(model_of(a + "/best.pt"), model_of(b + "/best.pt")) < 1e-4);
+    CHECK(read(a + "/test.users.csv") == read(b + "/test.users.csv"));
+    CHECK(read(a + "/valid.users.csv") == read(b + "/valid.users.csv"));
+  }
+}
+
+TEST_CASE("distributed: evaluation in 2 processes equals one process, value for value", "[distributed]") {
+  TempDir t;
+  const std::string exp =
+      t.write("exp.yaml", "dataset: synthetic\nmodel: bpr\ntrain: {epochs: 2}\neval: {save_rankings: true}\n");
+  const auto r = run_cli("train " + q(exp) + common(t) + " --set threads=1 --set run_name=r");
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  const std::string run = t.file("runs/r");
+  // One process, then two (eval.protocol uni50 too: sampled candidates per user).
+  for (const std::string set : {"", "--set eval.protocol=uni50"}) {
+    INFO(set);
+    auto e1 = run_cli("evaluate " + q(run) + " " + set + " --quiet");
+    REQUIRE(e1.code == 0);
+    const std::string out = set.empty() ? run : run + "/eval-protocol-uni50";
+    const std::string v1 = read(out + "/valid.users.csv"), t1 = read(out + "/test.users.csv"),
+                      k1 = read(out + "/test.rankings.tsv");
+    REQUIRE(fs::remove(out + "/test.users.csv"));
+    auto e2 = run_cli("evaluate " + q(run) + " " + set + " --quiet --nproc 2");
+    INFO(e2.output);
+    REQUIRE(e2.code == 0);
+    CHECK(e1.output == e2.output);  // the same tables
+    CHECK(read(out + "/valid.users.csv") == v1);
+    CHECK(read(out + "/test.users.csv") == t1);
+    CHECK(read(out + "/test.rankings.tsv") == k1);
+    CHECK(t1.size() > 1000);
+  }
+}
+
+TEST_CASE("distributed: a comparison in 2 processes gives the per-user values of one process", "[distributed]") {
+  TempDir t;
+  const std::string exp = t.write("exp.yaml", "dataset: synthetic\ncompare: [pop, ease, bpr]\ntrain: {epochs: 2}\n");
+  // train.batch_size is per process: 2 x 32 rows per step against 1 x 64.
+  const auto one = run_cli("compare " + q(exp) + common(t) + " --set threads=1 --set run_name=one --set train.batch_size=64");
+  REQUIRE(one.code == 0);
+  const auto two =
+      run_cli("compare " + q(exp) + common(t) + " --set threads=1 --set run_name=two --set train.batch_size=32 --nproc 2");
+  INFO(two.output);
+  REQUIRE(two.code == 0);
+  CHECK(two.output.find("comparison on synthetic") != std::string::npos);
+  for (const char* m : {"pop", "ease", "bpr"}) {
+    INFO(m);
+    const std::string a = read(t.file("runs/one/") + m + "/test.users.csv");
+    CHECK(a.size() > 1000);
+    CHECK(a == read(t.file("runs/two/") + m + "/test.users.csv"));
+  }
+  CHECK(fs::exists(t.file("runs/two/compare.md")));
+}
+
+TEST_CASE("distributed: started by torchrun (python3-torch's launcher)", "[distributed]") {
+  if (run_shell("/usr/bin/python3 -c 'import torch.distributed.run'").code != 0) {
+    WARN("no /usr/bin/python3 with torch.distributed.run: the launcher test did not run");
+    return;
+  }
+  TempDir t;
+  const std::string exp = t.write("exp.yaml", "dataset: synthetic\nmodel: bpr\ntrain: {epochs: 2, batch_size: 32}\n");
+  const auto ours = run_cli("train " + q(exp) + common(t) + " --set threads=1 --set run_name=ours --nproc 2");
+  REQUIRE(ours.code == 0);
+  // --redirects 1 --tee 1: torchrun 1.13 under Python 3.11 fails on its default "0" (its Std
+  // flag enum no longer lists the zero member), so ranks' stdout goes to files and the terminal.
+  const auto tr = run_shell("/usr/bin/python3 -m torch.distributed.run --standalone --nproc_per_node 2 --no_python "
+                            "--redirects 1 --tee 1 --log_dir " + q(t.file("torchrun-logs")) + " " +
+                            std::string(RZOO_TEST_CLI) + " train " + q(exp) + common(t) +
+                            " --set threads=1 --set run_name=torchrun");
+  INFO(tr.output);
+  REQUIRE(tr.code == 0);
+  CHECK(max_diff(model_of(t.file("runs/ours/best.pt")), model_of(t.file("runs/torchrun/best.pt"))) == 0);
+  CHECK(read(t.file("runs/ours/test.users.csv")) == read(t.file("runs/torchrun/test.users.csv")));
+}
+
+TEST_CASE("distributed: a rank killed mid-run stops the others with its number, and --resume ends as an uninterrupted run",
+          "[distributed]") {
+  TempDir t;
+  const std::string exp = t.write("exp.yaml",
+                                  "dataset: synthetic\nmodel: bpr\ntrain: {epochs: 60, batch_size: 16, valid_every: 100, "
+                                  "early_stop: {patience: 0}}\n");
+  const std::string args = "train " + q(exp) + common(t) + " --set threads=1 --set distributed.timeout=30 --nproc 2";
+  // Uninterrupted, for the numbers.
+  const auto whole = run_cli(args + " --set run_name=whole");
+  INFO(whole.output);
+  REQUIRE(whole.code == 0);
+  // Killed: rank 1 (found by its environment) gets SIGKILL once epoch 20 is logged.
+  const std::string log = t.file("killed.out");
+  run_shell("(" + std::string(RZOO_TEST_CLI) + " " + args + " --set run_name=killed > " + q(log) + " 2>&1; echo \"exit $?\" >> " +
+            q(log) + ") > /dev/null 2>&1 &");  // not holding run_shell's pipe: it returns at once
+  const std::string train_log = t.file("runs/killed/train.log");
+  bool killed = false;
+  for (int i = 0; i < 600 && !killed; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (read(train_log).find("epoch   20/60") == std::string::npos) continue;
+    for (const auto& e : fs::directory_iterator("/proc")) {
+      const std::string env = read(e.path().string() + "/environ");
+      const std::string cmd = read(e.path().string() + "/cmdline");
+      if (cmd.find("run_name=killed") == std::string::npos) continue;
+      if (env.find(std::string("RANK=1") + '\0') != std::string::npos && env.find("LOCAL_RANK=1") != std::string::npos) {
+        ::kill(std::stoi(e.path().filename().string()), SIGKILL);
+        killed = true;
+      }
+    }
+  }
+  REQUIRE(killed);
+  const auto killed_at = std::chrono::steady_clock::now();
+  std::string out;
+  for (int i = 0; i < 900; ++i) {
+    out = read(log);
+    if (out.find("exit ") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  INFO(out);
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
+  CHECK(waited < 30);  // within distributed.timeout
+  CHECK(out.find("exit 0") == std::string::npos);
+  CHECK(out.find("exit ") != std::string::npos);
+  CHECK(out.find("rank 0") != std::string::npos);
+  CHECK(out.find("rank(s) 1 stopped answering") != std::string::npos);
+  CHECK(out.find("terminate called") == std::string::npos);
+  // The last checkpoint is valid: resuming with 2 processes ends as the uninterrupted run.
+  const auto resumed = run_cli("train --resume " + q(t.file("runs/killed")) + " --quiet --nproc 2");
+  INFO(resumed.output);
+  REQUIRE(resumed.code == 0);
+  CHECK(max_diff(model_of(t.file("runs/whole/best.pt")), model_of(t.file("runs/killed/best.pt"))) < 1e-6);
+  CHECK(read(t.file("runs/whole/test.users.csv")) == read(t.file("runs/killed/test.users.csv")));
+  // Another number of processes is refused by name.
+  require_clean_failure(run_cli("train --resume " + q(t.file("runs/killed")) + " --quiet"), "trained by 2 process(es)");
+}
+
+TEST_CASE("distributed: bad launches are clear errors, never a hang", "[distributed]") {
+  TempDir t;
+  const std::string exp = t.write("exp.yaml", "dataset: synthetic\nmodel: bpr\ntrain: {epochs: 1}\n");
+  const std::string train = std::string(RZOO_TEST_CLI) + " train " + q(exp) + common(t) + " --set threads=1 ";
+  require_clean_failure(run_shell("env WORLD_SIZE=2 RANK=0 MASTER_PORT=29999 " + train), "MASTER_ADDR is not set");
+  require_clean_failure(run_shell("env WORLD_SIZE=2 RANK=5 MASTER_ADDR=127.0.0.1 MASTER_PORT=29999 " + train),
+                        "RANK=5 is not an integer in [0, 1]");
+  auto r = run_cli("train " + q(exp) + common(t) + " --nproc 0");
+  CHECK(r.code == 2);
+  CHECK(r.output.find("--nproc 0: expected a number of processes") != std::string::npos);
+  CHECK(run_cli("tune " + q(exp) + common(t) + " --nproc 2").code == 2);
+  // A port in use: rank 0 cannot serve the rendezvous store there.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+  REQUIRE(::listen(fd, 1) == 0);
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  const std::string port = std::to_string(ntohs(a.sin_port));
+  require_clean_failure(run_shell("env WORLD_SIZE=2 RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + " " + train),
+                        "cannot serve the rendezvous store");
+  ::close(fd);
+  // Ranks started with different settings: refused by every rank, naming the key.
+  const std::string env = "env WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + " ";
+  const auto both = run_shell("(" + env + "RANK=0 " + train + " --set train.lr=0.01 & " + env + "RANK=1 " + train +
+                              " --set train.lr=0.02; wait)");
+  INFO(both.output);
+  CHECK(both.output.find("rank 1's resolved config differs from rank 0's at 'train.lr'") != std::string::npos);
+  CHECK(both.output.find("terminate called") == std::string::npos);
+  // A peer that never comes: rank 0 gives up within distributed.timeout.
+  const auto alone = run_shell(env + "RANK=0 " + train + " --set distributed.timeout=3");
+  INFO(alone.output);
+  CHECK(alone.code == 1);
+  CHECK(alone.output.find("could not join the 2 ranks") != std::string::npos);
+}
+
+#endif
