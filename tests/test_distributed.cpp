@@ -240,7 +240,7 @@ TEST_CASE("distributed: a rank killed mid-run stops the others with its number, 
   REQUIRE(whole.code == 0);
   // Killed: rank 1 (found by its environment) gets SIGKILL once epoch 20 is logged.
   const std::string log = t.file("killed.out");
-  run_shell("(" + std::string(RZOO_TEST_CLI) + " " + args + " --set run_name=killed > " + q(log) + " 2>&1; echo \"exit $?\" >> " +
+  run_shell("(" + std::string(RZOO_TEST_CLI) + " " + args + " --set run_name=killed > " + q(log) + " 2>&1; echo \"STATUS=$?\" >> " +
             q(log) + ") > /dev/null 2>&1 &");  // not holding run_shell's pipe: it returns at once
   const std::string train_log = t.file("runs/killed/train.log");
   bool killed = false;
@@ -262,14 +262,14 @@ TEST_CASE("distributed: a rank killed mid-run stops the others with its number, 
   std::string out;
   for (int i = 0; i < 900; ++i) {
     out = read(log);
-    if (out.find("exit ") != std::string::npos) break;
+    if (out.find("STATUS=") != std::string::npos) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   INFO(out);
   const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
   CHECK(waited < 30);  // within distributed.timeout
-  CHECK(out.find("exit 0") == std::string::npos);
-  CHECK(out.find("exit ") != std::string::npos);
+  CHECK(out.find("STATUS=0") == std::string::npos);
+  CHECK(out.find("STATUS=") != std::string::npos);
   CHECK(out.find("rank 0") != std::string::npos);
   CHECK(out.find("rank(s) 1 stopped answering") != std::string::npos);
   CHECK(out.find("terminate called") == std::string::npos);
@@ -281,6 +281,50 @@ TEST_CASE("distributed: a rank killed mid-run stops the others with its number, 
   CHECK(read(t.file("runs/whole/test.users.csv")) == read(t.file("runs/killed/test.users.csv")));
   // Another number of processes is refused by name.
   require_clean_failure(run_cli("train --resume " + q(t.file("runs/killed")) + " --quiet"), "trained by 2 process(es)");
+}
+
+TEST_CASE("distributed: Ctrl-C on one rank stops every rank at the same batch, and --resume finishes the run",
+          "[distributed]") {
+  TempDir t;
+  const std::string exp = t.write("exp.yaml",
+                                  "dataset: synthetic\nmodel: bpr\ntrain: {epochs: 60, batch_size: 16, valid_every: 100, "
+                                  "early_stop: {patience: 0}}\n");
+  const std::string args = "train " + q(exp) + common(t) + " --set threads=1 --nproc 2";
+  const auto whole = run_cli(args + " --set run_name=whole");
+  REQUIRE(whole.code == 0);
+  const std::string log = t.file("stopped.out");
+  run_shell("(" + std::string(RZOO_TEST_CLI) + " " + args + " --set run_name=stopped > " + q(log) +
+            " 2>&1; echo \"STATUS=$?\" >> " + q(log) + ") > /dev/null 2>&1 &");
+  bool sent = false;
+  for (int i = 0; i < 600 && !sent; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (read(t.file("runs/stopped/train.log")).find("epoch   10/60") == std::string::npos) continue;
+    for (const auto& e : fs::directory_iterator("/proc")) {
+      const std::string env = read(e.path().string() + "/environ");
+      if (read(e.path().string() + "/cmdline").find("run_name=stopped") == std::string::npos) continue;
+      if (env.find("LOCAL_RANK=1") != std::string::npos) {
+        ::kill(std::stoi(e.path().filename().string()), SIGINT);  // rank 1 only
+        sent = true;
+      }
+    }
+  }
+  REQUIRE(sent);
+  std::string out;
+  for (int i = 0; i < 600 && out.find("STATUS=") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    out = read(log);
+  }
+  INFO(out);
+  CHECK(out.find("STATUS=130") != std::string::npos);
+  // Both ranks left at the same batch with the agreed message; neither lost the other.
+  CHECK(out.find("rank 0: error: interrupted during epoch") != std::string::npos);
+  CHECK(out.find("rank 1: error: interrupted during epoch") != std::string::npos);
+  CHECK(out.find("stopped answering") == std::string::npos);
+  const auto resumed = run_cli("train --resume " + q(t.file("runs/stopped")) + " --quiet --nproc 2");
+  INFO(resumed.output);
+  REQUIRE(resumed.code == 0);
+  CHECK(max_diff(model_of(t.file("runs/whole/best.pt")), model_of(t.file("runs/stopped/best.pt"))) < 1e-6);
+  CHECK(read(t.file("runs/whole/test.users.csv")) == read(t.file("runs/stopped/test.users.csv")));
 }
 
 TEST_CASE("distributed: bad launches are clear errors, never a hang", "[distributed]") {
@@ -314,6 +358,24 @@ TEST_CASE("distributed: bad launches are clear errors, never a hang", "[distribu
   INFO(both.output);
   CHECK(both.output.find("rank 1's resolved config differs from rank 0's at 'train.lr'") != std::string::npos);
   CHECK(both.output.find("terminate called") == std::string::npos);
+  // The same config, different data: /proc/self/cwd/data.csv is each rank's own working directory's file.
+  const std::string csv_exp = t.write("csv.yaml", "dataset: {name: mine, path: /proc/self/cwd/data.csv, header: false, columns: {user: 0, "
+                                                  "item: 1}}\nmodel: pop\n");
+  std::string a_rows, b_rows;
+  for (int u = 0; u < 40; ++u)
+    for (int i = 0; i < 12; ++i) {
+      a_rows += std::to_string(u) + "," + std::to_string((u * 7 + i * 3) % 50) + "\n";
+      b_rows += std::to_string(u) + "," + std::to_string((u * 5 + i * 3) % 50) + "\n";
+    }
+  fs::create_directories(t.file("a"));
+  fs::create_directories(t.file("b"));
+  t.write("a/data.csv", a_rows);
+  t.write("b/data.csv", b_rows);
+  const std::string csv_train = std::string(RZOO_TEST_CLI) + " train " + q(csv_exp) + common(t) + " --set threads=1 ";
+  const auto data_differs = run_shell("(cd " + q(t.file("a")) + " && " + env + "RANK=0 " + csv_train + " & cd " +
+                                      q(t.file("b")) + " && " + env + "RANK=1 " + csv_train + "; wait)");
+  INFO(data_differs.output);
+  CHECK(data_differs.output.find("rank 1's data differ from rank 0's: items checksum") != std::string::npos);
   // A peer that never comes: rank 0 gives up within distributed.timeout.
   const auto alone = run_shell(env + "RANK=0 " + train + " --set distributed.timeout=3");
   INFO(alone.output);
