@@ -227,58 +227,67 @@ TEST_CASE("distributed: started by torchrun (python3-torch's launcher)", "[distr
   CHECK(read(t.file("runs/ours/test.users.csv")) == read(t.file("runs/torchrun/test.users.csv")));
 }
 
-TEST_CASE("distributed: a rank killed mid-run stops the others with its number, and --resume ends as an uninterrupted run",
-          "[distributed]") {
-  TempDir t;
+namespace {
+// A 2-process BPR run (60 short epochs) trained once uninterrupted (runs/whole), and once in the
+// background (runs/NAME) whose rank 1 alone gets `sig` once epoch `at` is logged. Returns that
+// run's output ending in STATUS=<exit status>, and the seconds from the signal to the end.
+std::pair<std::string, double> interrupted_run(const TempDir& t, const std::string& name, int sig, int at) {
   const std::string exp = t.write("exp.yaml",
                                   "dataset: synthetic\nmodel: bpr\ntrain: {epochs: 60, batch_size: 16, valid_every: 100, "
                                   "early_stop: {patience: 0}}\n");
   const std::string args = "train " + q(exp) + common(t) + " --set threads=1 --set distributed.timeout=30 --nproc 2";
-  // Uninterrupted, for the numbers.
   const auto whole = run_cli(args + " --set run_name=whole");
   INFO(whole.output);
   REQUIRE(whole.code == 0);
-  // Killed: rank 1 (found by its environment) gets SIGKILL once epoch 20 is logged.
-  const std::string log = t.file("killed.out");
-  run_shell("(" + std::string(RZOO_TEST_CLI) + " " + args + " --set run_name=killed > " + q(log) + " 2>&1; echo \"STATUS=$?\" >> " +
-            q(log) + ") > /dev/null 2>&1 &");  // not holding run_shell's pipe: it returns at once
-  const std::string train_log = t.file("runs/killed/train.log");
-  bool killed = false;
-  for (int i = 0; i < 600 && !killed; ++i) {
+  const std::string log = t.file(name + ".out");
+  // Not holding run_shell's pipe, so that it returns at once.
+  run_shell("(" + std::string(RZOO_TEST_CLI) + " " + args + " --set run_name=" + name + " > " + q(log) +
+            " 2>&1; echo \"STATUS=$?\" >> " + q(log) + ") > /dev/null 2>&1 &");
+  const std::string mark = fmt::format("epoch {:>4}/60", at);
+  bool sent = false;
+  for (int i = 0; i < 600 && !sent; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (read(train_log).find("epoch   20/60") == std::string::npos) continue;
-    for (const auto& e : fs::directory_iterator("/proc")) {
-      const std::string env = read(e.path().string() + "/environ");
-      const std::string cmd = read(e.path().string() + "/cmdline");
-      if (cmd.find("run_name=killed") == std::string::npos) continue;
-      if (env.find(std::string("RANK=1") + '\0') != std::string::npos && env.find("LOCAL_RANK=1") != std::string::npos) {
-        ::kill(std::stoi(e.path().filename().string()), SIGKILL);
-        killed = true;
-      }
+    if (read(t.file("runs/" + name + "/train.log")).find(mark) == std::string::npos) continue;
+    for (const auto& e : fs::directory_iterator("/proc")) {  // rank 1, found by its command line and environment
+      if (read(e.path().string() + "/cmdline").find("run_name=" + name) == std::string::npos) continue;
+      if (read(e.path().string() + "/environ").find("LOCAL_RANK=1") == std::string::npos) continue;
+      ::kill(std::stoi(e.path().filename().string()), sig);
+      sent = true;
     }
   }
-  REQUIRE(killed);
-  const auto killed_at = std::chrono::steady_clock::now();
+  REQUIRE(sent);
+  const auto sent_at = std::chrono::steady_clock::now();
   std::string out;
-  for (int i = 0; i < 900; ++i) {
-    out = read(log);
-    if (out.find("STATUS=") != std::string::npos) break;
+  for (int i = 0; i < 900 && out.find("STATUS=") == std::string::npos; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    out = read(log);
   }
+  return {out, std::chrono::duration<double>(std::chrono::steady_clock::now() - sent_at).count()};
+}
+
+// --resume of runs/NAME with 2 processes ends as the uninterrupted runs/whole.
+void check_resume_ends_as_whole(const TempDir& t, const std::string& name) {
+  const auto resumed = run_cli("train --resume " + q(t.file("runs/" + name)) + " --quiet --nproc 2");
+  INFO(resumed.output);
+  REQUIRE(resumed.code == 0);
+  CHECK(max_diff(model_of(t.file("runs/whole/best.pt")), model_of(t.file("runs/" + name + "/best.pt"))) < 1e-6);
+  CHECK(read(t.file("runs/whole/test.users.csv")) == read(t.file("runs/" + name + "/test.users.csv")));
+}
+}  // namespace
+
+TEST_CASE("distributed: a rank killed mid-run stops the others with its number, and --resume ends as an uninterrupted run",
+          "[distributed]") {
+  TempDir t;
+  const auto [out, waited] = interrupted_run(t, "killed", SIGKILL, 20);
   INFO(out);
-  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
   CHECK(waited < 30);  // within distributed.timeout
   CHECK(out.find("STATUS=0") == std::string::npos);
   CHECK(out.find("STATUS=") != std::string::npos);
   CHECK(out.find("rank 0") != std::string::npos);
   CHECK(out.find("rank(s) 1 stopped answering") != std::string::npos);
   CHECK(out.find("terminate called") == std::string::npos);
-  // The last checkpoint is valid: resuming with 2 processes ends as the uninterrupted run.
-  const auto resumed = run_cli("train --resume " + q(t.file("runs/killed")) + " --quiet --nproc 2");
-  INFO(resumed.output);
-  REQUIRE(resumed.code == 0);
-  CHECK(max_diff(model_of(t.file("runs/whole/best.pt")), model_of(t.file("runs/killed/best.pt"))) < 1e-6);
-  CHECK(read(t.file("runs/whole/test.users.csv")) == read(t.file("runs/killed/test.users.csv")));
+  // The last checkpoint is valid.
+  check_resume_ends_as_whole(t, "killed");
   // Another number of processes is refused by name.
   require_clean_failure(run_cli("train --resume " + q(t.file("runs/killed")) + " --quiet"), "trained by 2 process(es)");
 }
@@ -286,45 +295,14 @@ TEST_CASE("distributed: a rank killed mid-run stops the others with its number, 
 TEST_CASE("distributed: Ctrl-C on one rank stops every rank at the same batch, and --resume finishes the run",
           "[distributed]") {
   TempDir t;
-  const std::string exp = t.write("exp.yaml",
-                                  "dataset: synthetic\nmodel: bpr\ntrain: {epochs: 60, batch_size: 16, valid_every: 100, "
-                                  "early_stop: {patience: 0}}\n");
-  const std::string args = "train " + q(exp) + common(t) + " --set threads=1 --nproc 2";
-  const auto whole = run_cli(args + " --set run_name=whole");
-  REQUIRE(whole.code == 0);
-  const std::string log = t.file("stopped.out");
-  run_shell("(" + std::string(RZOO_TEST_CLI) + " " + args + " --set run_name=stopped > " + q(log) +
-            " 2>&1; echo \"STATUS=$?\" >> " + q(log) + ") > /dev/null 2>&1 &");
-  bool sent = false;
-  for (int i = 0; i < 600 && !sent; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (read(t.file("runs/stopped/train.log")).find("epoch   10/60") == std::string::npos) continue;
-    for (const auto& e : fs::directory_iterator("/proc")) {
-      const std::string env = read(e.path().string() + "/environ");
-      if (read(e.path().string() + "/cmdline").find("run_name=stopped") == std::string::npos) continue;
-      if (env.find("LOCAL_RANK=1") != std::string::npos) {
-        ::kill(std::stoi(e.path().filename().string()), SIGINT);  // rank 1 only
-        sent = true;
-      }
-    }
-  }
-  REQUIRE(sent);
-  std::string out;
-  for (int i = 0; i < 600 && out.find("STATUS=") == std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    out = read(log);
-  }
+  const auto [out, waited] = interrupted_run(t, "stopped", SIGINT, 10);
   INFO(out);
   CHECK(out.find("STATUS=130") != std::string::npos);
   // Both ranks left at the same batch with the agreed message; neither lost the other.
   CHECK(out.find("rank 0: error: interrupted during epoch") != std::string::npos);
   CHECK(out.find("rank 1: error: interrupted during epoch") != std::string::npos);
   CHECK(out.find("stopped answering") == std::string::npos);
-  const auto resumed = run_cli("train --resume " + q(t.file("runs/stopped")) + " --quiet --nproc 2");
-  INFO(resumed.output);
-  REQUIRE(resumed.code == 0);
-  CHECK(max_diff(model_of(t.file("runs/whole/best.pt")), model_of(t.file("runs/stopped/best.pt"))) < 1e-6);
-  CHECK(read(t.file("runs/whole/test.users.csv")) == read(t.file("runs/stopped/test.users.csv")));
+  check_resume_ends_as_whole(t, "stopped");
 }
 
 TEST_CASE("distributed: bad launches are clear errors, never a hang", "[distributed]") {
