@@ -42,7 +42,7 @@ options:
                      target (an error otherwise): a warning, NaN metrics and exit status 3
   --nproc N          train/evaluate/compare in N local processes (data-parallel, Gloo; as torchrun
                      would start them; train.batch_size is per process); torchrun --no-python rzoo
-                     ... works too, across machines
+                     ... works too, across machines; tune: each trial in N processes
   -h, --help         this help (also after a command)
   --version          print the version
 
@@ -103,7 +103,8 @@ and spread of their test metrics (test.md, test.csv); search.refit: true retrain
 on train + validation for the epochs validation chose. Running the same command again continues
 a study (finished trials are kept, an interrupted one resumes from its last.pt); a study folder
 made by another config is refused unless --force, which moves it aside (DIR.old-N) first.
-Prints one line per finished trial (setting, value, best so far, ETA).
+Prints one line per finished trial (setting, value, best so far, ETA). --nproc N trains each
+trial in N processes (rzoo train --nproc N; train.batch_size is per process).
 )";
   if (command == "update")
     return R"(usage: rzoo update RUN_DIR --data FILE [--set KEY=VALUE ...] [--out model.pt]

@@ -26,6 +26,7 @@ struct Args {
   bool show_config = false;  // train/compare --show-config: print the whole resolved config
   bool force = false;        // tune --force: a study folder made by another config is moved aside
   std::string pause_at_epoch;  // train --pause-at-epoch N (rzoo tune's successive halving)
+  int nproc = 1;               // tune --nproc N: every trial in N processes (set by main, not parsed)
   std::string data;     // train/compare --data FILE: a ratings file (or MovieLens folder) without a config
   std::string models;   // compare --data FILE --models pop,bpr,ease
   std::string dir;      // data fetch --dir DIR: the data folder (default: $RZOO_DATA, ~/.cache/rzoo/data)

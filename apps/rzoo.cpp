@@ -315,7 +315,8 @@ int run(const Args& a) {
   // process and refuse a distributed launch rather than run N times side by side.
   if (dist_env_from_environment().world > 1 && a.command != "train" && a.command != "evaluate" && a.command != "compare")
     fail("rzoo {}: distributed launches run `rzoo train`, `rzoo evaluate` and `rzoo compare` (WORLD_SIZE is set); run "
-         "{} as one process", a.command, a.command);
+         "{} as one process{}", a.command, a.command,
+         a.command == "tune" ? " (rzoo tune CONFIG --nproc N trains each trial in N processes)" : "");
   if (a.command == "train") {
     const int status = train(a, log);
     Distributed::finish();
@@ -356,6 +357,7 @@ int run(const Args& a) {
     o.sets = a.sets;
     o.out_dir = a.out;
     o.force = a.force;
+    o.nproc = a.nproc;
     std::error_code ec;
     o.rzoo = fs::read_symlink("/proc/self/exe", ec).string();
     if (ec) fail("tune: cannot find the rzoo program itself (/proc/self/exe: {})", ec.message());
@@ -433,13 +435,18 @@ int main(int argc, char** argv) {
       std::vector<char*> ptrs;
       for (auto& w : words) ptrs.push_back(w.data());
       const Args a = cli::parse(static_cast<int>(ptrs.size()), ptrs.data());
-      if (a.command != "train" && a.command != "evaluate" && a.command != "compare")
-        throw Usage(fmt::format("--nproc goes with train, evaluate or compare, not '{}'", a.command));
+      if (a.command != "train" && a.command != "evaluate" && a.command != "compare" && a.command != "tune")
+        throw Usage(fmt::format("--nproc goes with train, evaluate, compare or tune, not '{}'", a.command));
       char* end = nullptr;
       const long n = std::strtol(nproc.c_str(), &end, 10);
       if (nproc.empty() || *end != '\0' || n < 1 || n > 1024)
         throw Usage(fmt::format("--nproc {}: expected a number of processes in [1, 1024]", nproc == " " ? "" : nproc));
       if (n == 1) return run(a);
+      if (a.command == "tune") {  // the study stays one process; each of its trials runs in n
+        Args t = a;
+        t.nproc = static_cast<int>(n);
+        return run(t);
+      }
       return cli::launch_local(static_cast<int>(n), rest, a.quiet);
     }
     return run(cli::parse(argc, argv));

@@ -206,6 +206,28 @@ TEST_CASE("distributed: a comparison in 2 processes gives the per-user values of
   CHECK(fs::exists(t.file("runs/two/compare.md")));
 }
 
+TEST_CASE("distributed: rzoo tune --nproc 2 trains each trial in 2 processes, as one process with twice the batch",
+          "[distributed]") {
+  TempDir t;
+  const std::string exp = t.write("exp.yaml", "dataset: synthetic\nmodel: bpr\ntrain: {epochs: 2}\n"
+                                              "search: {method: grid, space: {train.lr: [0.01, 0.03]}}\n");
+  const auto one = run_cli("tune " + q(exp) + common(t) + " --set threads=1 --set train.batch_size=64 --out " +
+                           q(t.file("one")));
+  INFO(one.output);
+  REQUIRE(one.code == 0);
+  const auto two = run_cli("tune " + q(exp) + common(t) + " --set threads=1 --set train.batch_size=32 --out " +
+                           q(t.file("two")) + " --nproc 2");
+  INFO(two.output);
+  REQUIRE(two.code == 0);
+  for (const char* trial : {"trial-0001", "trial-0002"}) {
+    INFO(trial);
+    CHECK(read(t.file("two/") + trial + "/train.log").find("| 2 processes (distributed)") != std::string::npos);
+    const std::string v = read(t.file("one/") + trial + "/valid.users.csv");
+    CHECK(v.size() > 1000);
+    CHECK(v == read(t.file("two/") + trial + "/valid.users.csv"));
+  }
+}
+
 TEST_CASE("distributed: started by torchrun (python3-torch's launcher)", "[distributed]") {
   if (run_shell("/usr/bin/python3 -c 'import torch.distributed.run'").code != 0) {
     WARN("no /usr/bin/python3 with torch.distributed.run: the launcher test did not run");
@@ -315,7 +337,7 @@ TEST_CASE("distributed: bad launches are clear errors, never a hang", "[distribu
   auto r = run_cli("train " + q(exp) + common(t) + " --nproc 0");
   CHECK(r.code == 2);
   CHECK(r.output.find("--nproc 0: expected a number of processes") != std::string::npos);
-  CHECK(run_cli("tune " + q(exp) + common(t) + " --nproc 2").code == 2);
+  CHECK(run_cli("report " + q(t.path.string()) + " --nproc 2").code == 2);
   // A port in use: rank 0 cannot serve the rendezvous store there.
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};

@@ -394,8 +394,9 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
     write_ids(run_dir + "/users.txt", p.data.users);
     write_ids(run_dir + "/items.txt", p.data.items);
   }
-  log.line(fmt::format("run {}: model {} on {} | device {} | {} threads", run_dir, name, p.data.name, device.str(),
-                       torch::get_num_threads()));
+  log.line(fmt::format("run {}: model {} on {} | device {} | {} threads{}", run_dir, name, p.data.name, device.str(),
+                       torch::get_num_threads(),
+                       Distributed::get() ? fmt::format(" | {} processes (distributed)", Distributed::get()->world()) : ""));
   if (const auto facts = model->describe(); !facts.empty()) {
     std::string text;
     for (const auto& f : facts) log.line(f), text += f + "\n";

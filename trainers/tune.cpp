@@ -468,6 +468,7 @@ std::vector<std::string> Study::train_argv(const std::string& run_name, const st
   for (const auto& s : sets) a.insert(a.end(), {"--set", s});
   a.insert(a.end(), {"--set", "output_dir=" + dir_, "--set", "run_name=" + run_name, "--set",
                      "train.early_stop.metric=" + metric_, "--set", fmt::format("threads={}", threads_)});
+  if (o_.nproc > 1) a.insert(a.end(), {"--nproc", std::to_string(o_.nproc)});
   return a;
 }
 
@@ -479,6 +480,7 @@ Job Study::job_for(int64_t id, const std::string& run, const std::vector<std::st
   if (exists(dir + "/last.pt")) {
     // Interrupted, or paused by a rung: continue where it stopped (same numbers as uninterrupted).
     j.argv = {o_.rzoo, "train", "--resume", dir, "--quiet", "--set", fmt::format("threads={}", threads_)};
+    if (o_.nproc > 1) j.argv.insert(j.argv.end(), {"--nproc", std::to_string(o_.nproc)});
   } else {
     // Never got to its first checkpoint: nothing to keep (a folder left would make `rzoo train`
     // pick RUN-2).
@@ -949,7 +951,7 @@ StudySummary Study::run() {
   settings_ = draw_settings(space_, method_, trials, static_cast<uint64_t>(base_.get_int("search.seed", 0)));
   const int64_t total_threads = resolve_threads(base_);
   jobs_ = std::min<int64_t>(jobs_, static_cast<int64_t>(settings_.size()));
-  threads_ = std::max<int64_t>(1, total_threads / jobs_);
+  threads_ = std::max<int64_t>(1, total_threads / (jobs_ * std::max(o_.nproc, 1)));  // per process of a trial
   check_settings();
 
   if (o_.out_dir.empty()) {
@@ -961,8 +963,9 @@ StudySummary Study::run() {
     dir_ = o_.out_dir;
   }
   open_folder();
-  log_.line(fmt::format("study {}: {} search of {} trials on validation {} ({} is better); {} side by side, {} threads each",
-                        dir_, method_, settings_.size(), metric_, higher_ ? "higher" : "lower", jobs_, threads_));
+  log_.line(fmt::format("study {}: {} search of {} trials on validation {} ({} is better); {} side by side, {} threads each{}",
+                        dir_, method_, settings_.size(), metric_, higher_ ? "higher" : "lower", jobs_, threads_,
+                        o_.nproc > 1 ? fmt::format(" in each of {} processes per trial (--nproc)", o_.nproc) : ""));
   state_.assign(settings_.size(), TrialState{});
   for (size_t t = 1; t <= settings_.size(); ++t) load(static_cast<int64_t>(t), fmt::format("trial-{:04}", t), false, 0);
   pick_best();

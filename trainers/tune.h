@@ -39,6 +39,7 @@ struct TuneOptions {
   std::string out_dir;             // "" = output_dir/(run_name or tune-<config stem>)
   bool force = false;              // move a study folder made by another config aside
   std::string rzoo;                // the rzoo program that trains each trial
+  int nproc = 1;                   // --nproc N: each trial trains in N processes (rzoo train --nproc N)
 };
 
 // One searched key: a list of values, or a range to draw from.
