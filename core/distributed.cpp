@@ -218,6 +218,20 @@ void Distributed::allreduce_sum(std::vector<at::Tensor>& ts, const std::string& 
   }
 }
 
+std::vector<at::Tensor> Distributed::allgather(const at::Tensor& mine, const std::string& what) {
+  std::vector<at::Tensor> in{mine};
+  std::vector<std::vector<at::Tensor>> out(1);
+  for (int r = 0; r < impl_->world; ++r) out[0].push_back(at::empty_like(mine));
+  try {
+    c10d::AllgatherOptions o;
+    o.timeout = impl_->timeout;
+    impl_->pg->allgather(out, in, o)->wait();
+  } catch (const std::exception& e) {
+    failed(what, e.what());
+  }
+  return out[0];
+}
+
 void Distributed::broadcast(std::vector<at::Tensor>& ts, int root, const std::string& what) {
   try {
     std::vector<c10::intrusive_ptr<c10d::Work>> works;
@@ -278,6 +292,7 @@ int Distributed::rank() const { return 0; }
 int Distributed::world() const { return 1; }
 void Distributed::failed(const std::string& what, const std::string& error) const { fail("{}: {}", what, error); }
 void Distributed::allreduce_sum(std::vector<at::Tensor>&, const std::string&) {}
+std::vector<at::Tensor> Distributed::allgather(const at::Tensor& mine, const std::string&) { return {mine}; }
 void Distributed::broadcast(std::vector<at::Tensor>&, int, const std::string&) {}
 void Distributed::barrier(const std::string&) {}
 std::vector<std::string> Distributed::gather_texts(const std::string&, const std::string& mine) { return {mine}; }

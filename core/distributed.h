@@ -50,6 +50,8 @@ class Distributed {
   // In place, every tensor of `ts` (dense or sparse; CPU, or CUDA with a CUDA LibTorch): the sum
   // over ranks. `what` names the step in an error.
   void allreduce_sum(std::vector<at::Tensor>& ts, const std::string& what);
+  // Every rank's `mine` (the same shape and type on every rank), in rank order.
+  std::vector<at::Tensor> allgather(const at::Tensor& mine, const std::string& what);
   // In place: root's tensors to every rank (same shapes and types on every rank).
   void broadcast(std::vector<at::Tensor>& ts, int root, const std::string& what);
   void barrier(const std::string& what);

@@ -661,6 +661,9 @@ at::Tensor Trainer::train_batch(Batch& b, bool per_sample, int64_t& steps) {
   }
   optimizer_->zero_grad();
   if (dist_) {
+    // No gradient kept from the last step: an embedding's sparse gradient would otherwise be added
+    // into the dense one the optimizer was given (reduce_gradients), and travel dense.
+    for (auto& p : model_->parameters()) p.mutable_grad() = at::Tensor();
     // This rank's block of the batch; its gradient weighted by the block's share, so that the sum
     // over ranks is the gradient of the batch's mean loss.
     const int64_t n = b.size();
@@ -718,12 +721,26 @@ double Trainer::reduce_gradients(double local_loss) {
   torch::NoGradGuard no_grad;
   auto params = model_->parameters();
   const auto np = static_cast<int64_t>(params.size());
-  // What each rank has: [dense grads (count), sparse grads (count), stop requests, its share of the loss].
-  auto info = torch::zeros({2 * np + 2}, torch::kDouble);
+  const int world = dist_->world(), rank = dist_->rank();
+  // Sparse gradients (embedding rows) coalesced first: their row counts travel in the layout.
+  std::vector<at::Tensor> local(static_cast<size_t>(np));
+  for (int64_t i = 0; i < np; ++i) {
+    const auto& g = params[static_cast<size_t>(i)].grad();
+    if (g.defined() && g.is_sparse()) {
+      local[static_cast<size_t>(i)] = g.coalesce();
+      TORCH_CHECK(g.sparse_dim() == 1, "distributed step: a sparse gradient of ", g.sparse_dim(),
+                  " sparse dimensions (only embedding rows are summed)");
+    }
+  }
+  // What each rank has, summed over ranks: [dense grads (count), sparse grads (count), stop
+  // requests, the shares of the loss, then per rank its rows of each sparse gradient].
+  auto info = torch::zeros({2 * np + 2 + world * np}, torch::kDouble);
   double* in = info.data_ptr<double>();
   for (int64_t i = 0; i < np; ++i) {
     const auto& g = params[static_cast<size_t>(i)].grad();
-    if (g.defined()) in[g.is_sparse() ? np + i : i] = 1;
+    if (!g.defined()) continue;
+    in[g.is_sparse() ? np + i : i] = 1;
+    if (g.is_sparse()) in[2 * np + 2 + rank * np + i] = static_cast<double>(local[static_cast<size_t>(i)]._nnz());
   }
   in[2 * np] = stop_requested() ? 1 : 0;
   in[2 * np + 1] = local_loss;
@@ -732,37 +749,29 @@ double Trainer::reduce_gradients(double local_loss) {
   dist_->allreduce_sum(one, fmt::format("step of epoch {} (gradient layout)", epoch_ + 1));
   comm_seconds_ += since(t0);
   const double* out = one[0].data_ptr<double>();
+  const auto rows_of = [&](int r, int64_t i) { return static_cast<int64_t>(out[2 * np + 2 + r * np + i]); };
   // Every rank stops at the same step, whichever was asked (see train_epoch).
   if (out[2 * np] > 0) {
     request_stop();
     stop_agreed_ = true;
   }
-  // Dense gradients in one flat bucket per type; sparse ones (the embeddings of lazy_adam and
-  // plain sgd) each on their own, summed as sparse tensors.
+  // Dense gradients: one flat bucket per type, all-reduced. Sparse ones (embedding rows): every
+  // rank's rows of every table packed into one index and one value tensor, all-gathered (padded
+  // to the longest), then summed per table.
   std::vector<std::pair<size_t, at::Tensor>> dense;
-  std::vector<at::Tensor> sparse;
-  std::vector<size_t> sparse_at;
+  std::vector<int64_t> sparse_at;
   for (int64_t i = 0; i < np; ++i) {
     auto& p = params[static_cast<size_t>(i)];
     const bool any_dense = out[i] > 0, any_sparse = out[np + i] > 0;
     if (any_dense && any_sparse)
       fail("distributed step: parameter {} has a dense gradient on some ranks and a sparse one on others", i);
     if (any_sparse) {
-      at::Tensor g = p.grad();
-      if (!g.defined()) {  // this rank's rows never used it: an empty sparse gradient
-        std::vector<int64_t> vsize{0};
-        for (int64_t d = 1; d < p.dim(); ++d) vsize.push_back(p.size(d));
-        g = at::sparse_coo_tensor(torch::zeros({1, 0}, torch::TensorOptions().dtype(torch::kLong).device(p.device())),
-                                  torch::zeros(vsize, p.options()), p.sizes());
-      }
-      sparse.push_back(g.coalesce());
-      sparse_at.push_back(static_cast<size_t>(i));
+      sparse_at.push_back(i);
     } else if (any_dense) {
       if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
       dense.emplace_back(static_cast<size_t>(i), p.grad());
     }
   }
-  std::vector<at::Tensor> buckets;
   std::vector<std::vector<size_t>> members;
   for (size_t j = 0; j < dense.size(); ++j) {
     size_t k = 0;
@@ -770,28 +779,74 @@ double Trainer::reduce_gradients(double local_loss) {
     if (k == members.size()) members.emplace_back();
     members[k].push_back(j);
   }
+  std::vector<at::Tensor> buckets;
   for (const auto& m : members) {
     std::vector<at::Tensor> flat;
     for (size_t j : m) flat.push_back(dense[j].second.reshape({-1}));
     buckets.push_back(torch::cat(flat));
   }
-  std::vector<at::Tensor> all = buckets;
-  all.insert(all.end(), sparse.begin(), sparse.end());
   const auto t1 = Clock::now();
-  dist_->allreduce_sum(all, fmt::format("gradient all-reduce of epoch {}", epoch_ + 1));
+  if (!buckets.empty()) dist_->allreduce_sum(buckets, fmt::format("gradient all-reduce of epoch {}", epoch_ + 1));
+  std::vector<at::Tensor> idx_all, val_all;
+  std::vector<int64_t> row_numel(static_cast<size_t>(np), 0);
+  if (!sparse_at.empty()) {
+    const auto& first = params[static_cast<size_t>(sparse_at[0])];
+    int64_t max_idx = 0, max_val = 0;
+    for (int r = 0; r < world; ++r) {
+      int64_t ni = 0, nv = 0;
+      for (int64_t i : sparse_at) {
+        const auto& p = params[static_cast<size_t>(i)];
+        TORCH_CHECK(p.scalar_type() == first.scalar_type(), "distributed step: sparse gradients of different types");
+        row_numel[static_cast<size_t>(i)] = p.dim() > 1 ? p.numel() / p.size(0) : 1;
+        ni += rows_of(r, i);
+        nv += rows_of(r, i) * row_numel[static_cast<size_t>(i)];
+      }
+      max_idx = std::max(max_idx, ni);
+      max_val = std::max(max_val, nv);
+    }
+    auto idx = torch::zeros({std::max<int64_t>(max_idx, 1)}, torch::TensorOptions().dtype(torch::kLong).device(first.device()));
+    auto val = torch::zeros({std::max<int64_t>(max_val, 1)}, first.options());
+    int64_t ai = 0, av = 0;
+    for (int64_t i : sparse_at) {
+      const at::Tensor& g = local[static_cast<size_t>(i)];
+      const int64_t n = rows_of(rank, i);
+      if (n == 0) continue;
+      idx.narrow(0, ai, n).copy_(g._indices().reshape({-1}));
+      val.narrow(0, av, n * row_numel[static_cast<size_t>(i)]).copy_(g._values().reshape({-1}));
+      ai += n;
+      av += n * row_numel[static_cast<size_t>(i)];
+    }
+    idx_all = dist_->allgather(idx, fmt::format("sparse gradient rows of epoch {}", epoch_ + 1));
+    val_all = dist_->allgather(val, fmt::format("sparse gradient values of epoch {}", epoch_ + 1));
+  }
   comm_seconds_ += since(t1);
   for (size_t k = 0; k < members.size(); ++k) {
     int64_t at = 0;
     for (size_t j : members[k]) {
       at::Tensor g = dense[j].second;
-      g.copy_(all[k].narrow(0, at, g.numel()).view_as(g));
+      g.copy_(buckets[k].narrow(0, at, g.numel()).view_as(g));
       at += g.numel();
     }
   }
   // The sum of the sparse gradients is the sum of their dense forms (rows no rank touched are 0).
   const bool to_dense = !sparse_gradients_are_exact(opt_);
-  for (size_t j = 0; j < sparse.size(); ++j)
-    params[sparse_at[j]].mutable_grad() = to_dense ? all[members.size() + j].to_dense() : all[members.size() + j];
+  std::vector<int64_t> ai(static_cast<size_t>(world), 0), av(static_cast<size_t>(world), 0);
+  for (int64_t i : sparse_at) {
+    auto& p = params[static_cast<size_t>(i)];
+    const int64_t rn = row_numel[static_cast<size_t>(i)];
+    std::vector<at::Tensor> is, vs;
+    for (int r = 0; r < world; ++r) {
+      const int64_t n = rows_of(r, i);
+      is.push_back(idx_all[static_cast<size_t>(r)].narrow(0, ai[static_cast<size_t>(r)], n));
+      vs.push_back(val_all[static_cast<size_t>(r)].narrow(0, av[static_cast<size_t>(r)], n * rn));
+      ai[static_cast<size_t>(r)] += n;
+      av[static_cast<size_t>(r)] += n * rn;
+    }
+    std::vector<int64_t> vsize{-1};
+    for (int64_t d = 1; d < p.dim(); ++d) vsize.push_back(p.size(d));
+    const auto sum = at::sparse_coo_tensor(torch::cat(is).unsqueeze(0), torch::cat(vs).view(vsize), p.sizes()).coalesce();
+    p.mutable_grad() = to_dense ? sum.to_dense() : sum;
+  }
   return out[2 * np + 1];
 }
 
