@@ -158,6 +158,27 @@ TEST_CASE("distributed: iALS with its rows split across 2 processes equals iALS 
   }
 }
 
+TEST_CASE("distributed: ItemKNN and UserKNN with their similarity rows split across 2 processes equal one process",
+          "[distributed]") {
+  TempDir t;
+  const std::string exp = t.write("exp.yaml", "dataset: synthetic\n");
+  for (const std::string sets : {"--set model=itemknn --set model.neighbors=20",
+                                 "--set model=itemknn --set model.prune=column --set model.neighbors=20",
+                                 "--set model=userknn --set model.neighbors=20",
+                                 "--set model=itemknn --set model.mode=rating --set eval.metrics=[rmse,ndcg]"}) {
+    INFO(sets);
+    const std::string run = std::to_string(std::hash<std::string>{}(sets) % 100000);
+    const auto one = run_cli("train " + q(exp) + common(t) + sets + " --set threads=1 --set run_name=one-" + run);
+    REQUIRE(one.code == 0);
+    const auto two = run_cli("train " + q(exp) + common(t) + sets + " --set threads=1 --set run_name=two-" + run + " --nproc 2");
+    INFO(two.output);
+    REQUIRE(two.code == 0);
+    const std::string a = t.file("runs/one-" + run), b = t.file("runs/two-" + run);
+    CHECK(max_diff(model_of(a + "/best.pt"), model_of(b + "/best.pt")) == 0);
+    CHECK(read(a + "/test.users.csv") == read(b + "/test.users.csv"));
+  }
+}
+
 TEST_CASE("distributed: evaluation in 2 processes equals one process, value for value", "[distributed]") {
   TempDir t;
   const std::string exp =

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/distributed.h"
 #include "datasets/dataset.h"
 #include "models/general/knn.h"
 #include "models/general/knn_internal.h"
@@ -169,13 +170,26 @@ std::vector<KNNEntity> entity_facts(const Lists& X, int64_t n) {
   return ent;
 }
 
+// A distributed fit (core/distributed.h): this rank's block of the rows, the others' summed in
+// from zero-filled copies (exact: x + 0 = x), so that every rank holds one process's model.
+std::pair<int64_t, int64_t> my_rows(int64_t n) {
+  const Distributed* d = Distributed::get();
+  return d ? rank_block(n, d->rank(), d->world()) : std::pair<int64_t, int64_t>{0, n};
+}
+
+void share_rows(std::vector<at::Tensor> ts) {
+  if (Distributed* d = Distributed::get()) d->allreduce_sum(ts, "knn: the exchange of the similarity rows");
+}
+
 // Ranking: the k most similar of each entity (and, for prune column, the transposed lists).
 void store_neighbours(KNNImpl& m, const SimilarityInput& in, int64_t n, int64_t k) {
-  auto idx = torch::empty({n, k}, torch::kLong);
+  auto idx = torch::zeros({n, k}, torch::kLong);
   auto val_t = torch::zeros({n, k});
   int64_t* ip = idx.data_ptr<int64_t>();
   float* vp = val_t.data_ptr<float>();
-  top_k_neighbours(in, n, k, ip, vp);
+  const auto [lo, hi] = my_rows(n);
+  top_k_neighbours(in, n, k, ip, vp, lo, hi);
+  share_rows({idx, val_t});
   m.nbr_index.copy_(idx);
   m.nbr_sim.copy_(val_t);
   if (m.options.prune() == "column") {
@@ -190,7 +204,9 @@ void store_neighbours(KNNImpl& m, const SimilarityInput& in, int64_t n, int64_t 
 void store_similarity(KNNImpl& m, const SimilarityInput& in, int64_t n) {
   auto S = m.sim.device().is_cpu() ? m.sim : torch::zeros({n, n});
   S.zero_();
-  dense_similarity(in, n, S.data_ptr<float>());
+  const auto [lo, hi] = my_rows(n);
+  dense_similarity(in, n, S.data_ptr<float>(), lo, hi);
+  share_rows({S});
   if (!S.is_same(m.sim)) m.sim.copy_(S);
 }
 

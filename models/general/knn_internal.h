@@ -31,11 +31,13 @@ struct SimilarityInput {
   double shrinkage;
 };
 
-// The dense [n, n] similarity into out (zeroed beforehand; zero diagonal).
-void dense_similarity(const SimilarityInput& in, int64_t n, float* out);
+// The dense [n, n] similarity into out (zeroed beforehand; zero diagonal). Rows [lo, hi) only
+// (hi < 0: n), the others left as they are (a distributed fit's share, see knn_fit.cpp).
+void dense_similarity(const SimilarityInput& in, int64_t n, float* out, int64_t lo = 0, int64_t hi = -1);
 // The k most similar of each entity, most similar first, into index / sim ([n, k]); rows with
-// fewer padded by the entity itself with similarity 0.
-void top_k_neighbours(const SimilarityInput& in, int64_t n, int64_t k, int64_t* index, float* sim);
+// fewer padded by the entity itself with similarity 0. Rows [lo, hi) only, as above.
+void top_k_neighbours(const SimilarityInput& in, int64_t n, int64_t k, int64_t* index, float* sim, int64_t lo = 0,
+                      int64_t hi = -1);
 
 // The k-lists transposed (prune column): x's entries at [ptr[x], ptr[x + 1]) are the (y, s_yx)
 // with x in y's list, y ascending; padding slots included, weight 0.

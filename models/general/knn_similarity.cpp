@@ -122,11 +122,12 @@ namespace {
 // Runs body(row) for every row in [0, n) on all threads, handing out rows in small blocks from
 // a shared counter: rows cost very different amounts (popular items), so static chunks would
 // leave threads idle. body gets a per-thread scratch object made by make_scratch().
+// Rows [lo, n) of them (lo > 0: a distributed fit's share).
 template <class MakeScratch, class Body>
-void parallel_rows(int64_t n, MakeScratch make_scratch, Body body) {
-  std::atomic<int64_t> next{0};
+void parallel_rows(int64_t lo, int64_t n, MakeScratch make_scratch, Body body) {
+  std::atomic<int64_t> next{lo};
   constexpr int64_t kBlock = 8;
-  const int64_t workers = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), (n + kBlock - 1) / kBlock));
+  const int64_t workers = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), (n - lo + kBlock - 1) / kBlock));
   at::parallel_for(0, workers, 1, [&](int64_t begin, int64_t end) {
     for (int64_t w = begin; w < end; ++w) {
       auto scratch = make_scratch();
@@ -235,20 +236,20 @@ bool unit_values(const SimilarityInput& in) {
   return ones(in.X.val) && ones(in.Y.val);
 }
 
-void dense_similarity(const SimilarityInput& in, int64_t n, float* out) {
+void dense_similarity(const SimilarityInput& in, int64_t n, float* out, int64_t lo, int64_t hi) {
   const auto sums = in.policy.sums();
   const bool unit = unit_values(in);
-  parallel_rows(n, [&] { return Accumulators(n, sums, unit); }, [&](int64_t x, Accumulators& acc) {
+  parallel_rows(lo, hi < 0 ? n : hi, [&] { return Accumulators(n, sums, unit); }, [&](int64_t x, Accumulators& acc) {
     float* row = out + x * n;
     similarity_row_any(x, in.X, in.Y, in.ent, in.policy, in.shrinkage, acc,
                        [&](int64_t x2, double v) { row[x2] = static_cast<float>(v); });
   });
 }
 
-void top_k_neighbours(const SimilarityInput& in, int64_t n, int64_t k, int64_t* ip, float* vp) {
+void top_k_neighbours(const SimilarityInput& in, int64_t n, int64_t k, int64_t* ip, float* vp, int64_t lo, int64_t hi) {
   const auto sums = in.policy.sums();
   const bool unit = unit_values(in);
-  parallel_rows(n, [&] { return Accumulators(n, sums, unit); }, [&](int64_t x, Accumulators& acc) {
+  parallel_rows(lo, hi < 0 ? n : hi, [&] { return Accumulators(n, sums, unit); }, [&](int64_t x, Accumulators& acc) {
     auto& cand = acc.cand;
     cand.clear();
     similarity_row_any(x, in.X, in.Y, in.ent, in.policy, in.shrinkage, acc, [&](int64_t x2, double v) {
