@@ -15,6 +15,8 @@
 
 #include <torch/torch.h>
 
+#include <fmt/format.h>
+
 #include "rzoo_build.h"
 
 using namespace rzoo::test;
