@@ -338,7 +338,7 @@ int run(const Args& a) {
     std::string dir;
     const auto results = compare_models(a.data.empty() ? sources_for(a) : sources_for_data(a, log), log, &dir,
                                         a.allow_empty, a.show_config);
-    const bool writer = !Distributed::get() || Distributed::get()->root();
+    const bool writer = writes_files();
     Distributed::finish();
     if (!writer) return 0;
     // The comparison is written by now: a report that fails costs a warning, not the result.

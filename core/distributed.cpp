@@ -68,6 +68,11 @@ DistEnv dist_env_from_environment() {
   return e;
 }
 
+bool writes_files() {
+  const Distributed* d = Distributed::get();
+  return !d || d->root();
+}
+
 #if RZOO_HAVE_GLOO
 
 struct Distributed::Impl {
@@ -193,26 +198,27 @@ void Distributed::failed(const std::string& what, const std::string& error) cons
   fail("distributed: rank {} of {}: {} failed: {}{}", impl_->rank, impl_->world, what, first_line_of(error), lost);
 }
 
+namespace {
+// Starts `start(one)` for each tensor (c10d reads one call's list as one tensor per local device,
+// so each tensor is its own call), then waits for all of them.
+template <class Start>
+void each_tensor(std::vector<at::Tensor>& ts, Start start) {
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  works.reserve(ts.size());
+  for (auto& t : ts) {
+    std::vector<at::Tensor> one{t};
+    works.push_back(start(one));
+  }
+  for (auto& w : works) w->wait();
+}
+}  // namespace
+
 void Distributed::allreduce_sum(std::vector<at::Tensor>& ts, const std::string& what) {
   try {
-    // One tensor per call: c10d reads a call's list as one tensor per local device.
-    std::vector<c10::intrusive_ptr<c10d::Work>> works;
-    works.reserve(ts.size());
-    for (auto& t : ts) {
-      std::vector<at::Tensor> one{t};
-      c10d::AllreduceOptions o;
-      o.reduceOp = c10d::ReduceOp::SUM;
-      o.timeout = impl_->timeout;
-      works.push_back(impl_->pg->allreduce(one, o));
-    }
-    for (size_t i = 0; i < works.size(); ++i) {
-      works[i]->wait();
-      // A sparse sum comes back as a new tensor, not in place.
-      if (ts[i].is_sparse()) {
-        auto out = works[i]->result();
-        if (!out.empty()) ts[i] = out[0];
-      }
-    }
+    c10d::AllreduceOptions o;
+    o.reduceOp = c10d::ReduceOp::SUM;
+    o.timeout = impl_->timeout;
+    each_tensor(ts, [&](std::vector<at::Tensor>& one) { return impl_->pg->allreduce(one, o); });
   } catch (const std::exception& e) {
     failed(what, e.what());
   }
@@ -234,17 +240,11 @@ std::vector<at::Tensor> Distributed::allgather(const at::Tensor& mine, const std
 
 void Distributed::broadcast(std::vector<at::Tensor>& ts, int root, const std::string& what) {
   try {
-    std::vector<c10::intrusive_ptr<c10d::Work>> works;
-    works.reserve(ts.size());
-    for (auto& t : ts) {
-      std::vector<at::Tensor> one{t};
-      c10d::BroadcastOptions o;
-      o.rootRank = root;
-      o.rootTensor = 0;
-      o.timeout = impl_->timeout;
-      works.push_back(impl_->pg->broadcast(one, o));
-    }
-    for (auto& w : works) w->wait();
+    c10d::BroadcastOptions o;
+    o.rootRank = root;
+    o.rootTensor = 0;
+    o.timeout = impl_->timeout;
+    each_tensor(ts, [&](std::vector<at::Tensor>& one) { return impl_->pg->broadcast(one, o); });
   } catch (const std::exception& e) {
     failed(what, e.what());
   }

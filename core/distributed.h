@@ -47,8 +47,8 @@ class Distributed {
   int world() const;
   bool root() const { return rank() == 0; }
 
-  // In place, every tensor of `ts` (dense or sparse; CPU, or CUDA with a CUDA LibTorch): the sum
-  // over ranks. `what` names the step in an error.
+  // In place, every (dense) tensor of `ts` (CPU, or CUDA with a CUDA LibTorch): the sum over
+  // ranks. `what` names the step in an error. Sparse rows travel by allgather (trainer.cpp).
   void allreduce_sum(std::vector<at::Tensor>& ts, const std::string& what);
   // Every rank's `mine` (the same shape and type on every rank), in rank order.
   std::vector<at::Tensor> allgather(const at::Tensor& mine, const std::string& what);
@@ -66,6 +66,9 @@ class Distributed {
   [[noreturn]] void failed(const std::string& what, const std::string& error) const;
   std::unique_ptr<Impl> impl_;
 };
+
+// Rank 0 of a distributed run, or a single process: the one that writes files and logs.
+bool writes_files();
 
 // The block of [0, n) rank r of `world` takes: [n r / world, n (r + 1) / world).
 inline std::pair<int64_t, int64_t> rank_block(int64_t n, int rank, int world) {

@@ -86,6 +86,21 @@ std::string history_without_time(const std::string& run) {
   }
   return out;
 }
+
+// `rzoo train exp sets` once in one process (run one-NAME, with `one`) and once in two (run
+// two-NAME, with `two` and --nproc 2), 1 thread each; their run folders.
+std::pair<std::string, std::string> one_and_two(const TempDir& t, const std::string& exp, const std::string& sets,
+                                                const std::string& name, const std::string& one = "",
+                                                const std::string& two = "") {
+  const std::string args = "train " + q(exp) + common(t) + sets + " --set threads=1 ";
+  const auto a = run_cli(args + one + " --set run_name=one-" + name);
+  INFO(a.output);
+  REQUIRE(a.code == 0);
+  const auto b = run_cli(args + two + " --set run_name=two-" + name + " --nproc 2");
+  INFO(b.output);
+  REQUIRE(b.code == 0);
+  return {t.file("runs/one-" + name), t.file("runs/two-" + name)};
+}
 }  // namespace
 
 #if RZOO_HAVE_GLOO
@@ -110,14 +125,7 @@ TEST_CASE("distributed: 2 processes with batch B/2 train the parameters of 1 pro
   for (const auto& c : cases) {
     SECTION(c.name) {
       const std::string exp = t.write("exp.yaml", data + c.model);
-      const auto one = run_cli("train " + q(exp) + common(t) + c.sets + " --set threads=1 --set run_name=one --set train.batch_size=64");
-      INFO(one.output);
-      REQUIRE(one.code == 0);
-      const auto two = run_cli("train " + q(exp) + common(t) + c.sets +
-                               " --set threads=1 --set run_name=two --set train.batch_size=32 --nproc 2");
-      INFO(two.output);
-      REQUIRE(two.code == 0);
-      const std::string a = t.file("runs/one"), b = t.file("runs/two");
+      const auto [a, b] = one_and_two(t, exp, c.sets, "run", "--set train.batch_size=64", "--set train.batch_size=32");
       for (const char* f : {"/best.pt", "/last.pt"}) CHECK(max_diff(model_of(a + f), model_of(b + f)) < 1e-5);
       // Losses and every validation metric of every epoch, to the digits history.csv keeps.
       const std::string ha = history_without_time(a), hb = history_without_time(b);
@@ -147,13 +155,7 @@ TEST_CASE("distributed: iALS with its rows split across 2 processes equals iALS 
   const std::string exp = t.write("exp.yaml", "dataset: synthetic\nmodel: {name: ials, factors: 8, epochs: 4}\n");
   for (const std::string solver : {"cg", "cholesky"}) {
     INFO(solver);
-    const std::string s = " --set threads=1 --set model.solver=" + solver + " --set run_name=";
-    const auto one = run_cli("train " + q(exp) + common(t) + s + "one-" + solver);
-    REQUIRE(one.code == 0);
-    const auto two = run_cli("train " + q(exp) + common(t) + s + "two-" + solver + " --nproc 2");
-    INFO(two.output);
-    REQUIRE(two.code == 0);
-    const std::string a = t.file("runs/one-" + solver), b = t.file("runs/two-" + solver);
+    const auto [a, b] = one_and_two(t, exp, "--set model.solver=" + solver, solver);
     CHECK(max_diff(model_of(a + "/best.pt"), model_of(b + "/best.pt")) < 1e-4);
     CHECK(read(a + "/test.users.csv") == read(b + "/test.users.csv"));
     CHECK(read(a + "/valid.users.csv") == read(b + "/valid.users.csv"));
@@ -169,13 +171,7 @@ TEST_CASE("distributed: ItemKNN and UserKNN with their similarity rows split acr
                                  "--set model=userknn --set model.neighbors=20",
                                  "--set model=itemknn --set model.mode=rating --set eval.metrics=[rmse,ndcg]"}) {
     INFO(sets);
-    const std::string run = std::to_string(std::hash<std::string>{}(sets) % 100000);
-    const auto one = run_cli("train " + q(exp) + common(t) + sets + " --set threads=1 --set run_name=one-" + run);
-    REQUIRE(one.code == 0);
-    const auto two = run_cli("train " + q(exp) + common(t) + sets + " --set threads=1 --set run_name=two-" + run + " --nproc 2");
-    INFO(two.output);
-    REQUIRE(two.code == 0);
-    const std::string a = t.file("runs/one-" + run), b = t.file("runs/two-" + run);
+    const auto [a, b] = one_and_two(t, exp, sets, std::to_string(std::hash<std::string>{}(sets) % 100000));
     CHECK(max_diff(model_of(a + "/best.pt"), model_of(b + "/best.pt")) == 0);
     CHECK(read(a + "/test.users.csv") == read(b + "/test.users.csv"));
   }

@@ -272,7 +272,8 @@ void share_lists(Distributed& d, std::vector<std::vector<int64_t>>& lists, const
   }
 }
 
-// The ranking pass of a distributed evaluation: this rank's block, then the exchange.
+// The ranking pass of a distributed evaluation: this rank's block of vals and the exchange of
+// everything but vals (evaluate() shares those once, after the rating pass).
 void rank_users_distributed(Distributed& d, const RankingPass& pass, EvalResult& res, std::vector<double>& vals,
                             TopCounts& counts) {
   const size_t n = res.users.size(), nc = pass.cols.size();
@@ -287,7 +288,6 @@ void rank_users_distributed(Distributed& d, const RankingPass& pass, EvalResult&
   res.seconds_ranking = sub.seconds_ranking;
   res.seconds_metrics = sub.seconds_metrics;
   const std::string what = "the exchange of the " + res.split + " evaluation's per-user values";
-  share_blocks(d, vals, nc, n, what);
   share_blocks(d, res.n_candidates, 1, n, what);
   if (pass.opts.save_rankings) {
     for (auto* part : {&res.targets, &res.ranks, &res.top}) {
@@ -369,7 +369,6 @@ EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, c
       std::vector<double> sub(vals.begin() + lo * static_cast<int64_t>(nc), vals.begin() + hi * static_cast<int64_t>(nc));
       if (hi > lo) rating = rating_errors(model, split, target, data, opts, device, truth, mine, cols, sub);
       std::copy(sub.begin(), sub.end(), vals.begin() + lo * static_cast<int64_t>(nc));
-      share_blocks(*d, vals, nc, n, "the exchange of the " + res.split + " rating errors");
       std::vector<at::Tensor> sums{torch::tensor({rating.sse, rating.sae, static_cast<double>(rating.n_rows)}, torch::kDouble)};
       d->allreduce_sum(sums, "the sum of the " + res.split + " rating errors");
       rating.sse = sums[0][0].item<double>();
@@ -379,6 +378,9 @@ EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, c
       rating = rating_errors(model, split, target, data, opts, device, truth, res.users, cols, vals);
     }
   }
+  // Distributed: each rank filled its block of the per-user values; every block to every rank.
+  if (Distributed* d = Distributed::get(); d && any_user)
+    share_blocks(*d, vals, cols.size(), res.users.size(), "the exchange of the " + res.split + " per-user values");
   aggregate(cols, vals, counts, rating, res);
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;

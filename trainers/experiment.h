@@ -110,7 +110,5 @@ void start_distributed(const Config& cfg, Logger& log);
 void check_distributed_data(const PreparedData& p);
 // new_run_dir on rank 0, the same folder on every rank.
 std::string shared_run_dir(const Config& cfg);
-// Rank 0 of a distributed run, or a single process: the one that writes files.
-bool writes_files();
 
 }  // namespace rzoo

@@ -186,7 +186,7 @@ void write_history_csv(const std::string& path, const std::vector<EpochRecord>& 
 }
 
 void Trainer::write_epoch_logs(const EpochRecord& rec) {
-  if (!writer()) return;
+  if (!writes_files()) return;
   if (!events_) {
     events_ = std::make_unique<EventWriter>(run_dir_);
     // Events a killed process wrote past last.pt's epoch are then dropped by TensorBoard.
@@ -204,7 +204,7 @@ void Trainer::write_epoch_logs(const EpochRecord& rec) {
 }
 
 void Trainer::save_best() {
-  if (!writer()) return;
+  if (!writes_files()) return;
   torch::serialize::OutputArchive ar;
   ar.write("format", c10::IValue(std::string(kFormat)));
   ar.write("model_name", c10::IValue(model_->name()));
@@ -216,7 +216,7 @@ void Trainer::save_best() {
 }
 
 void Trainer::save_last() {
-  if (!writer()) return;
+  if (!writes_files()) return;
   torch::serialize::OutputArchive ar;
   ar.write("format", c10::IValue(std::string(kFormat)));
   ar.write("model_name", c10::IValue(model_->name()));
@@ -491,7 +491,7 @@ void Trainer::read_history_extras(torch::serialize::InputArchive& ar, const std:
 void Trainer::restore_best() {
   // Distributed: rank 0 reads best.pt (it wrote it) and every rank takes its parameters, so that
   // no rank reads a file rank 0 may still be writing, and other machines need no copy of it.
-  if (writer()) load_model_checkpoint(run_dir_ + "/best.pt", *model_, model_->name(), device_);
+  if (writes_files()) load_model_checkpoint(run_dir_ + "/best.pt", *model_, model_->name(), device_);
   sync_model();
 }
 
@@ -705,8 +705,6 @@ at::Tensor Trainer::train_batch(Batch& b, bool per_sample, int64_t& steps) {
   optimizer_->step();
   return loss.detach().to(torch::kDouble) * static_cast<double>(b.size());
 }
-
-bool Trainer::writer() const { return !dist_ || dist_->root(); }
 
 void Trainer::sync_model() {
   if (!dist_) return;

@@ -109,8 +109,7 @@ class Trainer {
   double current_lr() const;
   void read_history_extras(torch::serialize::InputArchive& ar, const std::string& path);  // by resume()
 
-  // Distributed runs (core/distributed.h): only rank 0 writes files.
-  bool writer() const;
+  // Distributed runs (core/distributed.h; only rank 0 writes files: writes_files()).
   // Every rank starts from rank 0's parameters and buffers.
   void sync_model();
   // The gradients of this rank's rows (weighted by their share of the batch) summed over ranks:
