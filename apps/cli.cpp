@@ -98,9 +98,12 @@ trial is an ordinary run folder (trial-NNNN) in the study folder (--out DIR, def
 output_dir/run_name, else output_dir/tune-<CONFIG name>), trained by `rzoo train`, search.jobs of them side by side with
 the threads split between them. The study folder holds trials.csv (every setting, its validation
 value, epochs, time), best.yaml (CONFIG with the chosen setting: `rzoo train best.yaml`),
-study.json, and, with search.seeds, the chosen setting re-run with each seed (seed-S) and the mean
-and spread of their test metrics (test.md, test.csv); search.refit: true retrains each of those
-on train + validation for the epochs validation chose. Running the same command again continues
+study.json, and, with search.seeds, the chosen setting re-run with each seed (seed-S; for the
+study's own seed a link to the best trial) and the mean and spread of their test metrics (test.md,
+test.csv); search.refit: true retrains each of those on train + validation for the epochs
+validation chose (refit-S; test.md keeps the validated figures beside them); search.also_eval
+evaluates the final runs under other eval.* settings too. "{seed}" in a --set or refit_sets value
+is each run's own seed (e.g. model.pretrain.gmf=GMF_STUDY/seed-{seed}). Running the same command again continues
 a study (finished trials are kept, an interrupted one resumes from its last.pt); a study folder
 made by another config is refused unless --force, which moves it aside (DIR.old-N) first.
 Prints one line per finished trial (setting, value, best so far, ETA). --nproc N trains each

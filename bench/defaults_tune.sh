@@ -8,11 +8,11 @@
 #                    training interaction per user (its YAML); eval.protocol given (test: NCF's 99
 #                    negatives; validation: 99 uniform negatives)
 #
-# Every grid point is trained on each dataset with bench/tune.py (one seed, 2020; threads 1, niced;
-# finished runs are cached under $OUT, so an interrupted run continues). The choice is made across the
+# Every grid point is trained on each dataset by `rzoo tune` (bench/tune_lib.sh; one seed, 2020;
+# threads 1, niced; one study folder per stage and dataset under $OUT, so an interrupted run continues). The choice is made across the
 # datasets, never per dataset: for each setting run on all three, rel = its validation NDCG@10 /
 # the dataset's best validation NDCG@10 in that stage; the setting with the best mean rel wins (the
-# mean rank is printed beside it). Test figures are never read for the choice (tune.py prints the
+# mean rank is printed beside it). Test figures are never read for the choice (tune prints the
 # per-dataset winner's test line; it is not used).
 #
 # Stages (default: all, in this order):
@@ -25,7 +25,8 @@
 #   bpr5     at bpr4's choice: train.lr [0.001,0.0005,0.002] again (bpr1 chose the grid's edge,
 #            and l2 > 0 may favour another step size)
 #   bpr6     at bpr5's choice: model.embedding_size [128,256] (bpr4 chose the grid's edge)
-#   (coordinate-wise, each stage's first value is the earlier stage's choice, whose runs are linked)
+#   (coordinate-wise, each stage's first value is the earlier stage's choice, trained again: the
+#   runs are seeded and single-threaded, so it gets the same value)
 #   shared   (reporting, not in the default stages) rzoo's side of the peers' shared ML-100K split
 #   pick     only print the tables again
 # Usage: bash bench/defaults_tune.sh [STAGE...]      OUT=build/defaults-tune, RZOO_SHARED_DATA=../shared/data
@@ -45,12 +46,14 @@ declare -A ds=(
   [ncf]="configs/datasets/ncf-ml-1m.yaml --set dataset.path=$data/ncf-ml-1m/ml-1m --set eval.protocol=given"
 )
 order=(mlsmall ml100k ncf)   # cheapest first
-# tune STAGE DATASET ARGS...: one tune.py call (niced; its rzoo processes inherit the niceness).
+# tune STAGE DATASET[.PART] ARGS...: one `rzoo tune` study, $out/STAGE/DATASET[.PART] (niced: its
+# rzoo processes inherit the niceness). A .PART names a second study of the same stage and dataset
+# (another grid); pick reads them all.
 tune() {
   local stage=$1 d=$2; shift 2
   # shellcheck disable=SC2086
-  nice -n 10 python3 bench/tune.py ${ds[$d]} "${common[@]}" --out "$out/$stage/$d" --label "$stage $d" \
-    --summary "$out/$stage/$d.summary.json" "$@"
+  RZOO=$(pwd)/build/rzoo nice -n 10 bash -c 'source bench/tune_lib.sh; rzoo_tune "$@"' _ ${ds[${d%%.*}]} "${common[@]}" \
+    --out "$out/$stage/$d" --label "$stage $d" --summary "$out/$stage/$d.summary.json" "$@"
 }
 
 # pick STAGE KEY...: the cross-dataset table of a stage (valid NDCG@10 per dataset, rel to the
@@ -66,7 +69,7 @@ def get(cfg, key):
     return cfg
 vals = {}
 for d in dsets:
-    for m in glob.glob(os.path.join(out, stage, d, "*", "metrics.json")):
+    for m in glob.glob(os.path.join(out, stage, d, "*", "metrics.json")) + glob.glob(os.path.join(out, stage, d + ".*", "*", "metrics.json")):
         run = os.path.dirname(m)
         with open(os.path.join(run, "config.yaml")) as f:
             cfg = yaml.safe_load(f)
@@ -103,11 +106,6 @@ print(f"chosen: " + ", ".join(f"{k}={v}" for k, v in zip(keys, rows[0][2])))
 EOF
 }
 choice() { mapfile -t "$2" < "$out/$1.choice"; }
-# link STAGE DATASET PATH: $out/PATH = the earlier STAGE's chosen run on DATASET (not retrained).
-link() {
-  local src; src=$(awk -v d="$2" '$1 == d {print $2}' "$out/$1.runs")
-  mkdir -p "$(dirname "$out/$3")"; [ -e "$out/$3" ] || ln -s "$src" "$out/$3"
-}
 
 for stage in "${stages[@]}"; do
 case $stage in
@@ -126,13 +124,12 @@ bpr1)
   # epoch at batch 256) it crept up for 50+ epochs at valid NDCG@10 ~0.45 (the others: 0.50-0.56),
   # so it was stopped to keep the budget; pick ignores a setting missing on a dataset.
   tune bpr1 ncf --set model=bpr --grid "train.lr=[0.001,0.002,0.005]" --grid "train.batch_size=[256,2048]"
-  tune bpr1 ncf --set model=bpr --grid "train.lr=[0.01]" --grid "train.batch_size=[2048]"
+  tune bpr1 ncf.2 --set model=bpr --grid "train.lr=[0.01]" --grid "train.batch_size=[2048]"
   pick bpr1 train.lr train.batch_size
   ;;
 bpr2)
   choice bpr1 c1
   for d in "${order[@]}"; do
-    link bpr1 $d bpr2/$d/init_std-0.05  # the 0.05 point is bpr1's chosen run
     tune bpr2 $d --set model=bpr "${c1[@]}" --grid "model.init_std=[0.05,0.02,0.1]"
   done
   pick bpr2 train.lr train.batch_size model.init_std
@@ -140,7 +137,6 @@ bpr2)
 bpr3)
   choice bpr2 c2
   for d in "${order[@]}"; do
-    link bpr2 $d bpr3/$d/l2-0           # the 0 point is bpr2's chosen run
     tune bpr3 $d --set model=bpr "${c2[@]}" --grid "model.l2=[0,0.001,0.01]"
   done
   pick bpr3 train.lr train.batch_size model.init_std model.l2
@@ -148,7 +144,6 @@ bpr3)
 bpr4)
   choice bpr3 c3
   for d in "${order[@]}"; do
-    link bpr3 $d bpr4/$d/embedding_size-64
     tune bpr4 $d --set model=bpr "${c3[@]}" --grid "model.embedding_size=[64,32,128]"
   done
   pick bpr4 train.lr train.batch_size model.init_std model.l2 model.embedding_size
@@ -157,7 +152,6 @@ bpr5)
   choice bpr4 c4
   c4=("${c4[@]:2}")   # all but --set train.lr=..., which the grid sets
   for d in "${order[@]}"; do
-    link bpr4 $d bpr5/$d/lr-0.001
     tune bpr5 $d --set model=bpr "${c4[@]}" --grid "train.lr=[0.001,0.0005,0.002]"
   done
   pick bpr5 train.lr train.batch_size model.init_std model.l2 model.embedding_size
@@ -165,7 +159,6 @@ bpr5)
 bpr6)
   choice bpr5 c5
   for d in "${order[@]}"; do
-    link bpr5 $d bpr6/$d/embedding_size-128
     tune bpr6 $d --set model=bpr "${c5[@]:0:8}" --grid "model.embedding_size=[128,256]"
   done
   pick bpr6 train.lr train.batch_size model.init_std model.l2 model.embedding_size

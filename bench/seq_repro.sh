@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduction runs of the sequential models (issue "Sequential recommenders") on S3-Rec's files
 # (Zhou et al., CIKM 2020), from ../shared/data/s3rec. Every setting is chosen on the validation
-# split (bench/tune.py: a small grid, best validation NDCG@10 wins; test is read only for the
+# split (`rzoo tune` through bench/tune_lib.sh: a small grid, best validation NDCG@10 wins; test is read only for the
 # chosen setting), then re-run with seeds 1, 2, 3: test HR@10 / NDCG@10 as mean ± sd.
 #   lastfm  LastFM with its 99 given negatives per user (test), uni99 on validation
 #           (configs/experiments/s3rec-lastfm.yaml)
@@ -12,7 +12,8 @@
 # Usage: bash bench/seq_repro.sh [lastfm|beauty]...   (default: lastfm; needs the build)
 #        MODELS="sasrec pop" bash bench/seq_repro.sh beauty   (a subset)
 #        JOBS=2 runs two trainings at once, one thread each.
-# Outputs under build/seq-repro (finished runs are reused: delete it after changing the code).
+# Outputs under build/seq-repro, one `rzoo tune` study per model (a rerun continues the studies and
+# reuses their finished runs: delete the folder after changing the code).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${RZOO_SHARED_DATA:-../shared/data}
@@ -20,7 +21,8 @@ out=build/seq-repro
 parts=("$@")
 [ ${#parts[@]} -eq 0 ] && parts=(lastfm)
 jobs=${JOBS:-1}
-tune() { python3 bench/tune.py "$@"; }
+# shellcheck source=bench/tune_lib.sh
+source bench/tune_lib.sh
 
 for part in "${parts[@]}"; do
   case $part in

@@ -1,5 +1,5 @@
 # The libFuzzer build (-DRZOO_FUZZ=ON, clang): only what the fuzz targets need. core/ and
-# datasets/ (less their LibTorch parts: checkpoints, batches, samplers) are built instrumented
+# datasets/ (less their LibTorch parts: checkpoints, the process group, batches, samplers) are built instrumented
 # into rzoo_fuzz_core; each tests/fuzz/fuzz_*.cpp becomes one fuzzer linked with libFuzzer,
 # AddressSanitizer and UndefinedBehaviorSanitizer. LibTorch is not used at all. No precompiled
 # header (GCC's cannot be used by clang, and there is nothing heavy to precompile).
@@ -19,7 +19,7 @@ set(RZOO_FUZZ_FLAGS -fsanitize=fuzzer-no-link,${RZOO_FUZZ_SANITIZE} -fno-sanitiz
                     -fno-omit-frame-pointer -g -O2 -UNDEBUG)
 
 file(GLOB RZOO_FUZZ_LIB_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/core/*.cpp ${PROJECT_SOURCE_DIR}/datasets/*.cpp)
-list(REMOVE_ITEM RZOO_FUZZ_LIB_SOURCES ${PROJECT_SOURCE_DIR}/core/checkpoint.cpp
+list(REMOVE_ITEM RZOO_FUZZ_LIB_SOURCES ${PROJECT_SOURCE_DIR}/core/checkpoint.cpp ${PROJECT_SOURCE_DIR}/core/distributed.cpp
      ${PROJECT_SOURCE_DIR}/datasets/batch.cpp ${PROJECT_SOURCE_DIR}/datasets/sampler.cpp)
 add_library(rzoo_fuzz_core STATIC ${RZOO_FUZZ_LIB_SOURCES})
 target_include_directories(rzoo_fuzz_core PUBLIC ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/generated)

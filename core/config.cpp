@@ -361,6 +361,30 @@ std::string find_config_dir(const std::string& near_path) {
 #endif
 }
 
+namespace {
+// Replaces "{seed}" in every string scalar below `node` by `seed` (yaml-cpp: assigning to an
+// iterator's node rewrites the value in place).
+void substitute_seed(YAML::Node node, const std::string& seed) {
+  static const std::string kSeed = "{seed}";
+  auto fix = [&](YAML::Node v) {
+    if (!v.IsScalar()) {
+      substitute_seed(v, seed);
+      return;
+    }
+    std::string text = v.Scalar();
+    if (text.find(kSeed) == std::string::npos) return;
+    for (size_t at = text.find(kSeed); at != std::string::npos; at = text.find(kSeed, at + seed.size()))
+      text.replace(at, kSeed.size(), seed);
+    v = text;
+  };
+  if (node.IsMap()) {
+    for (auto it = node.begin(); it != node.end(); ++it) fix(it->second);
+  } else if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i) fix(node[i]);
+  }
+}
+}  // namespace
+
 Config resolve_config(const ConfigSources& src) {
   const fs::path dir(src.config_dir);
   std::map<std::string, std::string> origins;
@@ -433,6 +457,16 @@ Config resolve_config(const ConfigSources& src) {
   }
   for (const Layer* l : later)
     if (l->node.IsDefined() && !l->node.IsNull()) merger.merge(root, l->node, *l, "", "");
+  {
+    // "{seed}" in a string value is the run's seed (e.g. pre-training from the same seed's run:
+    // model.pretrain.gmf: runs/gmf/seed-{seed}). search.* is left as written: its assignments are
+    // templates for the trials and seeds of `rzoo tune`, each resolved with its own seed.
+    const YAML::Node& croot = root;
+    const YAML::Node seed = croot["seed"];
+    if (seed.IsScalar())
+      for (auto it = root.begin(); it != root.end(); ++it)
+        if (it->first.as<std::string>() != "search") substitute_seed(it->second, seed.Scalar());
+  }
   Config cfg(root, origins);
   // A dataset named without a configs/datasets/<name>.yaml is fine when the experiment gives its
   // files itself; when nothing gives a path, the name is what is wrong, so say that rather than
@@ -514,17 +548,18 @@ Config load_resolved_config(const std::string& path) {
   Layer l = load_layer(path);
   // A run folder written by an older rzoo lacks the keys added since: they take today's defaults
   // (defaults.yaml, and the model's own file for model.*), which reproduce the older behaviour.
+  // (Those project files as resolve_config keeps them parsed: add_missing_keys only clones from them.)
   try {
     const std::string dir = find_config_dir();
     if (l.node.IsMap()) {
-      add_missing_keys(l.node, load_layer(dir + "/defaults.yaml").node);
+      add_missing_keys(l.node, load_config_layer(dir + "/defaults.yaml").node);
       const YAML::Node& cn = l.node;
       const YAML::Node model = cn["model"];
       if (model.IsMap() && model["name"].IsScalar()) {
         const std::string file = dir + "/models/" + model["name"].as<std::string>() + ".yaml";
         std::error_code ec;
         if (fs::exists(file, ec)) {
-          const YAML::Node m = load_layer(file).node;
+          const YAML::Node m = load_config_layer(file).node;
           const YAML::Node& cm = m;
           if (m.IsMap() && cm["model"].IsMap()) add_missing_keys(model, cm["model"]);
         }

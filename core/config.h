@@ -47,6 +47,14 @@ class Config {
   Config() = default;
   Config(YAML::Node root, std::map<std::string, std::string> origins)
       : root_(std::move(root)), origins_(std::move(origins)) {}
+  Config(const Config&) = default;  // shares the (never modified) tree
+  // yaml-cpp's Node::operator= writes through to the node it refers to, so `b = a.with_set(..)`
+  // would change every Config sharing b's tree (a copy b was made from): assignment rebinds.
+  Config& operator=(const Config& o) {
+    root_.reset(o.root_);
+    origins_ = o.origins_;
+    return *this;
+  }
 
   const YAML::Node& root() const { return root_; }
   bool has(const std::string& path) const;

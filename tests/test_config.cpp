@@ -27,6 +27,20 @@ TEST_CASE("config layers: defaults < model < dataset < experiment < --set", "[co
   CHECK(make_config("model: pop\n").get_string("dataset.format") == "movielens");
 }
 
+TEST_CASE("config: assigning to a copy never changes the Config it was copied from", "[config]") {
+  // yaml-cpp's Node::operator= writes through to the shared node; `rzoo evaluate RUN --set
+  // eval.ks=[5]` once changed the run's own training settings this way.
+  const Config trained = make_config("model: bpr\n");
+  Config loaded = trained;
+  loaded = loaded.with_set("eval.ks=[5]");
+  CHECK(loaded.get_int_list("eval.ks") == std::vector<int64_t>{5});
+  CHECK(trained.get_int_list("eval.ks") == std::vector<int64_t>{10, 20});
+  Config moved = trained;
+  moved = Config(make_config("model: pop\n"));
+  CHECK(trained.get_string("model.name") == "bpr");
+  CHECK(moved.get_string("model.name") == "pop");
+}
+
 TEST_CASE("config: model and dataset shorthand and --set of the model name", "[config]") {
   CHECK(make_config("model: {name: bpr, embedding_size: 8}\n").get_int("model.embedding_size") == 8);
   CHECK(make_config("model: pop\n", {"model=bpr"}).get_string("model.name") == "bpr");

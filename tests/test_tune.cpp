@@ -302,3 +302,104 @@ TEST_CASE("tune: halving a closed-form model over search.resource (ials model.ep
   r = run_cli("tune " + q(exp) + common + " --out " + q(t.file("s2")) + " --set search.resource=");
   require_clean_failure(r, "fits in one go (closed form)");
 }
+
+TEST_CASE("tune: {seed} in a string value is the run's seed, and search.* keeps it for each run", "[tune]") {
+  ConfigSources s;
+  s.config_dir = config_dir();
+  s.experiment = parse_layer(
+      "model: bpr\ndataset: synthetic\nseed: 7\ntrain:\n  init_from: /runs/gmf/seed-{seed}\n"
+      "search: {space: {train.lr: [0.1]}, refit_sets: ['train.init_from=/runs/x/refit-{seed}']}\n",
+      "t.yaml");
+  s.sets = {"dataset.items.path=/data/{seed}/items-{seed}.csv"};
+  const Config c = resolve_config(s);
+  CHECK(c.get_string("train.init_from") == "/runs/gmf/seed-7");
+  CHECK(c.get_string("dataset.items.path") == "/data/7/items-7.csv");
+  CHECK(c.get_string_list("search.refit_sets") == std::vector<std::string>{"train.init_from=/runs/x/refit-{seed}"});
+  // A saved config reads back as written (already substituted).
+  TempDir t;
+  const std::string saved = t.write("config.yaml", c.dump(true));
+  CHECK(load_resolved_config(saved).get_string("train.init_from") == "/runs/gmf/seed-7");
+}
+
+TEST_CASE("tune: refit with {seed} templates, also_eval, and seed-S for every seed", "[tune][cli]") {
+  TempDir t;
+  const std::string out = t.file("study");
+  // Each refit run warm-starts from its own seed's validated run (seed-S: for the study's own seed
+  // a link to the best trial), and every final run is also evaluated with eval.ks=[5].
+  const std::string exp = t.write(
+      "tune-r.yaml",
+      "dataset: {name: synthetic, split: {method: kfold, valid: random}}\nmodel: {name: bpr, embedding_size: 8}\n"
+      "train: {epochs: 3, batch_size: 256}\neval: {ks: [10], metrics: [hr, ndcg]}\n"
+      "search:\n  space: {train.lr: [0.0001, 0.05]}\n  seeds: [2020, 7]\n  refit: true\n"
+      "  refit_sets: ['dataset.split.valid=none', 'train.init_from=" + out + "/seed-{seed}']\n"
+      "  also_eval: ['eval.ks=[5]']\n");
+  const std::string cmd = "tune " + q(exp) + " --config-dir " + q(config_dir()) + " --set threads=1 --quiet --out " + q(out);
+  auto r = run_cli(cmd);
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  const Json st = json_parse(read_file(out + "/study.json"), "study.json");
+  const std::string best = st["best"]["run"].get<std::string>();
+  REQUIRE(fs::is_symlink(out + "/seed-2020"));
+  CHECK(fs::read_symlink(out + "/seed-2020").string() == best);
+  CHECK(fs::exists(out + "/seed-7/metrics.json"));
+  for (const std::string seed : {"2020", "7"}) {
+    INFO(seed);
+    const Config refit = load_resolved_config(out + "/refit-" + seed + "/config.yaml");
+    CHECK(refit.get_string("train.init_from") == out + "/seed-" + seed);
+    CHECK(refit.get_int("seed") == std::stoll(seed));
+    // The validated run's best epoch is the refit's epoch count.
+    const Json v = json_parse(read_file(out + "/seed-" + seed + "/metrics.json"), "metrics.json");
+    CHECK(refit.get_int("train.epochs") == std::max<int64_t>(1, v["best_epoch"].get<int64_t>()));
+  }
+  // The tables: the refit runs, the validated runs, each also with eval.ks=[5], read from the runs' files.
+  const Json& test = st["test"];
+  CHECK(test["runs"] == Json::array({"refit-2020", "refit-7"}));
+  CHECK(test["validated_runs"] == Json::array({best, "seed-7"}));
+  const Json e7 = json_parse(read_file(out + "/refit-7/eval-ks--5-/eval.json"), "eval.json");
+  CHECK(test["also_eval"]["folder"] == "eval-ks--5-");
+  CHECK(test["also_eval"]["metrics"]["ndcg@5"]["values"][1].get<double>() == e7["test"]["metrics"]["ndcg@5"].get<double>());
+  const Json v7 = json_parse(read_file(out + "/seed-7/metrics.json"), "metrics.json");
+  CHECK(test["validated_metrics"]["ndcg@10"]["values"][1].get<double>() == v7["test"]["metrics"]["ndcg@10"].get<double>());
+  CHECK(test["also_eval"]["validated_metrics"]["hr@5"]["values"].size() == 2);
+  const std::string md = read_file(out + "/test.md");
+  CHECK(md.find("## As validated, before the refit") != std::string::npos);
+  CHECK(md.find("| ndcg@5 |") != std::string::npos);
+  // A rerun finds everything done and changes nothing; also_eval is not part of the study's identity.
+  r = run_cli(cmd + " --set 'search.also_eval=[]'");
+  REQUIRE(r.code == 0);
+  CHECK(json_parse(read_file(out + "/study.json"), "study.json")["test"].count("also_eval") == 0);
+  // A bad also_eval entry fails before any trial.
+  require_clean_failure(run_cli(cmd + " --set 'search.also_eval=[train.lr=1]'"), "search.also_eval");
+  require_clean_failure(run_cli(cmd + " --set 'search.also_eval=[eval.bogus=1]'"), "eval.bogus");
+}
+
+TEST_CASE("tune: a study made before a key was added continues; one whose own settings differ is refused", "[tune][cli]") {
+  TempDir t;
+  const std::string out = t.file("study");
+  const std::string exp = t.write("tune.yaml",
+                                  "dataset: synthetic\nmodel: {name: bpr, embedding_size: 4}\ntrain: {epochs: 1}\n"
+                                  "search: {space: {train.lr: [0.01]}}\n");
+  const std::string cmd = "tune " + q(exp) + " --config-dir " + q(config_dir()) + " --set threads=1 --quiet --out " + q(out);
+  auto r = run_cli(cmd);
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  const std::string id_file = out + "/study-config.yaml", identity = read_file(id_file);
+  const std::string trials = read_file(out + "/trials.csv");
+  auto without_line = [](std::string text, const std::string& line) {
+    const auto at = text.find(line);
+    REQUIRE(at != std::string::npos);
+    REQUIRE(text.find(line, at + 1) == std::string::npos);  // the one line meant
+    return text.erase(at, line.size());
+  };
+  // As an older rzoo wrote it: no search.also_eval (at its default here). The rerun continues the
+  // study (nothing retrained) and brings study-config.yaml up to date.
+  t.write("study/study-config.yaml", without_line(identity, "  also_eval: []\n"));
+  r = run_cli(cmd);
+  REQUIRE(r.code == 0);
+  CHECK(read_file(out + "/trials.csv") == trials);
+  CHECK(read_file(id_file) == identity);
+  // A key the experiment sets is part of what the study is: missing, it is another study.
+  t.write("study/study-config.yaml", without_line(identity, "  epochs: 1\n"));
+  require_clean_failure(run_cli(cmd), "made by another config");
+  CHECK(read_file(out + "/trials.csv") == trials);
+}

@@ -453,6 +453,16 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
   return r;
 }
 
+std::string eval_folder_name(const std::vector<std::string>& eval_sets) {
+  std::string tag = "eval";
+  for (const auto& s : eval_sets) {
+    tag += "-";
+    for (const char c : s.substr(s.rfind("eval.", 0) == 0 ? 5 : 0))
+      tag += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ? c : '-';
+  }
+  return tag;
+}
+
 std::unique_ptr<OpenedRun> open_run(const std::string& run_dir, Logger& log, const std::vector<std::string>& eval_sets) {
   const std::string cfg_path = run_dir + "/config.yaml";
   if (!fs::is_directory(run_dir)) fail("{}: no such run folder", run_dir);
@@ -509,12 +519,7 @@ RunResult evaluate_run(const std::string& run_dir, Logger& log, const std::vecto
   if (!writes_files()) return r;
   std::string out = run_dir;
   if (!eval_sets.empty()) {  // e.g. RUN_DIR/eval-protocol-full
-    std::string tag = "eval";
-    for (const auto& s : eval_sets) {
-      tag += "-";
-      for (const char c : s.substr(5)) tag += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ? c : '-';
-    }
-    out = run_dir + "/" + tag;
+    out = run_dir + "/" + eval_folder_name(eval_sets);
     fs::create_directories(out);
     write_file_atomic(out + "/config.yaml", o->cfg.dump(true));
   }

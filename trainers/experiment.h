@@ -89,6 +89,9 @@ std::unique_ptr<OpenedRun> open_run(const std::string& run_dir, Logger& log, con
 // files go to RUN_DIR/eval-<overrides>/ instead, next to the run's own results.
 RunResult evaluate_run(const std::string& run_dir, Logger& log, const std::vector<std::string>& eval_sets = {},
                        bool allow_empty = false);
+// The folder evaluate_run writes to for eval_sets inside the run folder: "eval-" and each
+// assignment less its "eval." with unsafe characters as "-", e.g. eval-protocol-full.
+std::string eval_folder_name(const std::vector<std::string>& eval_sets);
 // Trains every entry of the experiment's `compare` list on one dataset and split. Writes
 // compare.md, compare.csv, compare.tex (test metrics with bootstrap intervals and paired tests
 // against compare_stats.baseline) and compare.json in the comparison's folder (out_dir).

@@ -34,6 +34,7 @@
 #include "core/random.h"
 #include "core/table.h"
 #include "trainers/evaluator.h"
+#include "trainers/experiment.h"
 #include "trainers/trainer.h"
 
 namespace rzoo {
@@ -381,6 +382,7 @@ class Study {
   void write_files();
   void write_best_yaml();
   void run_seeds();
+  void link_own_seed(const std::vector<int64_t>& seeds, int64_t own_seed) const;
   std::string setting_text(int64_t t) const;
 
   const TuneOptions& o_;
@@ -434,15 +436,69 @@ void Study::check_settings() {
   }
 }
 
+namespace {
+// Every leaf of a YAML tree by dotted path (a list as one flow-style value).
+void flatten(const YAML::Node& n, const std::string& path, std::map<std::string, std::string>& out) {
+  if (n.IsMap()) {
+    for (auto it = n.begin(); it != n.end(); ++it)
+      flatten(it->second, path.empty() ? it->first.as<std::string>() : path + "." + it->first.as<std::string>(), out);
+    return;
+  }
+  YAML::Emitter e;
+  e << YAML::Flow << n;
+  out[path] = e.c_str();
+}
+
+// Whether `stored` (a study's study-config.yaml) and `now` describe the same study. Beyond equal
+// texts: a key the stored config lacks is one this rzoo added since; it is the same study when that
+// key is at its default (set by defaults.yaml or a model or dataset file, not by the experiment or
+// --set), or is one of the keys every identity sets alike. A key only in the stored config was
+// removed since (nothing can set it any more).
+bool same_study(const std::string& stored, const Config& now, const std::string& now_text,
+                const std::set<std::string>& neutral_keys, const std::string& config_dir) {
+  if (stored == now_text) return true;
+  std::map<std::string, std::string> a, b;
+  try {
+    flatten(YAML::Load(stored), "", a);
+  } catch (const YAML::Exception&) {
+    return false;
+  }
+  flatten(now.root(), "", b);
+  std::error_code ec;
+  const fs::path dir = fs::weakly_canonical(config_dir, ec);
+  for (const auto& [key, value] : b) {
+    const auto it = a.find(key);
+    if (it != a.end()) {
+      if (it->second != value) return false;
+      continue;
+    }
+    if (neutral_keys.count(key)) continue;  // set alike for every study's identity
+    std::string file = now.origin(key);  // "file:line:column"
+    for (int i = 0; i < 2; ++i)
+      if (const auto colon = file.rfind(':'); colon != std::string::npos) file = file.substr(0, colon);
+    const fs::path f = fs::weakly_canonical(file, ec);
+    if (file.empty() || !(f == dir / "defaults.yaml" || f.parent_path() == dir / "models" || f.parent_path() == dir / "datasets"))
+      return false;
+  }
+  return true;
+}
+}  // namespace
+
 void Study::open_folder() {
-  // What identifies the study: the resolved configuration, less what only changes speed, and the
-  // seeds of the final re-runs (adding a seed later keeps every trial; seed-S folders are per seed).
-  const std::string identity = resolve({"threads=1", "search.jobs=1", "search.seeds=[]"}).dump(false);
+  // What identifies the study: the resolved configuration, less what only changes speed, the
+  // seeds of the final re-runs (adding a seed later keeps every trial; seed-S folders are per seed)
+  // and the final runs' extra evaluations.
+  const std::vector<std::string> neutral = {"threads=1", "search.jobs=1", "search.seeds=[]", "search.also_eval=[]"};
+  const Config id_config = resolve(neutral);
+  const std::string identity = id_config.dump(false);
   const std::string id_file = dir_ + "/study-config.yaml";
   std::error_code ec;
   if (fs::exists(dir_, ec)) {
     const bool ours = fs::exists(id_file, ec);
-    const bool same = ours && read_text(id_file) == identity;
+    std::set<std::string> neutral_keys;
+    for (const auto& a : neutral) neutral_keys.insert(a.substr(0, a.find('=')));
+    const bool same = ours && same_study(read_text(id_file), id_config, identity, neutral_keys,
+                                         o_.config_dir.empty() ? find_config_dir(o_.config) : o_.config_dir);
     if (!same && !fs::is_empty(dir_, ec)) {
       if (!o_.force)
         fail("{}: {}; rerun with --force to move it aside ({}.old-N) and start a new study, or give another --out", dir_,
@@ -457,7 +513,8 @@ void Study::open_folder() {
     }
   }
   fs::create_directories(dir_ + "/logs");
-  if (!exists(id_file)) write_file_atomic(id_file, identity);
+  // Written afresh when it differs only by keys added since (see same_study).
+  if (!exists(id_file) || read_text(id_file) != identity) write_file_atomic(id_file, identity);
   log_.open(dir_ + "/tune.log");
 }
 
@@ -807,11 +864,75 @@ void Study::write_best_yaml() {
   write_file_atomic(dir_ + "/best.yaml", text);
 }
 
+// seed-S names seed S's run of the chosen setting for every seed: for the study's own seed the
+// best trial stands for it, and seed-S is a link to that trial (replaced when the best changes).
+void Study::link_own_seed(const std::vector<int64_t>& seeds, int64_t own_seed) const {
+  if (std::find(seeds.begin(), seeds.end(), own_seed) == seeds.end()) return;
+  const std::string link = fmt::format("{}/seed-{}", dir_, own_seed), target = fmt::format("trial-{:04}", best_);
+  std::error_code ec;
+  if (fs::is_symlink(link, ec) && fs::read_symlink(link, ec) == target) return;
+  if (fs::exists(link, ec) && !fs::is_symlink(link, ec)) return;  // a run folder of that name: keep it
+  const std::string tmp = link + ".tmp";
+  fs::remove(tmp, ec);
+  fs::create_directory_symlink(target, tmp, ec);
+  if (!ec) fs::rename(tmp, link, ec);
+  if (ec) fail("{}: cannot link it to {}: {}", link, target, ec.message());
+}
+
+namespace {
+// The test table of some runs: every test metric's mean, sample standard deviation and values.
+// Appends its Markdown rows (and, with csv, its CSV rows) and returns it as JSON.
+Json test_table(const std::vector<Json>& metrics, const std::vector<std::string>& labels, std::string& md, std::string* csv) {
+  md += "| metric | mean | sd |";
+  if (csv) *csv += "metric,mean,sd,n";
+  for (const auto& label : labels) {
+    md += " " + label + " |";
+    if (csv) *csv += "," + csv_field(label);
+  }
+  md += "\n|---|---|---|";
+  for (size_t i = 0; i < labels.size(); ++i) md += "---|";
+  md += "\n";
+  if (csv) *csv += "\n";
+  Json table = Json::object();
+  for (auto it = metrics[0].begin(); it != metrics[0].end(); ++it) {
+    std::vector<double> v;
+    for (const auto& m : metrics) v.push_back(metric_of(m, it.key()));
+    double mean = 0;
+    for (double x : v) mean += x;
+    mean /= static_cast<double>(v.size());
+    double sd = kNaN;
+    if (v.size() > 1) {
+      double ss = 0;
+      for (double x : v) ss += (x - mean) * (x - mean);
+      sd = std::sqrt(ss / static_cast<double>(v.size() - 1));
+    }
+    md += fmt::format("| {} | {} | {} |", it.key(), fmt_value(mean), fmt_value(sd));
+    if (csv) *csv += fmt::format("{},{},{},{}", it.key(), fmt_value(mean), fmt_value(sd), v.size());
+    Json vals = Json::array();
+    for (double x : v) {
+      md += " " + fmt_value(x) + " |";
+      if (csv) *csv += "," + fmt_value(x);
+      vals.push_back(json_number(x));
+    }
+    md += "\n";
+    if (csv) *csv += "\n";
+    Json e;
+    e["mean"] = json_number(mean);
+    e["sd"] = json_number(sd);
+    e["values"] = vals;
+    table[it.key()] = e;
+  }
+  return table;
+}
+}  // namespace
+
 // The chosen setting with each of search.seeds (the best trial itself stands for its own seed),
-// optionally refit on train + validation; their test metrics' mean and spread.
+// optionally refit on train + validation, optionally also evaluated under search.also_eval; their
+// test metrics' mean and spread.
 void Study::run_seeds() {
   std::vector<int64_t> seeds = base_.get_int_list("search.seeds", 0);
   const bool refit = base_.get_bool("search.refit");
+  const std::vector<std::string> also = base_.get_string_list("search.also_eval");
   const int64_t own_seed = base_.get_int("seed", 0);
   std::vector<std::string> runs;
   std::vector<Job> jobs;
@@ -824,6 +945,8 @@ void Study::run_seeds() {
     jobs.push_back(job_for(s, run, sets));
   }
   if (seeds.empty()) runs.push_back(fmt::format("trial-{:04}", best_));
+  link_own_seed(seeds, own_seed);
+  const std::vector<int64_t> run_seeds = seeds.empty() ? std::vector<int64_t>{own_seed} : seeds;
   auto finish = [&](const Job& j, int code) {
     if (code == 130 || code == 143 || stop_requested()) return;
     if (code != 0 && code != 3) fail("seed {} run failed (exit status {}): {} (log: {})", j.id, code, log_tail(j.log_path), j.log_path);
@@ -834,12 +957,13 @@ void Study::run_seeds() {
     interrupted_ = true;
     return;
   }
+  const std::vector<std::string> validated = runs;
   if (refit) {
     std::vector<Job> rj;
     std::vector<std::string> refit_runs;
     const std::vector<std::string> refit_sets = base_.get_string_list("search.refit_sets");
     for (size_t i = 0; i < runs.size(); ++i) {
-      const int64_t s = seeds.empty() ? own_seed : seeds[i];
+      const int64_t s = run_seeds[i];
       const Json m = json_parse(read_text(dir_ + "/" + runs[i] + "/metrics.json"), runs[i] + "/metrics.json");
       const std::string run = fmt::format("refit-{}", s);
       refit_runs.push_back(run);
@@ -866,63 +990,79 @@ void Study::run_seeds() {
     }
     runs = refit_runs;
   }
-  // The test table: every test metric, mean and sample standard deviation over the runs.
-  std::vector<Json> metrics;
-  for (const auto& run : runs) metrics.push_back(json_parse(read_text(dir_ + "/" + run + "/metrics.json"), run)["test"]["metrics"]);
-  Json table = Json::object();
-  std::string md = fmt::format("# Test metrics of the setting chosen on validation\n\n`rzoo tune {}`: trial {} ({}), validation {} {}; "
-                               "{}; runs: {}.\n\n| metric | mean | sd |",
-                               o_.config, best_, setting_text(best_), metric_, fmt_value(state_[best_ - 1].value),
-                               refit ? "refit on train + validation" : "as validated", [&] {
-                                 std::string s;
-                                 for (const auto& r : runs) s += (s.empty() ? "" : ", ") + r;
-                                 return s;
-                               }());
-  std::string csv = "metric,mean,sd,n";
-  for (size_t i = 0; i < runs.size(); ++i) {
-    const std::string label = fmt::format("seed {}", seeds.empty() ? own_seed : seeds[i]);
-    md += " " + label + " |";
-    csv += "," + csv_field(label);
+  // search.also_eval: `rzoo evaluate RUN --set ...` of every final run (and, with a refit, of the
+  // validated runs too), into RUN/eval-<settings>/ (kept: a rerun of the study reuses it).
+  const std::string also_dir = also.empty() ? std::string() : eval_folder_name(also);
+  if (!also.empty()) {
+    std::vector<Job> ej;
+    std::vector<std::string> all = runs;
+    if (refit) all.insert(all.end(), validated.begin(), validated.end());
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (exists(dir_ + "/" + all[i] + "/" + also_dir + "/eval.json")) continue;
+      Job j;
+      j.id = static_cast<int64_t>(i);
+      j.log_path = fmt::format("{}/logs/{}-{}.log", dir_, all[i], also_dir);
+      j.argv = {o_.rzoo, "evaluate", dir_ + "/" + all[i], "--quiet"};  // threads: as the run trained
+      for (const auto& a : also) j.argv.insert(j.argv.end(), {"--set", a});
+      ej.push_back(j);
+    }
+    if (!ej.empty()) log_.line(fmt::format("evaluating the final runs with {}", yaml_text(base_.node("search.also_eval"))));
+    const bool ok = run_jobs(ej, jobs_, [&](const Job& j, int code) {
+      if (code == 130 || code == 143 || stop_requested()) return;
+      if (code != 0) fail("rzoo evaluate {} failed (exit status {}): {} (log: {})", all[j.id], code, log_tail(j.log_path), j.log_path);
+    });
+    if (!ok) {
+      interrupted_ = true;
+      return;
+    }
   }
-  md += "\n|---|---|---|";
-  for (size_t i = 0; i < runs.size(); ++i) md += "---|";
-  md += "\n";
-  csv += "\n";
-  for (auto it = metrics[0].begin(); it != metrics[0].end(); ++it) {
-    std::vector<double> v;
-    for (const auto& m : metrics) v.push_back(metric_of(m, it.key()));
-    double mean = 0;
-    for (double x : v) mean += x;
-    mean /= static_cast<double>(v.size());
-    double sd = kNaN;
-    if (v.size() > 1) {
-      double ss = 0;
-      for (double x : v) ss += (x - mean) * (x - mean);
-      sd = std::sqrt(ss / static_cast<double>(v.size() - 1));
+  // The test tables: the reported runs; with a refit, the validated runs beside them; each also
+  // under search.also_eval.
+  auto read_test = [&](const std::string& run, const std::string& sub) {
+    const std::string file = sub.empty() ? dir_ + "/" + run + "/metrics.json" : dir_ + "/" + run + "/" + sub + "/eval.json";
+    return json_parse(read_text(file), file)["test"]["metrics"];
+  };
+  auto all_of = [&](const std::vector<std::string>& rs, const std::string& sub) {
+    std::vector<Json> ms;
+    for (const auto& r : rs) ms.push_back(read_test(r, sub));
+    return ms;
+  };
+  auto joined = [](const std::vector<std::string>& rs) {
+    std::string s;
+    for (const auto& r : rs) s += (s.empty() ? "" : ", ") + r;
+    return s;
+  };
+  std::vector<std::string> labels;
+  for (int64_t s : run_seeds) labels.push_back(fmt::format("seed {}", s));
+  std::string md = fmt::format("# Test metrics of the setting chosen on validation\n\n`rzoo tune {}`: trial {} ({}), validation {} {}; "
+                               "{}; runs: {}.\n\n",
+                               o_.config, best_, setting_text(best_), metric_, fmt_value(state_[best_ - 1].value),
+                               refit ? "refit on train + validation" : "as validated", joined(runs));
+  std::string csv;
+  test_ = Json::object();
+  test_["metrics"] = test_table(all_of(runs, ""), labels, md, &csv);
+  if (refit) {
+    md += fmt::format("\n## As validated, before the refit (runs: {})\n\n", joined(validated));
+    test_["validated_metrics"] = test_table(all_of(validated, ""), labels, md, nullptr);
+  }
+  if (!also.empty()) {
+    Json a = Json::object();
+    a["sets"] = also;
+    a["folder"] = also_dir;
+    md += fmt::format("\n## With {} (`rzoo evaluate`, {}/)\n\n", yaml_text(base_.node("search.also_eval")), also_dir);
+    a["metrics"] = test_table(all_of(runs, also_dir), labels, md, nullptr);
+    if (refit) {
+      md += fmt::format("\n## With {}, as validated, before the refit\n\n", yaml_text(base_.node("search.also_eval")));
+      a["validated_metrics"] = test_table(all_of(validated, also_dir), labels, md, nullptr);
     }
-    md += fmt::format("| {} | {} | {} |", it.key(), fmt_value(mean), fmt_value(sd));
-    csv += fmt::format("{},{},{},{}", it.key(), fmt_value(mean), fmt_value(sd), v.size());
-    Json vals = Json::array();
-    for (double x : v) {
-      md += " " + fmt_value(x) + " |";
-      csv += "," + fmt_value(x);
-      vals.push_back(json_number(x));
-    }
-    md += "\n";
-    csv += "\n";
-    Json e;
-    e["mean"] = json_number(mean);
-    e["sd"] = json_number(sd);
-    e["values"] = vals;
-    table[it.key()] = e;
+    test_["also_eval"] = a;
   }
   write_file_atomic(dir_ + "/test.md", md);
   write_file_atomic(dir_ + "/test.csv", csv);
-  test_ = Json::object();
-  test_["seeds"] = seeds.empty() ? std::vector<int64_t>{own_seed} : seeds;
+  test_["seeds"] = run_seeds;
   test_["runs"] = runs;
+  if (refit) test_["validated_runs"] = validated;
   test_["refit"] = refit;
-  test_["metrics"] = table;
 }
 
 StudySummary Study::run() {
@@ -942,6 +1082,12 @@ StudySummary Study::run() {
   (void)base_.get_int_list("search.seeds", 0);
   (void)base_.get_bool("search.refit");
   (void)base_.get_string_list("search.refit_sets");
+  for (const auto& a : base_.get_string_list("search.also_eval")) {
+    if (a.rfind("eval.", 0) != 0 || a.find('=') == std::string::npos)
+      base_.bad("search.also_eval", fmt::format("'{}': each entry is an eval.KEY=VALUE assignment (only evaluation "
+                                                "settings can change when re-evaluating a run)", a));
+    (void)base_.with_set(a);  // an unknown key fails here, before any trial
+  }
   if (base_.get_string("model.name").empty())
     fail("{}: no model named; set `model: NAME` (rzoo tune searches one model's settings)", o_.config);
   space_ = parse_space(base_);
