@@ -101,7 +101,8 @@ def fmt(table, m):
     sd = e.get("sd")
     return f'{m} {e["mean"]:.4f}' + (f' ± {sd:.4f}' if sd is not None else "")
 report = report or list(test.get("metrics", {}))[:2]
-line = lambda table: ", ".join(fmt(table, m) for m in report)
+# A table without the reported metrics (also_eval with other eval.ks) shows its own first two.
+line = lambda table: ", ".join(fmt(table, m) for m in (report if any(m in table for m in report) else list(table)[:2]))
 shown = " ".join(f"{k}={v}" for k, v in own.items())
 text = (f'{label}: {shown or "(as configured)"} | valid {st["metric"]} {best["value"]:.4f} | test'
         f'{" (" + str(runs) + " seeds)" if runs > 1 else ""}{" refit on train + valid" if test.get("refit") else ""} '

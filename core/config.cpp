@@ -798,22 +798,22 @@ bool is_path_key(const std::string& key) {
   return key == "path" || (key.size() > 5 && key.compare(key.size() - 5, 5, "_path") == 0);
 }
 
-std::string Config::dump_changes(const std::string& config_dir) const {
+bool is_project_default(const std::string& origin, const std::string& config_dir) {
+  if (origin.empty() || origin.rfind("--set", 0) == 0) return false;
+  // "file:line:column" (a file name may itself hold ':'): the file is before the last two.
+  std::string file = origin;
+  for (int i = 0; i < 2; ++i) {
+    const auto colon = file.rfind(':');
+    if (colon == std::string::npos) break;
+    file = file.substr(0, colon);
+  }
   std::error_code ec;
-  const fs::path dir = fs::weakly_canonical(config_dir, ec);
-  const auto is_default = [&](const std::string& origin) {
-    if (origin.rfind("--set", 0) == 0) return false;
-    // "file:line:column" (a file name may itself hold ':'): the file is before the last two.
-    std::string file = origin;
-    for (int i = 0; i < 2; ++i) {
-      const auto colon = file.rfind(':');
-      if (colon == std::string::npos) break;
-      file = file.substr(0, colon);
-    }
-    std::error_code e;
-    const fs::path f = fs::weakly_canonical(file, e);
-    return f == dir / "defaults.yaml" || f.parent_path() == dir / "models" || f.parent_path() == dir / "datasets";
-  };
+  const fs::path dir = fs::weakly_canonical(config_dir, ec), f = fs::weakly_canonical(file, ec);
+  return f == dir / "defaults.yaml" || f.parent_path() == dir / "models" || f.parent_path() == dir / "datasets";
+}
+
+std::string Config::dump_changes(const std::string& config_dir) const {
+  const auto is_default = [&](const std::string& origin) { return is_project_default(origin, config_dir); };
   std::string out;
   changed_leaves(root_, "", origins_, is_default, out);
   return out;

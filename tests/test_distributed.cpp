@@ -266,6 +266,34 @@ TEST_CASE("distributed: started by torchrun (python3-torch's launcher)", "[distr
   REQUIRE(tr.code == 0);
   CHECK(max_diff(model_of(t.file("runs/ours/best.pt")), model_of(t.file("runs/torchrun/best.pt"))) == 0);
   CHECK(read(t.file("runs/ours/test.users.csv")) == read(t.file("runs/torchrun/test.users.csv")));
+
+  // Two machines' launch, both agents on this host: torchrun --nnodes 2 --node_rank 0|1 with one
+  // process each (static rendezvous at MASTER_ADDR:MASTER_PORT). Each rank is LOCAL_RANK 0 of its
+  // node; rank 0 (node 0) writes the run. The same model as --nproc 2.
+  const int port = [] {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    const bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+    if (fd >= 0) ::close(fd);
+    return ok ? static_cast<int>(ntohs(a.sin_port)) : 29500;
+  }();
+  std::string nodes;
+  for (int node = 0; node < 2; ++node)
+    nodes += fmt::format("/usr/bin/python3 -m torch.distributed.run --nnodes 2 --node_rank {} --nproc_per_node 1 "
+                         "--master_addr 127.0.0.1 --master_port {} --no_python --redirects 1 --tee 1 --log_dir {} {} train {}{} "
+                         "--set threads=1 --set run_name=nodes > {} 2>&1 & p{}=$!; ",
+                         node, port, q(t.file(fmt::format("node{}-logs", node))), RZOO_TEST_CLI, q(exp), common(t),
+                         q(t.file(fmt::format("node{}.out", node))), node);
+  const auto mn = run_shell("(" + nodes + "wait $p0; a=$?; wait $p1; b=$?; exit $((a | b)))");
+  INFO(read(t.file("node0.out")) + read(t.file("node1.out")));
+  REQUIRE(mn.code == 0);
+  CHECK(max_diff(model_of(t.file("runs/ours/best.pt")), model_of(t.file("runs/nodes/best.pt"))) == 0);
+  CHECK(read(t.file("runs/ours/test.users.csv")) == read(t.file("runs/nodes/test.users.csv")));
+  CHECK(read(t.file("runs/nodes/train.log")).find("| 2 processes (distributed)") != std::string::npos);
 }
 
 namespace {

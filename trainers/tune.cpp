@@ -464,8 +464,6 @@ bool same_study(const std::string& stored, const Config& now, const std::string&
     return false;
   }
   flatten(now.root(), "", b);
-  std::error_code ec;
-  const fs::path dir = fs::weakly_canonical(config_dir, ec);
   for (const auto& [key, value] : b) {
     const auto it = a.find(key);
     if (it != a.end()) {
@@ -473,12 +471,7 @@ bool same_study(const std::string& stored, const Config& now, const std::string&
       continue;
     }
     if (neutral_keys.count(key)) continue;  // set alike for every study's identity
-    std::string file = now.origin(key);  // "file:line:column"
-    for (int i = 0; i < 2; ++i)
-      if (const auto colon = file.rfind(':'); colon != std::string::npos) file = file.substr(0, colon);
-    const fs::path f = fs::weakly_canonical(file, ec);
-    if (file.empty() || !(f == dir / "defaults.yaml" || f.parent_path() == dir / "models" || f.parent_path() == dir / "datasets"))
-      return false;
+    if (!is_project_default(now.origin(key), config_dir)) return false;
   }
   return true;
 }
