@@ -4,6 +4,7 @@
 # small grid, the best validation value wins, test is only read for the chosen setting); models
 # with random training are then re-run with seeds 1, 2, 3 and their test metrics averaged.
 # Usage: bash bench/classic_repro.sh [ncf|ml100k|mlsmall|speed]...   (default: all; needs the build)
+#        ML100K_MODELS="biasedmf itemknn" bash bench/classic_repro.sh ml100k   (a subset, in that order)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${RZOO_SHARED_DATA:-../shared/data}
@@ -40,7 +41,7 @@ ml100k)
   if [ ! -f "$data/ml-100k/u1.base" ]; then echo "ml100k: skipped: no $data/ml-100k"; continue; fi
   echo "== ML-100K rating prediction, RMSE (5-fold u1..u5; per fold, settings chosen on a validation 5% of u*.base,"
   echo "   then refit on all of u*.base)"
-  for model in biasedmf svdpp itemknn; do
+  for model in ${ML100K_MODELS:-biasedmf svdpp itemknn}; do
     case $model in
       biasedmf) grid=(--grid "model.factors=[50,100]" --grid "model.reg=[0.05,0.1]" --grid "model.epochs=[20,50]" --grid "model.lr_decay=[1.0,0.95]" --seeds 1,2,3) ;;
       svdpp) grid=(--grid "model.factors=[50,100]" --grid "model.reg=[0.05,0.1]" --grid "model.epochs=[20,40]" --grid "model.lr_decay=[1.0,0.95]" --seeds 1,2,3) ;;

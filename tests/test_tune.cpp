@@ -373,7 +373,7 @@ TEST_CASE("tune: refit with {seed} templates, also_eval, and seed-S for every se
   require_clean_failure(run_cli(cmd + " --set 'search.also_eval=[eval.bogus=1]'"), "eval.bogus");
 }
 
-TEST_CASE("tune: a study made before a key was added continues; one whose own settings differ is refused", "[tune][cli]") {
+TEST_CASE("tune: a study made before a key was added continues, one whose own settings differ is refused", "[tune][cli]") {
   TempDir t;
   const std::string out = t.file("study");
   const std::string exp = t.write("tune.yaml",
