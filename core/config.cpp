@@ -372,9 +372,9 @@ void substitute_seed(YAML::Node node, const std::string& seed) {
       return;
     }
     std::string text = v.Scalar();
-    if (text.find(kSeed) == std::string::npos) return;
-    for (size_t at = text.find(kSeed); at != std::string::npos; at = text.find(kSeed, at + seed.size()))
-      text.replace(at, kSeed.size(), seed);
+    size_t at = text.find(kSeed);
+    if (at == std::string::npos) return;
+    for (; at != std::string::npos; at = text.find(kSeed, at + seed.size())) text.replace(at, kSeed.size(), seed);
     v = text;
   };
   if (node.IsMap()) {

@@ -103,10 +103,10 @@ const char* version();
 
 // Number of threads for `threads` ("auto" = all cores).
 int64_t resolve_threads(const Config& cfg);
-// Keys holding file paths (`path`, `*_path`): relative ones are resolved against their layer.
 // Whether an origin ("file:line:column", or "--set ...") is one of the project's own layers in
 // config_dir: defaults.yaml, models/*.yaml or datasets/*.yaml (a default, not a user's choice).
 bool is_project_default(const std::string& origin, const std::string& config_dir);
+// Keys holding file paths (`path`, `*_path`): relative ones are resolved against their layer.
 bool is_path_key(const std::string& key);
 
 // The folder `rzoo data fetch` puts datasets in: $RZOO_DATA, else $XDG_CACHE_HOME/rzoo/data, else
