@@ -290,11 +290,13 @@ int run(const Args& a) {
     // The runtime facts that decide speed (see core/threads.h).
     const char* policy = std::getenv("OMP_WAIT_POLICY");
     const char* spin = std::getenv("GOMP_SPINCOUNT");
+    const char* blas_timeout = std::getenv("OPENBLAS_THREAD_TIMEOUT");
     const int blas = rzoo::blas_threads();
-    std::cout << fmt::format("threads: {} cores; OpenMP wait policy {}{}; BLAS threads {}\n",
+    std::cout << fmt::format("threads: {} cores; OpenMP wait policy {}{}; BLAS threads {}{}\n",
                              std::thread::hardware_concurrency(), policy ? policy : "(runtime default)",
                              spin ? fmt::format(", spin count {}", spin) : std::string(),
-                             blas < 0 ? std::string("(no known BLAS)") : std::to_string(blas));
+                             blas < 0 ? std::string("(no known BLAS)") : std::to_string(blas),
+                             blas_timeout ? fmt::format(", OpenBLAS thread timeout 2^{} cycles", blas_timeout) : std::string());
     return 0;
   }
   if (a.help && cli::command_help(a.command)) {

@@ -12,3 +12,12 @@
 #else
 #define RZOO_SIMD_CLONES
 #endif
+
+// For the helpers such a function calls: a helper the compiler leaves out of line is compiled once,
+// for the baseline, and every clone calls that copy (seen: iALS's conjugate-gradient dot products
+// ran as SSE2 code inside the AVX-512 clone). Forced inline, each clone gets its own.
+#if defined(__GNUC__) || defined(__clang__)
+#define RZOO_ALWAYS_INLINE __attribute__((always_inline)) inline
+#else
+#define RZOO_ALWAYS_INLINE inline
+#endif

@@ -23,16 +23,39 @@ void set_thread_pools(int n) {
   if (auto set = find_symbol<void (*)(int)>("MKL_Set_Num_Threads")) set(n);
 }
 
+namespace {
+using SetThreads = void (*)(int);
+SetThreads blas_setter() {
+  static const SetThreads set = [] {
+    if (auto f = find_symbol<SetThreads>("openblas_set_num_threads")) return f;
+    return find_symbol<SetThreads>("MKL_Set_Num_Threads");
+  }();
+  return set;
+}
+}  // namespace
+
+SingleThreadedBlas::SingleThreadedBlas() : saved_(blas_threads()) {
+  if (saved_ > 1 && blas_setter() != nullptr) blas_setter()(1);
+}
+
+SingleThreadedBlas::~SingleThreadedBlas() {
+  if (saved_ > 1 && blas_setter() != nullptr) blas_setter()(saved_);
+}
+
 int blas_threads() {
-  if (auto get = find_symbol<int (*)()>("openblas_get_num_threads")) return get();
-  if (auto get = find_symbol<int (*)()>("MKL_Get_Max_Threads")) return get();
-  return -1;
+  using GetThreads = int (*)();
+  static const GetThreads get = [] {
+    if (auto f = find_symbol<GetThreads>("openblas_get_num_threads")) return f;
+    return find_symbol<GetThreads>("MKL_Get_Max_Threads");
+  }();
+  return get != nullptr ? get() : -1;
 }
 
 void reexec_with_short_openmp_spin(char** argv) {
   if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) return;
   ::setenv("GOMP_SPINCOUNT", "10000", 1);
   ::setenv("KMP_BLOCKTIME", "0", 0);
+  ::setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0);
   ::execv("/proc/self/exe", argv);  // returns only on failure: run on with the default policy
 }
 

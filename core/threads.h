@@ -13,6 +13,21 @@ void set_thread_pools(int n);
 // The BLAS library's thread count as it reports it, or -1 when there is no known BLAS.
 int blas_threads();
 
+// Runs the BLAS library with one thread for the guard's lifetime, then restores its count. For
+// steps of small products: OpenBLAS's second thread made a NeuMF step of 2048 rows through
+// 128-128-64 layers 13% slower (0.277 against 0.244 s an epoch), 4% faster at 8192 rows, 10% at
+// 32768 (bench notes in README). Cheap (a variable of the library; no thread is made or joined).
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas();
+  ~SingleThreadedBlas();
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  int saved_;
+};
+
 // OpenMP's default wait policy lets a thread that reaches the end of a parallel region spin for
 // a while (libgomp: 300,000 iterations) before sleeping. When other processes hold the cores,
 // the spinning thread takes the CPU its partner needs to finish, and every one of the thousands
@@ -24,9 +39,14 @@ int blas_threads();
 // fast hand-over between back-to-back regions and sleeps before a scheduler slice is lost: on
 // the idle machine within 10% of spinning, on 2 busy cores as fast as PASSIVE or faster (FM 0.28
 // against 0.35 s, NeuMF 8.2 against 16.1 s, BPR 0.87 against 0.81 s; bench notes in README).
-// These are read from the environment when the OpenMP runtime loads, before main(), so the
-// program sets GOMP_SPINCOUNT=10000 (and Intel OpenMP's KMP_BLOCKTIME=0) and executes itself
-// again, once. A wait policy or spin count the user set is kept. Returns only when nothing was
+// OpenBLAS's own workers wait for the next call in sched_yield for 2^28 cycles (~0.1 s) before
+// sleeping; on busy cores each yield hands the core to another process for a time slice while
+// the caller waits for the worker: NeuMF with 2 threads beside two busy fuzzers took 5-6 s an
+// epoch against 0.23 s with 1; with OPENBLAS_THREAD_TIMEOUT=4 (2^4 cycles, the least it takes)
+// 0.75-1.0 s (2^14: 1.2-1.8 s), and on the idle machine no different (0.286 against 0.282 s).
+// These are read from the environment when the OpenMP and BLAS runtimes load, before main(), so
+// the program sets GOMP_SPINCOUNT=10000 (and Intel OpenMP's KMP_BLOCKTIME=0, and
+// OPENBLAS_THREAD_TIMEOUT=4 unless set) and executes itself again, once. A wait policy or spin count the user set is kept. Returns only when nothing was
 // done (already set, or the exec failed).
 void reexec_with_short_openmp_spin(char** argv);
 

@@ -1,5 +1,7 @@
 #include "models/recommender.h"
 
+#include <torch/torch.h>
+
 #include "datasets/dataset.h"
 
 namespace rzoo {
@@ -49,6 +51,12 @@ std::pair<at::Tensor, at::Tensor> RecommenderImpl::explain(const at::Tensor&, in
 
 at::Tensor RecommenderImpl::loss(const Batch&) {
   TORCH_CHECK(false, "model '", name(), "' is fitted in closed form; it has no batch loss");
+}
+
+at::Tensor& dense_grad(at::Tensor& w) {
+  auto& g = w.mutable_grad();
+  if (!g.defined()) g = torch::zeros_like(w);
+  return g;
 }
 
 }  // namespace rzoo

@@ -70,6 +70,10 @@ enum class HistoryScope {
 };
 const char* to_string(HistoryScope s);
 
+// A parameter's grad for a fused_loss_backward to add into, zero-filled when the optimizer left
+// none (LibTorch 2's zero_grad sets grads to undefined).
+at::Tensor& dense_grad(at::Tensor& w);
+
 // Sizes and configuration a model is built from.
 struct ModelContext {
   int64_t n_users = 0;

@@ -126,7 +126,10 @@ TEST_CASE("distributed: 2 processes with batch B/2 train the parameters of 1 pro
     SECTION(c.name) {
       const std::string exp = t.write("exp.yaml", data + c.model);
       const auto [a, b] = one_and_two(t, exp, c.sets, "run", "--set train.batch_size=64", "--set train.batch_size=32");
-      for (const char* f : {"/best.pt", "/last.pt"}) CHECK(max_diff(model_of(a + f), model_of(b + f)) < 1e-5);
+      // Adam divides by sqrt(v): the rounding of gradients summed in another order grows over the
+      // steps (3 epochs at lr 0.01: 8e-6 with torch::optim::Adam, 2.5e-5 with rzoo's fused pass);
+      // a wrong share of the batch or a missed all-reduce changes the gradients themselves.
+      for (const char* f : {"/best.pt", "/last.pt"}) CHECK(max_diff(model_of(a + f), model_of(b + f)) < 1e-4);
       // Losses and every validation metric of every epoch, to the digits history.csv keeps.
       const std::string ha = history_without_time(a), hb = history_without_time(b);
       CHECK(ha.size() > 40);

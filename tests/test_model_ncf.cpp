@@ -409,6 +409,77 @@ TEST_CASE("bpr: native per-sample SGD equals batch_size-1 autograd SGD (with l2)
 
 // ---- chunked score_all ----------------------------------------------------------------------------
 
+TEST_CASE("gmf, ncfmlp, neumf: the fused loss and gradients equal autograd's, repeated rows included", "[models][ncf]") {
+  const int64_t n_users = 6, n_items = 9;
+  const ModelContext ctx{n_users, n_items, nullptr};
+  const auto build = [&](int kind) -> std::shared_ptr<NCFBaseImpl> {
+    switch (kind) {
+      case 0: return std::make_shared<GMFImpl>(ctx, GMFOptions().embedding_size(5));
+      case 1: return std::make_shared<NCFMLPImpl>(ctx, NCFMLPOptions().layers({8, 6, 4, 2}));
+      case 2: return std::make_shared<NCFMLPImpl>(ctx, NCFMLPOptions().layers({8, 6}));
+      default: return std::make_shared<NeuMFImpl>(ctx, NeuMFOptions().embedding_size(3).layers({10, 7, 4}));
+    }
+  };
+  for (int kind = 0; kind < 4; ++kind) {
+    INFO("model " << kind);
+    torch::manual_seed(11 + kind);
+    auto a = build(kind), f = build(kind);
+    randomise(*a);
+    {
+      torch::NoGradGuard g;
+      const auto src = a->named_parameters();
+      for (auto& p : f->named_parameters()) p.value().copy_(src[p.key()]);
+    }
+    // 50 rows over 6 users and 9 items: users and items repeat, labels of both kinds.
+    const auto users = torch::randint(0, n_users, {50}, torch::kLong), items = torch::randint(0, n_items, {50}, torch::kLong);
+    const auto labels = (torch::rand({50}) < 0.4).to(torch::kFloat);
+    const Batch b{users, items, {}, labels, {}};
+    const auto want = a->loss(b);
+    want.backward();
+    const auto got = f->fused_loss_backward(b);
+    REQUIRE(got.defined());
+    CHECK(got.item<double>() == Approx(want.item<double>()).epsilon(1e-6));
+    const auto grads = a->named_parameters();
+    for (const auto& p : f->named_parameters()) {
+      INFO(p.key());
+      REQUIRE(p.value().grad().defined());
+      CHECK(torch::allclose(p.value().grad(), grads[p.key()].grad(), 1e-4, 1e-6));
+    }
+    // A second call adds to the gradients, as a second backward would.
+    f->fused_loss_backward(b);
+    for (const auto& p : f->named_parameters())
+      CHECK(torch::allclose(p.value().grad(), 2 * grads[p.key()].grad(), 1e-4, 1e-6));
+    // One thread and two (products side by side): the same values, bit for bit.
+    std::map<std::string, at::Tensor> by_threads[2];
+    const int saved = at::get_num_threads();
+    for (const int t : {1, 2}) {
+      at::set_num_threads(t);
+      for (auto& p : f->named_parameters()) p.value().mutable_grad().zero_();
+      f->fused_loss_backward(b);
+      for (const auto& p : f->named_parameters()) by_threads[t - 1][p.key()] = p.value().grad().clone();
+    }
+    at::set_num_threads(saved);
+    for (const auto& [key, g] : by_threads[0]) {
+      INFO(key);
+      CHECK(torch::equal(g, by_threads[1][key]));
+    }
+    // Where it cannot (sparse embedding gradients, double parameters, no gradient mode): autograd.
+    auto& emb = kind == 0 ? f->gmf_item_emb : f->mlp_item_emb;
+    emb->options.sparse(true);
+    CHECK_FALSE(f->fused_loss_backward(b).defined());
+    emb->options.sparse(false);
+    {
+      torch::NoGradGuard g;
+      CHECK_FALSE(f->fused_loss_backward(b).defined());
+    }
+    f->to(torch::kDouble);
+    CHECK_FALSE(f->fused_loss_backward(b).defined());
+  }
+  // MLP-0 (no hidden layer): nothing to split, autograd.
+  auto m0 = std::make_shared<NCFMLPImpl>(ctx, NCFMLPOptions().layers({8}));
+  CHECK_FALSE(m0->fused_loss_backward(pointwise({0, 1}, {2, 3}, {1.0f, 0.0f})).defined());
+}
+
 TEST_CASE("ncfmlp, neumf: the chunked score_all equals the naive concatenation", "[models][ncf]") {
   torch::manual_seed(5);
   const int64_t n_users = 7, n_items = 11;

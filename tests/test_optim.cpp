@@ -1,10 +1,11 @@
-// LazyAdam against torch::optim::Adam and by hand; sparse embedding gradients against dense ones.
+// LazyAdam and FusedAdam against torch::optim::Adam and by hand; sparse embedding gradients against dense ones.
 #include "helpers.h"
 
 #include <torch/torch.h>
 
 #include <cmath>
 
+#include "trainers/fused_adam.h"
 #include "trainers/lazy_adam.h"
 #include "trainers/trainer.h"
 
@@ -20,6 +21,13 @@ void run_steps(torch::optim::Optimizer& opt, at::Tensor& p, const std::vector<at
     opt.step();
   }
 }
+
+// LibTorch's intra-op thread count for one test, restored after it.
+struct IntraOpThreads {
+  explicit IntraOpThreads(int n) : saved(at::get_num_threads()) { at::set_num_threads(n); }
+  ~IntraOpThreads() { at::set_num_threads(saved); }
+  int saved;
+};
 }  // namespace
 
 TEST_CASE("lazy_adam: dense gradients give exactly Adam's steps, with weight decay", "[optim]") {
@@ -146,4 +154,72 @@ TEST_CASE("sparse embedding gradients: sgd and adagrad take the same steps as wi
   CHECK(sparse_gradients_are_exact(lazy));
   TrainOptions adam;
   CHECK_FALSE(sparse_gradients_are_exact(adam));
+}
+
+TEST_CASE("fused adam: Adam's steps over several parameters, across threads, gradients left zero", "[optim]") {
+  // Two parameters larger than the pass's grain (so that, with two threads, a chunk spans the end of
+  // one and the start of the next), a small one, and one without a gradient (skipped, as by Adam).
+  IntraOpThreads threads(2);
+  torch::manual_seed(5);
+  const std::vector<at::Tensor> init = {torch::randn({300000}), torch::randn({7, 3}), torch::randn({1000, 250}),
+                                        torch::randn({4})};
+  for (const double wd : {0.0, 0.05}) {
+    std::vector<at::Tensor> a, b;
+    for (const auto& t : init) {
+      a.push_back(t.clone().requires_grad_());
+      b.push_back(t.clone().requires_grad_());
+    }
+    torch::optim::Adam adam(a, torch::optim::AdamOptions(0.01).weight_decay(wd));
+    FusedAdam fused(b, torch::optim::AdamOptions(0.01).weight_decay(wd));
+    for (int s = 0; s < 5; ++s) {
+      for (size_t k = 0; k + 1 < init.size(); ++k) {
+        const auto g = torch::randn_like(init[k]);
+        a[k].mutable_grad() = g.clone();
+        b[k].mutable_grad() = g.clone();
+      }
+      adam.step();
+      fused.step();
+      CHECK(fused.gradients_zeroed());
+      for (size_t k = 0; k + 1 < init.size(); ++k) CHECK(b[k].grad().abs().max().item<float>() == 0.0f);
+    }
+    INFO("weight decay " << wd);
+    for (size_t k = 0; k < init.size(); ++k) CHECK(torch::allclose(a[k], b[k], 1e-5, 1e-6));
+    CHECK(torch::equal(b[3], init[3]));
+    // The same state and checkpoint format as torch::optim::Adam: each continues the other.
+    TempDir t;
+    {
+      torch::serialize::OutputArchive out;
+      fused.save(out);
+      out.save_to(t.file("fused.pt"));
+    }
+    torch::serialize::InputArchive in;
+    in.load_from(t.file("fused.pt"));
+    std::vector<at::Tensor> c;
+    for (const auto& p : b) c.push_back(p.detach().clone().requires_grad_());
+    torch::optim::Adam resumed(c, torch::optim::AdamOptions(0.01).weight_decay(wd));
+    resumed.load(in);
+    const auto g = torch::randn_like(init[1]);
+    b[1].mutable_grad() = g.clone();
+    c[1].mutable_grad() = g.clone();
+    fused.step();
+    resumed.step();
+    CHECK(torch::allclose(b[1], c[1], 1e-5, 1e-6));
+  }
+}
+
+TEST_CASE("fused adam: a sparse gradient takes torch::optim::Adam's own step", "[optim]") {
+  torch::manual_seed(6);
+  torch::nn::Embedding e(10, 4);
+  set_sparse_embeddings(*e, true);
+  auto opt = make_optimizer("adam", e->parameters(), 0.1, 0.0, 0.0);
+  auto* fused = dynamic_cast<FusedAdam*>(opt.get());
+  REQUIRE(fused != nullptr);
+  const auto before = e->weight.detach().clone();
+  opt->zero_grad();
+  e->forward(torch::tensor({1, 3}, torch::kLong)).sum().backward();
+  REQUIRE(e->weight.grad().is_sparse());
+  // torch::optim::Adam refuses sparse gradients; the fused step must not read them as dense.
+  CHECK_THROWS(opt->step());
+  CHECK_FALSE(fused->gradients_zeroed());
+  CHECK(torch::equal(e->weight.detach(), before));
 }

@@ -26,11 +26,15 @@ namespace {
 std::string q(const std::string& s) { return "'" + s + "'"; }
 }  // namespace
 
-TEST_CASE("threads: the program runs with a short OpenMP spin unless the user chose a policy", "[cli][threads]") {
-  auto r = run_shell("env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT " + std::string(RZOO_TEST_CLI) + " --version");
+TEST_CASE("threads: the program runs with a short OpenMP spin and OpenBLAS wait unless the user chose them", "[cli][threads]") {
+  auto r = run_shell("env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u OPENBLAS_THREAD_TIMEOUT " + std::string(RZOO_TEST_CLI) +
+                     " --version");
   INFO(r.output);
   CHECK(r.code == 0);
   CHECK(r.output.find("spin count 10000") != std::string::npos);
+  CHECK(r.output.find("OpenBLAS thread timeout 2^4 cycles") != std::string::npos);
+  r = run_shell("env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT OPENBLAS_THREAD_TIMEOUT=9 " + std::string(RZOO_TEST_CLI) + " --version");
+  CHECK(r.output.find("OpenBLAS thread timeout 2^9 cycles") != std::string::npos);
   r = run_shell("env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=PASSIVE " + std::string(RZOO_TEST_CLI) + " --version");
   CHECK(r.output.find("OpenMP wait policy PASSIVE;") != std::string::npos);
   r = run_shell("env -u OMP_WAIT_POLICY GOMP_SPINCOUNT=5 " + std::string(RZOO_TEST_CLI) + " --version");

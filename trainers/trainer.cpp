@@ -19,6 +19,7 @@
 #include "core/tensorboard.h"
 #include "datasets/dataset.h"
 #include "datasets/sampler.h"
+#include "trainers/fused_adam.h"
 #include "trainers/lazy_adam.h"
 
 namespace rzoo {
@@ -88,7 +89,7 @@ TrainOptions TrainOptions::from_config(const Config& cfg) {
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& name, std::vector<at::Tensor> params,
                                                         double lr, double weight_decay, double momentum) {
   if (name == "adam")
-    return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(lr).weight_decay(weight_decay));
+    return std::make_unique<FusedAdam>(params, torch::optim::AdamOptions(lr).weight_decay(weight_decay));
   if (name == "lazy_adam")
     return std::make_unique<LazyAdam>(params, torch::optim::AdamOptions(lr).weight_decay(weight_decay));
   if (name == "sgd")
@@ -659,7 +660,9 @@ at::Tensor Trainer::train_batch(Batch& b, bool per_sample, int64_t& steps) {
     steps = b.size();
     return weighted;
   }
-  optimizer_->zero_grad();
+  // FusedAdam zeroes the gradients in its own pass; zero_grad would pass over them again.
+  const auto* fused = dynamic_cast<const FusedAdam*>(optimizer_.get());
+  if (fused == nullptr || !fused->gradients_zeroed()) optimizer_->zero_grad();
   if (dist_) {
     // No gradient kept from the last step: an embedding's sparse gradient would otherwise be added
     // into the dense one the optimizer was given (reduce_gradients), and travel dense.

@@ -169,14 +169,6 @@ RZOO_SIMD_CLONES double bpr_loss_grad(const BprGrads& a) {
   return total / static_cast<double>(a.n);
 }
 
-// The parameter's grad, zero-filled when the optimizer left none (LibTorch 2's zero_grad sets
-// grads to undefined).
-at::Tensor& dense_grad(at::Tensor& w) {
-  auto& g = w.mutable_grad();
-  if (!g.defined()) g = torch::zeros_like(w);
-  return g;
-}
-
 }  // namespace
 
 at::Tensor BPRImpl::fused_loss_backward(const Batch& b) {

@@ -219,7 +219,7 @@ at::Tensor half_step(const Plan& plan, const at::Tensor& fixed, const IALSOption
 // L_r, hence L, never increases.
 namespace cg {
 
-inline float dot(const float* a, const float* b, int64_t d) {
+RZOO_ALWAYS_INLINE float dot(const float* a, const float* b, int64_t d) {
   float s = 0.f;
 #pragma omp simd reduction(+ : s)
   for (int64_t k = 0; k < d; ++k) s += a[k] * b[k];
@@ -228,17 +228,17 @@ inline float dot(const float* a, const float* b, int64_t d) {
 
 // The rows of the fixed side are gathered in item order, i.e. at random: ask for the row two
 // items ahead while this one is used.
-inline void prefetch_row(const float* f, int64_t d) {
+RZOO_ALWAYS_INLINE void prefetch_row(const float* f, int64_t d) {
   for (int64_t k = 0; k < d; k += 16) __builtin_prefetch(f + k);
 }
 
-inline void axpy(float alpha, const float* x, float* y, int64_t d) {
+RZOO_ALWAYS_INLINE void axpy(float alpha, const float* x, float* y, int64_t d) {
 #pragma omp simd
   for (int64_t k = 0; k < d; ++k) y[k] += alpha * x[k];
 }
 
 // out = alpha0G p + lambda p + c sum_j f_j <f_j, p> (g holds alpha0 G, symmetric, row-major).
-inline void apply(const float* g, const float* fixed, const int64_t* cb, const int64_t* ce, float lambda, float c,
+RZOO_ALWAYS_INLINE void apply(const float* g, const float* fixed, const int64_t* cb, const int64_t* ce, float lambda, float c,
                   const float* p, float* out, int64_t d) {
   for (int64_t k = 0; k < d; ++k) out[k] = dot(g + k * d, p, d) + lambda * p[k];
   for (const int64_t* j = cb; j != ce; ++j) {

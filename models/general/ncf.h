@@ -85,6 +85,8 @@ class NCFBaseImpl : public RecommenderImpl {
  public:
   InputType input_type() const override { return InputType::Pointwise; }
   at::Tensor loss(const Batch& batch) override;
+  // loss() and its backward natively, the first MLP layer split (ncf_fused.cpp).
+  at::Tensor fused_loss_backward(const Batch& batch) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B] logits
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I] logits
   ScriptExport script_export() const override;
@@ -126,6 +128,8 @@ class NCFBaseImpl : public RecommenderImpl {
   int64_t gmf_size_;
   std::vector<int64_t> layers_;
   double neg_per_pos_ = 1.0;  // the run's train.neg_per_pos: fold-in's expected loss
+  // fused_loss_backward's scratch: a user's / item's slot among a batch's distinct ones, -1 between calls.
+  std::vector<int32_t> user_slot_, item_slot_;
 
  private:
   at::Tensor mlp_score_all(const at::Tensor& users, const at::Tensor& head);  // [B, I]
@@ -210,6 +214,8 @@ class DotMFImpl : public RecommenderImpl {
 
  private:
   double neg_per_pos_ = 1.0;  // the run's train.neg_per_pos: fold-in's expected loss
+  // fused_loss_backward's scratch: a user's / item's slot among a batch's distinct ones, -1 between calls.
+  std::vector<int32_t> user_slot_, item_slot_;
 };
 TORCH_MODULE(DotMF);
 

@@ -1,0 +1,309 @@
+// NCF's pointwise loss and its backward without autograd (GMF, NCF-MLP, NeuMF; see ncf.h for the
+// models and the papers). Why: an ML-100K NeuMF epoch (160 k rows, batch 2048) spent about half its
+// time in autograd's per-operation work and in the first MLP layer. That layer reads the
+// concatenation [p_u; q_i], so W_1 [p_u; q_i] = W_u p_u + W_i q_i: its products are taken once per
+// distinct user and item of the batch ([n_u, h_0/2] x [h_0/2, h_1] and the same for items) instead
+// of once per row ([B, h_0] x [h_0, h_1]), forward and backward; the gradients of W_u, W_i and the
+// embeddings come from the per-user and per-item sums of the rows' gradients. The same loss and
+// gradients as loss(batch).backward(), up to float rounding (tests/test_ncf.cpp).
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <vector>
+
+#include "core/threads.h"
+#include "models/general/ncf.h"
+
+namespace rzoo {
+
+namespace {
+
+// The distinct values of ids [n] (first-seen order) and each row's position among them, with
+// slot [n_ids] as scratch: -1 everywhere on entry and on return.
+void distinct(const int64_t* ids, int64_t n, std::vector<int32_t>& slot, std::vector<int64_t>& values,
+              std::vector<int64_t>& row_slot) {
+  values.clear();
+  row_slot.resize(static_cast<size_t>(n));
+  for (int64_t r = 0; r < n; ++r) {
+    int32_t& s = slot[static_cast<size_t>(ids[r])];
+    if (s < 0) {
+      s = static_cast<int32_t>(values.size());
+      values.push_back(ids[r]);
+    }
+    row_slot[static_cast<size_t>(r)] = s;
+  }
+  for (const int64_t v : values) slot[static_cast<size_t>(v)] = -1;
+}
+
+// out[k, :] = src[rows[k], :] for k < n_rows (width w).
+at::Tensor gather_rows(const at::Tensor& src, const std::vector<int64_t>& rows) {
+  const int64_t w = src.size(1), n_rows = static_cast<int64_t>(rows.size());
+  auto out = torch::empty({n_rows, w}, src.options());
+  const float* s = src.data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  for (int64_t k = 0; k < n_rows; ++k) std::copy(s + rows[k] * w, s + (rows[k] + 1) * w, o + k * w);
+  return out;
+}
+
+// dst[rows[k], :] += src[k, :] (width w).
+void scatter_add_rows(at::Tensor& dst, const std::vector<int64_t>& rows, const at::Tensor& src) {
+  const int64_t w = src.size(1);
+  float* d = dst.data_ptr<float>();
+  const float* s = src.data_ptr<float>();
+  for (size_t k = 0; k < rows.size(); ++k) {
+    float* dr = d + rows[k] * w;
+    const float* sr = s + static_cast<int64_t>(k) * w;
+    for (int64_t c = 0; c < w; ++c) dr[c] += sr[c];
+  }
+}
+
+// grad_bias[c] += sum over rows of dz[r, c].
+void add_column_sums(at::Tensor& grad_bias, const at::Tensor& dz) {
+  const int64_t n = dz.size(0), w = dz.size(1);
+  std::vector<float> acc(static_cast<size_t>(w), 0.0f);
+  const float* z = dz.data_ptr<float>();
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < w; ++c) acc[static_cast<size_t>(c)] += z[r * w + c];
+  float* g = grad_bias.data_ptr<float>();
+  for (int64_t c = 0; c < w; ++c) g[c] += acc[static_cast<size_t>(c)];
+}
+
+// Runs the two tasks once each: side by side on two intra-op threads when `parallel`, else one
+// after the other. Each product is computed whole by one thread, so the results do not depend on
+// the thread count.
+template <typename F, typename G>
+void side_by_side(bool parallel, const F& first, const G& second) {
+  if (!parallel) {
+    first();
+    second();
+    return;
+  }
+  at::parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
+    torch::NoGradGuard no_grad;  // thread-local: the calling thread's guard does not reach this one
+    for (int64_t t = begin; t < end; ++t) t == 0 ? first() : second();
+  });
+}
+
+bool fusable(const at::Tensor& w) {
+  return w.defined() && w.requires_grad() && w.device().is_cpu() && w.scalar_type() == torch::kFloat &&
+         w.is_contiguous() && (!w.grad().defined() || (!w.grad().is_sparse() && w.grad().is_contiguous()));
+}
+
+}  // namespace
+
+at::Tensor NCFBaseImpl::fused_loss_backward(const Batch& b) {
+  const bool has_gmf = gmf_size_ > 0, has_mlp = !layers_.empty();
+  // NCF-MLP without a hidden layer has no first layer to split: autograd.
+  if ((has_mlp && mlp.empty()) || !b.labels.defined() || !torch::GradMode::is_enabled()) return {};
+  std::vector<at::Tensor*> params;
+  if (has_gmf) {
+    if (gmf_user_emb->options.sparse() || gmf_item_emb->options.sparse()) return {};
+    params.insert(params.end(), {&gmf_user_emb->weight, &gmf_item_emb->weight});
+  }
+  if (has_mlp) {
+    if (mlp_user_emb->options.sparse() || mlp_item_emb->options.sparse()) return {};
+    params.insert(params.end(), {&mlp_user_emb->weight, &mlp_item_emb->weight});
+    for (auto& layer : mlp) params.insert(params.end(), {&layer->weight, &layer->bias});
+  }
+  params.insert(params.end(), {&predict->weight, &predict->bias});
+  for (const auto* p : params)
+    if (!fusable(*p)) return {};
+  const auto users = b.users.to(torch::kLong).contiguous(), items = b.items.to(torch::kLong).contiguous();
+  const auto labels = b.labels.to(torch::kFloat).contiguous();
+  const int64_t n = b.size();
+  const int64_t* pu = users.data_ptr<int64_t>();
+  const int64_t* pi = items.data_ptr<int64_t>();
+  const float* py = labels.data_ptr<float>();
+  for (int64_t r = 0; r < n; ++r)
+    TORCH_CHECK(pu[r] >= 0 && pu[r] < n_users_ && pi[r] >= 0 && pi[r] < n_items_, name(),
+                ": index out of range: user ", pu[r], ", item ", pi[r]);
+  if (n == 0) return torch::zeros({}, predict->weight.options());
+  torch::NoGradGuard no_grad;
+  // The step's products are small below ~2^26 multiply-adds each (ML-100K NeuMF: 2048 x 128 x 128),
+  // where a second BLAS thread costs more than it gives (core/threads.h); the loops here are serial.
+  // With two or more threads, independent products then run side by side (one thread each), and
+  // the products over rows split in two row blocks (ReLU(H W^T + b) row by row: the same values).
+  std::optional<SingleThreadedBlas> one_blas_thread;
+  if (has_mlp && n * layers_[0] * layers_[1] < (int64_t{1} << 26)) one_blas_thread.emplace();
+  const bool tasks = one_blas_thread.has_value() && at::get_num_threads() > 1 && !at::in_parallel_region();
+  const int64_t D = gmf_size_, hL = has_mlp ? layers_.back() : 0;
+  const float* head = predict->weight.data_ptr<float>();  // [D + h_L]: GMF part, then MLP part
+  const float bias = predict->bias.data_ptr<float>()[0];
+
+  // Forward through the MLP: H[j] = ReLU(Z_j) [n, h_{j+1}], H[0] from the split first layer.
+  std::vector<at::Tensor> H;
+  at::Tensor pm_u, qm_i;
+  std::vector<int64_t> u_values, i_values, u_rows, i_rows;
+  if (has_mlp) {
+    user_slot_.resize(static_cast<size_t>(n_users_), -1);
+    item_slot_.resize(static_cast<size_t>(n_items_), -1);
+    distinct(pu, n, user_slot_, u_values, u_rows);
+    distinct(pi, n, item_slot_, i_values, i_rows);
+    const int64_t half = layers_[0] / 2, h1 = layers_[1];
+    const auto& W1 = mlp[0]->weight;                           // [h_1, h_0] = [W_u | W_i]
+    pm_u = gather_rows(mlp_user_emb->weight, u_values);       // [n_u, h_0/2]
+    qm_i = gather_rows(mlp_item_emb->weight, i_values);       // [n_i, h_0/2]
+    at::Tensor A, C;
+    side_by_side(
+        tasks, [&] { A = torch::mm(pm_u, W1.narrow(1, 0, half).t()); },  // [n_u, h_1]
+        [&] { C = torch::mm(qm_i, W1.narrow(1, half, half).t()); });     // [n_i, h_1]
+    auto H0 = torch::empty({n, h1}, W1.options());
+    const float* a = A.data_ptr<float>();
+    const float* c = C.data_ptr<float>();
+    const float* b1 = mlp[0]->bias.data_ptr<float>();
+    float* h = H0.data_ptr<float>();
+    for (int64_t r = 0; r < n; ++r) {
+      const float* ar = a + static_cast<int64_t>(u_rows[r]) * h1;
+      const float* cr = c + static_cast<int64_t>(i_rows[r]) * h1;
+      float* hr = h + r * h1;
+      for (int64_t k = 0; k < h1; ++k) hr[k] = std::max(ar[k] + cr[k] + b1[k], 0.0f);
+    }
+    H.push_back(H0);
+    for (size_t j = 1; j < mlp.size(); ++j) {
+      const int64_t w = mlp[j]->weight.size(0), top = n / 2;
+      auto Z = torch::empty({n, w}, H.back().options());  // [n, h_{j+1}]
+      const auto Wt = mlp[j]->weight.t();
+      side_by_side(
+          tasks,
+          [&] {
+            auto out = Z.narrow(0, 0, top);
+            at::mm_out(out, H.back().narrow(0, 0, top), Wt);
+          },
+          [&] {
+            auto out = Z.narrow(0, top, n - top);
+            at::mm_out(out, H.back().narrow(0, top, n - top), Wt);
+          });
+      const float* bj = mlp[j]->bias.data_ptr<float>();
+      float* z = Z.data_ptr<float>();
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t k = 0; k < w; ++k) z[r * w + k] = std::max(z[r * w + k] + bj[k], 0.0f);
+      H.push_back(Z);
+    }
+  }
+
+  // Logits, the loss and d loss / d logit (binary cross-entropy with logits, mean over rows).
+  const float* P = has_gmf ? gmf_user_emb->weight.data_ptr<float>() : nullptr;  // [U, D]
+  const float* Q = has_gmf ? gmf_item_emb->weight.data_ptr<float>() : nullptr;  // [I, D]
+  const float* HL = has_mlp ? H.back().data_ptr<float>() : nullptr;             // [n, h_L]
+  std::vector<float> dlogit(static_cast<size_t>(n));
+  double total = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    float x = bias;
+    if (has_gmf) {
+      const float* p = P + pu[r] * D;
+      const float* q = Q + pi[r] * D;
+      for (int64_t k = 0; k < D; ++k) x += head[k] * (p[k] * q[k]);
+    }
+    if (has_mlp) {
+      const float* hr = HL + r * hL;
+      for (int64_t k = 0; k < hL; ++k) x += head[D + k] * hr[k];
+    }
+    const double xd = x, y = py[r];
+    total += std::max(xd, 0.0) - xd * y + std::log1p(std::exp(-std::abs(xd)));
+    dlogit[static_cast<size_t>(r)] = static_cast<float>((1.0 / (1.0 + std::exp(-xd)) - y) / static_cast<double>(n));
+  }
+
+  // The predict layer, the GMF embeddings, and d loss / d H_L.
+  auto& g_head = dense_grad(predict->weight);
+  auto& g_bias = dense_grad(predict->bias);
+  std::vector<double> d_head(static_cast<size_t>(D + hL), 0.0);
+  double d_bias = 0;
+  float* gP = has_gmf ? dense_grad(gmf_user_emb->weight).data_ptr<float>() : nullptr;
+  float* gQ = has_gmf ? dense_grad(gmf_item_emb->weight).data_ptr<float>() : nullptr;
+  at::Tensor dZ;  // [n, h_L]: d loss / d (pre-activation of the last MLP layer)
+  float* dz = nullptr;
+  if (has_mlp) {
+    dZ = torch::empty({n, hL}, H.back().options());
+    dz = dZ.data_ptr<float>();
+  }
+  for (int64_t r = 0; r < n; ++r) {
+    const float d = dlogit[static_cast<size_t>(r)];
+    d_bias += d;
+    if (has_gmf) {
+      const float* p = P + pu[r] * D;
+      const float* q = Q + pi[r] * D;
+      float* gp = gP + pu[r] * D;
+      float* gq = gQ + pi[r] * D;
+      for (int64_t k = 0; k < D; ++k) {
+        d_head[static_cast<size_t>(k)] += static_cast<double>(d) * (p[k] * q[k]);
+        const float dh = d * head[k];
+        gp[k] += dh * q[k];
+        gq[k] += dh * p[k];
+      }
+    }
+    if (has_mlp) {
+      const float* hr = HL + r * hL;
+      float* dzr = dz + r * hL;
+      for (int64_t k = 0; k < hL; ++k) {
+        d_head[static_cast<size_t>(D + k)] += static_cast<double>(d) * hr[k];
+        dzr[k] = hr[k] > 0.0f ? d * head[D + k] : 0.0f;
+      }
+    }
+  }
+  float* gh = g_head.data_ptr<float>();
+  for (int64_t k = 0; k < D + hL; ++k) gh[k] += static_cast<float>(d_head[static_cast<size_t>(k)]);
+  g_bias.data_ptr<float>()[0] += static_cast<float>(d_bias);
+
+  // Back through the MLP: dZ is d loss / d Z_j, from the last layer to the first.
+  if (has_mlp) {
+    for (size_t j = mlp.size() - 1; j >= 1; --j) {
+      auto& gW = dense_grad(mlp[j]->weight);
+      auto& gb = dense_grad(mlp[j]->bias);
+      at::Tensor dH;  // [n, h_j]: d loss / d H_{j-1}, then through its ReLU
+      side_by_side(
+          tasks,
+          [&] {
+            gW.addmm_(dZ.t(), H[j - 1]);  // [h_{j+1}, h_j]
+            add_column_sums(gb, dZ);
+          },
+          [&] { dH = torch::mm(dZ, mlp[j]->weight); });
+      dZ = dH;
+      const float* h = H[j - 1].data_ptr<float>();
+      float* z = dZ.data_ptr<float>();
+      for (int64_t e = 0, size = dZ.numel(); e < size; ++e)
+        if (!(h[e] > 0.0f)) z[e] = 0.0f;
+    }
+    // The first layer: per-user and per-item sums of the rows' dZ_1.
+    const int64_t half = layers_[0] / 2, h1 = layers_[1];
+    add_column_sums(dense_grad(mlp[0]->bias), dZ);
+    // Zero-filled here, not by torch::zeros: a parallel fill would wake the second thread.
+    auto dA = torch::empty({static_cast<int64_t>(u_values.size()), h1}, dZ.options());  // [n_u, h_1]
+    auto dC = torch::empty({static_cast<int64_t>(i_values.size()), h1}, dZ.options());  // [n_i, h_1]
+    std::fill_n(dA.data_ptr<float>(), dA.numel(), 0.0f);
+    std::fill_n(dC.data_ptr<float>(), dC.numel(), 0.0f);
+    {
+      const float* z = dZ.data_ptr<float>();
+      float* da = dA.data_ptr<float>();
+      float* dc = dC.data_ptr<float>();
+      for (int64_t r = 0; r < n; ++r) {
+        float* ar = da + static_cast<int64_t>(u_rows[r]) * h1;
+        float* cr = dc + static_cast<int64_t>(i_rows[r]) * h1;
+        const float* zr = z + r * h1;
+        for (int64_t k = 0; k < h1; ++k) {
+          ar[k] += zr[k];
+          cr[k] += zr[k];
+        }
+      }
+    }
+    auto& gW1 = dense_grad(mlp[0]->weight);
+    auto& gPm = dense_grad(mlp_user_emb->weight);
+    auto& gQm = dense_grad(mlp_item_emb->weight);
+    const auto& W1 = mlp[0]->weight;
+    side_by_side(
+        tasks,
+        [&] {
+          gW1.narrow(1, 0, half).addmm_(dA.t(), pm_u);
+          gW1.narrow(1, half, half).addmm_(dC.t(), qm_i);
+        },
+        [&] {
+          scatter_add_rows(gPm, u_values, torch::mm(dA, W1.narrow(1, 0, half)));
+          scatter_add_rows(gQm, i_values, torch::mm(dC, W1.narrow(1, half, half)));
+        });
+  }
+  return torch::full({}, total / static_cast<double>(n), predict->weight.options());
+}
+
+}  // namespace rzoo
