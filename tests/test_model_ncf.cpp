@@ -463,9 +463,30 @@ TEST_CASE("gmf, ncfmlp, neumf: the fused loss and gradients equal autograd's, re
       INFO(key);
       CHECK(torch::equal(g, by_threads[1][key]));
     }
-    // Where it cannot (sparse embedding gradients, double parameters, no gradient mode): autograd.
+    // Sparse embedding gradients (lazy_adam): row-sparse tensors equal to autograd's once coalesced.
+    for (auto* m : {a.get(), f.get()}) {
+      set_sparse_embeddings(*m, true);
+      for (auto& p : m->parameters()) p.mutable_grad() = at::Tensor();
+    }
+    a->loss(b).backward();
+    REQUIRE(f->fused_loss_backward(b).defined());
+    const auto sparse_grads = a->named_parameters();
+    for (const auto& p : f->named_parameters()) {
+      INFO(p.key());
+      const auto& want_g = sparse_grads[p.key()].grad();
+      CHECK(p.value().grad().is_sparse() == want_g.is_sparse());
+      const auto dense = [](const at::Tensor& g) { return g.is_sparse() ? g.to_dense() : g; };
+      CHECK(torch::allclose(dense(p.value().grad()), dense(want_g), 1e-4, 1e-6));
+    }
+    for (auto* m : {a.get(), f.get()}) {
+      set_sparse_embeddings(*m, false);
+      for (auto& p : m->parameters()) p.mutable_grad() = at::Tensor();
+    }
+    // Where it cannot (a dense gradient already there for a sparse embedding, double parameters,
+    // no gradient mode): autograd.
     auto& emb = kind == 0 ? f->gmf_item_emb : f->mlp_item_emb;
     emb->options.sparse(true);
+    emb->weight.mutable_grad() = torch::zeros_like(emb->weight);
     CHECK_FALSE(f->fused_loss_backward(b).defined());
     emb->options.sparse(false);
     {
