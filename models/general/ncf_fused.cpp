@@ -59,6 +59,7 @@ void scatter_add_rows(at::Tensor& dst, const std::vector<int64_t>& rows, const a
   for (size_t k = 0; k < rows.size(); ++k) {
     float* dr = d + rows[k] * w;
     const float* sr = s + static_cast<int64_t>(k) * w;
+#pragma omp simd
     for (int64_t c = 0; c < w; ++c) dr[c] += sr[c];
   }
 }
@@ -68,8 +69,10 @@ void add_column_sums(at::Tensor& grad_bias, const at::Tensor& dz) {
   const int64_t n = dz.size(0), w = dz.size(1);
   std::vector<float> acc(static_cast<size_t>(w), 0.0f);
   const float* z = dz.data_ptr<float>();
+  float* a = acc.data();
   for (int64_t r = 0; r < n; ++r)
-    for (int64_t c = 0; c < w; ++c) acc[static_cast<size_t>(c)] += z[r * w + c];
+#pragma omp simd
+    for (int64_t c = 0; c < w; ++c) a[c] += z[r * w + c];
   float* g = grad_bias.data_ptr<float>();
   for (int64_t c = 0; c < w; ++c) g[c] += acc[static_cast<size_t>(c)];
 }
@@ -191,6 +194,7 @@ at::Tensor NCFBaseImpl::fused_loss_backward(const Batch& b) {
       const float* ar = a + static_cast<int64_t>(u_rows[r]) * h1;
       const float* cr = c + static_cast<int64_t>(i_rows[r]) * h1;
       float* hr = h + r * h1;
+#pragma omp simd
       for (int64_t k = 0; k < h1; ++k) hr[k] = std::max(ar[k] + cr[k] + b1[k], 0.0f);
     }
     H.push_back(H0);
@@ -211,6 +215,7 @@ at::Tensor NCFBaseImpl::fused_loss_backward(const Batch& b) {
       const float* bj = mlp[j]->bias.data_ptr<float>();
       float* z = Z.data_ptr<float>();
       for (int64_t r = 0; r < n; ++r)
+#pragma omp simd
         for (int64_t k = 0; k < w; ++k) z[r * w + k] = std::max(z[r * w + k] + bj[k], 0.0f);
       H.push_back(Z);
     }
@@ -223,25 +228,31 @@ at::Tensor NCFBaseImpl::fused_loss_backward(const Batch& b) {
   std::vector<float> dlogit(static_cast<size_t>(n));
   double total = 0;
   for (int64_t r = 0; r < n; ++r) {
-    float x = bias;
+    // Vector sums (omp simd): a plain float sum is one dependent chain of adds per row.
+    float xg = 0.0f, xm = 0.0f;
     if (has_gmf) {
       const float* p = P + pu[r] * D;
       const float* q = Q + pi[r] * D;
-      for (int64_t k = 0; k < D; ++k) x += head[k] * (p[k] * q[k]);
+#pragma omp simd reduction(+ : xg)
+      for (int64_t k = 0; k < D; ++k) xg += head[k] * (p[k] * q[k]);
     }
     if (has_mlp) {
       const float* hr = HL + r * hL;
-      for (int64_t k = 0; k < hL; ++k) x += head[D + k] * hr[k];
+#pragma omp simd reduction(+ : xm)
+      for (int64_t k = 0; k < hL; ++k) xm += head[D + k] * hr[k];
     }
-    const double xd = x, y = py[r];
-    total += std::max(xd, 0.0) - xd * y + std::log1p(std::exp(-std::abs(xd)));
-    dlogit[static_cast<size_t>(r)] = static_cast<float>((1.0 / (1.0 + std::exp(-xd)) - y) / static_cast<double>(n));
+    const double x = static_cast<double>(xg + xm + bias), y = py[r];
+    // log(1 + e^-|x|) and sigmoid(x) from one exponential.
+    const double e = std::exp(-std::abs(x));
+    total += std::max(x, 0.0) - x * y + std::log1p(e);
+    const double sigmoid = x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+    dlogit[static_cast<size_t>(r)] = static_cast<float>((sigmoid - y) / static_cast<double>(n));
   }
 
   // The predict layer, the GMF embeddings, and d loss / d H_L.
   auto& g_head = dense_grad(predict->weight);
   auto& g_bias = dense_grad(predict->bias);
-  std::vector<double> d_head(static_cast<size_t>(D + hL), 0.0);
+  std::vector<float> d_head(static_cast<size_t>(D + hL), 0.0f);  // summed over rows, a vector per row
   double d_bias = 0;
   // The GMF embeddings' gradients per distinct user and item: [n_u, D], [n_i, D].
   at::Tensor dPg = has_gmf ? zero_rows(n_u, D) : at::Tensor(), dQg = has_gmf ? zero_rows(n_i, D) : at::Tensor();
@@ -256,29 +267,32 @@ at::Tensor NCFBaseImpl::fused_loss_backward(const Batch& b) {
   for (int64_t r = 0; r < n; ++r) {
     const float d = dlogit[static_cast<size_t>(r)];
     d_bias += d;
+    float* dh = d_head.data();  // distinct buffers below: no two of them overlap
     if (has_gmf) {
       const float* p = P + pu[r] * D;
       const float* q = Q + pi[r] * D;
       float* gp = gP + static_cast<int64_t>(u_rows[r]) * D;
       float* gq = gQ + static_cast<int64_t>(i_rows[r]) * D;
+#pragma omp simd
       for (int64_t k = 0; k < D; ++k) {
-        d_head[static_cast<size_t>(k)] += static_cast<double>(d) * (p[k] * q[k]);
-        const float dh = d * head[k];
-        gp[k] += dh * q[k];
-        gq[k] += dh * p[k];
+        dh[k] += d * (p[k] * q[k]);
+        const float dk = d * head[k];
+        gp[k] += dk * q[k];
+        gq[k] += dk * p[k];
       }
     }
     if (has_mlp) {
       const float* hr = HL + r * hL;
       float* dzr = dz + r * hL;
+#pragma omp simd
       for (int64_t k = 0; k < hL; ++k) {
-        d_head[static_cast<size_t>(D + k)] += static_cast<double>(d) * hr[k];
+        dh[D + k] += d * hr[k];
         dzr[k] = hr[k] > 0.0f ? d * head[D + k] : 0.0f;
       }
     }
   }
   float* gh = g_head.data_ptr<float>();
-  for (int64_t k = 0; k < D + hL; ++k) gh[k] += static_cast<float>(d_head[static_cast<size_t>(k)]);
+  for (int64_t k = 0; k < D + hL; ++k) gh[k] += d_head[static_cast<size_t>(k)];
   g_bias.data_ptr<float>()[0] += static_cast<float>(d_bias);
   if (has_gmf) {
     add_row_grads(gmf_user_emb, u_values, dPg);
@@ -301,8 +315,9 @@ at::Tensor NCFBaseImpl::fused_loss_backward(const Batch& b) {
       dZ = dH;
       const float* h = H[j - 1].data_ptr<float>();
       float* z = dZ.data_ptr<float>();
-      for (int64_t e = 0, size = dZ.numel(); e < size; ++e)
-        if (!(h[e] > 0.0f)) z[e] = 0.0f;
+      const int64_t size = dZ.numel();
+#pragma omp simd
+      for (int64_t e = 0; e < size; ++e) z[e] = h[e] > 0.0f ? z[e] : 0.0f;  // a select, no branch
     }
     // The first layer: per-user and per-item sums of the rows' dZ_1.
     const int64_t half = layers_[0] / 2, h1 = layers_[1];
@@ -316,6 +331,7 @@ at::Tensor NCFBaseImpl::fused_loss_backward(const Batch& b) {
         float* ar = da + static_cast<int64_t>(u_rows[r]) * h1;
         float* cr = dc + static_cast<int64_t>(i_rows[r]) * h1;
         const float* zr = z + r * h1;
+#pragma omp simd
         for (int64_t k = 0; k < h1; ++k) {
           ar[k] += zr[k];
           cr[k] += zr[k];
