@@ -17,6 +17,7 @@
 #include <optional>
 #include <vector>
 
+#include "core/simd.h"
 #include "core/threads.h"
 #include "models/general/ncf.h"
 
@@ -51,30 +52,148 @@ at::Tensor gather_rows(const at::Tensor& src, const std::vector<int64_t>& rows) 
   return out;
 }
 
-// dst[rows[k], :] += src[k, :] (width w).
-void scatter_add_rows(at::Tensor& dst, const std::vector<int64_t>& rows, const at::Tensor& src) {
-  const int64_t w = src.size(1);
-  float* d = dst.data_ptr<float>();
-  const float* s = src.data_ptr<float>();
-  for (size_t k = 0; k < rows.size(); ++k) {
+// The element-wise loops, one function each, compiled for AVX2 and AVX-512 too (core/simd.h):
+// the build's baseline is SSE2. Matrices are row-major [rows, w]; no two pointers overlap.
+
+// d[rows[k], :] += s[k, :], k < n.
+RZOO_SIMD_CLONES void scatter_add_kernel(float* d, const int64_t* rows, const float* s, int64_t n, int64_t w) {
+  for (int64_t k = 0; k < n; ++k) {
     float* dr = d + rows[k] * w;
-    const float* sr = s + static_cast<int64_t>(k) * w;
+    const float* sr = s + k * w;
 #pragma omp simd
     for (int64_t c = 0; c < w; ++c) dr[c] += sr[c];
   }
 }
 
-// grad_bias[c] += sum over rows of dz[r, c].
-void add_column_sums(at::Tensor& grad_bias, const at::Tensor& dz) {
-  const int64_t n = dz.size(0), w = dz.size(1);
-  std::vector<float> acc(static_cast<size_t>(w), 0.0f);
-  const float* z = dz.data_ptr<float>();
-  float* a = acc.data();
+// g[c] += sum over r < n of z[r, c], summed in `acc` [w] first.
+RZOO_SIMD_CLONES void column_sums_kernel(float* g, const float* z, int64_t n, int64_t w, float* acc) {
+  std::fill_n(acc, w, 0.0f);
   for (int64_t r = 0; r < n; ++r)
 #pragma omp simd
-    for (int64_t c = 0; c < w; ++c) a[c] += z[r * w + c];
-  float* g = grad_bias.data_ptr<float>();
-  for (int64_t c = 0; c < w; ++c) g[c] += acc[static_cast<size_t>(c)];
+    for (int64_t c = 0; c < w; ++c) acc[c] += z[r * w + c];
+  for (int64_t c = 0; c < w; ++c) g[c] += acc[c];
+}
+
+// h[r, :] = ReLU(a[u_rows[r], :] + c[i_rows[r], :] + b): the first layer from its two halves.
+RZOO_SIMD_CLONES void first_layer_kernel(const float* a, const float* c, const float* b, const int64_t* u_rows,
+                                         const int64_t* i_rows, int64_t n, int64_t w, float* h) {
+  for (int64_t r = 0; r < n; ++r) {
+    const float* ar = a + u_rows[r] * w;
+    const float* cr = c + i_rows[r] * w;
+    float* hr = h + r * w;
+#pragma omp simd
+    for (int64_t k = 0; k < w; ++k) hr[k] = std::max(ar[k] + cr[k] + b[k], 0.0f);
+  }
+}
+
+// z[r, :] = ReLU(z[r, :] + b).
+RZOO_SIMD_CLONES void bias_relu_kernel(float* z, const float* b, int64_t n, int64_t w) {
+  for (int64_t r = 0; r < n; ++r)
+#pragma omp simd
+    for (int64_t k = 0; k < w; ++k) z[r * w + k] = std::max(z[r * w + k] + b[k], 0.0f);
+}
+
+// z[e] = 0 where h[e] <= 0 (ReLU's backward; a select, no branch).
+RZOO_SIMD_CLONES void relu_mask_kernel(float* z, const float* h, int64_t size) {
+#pragma omp simd
+  for (int64_t e = 0; e < size; ++e) z[e] = h[e] > 0.0f ? z[e] : 0.0f;
+}
+
+// da[u_rows[r], :] += z[r, :] and dc[i_rows[r], :] += z[r, :].
+RZOO_SIMD_CLONES void split_sums_kernel(const float* z, const int64_t* u_rows, const int64_t* i_rows, int64_t n,
+                                        int64_t w, float* da, float* dc) {
+  for (int64_t r = 0; r < n; ++r) {
+    float* ar = da + u_rows[r] * w;
+    float* cr = dc + i_rows[r] * w;
+    const float* zr = z + r * w;
+#pragma omp simd
+    for (int64_t k = 0; k < w; ++k) {
+      ar[k] += zr[k];
+      cr[k] += zr[k];
+    }
+  }
+}
+
+// The predict layer over the rows (GMF part when D > 0, MLP part when hL > 0): logits, the summed
+// log loss (returned), d loss / d logit (mean over rows), then the head's gradient d_head [D + hL]
+// (zero on entry) and d_bias, the GMF rows' gradients per distinct user / item (gP, gQ), and
+// d loss / d Z_L (dz [n, hL]).
+struct HeadRows {
+  int64_t n = 0, D = 0, hL = 0;
+  const int64_t *pu = nullptr, *pi = nullptr, *u_rows = nullptr, *i_rows = nullptr;
+  const float *P = nullptr, *Q = nullptr, *HL = nullptr, *head = nullptr, *y = nullptr;
+  float bias = 0;
+  float *dlogit = nullptr, *d_head = nullptr, *gP = nullptr, *gQ = nullptr, *dz = nullptr;
+  double d_bias = 0;
+};
+
+RZOO_SIMD_CLONES double head_kernel(HeadRows& a) {
+  const int64_t n = a.n, D = a.D, hL = a.hL;
+  const float* head = a.head;
+  double total = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    // Vector sums (omp simd): a plain float sum is one dependent chain of adds per row.
+    float xg = 0.0f, xm = 0.0f;
+    if (D > 0) {
+      const float* p = a.P + a.pu[r] * D;
+      const float* q = a.Q + a.pi[r] * D;
+#pragma omp simd reduction(+ : xg)
+      for (int64_t k = 0; k < D; ++k) xg += head[k] * (p[k] * q[k]);
+    }
+    if (hL > 0) {
+      const float* hr = a.HL + r * hL;
+#pragma omp simd reduction(+ : xm)
+      for (int64_t k = 0; k < hL; ++k) xm += head[D + k] * hr[k];
+    }
+    const double x = static_cast<double>(xg + xm + a.bias), y = a.y[r];
+    // log(1 + e^-|x|) and sigmoid(x) from one exponential.
+    const double e = std::exp(-std::abs(x));
+    total += std::max(x, 0.0) - x * y + std::log1p(e);
+    const double sigmoid = x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+    a.dlogit[r] = static_cast<float>((sigmoid - y) / static_cast<double>(n));
+  }
+  float* dh = a.d_head;
+  double d_bias = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    const float d = a.dlogit[r];
+    d_bias += d;
+    if (D > 0) {
+      const float* p = a.P + a.pu[r] * D;
+      const float* q = a.Q + a.pi[r] * D;
+      float* gp = a.gP + a.u_rows[r] * D;
+      float* gq = a.gQ + a.i_rows[r] * D;
+#pragma omp simd
+      for (int64_t k = 0; k < D; ++k) {
+        dh[k] += d * (p[k] * q[k]);
+        const float dk = d * head[k];
+        gp[k] += dk * q[k];
+        gq[k] += dk * p[k];
+      }
+    }
+    if (hL > 0) {
+      const float* hr = a.HL + r * hL;
+      float* dzr = a.dz + r * hL;
+#pragma omp simd
+      for (int64_t k = 0; k < hL; ++k) {
+        dh[D + k] += d * hr[k];
+        dzr[k] = hr[k] > 0.0f ? d * head[D + k] : 0.0f;
+      }
+    }
+  }
+  a.d_bias = d_bias;
+  return total;
+}
+
+// dst[rows[k], :] += src[k, :] (width w).
+void scatter_add_rows(at::Tensor& dst, const std::vector<int64_t>& rows, const at::Tensor& src) {
+  scatter_add_kernel(dst.data_ptr<float>(), rows.data(), src.data_ptr<float>(), static_cast<int64_t>(rows.size()),
+                     src.size(1));
+}
+
+// grad_bias[c] += sum over rows of dz[r, c].
+void add_column_sums(at::Tensor& grad_bias, const at::Tensor& dz) {
+  std::vector<float> acc(static_cast<size_t>(dz.size(1)));
+  column_sums_kernel(grad_bias.data_ptr<float>(), dz.data_ptr<float>(), dz.size(0), dz.size(1), acc.data());
 }
 
 // Runs the two tasks once each: side by side on two intra-op threads when `parallel`, else one
@@ -186,17 +305,8 @@ at::Tensor NCFBaseImpl::fused_loss_backward(const Batch& b) {
         tasks, [&] { A = torch::mm(pm_u, W1.narrow(1, 0, half).t()); },  // [n_u, h_1]
         [&] { C = torch::mm(qm_i, W1.narrow(1, half, half).t()); });     // [n_i, h_1]
     auto H0 = torch::empty({n, h1}, W1.options());
-    const float* a = A.data_ptr<float>();
-    const float* c = C.data_ptr<float>();
-    const float* b1 = mlp[0]->bias.data_ptr<float>();
-    float* h = H0.data_ptr<float>();
-    for (int64_t r = 0; r < n; ++r) {
-      const float* ar = a + static_cast<int64_t>(u_rows[r]) * h1;
-      const float* cr = c + static_cast<int64_t>(i_rows[r]) * h1;
-      float* hr = h + r * h1;
-#pragma omp simd
-      for (int64_t k = 0; k < h1; ++k) hr[k] = std::max(ar[k] + cr[k] + b1[k], 0.0f);
-    }
+    first_layer_kernel(A.data_ptr<float>(), C.data_ptr<float>(), mlp[0]->bias.data_ptr<float>(), u_rows.data(),
+                       i_rows.data(), n, h1, H0.data_ptr<float>());
     H.push_back(H0);
     for (size_t j = 1; j < mlp.size(); ++j) {
       const int64_t w = mlp[j]->weight.size(0), top = n / 2;
@@ -212,85 +322,40 @@ at::Tensor NCFBaseImpl::fused_loss_backward(const Batch& b) {
             auto out = Z.narrow(0, top, n - top);
             at::mm_out(out, H.back().narrow(0, top, n - top), Wt);
           });
-      const float* bj = mlp[j]->bias.data_ptr<float>();
-      float* z = Z.data_ptr<float>();
-      for (int64_t r = 0; r < n; ++r)
-#pragma omp simd
-        for (int64_t k = 0; k < w; ++k) z[r * w + k] = std::max(z[r * w + k] + bj[k], 0.0f);
+      bias_relu_kernel(Z.data_ptr<float>(), mlp[j]->bias.data_ptr<float>(), n, w);
       H.push_back(Z);
     }
   }
 
-  // Logits, the loss and d loss / d logit (binary cross-entropy with logits, mean over rows).
-  const float* P = has_gmf ? gmf_user_emb->weight.data_ptr<float>() : nullptr;  // [U, D]
-  const float* Q = has_gmf ? gmf_item_emb->weight.data_ptr<float>() : nullptr;  // [I, D]
-  const float* HL = has_mlp ? H.back().data_ptr<float>() : nullptr;             // [n, h_L]
-  std::vector<float> dlogit(static_cast<size_t>(n));
-  double total = 0;
-  for (int64_t r = 0; r < n; ++r) {
-    // Vector sums (omp simd): a plain float sum is one dependent chain of adds per row.
-    float xg = 0.0f, xm = 0.0f;
-    if (has_gmf) {
-      const float* p = P + pu[r] * D;
-      const float* q = Q + pi[r] * D;
-#pragma omp simd reduction(+ : xg)
-      for (int64_t k = 0; k < D; ++k) xg += head[k] * (p[k] * q[k]);
-    }
-    if (has_mlp) {
-      const float* hr = HL + r * hL;
-#pragma omp simd reduction(+ : xm)
-      for (int64_t k = 0; k < hL; ++k) xm += head[D + k] * hr[k];
-    }
-    const double x = static_cast<double>(xg + xm + bias), y = py[r];
-    // log(1 + e^-|x|) and sigmoid(x) from one exponential.
-    const double e = std::exp(-std::abs(x));
-    total += std::max(x, 0.0) - x * y + std::log1p(e);
-    const double sigmoid = x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
-    dlogit[static_cast<size_t>(r)] = static_cast<float>((sigmoid - y) / static_cast<double>(n));
-  }
-
-  // The predict layer, the GMF embeddings, and d loss / d H_L.
+  // The predict layer: logits, the loss, and back to the head, the GMF embeddings and H_L.
   auto& g_head = dense_grad(predict->weight);
   auto& g_bias = dense_grad(predict->bias);
-  std::vector<float> d_head(static_cast<size_t>(D + hL), 0.0f);  // summed over rows, a vector per row
-  double d_bias = 0;
+  std::vector<float> d_head(static_cast<size_t>(D + hL), 0.0f), dlogit(static_cast<size_t>(n));
   // The GMF embeddings' gradients per distinct user and item: [n_u, D], [n_i, D].
   at::Tensor dPg = has_gmf ? zero_rows(n_u, D) : at::Tensor(), dQg = has_gmf ? zero_rows(n_i, D) : at::Tensor();
-  float* gP = has_gmf ? dPg.data_ptr<float>() : nullptr;
-  float* gQ = has_gmf ? dQg.data_ptr<float>() : nullptr;
   at::Tensor dZ;  // [n, h_L]: d loss / d (pre-activation of the last MLP layer)
-  float* dz = nullptr;
-  if (has_mlp) {
-    dZ = torch::empty({n, hL}, H.back().options());
-    dz = dZ.data_ptr<float>();
-  }
-  for (int64_t r = 0; r < n; ++r) {
-    const float d = dlogit[static_cast<size_t>(r)];
-    d_bias += d;
-    float* dh = d_head.data();  // distinct buffers below: no two of them overlap
-    if (has_gmf) {
-      const float* p = P + pu[r] * D;
-      const float* q = Q + pi[r] * D;
-      float* gp = gP + static_cast<int64_t>(u_rows[r]) * D;
-      float* gq = gQ + static_cast<int64_t>(i_rows[r]) * D;
-#pragma omp simd
-      for (int64_t k = 0; k < D; ++k) {
-        dh[k] += d * (p[k] * q[k]);
-        const float dk = d * head[k];
-        gp[k] += dk * q[k];
-        gq[k] += dk * p[k];
-      }
-    }
-    if (has_mlp) {
-      const float* hr = HL + r * hL;
-      float* dzr = dz + r * hL;
-#pragma omp simd
-      for (int64_t k = 0; k < hL; ++k) {
-        dh[D + k] += d * hr[k];
-        dzr[k] = hr[k] > 0.0f ? d * head[D + k] : 0.0f;
-      }
-    }
-  }
+  if (has_mlp) dZ = torch::empty({n, hL}, H.back().options());
+  HeadRows rows;
+  rows.n = n;
+  rows.D = D;
+  rows.hL = hL;
+  rows.pu = pu;
+  rows.pi = pi;
+  rows.u_rows = u_rows.data();
+  rows.i_rows = i_rows.data();
+  rows.P = has_gmf ? gmf_user_emb->weight.data_ptr<float>() : nullptr;
+  rows.Q = has_gmf ? gmf_item_emb->weight.data_ptr<float>() : nullptr;
+  rows.HL = has_mlp ? H.back().data_ptr<float>() : nullptr;
+  rows.head = head;
+  rows.y = py;
+  rows.bias = bias;
+  rows.dlogit = dlogit.data();
+  rows.d_head = d_head.data();
+  rows.gP = has_gmf ? dPg.data_ptr<float>() : nullptr;
+  rows.gQ = has_gmf ? dQg.data_ptr<float>() : nullptr;
+  rows.dz = has_mlp ? dZ.data_ptr<float>() : nullptr;
+  const double total = head_kernel(rows);
+  const double d_bias = rows.d_bias;
   float* gh = g_head.data_ptr<float>();
   for (int64_t k = 0; k < D + hL; ++k) gh[k] += d_head[static_cast<size_t>(k)];
   g_bias.data_ptr<float>()[0] += static_cast<float>(d_bias);
@@ -313,31 +378,14 @@ at::Tensor NCFBaseImpl::fused_loss_backward(const Batch& b) {
           },
           [&] { dH = torch::mm(dZ, mlp[j]->weight); });
       dZ = dH;
-      const float* h = H[j - 1].data_ptr<float>();
-      float* z = dZ.data_ptr<float>();
-      const int64_t size = dZ.numel();
-#pragma omp simd
-      for (int64_t e = 0; e < size; ++e) z[e] = h[e] > 0.0f ? z[e] : 0.0f;  // a select, no branch
+      relu_mask_kernel(dZ.data_ptr<float>(), H[j - 1].data_ptr<float>(), dZ.numel());
     }
     // The first layer: per-user and per-item sums of the rows' dZ_1.
     const int64_t half = layers_[0] / 2, h1 = layers_[1];
     add_column_sums(dense_grad(mlp[0]->bias), dZ);
     auto dA = zero_rows(n_u, h1), dC = zero_rows(n_i, h1);  // [n_u, h_1], [n_i, h_1]
-    {
-      const float* z = dZ.data_ptr<float>();
-      float* da = dA.data_ptr<float>();
-      float* dc = dC.data_ptr<float>();
-      for (int64_t r = 0; r < n; ++r) {
-        float* ar = da + static_cast<int64_t>(u_rows[r]) * h1;
-        float* cr = dc + static_cast<int64_t>(i_rows[r]) * h1;
-        const float* zr = z + r * h1;
-#pragma omp simd
-        for (int64_t k = 0; k < h1; ++k) {
-          ar[k] += zr[k];
-          cr[k] += zr[k];
-        }
-      }
-    }
+    split_sums_kernel(dZ.data_ptr<float>(), u_rows.data(), i_rows.data(), n, h1, dA.data_ptr<float>(),
+                      dC.data_ptr<float>());
     auto& gW1 = dense_grad(mlp[0]->weight);
     const auto& W1 = mlp[0]->weight;
     at::Tensor dPm, dQm;  // [n_u, h_0/2], [n_i, h_0/2]
