@@ -7,7 +7,7 @@
 // embeddings come from the per-user and per-item sums of the rows' gradients (dense, or row-sparse
 // for lazy_adam). The same loss and gradients as loss(batch).backward(), up to float rounding
 // (tests/test_model_ncf.cpp). Measured (1 thread): ML-100K NeuMF, batch 2048, 128-128-64, Adam
-// 0.378 -> 0.213 s/epoch; batch 256, 512-256-128-64, lazy_adam 2.2 -> 2.0 s/epoch (the products of
+// 0.378 -> 0.205 s/epoch; batch 256, 512-256-128-64, lazy_adam 2.2 -> 2.0 s/epoch (the products of
 // the later layers, which no split saves, dominate there).
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
