@@ -226,8 +226,7 @@ RZOO_ALWAYS_INLINE float dot(const float* a, const float* b, int64_t d) {
   return s;
 }
 
-// The rows of the fixed side are gathered in item order, i.e. at random: ask for the row two
-// items ahead while this one is used.
+// Asks for one row of the fixed side (64-byte lines) ahead of its use.
 RZOO_ALWAYS_INLINE void prefetch_row(const float* f, int64_t d) {
   for (int64_t k = 0; k < d; k += 16) __builtin_prefetch(f + k);
 }
@@ -237,15 +236,61 @@ RZOO_ALWAYS_INLINE void axpy(float alpha, const float* x, float* y, int64_t d) {
   for (int64_t k = 0; k < d; ++k) y[k] += alpha * x[k];
 }
 
-// out = alpha0G p + lambda p + c sum_j f_j <f_j, p> (g holds alpha0 G, symmetric, row-major).
+// out = alpha0 G v + lambda v (g holds alpha0 G: symmetric, so row k is column k). Summed as
+// rows of G scaled by v_k, four at a time: no horizontal sums (a dot product per output ends in
+// one), and out is read and written once per four rows of G.
+RZOO_ALWAYS_INLINE void gram(const float* __restrict g, float lambda, const float* __restrict v,
+                             float* __restrict out, int64_t d) {
+#pragma omp simd
+  for (int64_t m = 0; m < d; ++m) out[m] = lambda * v[m];
+  int64_t k = 0;
+  for (; k + 4 <= d; k += 4) {
+    const float *g0 = g + k * d, *g1 = g0 + d, *g2 = g1 + d, *g3 = g2 + d;
+    const float v0 = v[k], v1 = v[k + 1], v2 = v[k + 2], v3 = v[k + 3];
+#pragma omp simd
+    for (int64_t m = 0; m < d; ++m) out[m] += v0 * g0[m] + v1 * g1[m] + v2 * g2[m] + v3 * g3[m];
+  }
+  for (; k < d; ++k) axpy(v[k], g + k * d, out, d);
+}
+
+// out += sum_{j in [cb, ce)} coef(<f_j, v>) f_j. Four rows of F at a time: their four dot products
+// are independent (one row at a time waits on each dot's latency), and out's read-modify-write
+// happens once per four rows instead of once per row (that chain bounded the one-row loop).
+template <class Coef>
+RZOO_ALWAYS_INLINE void add_rows(const float* F, const int64_t* cb, const int64_t* ce, const float* __restrict v,
+                                 Coef coef, float* __restrict out, int64_t d) {
+  const int64_t* j = cb;
+  for (; ce - j >= 4; j += 4) {
+    const float *__restrict f0 = F + j[0] * d, *__restrict f1 = F + j[1] * d, *__restrict f2 = F + j[2] * d,
+                *__restrict f3 = F + j[3] * d;
+    // The rows of the fixed side are gathered in column order, i.e. at random: ask for the next
+    // block's rows while this one is used.
+    if (ce - j >= 8)
+      for (int q = 4; q < 8; ++q) prefetch_row(F + j[q] * d, d);
+    float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+    for (int64_t k = 0; k < d; ++k) {
+      const float vk = v[k];
+      s0 += f0[k] * vk;
+      s1 += f1[k] * vk;
+      s2 += f2[k] * vk;
+      s3 += f3[k] * vk;
+    }
+    const float a0 = coef(s0), a1 = coef(s1), a2 = coef(s2), a3 = coef(s3);
+#pragma omp simd
+    for (int64_t k = 0; k < d; ++k) out[k] += a0 * f0[k] + a1 * f1[k] + a2 * f2[k] + a3 * f3[k];
+  }
+  for (; j != ce; ++j) {
+    const float* f = F + *j * d;
+    axpy(coef(dot(f, v, d)), f, out, d);
+  }
+}
+
+// out = alpha0 G p + lambda p + c sum_j f_j <f_j, p>: A_r p without forming A_r.
 RZOO_ALWAYS_INLINE void apply(const float* g, const float* fixed, const int64_t* cb, const int64_t* ce, float lambda, float c,
                   const float* p, float* out, int64_t d) {
-  for (int64_t k = 0; k < d; ++k) out[k] = dot(g + k * d, p, d) + lambda * p[k];
-  for (const int64_t* j = cb; j != ce; ++j) {
-    const float* f = fixed + *j * d;
-    if (j + 2 < ce) prefetch_row(fixed + j[2] * d, d);
-    axpy(c * dot(f, p, d), f, out, d);
-  }
+  gram(g, lambda, p, out, d);
+  add_rows(fixed, cb, ce, p, [c](float a) { return c * a; }, out, d);
 }
 
 }  // namespace cg
@@ -277,12 +322,10 @@ RZOO_SIMD_CLONES void cg_rows(const CgRows& a, int64_t begin, int64_t end) {
       continue;
     }
     // r = b - A x = sum_j c (1 - <f_j, x>) f_j - (alpha0 G + lambda) x
-    for (int64_t k = 0; k < d; ++k) r[k] = -(cg::dot(a.g + k * d, x, d) + l * x[k]);
-    for (const int64_t* j = cb; j != ce; ++j) {
-      const float* f = F + *j * d;
-      if (j + 2 < ce) cg::prefetch_row(F + j[2] * d, d);
-      cg::axpy(a.c * (1.f - cg::dot(f, x, d)), f, r, d);
-    }
+    cg::gram(a.g, l, x, r, d);
+    for (int64_t k = 0; k < d; ++k) r[k] = -r[k];
+    const float c = a.c;
+    cg::add_rows(F, cb, ce, x, [c](float s) { return c * (1.f - s); }, r, d);
     std::copy(r, r + d, p);
     float rs = cg::dot(r, r, d);
     for (int64_t it = 0; it < a.steps && rs > 1e-20f; ++it) {
