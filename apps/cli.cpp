@@ -120,15 +120,17 @@ after the run's. A new run folder beside RUN_DIR (named RUN_DIR-u1, then -u2 for
 that) gets the run's config plus
   dataset.append: [..., FILE]   (every update's files, in order)
   train.init_from: RUN_DIR      (the parent: its best.pt starts the model)
-  train.replay: 4               (each epoch: the new pairs plus 4 times as many old ones, drawn once)
-  train.epochs: 20, train.valid_every: 20, train.early_stop.patience: 0
-                                (20 epochs, validated at the end: the run's validation part holds
+  train.replay: R               (each epoch: the new pairs plus R times as many old ones, drawn once)
+  train.epochs: E, train.valid_every: E, train.early_stop.patience: 0
+                                (E epochs, validated at the end: the run's validation part holds
                                 old interactions, and stopping on it stopped the update early)
+with R = update.replay and E = update.epochs of the run's config (defaults.yaml: 4 and 20; a
+model's YAML may change them: mf takes 5 epochs), chosen on validation replays.
 Gradient models continue from the parent's parameters: new users of bpr, mf, gmf, ncfmlp and neumf start from
 their fold-in (train.init_new_users), other new rows as the model initialises them; closed-form models
 (pop, itemknn, userknn, ease, ials, ...) refit in full on all the training pairs, which is exact,
-and say so. RUN_DIR is only read. --set may change train.*, eval.*, dataset.append_valid, seed,
-threads, device, run_name and output_dir (e.g. --set train.epochs=5 --set train.replay=0.5); the
+and say so. RUN_DIR is only read. --set may change update.*, train.*, eval.*, dataset.append_valid,
+seed, threads, device, run_name and output_dir (e.g. --set update.epochs=5 --set update.replay=0.5); the
 other dataset.* keys and model.* would change what the update starts from and are refused. --out FILE also exports the updated
 model as TorchScript (as rzoo export does). The new run's valid and test figures score the run's
 old parts with a model trained on later interactions: not a clean estimate (the README's replay

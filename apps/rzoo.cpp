@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cmath>
 #include <csignal>
 #include <filesystem>
 #include <cstdlib>
@@ -198,8 +199,8 @@ int update(const Args& a, Logger& log) {
     const std::string top = key.substr(0, key.find('.'));
     if ((top == "dataset" && key != "dataset.append_valid") || top == "model" || key == "train.init_from")
       throw Usage(fmt::format("update: --set {} refused: it would change the data or the model the update starts from "
-                              "(train.*, eval.*, dataset.append_valid, seed, threads, device, run_name and output_dir may "
-                              "change)", s));
+                              "(update.*, train.*, eval.*, dataset.append_valid, seed, threads, device, run_name and "
+                              "output_dir may change)", s));
   }
   Config cfg = load_resolved_config((parent / "config.yaml").string());
   std::string files;
@@ -208,11 +209,18 @@ int update(const Args& a, Logger& log) {
   const std::string origin = "rzoo update " + parent.string();
   cfg = cfg.with_set("dataset.append=[" + files + "]", origin);
   cfg = cfg.with_set("train.init_from=" + yaml_quoted(parent.string()), origin);
-  // The update's training: the new pairs and 4 times as many old ones, 20 epochs, validated once
-  // at the end. Chosen on a validation replay (bench/feedback_replay.py --holdout-weeks 20 on
-  // ML-100K: 8 weeks before the reported ones): early stopping on the run's validation part (old
-  // interactions) stopped before the new users and items were learnt. --set changes any of it.
-  for (const char* s : {"train.replay=4", "train.epochs=20", "train.valid_every=20", "train.early_stop.patience=0"})
+  // The update's training, from the run's update section (defaults.yaml, or the model's YAML): the
+  // new pairs and update.replay times as many old ones, update.epochs epochs, validated once at the
+  // end: early stopping on the run's validation part (old interactions) stopped before the new
+  // users and items were learnt. Chosen on validation replays; --set changes any of it.
+  for (const auto& s : a.sets)
+    if (s.rfind("update.", 0) == 0) cfg = cfg.with_set(s);
+  const double replay = cfg.get_double("update.replay");
+  if (replay != -1.0 && !(replay >= 0 && std::isfinite(replay)))
+    cfg.bad("update.replay", fmt::format("expected a number >= 0, or -1 for every training pair; got {}", replay));
+  const int64_t epochs = cfg.get_int("update.epochs", 1);
+  for (const std::string& s : {fmt::format("train.replay={}", replay), fmt::format("train.epochs={}", epochs),
+                               fmt::format("train.valid_every={}", epochs), std::string("train.early_stop.patience=0")})
     cfg = cfg.with_set(s, origin);
   // The new run sits beside its parent: RUN-u1, and RUN-uN+1 for an update of RUN-uN.
   std::string name = parent.filename().string();

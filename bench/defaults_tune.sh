@@ -17,6 +17,12 @@
 #
 # Stages (default: all, in this order):
 #   itemknn  similarity [cosine, jaccard] x neighbors [20,50,100,200,400] x shrinkage [0,10,50,100]
+#            (idf false, as the defaults were when it ran)
+#   itemknn2 at itemknn's choice of neighbors and shrinkage: similarity asymmetric_cosine x
+#            asymmetric_alpha [0.2,0.35,0.5,0.65,0.8] (0.5 = cosine) x idf [false,true]
+#   itemknn3 at itemknn2's choice: asymmetric_alpha [0.2,0.1,0.0] (itemknn2 chose the grid's edge)
+#   itemknn4 at itemknn3's choice: neighbors [100,50,200] x shrinkage [10,0,50] again
+#   itemknn5 at itemknn4's choice: neighbors [50,30,20] (itemknn4 chose the grid's edge)
 #   bpr1     train.lr [0.001,0.002,0.005,0.01] x train.batch_size [256,2048]
 #            (init_std 0.05, embedding 64, l2 0, epochs <= 200, early stopping: patience 10 on valid NDCG@10)
 #   bpr2     at bpr1's choice: model.init_std [0.05,0.02,0.1]
@@ -35,7 +41,7 @@ cd "$(dirname "$0")/.."
 data=${RZOO_SHARED_DATA:-../shared/data}
 out=${OUT:-build/defaults-tune}
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(itemknn bpr1 bpr2 bpr3 bpr4 bpr5 bpr6)
+[ ${#stages[@]} -eq 0 ] && stages=(itemknn itemknn2 itemknn3 itemknn4 itemknn5 bpr1 bpr2 bpr3 bpr4 bpr5 bpr6)
 mkdir -p "$out"
 
 common=(--set threads=1 --set "eval.metrics=[hr,ndcg,mrr]" --set "eval.ks=[10]"
@@ -111,10 +117,45 @@ for stage in "${stages[@]}"; do
 case $stage in
 itemknn)
   for d in "${order[@]}"; do
-    tune itemknn $d --set model=itemknn --grid "model.similarity=[cosine,jaccard]" \
+    tune itemknn $d --set model=itemknn --set model.idf=false --grid "model.similarity=[cosine,jaccard]" \
       --grid "model.neighbors=[20,50,100,200,400]" --grid "model.shrinkage=[0,10,50,100]"
   done
   pick itemknn model.similarity model.neighbors model.shrinkage
+  ;;
+itemknn2)
+  # The itemknn grid left out the norm's asymmetry (Aiolli 2013) and TF-IDF weighting; at its choice
+  # of neighbors and shrinkage (similarity cosine, the grid's first value here, is alpha 0.5).
+  choice itemknn ck
+  ck=("${ck[@]:2}")   # all but --set model.similarity=..., which the grid sets
+  for d in "${order[@]}"; do
+    tune itemknn2 $d --set model=itemknn "${ck[@]}" --set model.similarity=asymmetric_cosine \
+      --grid "model.asymmetric_alpha=[0.5,0.2,0.35,0.65,0.8]" --grid "model.idf=[false,true]"
+  done
+  pick itemknn2 model.asymmetric_alpha model.idf model.neighbors model.shrinkage
+  ;;
+itemknn3)
+  choice itemknn2 ck
+  for d in "${order[@]}"; do
+    tune itemknn3 $d --set model=itemknn --set model.similarity=asymmetric_cosine "${ck[@]:2}" \
+      --grid "model.asymmetric_alpha=[${ck[1]#*=},0.1,0.0]"
+  done
+  pick itemknn3 model.asymmetric_alpha model.idf model.neighbors model.shrinkage
+  ;;
+itemknn4)
+  choice itemknn3 ck
+  for d in "${order[@]}"; do
+    tune itemknn4 $d --set model=itemknn --set model.similarity=asymmetric_cosine "${ck[@]:0:4}" \
+      --grid "model.neighbors=[${ck[5]#*=},50,200]" --grid "model.shrinkage=[${ck[7]#*=},0,50]"
+  done
+  pick itemknn4 model.asymmetric_alpha model.idf model.neighbors model.shrinkage
+  ;;
+itemknn5)
+  choice itemknn4 ck
+  for d in "${order[@]}"; do
+    tune itemknn5 $d --set model=itemknn --set model.similarity=asymmetric_cosine "${ck[@]:0:4}" "${ck[@]:6:2}" \
+      --grid "model.neighbors=[${ck[5]#*=},30,20]"
+  done
+  pick itemknn5 model.asymmetric_alpha model.idf model.neighbors model.shrinkage
   ;;
 bpr1)
   for d in mlsmall ml100k; do
@@ -173,6 +214,10 @@ shared)
   ;;
 pick)
   pick itemknn model.similarity model.neighbors model.shrinkage || true
+  pick itemknn2 model.asymmetric_alpha model.idf model.neighbors model.shrinkage || true
+  pick itemknn3 model.asymmetric_alpha model.idf model.neighbors model.shrinkage || true
+  pick itemknn4 model.asymmetric_alpha model.idf model.neighbors model.shrinkage || true
+  pick itemknn5 model.asymmetric_alpha model.idf model.neighbors model.shrinkage || true
   pick bpr1 train.lr train.batch_size || true
   pick bpr2 train.lr train.batch_size model.init_std || true
   pick bpr3 train.lr train.batch_size model.init_std model.l2 || true

@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s RUN_DIR [RUN_DIR...]\n", argv[0]);
     return 2;
   }
-  reexec_with_passive_openmp(argv);
+  reexec_with_short_openmp_spin(argv);
   const int threads = std::getenv("RZOO_BENCH_THREADS") ? std::atoi(std::getenv("RZOO_BENCH_THREADS")) : 1;
   Logger log;
   for (int a = 1; a < argc; ++a) {

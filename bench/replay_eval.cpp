@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s HISTORY.csv TARGET.csv START_USERS.txt RUN_DIR [RUN_DIR...]\n", argv[0]);
     return 2;
   }
-  reexec_with_passive_openmp(argv);
+  reexec_with_short_openmp_spin(argv);
   const auto history = read_pairs(argv[1]);
   const auto target = read_pairs(argv[2]);
   std::unordered_set<std::string> start;

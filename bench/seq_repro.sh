@@ -56,7 +56,7 @@ for part in "${parts[@]}"; do
     case $model in
     # Closed-form baselines are deterministic: one seed.
     pop) tune "${c[@]}" --out $o --summary $o.json --label Pop --set model=pop --seeds 1 ;;
-    itemknn) tune "${c[@]}" --out $o --summary $o.json --label ItemKNN --set model=itemknn --seeds 1 \
+    itemknn) tune "${c[@]}" --out $o --summary $o.json --label ItemKNN --set model=itemknn --set model.similarity=cosine --set model.idf=false --seeds 1 \
                --grid "model.neighbors=[100,20,500]" --grid "model.shrinkage=[100.0,10.0]" ;;
     ease) tune "${c[@]}" --out $o --summary $o.json --label EASE --set model=ease --seeds 1 \
             --grid "model.l2=[500.0,100.0,2000.0]" ;;

@@ -340,3 +340,44 @@ TEST_CASE("update: new users of BPR, MF, GMF, NCF-MLP and NeuMF start from their
   Recommender pop = make_model("pop", ModelContext{6, 5, &pc});
   CHECK(pop->init_user_rows(train, first) == 0);
 }
+
+TEST_CASE("cli: rzoo update trains with the run's update section (defaults, the model's YAML, the experiment, --set)", "[update][cli]") {
+  TempDir t;
+  t.write("ratings.csv", ratings_csv());
+  const std::string fresh = t.write("new.csv", kNewRows);
+  // defaults.yaml: replay 4, 20 epochs (BPR); configs/models/mf.yaml: 5 epochs; an experiment's own.
+  const std::string bpr = t.write("bpr.yaml", experiment(t, "bpr") + "run_name: bpr\n");
+  const std::string mf = t.write("mf.yaml", experiment(t, "mf") + "run_name: mf\n");
+  const std::string own = t.write("own.yaml", experiment(t, "mf") + "run_name: own\nupdate: {replay: 1, epochs: 2}\n");
+  for (const auto& e : {bpr, mf, own}) REQUIRE(run_cli("train " + q(e) + " --quiet").code == 0);
+  auto r = run_cli("update " + q(t.file("runs/bpr")) + " --data " + q(fresh));
+  INFO(r.output);
+  CHECK(r.code == 0);
+  CHECK(r.output.find("(train.replay 4, train.epochs 20)") != std::string::npos);
+  CHECK(read_file(t.file("runs/bpr-u1/config.yaml")).find("valid_every: 20") != std::string::npos);
+  r = run_cli("update " + q(t.file("runs/mf")) + " --data " + q(fresh));
+  INFO(r.output);
+  CHECK(r.code == 0);
+  CHECK(r.output.find("(train.replay 4, train.epochs 5)") != std::string::npos);
+  r = run_cli("update " + q(t.file("runs/own")) + " --data " + q(fresh));
+  INFO(r.output);
+  CHECK(r.code == 0);
+  CHECK(r.output.find("(train.replay 1, train.epochs 2)") != std::string::npos);
+  // --set update.* at update time, and train.* over it.
+  r = run_cli("update " + q(t.file("runs/own")) + " --data " + q(fresh) + " --set update.epochs=3 --set run_name=own-b");
+  INFO(r.output);
+  CHECK(r.code == 0);
+  CHECK(r.output.find("(train.replay 1, train.epochs 3)") != std::string::npos);
+  r = run_cli("update " + q(t.file("runs/own")) + " --data " + q(fresh) + " --set train.epochs=1 --set run_name=own-c");
+  INFO(r.output);
+  CHECK(r.code == 0);
+  CHECK(r.output.find("(train.replay 1, train.epochs 1)") != std::string::npos);
+  // Bad values name the key; nothing is written.
+  require_clean_failure(run_cli("update " + q(t.file("runs/own")) + " --data " + q(fresh) + " --set update.replay=-2"),
+                        "update.replay");
+  require_clean_failure(run_cli("update " + q(t.file("runs/own")) + " --data " + q(fresh) + " --set update.epochs=0"),
+                        "update.epochs");
+  std::set<std::string> runs;
+  for (const auto& e : fs::directory_iterator(t.file("runs"))) runs.insert(e.path().filename().string());
+  CHECK(runs == std::set<std::string>{"bpr", "bpr-u1", "mf", "mf-u1", "own", "own-u1", "own-b", "own-c"});
+}

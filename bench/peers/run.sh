@@ -111,7 +111,8 @@ for r in $(seq 1 "$ROUNDS"); do
     job w3.implicit-chol.r$r imp als "$D" 15 0 1.0 0.01
   fi
   if want w4; then   # ItemKNN fit, K = 50, cosine, no shrinkage
-    tjob w4.rzoo.r$r w4-r$r ncf_closed.yaml "${NCFSET[@]}" --set model.name=itemknn --set model.neighbors=50 --set model.shrinkage=0.0
+    tjob w4.rzoo.r$r w4-r$r ncf_closed.yaml "${NCFSET[@]}" --set model.name=itemknn --set model.neighbors=50 --set model.shrinkage=0.0 \
+      --set model.similarity=cosine --set model.idf=false
     job w4.recbole.r$r rb fit "$D" ItemKNN k=50 shrink=0.0
     job w4.implicit-cosine.r$r imp knn "$D" cosine 50
     job w4.implicit-itemitem.r$r imp knn "$D" itemitem 50

@@ -261,8 +261,8 @@ if HAVE_ACC:
     print("\n## Accuracy on the identical ML-100K split (full ranking, test, @10)\n")
     print("| system | model (setting) | NDCG@10 | Recall@10 | HR@10 | MRR@10 | Precision@10 | best/ran epochs |")
     print("|---|---|---|---|---|---|---|---|")
-LAB = {"pop": "Pop", "itemknn": "ItemKNN, rzoo default (cosine, shrinkage 100, 100 neighbours)",
-       "itemknn-2": "ItemKNN, RecBole's defaults (100 neighbours, no shrinkage)",
+LAB = {"pop": "Pop", "itemknn": "ItemKNN, rzoo default (asymmetric cosine 0.2, idf, shrinkage 10, 50 neighbours)",
+       "itemknn-2": "ItemKNN, RecBole's defaults (cosine, 100 neighbours, no shrinkage)",
        "bpr": "BPR, rzoo default (128 factors, Adam lr 0.0005, batch 2048, init_std 0.02, l2 0.001)", "bpr-2": "BPR, RecBole's defaults (Adam lr 0.001)",
        "ease": "EASE, l2 500 (rzoo default)", "ease-2": "EASE, l2 250 (RecBole default)",
        "neumf": "NeuMF, rzoo default (8 / 64-32-16-8, 4 negatives, batch 256)",
