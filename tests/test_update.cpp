@@ -9,6 +9,8 @@
 #include <map>
 #include <set>
 
+#include <fmt/format.h>
+
 #include "core/checkpoint.h"
 #include "core/log.h"
 #include "datasets/dataset.h"

@@ -24,7 +24,7 @@ ONLY=${ONLY:-}            # e.g. ONLY="w1 w3": timing workloads to run (default 
 [ -z "$ONLY" ] && ACC_DEFAULT=1 || ACC_DEFAULT=0
 ACC=${ACC:-$ACC_DEFAULT}  # run the accuracy part (W3 accuracy, W7); default 1 without ONLY, 0 with it
 NEUMF_ACC=${NEUMF_ACC:-0} # W7 with NeuMF too (several minutes per side)
-T2=${T2:-0}               # 1: each rzoo timing job of w1, w3, w4, w5, w6 also runs with threads=2, right after
+T2=${T2:-0}               # 1: each rzoo timing job of w1, w3, w4, w5, w6 also runs with threads=2, right after (before, in even rounds)
                           # its threads=$THREADS run (the threads table of summarize.py)
 # Sequential workloads S1 SASRec, S2 BERT4Rec, S3 GRU4Rec (RecBole's sequential defaults on u.data):
 SEQ_EPOCHS_RZ=${SEQ_EPOCHS_RZ:-3}      # rzoo epochs, augment prefix (RecBole's rows; ~100 s each at 1 thread)
@@ -59,11 +59,13 @@ job() {
 rz() { env -C "$RZOO_DIR" "$RZOO" "$@"; }
 rzt() { local exp=$1; shift; rz train "$HERE/rzoo/$exp" --quiet --set threads="$THREADS" --set output_dir="$OUT/runs" "$@"; }
 rzt2() { local exp=$1; shift; rz train "$HERE/rzoo/$exp" --quiet --set threads=2 --set output_dir="$OUT/runs" "$@"; }
-# tjob NAME RUN EXP ARGS...: an rzoo training job (run folder RUN), and with T2=1 the same with 2 threads (RUN-t2).
+# tjob NAME RUN EXP ARGS...: an rzoo training job (run folder RUN), and with T2=1 the same with 2 threads (RUN-t2),
+# the 2-thread job first in even rounds ($r), so that neither setting always runs second.
 tjob() {
   local name=$1 run=$2 exp=$3; shift 3
+  if [ "$T2" = 1 ] && (( r % 2 == 0 )); then job "${name/.r/.t2.r}" rzt2 "$exp" "$@" --set run_name="$run-t2"; fi
   job "$name" rzt "$exp" "$@" --set run_name="$run"
-  if [ "$T2" = 1 ]; then job "${name/.r/.t2.r}" rzt2 "$exp" "$@" --set run_name="$run-t2"; fi
+  if [ "$T2" = 1 ] && (( r % 2 == 1 )); then job "${name/.r/.t2.r}" rzt2 "$exp" "$@" --set run_name="$run-t2"; fi
 }
 rb() { "$PY" "$HERE/rb.py" "$@"; }
 imp() { OPENBLAS_NUM_THREADS=1 "$PY" "$HERE/imp.py" "$@"; }
