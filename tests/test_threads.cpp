@@ -17,6 +17,7 @@
 
 #include "core/config.h"
 #include "core/memory.h"
+#include "core/simd.h"
 #include "core/threads.h"
 
 using namespace rzoo;
@@ -157,3 +158,20 @@ TEST_CASE("memory: trim_heap_if_due gives freed heap memory back, at most once p
   CHECK(trimmed < freed - (size_t{100} << 20));  // the trim returned it
 }
 #endif
+
+TEST_CASE("simd: the loader runs the vector copy of RZOO_SIMD_CLONES functions the CPU can run (an FMA copy where it has FMA)",
+          "[simd]") {
+  // Why: the copies were once declared as arch=skylake-avx512 / arch=haswell, which GCC's resolver
+  // matches by CPU model, so a machine with AVX-512 but another model number ran the SSE2 copy.
+  const float a = 1.0f + 0x1p-12f, c = -(1.0f + 0x1p-11f);
+  const float r = rzoo::simd_fma_probe(a, a, c);
+#if RZOO_HAS_SIMD_CLONES
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("fma") || __builtin_cpu_supports("avx512f"))
+    CHECK(r == 0x1p-24f);
+  else
+    CHECK(r == 0.0f);
+#else
+  CHECK((r == 0.0f || r == 0x1p-24f));
+#endif
+}

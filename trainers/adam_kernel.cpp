@@ -17,7 +17,7 @@ RZOO_ALWAYS_INLINE void adam_loop(const AdamSpan& s, const AdamConstants& c, int
   float* __restrict M = s.m;
   float* __restrict V = s.v;
   const float b1 = c.b1, b2 = c.b2, omb1 = c.one_minus_b1, omb2 = c.one_minus_b2, eps = c.eps, wd = c.weight_decay;
-  const float neg_step = s.neg_step, sqrt_bc2 = s.sqrt_bc2;
+  const float neg_step = s.neg_step, inv_sqrt_bc2 = s.inv_sqrt_bc2;
   for (int64_t i = begin; i < end; ++i) {
     const float g = kDecay ? G[i] + wd * P[i] : G[i];
     G[i] = 0.0f;
@@ -25,14 +25,15 @@ RZOO_ALWAYS_INLINE void adam_loop(const AdamSpan& s, const AdamConstants& c, int
     const float v = V[i] * b2 + omb2 * g * g;
     M[i] = m;
     V[i] = v;
-    P[i] = P[i] + neg_step * (m / (std::sqrt(v) / sqrt_bc2 + eps));
+    P[i] = P[i] + neg_step * (m / (std::sqrt(v) * inv_sqrt_bc2 + eps));
   }
 }
 
 }  // namespace
 
 // The operations and their order are torch::optim::Adam's (mul_ then add_, addcmul_, sqrt then
-// divide then add eps, addcdiv_), each in float as LibTorch computes float tensors; LibTorch's
+// scale then add eps, addcdiv_), each in float as LibTorch computes float tensors, except that the
+// bias correction of the square root is a multiply by its reciprocal, not a divide; LibTorch's
 // vector kernels may fuse a multiply-add where this loop does not (or the other way round), so
 // results agree to float rounding, not bit for bit (tests/test_optim.cpp).
 RZOO_SIMD_CLONES void adam_span_update(const AdamSpan& s, const AdamConstants& c, int64_t begin, int64_t end) {

@@ -83,7 +83,7 @@ at::Tensor FusedAdam::step(LossClosure closure) {
       span.v = s.exp_avg_sq().data_ptr<float>();
       span.n = p.numel();
       span.neg_step = static_cast<float>(-(o.lr() / bc1));
-      span.sqrt_bc2 = static_cast<float>(std::sqrt(bc2));
+      span.inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
       spans.push_back(span);
       span_constants.push_back(constants.size() - 1);
     }

@@ -99,19 +99,28 @@ RZOO_SIMD_CLONES void relu_mask_kernel(float* z, const float* h, int64_t size) {
   for (int64_t e = 0; e < size; ++e) z[e] = h[e] > 0.0f ? z[e] : 0.0f;
 }
 
-// da[u_rows[r], :] += z[r, :] and dc[i_rows[r], :] += z[r, :].
-RZOO_SIMD_CLONES void split_sums_kernel(const float* z, const int64_t* u_rows, const int64_t* i_rows, int64_t n,
-                                        int64_t w, float* da, float* dc) {
+// The first layer's backward in one pass over the rows: z = dh where h > 0, else 0 (ReLU's
+// backward), then da[u_rows[r], :] += z, dc[i_rows[r], :] += z, and gb[c] += the column sums of z
+// (summed in acc [w] first). One pass instead of three over [n, w] (mask, split sums, bias sums);
+// the same sums in the same order.
+RZOO_SIMD_CLONES void first_layer_backward_kernel(const float* dh, const float* h, const int64_t* u_rows,
+                                                  const int64_t* i_rows, int64_t n, int64_t w, float* da, float* dc,
+                                                  float* gb, float* acc) {
+  std::fill_n(acc, w, 0.0f);
   for (int64_t r = 0; r < n; ++r) {
     float* ar = da + u_rows[r] * w;
     float* cr = dc + i_rows[r] * w;
-    const float* zr = z + r * w;
+    const float* dr = dh + r * w;
+    const float* hr = h + r * w;
 #pragma omp simd
     for (int64_t k = 0; k < w; ++k) {
-      ar[k] += zr[k];
-      cr[k] += zr[k];
+      const float z = hr[k] > 0.0f ? dr[k] : 0.0f;
+      ar[k] += z;
+      cr[k] += z;
+      acc[k] += z;
     }
   }
+  for (int64_t c = 0; c < w; ++c) gb[c] += acc[c];
 }
 
 // The predict layer over the rows (GMF part when D > 0, MLP part when hL > 0): logits, the summed
@@ -378,14 +387,18 @@ at::Tensor NCFBaseImpl::fused_loss_backward(const Batch& b) {
           },
           [&] { dH = torch::mm(dZ, mlp[j]->weight); });
       dZ = dH;
-      relu_mask_kernel(dZ.data_ptr<float>(), H[j - 1].data_ptr<float>(), dZ.numel());
+      // The first layer's ReLU is taken below, in the same pass as its sums.
+      if (j > 1) relu_mask_kernel(dZ.data_ptr<float>(), H[j - 1].data_ptr<float>(), dZ.numel());
     }
-    // The first layer: per-user and per-item sums of the rows' dZ_1.
+    // The first layer: per-user and per-item sums of the rows' dZ_1 through H_0's ReLU (with one
+    // layer, head_kernel took that ReLU already, and taking it again changes nothing), and its bias
+    // gradient.
     const int64_t half = layers_[0] / 2, h1 = layers_[1];
-    add_column_sums(dense_grad(mlp[0]->bias), dZ);
     auto dA = zero_rows(n_u, h1), dC = zero_rows(n_i, h1);  // [n_u, h_1], [n_i, h_1]
-    split_sums_kernel(dZ.data_ptr<float>(), u_rows.data(), i_rows.data(), n, h1, dA.data_ptr<float>(),
-                      dC.data_ptr<float>());
+    std::vector<float> acc(static_cast<size_t>(h1));
+    first_layer_backward_kernel(dZ.data_ptr<float>(), H[0].data_ptr<float>(), u_rows.data(), i_rows.data(), n, h1,
+                                dA.data_ptr<float>(), dC.data_ptr<float>(),
+                                dense_grad(mlp[0]->bias).data_ptr<float>(), acc.data());
     auto& gW1 = dense_grad(mlp[0]->weight);
     const auto& W1 = mlp[0]->weight;
     at::Tensor dPm, dQm;  // [n_u, h_0/2], [n_i, h_0/2]
