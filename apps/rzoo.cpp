@@ -18,6 +18,7 @@
 #include "core/checkpoint.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "core/threads.h"
 #include "core/log.h"
 #include "datasets/fetch.h"
@@ -431,6 +432,8 @@ void on_stop_signal(int sig) {
 int main(int argc, char** argv) {
   // Before anything else: threads that sleep rather than spin at OpenMP barriers (see threads.h).
   rzoo::reexec_with_short_openmp_spin(argv);
+  // Large CPU blocks reused between training steps instead of mapped afresh (core/memory.h).
+  rzoo::install_cpu_block_cache();
   // SIGTERM (kill, a batch scheduler, docker stop) stops like Ctrl-C: after the current batch,
   // with the last complete epoch saved for --resume and a message; exit status 143 (130 for SIGINT).
   std::signal(SIGINT, on_stop_signal);

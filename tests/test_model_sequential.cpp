@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,6 +21,7 @@
 #include "datasets/dataset.h"
 #include "datasets/sampler.h"
 #include "models/registry.h"
+#include "models/sequential/attention.h"
 #include "models/sequential/gru4rec.h"
 #include "models/sequential/history.h"
 #include "models/sequential/sasrec.h"
@@ -422,5 +424,38 @@ TEST_CASE("sequential: trains through the Trainer with its YAML's train.sequence
       CHECK(std::isfinite(ndcg));
       CHECK(torch::equal(model->score_all(users), all));
     }
+  }
+}
+
+TEST_CASE("sequential: the written-out self-attention equals LibTorch's MultiheadAttention (causal mask, padding keys)",
+          "[sasrec][bert4rec]") {
+  torch::manual_seed(3);
+  const int64_t B = 5, L = 7, D = 12;
+  for (const int64_t H : {1, 2, 3}) {
+    INFO("heads " << H);
+    torch::nn::MultiheadAttention attn(torch::nn::MultiheadAttentionOptions(D, H).dropout(0.3));
+    attn->eval();
+    {
+      torch::NoGradGuard no_grad;
+      attn->in_proj_bias.normal_(0.0, 0.1);  // LibTorch starts it at zero
+      attn->out_proj->bias.normal_(0.0, 0.1);
+    }
+    const auto x = torch::randn({B, L, D});
+    const auto causal = torch::full({L, L}, -std::numeric_limits<float>::infinity()).triu(1);
+    auto pad = torch::zeros({B, L}, torch::kBool);
+    pad.index_put_({torch::indexing::Slice(), torch::indexing::Slice(L - 2, L)}, true);  // the last 2 keys of every row
+    pad[0].fill_(false);
+    const auto xt = x.transpose(0, 1);  // [L, B, D], LibTorch 1.13's layout
+    const auto ref_causal = std::get<0>(attn->forward(xt, xt, xt, at::Tensor(), false, causal)).transpose(0, 1);
+    const auto ref_pad = std::get<0>(attn->forward(xt, xt, xt, pad, false)).transpose(0, 1);
+    CHECK(torch::allclose(rzoo::self_attention(attn, x, causal, at::Tensor(), false), ref_causal, 1e-5, 1e-6));
+    CHECK(torch::allclose(rzoo::self_attention(attn, x, at::Tensor(), pad, false), ref_pad, 1e-5, 1e-6));
+    // Training: the attention weights' dropout changes the output, reproducibly under a seed.
+    torch::manual_seed(11);
+    const auto d1 = rzoo::self_attention(attn, x, causal, at::Tensor(), true);
+    torch::manual_seed(11);
+    const auto d2 = rzoo::self_attention(attn, x, causal, at::Tensor(), true);
+    CHECK(torch::equal(d1, d2));
+    CHECK(!torch::allclose(d1, ref_causal, 1e-3, 1e-3));
   }
 }

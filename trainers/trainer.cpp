@@ -636,6 +636,8 @@ EpochRecord Trainer::train_epoch(BatchSource& batcher, bool per_sample, bool sho
     }
   }
   const double loss = total.item<double>() / static_cast<double>(std::max<int64_t>(rows, 1));
+  // The steps' cached blocks go back before validation, whose blocks have other sizes (core/memory.h).
+  release_cpu_block_cache();
   if (!std::isfinite(loss))
     fail("training diverged: the loss is {} in epoch {} (try a lower train.lr)", loss, epoch_ + 1);
   ++epoch_;

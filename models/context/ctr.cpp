@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/strings.h"
 #include "datasets/dataset.h"
+#include "models/dropout.h"
 #include "models/export_tensors.h"
 #include "models/field_bag.h"
 
@@ -151,7 +152,7 @@ at::Tensor FeatureModelImpl::logits(const at::Tensor& x, const at::Tensor& lin) 
   const auto tower = [&](at::Tensor h) {
     // Dropout on each layer's input (the embeddings too), as RecBole's MLPLayers does.
     for (auto& l : mlp) {
-      if (options.dropout() > 0) h = torch::dropout(h, options.dropout(), is_training());
+      h = fast_dropout(h, options.dropout(), is_training());
       h = torch::relu(l(h));
     }
     return h;

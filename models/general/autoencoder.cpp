@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/strings.h"
 #include "datasets/dataset.h"
+#include "models/dropout.h"
 
 namespace rzoo {
 
@@ -272,7 +273,7 @@ MLPRecImpl::MLPRecImpl(const ModelContext& ctx, MLPRecOptions opts) : Autoencode
 }
 
 at::Tensor MLPRecImpl::input(const at::Tensor& users, const at::Tensor& x, bool training) const {
-  auto h = training ? torch::dropout(x, options.input_dropout(), true) : x;  // [B, I]
+  auto h = fast_dropout(x, options.input_dropout(), training);  // [B, I]
   if (user_side.size(1) == 0) return h;
   return torch::cat({h, user_side.index_select(0, users.to(user_side.device(), torch::kLong).reshape({-1}))}, 1);  // [B, I + F]
 }
@@ -345,7 +346,7 @@ MultDAEImpl::MultDAEImpl(const ModelContext& ctx, MultDAEOptions opts) : Autoenc
 
 at::Tensor MultDAEImpl::network(const at::Tensor& x, bool training) {
   auto h = l2_normalise(x);
-  if (training) h = torch::dropout(h, options.dropout(), true);
+  h = fast_dropout(h, options.dropout(), training);
   for (size_t l = 0; l < layers.size(); ++l) {
     h = layers[l](h);
     if (l + 1 < layers.size()) h = torch::tanh(h);
@@ -415,7 +416,7 @@ MultVAEImpl::MultVAEImpl(const ModelContext& ctx, MultVAEOptions opts) : Autoenc
 
 MultVAEImpl::Encoded MultVAEImpl::encode(const at::Tensor& x, bool training) {
   auto h = l2_normalise(x);
-  if (training) h = torch::dropout(h, options.dropout(), true);
+  h = fast_dropout(h, options.dropout(), training);
   for (size_t l = 0; l < encoder.size(); ++l) {
     h = encoder[l](h);
     if (l + 1 < encoder.size()) h = torch::tanh(h);

@@ -9,6 +9,8 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "models/dropout.h"
+#include "models/sequential/attention.h"
 
 namespace rzoo {
 
@@ -87,12 +89,20 @@ at::Tensor BERT4RecImpl::encode(const at::Tensor& seq_in) {
   const auto shift = padding_shift(seq, n_items_);           // [B]
   const auto right = left_to_right(seq, shift);              // [B, L], position j = j-th item of the window
   const auto pos = torch::arange(L, seq.options());
-  auto x = emb_drop(emb_ln(item_emb(right) + pos_emb(pos).unsqueeze(0))).transpose(0, 1);  // [L, B, D]
+  const bool tr = is_training();
+  auto x = fast_dropout(emb_ln(item_emb(right) + pos_emb(pos).unsqueeze(0)), emb_drop->options.p(), tr);  // [B, L, D]
   // No causal mask (bidirectional); padding keys masked per sequence. A row always has a real
   // item or the mask token, so no query row is fully masked.
   const auto pad = right == n_items_;  // [B, L] bool, true = ignore
-  for (const auto& b : *blocks) x = b->as<torch::nn::TransformerEncoderLayer>()->forward(x, at::Tensor(), pad);
-  return right_to_left(x.transpose(0, 1), shift);  // [B, L, D], left-padded like the input
+  // Each block is TransformerEncoderLayer's forward (post-LayerNorm, GELU) with its own modules,
+  // written out batch-first with fast dropout (models/sequential/attention.h says why).
+  for (const auto& m : *blocks) {
+    auto& b = *m->as<torch::nn::TransformerEncoderLayer>();
+    x = b.norm1(x + fast_dropout(self_attention(b.self_attn, x, at::Tensor(), pad, tr), b.dropout1->options.p(), tr));
+    const auto f = b.linear2(fast_dropout(torch::gelu(b.linear1(x)), b.dropout->options.p(), tr));
+    x = b.norm2(x + fast_dropout(f, b.dropout2->options.p(), tr));  // [B, L, D]
+  }
+  return right_to_left(x, shift);  // [B, L, D], left-padded like the input
 }
 
 at::Tensor BERT4RecImpl::logits(const at::Tensor& h) {

@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "models/dropout.h"
 
 namespace rzoo {
 
@@ -86,7 +87,7 @@ at::Tensor CaserImpl::vertical(const at::Tensor& E) {
 at::Tensor CaserImpl::window_repr(const at::Tensor& win) {
   TORCH_CHECK(win.size(1) == options.max_len(), "caser: a window of ", win.size(1), " items, expected ", options.max_len());
   const auto E = item_emb(win).unsqueeze(1);                 // [N, 1, L, D]
-  const auto o = drop(torch::cat({horizontal(E), vertical(E)}, 1));  // [N, n_h * L + n_v * D]
+  const auto o = fast_dropout(torch::cat({horizontal(E), vertical(E)}, 1), drop->options.p(), is_training());  // [N, n_h * L + n_v * D]
   return torch::relu(fc(o));                                 // [N, D]
 }
 

@@ -7,6 +7,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "models/dropout.h"
 
 namespace rzoo {
 
@@ -59,7 +60,7 @@ GRU4RecImpl::GRU4RecImpl(const ModelContext& ctx, GRU4RecOptions opts)
 at::Tensor GRU4RecImpl::encode(const at::Tensor& seq_in) {
   const auto seq = last_columns(seq_in, options.max_len());   // [B, L]
   const auto shift = padding_shift(seq, n_items_);            // [B]
-  const auto x = emb_drop(item_emb(left_to_right(seq, shift)));  // [B, L, D], real items first
+  const auto x = fast_dropout(item_emb(left_to_right(seq, shift)), emb_drop->options.p(), is_training());  // [B, L, D], real items first
   const auto out = std::get<0>(gru(x));                        // [B, L, hidden]
   return right_to_left(dense(out), shift);                     // [B, L, D]
 }

@@ -9,6 +9,8 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "models/dropout.h"
+#include "models/sequential/attention.h"
 
 namespace rzoo {
 
@@ -58,12 +60,12 @@ SASRecBlockImpl::SASRecBlockImpl(const SASRecOptions& o)
       drop(register_module("drop", torch::nn::Dropout(o.dropout()))) {}
 
 at::Tensor SASRecBlockImpl::forward(const at::Tensor& x, const at::Tensor& mask) {
-  // LibTorch 1.13's C++ MultiheadAttention takes [L, B, D] and a 2-D [L, L] mask (it adds
-  // attn_mask.unsqueeze(0)); right padding makes the causal mask the only one needed.
-  const auto y = ln1(x).transpose(0, 1);                                        // [L, B, D]
-  const auto a = std::get<0>(attn->forward(y, y, y, at::Tensor(), false, mask)).transpose(0, 1);   // [B, L, D]
-  const auto z = x + drop(a);
-  return z + drop(ff2(drop(torch::relu(ff1(ln2(z))))));                          // [B, L, D]
+  // Attention and every dropout through models/sequential/attention.h and models/dropout.h
+  // (LibTorch's dropout draws one element at a time on Debian's build).
+  const bool tr = is_training();
+  const double p = drop->options.p();
+  const auto z = x + fast_dropout(self_attention(attn, ln1(x), mask, at::Tensor(), tr), p, tr);  // [B, L, D]
+  return z + fast_dropout(ff2(fast_dropout(torch::relu(ff1(ln2(z))), p, tr)), p, tr);           // [B, L, D]
 }
 
 SASRecImpl::SASRecImpl(const ModelContext& ctx) : SASRecImpl(ctx, SASRecOptions::from_config(ctx.config)) {}
@@ -100,7 +102,7 @@ at::Tensor SASRecImpl::encode(const at::Tensor& seq_in) {
   const auto right = left_to_right(seq, shift);              // [B, L], position j = j-th item of the window
   const auto pos = torch::arange(L, seq.options());
   // Item embeddings scaled by sqrt(D) before the positions are added, as in the authors' code.
-  auto x = emb_drop(item_emb(right) * emb_scale_ + pos_emb(pos).unsqueeze(0));  // [B, L, D]
+  auto x = fast_dropout(item_emb(right) * emb_scale_ + pos_emb(pos).unsqueeze(0), emb_drop->options.p(), is_training());  // [B, L, D]
   // Causal: query j sees keys <= j (additive -inf above the diagonal).
   const auto mask = torch::full({L, L}, -std::numeric_limits<float>::infinity(), x.options()).triu(1);  // [L, L]
   for (const auto& b : *blocks) x = b->as<SASRecBlock>()->forward(x, mask);

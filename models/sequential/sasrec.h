@@ -45,7 +45,7 @@ struct SASRecOptions {
 class SASRecBlockImpl : public torch::nn::Module {
  public:
   SASRecBlockImpl(const SASRecOptions& o);
-  // x [B, L, D], mask [B * heads, L, L] additive (0 or -inf) -> [B, L, D]
+  // x [B, L, D], mask [L, L] additive (0 or -inf) -> [B, L, D]
   at::Tensor forward(const at::Tensor& x, const at::Tensor& mask);
 
   torch::nn::LayerNorm ln1{nullptr}, ln2{nullptr};

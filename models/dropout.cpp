@@ -1,0 +1,72 @@
+#include "models/dropout.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <mutex>
+
+#include "core/simd.h"
+
+namespace rzoo {
+
+namespace {
+
+// Elements per block: each block hashes its own key from (seed, block index), so the mask is
+// independent of how blocks are spread over threads.
+constexpr int64_t kBlock = int64_t{1} << 14;
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// out[j] = scale where the keyed 32-bit hash of j (Wellons' "lowbias32" mixer, a bijection of 32-bit
+// words) maps to a uniform in [0, 1) at or above p, else 0; 32-bit multiplies only, so that it
+// vectorises on every clone.
+RZOO_SIMD_CLONES void mask_block(float* out, int64_t n, uint32_t key_add, uint32_t key_xor, float p, float scale) {
+  for (int64_t j = 0; j < n; ++j) {
+    uint32_t h = (static_cast<uint32_t>(j) + key_add) ^ key_xor;
+    h ^= h >> 16;
+    h *= 0x7feb352dU;
+    h ^= h >> 15;
+    h *= 0x846ca68bU;
+    h ^= h >> 16;
+    const float u = static_cast<float>(h >> 8) * 0x1p-24f;  // 24 bits: exact in float
+    out[j] = u >= p ? scale : 0.0f;
+  }
+}
+
+}  // namespace
+
+void dropout_mask(float* out, int64_t n, double p, uint64_t seed) {
+  const float pf = static_cast<float>(p), scale = static_cast<float>(1.0 / (1.0 - p));
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  at::parallel_for(0, blocks, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const uint64_t key = splitmix64(seed ^ splitmix64(static_cast<uint64_t>(b)));
+      const int64_t lo = b * kBlock;
+      mask_block(out + lo, std::min(kBlock, n - lo), static_cast<uint32_t>(key), static_cast<uint32_t>(key >> 32), pf,
+                 scale);
+    }
+  });
+}
+
+at::Tensor fast_dropout(const at::Tensor& x, double p, bool training) {
+  TORCH_CHECK(p >= 0 && p < 1, "fast_dropout: p must be in [0, 1), got ", p);
+  if (!training || p == 0 || x.numel() == 0) return x;
+  if (!x.device().is_cpu() || x.scalar_type() != torch::kFloat) return torch::dropout(x, p, true);
+  uint64_t seed = 0;
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    seed = at::check_generator<at::CPUGeneratorImpl>(gen)->random64();
+  }
+  auto mask = torch::empty(x.sizes(), x.options().requires_grad(false));
+  dropout_mask(mask.data_ptr<float>(), mask.numel(), p, seed);
+  return x * mask;
+}
+
+}  // namespace rzoo
