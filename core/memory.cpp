@@ -83,17 +83,55 @@ class BlockCache final : public c10::Allocator {
  private:
   using Order = std::list<std::pair<size_t, void*>>;  // cached blocks, oldest first
 
+  // Bytes the C library gave for a small block (counted the same at allocation and at free).
+  static size_t usable(void* p) {
+#if defined(__GLIBC__)
+    return ::malloc_usable_size(p);
+#else
+    (void)p;
+    return 0;
+#endif
+  }
+
+  // Frees cached blocks, oldest first, until live + cached + extra fits under the high-water mark
+  // (or nothing is cached); the caller frees `drop` after unlocking.
+  void evict_locked(size_t extra, std::vector<void*>& drop) const {
+    while (!order_.empty() && live_ + cached_ + extra > high_water_) {
+      const auto& oldest = order_.front();
+      auto range = by_size_.equal_range(oldest.first);
+      for (auto r = range.first; r != range.second; ++r)
+        if (r->second == order_.begin()) {
+          by_size_.erase(r);
+          break;
+        }
+      cached_ -= oldest.first;
+      drop.push_back(oldest.second);
+      order_.pop_front();
+    }
+  }
+
   c10::DataPtr allocate_block(size_t n) const {
+    std::vector<void*> drop;
     // Small blocks from the same system allocation as LibTorch's default (c10::alloc_cpu), but with
     // this allocator's deleter: raw_deallocate() (used by some LibTorch kernels) needs one deleter
-    // for every block.
+    // for every block. They count as live, so that cached blocks make way for them too: the cache
+    // never takes the tensors' memory above its largest live amount so far.
     if (n < kMinCached) {
       void* p = c10::alloc_cpu(n);
+      if (p) {
+        const size_t u = usable(p);
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          live_ += u;
+          evict_locked(0, drop);
+          high_water_ = std::max(high_water_, live_ + cached_);
+        }
+        for (void* q : drop) c10::free_cpu(q);
+      }
       return {p, p, &BlockCache::deleter, c10::Device(c10::DeviceType::CPU)};
     }
     const size_t size = (n + kRound - 1) / kRound * kRound;
     void* p = nullptr;
-    std::vector<void*> drop;
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = by_size_.find(size);
@@ -105,18 +143,7 @@ class BlockCache final : public c10::Allocator {
         ++hits_;
       } else {
         ++misses_;
-        while (!order_.empty() && live_ + cached_ + size > high_water_) {
-          const auto& oldest = order_.front();
-          auto range = by_size_.equal_range(oldest.first);
-          for (auto r = range.first; r != range.second; ++r)
-            if (r->second == order_.begin()) {
-              by_size_.erase(r);
-              break;
-            }
-          cached_ -= oldest.first;
-          drop.push_back(oldest.second);
-          order_.pop_front();
-        }
+        evict_locked(size, drop);
       }
       // Counted before the system allocation so that a concurrent miss sees it.
       live_ += size;
@@ -142,6 +169,8 @@ class BlockCache final : public c10::Allocator {
     std::unique_lock<std::mutex> lock(mu_);
     auto it = sizes_.find(p);
     if (it == sizes_.end()) {  // a small block
+      const size_t u = usable(p);
+      live_ -= std::min(live_, u);
       lock.unlock();
       c10::free_cpu(p);
       return;

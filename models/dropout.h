@@ -1,10 +1,12 @@
-// fast_dropout (Srivastava et al., JMLR 2014) with a fast mask: x * m, m = 1 / (1 - p) where a
+// fast_dropout (Srivastava et al., JMLR 2014) with a fast mask: y = x * m, m = 1 / (1 - p) where a
 // counter-based hash of (seed, element index) is >= p, else 0; the seed is one draw from
 // LibTorch's default generator per call, so torch::manual_seed makes it reproducible, and the mask
-// does not depend on the thread count. Why: Debian's LibTorch (no MKL) draws bernoulli_ one
-// element at a time through the locked generator; on SASRec with RecBole's shape (ML-100K, batch
-// 2048, 50 positions, dropout 0.5) that draw and its kernel took about 30% of a training epoch
-// (perf). Other devices (CUDA) use torch::dropout. Gradients flow through the multiply.
+// does not depend on the thread count. The backward pass draws the same mask again from the seed
+// (dx = dy * m), so no mask is kept between the passes. Why: Debian's LibTorch (no MKL) draws
+// bernoulli_ one element at a time through the locked generator; on SASRec with RecBole's shape
+// (ML-100K, batch 2048, 50 positions, dropout 0.5) that draw and its kernel took about 30% of a
+// training epoch (perf), and its float masks a share of the peak memory. Other devices and dtypes
+// (CUDA) use torch::dropout.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -44,14 +44,22 @@ std::string require_rendered(const std::string& html, int expected_charts, const
     WARN("no chromium on PATH (scripts/install-deps.sh installs it): " << html << " was not rendered");
     return "";
   }
-  const std::string dom = run_shell(chromium_command(chromium, tmp) + " --dump-dom " + q("file://" + html) + " 2>/dev/null").output;
-  std::string status = "(no status element)";
-  const size_t at = dom.find("id=\"rzoo-render-status\"");
-  if (at != std::string::npos) {
-    const size_t start = dom.find('>', at) + 1;
-    status = dom.substr(start, dom.find("</pre>", start) - start);
-  }
-  INFO("self-check of " << html << ": " << status);
+  std::string dom, status;
+  // Headless Chromium now and then dumps the DOM before the page's script has run (seen once in
+  // about 30 runs under a loaded test suite: the status still reads "charts=?"); only that case is
+  // rendered again, at most twice.
+  int attempts = 0;
+  do {
+    ++attempts;
+    dom = run_shell(chromium_command(chromium, tmp) + " --dump-dom " + q("file://" + html) + " 2>/dev/null").output;
+    status = "(no status element)";
+    const size_t at = dom.find("id=\"rzoo-render-status\"");
+    if (at != std::string::npos) {
+      const size_t start = dom.find('>', at) + 1;
+      status = dom.substr(start, dom.find("</pre>", start) - start);
+    }
+  } while (attempts < 3 && status.find("charts=?") != std::string::npos);
+  INFO("self-check of " << html << ": " << status << " (" << attempts << " rendering(s))");
   std::smatch m;
   REQUIRE(std::regex_search(status, m, std::regex("charts=(\\d+) rendered=(\\d+) errors=(\\d+)")));
   CHECK(std::stoi(m[1]) == expected_charts);

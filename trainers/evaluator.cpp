@@ -19,6 +19,7 @@
 #include "core/config.h"
 #include "core/distributed.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "datasets/dataset.h"
 #include "models/recommender.h"
 #include "trainers/eval/beyond.h"
@@ -308,6 +309,9 @@ void rank_users_distributed(Distributed& d, const RankingPass& pass, EvalResult&
 EvalResult evaluate(RecommenderImpl& model, const Split& split, Target target, const EvalOptions& opts,
                     const c10::Device& device, const Dataset* data) {
   const auto t0 = std::chrono::steady_clock::now();
+  // Blocks cached for training's sizes back to the system before scoring allocates its own
+  // (core/memory.h: the cache bounds its own blocks, not their sum with what evaluation adds).
+  release_cpu_block_cache();
   torch::NoGradGuard no_grad;
   ModeGuard mode_guard{model, model.is_training()};
   model.eval();

@@ -565,6 +565,7 @@ bool Trainer::fit_closed_form() {
   const auto t0 = Clock::now();
   model_->fit(split_.train);  // distributed: iALS splits its rows across ranks, the others fit on every rank
   train_seconds_ = since(t0);
+  release_cpu_block_cache();  // the fit's blocks back before evaluation (core/memory.h)
   epoch_ = best_epoch_ = 1;
   check_replicas();
   EpochRecord rec{1, std::numeric_limits<double>::quiet_NaN(), train_seconds_, 0.0};
