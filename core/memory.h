@@ -23,14 +23,14 @@ void trim_heap_if_due(double min_interval_s = 0.5);
 // than the largest amount of tensor memory live so far (blocks of every size counted): on a miss,
 // and on every smaller allocation, it frees cached blocks (oldest first) until live + cached fits
 // under that high-water mark, so the cache does not raise the tensors' peak.
-// release_cpu_block_cache() frees all of it (the trainer calls it after each epoch's training,
-// after a closed-form fit, and evaluation before it scores). Memory the cache cannot see (the C
-// library's heap for other data) can still add to the peak: measured 2026-12-05, peak RSS with /
-// without the cache: SASRec (one epoch, RecBole's shape) 1.52 / 1.82 GB and 77 / 102 s (glibc's
-// heap kept more than the cache does), NeuMF (W6) 246 / 231 MB, iALS Cholesky (W3) 482 / 428 MB;
-// caching only blocks above 32 MB (those glibc always maps) gave SASRec 87 s and 2.07 GB per epoch
-// against 77 s and 1.52 GB. RZOO_CPU_BLOCK_CACHE=0 in the environment leaves LibTorch's allocator
-// in place.
+// release_cpu_block_cache() frees all of it (evaluation calls it before it scores, validation and
+// test alike: training's block sizes are not scoring's; between epochs the cache is kept). Memory
+// the cache cannot see (the C library's heap for other data) can still add to the peak: measured
+// 2026-12-05, peak RSS with / without the cache: SASRec (one epoch, RecBole's shape) 1.52 / 1.82 GB
+// and 77 / 102 s (glibc's heap kept more than the cache does), NeuMF (W6) 246 / 231 MB, iALS
+// Cholesky (W3) 482 / 428 MB; caching only blocks above 32 MB (those glibc always maps) gave SASRec
+// 87 s and 2.07 GB per epoch against 77 s and 1.52 GB. RZOO_CPU_BLOCK_CACHE=0 in the environment
+// leaves LibTorch's allocator in place.
 void install_cpu_block_cache();
 void release_cpu_block_cache();
 

@@ -565,7 +565,6 @@ bool Trainer::fit_closed_form() {
   const auto t0 = Clock::now();
   model_->fit(split_.train);  // distributed: iALS splits its rows across ranks, the others fit on every rank
   train_seconds_ = since(t0);
-  release_cpu_block_cache();  // the fit's blocks back before evaluation (core/memory.h)
   epoch_ = best_epoch_ = 1;
   check_replicas();
   EpochRecord rec{1, std::numeric_limits<double>::quiet_NaN(), train_seconds_, 0.0};
@@ -637,8 +636,6 @@ EpochRecord Trainer::train_epoch(BatchSource& batcher, bool per_sample, bool sho
     }
   }
   const double loss = total.item<double>() / static_cast<double>(std::max<int64_t>(rows, 1));
-  // The steps' cached blocks go back before validation, whose blocks have other sizes (core/memory.h).
-  release_cpu_block_cache();
   if (!std::isfinite(loss))
     fail("training diverged: the loss is {} in epoch {} (try a lower train.lr)", loss, epoch_ + 1);
   ++epoch_;
