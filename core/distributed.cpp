@@ -12,13 +12,26 @@
 #include "core/error.h"
 #include "rzoo_build.h"
 
+// c10d's process groups: Gloo (CPU tensors, and CUDA tensors where LibTorch has CUDA) when its
+// headers were found; NCCL (CUDA tensors only) with LibTorch 2.x built with CUDA and NCCL, when
+// nccl.h was found (CMakeLists.txt). Either is enough for a distributed run.
+#define RZOO_HAVE_C10D (RZOO_HAVE_GLOO || RZOO_HAVE_NCCL)
+#if RZOO_HAVE_C10D
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
 #if RZOO_HAVE_GLOO
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO  // what LibTorch's own build defines; its Gloo header is empty without it
 #endif
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+#if RZOO_HAVE_NCCL
+#ifndef USE_C10D_NCCL
+#define USE_C10D_NCCL  // as for Gloo: the header is empty without it
+#endif
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
 namespace rzoo {
@@ -73,7 +86,32 @@ bool writes_files() {
   return !d || d->root();
 }
 
-#if RZOO_HAVE_GLOO
+std::string Distributed::resolve_backend(const std::string& backend, bool cuda, int gpus, int local_world,
+                                         bool have_gloo, bool have_nccl) {
+  if (backend != "auto" && backend != "gloo" && backend != "nccl")
+    fail("distributed.backend: '{}' is not one of auto, gloo, nccl", backend);
+  if (backend == "gloo" || (backend == "auto" && !(cuda && have_nccl && gpus >= local_world))) {
+    if (have_gloo) return "gloo";
+    if (backend == "gloo" || !have_nccl)
+      fail("distributed.backend: {}: this rzoo was built without LibTorch's Gloo process group (its headers were not "
+           "found: apt-get install libgloo-dev, then rebuild){}", backend,
+           have_nccl ? "; its NCCL group carries CUDA tensors only (device: cuda, one GPU per process)" : "");
+    // auto, NCCL built but not usable for this run, and no Gloo: say why NCCL does not fit.
+  }
+  // nccl, asked for or chosen by auto.
+  if (!have_nccl)
+    fail("distributed.backend: nccl is not available in this rzoo build (it needs LibTorch 2.x built with CUDA and "
+         "NCCL, and nccl.h when rzoo is configured: set NCCL_INCLUDE_DIR); use auto or gloo");
+  if (!cuda)
+    fail("distributed.backend: {}: NCCL carries CUDA tensors only and this run's device is the CPU (use device: cuda, "
+         "or distributed.backend: gloo)", backend);
+  if (gpus < local_world)
+    fail("distributed.backend: {}: NCCL needs a GPU per process, and this machine runs {} processes on {} GPU(s) "
+         "(start at most {} per machine, or use distributed.backend: gloo)", backend, local_world, gpus, gpus);
+  return "nccl";
+}
+
+#if RZOO_HAVE_C10D
 
 struct Distributed::Impl {
   int rank = 0, world = 1;
@@ -83,7 +121,14 @@ struct Distributed::Impl {
   std::chrono::milliseconds timeout{0};
   c10::intrusive_ptr<c10d::Store> store;      // the collectives' rendezvous and gather_texts
   c10::intrusive_ptr<c10d::Store> hb_store;   // a second connection, the heartbeat thread's own
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  std::string backend;                        // "gloo" or "nccl": the group of the model's tensors
+#if RZOO_HAVE_GLOO
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;  // CPU tensors; CUDA ones too when there is no NCCL group
+#endif
+#if RZOO_HAVE_NCCL
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;  // CUDA tensors (backend nccl); CPU ones pass through the GPU
+  c10::Device gpu{c10::kCUDA, 0};                   // without a Gloo group
+#endif
   // The heartbeat: a detached thread that adds 1 to hb/<rank> every second until stopped.
   std::shared_ptr<std::atomic<bool>> hb_stop = std::make_shared<std::atomic<bool>>(false);
   int64_t texts = 0;
@@ -104,6 +149,7 @@ c10::intrusive_ptr<c10d::Store> connect_store(const DistEnv& env, bool server, s
   return c10::make_intrusive<c10d::PrefixStore>("rzoo", tcp);
 }
 
+#if RZOO_HAVE_GLOO
 std::shared_ptr<::gloo::transport::Device> gloo_device(const DistEnv& env) {
   if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname)
     return c10d::ProcessGroupGloo::createDeviceForInterface(ifname);
@@ -112,14 +158,24 @@ std::shared_ptr<::gloo::transport::Device> gloo_device(const DistEnv& env) {
     return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
+#endif
+
+// The processes on this machine: torchrun's LOCAL_WORLD_SIZE (`--nproc N` sets it too), else 1.
+int local_world_size() {
+  const char* v = std::getenv("LOCAL_WORLD_SIZE");
+  const int n = v ? std::atoi(v) : 0;
+  return n > 0 ? n : 1;
+}
 }  // namespace
 
-void Distributed::init(const DistEnv& env, const std::string& backend, double timeout_s) {
+void Distributed::init(const DistEnv& env, const std::string& backend, bool cuda, double timeout_s) {
   if (g_dist || !env.present || env.world <= 1) return;
-  if (backend != "auto" && backend != "gloo")
-    fail("distributed.backend: '{}' is not available in this rzoo build (it builds LibTorch's Gloo process group, "
-         "which also carries CUDA tensors; use auto or gloo)", backend);
+  int gpus = 0;
+#if RZOO_HAVE_NCCL
+  if (cuda) gpus = static_cast<int>(c10::cuda::device_count());
+#endif
   auto impl = std::make_unique<Impl>();
+  impl->backend = resolve_backend(backend, cuda, gpus, local_world_size(), RZOO_HAVE_GLOO != 0, RZOO_HAVE_NCCL != 0);
   impl->rank = env.rank;
   impl->world = env.world;
   impl->addr = env.addr;
@@ -138,10 +194,26 @@ void Distributed::init(const DistEnv& env, const std::string& backend, double ti
          env.addr, env.port, timeout_s, first_line_of(e.what()));
   }
   try {
+#if RZOO_HAVE_GLOO
     auto opts = c10d::ProcessGroupGloo::Options::create(impl->timeout);
     opts->devices.push_back(gloo_device(env));
     opts->threads = 1;  // one collective at a time per step: a second thread only competes with training for cores
-    impl->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, env.rank, env.world, opts);
+    // Its own key space in the store, so that an NCCL group beside it never reads its keys.
+    impl->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(c10::make_intrusive<c10d::PrefixStore>("gloo", impl->store),
+                                                             env.rank, env.world, opts);
+#endif
+#if RZOO_HAVE_NCCL
+    if (impl->backend == "nccl") {
+      // This process's GPU, as setup_runtime picks it (LOCAL_RANK modulo the GPUs): NCCL's
+      // communicator and its barrier use the current device.
+      impl->gpu = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank % gpus));
+      c10::cuda::set_device(impl->gpu.index());
+      auto opts = c10d::ProcessGroupNCCL::Options::create();
+      opts->timeout = impl->timeout;
+      impl->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(c10::make_intrusive<c10d::PrefixStore>("nccl", impl->store),
+                                                               env.rank, env.world, opts);
+    }
+#endif
   } catch (const std::exception& e) {
     fail("distributed: rank {} could not join the {} ranks at {}:{} within distributed.timeout {} s: {}", env.rank,
          env.world, env.addr, env.port, timeout_s, first_line_of(e.what()));
@@ -178,6 +250,7 @@ Distributed::Distributed(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Distributed::~Distributed() = default;
 
 int Distributed::rank() const { return impl_->rank; }
+const std::string& Distributed::backend() const { return impl_->backend; }
 int Distributed::world() const { return impl_->world; }
 
 void Distributed::failed(const std::string& what, const std::string& error) const {
@@ -199,17 +272,48 @@ void Distributed::failed(const std::string& what, const std::string& error) cons
 }
 
 namespace {
-// Starts `start(one)` for each tensor (c10d reads one call's list as one tensor per local device,
-// so each tensor is its own call), then waits for all of them.
-template <class Start>
-void each_tensor(std::vector<at::Tensor>& ts, Start start) {
-  std::vector<c10::intrusive_ptr<c10d::Work>> works;
-  works.reserve(ts.size());
-  for (auto& t : ts) {
-    std::vector<at::Tensor> one{t};
-    works.push_back(start(one));
+// One collective on one tensor, started on the group that carries it: a CUDA tensor on the NCCL
+// group when there is one; otherwise the Gloo group; a CPU tensor when there is only an NCCL group
+// through a copy on this process's GPU (copied back by finish()). c10d reads one call's list as
+// one tensor per local device, so each tensor is its own call.
+struct Pending {
+  c10::intrusive_ptr<c10d::Work> work;
+  at::Tensor staged, target;  // staged: the GPU copy of target (a CPU tensor) when it went through NCCL
+  void finish() {
+    work->wait();
+    if (staged.defined()) target.copy_(staged);
   }
-  for (auto& w : works) w->wait();
+};
+
+// start(group, tensors) with group one of the Impl's process groups (a generic lambda).
+template <class Impl, class Start>
+Pending start_on(Impl& impl, const at::Tensor& t, Start start) {
+  Pending p;
+#if RZOO_HAVE_NCCL
+  if (impl.nccl && t.is_cuda()) {
+    std::vector<at::Tensor> one{t};
+    p.work = start(impl.nccl, one);
+    return p;
+  }
+#endif
+#if RZOO_HAVE_GLOO
+  std::vector<at::Tensor> one{t};
+  p.work = start(impl.gloo, one);
+#elif RZOO_HAVE_NCCL
+  p.target = t;
+  p.staged = t.to(impl.gpu);
+  std::vector<at::Tensor> one{p.staged};
+  p.work = start(impl.nccl, one);
+#endif
+  return p;
+}
+
+template <class Impl, class Start>
+void each_tensor(Impl& impl, std::vector<at::Tensor>& ts, Start start) {
+  std::vector<Pending> pending;
+  pending.reserve(ts.size());
+  for (auto& t : ts) pending.push_back(start_on(impl, t, start));
+  for (auto& p : pending) p.finish();
 }
 }  // namespace
 
@@ -218,24 +322,30 @@ void Distributed::allreduce_sum(std::vector<at::Tensor>& ts, const std::string& 
     c10d::AllreduceOptions o;
     o.reduceOp = c10d::ReduceOp::SUM;
     o.timeout = impl_->timeout;
-    each_tensor(ts, [&](std::vector<at::Tensor>& one) { return impl_->pg->allreduce(one, o); });
+    each_tensor(*impl_, ts, [&](auto& pg, std::vector<at::Tensor>& one) { return pg->allreduce(one, o); });
   } catch (const std::exception& e) {
     failed(what, e.what());
   }
 }
 
 std::vector<at::Tensor> Distributed::allgather(const at::Tensor& mine, const std::string& what) {
-  std::vector<at::Tensor> in{mine};
-  std::vector<std::vector<at::Tensor>> out(1);
-  for (int r = 0; r < impl_->world; ++r) out[0].push_back(at::empty_like(mine));
+  std::vector<at::Tensor> result;
   try {
     c10d::AllgatherOptions o;
     o.timeout = impl_->timeout;
-    impl_->pg->allgather(out, in, o)->wait();
+    // Every rank's tensor lands in out[0][r]; start_on picks the group by the input's device (and
+    // stages a CPU input on the GPU for an NCCL-only build; the outputs then follow it there).
+    std::vector<std::vector<at::Tensor>> out(1);
+    Pending p = start_on(*impl_, mine, [&](auto& pg, std::vector<at::Tensor>& in) {
+      for (int r = 0; r < impl_->world; ++r) out[0].push_back(at::empty_like(in[0]));
+      return pg->allgather(out, in, o);
+    });
+    p.work->wait();
+    for (auto& t : out[0]) result.push_back(p.staged.defined() ? t.to(mine.device()) : t);
   } catch (const std::exception& e) {
     failed(what, e.what());
   }
-  return out[0];
+  return result;
 }
 
 void Distributed::broadcast(std::vector<at::Tensor>& ts, int root, const std::string& what) {
@@ -244,7 +354,7 @@ void Distributed::broadcast(std::vector<at::Tensor>& ts, int root, const std::st
     o.rootRank = root;
     o.rootTensor = 0;
     o.timeout = impl_->timeout;
-    each_tensor(ts, [&](std::vector<at::Tensor>& one) { return impl_->pg->broadcast(one, o); });
+    each_tensor(*impl_, ts, [&](auto& pg, std::vector<at::Tensor>& one) { return pg->broadcast(one, o); });
   } catch (const std::exception& e) {
     failed(what, e.what());
   }
@@ -254,7 +364,13 @@ void Distributed::barrier(const std::string& what) {
   try {
     c10d::BarrierOptions o;
     o.timeout = impl_->timeout;
-    impl_->pg->barrier(o)->wait();
+#if RZOO_HAVE_GLOO
+    impl_->gloo->barrier(o)->wait();
+#else
+    // NCCL's barrier: an all-reduce on the current device (set at init), then a wait on it.
+    o.device_ids = {static_cast<int64_t>(impl_->gpu.index())};
+    impl_->nccl->barrier(o)->wait();
+#endif
   } catch (const std::exception& e) {
     failed(what, e.what());
   }
@@ -275,20 +391,24 @@ std::vector<std::string> Distributed::gather_texts(const std::string& key, const
   return out;
 }
 
-#else  // no Gloo headers: single-process only
+#else  // neither Gloo's headers nor NCCL: single-process only
 
 struct Distributed::Impl {};
 
-void Distributed::init(const DistEnv& env, const std::string&, double) {
+void Distributed::init(const DistEnv& env, const std::string& backend, bool, double) {
   if (!env.present || env.world <= 1) return;
-  fail("distributed launch (WORLD_SIZE={}): this rzoo was built without LibTorch's Gloo process group (its headers were "
-       "not found: apt-get install libgloo-dev, then rebuild)", env.world);
+  fail("distributed launch (WORLD_SIZE={}, distributed.backend {}): this rzoo was built without LibTorch's Gloo process "
+       "group (its headers were not found: apt-get install libgloo-dev, then rebuild)", env.world, backend);
 }
 Distributed* Distributed::get() { return nullptr; }
 void Distributed::finish() {}
 Distributed::Distributed(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Distributed::~Distributed() = default;
 int Distributed::rank() const { return 0; }
+const std::string& Distributed::backend() const {
+  static const std::string none;
+  return none;
+}
 int Distributed::world() const { return 1; }
 void Distributed::failed(const std::string& what, const std::string& error) const { fail("{}: {}", what, error); }
 void Distributed::allreduce_sum(std::vector<at::Tensor>&, const std::string&) {}

@@ -1,6 +1,7 @@
 // Distributed runs on LibTorch's own engine, torch.distributed's C++ core (c10d): a TCPStore
-// rendezvous at MASTER_ADDR:MASTER_PORT and a Gloo process group (CPU tensors, and CUDA tensors
-// where LibTorch has CUDA). Launched like PyTorch: torchrun sets RANK, WORLD_SIZE, LOCAL_RANK,
+// rendezvous at MASTER_ADDR:MASTER_PORT, a Gloo process group (CPU tensors, and CUDA tensors
+// where LibTorch has CUDA) and, in a CUDA build with NCCL, an NCCL group for the CUDA tensors of a
+// run on GPUs (one GPU per process). Launched like PyTorch: torchrun sets RANK, WORLD_SIZE, LOCAL_RANK,
 // MASTER_ADDR and MASTER_PORT for each process; `rzoo train --nproc N` sets them for N local
 // processes (apps/launch.cpp). A process without WORLD_SIZE (or with WORLD_SIZE 1) is an ordinary
 // single-process run and never touches any of this.
@@ -32,11 +33,17 @@ DistEnv dist_env_from_environment();
 class Distributed {
  public:
   // Joins the process group of env (world > 1): rank 0 serves the TCPStore unless torchrun's agent
-  // does, every rank waits for the others up to timeout_s, then builds the Gloo group. backend:
-  // auto | gloo | nccl (auto = gloo: rzoo does not build NCCL's process group; Gloo also carries
-  // CUDA tensors). Fails with a clear message (no Gloo in this build, an address that does not
-  // resolve, a port in use, peers that never came).
-  static void init(const DistEnv& env, const std::string& backend, double timeout_s);
+  // does, every rank waits for the others up to timeout_s, then builds the group(s) that
+  // resolve_backend names. cuda: the run's tensors live on a GPU. Fails with a clear message (no
+  // usable group in this build, an address that does not resolve, a port in use, peers that
+  // never came).
+  static void init(const DistEnv& env, const std::string& backend, bool cuda, double timeout_s);
+  // distributed.backend (auto | gloo | nccl) for a run: "gloo" or "nccl", or a clear error. auto =
+  // nccl when this build has NCCL, the run is on CUDA and the machine has a GPU per local process
+  // (NCCL refuses two ranks on one GPU), else gloo (which also carries CUDA tensors). With nccl,
+  // CPU tensors (the step's small bookkeeping) still go through Gloo when it is built.
+  static std::string resolve_backend(const std::string& backend, bool cuda, int gpus, int local_world, bool have_gloo,
+                                     bool have_nccl);
   // The process group, or null in a single-process run.
   static Distributed* get();
   // Waits for every rank (so that rank 0, which holds the store, leaves last) and stops the
@@ -46,6 +53,8 @@ class Distributed {
   int rank() const;
   int world() const;
   bool root() const { return rank() == 0; }
+  // "gloo" or "nccl": the group that carries the model's tensors.
+  const std::string& backend() const;
 
   // In place, every (dense) tensor of `ts` (CPU, or CUDA with a CUDA LibTorch): the sum over
   // ranks. `what` names the step in an error. Sparse rows travel by allgather (trainer.cpp).

@@ -89,8 +89,17 @@ else
   fail "export"; tail -5 "$out/export.log"
 fi
 
-step "distributed: 2 processes (Gloo on CUDA tensors; each on its own GPU when there are 2) against 1"
-if grep -q "RZOO_HAVE_GLOO 1" build-cuda/generated/rzoo_build.h; then
+step "distributed: 2 processes against 1 (NCCL with 2 GPUs or more, else Gloo on CUDA tensors)"
+gpus=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | wc -l)
+backends=()
+grep -q "RZOO_HAVE_GLOO 1" build-cuda/generated/rzoo_build.h && backends+=(gloo)
+if grep -q "RZOO_HAVE_NCCL 1" build-cuda/generated/rzoo_build.h; then
+  if [ "$gpus" -ge 2 ]; then backends+=(nccl); else echo "nccl: built, not run (NCCL needs a GPU per process; $gpus GPU here)"; fi
+else
+  echo "nccl: not built here (configure found no nccl.h: set NCCL_INCLUDE_DIR)"
+fi
+[ ${#backends[@]} -eq 0 ] && echo "distributed: not built here (no Gloo headers: LibTorch's wheel ships none; apt-get install libgloo-dev)"
+for backend in "${backends[@]}"; do
   for m in bpr sasrec; do
     extra_set=""
     [ $m = sasrec ] && extra_set="--set dataset.split.method=leave_last --set model.dropout=0 --set model.attn_dropout=0"
@@ -100,13 +109,14 @@ if grep -q "RZOO_HAVE_GLOO 1" build-cuda/generated/rzoo_build.h; then
       # shellcheck disable=SC2086
       $rzoo train configs/experiments/neural-mlsmall.yaml --quiet --set model=$m --set device=cuda --set seed=1 \
         --set threads=1 --set train.epochs=2 --set train.early_stop.patience=0 --set train.batch_size=$bs $extra_set \
-        --set output_dir="$out/runs" --set run_name=dist-$m-$ws $nproc >"$out/dist-$m-$ws.log" 2>&1 \
-        || { fail "distributed $m world size $ws"; tail -5 "$out/dist-$m-$ws.log"; }
+        --set distributed.backend=$backend --set output_dir="$out/runs" --set run_name=dist-$backend-$m-$ws $nproc \
+        >"$out/dist-$backend-$m-$ws.log" 2>&1 || { fail "distributed $backend $m world size $ws"; tail -5 "$out/dist-$backend-$m-$ws.log"; }
     done
-    if cmp -s "$out/runs/dist-$m-1/test.users.csv" "$out/runs/dist-$m-2/test.users.csv"; then
-      echo "$m: world size 2 gives the per-user test values of world size 1"
+    grep -h "process group" "$out/runs/dist-$backend-$m-2/train.log" 2>/dev/null | head -1
+    if cmp -s "$out/runs/dist-$backend-$m-1/test.users.csv" "$out/runs/dist-$backend-$m-2/test.users.csv"; then
+      echo "$backend $m: world size 2 gives the per-user test values of world size 1"
     else
-      "$python" - "$out/runs/dist-$m-1" "$out/runs/dist-$m-2" <<'EOF' || fail "distributed $m differs"
+      "$python" - "$out/runs/dist-$backend-$m-1" "$out/runs/dist-$backend-$m-2" <<'EOF' || fail "distributed $backend $m differs"
 import json, sys
 a, b = (json.load(open(d + "/metrics.json"))["test"]["metrics"] for d in sys.argv[1:])
 d = max(abs(a[k] - b[k]) for k in a if a[k] is not None)
@@ -115,9 +125,7 @@ assert d < 1e-3
 EOF
     fi
   done
-else
-  echo "distributed: not built here (no Gloo headers: LibTorch's wheel ships none; apt-get install libgloo-dev)"
-fi
+done
 
 echo
 [ $status -eq 0 ] && echo "cuda check: all passed" || echo "cuda check: FAILURES above"

@@ -17,6 +17,8 @@
 
 #include <fmt/format.h>
 
+#include "core/distributed.h"
+#include "core/error.h"
 #include "rzoo_build.h"
 
 using namespace rzoo::test;
@@ -102,6 +104,41 @@ std::pair<std::string, std::string> one_and_two(const TempDir& t, const std::str
   return {t.file("runs/one-" + name), t.file("runs/two-" + name)};
 }
 }  // namespace
+
+// The choice of process group, by build (Gloo / NCCL compiled in), device and GPUs per process.
+// Only the choice: no machine here has the 2 GPUs an NCCL run needs (scripts/cuda-check.sh runs one).
+TEST_CASE("distributed: the backend auto / gloo / nccl is chosen by the build, the device and the GPUs per process",
+          "[distributed]") {
+  using rzoo::Distributed;
+  const auto pick = [](const std::string& b, bool cuda, int gpus, int local, bool gloo, bool nccl) {
+    return Distributed::resolve_backend(b, cuda, gpus, local, gloo, nccl);
+  };
+  const auto refused = [&](const std::string& b, bool cuda, int gpus, int local, bool gloo, bool nccl) {
+    try {
+      pick(b, cuda, gpus, local, gloo, nccl);
+    } catch (const rzoo::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  // auto: NCCL where it can run (CUDA, built, a GPU per local process), Gloo otherwise.
+  CHECK(pick("auto", true, 2, 2, true, true) == "nccl");
+  CHECK(pick("auto", true, 8, 4, false, true) == "nccl");
+  CHECK(pick("auto", true, 1, 2, true, true) == "gloo");   // two processes on one GPU: NCCL refuses that
+  CHECK(pick("auto", false, 2, 2, true, true) == "gloo");  // a CPU run
+  CHECK(pick("auto", true, 2, 2, true, false) == "gloo");  // no NCCL in this build (Debian's LibTorch)
+  CHECK(pick("gloo", true, 2, 2, true, true) == "gloo");
+  CHECK(pick("nccl", true, 4, 2, false, true) == "nccl");
+  // Each refusal says why and what to do instead.
+  CHECK_THAT(refused("nccl", true, 2, 2, true, false), Catch::Contains("nccl is not available in this rzoo build"));
+  CHECK_THAT(refused("nccl", false, 2, 2, true, true), Catch::Contains("this run's device is the CPU"));
+  CHECK_THAT(refused("nccl", true, 1, 2, true, true),
+             Catch::Contains("runs 2 processes on 1 GPU(s)") && Catch::Contains("distributed.backend: gloo"));
+  CHECK_THAT(refused("gloo", true, 2, 2, false, true), Catch::Contains("without LibTorch's Gloo process group"));
+  CHECK_THAT(refused("auto", false, 0, 2, false, true), Catch::Contains("this run's device is the CPU"));
+  CHECK_THAT(refused("auto", false, 0, 2, false, false), Catch::Contains("apt-get install libgloo-dev"));
+  CHECK_THAT(refused("mpi", false, 0, 2, true, false), Catch::Contains("'mpi' is not one of auto, gloo, nccl"));
+}
 
 #if RZOO_HAVE_GLOO
 
@@ -426,6 +463,9 @@ TEST_CASE("distributed: bad launches are clear errors, never a hang", "[distribu
                                       q(t.file("b")) + " && " + env + "RANK=1 " + csv_train + "; wait)");
   INFO(data_differs.output);
   CHECK(data_differs.output.find("rank 1's data differ from rank 0's: items checksum") != std::string::npos);
+  // nccl asked for in a build without it (Debian's LibTorch has no CUDA): refused before any rendezvous.
+  require_clean_failure(run_shell(env + "RANK=0 " + train + " --set distributed.backend=nccl"),
+                        RZOO_HAVE_NCCL ? "this run's device is the CPU" : "nccl is not available in this rzoo build");
   // A peer that never comes: rank 0 gives up within distributed.timeout.
   const auto alone = run_shell(env + "RANK=0 " + train + " --set distributed.timeout=3");
   INFO(alone.output);

@@ -561,7 +561,10 @@ void start_distributed(const Config& cfg, Logger& log) {
   if (!env.present || env.world <= 1) return;
   const std::string backend = cfg.get_choice("distributed.backend", {"auto", "gloo", "nccl"});
   const double timeout = cfg.get_double("distributed.timeout", 1.0, 1e7);
-  Distributed::init(env, backend, timeout);
+  // The device the run's tensors will live on (as setup_runtime resolves it): nccl needs CUDA.
+  const std::string device = cfg.get_string("device");
+  const bool cuda = device != "cpu" && torch::cuda::is_available();
+  Distributed::init(env, backend, cuda, timeout);
   Distributed& d = *Distributed::get();
   if (!d.root()) log.silence();
   // Every rank must run the same experiment: the resolved configs (without where each value was
@@ -577,8 +580,9 @@ void start_distributed(const Config& cfg, Logger& log) {
          "must be started with the same config and --set", r, key, i < a.size() ? a[i].second : "(absent)", r,
          i < b.size() ? b[i].second : "(absent)");
   }
-  log.line(fmt::format("distributed: {} processes, Gloo process group over {}:{} (distributed.timeout {} s); rank 0 "
-                       "logs and writes the run folder", d.world(), env.addr, env.port, timeout));
+  log.line(fmt::format("distributed: {} processes, {} process group over {}:{} (distributed.timeout {} s); rank 0 "
+                       "logs and writes the run folder", d.world(), d.backend() == "nccl" ? "NCCL" : "Gloo", env.addr,
+                       env.port, timeout));
 }
 
 void check_distributed_data(const PreparedData& p) {
