@@ -485,3 +485,44 @@ TEST_CASE("context fields: hour, weekday and gap tokens by hand, and their place
   CHECK(m.score(torch::tensor({1}), torch::tensor({2}))[0].item<double>() ==
         Approx(m.score_all(torch::tensor({1}))[0][2].item<double>()).epsilon(1e-5));
 }
+
+TEST_CASE("feature models: model.loss bpr is -log sigmoid of the positive's logit minus the negative's, pairwise batches",
+          "[context]") {
+  const TinyExample e = featured_example();
+  const Batch b{torch::tensor({0, 1, 2}), torch::tensor({1, 2, 3}), torch::tensor({0, 3, 1}), {}, {}};
+  for (const std::string name : {"fm", "widedeep", "deepfm", "dcnv2"}) {
+    INFO(name);
+    const Config cfg = fields_config(name, "[item:tags]", {"model.loss=bpr", "model.l2=0.1"});
+    Recommender r = make_model(name, e.ctx(&cfg));
+    CHECK(r->input_type() == InputType::Pairwise);
+    auto& m = dynamic_cast<FeatureModelImpl&>(*r);
+    randomise(m);
+    m.eval();  // no dropout: the loss is a function of the scores alone
+    torch::NoGradGuard ng;
+    const auto sp = m.score(b.users, b.items), sn = m.score(b.users, b.neg_items);
+    // By hand: mean log(1 + exp(s_neg - s_pos)) ...
+    double expect = 0.0;
+    for (int64_t k = 0; k < 3; ++k) expect += std::log1p(std::exp(sn[k].item<double>() - sp[k].item<double>())) / 3.0;
+    const double with_l2 = m.loss(b).item<double>();
+    m.options.l2(0.0);
+    CHECK(m.loss(b).item<double>() == Approx(expect).epsilon(1e-5));
+    // ... plus l2 times the mean of the two pairs' squared field norms (bce's l2 term, which is l2
+    // times one pair's, taken on the positives and on the negatives).
+    const auto bce_l2_term = [&](const at::Tensor& items) {
+      m.options.loss("bce");
+      const Batch pb{b.users, items, {}, torch::tensor({1.0F, 0.0F, 1.0F}), {}};
+      m.options.l2(0.1);
+      const double a = m.loss(pb).item<double>();
+      m.options.l2(0.0);
+      const double z = m.loss(pb).item<double>();
+      m.options.loss("bpr");
+      return a - z;
+    };
+    CHECK(with_l2 - expect == Approx(0.5 * (bce_l2_term(b.items) + bce_l2_term(b.neg_items))).epsilon(1e-4));
+    // The pointwise batch's labels are not what it reads.
+    const Batch pointwise{b.users, b.items, {}, torch::tensor({1.0F, 0.0F, 1.0F}), {}};
+    CHECK_THROWS_WITH(m.loss(pointwise), Contains("model.loss bpr needs pairwise batches"));
+  }
+  CHECK_THROWS_WITH(fields_config("fm", "[item:tags]", {"model.loss=hinge"}).get_choice("model.loss", {"bce", "bpr"}),
+                    Contains("hinge"));
+}

@@ -44,6 +44,7 @@ FeatureModelOptions FeatureModelOptions::from_config(const Config* cfg) {
   if (cfg->has("model.structure")) o.structure(cfg->get_choice("model.structure", {"stacked", "parallel"}));
   if (cfg->has("model.l2")) o.l2(cfg->get_double("model.l2", 0.0, 1e6));
   if (cfg->has("model.id_dropout")) o.id_dropout(cfg->get_double("model.id_dropout", 0.0, 1.0));
+  if (cfg->has("model.loss")) o.loss(cfg->get_choice("model.loss", {"bce", "bpr"}));
   return o;
 }
 
@@ -168,8 +169,19 @@ at::Tensor FeatureModelImpl::logits(const at::Tensor& x, const at::Tensor& lin) 
 }
 
 at::Tensor FeatureModelImpl::loss(const Batch& b) {
+  const double idd = is_training() ? options.id_dropout() : 0.0;
+  if (options.loss() == "bpr") {
+    // Rendle et al.'s BPR criterion on the model's logits, as LightFM trains its feature
+    // factorisation: -log sigmoid(s(u, i) - s(u, j)) for a positive i and a sampled negative j.
+    TORCH_CHECK(b.neg_items.defined(), name(), ": model.loss bpr needs pairwise batches (users, items, neg_items)");
+    const auto [xp, lp] = pair_fields(b.users, b.items, b.context, idd);      // [B, F, D], [B]
+    const auto [xn, ln] = pair_fields(b.users, b.neg_items, b.context, idd);  // [B, F, D], [B]
+    auto loss = torch::nn::functional::softplus(logits(xn, ln) - logits(xp, lp)).mean();
+    if (options.l2() > 0) loss = loss + options.l2() * 0.5 * (xp.pow(2).sum({1, 2}) + xn.pow(2).sum({1, 2})).mean();
+    return loss;
+  }
   TORCH_CHECK(b.labels.defined(), name(), ": needs pointwise batches (users, items, labels)");
-  const auto [x, lin] = pair_fields(b.users, b.items, b.context, is_training() ? options.id_dropout() : 0.0);  // [B, F, D], [B]
+  const auto [x, lin] = pair_fields(b.users, b.items, b.context, idd);  // [B, F, D], [B]
   const auto z = logits(x, lin);
   auto loss = torch::nn::functional::binary_cross_entropy_with_logits(z, b.labels.to(z.dtype()));
   if (options.l2() > 0) loss = loss + options.l2() * x.pow(2).sum({1, 2}).mean();

@@ -51,11 +51,14 @@ struct FeatureModelOptions {
   TORCH_ARG(std::string, structure) = "stacked";  // dcnv2: "stacked" | "parallel"
   TORCH_ARG(double, l2) = 0.0;              // loss += l2 * mean over the batch of |rows used|^2
   TORCH_ARG(double, id_dropout) = 0.0;      // share of training pairs whose item id is dropped (weight 0)
+  TORCH_ARG(std::string, loss) = "bce";     // "bce" (pointwise) | "bpr" (pairwise: positive above a sampled negative)
 };
 
 class FeatureModelImpl : public RecommenderImpl {
  public:
-  InputType input_type() const override { return InputType::Pointwise; }
+  // bce: pointwise (the data's labelled rows, or positives and sampled negatives); bpr: pairwise
+  // (a positive and a sampled negative of the same user; labels, if any, are not read).
+  InputType input_type() const override { return options.loss() == "bpr" ? InputType::Pairwise : InputType::Pointwise; }
   at::Tensor loss(const Batch& batch) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B] logits
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I] logits
