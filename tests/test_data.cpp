@@ -4,6 +4,8 @@
 #include <map>
 #include <set>
 
+#include <torch/torch.h>
+
 #include "core/error.h"
 #include "datasets/dataset.h"
 #include "datasets/sampler.h"

@@ -12,6 +12,8 @@
 #include <map>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "core/hash.h"
 #include "datasets/fetch.h"
 

@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <spawn.h>
 
+#include <fmt/format.h>
+
 using namespace rzoo::test;
 
 namespace {

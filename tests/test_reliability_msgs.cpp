@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include <fmt/format.h>
+
 #include "core/config.h"
 #include "datasets/dataset.h"
 #include "trainers/eval/bounds.h"

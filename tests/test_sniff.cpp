@@ -2,6 +2,8 @@
 // (datasets/sniff.h), on the bundled ratings.csv, a TSV without header, a `::` file and others.
 #include "helpers.h"
 
+#include <fmt/format.h>
+
 #include "datasets/sniff.h"
 
 using namespace rzoo::test;
