@@ -107,12 +107,14 @@ for backend in "${backends[@]}"; do
       bs=$([ $ws = 1 ] && echo 256 || echo 128)
       nproc=$([ $ws = 1 ] && echo "" || echo "--nproc 2")
       # shellcheck disable=SC2086
-      $rzoo train configs/experiments/neural-mlsmall.yaml --quiet --set model=$m --set device=cuda --set seed=1 \
+      # Not --quiet: rank 0's start-up line naming the process group goes to stdout only (its log file
+      # is opened after it), and is read from this log below.
+      $rzoo train configs/experiments/neural-mlsmall.yaml --set model=$m --set device=cuda --set seed=1 \
         --set threads=1 --set train.epochs=2 --set train.early_stop.patience=0 --set train.batch_size=$bs $extra_set \
-        --set distributed.backend=$backend --set output_dir="$out/runs" --set run_name=dist-$backend-$m-$ws $nproc \
+        --set train.progress=false --set distributed.backend=$backend --set output_dir="$out/runs" --set run_name=dist-$backend-$m-$ws $nproc \
         >"$out/dist-$backend-$m-$ws.log" 2>&1 || { fail "distributed $backend $m world size $ws"; tail -5 "$out/dist-$backend-$m-$ws.log"; }
     done
-    grep -h "process group" "$out/runs/dist-$backend-$m-2/train.log" 2>/dev/null | head -1
+    grep -h "process group" "$out/dist-$backend-$m-2.log" | head -1
     if cmp -s "$out/runs/dist-$backend-$m-1/test.users.csv" "$out/runs/dist-$backend-$m-2/test.users.csv"; then
       echo "$backend $m: world size 2 gives the per-user test values of world size 1"
     else
