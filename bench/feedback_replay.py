@@ -166,16 +166,31 @@ output_dir: {runs}
     secs = timed([rz, "train", exp, "--quiet", "--allow-empty", "--set", "run_name=base"] + sets, base, log)
     steps.append({"step": 0, "base_seconds": secs, "base_train_seconds": train_seconds(base)})
     prev = base
+    # A week without interactions (thin data: ml-latest-small's last years) brings nothing to learn:
+    # neither arm runs after it (both serve the models they had, 0 s), and retraining's list of
+    # appended weeks leaves it out.
+    def week_rows(w):
+        with open(os.path.join(data_dir, f"week{w}.csv")) as f:
+            return sum(1 for _ in f) - 1
+    empty = {w for w in range(a.steps) if week_rows(w) == 0}
+    upd_dirs, ret_dirs = {0: base}, {0: base}
     for t in range(1, a.steps):
         upd = os.path.join(runs, f"base-u{t}")
         ret = os.path.join(runs, f"retrain-{t}")
-        weeks = ",".join('"' + os.path.join(data_dir, f"week{w}.csv") + '"' for w in range(t))
+        if t - 1 in empty:
+            upd_dirs[t], ret_dirs[t] = upd_dirs[t - 1], ret_dirs[t - 1]
+            steps.append({"step": t, "update_seconds": 0.0, "update_train_seconds": 0.0, "retrain_seconds": 0.0,
+                          "retrain_train_seconds": 0.0, "skipped": "previous week empty"})
+            continue
+        upd_dirs[t], ret_dirs[t] = upd, ret
+        weeks = ",".join('"' + os.path.join(data_dir, f"week{w}.csv") + '"' for w in range(t) if w not in empty)
         order = ["update", "retrain"] if t % 2 else ["retrain", "update"]
         rec = {"step": t}
         for which in order:
             if which == "update":
+                # Named for its step (rzoo update would number it after its parent: one less after a skip).
                 rec["update_seconds"] = timed([rz, "update", prev, "--data", os.path.join(data_dir, f"week{t-1}.csv"),
-                                               "--quiet", "--allow-empty"] + sets + usets, upd, log)
+                                               "--quiet", "--allow-empty", "--set", f"run_name=base-u{t}"] + sets + usets, upd, log)
                 rec["update_train_seconds"] = train_seconds(upd)
             else:
                 rec["retrain_seconds"] = timed([rz, "train", exp, "--quiet", "--allow-empty", "--set", f"run_name=retrain-{t}",
@@ -185,7 +200,7 @@ output_dir: {runs}
         prev = upd
     # Scores on every week.
     for t in range(a.steps):
-        dirs = [base] if t == 0 else [base, os.path.join(runs, f"base-u{t}"), os.path.join(runs, f"retrain-{t}")]
+        dirs = [base] if t == 0 else [base, upd_dirs[t], ret_dirs[t]]
         p = subprocess.run([a.eval, os.path.join(data_dir, f"history{t}.csv"), os.path.join(data_dir, f"week{t}.csv"),
                             os.path.join(base, "users.txt")] + dirs, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if p.returncode != 0:

@@ -158,6 +158,10 @@ TEST_CASE("distributed: 2 processes with batch B/2 train the parameters of 1 pro
       {"sasrec adam (all positions, ce)", "model: {name: sasrec, hidden_size: 16, layers: 1, inner_size: 32, dropout: 0, "
                                           "attn_dropout: 0, max_len: 10}\n",
        "--set train.optimizer=adam --set train.lr=0.001 --set train.sequence.augment=none --set dataset.split.method=leave_last"},
+      {"sasrec sgd, micro-batches of 10 rows (each process's block in pieces)",
+       "model: {name: sasrec, hidden_size: 16, layers: 1, inner_size: 32, dropout: 0, attn_dropout: 0, max_len: 10}\n",
+       "--set train.optimizer=sgd --set train.lr=0.5 --set train.micro_batch_size=10 --set train.sequence.augment=none "
+       "--set dataset.split.method=leave_last"},
   };
   for (const auto& c : cases) {
     SECTION(c.name) {

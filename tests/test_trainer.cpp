@@ -5,6 +5,7 @@
 #include <cmath>
 #include <fstream>
 
+#include <fmt/format.h>
 #include <torch/torch.h>
 
 #include "core/error.h"
@@ -269,4 +270,84 @@ TEST_CASE("user batcher: every user with training data once per epoch, order fro
   CHECK(order(1, 0) == a);
   CHECK(order(1, 1) != a);
   CHECK(order(2, 0) != a);
+}
+
+TEST_CASE("trainer: micro-batches take the step of the whole batch", "[trainer][micro]") {
+  // SGD, not Adam: Adam's step barely depends on the gradient's scale, so a wrongly weighted sum
+  // of the pieces would go unseen; with SGD every weight shows in the parameters.
+  struct Case {
+    const char* name;
+    std::string model;
+    std::vector<std::string> sets;
+    bool fused;  // a native loss-and-backward: takes the batch whole, the same floats exactly
+    bool sequence = false;
+  };
+  // Sequence cases: histories of 6 to 45 items (the synthetic data's are all 20 long), so that
+  // all-positions rows hold different numbers of targets.
+  TempDir data;
+  std::string csv = "user,item,timestamp\n";
+  for (int u = 0; u < 90; ++u)
+    for (int k = 0; k < 6 + (u * 7) % 40; ++k) csv += fmt::format("{},{},{}\n", u, (u * 13 + k * k * 7 + k) % 120, 1000 * u + k);
+  const std::string seq_data = "{format: csv, path: '" + data.write("seq.csv", csv) +
+                               "', columns: {user: user, item: item, timestamp: timestamp}, cache: {enabled: false}}";
+  const std::string seq = "dataset.split.method=leave_last";
+  const std::vector<Case> cases = {
+      {"mf (pointwise)", "mf", {"train.lr=0.5"}, false},
+      {"bpr, sgd (sparse embedding gradients added up over the pieces)", "bpr", {"train.lr=0.5"}, false},
+      {"bpr, adam (native backward)", "bpr", {"train.lr=0.5", "train.optimizer=adam"}, true},
+      {"sasrec, prefix rows, ce", "{name: sasrec, hidden_size: 16, layers: 1, inner_size: 32, dropout: 0, attn_dropout: 0, max_len: 10}",
+       {seq, "train.lr=0.5", "train.sequence.augment=prefix"}, false, true},
+      // All-positions rows hold different numbers of targets (windows of 60 over shorter
+      // histories): a piece is weighted by its targets, not its rows.
+      {"sasrec, all positions, ce", "{name: sasrec, hidden_size: 16, layers: 1, inner_size: 32, dropout: 0, attn_dropout: 0, max_len: 60}",
+       {seq, "train.lr=0.5", "train.sequence.augment=none", "train.sequence.max_len=60"}, false, true},
+      // (Not loss: sampled: it draws its negatives per forward pass, so per piece.)
+      {"gru4rec, all positions, ce", "{name: gru4rec, embedding_size: 16, hidden_size: 16, dropout: 0, max_len: 60}",
+       {seq, "train.lr=0.5", "train.sequence.augment=none", "train.sequence.max_len=60"}, false, true},
+  };
+  for (const auto& c : cases) {
+    SECTION(c.name) {
+      const auto run = [&](const std::string& micro, std::vector<double>& losses) {
+        std::vector<std::string> sets = {"train.epochs=2", "train.optimizer=sgd", "train.batch_size=64",
+                                         "train.early_stop.patience=0", "train.micro_batch_size=" + micro};
+        sets.insert(sets.end(), c.sets.begin(), c.sets.end());  // later --set wins (the case's optimizer)
+        const Config cfg = make_config("dataset: " + (c.sequence ? seq_data : std::string("synthetic")) + "\nmodel: " + c.model + "\n", [&] {
+          std::vector<std::string> all = {"threads=1", "train.progress=false"};
+          all.insert(all.end(), sets.begin(), sets.end());
+          return all;
+        }());
+        Dataset d = load_dataset(cfg);
+        const Split s = split_dataset(d, cfg);
+        torch::manual_seed(2020);
+        Recommender m = make_model(cfg.get_string("model.name"), ModelContext{d.n_users(), d.n_items(), &cfg, &d, &s});
+        TempDir t;
+        Logger log{true};
+        Trainer tr(m, s, TrainOptions::from_config(cfg), EvalOptions::from_config(cfg), torch::kCPU, t.file("run"), log);
+        tr.fit();
+        for (const auto& e : tr.history()) losses.push_back(e.loss);
+        std::vector<at::Tensor> params;
+        for (const auto& p : m->parameters()) params.push_back(p.detach().clone());
+        return params;
+      };
+      std::vector<double> l0, l16, l20;
+      const auto whole = run("0", l0);
+      for (const std::string micro : {"16", "20"}) {  // 64 = 4 x 16; 20 + 20 + 20 + 4
+        INFO("micro_batch_size " << micro);
+        auto& l = micro == "16" ? l16 : l20;
+        const auto parts = run(micro, l);
+        REQUIRE(parts.size() == whole.size());
+        double diff = 0;
+        for (size_t k = 0; k < whole.size(); ++k) diff = std::max(diff, (parts[k] - whole[k]).abs().max().item<double>());
+        if (c.fused) CHECK(diff == 0);
+        else CHECK(diff < 2e-5);
+        REQUIRE(l.size() == l0.size());
+        for (size_t e = 0; e < l0.size(); ++e) CHECK(l[e] == Approx(l0[e]).epsilon(1e-5));
+      }
+    }
+  }
+}
+
+TEST_CASE("trainer: a negative train.micro_batch_size is refused by name", "[trainer][micro]") {
+  CHECK_THROWS_WITH(TrainOptions::from_config(synthetic_config("bpr", {"train.micro_batch_size=-1"})),
+                    Contains("train.micro_batch_size"));
 }

@@ -40,6 +40,16 @@ std::string thousands(double v) {
 }
 }  // namespace
 
+// The terms a model's loss is the mean of, for weighting a part of a batch: one per row, or with
+// all-positions sequence batches one per target position (items [B, L], n_items where a
+// position has none). BERT4Rec's cloze loss averages over the positions it masks, drawn inside
+// the loss: its parts are weighted by rows (the expected share).
+namespace {
+int64_t loss_terms(const at::Tensor& items, int64_t rows, int64_t n_items) {
+  return items.defined() && items.dim() == 2 ? (items < n_items).sum().item<int64_t>() : rows;
+}
+}  // namespace
+
 void request_stop() { g_stop.store(true); }
 bool stop_requested() { return g_stop.load(); }
 
@@ -47,6 +57,7 @@ TrainOptions TrainOptions::from_config(const Config& cfg) {
   TrainOptions o;
   o.epochs = cfg.get_int("train.epochs", 0);
   o.batch_size = cfg.get_int("train.batch_size", 1);
+  o.micro_batch_size = cfg.get_int("train.micro_batch_size", 0);
   o.neg_per_pos = cfg.get_int("train.neg_per_pos", 1);
   o.shuffle_samples = cfg.get_choice("train.shuffle", {"positives", "samples"}) == "samples";
   o.sampler = cfg.get_choice("train.sampler", {"uniform", "popularity"});
@@ -671,11 +682,7 @@ at::Tensor Trainer::train_batch(Batch& b, bool per_sample, int64_t& steps) {
     // over ranks is the gradient of the batch's mean loss.
     const int64_t n = b.size();
     const auto [lo, hi] = rank_block(n, dist_->rank(), dist_->world());
-    // The terms a loss is the mean of: one per row, or with all-positions sequence batches one per
-    // target position (items [B, L], n_items where a position has none).
-    const auto terms = [&](const at::Tensor& items, int64_t rows) {
-      return items.defined() && items.dim() == 2 ? (items < model_->n_items()).sum().item<int64_t>() : rows;
-    };
+    const auto terms = [&](const at::Tensor& items, int64_t rows) { return loss_terms(items, rows, model_->n_items()); };
     const int64_t all_terms = terms(b.items, n);
     double local = 0;
     if (hi > lo) {
@@ -684,15 +691,20 @@ at::Tensor Trainer::train_batch(Batch& b, bool per_sample, int64_t& steps) {
       const int64_t my_terms = terms(mine.items, hi - lo);
       if (my_terms > 0) {
         at::Tensor loss = model_->fused_loss_backward(mine);
-        if (!loss.defined()) {
-          loss = model_->loss(mine);
-          loss.backward();
+        if (!loss.defined() && opt_.micro_batch_size > 0 && hi - lo > opt_.micro_batch_size) {
+          // In pieces, each weighted by its share of the whole batch (not only of this rank's block).
+          local = backward_in_pieces(mine, all_terms).item<double>();
+        } else {
+          if (!loss.defined()) {
+            loss = model_->loss(mine);
+            loss.backward();
+          }
+          const double share = static_cast<double>(my_terms) / static_cast<double>(std::max<int64_t>(all_terms, 1));
+          torch::NoGradGuard no_grad;
+          for (auto& p : model_->parameters())
+            if (p.grad().defined()) p.mutable_grad() = p.grad() * share;
+          local = loss.detach().to(torch::kDouble).item<double>() * share;
         }
-        const double share = static_cast<double>(my_terms) / static_cast<double>(std::max<int64_t>(all_terms, 1));
-        torch::NoGradGuard no_grad;
-        for (auto& p : model_->parameters())
-          if (p.grad().defined()) p.mutable_grad() = p.grad() * share;
-        local = loss.detach().to(torch::kDouble).item<double>() * share;
       }
     }
     // The batch's mean loss, times its rows (as one process reports it).
@@ -701,12 +713,37 @@ at::Tensor Trainer::train_batch(Batch& b, bool per_sample, int64_t& steps) {
     return torch::full({}, total, torch::TensorOptions().dtype(torch::kDouble).device(device_));
   }
   at::Tensor loss = model_->fused_loss_backward(b);
-  if (!loss.defined()) {
+  if (!loss.defined() && opt_.micro_batch_size > 0 && b.size() > opt_.micro_batch_size) {
+    loss = backward_in_pieces(b, loss_terms(b.items, b.size(), model_->n_items()));
+  } else if (!loss.defined()) {
     loss = model_->loss(b);
     loss.backward();
   }
   optimizer_->step();
   return loss.detach().to(torch::kDouble) * static_cast<double>(b.size());
+}
+
+// A model's loss is a mean; the gradient of a batch's mean is the sum of its pieces' gradients,
+// each weighted by the piece's share of the terms. Only the pieces' activations are alive at once:
+// the autograd graph of a piece is freed by its backward before the next piece's forward.
+// Models with a native loss-and-backward (fused_loss_backward: BPR, GMF, NCF-MLP, NeuMF) take
+// the batch whole: they keep a few floats per row. Dropout draws its masks per piece, so a
+// model with dropout sees other (equally distributed) masks than with the batch whole.
+at::Tensor Trainer::backward_in_pieces(const Batch& b, int64_t all_terms) {
+  const int64_t n = b.size(), m = opt_.micro_batch_size;
+  at::Tensor total = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
+  for (int64_t lo = 0; lo < n; lo += m) {
+    const int64_t len = std::min(m, n - lo);
+    const auto part = [&](const at::Tensor& t) { return t.defined() ? t.narrow(0, lo, len) : t; };
+    const Batch piece{part(b.users), part(b.items), part(b.neg_items), part(b.labels), part(b.seq), part(b.context)};
+    const int64_t t = loss_terms(piece.items, len, model_->n_items());
+    if (t == 0) continue;  // all-positions rows without a target: no term of the mean
+    const double share = static_cast<double>(t) / static_cast<double>(std::max<int64_t>(all_terms, 1));
+    const at::Tensor loss = model_->loss(piece);
+    (loss * share).backward();
+    total += loss.detach().to(torch::kDouble) * share;
+  }
+  return total;
 }
 
 void Trainer::sync_model() {

@@ -32,6 +32,9 @@ class Distributed;
 struct TrainOptions {
   int64_t epochs = 50;
   int64_t batch_size = 2048;
+  // train.micro_batch_size: rows per forward/backward pass; a larger batch is taken in pieces whose
+  // gradients add up to the batch's (one optimizer step per batch). 0 = the whole batch at once.
+  int64_t micro_batch_size = 0;
   int64_t neg_per_pos = 1;
   bool shuffle_samples = false;  // train.shuffle: samples (every row on its own) | positives
   std::string sampler = "uniform";  // uniform | popularity
@@ -124,6 +127,10 @@ class Trainer {
   bool use_per_sample_sgd() const;  // logs the choice before the first epoch
   EpochRecord train_epoch(BatchSource& batcher, bool per_sample, bool show_progress, int64_t& step);
   at::Tensor train_batch(Batch& b, bool per_sample, int64_t& steps);  // returns the loss x samples
+  // loss() and its backward over b in pieces of train.micro_batch_size rows, each piece's loss
+  // weighted by its share of all_terms (see loss_terms): adds the gradient of the weighted sum to
+  // the parameters' grads and returns that sum (a detached double scalar).
+  at::Tensor backward_in_pieces(const Batch& b, int64_t all_terms);
   void log_loss_window(at::Tensor& window, int64_t& window_rows, const at::Tensor& weighted, int64_t rows,
                        int64_t step_before, int64_t step, bool per_sample);
   void draw_progress(int64_t batch_no, int64_t n_batches);

@@ -30,6 +30,8 @@ T2=${T2:-0}               # 1: each rzoo timing job of w1, w3, w4, w5, w6 also r
 SEQ_EPOCHS_RZ=${SEQ_EPOCHS_RZ:-3}      # rzoo epochs, augment prefix (RecBole's rows; ~100 s each at 1 thread)
 SEQ_EPOCHS_NONE=${SEQ_EPOCHS_NONE:-10} # rzoo epochs, augment none (one row per user; ~1 s each)
 SEQ_EPOCHS_RB=${SEQ_EPOCHS_RB:-2}      # RecBole epochs (~150-300 s each at 1 thread)
+SEQ_MICRO=${SEQ_MICRO:-1024}          # rzoo augment prefix again with train.micro_batch_size=N (same step, less memory); empty: not run
+SEQ_BUCKET=${SEQ_BUCKET:-1}           # 1: and again with micro-batches and train.sequence.bucket (batches of similar lengths)
 RB_SEQ_BUDGET_S=${RB_SEQ_BUDGET_S:-}   # S2, S3: RecBole starts no epoch that would take its training past this
 PY=$VENV/bin/python
 D=$OUT/data
@@ -78,6 +80,15 @@ seqjob() {
   local SQ=(--set dataset.path="$D/ml100kseq")
   job $w.rzoo-prefix.r$r rzt "$exp" "${SQ[@]}" --set train.sequence.augment=prefix --set train.epochs="$SEQ_EPOCHS_RZ" \
       --set train.valid_every="$SEQ_EPOCHS_RZ" --set run_name=$w-prefix-r$r
+  if [ -n "$SEQ_MICRO" ]; then
+    job $w.rzoo-prefixmicro.r$r rzt "$exp" "${SQ[@]}" --set train.sequence.augment=prefix --set train.micro_batch_size="$SEQ_MICRO" \
+        --set train.epochs="$SEQ_EPOCHS_RZ" --set train.valid_every="$SEQ_EPOCHS_RZ" --set run_name=$w-prefixmicro-r$r
+  fi
+  if [ "$SEQ_BUCKET" = 1 ]; then
+    job $w.rzoo-prefixbucket.r$r rzt "$exp" "${SQ[@]}" --set train.sequence.augment=prefix --set train.micro_batch_size="${SEQ_MICRO:-0}" \
+        --set train.sequence.bucket=true --set train.epochs="$SEQ_EPOCHS_RZ" --set train.valid_every="$SEQ_EPOCHS_RZ" \
+        --set run_name=$w-prefixbucket-r$r
+  fi
   job $w.rzoo-none.r$r rzt "$exp" "${SQ[@]}" --set train.sequence.augment=none --set train.epochs="$SEQ_EPOCHS_NONE" \
       --set train.valid_every="$SEQ_EPOCHS_NONE" --set run_name=$w-none-r$r
   job $w.recbole.r$r env RB_BUDGET_S="${budget:-inf}" "$PY" "$HERE/rb.py" seqepochs "$D" "$model" "$SEQ_EPOCHS_RB"

@@ -172,7 +172,10 @@ if any(rounds(w + ".recbole") or rounds(w + ".rzoo-prefix") for w, _ in SEQ):
     print("\n## Sequential models on ML-100K, RecBole's sequential defaults (medians; ratio = rzoo / RecBole)\n")
     print("Time-ordered leave-one-out of u.data, max length 50, CE over all items, batch 2048, Adam 1e-3, full ranking "
           "of all 1,682 items for all 943 users. rzoo `prefix` = RecBole's rows (97,171 per epoch, one per prefix); "
-          "rzoo `none` = one row per user with a target at every position (943 rows, the same targets).\n")
+          "rzoo `none` = one row per user with a target at every position (943 rows, the same targets). "
+          "`prefix, micro-batches`: the same rows and steps, each batch's forward and backward in pieces of "
+          "train.micro_batch_size rows (run.sh's SEQ_MICRO; the same gradient, less memory); `+ length buckets`: "
+          "and train.sequence.bucket (rows of similar length share a batch, cut to its longest row).\n")
     print("| workload | system, setting | s/epoch (median) | epochs | ratio to RecBole | process CPU s / epochs | peak RSS MB | valid eval s | test eval s | valid NDCG@10 after the epochs | test NDCG@10 |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for w, lab in SEQ:
@@ -180,7 +183,7 @@ if any(rounds(w + ".recbole") or rounds(w + ".rzoo-prefix") for w, _ in SEQ):
         rb = [result(n) for n in rb_names if result(n)]
         rb_ep = [e for x in rb for e in x["epochs"]]
         rb_med = med(rb_ep) if rb_ep else None
-        for setting in ("prefix", "none"):
+        for setting in ("prefix", "prefixmicro", "prefixbucket", "none"):
             names = rounds(f"{w}.rzoo-{setting}")
             runs = [f"{w}-{setting}-" + n.split(".")[-1] for n in names]
             ep = [e for r in runs for e in epochs_from_log(r)]
@@ -192,7 +195,10 @@ if any(rounds(w + ".recbole") or rounds(w + ".rzoo-prefix") for w, _ in SEQ):
             r = med(ep) / rb_med if (ep and rb_med) else None
             c = [cpu_s(n) for n in names if cpu_s(n) is not None]
             cpe = sum(c) / len(ep) if (c and ep) else None
-            print(f"| {lab} | rzoo, augment {setting} | {fmt(med(ep) if ep else None, 3)} | {len(ep)} | {fmt(r, 3)} | {fmt(cpe, 1)} | "
+            if not names:
+                continue
+            label = {"prefixmicro": "prefix, micro-batches", "prefixbucket": "prefix, micro-batches + length buckets"}.get(setting, setting)
+            print(f"| {lab} | rzoo, augment {label} | {fmt(med(ep) if ep else None, 3)} | {len(ep)} | {fmt(r, 3)} | {fmt(cpe, 1)} | "
                   f"{fmt(mrss(names), 0)} | {fmt(v, 3)} | {fmt(t, 3)} | {vn or '—'} | {tn or '—'} |")
         v = med([x["valid_eval_s"] for x in rb]) if rb else None
         t = med([x["test_eval_s"] for x in rb]) if rb else None
@@ -206,6 +212,8 @@ if any(rounds(w + ".recbole") or rounds(w + ".rzoo-prefix") for w, _ in SEQ):
     print("\nPer-epoch seconds: " + "; ".join(
         f"{w} {k}: " + ", ".join(f"{e:.2f}" for e in es) for w, _ in SEQ for k, es in (
             ("rzoo prefix", [e for n in rounds(w + ".rzoo-prefix") for e in epochs_from_log(f"{w}-prefix-" + n.split(".")[-1])]),
+            ("rzoo prefix micro", [e for n in rounds(w + ".rzoo-prefixmicro") for e in epochs_from_log(f"{w}-prefixmicro-" + n.split(".")[-1])]),
+            ("rzoo prefix buckets", [e for n in rounds(w + ".rzoo-prefixbucket") for e in epochs_from_log(f"{w}-prefixbucket-" + n.split(".")[-1])]),
             ("rzoo none", [e for n in rounds(w + ".rzoo-none") for e in epochs_from_log(f"{w}-none-" + n.split(".")[-1])]),
             ("RecBole", [e for n in rounds(w + ".recbole") if result(n) for e in result(n)["epochs"]])) if es))
     print("RecBole data load + augmentation s: " + ", ".join(f"{n}: {result(n)['load_s']:.2f}" for w, _ in SEQ for n in rounds(w + ".recbole") if result(n)))
