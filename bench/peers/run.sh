@@ -30,7 +30,7 @@ T2=${T2:-0}               # 1: each rzoo timing job of w1, w3, w4, w5, w6 also r
 SEQ_EPOCHS_RZ=${SEQ_EPOCHS_RZ:-3}      # rzoo epochs, augment prefix (RecBole's rows; ~100 s each at 1 thread)
 SEQ_EPOCHS_NONE=${SEQ_EPOCHS_NONE:-10} # rzoo epochs, augment none (one row per user; ~1 s each)
 SEQ_EPOCHS_RB=${SEQ_EPOCHS_RB:-2}      # RecBole epochs (~150-300 s each at 1 thread)
-SEQ_MICRO=${SEQ_MICRO:-1024}          # rzoo augment prefix again with train.micro_batch_size=N (same step, less memory); empty: not run
+SEQ_MICRO=${SEQ_MICRO:-512}           # rzoo augment prefix again with train.micro_batch_size=N (same step, less memory); empty: not run
 SEQ_BUCKET=${SEQ_BUCKET:-1}           # 1: and again with micro-batches and train.sequence.bucket (batches of similar lengths)
 RB_SEQ_BUDGET_S=${RB_SEQ_BUDGET_S:-}   # S2, S3: RecBole starts no epoch that would take its training past this
 PY=$VENV/bin/python
