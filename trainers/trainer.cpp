@@ -724,7 +724,7 @@ at::Tensor Trainer::train_batch(Batch& b, bool per_sample, int64_t& steps) {
 }
 
 // A model's loss is a mean; the gradient of a batch's mean is the sum of its pieces' gradients,
-// each weighted by the piece's share of the terms. Only the pieces' activations are alive at once:
+// each weighted by the piece's share of the terms. Only one piece's activations are alive at a time:
 // the autograd graph of a piece is freed by its backward before the next piece's forward.
 // Models with a native loss-and-backward (fused_loss_backward: BPR, GMF, NCF-MLP, NeuMF) take
 // the batch whole: they keep a few floats per row. Dropout draws its masks per piece, so a
