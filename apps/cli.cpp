@@ -128,8 +128,9 @@ with R = update.replay and E = update.epochs of the run's config (defaults.yaml:
 model's YAML may change them: mf takes 5 epochs), chosen on validation replays.
 Gradient models continue from the parent's parameters: new users of bpr, mf, gmf, ncfmlp and neumf start from
 their fold-in (train.init_new_users), other new rows as the model initialises them; closed-form models
-(pop, itemknn, userknn, ease, ials, ...) refit in full on all the training pairs, which is exact,
-and say so. RUN_DIR is only read. --set may change update.*, train.*, eval.*, dataset.append_valid,
+give exactly the model of a refit on all the training pairs: pop, itemknn, userknn and ease
+update the parent's fit (counts; the changed k-lists; a Woodbury update of EASE's inverse), the
+others refit in full; the log says which. RUN_DIR is only read. --set may change update.*, train.*, eval.*, dataset.append_valid,
 seed, threads, device, run_name and output_dir (e.g. --set update.epochs=5 --set update.replay=0.5); the
 other dataset.* keys and model.* would change what the update starts from and are refused. --out FILE also exports the updated
 model as TorchScript (as rzoo export does). The new run's valid and test figures score the run's

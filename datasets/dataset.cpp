@@ -220,6 +220,15 @@ Csr csr_from_pairs(int64_t n_rows, int64_t n_cols, const V& rows, const V& cols)
 
 }  // namespace
 
+std::vector<int64_t> Csr::rows_differing(const Csr& other) const {
+  if (n_rows != other.n_rows || n_cols != other.n_cols)
+    fail("rows_differing: matrices of {} x {} and {} x {}", n_rows, n_cols, other.n_rows, other.n_cols);
+  std::vector<int64_t> out;
+  for (int64_t r = 0; r < n_rows; ++r)
+    if (row_size(r) != other.row_size(r) || !std::equal(row_begin(r), row_end(r), other.row_begin(r))) out.push_back(r);
+  return out;
+}
+
 Csr Csr::from_pairs(int64_t n_rows, int64_t n_cols, const std::vector<int64_t>& rows, const std::vector<int64_t>& cols) {
   return csr_from_pairs(n_rows, n_cols, rows, cols);
 }

@@ -146,6 +146,8 @@ struct Csr {
   // The same from a Dataset's 32-bit interaction arrays.
   static Csr from_interactions(int64_t n_rows, int64_t n_cols, const Column<int32_t>& rows,
                                const Column<int32_t>& cols);
+  // The rows (ascending) where this matrix and `other`, of the same shape, differ.
+  std::vector<int64_t> rows_differing(const Csr& other) const;
   int64_t nnz() const { return static_cast<int64_t>(indices.size()); }
   int64_t row_size(int64_t r) const { return indptr[r + 1] - indptr[r]; }
   const int64_t* row_begin(int64_t r) const { return indices.data() + indptr[r]; }
@@ -185,6 +187,13 @@ struct Split {
   Csr epoch{};
   Sequences epoch_seq{};
   int64_t replay_new = 0, replay_old = 0;  // the epoch's new pairs and replayed old ones
+  // A warm-started run's parent (train.init_from with dataset.append, as rzoo update writes it):
+  // the parent's training pairs in this split's shape (its users and items are this run's first
+  // ones) and their interaction rows, as the parent's own split made them, for closed-form models
+  // that update the parent's fit rather than refit (RecommenderImpl::fit_update).
+  // parent_train.n_rows == 0 when not known.
+  Csr parent_train{};
+  std::vector<int64_t> parent_train_rows;
   // dataset.label_threshold: every row of each part with its label (rating >= threshold: 1,
   // else 0). The rows labelled 0 are kept out of everything above (train/valid/test rows, the
   // CSR matrices, train_seq), which then hold the positives, as dataset.threshold would; pointwise
@@ -221,7 +230,10 @@ Appended append_interactions(const Config& cfg, Dataset& d);
 // (dataset.append_valid: newest), validation is instead each user's newest row among rows
 // [valid_begin, valid_end) (when the user has two or more there), and `base`'s validation rows
 // train.
-Split extend_split(const Dataset& d, const Split& base, int64_t base_rows, int64_t valid_begin = 0, int64_t valid_end = 0);
+// Rows from row_end on (row_end >= 0) are left out, as if they had not been appended yet: the
+// split an earlier update made of the files before them.
+Split extend_split(const Dataset& d, const Split& base, int64_t base_rows, int64_t valid_begin = 0, int64_t valid_end = 0,
+                   int64_t row_end = -1);
 // Sets s.epoch (and epoch_seq): the distinct pairs of rows [new_begin, new_end) plus
 // round(replay x their number) other training pairs drawn without replacement (seeded).
 void replay_subset(Split& s, const Dataset& d, int64_t new_begin, int64_t new_end, double replay, uint64_t seed);

@@ -160,13 +160,15 @@ Split split_random_per_user(const Dataset& data, const std::vector<double>& rati
   return assemble(data, part, true, fmt::format("random per user {}/{}/{}", ratios[0], ratios[1], ratios[2]));
 }
 
-Split extend_split(const Dataset& d, const Split& base, int64_t base_rows, int64_t valid_begin, int64_t valid_end) {
+Split extend_split(const Dataset& d, const Split& base, int64_t base_rows, int64_t valid_begin, int64_t valid_end,
+                   int64_t row_end) {
   std::vector<int8_t> part(d.user.size(), -1);
   const bool newest = valid_begin < valid_end;
   for (int64_t k : base.train_rows) part[static_cast<size_t>(k)] = 0;
   for (int64_t k : base.valid_rows) part[static_cast<size_t>(k)] = newest ? 0 : 1;
   for (int64_t k : base.test_rows) part[static_cast<size_t>(k)] = 2;
-  for (size_t k = static_cast<size_t>(base_rows); k < part.size(); ++k) part[k] = 0;
+  const size_t end = row_end < 0 ? part.size() : std::min(part.size(), static_cast<size_t>(row_end));
+  for (size_t k = static_cast<size_t>(base_rows); k < end; ++k) part[k] = 0;
   if (newest) {
     // Each user's latest row of [valid_begin, valid_end) (by time, then file order) validates,
     // when the user has another row there to train on.

@@ -26,6 +26,8 @@ void RecommenderImpl::fit(const Csr&) {
               "), not by fit()");
 }
 
+UpdateResult RecommenderImpl::fit_update(const ParentFit&, const Csr&) { return {}; }
+
 ScriptExport RecommenderImpl::script_export() const {
   TORCH_CHECK(false, "model '", name(), "' has no TorchScript export");
 }

@@ -13,6 +13,7 @@
 #include <torch/nn/pimpl.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -86,6 +87,22 @@ struct ModelContext {
   const Split* split = nullptr;
 };
 
+// The run an update starts from (train.init_from: rzoo update's parent), for fit_update().
+struct ParentFit {
+  int64_t n_users = 0, n_items = 0;                  // the parent's: this run's first ones
+  const Csr* train = nullptr;                        // its training pairs, in this run's shape
+  const std::vector<int64_t>* train_rows = nullptr;  // their interaction rows (indices into the Dataset)
+  // Its fitted parameters and buffers by name (CPU), as best.pt holds them; undefined when absent.
+  std::function<at::Tensor(const std::string&)> tensor;
+};
+
+// What fit_update() did: `updated` false = nothing changed, refit in full; `note` says why, or
+// how the update went (for the log).
+struct UpdateResult {
+  bool updated = false;
+  std::string note;
+};
+
 class RecommenderImpl : public torch::nn::Module {
  public:
   RecommenderImpl(std::string name, const ModelContext& ctx);
@@ -93,6 +110,11 @@ class RecommenderImpl : public torch::nn::Module {
   virtual InputType input_type() const = 0;
   // Closed-form training on the binary user x item training matrix.
   virtual void fit(const Csr& train);
+  // Closed-form models: the fit on `train` computed from the parent run's fit and the pairs that
+  // changed since, where that gives the same model as fit(train) (up to float rounding, which the
+  // model checks) at less cost; train holds every pair of parent.train. Returns updated = false,
+  // leaving the model as it was, where it cannot (the trainer then calls fit(train)).
+  virtual UpdateResult fit_update(const ParentFit& parent, const Csr& train);
   // Called once by the trainer before the first epoch of a fresh (not resumed) gradient run,
   // on the training device: e.g. initialisation from pre-trained runs (NeuMF).
   virtual void before_training() {}

@@ -1,6 +1,7 @@
 #include "models/registry.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "core/error.h"
 #include "models/context/ctr.h"
@@ -43,6 +44,16 @@ Recommender make_model(const std::string& name, const ModelContext& ctx) {
   std::string known;
   for (const auto& m : registered_models()) known += (known.empty() ? "" : ", ") + m.name;
   fail("unknown model '{}' (known models: {})", name, known);
+}
+
+bool model_updates_fit(const std::string& name) {
+  // A model that overrides fit_update: its member pointer's class is not the base's.
+#define RZOO_MODEL(model_name, impl, description, paper) \
+  if (name == #model_name)                               \
+    return !std::is_same_v<decltype(&impl::fit_update), decltype(&RecommenderImpl::fit_update)>;
+#include "models/registry.def"
+#undef RZOO_MODEL
+  return false;
 }
 
 }  // namespace rzoo

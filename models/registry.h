@@ -16,5 +16,8 @@ struct ModelInfo {
 const std::vector<ModelInfo>& registered_models();
 // Builds `name`; an unknown name fails with the sorted known names.
 Recommender make_model(const std::string& name, const ModelContext& ctx);
+// Whether `name` updates a parent run's closed-form fit (overrides RecommenderImpl::fit_update),
+// so that an update needs the parent's training pairs (Split::parent_train).
+bool model_updates_fit(const std::string& name);
 
 }  // namespace rzoo

@@ -263,13 +263,13 @@ TEST_CASE("cli: rzoo update warm-starts a new run beside its parent and never to
   const std::string cfg2 = read_file((t.path / "runs" / "parent-u2" / "config.yaml").string());
   CHECK(cfg2.find(fresh) != std::string::npos);
   CHECK(cfg2.find(fresh2) > cfg2.find(fresh));
-  // Closed-form models refit in full, and say so.
+  // Closed-form models update the parent's fit, and say so (the next test checks the result).
   const std::string pop = t.write("pop.yaml", experiment(t, "pop") + "run_name: pop\n");
   REQUIRE(run_cli("train " + q(pop)).code == 0);
   r = run_cli("update " + q(t.file("runs/pop")) + " --data " + q(fresh));
   INFO(r.output);
   CHECK(r.code == 0);
-  CHECK(r.output.find("refits in full") != std::string::npos);
+  CHECK(r.output.find("'pop' updated from the parent's fit") != std::string::npos);
   // Bad inputs: each one clear error, and the parent unchanged.
   require_clean_failure(run_cli("update " + q(parent.string())), "needs --data FILE");
   require_clean_failure(run_cli("update " + q(parent.string()) + " --data " + q(t.file("nope.csv"))), "no such file");
@@ -382,4 +382,116 @@ TEST_CASE("cli: rzoo update trains with the run's update section (defaults, the 
   std::set<std::string> runs;
   for (const auto& e : fs::directory_iterator(t.file("runs"))) runs.insert(e.path().filename().string());
   CHECK(runs == std::set<std::string>{"bpr", "bpr-u1", "mf", "mf-u1", "own", "own-u1", "own-b", "own-c"});
+}
+
+namespace {
+// The named tensors of a checkpoint's model (best.pt).
+std::map<std::string, at::Tensor> model_tensors(const std::string& path, const std::vector<std::string>& names) {
+  torch::serialize::InputArchive ar, m;
+  load_archive(ar, path, torch::kCPU);
+  REQUIRE(ar.try_read("model", m));
+  std::map<std::string, at::Tensor> out;
+  for (const auto& n : names) {
+    at::Tensor t;
+    INFO(path << ": " << n);
+    REQUIRE(m.try_read(n, t));
+    out[n] = t;
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("update: closed-form models update the parent's fit to what a refit on all the pairs gives", "[update][cli]") {
+  TempDir t;
+  t.write("ratings.csv", ratings_csv());
+  // Three weeks: known users with new items and a new user (u1, unew1), then known items for
+  // known and new users, then more; the second and third validated on their newest rows.
+  const std::string w1 = t.write("w1.csv", kNewRows);
+  const std::string w2 = t.write("w2.csv", "user,item,rating,timestamp\nu4,i2,4,91000\nunew1,i11,5,91001\nunew1,i21,3,91002\n"
+                                           "unew3,inew1,5,91003\nunew3,i26,4,91004\nunew3,i31,2,91005\n");
+  const std::string w3 = t.write("w3.csv", "user,item,rating,timestamp\nu9,i0,5,92000\nu9,i5,4,92001\nu20,inew2,5,92002\n"
+                                           "u20,i19,3,92003\n");
+  struct Case {
+    const char* model;
+    const char* spec;  // the experiment's model: value
+    std::vector<std::string> tensors;
+    bool exact;
+  };
+  const std::vector<Case> cases{
+      {"pop", "pop", {"counts"}, true},
+      {"itemknn", "{name: itemknn, similarity: cosine, idf: false, neighbors: 5}", {"nbr_index", "nbr_sim", "train_keys", "train_indptr"}, true},
+      {"itemknn", "{name: itemknn, similarity: adjusted_cosine, prune: column, neighbors: 6, shrinkage: 2}",
+       {"nbr_index", "nbr_sim", "nbr_ptr", "nbr_list", "nbr_weight", "train_keys"}, true},
+      {"itemknn", "{name: itemknn, similarity: asymmetric_cosine, idf: true, neighbors: 4}", {"nbr_index", "nbr_sim"}, true},
+      {"userknn", "{name: userknn, similarity: jaccard, neighbors: 4}", {"nbr_index", "nbr_sim", "train_keys"}, true},
+      {"ease", "{name: ease, l2: 5.0}", {"item_weights", "history_indptr", "history_items"}, false},
+  };
+  int n = 0;
+  for (const auto& c : cases) {
+    const std::string name = fmt::format("{}{}", c.model, n++);
+    INFO(name << " " << c.spec);
+    const std::string exp = t.write(name + ".yaml", experiment(t, c.spec) + "run_name: " + name + "\n");
+    auto r = run_cli("train " + q(exp) + " --quiet");
+    INFO(r.output);
+    REQUIRE(r.code == 0);
+    std::string parent = t.file("runs/" + name);
+    int week = 0;
+    for (const auto& [file, valid] : {std::pair{w1, "run"}, std::pair{w2, "newest"}, std::pair{w3, "newest"}}) {
+      ++week;
+      r = run_cli("update " + q(parent) + " --data " + q(file) + " --set dataset.append_valid=" + valid);
+      INFO(r.output);
+      REQUIRE(r.code == 0);
+      const bool ease = std::string(c.model) == "ease";
+      if (ease && week == 2) {
+        // dataset.append_valid newest moved every user's validation pair into training: a
+        // change of rank 2 x 32 > 42 / 4, refit in full.
+        CHECK(r.output.find("refits in full") != std::string::npos);
+        CHECK(r.output.find("over a quarter of the 42 items") != std::string::npos);
+      } else {
+        CHECK(r.output.find(fmt::format("'{}' updated from the parent's fit", c.model)) != std::string::npos);
+      }
+      if (ease && week != 2) CHECK(r.output.find("Woodbury update of rank") != std::string::npos);
+      // Without idf (whose log(items / df) every new item moves), the clusters of items the new
+      // pairs do not touch keep the parent's lists (items i = 3u + 5j mod 40 fall in five
+      // classes mod 5).
+      if (std::string(c.spec).find("idf: false") != std::string::npos && week == 1)
+        CHECK(r.output.find("the other 0 the parent's") == std::string::npos);
+      const std::string child = fmt::format("{}-u{}", t.file("runs/" + name), week);
+      // The same config trained from scratch.
+      r = run_cli("train " + q(child + "/config.yaml") + " --quiet --set train.init_from= --set run_name=" +
+                  fmt::format("{}-full{}", name, week));
+      INFO(r.output);
+      REQUIRE(r.code == 0);
+      const auto got = model_tensors(child + "/best.pt", c.tensors);
+      const auto want = model_tensors(fmt::format("{}-full{}/best.pt", t.file("runs/" + name), week), c.tensors);
+      for (const auto& tn : c.tensors) {
+        INFO("week " << week << ": " << tn);
+        REQUIRE(got.at(tn).sizes() == want.at(tn).sizes());
+        if (c.exact || got.at(tn).scalar_type() == torch::kLong)
+          CHECK(torch::equal(got.at(tn), want.at(tn)));
+        else
+          CHECK((got.at(tn) - want.at(tn)).abs().max().item<double>() <= 1e-5);
+      }
+      CHECK(read_file(child + "/metrics.json").size() > 0);
+      parent = child;
+    }
+  }
+  // A parent whose training pairs cannot be told (its config does not append the files before
+  // this run's last): a full refit, said so.
+  const std::string exp = t.write("pop-x.yaml", experiment(t, "pop") + "run_name: popx\n");
+  REQUIRE(run_cli("train " + q(exp) + " --quiet").code == 0);
+  auto r = run_cli("train " + q(exp) + " --set run_name=popx2 --set train.init_from=" + q(t.file("runs/popx")) +
+                   " --set 'dataset.append=[" + w1 + "," + w2 + "]'");
+  INFO(r.output);
+  CHECK(r.code == 0);
+  CHECK(r.output.find("refits in full") != std::string::npos);
+  CHECK(r.output.find("the parent's training pairs are not known") != std::string::npos);
+  // A parent fitted with other model settings (train.init_from by hand): its k-lists are not
+  // this model's, so a full refit.
+  r = run_cli("train " + q(t.file("itemknn1.yaml")) + " --set run_name=knn-other --set model.similarity=jaccard" +
+              " --set train.init_from=" + q(t.file("runs/itemknn1")) + " --set 'dataset.append=[" + w1 + "]'");
+  INFO(r.output);
+  CHECK(r.code == 0);
+  CHECK(r.output.find("refits in full") != std::string::npos);
+  CHECK(r.output.find("its model.* settings differ") != std::string::npos);
 }

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <sys/resource.h>
+#include <yaml-cpp/yaml.h>
 
 #include <chrono>
 #include <cmath>
@@ -68,6 +69,51 @@ double peak_rss_mb() {
   return static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KB on Linux
 }
 
+namespace {
+// The training pairs of the run train.init_from names, as its own split made them, when that run
+// is this one's data minus the last appended file (rzoo update's parent): its config appends the
+// files before the last, with its own dataset.append_valid, and has this run's model.* settings.
+// Left unknown (closed-form models then refit in full) when the parent's config says otherwise,
+// and for models that do not update a parent's fit (model_updates_fit).
+void parent_split(const Config& cfg, const Dataset& d, const Split& base, const Appended& app, Split& out) {
+  const std::string parent = cfg.get_string("train.init_from");
+  if (parent.empty() || app.files.empty() || !model_updates_fit(cfg.get_string("model.name"))) return;
+  std::error_code ec;
+  if (!fs::exists(parent + "/config.yaml", ec)) return;
+  Config pc;
+  try {
+    pc = load_resolved_config(parent + "/config.yaml");
+  } catch (const std::exception&) {
+    return;  // an unreadable parent config: refit in full (train.init_from's own checks report the rest)
+  }
+  std::vector<std::string> files = cfg.get_string_list("dataset.append");
+  files.pop_back();
+  if (pc.get_string_list("dataset.append") != files) return;
+  // The parent's fit is only this run's minus the new pairs with the same model settings.
+  const auto text = [](const YAML::Node& n) {
+    YAML::Emitter e;
+    e << YAML::Flow << n;
+    return std::string(e.c_str());
+  };
+  if (text(pc.node("model")) != text(cfg.node("model"))) return;
+  Split ps;
+  if (files.empty()) {
+    ps.train = base.train;
+    ps.train_rows = base.train_rows;
+  } else {
+    const auto [b, e] = app.files[files.size() - 1];
+    const bool newest = pc.get_choice("dataset.append_valid", {"run", "newest"}) == "newest";
+    ps = extend_split(d, base, app.base_rows, newest ? b : 0, newest ? e : 0, e);
+  }
+  // In this run's shape: the parent's users and items come first, the new ones have no pairs.
+  ps.train.indptr.resize(static_cast<size_t>(d.n_users()) + 1, ps.train.indptr.back());
+  ps.train.n_rows = d.n_users();
+  ps.train.n_cols = d.n_items();
+  out.parent_train = std::move(ps.train);
+  out.parent_train_rows = std::move(ps.train_rows);
+}
+}  // namespace
+
 PreparedData prepare_data(const Config& cfg, Logger& log, bool split) {
   const auto t0 = std::chrono::steady_clock::now();
   PreparedData p{load_dataset(cfg), {}};
@@ -96,8 +142,10 @@ PreparedData prepare_data(const Config& cfg, Logger& log, bool split) {
     app = append_interactions(cfg, p.data);
     for (const auto& note : app.notes) log.line("  " + note);
     const bool newest = cfg.get_choice("dataset.append_valid", {"run", "newest"}) == "newest";
-    p.split = extend_split(p.data, p.split, app.base_rows, newest ? app.files.back().first : 0,
+    Split base = std::move(p.split);
+    p.split = extend_split(p.data, base, app.base_rows, newest ? app.files.back().first : 0,
                            newest ? app.files.back().second : 0);
+    parent_split(cfg, p.data, base, app, p.split);
   }
   const double replay = cfg.get_double("train.replay");
   if (replay != -1.0 && !(replay >= 0 && std::isfinite(replay)))

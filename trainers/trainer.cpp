@@ -19,6 +19,7 @@
 #include "core/tensorboard.h"
 #include "datasets/dataset.h"
 #include "datasets/sampler.h"
+#include "models/registry.h"
 #include "trainers/fused_adam.h"
 #include "trainers/lazy_adam.h"
 
@@ -569,12 +570,43 @@ bool Trainer::fit(int64_t max_epochs) {
 }
 
 bool Trainer::fit_closed_form() {
-  if (!opt_.init_from.empty())
-    log_.line(fmt::format("train.init_from {}: '{}' is fitted in closed form, so it refits in full on all {} training "
-                          "pairs (exact: the same model as training from scratch on them)", opt_.init_from,
-                          model_->name(), split_.train.nnz()));
   const auto t0 = Clock::now();
-  model_->fit(split_.train);  // distributed: iALS splits its rows across ranks, the others fit on every rank
+  UpdateResult up;
+  if (!opt_.init_from.empty()) {
+    // An update (rzoo update): models that can update the parent's fit exactly do; the others,
+    // or where the parent's training pairs are not known, refit in full.
+    if (split_.parent_train.n_rows > 0) {
+      const std::string path = opt_.init_from + "/best.pt";
+      torch::serialize::InputArchive ar, m;
+      load_archive(ar, path, torch::kCPU);
+      check_format(ar, path, model_->name());
+      if (!ar.try_read("model", m)) fail("{}: checkpoint has no model weights", path);
+      ParentFit parent;
+      parent.n_users = opt_.init_users;
+      parent.n_items = opt_.init_items;
+      parent.train = &split_.parent_train;
+      parent.train_rows = &split_.parent_train_rows;
+      parent.tensor = [&m](const std::string& name) {
+        at::Tensor t;
+        return m.try_read(name, t) ? t : at::Tensor();
+      };
+      up = model_->fit_update(parent, split_.train);
+    } else if (model_updates_fit(model_->name())) {
+      up.note = "the parent's training pairs are not known (its config does not append this run's files but the "
+                "last, or its model.* settings differ)";
+    }
+    if (up.updated)
+      log_.line(fmt::format("train.init_from {}: '{}' updated from the parent's fit ({} of its {} training pairs "
+                            "new): {}", opt_.init_from, model_->name(),
+                            split_.train.nnz() - split_.parent_train.nnz(), split_.train.nnz(), up.note));
+    else
+      log_.line(fmt::format("train.init_from {}: '{}' is fitted in closed form, so it refits in full on all {} "
+                            "training pairs (exact: the same model as training from scratch on them){}",
+                            opt_.init_from, model_->name(), split_.train.nnz(),
+                            up.note.empty() ? std::string() : "; " + up.note));
+  }
+  // distributed: iALS splits its rows across ranks, the others fit on every rank
+  if (!up.updated) model_->fit(split_.train);
   train_seconds_ = since(t0);
   epoch_ = best_epoch_ = 1;
   check_replicas();

@@ -1,12 +1,15 @@
 // EASE: Steck, "Embarrassingly Shallow Autoencoders for Sparse Data", WWW 2019.
 #include "models/general/ease.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <vector>
 
 #include "core/config.h"
@@ -37,6 +40,25 @@ EASEImpl::EASEImpl(const ModelContext& ctx, EASEOptions opts)
   TORCH_CHECK(options.l2() > 0.0, "ease: model.l2 must be > 0, got ", options.l2());
 }
 
+namespace {
+// Precision of the inverse. float32 takes about half the time of float64 (LibTorch 1.13, the
+// NCF ML-1M train's G, 3,706 items, one core: 1.0 s against 1.7 s) and gave the same top-10
+// lists but for 0.01-0.03% of positions (near-ties) at lambda 1-250 there. But a near-singular G with a tiny lambda loses
+// everything in float32 (its factorisation may even "succeed" on rounding noise), so "auto"
+// takes float32 only where the condition number of G + lambda I, bounded by its largest row
+// sum over lambda (Gershgorin), times float32's epsilon stays below 1e-2. Row i of G sums to
+// the number of items of each of item i's users.
+bool single_precision(const EASEOptions& o, const Csr& train) {
+  if (o.precision() != "auto") return o.precision() == "float32";
+  std::vector<double> row_sum(static_cast<size_t>(train.n_cols), 0.0);
+  for (int64_t u = 0; u < train.n_rows; ++u)
+    for (const int64_t* p = train.row_begin(u); p != train.row_end(u); ++p)
+      row_sum[static_cast<size_t>(*p)] += static_cast<double>(train.row_size(u));
+  const double max_row = row_sum.empty() ? 0.0 : *std::max_element(row_sum.begin(), row_sum.end());
+  return (max_row + o.l2()) / o.l2() * 1.2e-7 <= 1e-2;
+}
+}  // namespace
+
 void EASEImpl::fit(const Csr& train) {
   TORCH_CHECK(train.n_rows == n_users_ && train.n_cols == n_items_, "ease: training matrix is ", train.n_rows, " x ",
               train.n_cols, ", model has ", n_users_, " users and ", n_items_, " items");
@@ -53,23 +75,7 @@ void EASEImpl::fit(const Csr& train) {
       for (const int64_t* p = train.row_begin(u); p != train.row_end(u); ++p) col_users[next[*p]++] = u;
   }
 
-  // Precision of the inverse. float32 takes about half the time of float64 (LibTorch 1.13, the
-  // NCF ML-1M train's G, 3,706 items, one core: 1.0 s against 1.7 s) and gave the same top-10
-  // lists but for 0.01-0.03% of positions (near-ties) at lambda 1-250 there. But a near-singular G with a tiny lambda loses
-  // everything in float32 (its factorisation may even "succeed" on rounding noise), so "auto"
-  // takes float32 only where the condition number of G + lambda I, bounded by its largest row
-  // sum over lambda (Gershgorin), times float32's epsilon stays below 1e-2. Row i of G sums to
-  // the number of items of each of item i's users.
-  bool single = options.precision() == "float32";
-  if (options.precision() == "auto") {
-    double max_row = 0.0;
-    for (int64_t i = 0; i < n_items; ++i) {
-      double sum = 0.0;
-      for (int64_t p = col_ptr[i]; p < col_ptr[i + 1]; ++p) sum += static_cast<double>(train.row_size(col_users[p]));
-      max_row = std::max(max_row, sum);
-    }
-    single = (max_row + options.l2()) / options.l2() * 1.2e-7 <= 1e-2;
-  }
+  const bool single = single_precision(options, train);
 
   // The lower triangle of G = X^T X (all that the Cholesky factorisation reads), counting
   // co-occurrences: sum over users of n_u^2 / 2 increments (rows of X are sorted, so j <= i ends
@@ -114,6 +120,131 @@ void EASEImpl::fit(const Csr& train) {
   // set_ keeps the registered buffers (their size follows the data).
   history_indptr.set_(torch::tensor(train.indptr, torch::kLong).to(history_indptr.device()));
   history_items.set_(torch::tensor(train.indices, torch::kLong).reshape({train.nnz()}).to(history_items.device()));
+}
+
+UpdateResult EASEImpl::fit_update(const ParentFit& parent, const Csr& train) {
+  if (!item_weights.device().is_cpu()) return {false, "the update of the inverse runs on the CPU only"};
+  const int64_t I = n_items_, I0 = parent.n_items, U0 = parent.n_users;
+  const Csr& before = *parent.train;
+  TORCH_CHECK(train.n_rows == n_users_ && train.n_cols == I && before.n_rows == n_users_ && before.n_cols == I,
+              "ease: update matrices of another shape");
+  const at::Tensor B0 = parent.tensor("item_weights"), hp = parent.tensor("history_indptr"),
+                   hi = parent.tensor("history_items");
+  if (!B0.defined() || B0.dim() != 2 || B0.size(0) != I0 || B0.size(1) != I0 || B0.scalar_type() != torch::kFloat ||
+      !hp.defined() || !hi.defined())
+    return {false, "the parent's checkpoint lacks B or its training pairs"};
+  // The parent's stored training pairs must be `before`: P is recovered from them.
+  {
+    const auto a = hp.to(torch::kLong).contiguous(), b = hi.to(torch::kLong).contiguous();
+    const int64_t nnz0 = before.indptr[static_cast<size_t>(U0)];
+    if (a.numel() != U0 + 1 || b.numel() != nnz0 || before.nnz() != nnz0 ||
+        !std::equal(before.indptr.begin(), before.indptr.begin() + U0 + 1, a.data_ptr<int64_t>()) ||
+        !std::equal(before.indices.begin(), before.indices.end(), b.data_ptr<int64_t>()))
+      return {false, "the parent's training pairs are not those of its split"};
+  }
+  // V's columns: each changed user's new row (sign +1) and old row (sign -1, where it had one).
+  const std::vector<int64_t> changed = before.rows_differing(train);
+  std::vector<int64_t> v_items, v_offsets;
+  std::vector<double> sign;
+  for (int64_t u : changed) {
+    v_offsets.push_back(static_cast<int64_t>(v_items.size()));
+    v_items.insert(v_items.end(), train.row_begin(u), train.row_end(u));
+    sign.push_back(1.0);
+    if (before.row_size(u) > 0) {
+      v_offsets.push_back(static_cast<int64_t>(v_items.size()));
+      v_items.insert(v_items.end(), before.row_begin(u), before.row_end(u));
+      sign.push_back(-1.0);
+    }
+  }
+  const auto r = static_cast<int64_t>(sign.size());
+  if (4 * r > I)
+    return {false, fmt::format("the change of G has rank {} (two per changed user), over a quarter of the {} items, "
+                               "where a refit costs less", r, I)};
+  const auto dtype = single_precision(options, train) ? torch::kFloat : torch::kDouble;
+  torch::NoGradGuard no_grad;
+
+  // The diagonal p of P0 = G0^-1 from B0 = I - P0 diag(p)^-1: G0 (I - B0) = diag(p)^-1, so
+  // 1 / p_j = G0_jj - (G0 B0)_jj = c_j + lambda - sum over j's users u of sum_{i in u} B0_ij
+  // (B0_jj = 0). Row j of B0^T is contiguous, so each sum gathers from one cached row.
+  const double lambda = options.l2();
+  std::vector<double> p(static_cast<size_t>(I0), 0.0);
+  {
+    std::vector<int64_t> col_ptr(static_cast<size_t>(I0) + 1, 0), col_users(static_cast<size_t>(before.nnz()));
+    for (int64_t item : before.indices) ++col_ptr[static_cast<size_t>(item) + 1];
+    for (int64_t i = 0; i < I0; ++i) col_ptr[i + 1] += col_ptr[i];
+    std::vector<int64_t> next(col_ptr.begin(), col_ptr.end() - 1);
+    for (int64_t u = 0; u < U0; ++u)
+      for (const int64_t* q = before.row_begin(u); q != before.row_end(u); ++q) col_users[next[*q]++] = u;
+    const auto BT = B0.t().contiguous();
+    const float* bt = BT.data_ptr<float>();
+    std::atomic<bool> bad{false};
+    at::parallel_for(0, I0, 16, [&](int64_t b, int64_t e) {
+      for (int64_t j = b; j < e; ++j) {
+        const float* row = bt + j * I0;
+        double s = 0.0;
+        for (int64_t q = col_ptr[j]; q < col_ptr[j + 1]; ++q) {
+          const int64_t u = col_users[q];
+          for (const int64_t* it = before.row_begin(u); it != before.row_end(u); ++it) s += row[*it];
+        }
+        const double inv = static_cast<double>(col_ptr[j + 1] - col_ptr[j]) + lambda - s;
+        p[j] = 1.0 / inv;
+        if (!(inv > 0) || !std::isfinite(p[j])) bad = true;
+      }
+    });
+    if (bad) return {false, "the parent's B does not give a positive diagonal of P (not its training pairs' fit?)"};
+  }
+  // P0 = (I - B0) diag(p), grown by the new items (no pairs before: their rows of G0 are
+  // lambda e_i, of P0 e_i / lambda).
+  auto P = torch::zeros({I, I}, dtype);
+  {
+    auto top = P.narrow(0, 0, I0).narrow(1, 0, I0);
+    top.copy_(B0).neg_();
+    top.diagonal().fill_(1.0);
+    top.mul_(torch::from_blob(p.data(), {1, I0}, torch::kDouble).to(dtype));
+    if (I > I0) P.diagonal().narrow(0, I0, I - I0).fill_(1.0 / lambda);
+  }
+  // Woodbury: G = G0 + V S V^T gives P = P0 - (P0 V) (S + V^T P0 V)^-1 (V^T P0), with V^T P0 the
+  // sums of P0's rows at each column's items ([r, I]; P0 is symmetric).
+  if (r > 0) {
+    const auto items = torch::from_blob(v_items.data(), {static_cast<int64_t>(v_items.size())}, torch::kLong);
+    const auto offsets = torch::from_blob(v_offsets.data(), {r}, torch::kLong);
+    const auto W = std::get<0>(torch::embedding_bag(P, items, offsets, false, 0)).to(torch::kDouble);  // [r, I]
+    auto M = std::get<0>(torch::embedding_bag(W.t().contiguous(), items, offsets, false, 0)).t();       // [r, r]
+    M = M + torch::diag(torch::from_blob(sign.data(), {r}, torch::kDouble));
+    const auto Z = torch::linalg_solve(M, W);  // [r, I]
+    P.addmm_(W.t().to(dtype), Z.to(dtype), 1.0, -1.0);
+  }
+  // The check: G P z = z for four random z (seeded), G z computed from the pairs.
+  double rel = 0.0;
+  {
+    auto gen = at::detail::createCPUGenerator(0x5EA5E);
+    const auto z = at::normal(0.0, 1.0, {I, 4}, gen, torch::TensorOptions().dtype(torch::kDouble));
+    const auto y = torch::mm(P, z.to(dtype)).to(torch::kDouble).contiguous();  // [I, 4]
+    const double* yp = y.data_ptr<double>();
+    auto g = (y * lambda).contiguous();  // G y = X^T (X y) + lambda y
+    double* gp = g.data_ptr<double>();
+    for (int64_t u = 0; u < train.n_rows; ++u) {
+      double xy[4] = {0, 0, 0, 0};
+      for (const int64_t* it = train.row_begin(u); it != train.row_end(u); ++it)
+        for (int c = 0; c < 4; ++c) xy[c] += yp[*it * 4 + c];
+      for (const int64_t* it = train.row_begin(u); it != train.row_end(u); ++it)
+        for (int c = 0; c < 4; ++c) gp[*it * 4 + c] += xy[c];
+    }
+    rel = (g - z).norm().item<double>() / z.norm().item<double>();
+  }
+  constexpr double kTolerance = 1e-3;
+  if (!(rel <= kTolerance))
+    return {false, fmt::format("the updated inverse misses G P = I by {:.1e} (|G P z - z| / |z|, over {:.0e})", rel,
+                               kTolerance)};
+  // B_ij = -P_ij / P_jj, diag(B) = 0, as fit() does.
+  P.div_((-P.diagonal()).unsqueeze(0));
+  P.fill_diagonal_(0.0);
+  item_weights.set_(P.to(torch::kFloat).contiguous());
+  history_indptr.set_(torch::tensor(train.indptr, torch::kLong));
+  history_items.set_(torch::tensor(train.indices, torch::kLong).reshape({train.nnz()}));
+  return {true, fmt::format("Woodbury update of rank {} ({} changed users, {} new items) of the parent's inverse, in "
+                            "{}; |G P z - z| / |z| = {:.1e}", r, changed.size(), I - I0,
+                            dtype == torch::kFloat ? "float32" : "float64", rel)};
 }
 
 namespace {

@@ -165,6 +165,12 @@ class KNNImpl : public RecommenderImpl {
 
   InputType input_type() const override { return InputType::None; }
   void fit(const Csr& train) override;
+  // Ranking mode: a row's k-list depends only on the entries of its entity and of the entities
+  // it shares an interaction with, so the rows of the entities whose entries changed and of
+  // those sharing an interaction with them (before or after) are recomputed, the others are the
+  // parent's: the same lists as fit(train). Rating mode and pearson_baseline (global baselines)
+  // refit in full.
+  UpdateResult fit_update(const ParentFit& parent, const Csr& train) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
   // Fold-in: ItemKNN in ranking mode scores a history as it scores a user with those items

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/core.h>
+
 #include "core/distributed.h"
 #include "datasets/dataset.h"
 #include "models/general/knn.h"
@@ -65,11 +67,12 @@ void index_pairs(const Csr& train, FitData& f) {
 }
 
 // Ratings per training pair (the mean of repeated rows) and their global mean.
-void average_ratings(const std::string& nm, const Csr& train, const Dataset& d, const Split& split, FitData& f) {
+void average_ratings(const std::string& nm, const Csr& train, const Dataset& d, const std::vector<int64_t>& rows,
+                     FitData& f) {
   const int64_t nnz = f.nnz;
   f.r.assign(static_cast<size_t>(nnz), 0.0);
   std::vector<int32_t> cnt(static_cast<size_t>(nnz), 0);
-  for (int64_t row : split.train_rows) {
+  for (int64_t row : rows) {
     const int64_t u = d.user[static_cast<size_t>(row)], i = d.item[static_cast<size_t>(row)];
     const int64_t* e = train.row_end(u);
     const int64_t* it = std::lower_bound(train.row_begin(u), e, i);
@@ -181,6 +184,8 @@ void share_rows(std::vector<at::Tensor> ts) {
   if (Distributed* d = Distributed::get()) d->allreduce_sum(ts, "knn: the exchange of the similarity rows");
 }
 
+void save_neighbours(KNNImpl& m, const at::Tensor& idx, const at::Tensor& val_t);
+
 // Ranking: the k most similar of each entity (and, for prune column, the transposed lists).
 void store_neighbours(KNNImpl& m, const SimilarityInput& in, int64_t n, int64_t k) {
   auto idx = torch::zeros({n, k}, torch::kLong);
@@ -190,6 +195,13 @@ void store_neighbours(KNNImpl& m, const SimilarityInput& in, int64_t n, int64_t 
   const auto [lo, hi] = my_rows(n);
   top_k_neighbours(in, n, k, ip, vp, lo, hi);
   share_rows({idx, val_t});
+  save_neighbours(m, idx, val_t);
+}
+
+void save_neighbours(KNNImpl& m, const at::Tensor& idx, const at::Tensor& val_t) {
+  const int64_t n = idx.size(0), k = idx.size(1);
+  const int64_t* ip = idx.data_ptr<int64_t>();
+  const float* vp = val_t.data_ptr<float>();
   m.nbr_index.copy_(idx);
   m.nbr_sim.copy_(val_t);
   if (m.options.prune() == "column") {
@@ -261,7 +273,7 @@ void KNNImpl::fit(const Csr& train) {
   const KNNSimilarity::Input input = similarity_->input(rating_);
   if (rating_ || similarity_->needs_ratings(rating_)) {
     TORCH_CHECK(data_ && split_, nm, ": needs the training ratings");
-    average_ratings(nm, train, *data_, *split_, f);
+    average_ratings(nm, train, *data_, split_->train_rows, f);
   }
   if ((rating_ && options.baseline() == "als") || input == KNNSimilarity::Input::BaselineResidual)
     als_baseline(train, options, f);
@@ -280,6 +292,112 @@ void KNNImpl::fit(const Csr& train) {
   train_keys.copy_(long_tensor(f.keys));
   train_indptr.copy_(long_tensor(train.indptr));
   if (rating_) store_rating_state(*this, train, f);
+}
+
+}  // namespace rzoo
+
+namespace rzoo {
+
+using namespace knn_detail;
+
+UpdateResult KNNImpl::fit_update(const ParentFit& parent, const Csr& train) {
+  using Input = KNNSimilarity::Input;
+  const std::string nm = name();
+  if (rating_) return {false, "rating mode keeps the dense similarity and the baselines, which every new rating moves"};
+  const Input input = similarity_->input(false);
+  if (input == Input::BaselineResidual)
+    return {false, "pearson_baseline centres every entry by global ALS baselines, which every new rating moves"};
+  const Csr& before = *parent.train;
+  TORCH_CHECK(train.n_rows == n_users_ && train.n_cols == n_items_ && before.n_rows == n_users_ &&
+              before.n_cols == n_items_, nm, ": update matrices of another shape");
+  const int64_t U0 = parent.n_users, I0 = parent.n_items, n = n_entities(), n0 = item_based_ ? I0 : U0;
+  const at::Tensor pidx = parent.tensor("nbr_index"), psim = parent.tensor("nbr_sim"), pkeys = parent.tensor("train_keys");
+  if (!pidx.defined() || !psim.defined() || !pkeys.defined() || pidx.dim() != 2 || pidx.size(0) != n0 ||
+      pidx.size(1) != k_ || psim.sizes() != pidx.sizes() || pidx.scalar_type() != torch::kLong ||
+      psim.scalar_type() != torch::kFloat || pkeys.scalar_type() != torch::kLong)
+    return {false, fmt::format("the parent's checkpoint has no k-lists of {} neighbours for its {} {}", k_, n0,
+                               item_based_ ? "items" : "users")};
+  // The parent's pairs in its own shape, and its entries as its fit made them (idf counts its
+  // number of users or items).
+  Csr old;
+  old.n_rows = U0;
+  old.n_cols = I0;
+  old.indptr.assign(before.indptr.begin(), before.indptr.begin() + U0 + 1);
+  old.indices = before.indices;
+  if (old.indptr.back() != before.nnz() ||
+      std::any_of(old.indices.begin(), old.indices.end(), [&](int64_t i) { return i >= I0; }))
+    return {false, "the parent's training pairs are not within its users and items"};
+  FitData fo;
+  fo.U = U0, fo.I = I0, fo.nnz = old.nnz();
+  index_pairs(old, fo);
+  {
+    const auto keys = pkeys.contiguous();
+    if (keys.numel() != fo.nnz + 1 || !std::equal(fo.keys.begin(), fo.keys.end(), keys.data_ptr<int64_t>()))
+      return {false, "the parent's training pairs are not those of its split"};
+  }
+  const bool ratings = similarity_->needs_ratings(false);
+  if (ratings) {
+    TORCH_CHECK(data_ && split_, nm, ": needs the training ratings");
+    average_ratings(nm, old, *data_, *parent.train_rows, fo);
+  }
+  Lists ou, oi;
+  build_lists(old, fo, entries(input, old, fo, item_based_, options.idf()), ou, oi);
+  FitData f;
+  f.U = n_users_, f.I = n_items_, f.nnz = train.nnz();
+  index_pairs(train, f);
+  if (ratings) average_ratings(nm, train, *data_, split_->train_rows, f);
+  Lists by_user, by_item;
+  build_lists(train, f, entries(input, train, f, item_based_, options.idf()), by_user, by_item);
+  const Lists& X = item_based_ ? by_item : by_user;
+  const Lists& Y = item_based_ ? by_user : by_item;
+  const Lists& X0 = item_based_ ? oi : ou;
+  const Lists& Y0 = item_based_ ? ou : oi;
+  const std::vector<KNNEntity> ent = entity_facts(X, n), ent0 = entity_facts(X0, n0);
+  const SimilarityInput in{X, Y, ent, *similarity_, options.shrinkage()};
+  if (unit_values(in) != unit_values(SimilarityInput{X0, Y0, ent0, *similarity_, options.shrinkage()}))
+    return {false, "the entries changed from all ones to some other value, which sums the rows another way"};
+
+  // Entities whose entries changed (all new ones), then every entity sharing one of their
+  // interactions, before or after: the rows whose similarities may differ.
+  std::vector<char> changed(static_cast<size_t>(n), 0), affected(static_cast<size_t>(n), 0);
+  for (int64_t x = 0; x < n; ++x) {
+    if (x >= n0) {
+      changed[x] = 1;
+      continue;
+    }
+    const int64_t a = X.ptr[x], b = X.ptr[x + 1], a0 = X0.ptr[x], b0 = X0.ptr[x + 1];
+    changed[x] = b - a != b0 - a0 || !std::equal(X.id.begin() + a, X.id.begin() + b, X0.id.begin() + a0) ||
+                 !std::equal(X.val.begin() + a, X.val.begin() + b, X0.val.begin() + a0);
+  }
+  const auto spread = [&](const Lists& L, const Lists& M, int64_t x) {
+    for (int64_t q = L.ptr[x]; q < L.ptr[x + 1]; ++q)
+      for (int64_t t = M.ptr[L.id[q]]; t < M.ptr[L.id[q] + 1]; ++t) affected[M.id[t]] = 1;
+  };
+  int64_t n_changed = 0;
+  for (int64_t x = 0; x < n; ++x) {
+    if (!changed[x]) continue;
+    ++n_changed;
+    affected[x] = 1;
+    spread(X, Y, x);
+    if (x < n0) spread(X0, Y0, x);
+  }
+  std::vector<int64_t> rows;
+  for (int64_t x = 0; x < n; ++x)
+    if (affected[x]) rows.push_back(x);
+
+  torch::NoGradGuard no_grad;
+  auto idx = torch::zeros({n, k_}, torch::kLong);
+  auto val_t = torch::zeros({n, k_});
+  idx.narrow(0, 0, n0).copy_(pidx);
+  val_t.narrow(0, 0, n0).copy_(psim);
+  top_k_neighbours_rows(in, n, k_, idx.data_ptr<int64_t>(), val_t.data_ptr<float>(), rows);
+  save_neighbours(*this, idx, val_t);
+  train_keys.copy_(long_tensor(f.keys));
+  train_indptr.copy_(long_tensor(train.indptr));
+  const char* ent_name = item_based_ ? "items" : "users";
+  return {true, fmt::format("the k-lists of {} of the {} {} recomputed ({} whose entries changed and those sharing an "
+                            "interaction with them), the other {} the parent's", rows.size(), n, ent_name, n_changed,
+                            n - static_cast<int64_t>(rows.size()))};
 }
 
 }  // namespace rzoo

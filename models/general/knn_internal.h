@@ -39,6 +39,12 @@ void dense_similarity(const SimilarityInput& in, int64_t n, float* out, int64_t 
 void top_k_neighbours(const SimilarityInput& in, int64_t n, int64_t k, int64_t* index, float* sim, int64_t lo = 0,
                       int64_t hi = -1);
 
+// The same for the listed rows only (any order), the others left as they are.
+void top_k_neighbours_rows(const SimilarityInput& in, int64_t n, int64_t k, int64_t* index, float* sim,
+                           const std::vector<int64_t>& rows);
+// Whether every value of X and Y is 1 (binary input: the rows then sum counts).
+bool unit_values(const SimilarityInput& in);
+
 // The k-lists transposed (prune column): x's entries at [ptr[x], ptr[x + 1]) are the (y, s_yx)
 // with x in y's list, y ascending; padding slots included, weight 0.
 struct TransposedLists {

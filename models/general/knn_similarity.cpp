@@ -246,24 +246,38 @@ void dense_similarity(const SimilarityInput& in, int64_t n, float* out, int64_t 
   });
 }
 
+namespace {
+// Row x's k-list into ip / vp (see top_k_neighbours).
+void top_k_row(const SimilarityInput& in, int64_t k, int64_t* ip, float* vp, int64_t x, Accumulators& acc) {
+  auto& cand = acc.cand;
+  cand.clear();
+  similarity_row_any(x, in.X, in.Y, in.ent, in.policy, in.shrinkage, acc, [&](int64_t x2, double v) {
+    const float f = static_cast<float>(v);
+    if (f != 0.0f) cand.emplace_back(f, x2);
+  });
+  const auto cmp = [](const std::pair<float, int64_t>& a, const std::pair<float, int64_t>& b) { return better(a, b); };
+  const int64_t m = std::min<int64_t>(k, static_cast<int64_t>(cand.size()));
+  std::partial_sort(cand.begin(), cand.begin() + m, cand.end(), cmp);
+  for (int64_t t = 0; t < k; ++t) {
+    ip[x * k + t] = t < m ? cand[t].second : x;
+    vp[x * k + t] = t < m ? cand[t].first : 0.0f;
+  }
+}
+}  // namespace
+
 void top_k_neighbours(const SimilarityInput& in, int64_t n, int64_t k, int64_t* ip, float* vp, int64_t lo, int64_t hi) {
   const auto sums = in.policy.sums();
   const bool unit = unit_values(in);
-  parallel_rows(lo, hi < 0 ? n : hi, [&] { return Accumulators(n, sums, unit); }, [&](int64_t x, Accumulators& acc) {
-    auto& cand = acc.cand;
-    cand.clear();
-    similarity_row_any(x, in.X, in.Y, in.ent, in.policy, in.shrinkage, acc, [&](int64_t x2, double v) {
-      const float f = static_cast<float>(v);
-      if (f != 0.0f) cand.emplace_back(f, x2);
-    });
-    const auto cmp = [](const std::pair<float, int64_t>& a, const std::pair<float, int64_t>& b) { return better(a, b); };
-    const int64_t m = std::min<int64_t>(k, static_cast<int64_t>(cand.size()));
-    std::partial_sort(cand.begin(), cand.begin() + m, cand.end(), cmp);
-    for (int64_t t = 0; t < k; ++t) {
-      ip[x * k + t] = t < m ? cand[t].second : x;
-      vp[x * k + t] = t < m ? cand[t].first : 0.0f;
-    }
-  });
+  parallel_rows(lo, hi < 0 ? n : hi, [&] { return Accumulators(n, sums, unit); },
+                [&](int64_t x, Accumulators& acc) { top_k_row(in, k, ip, vp, x, acc); });
+}
+
+void top_k_neighbours_rows(const SimilarityInput& in, int64_t n, int64_t k, int64_t* ip, float* vp,
+                           const std::vector<int64_t>& rows) {
+  const auto sums = in.policy.sums();
+  const bool unit = unit_values(in);
+  parallel_rows(0, static_cast<int64_t>(rows.size()), [&] { return Accumulators(n, sums, unit); },
+                [&](int64_t t, Accumulators& acc) { top_k_row(in, k, ip, vp, rows[static_cast<size_t>(t)], acc); });
 }
 
 TransposedLists transpose_neighbours(const int64_t* ip, const float* vp, int64_t n, int64_t k) {

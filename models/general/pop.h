@@ -12,6 +12,8 @@ class PopImpl : public RecommenderImpl {
 
   InputType input_type() const override { return InputType::None; }
   void fit(const Csr& train) override;
+  // The parent's counts plus the pairs added since (exact: counts are sums).
+  UpdateResult fit_update(const ParentFit& parent, const Csr& train) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
   // Fold-in: the popularity scores, the same for every history (as for every known user).
