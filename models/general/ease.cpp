@@ -48,6 +48,21 @@ namespace {
 // takes float32 only where the condition number of G + lambda I, bounded by its largest row
 // sum over lambda (Gershgorin), times float32's epsilon stays below 1e-2. Row i of G sums to
 // the number of items of each of item i's users.
+// The transpose of x's first n_items columns by counting sort: item i's users, ascending, at
+// users[ptr[i] .. ptr[i + 1]).
+struct ItemUsers {
+  std::vector<int64_t> ptr, users;
+};
+ItemUsers item_users(const Csr& x, int64_t n_items) {
+  ItemUsers t{std::vector<int64_t>(static_cast<size_t>(n_items) + 1, 0), std::vector<int64_t>(x.indices.size())};
+  for (int64_t item : x.indices) ++t.ptr[static_cast<size_t>(item) + 1];
+  for (int64_t i = 0; i < n_items; ++i) t.ptr[i + 1] += t.ptr[i];
+  std::vector<int64_t> next(t.ptr.begin(), t.ptr.end() - 1);
+  for (int64_t u = 0; u < x.n_rows; ++u)
+    for (const int64_t* p = x.row_begin(u); p != x.row_end(u); ++p) t.users[next[*p]++] = u;
+  return t;
+}
+
 bool single_precision(const EASEOptions& o, const Csr& train) {
   if (o.precision() != "auto") return o.precision() == "float32";
   std::vector<double> row_sum(static_cast<size_t>(train.n_cols), 0.0);
@@ -64,16 +79,11 @@ void EASEImpl::fit(const Csr& train) {
               train.n_cols, ", model has ", n_users_, " users and ", n_items_, " items");
   const int64_t n_items = n_items_;
 
-  // The users of each item (the transpose, by counting sort), so that row i of G = X^T X is
-  // the sum of the rows X_u of item i's users and each thread owns whole rows of G.
-  std::vector<int64_t> col_ptr(static_cast<size_t>(n_items) + 1, 0), col_users(train.indices.size());
-  for (int64_t item : train.indices) ++col_ptr[static_cast<size_t>(item) + 1];
-  for (int64_t i = 0; i < n_items; ++i) col_ptr[i + 1] += col_ptr[i];
-  {
-    std::vector<int64_t> next(col_ptr.begin(), col_ptr.end() - 1);
-    for (int64_t u = 0; u < train.n_rows; ++u)
-      for (const int64_t* p = train.row_begin(u); p != train.row_end(u); ++p) col_users[next[*p]++] = u;
-  }
+  // The users of each item, so that row i of G = X^T X is the sum of the rows X_u of item i's
+  // users and each thread owns whole rows of G.
+  const ItemUsers cols = item_users(train, n_items);
+  const std::vector<int64_t>& col_ptr = cols.ptr;
+  const std::vector<int64_t>& col_users = cols.users;
 
   const bool single = single_precision(options, train);
 
@@ -169,12 +179,9 @@ UpdateResult EASEImpl::fit_update(const ParentFit& parent, const Csr& train) {
   const double lambda = options.l2();
   std::vector<double> p(static_cast<size_t>(I0), 0.0);
   {
-    std::vector<int64_t> col_ptr(static_cast<size_t>(I0) + 1, 0), col_users(static_cast<size_t>(before.nnz()));
-    for (int64_t item : before.indices) ++col_ptr[static_cast<size_t>(item) + 1];
-    for (int64_t i = 0; i < I0; ++i) col_ptr[i + 1] += col_ptr[i];
-    std::vector<int64_t> next(col_ptr.begin(), col_ptr.end() - 1);
-    for (int64_t u = 0; u < U0; ++u)
-      for (const int64_t* q = before.row_begin(u); q != before.row_end(u); ++q) col_users[next[*q]++] = u;
+    const ItemUsers cols = item_users(before, I0);  // the parent's items only: its pairs are within them
+    const std::vector<int64_t>& col_ptr = cols.ptr;
+    const std::vector<int64_t>& col_users = cols.users;
     const auto BT = B0.t().contiguous();
     const float* bt = BT.data_ptr<float>();
     std::atomic<bool> bad{false};
