@@ -12,7 +12,12 @@ file includes a higher layer, another model family's files, or an unknown projec
   family; only the top of models/ (the registry) sees every family;
 - a header (*.h) never includes <torch/torch.h> (it would cost every includer the whole of
   LibTorch's headers: see cmake/pch.h);
-- tests/ and bench/ sit above apps/ and are not checked.
+- tests/ and bench/ sit above apps/ and are not checked;
+- CMakeLists.txt's RZOO_NO_TORCH_SOURCES (the .cpp files built without the precompiled
+  LibTorch header) lists exactly the sources of the layers, tests/ and tests/fuzz/ that include
+  no <torch/...>, <ATen/...> or <c10/...> header, directly or through the project's headers: a
+  listed file that reaches LibTorch parses all of it itself, and an unlisted one loads the 640 MB
+  header image for nothing (11-12 s per file).
 
 Usage:
   scripts/check_layers.py [--root DIR]          check; exit 1 with one line per violation
@@ -103,6 +108,62 @@ def check(root):
     return bad, edges
 
 
+TORCH_HEADER = re.compile(r"(torch|ATen|c10)/")
+
+
+def reaches_torch(root, rel, memo, seen=None):
+    """Whether the file includes a LibTorch header, directly or through the project's own headers."""
+    if rel in memo:
+        return memo[rel]
+    seen = seen if seen is not None else set()
+    if rel in seen:
+        return False
+    seen.add(rel)
+    found = False
+    for _, kind, target in includes(root, rel):
+        if kind == "<":
+            found = bool(TORCH_HEADER.match(target))
+        else:  # from the repository root, else beside the file (tests/helpers.h)
+            for cand in (target, os.path.normpath(os.path.join(os.path.dirname(rel), target))):
+                if os.path.isfile(os.path.join(root, cand)):
+                    found = reaches_torch(root, cand, memo, seen)
+                    break
+        if found:
+            break
+    memo[rel] = found
+    return found
+
+
+def pch_list_check(root):
+    """Violations of CMakeLists.txt's RZOO_NO_TORCH_SOURCES against the sources' includes (none
+    when the tree has no such list)."""
+    cmake = os.path.join(root, "CMakeLists.txt")
+    if not os.path.isfile(cmake):
+        return []
+    with open(cmake, encoding="utf-8") as f:
+        m = re.search(r"set\(RZOO_NO_TORCH_SOURCES\s([^)]*)\)", f.read())
+    if not m:
+        return []
+    listed = set(m.group(1).split())
+    files = [rel for rel in sources(root) if rel.endswith(".cpp")]
+    for folder in ("tests", "tests/fuzz"):
+        base = os.path.join(root, folder)
+        if os.path.isdir(base):
+            files += [f"{folder}/{f}" for f in sorted(os.listdir(base)) if f.endswith(".cpp")]
+    memo, bad = {}, []
+    for rel in files:
+        torch = reaches_torch(root, rel, memo)
+        if torch and rel in listed:
+            bad.append(f"CMakeLists.txt: RZOO_NO_TORCH_SOURCES lists {rel}, which includes LibTorch's headers "
+                       f"(directly or through its includes): remove it from the list")
+        elif not torch and rel not in listed:
+            bad.append(f"CMakeLists.txt: {rel} includes no LibTorch header: add it to RZOO_NO_TORCH_SOURCES "
+                       f"(it then compiles without the precompiled header)")
+    for rel in sorted(listed - set(files)):
+        bad.append(f"CMakeLists.txt: RZOO_NO_TORCH_SOURCES lists {rel}, which does not exist")
+    return bad
+
+
 def cycles(edges):
     """Every cycle of the folder graph, each as a list of folders (empty when acyclic)."""
     graph = {}
@@ -140,6 +201,7 @@ def main():
             print(f"check_layers: {root} has no {top}/ folder: not an rzoo source tree", file=sys.stderr)
             return 2
     bad, edges = check(root)
+    bad += pch_list_check(root)
     found = cycles(edges)
     if args.dot:
         print("digraph rzoo {")

@@ -341,12 +341,12 @@ TEST_CASE("distributed: started by torchrun (python3-torch's launcher)", "[distr
 }
 
 namespace {
-// A 2-process BPR run (60 short epochs) trained once uninterrupted (runs/whole), and once in the
+// A 2-process BPR run (24 short epochs, about 1 s each) trained once uninterrupted (runs/whole), and once in the
 // background (runs/NAME) whose rank 1 alone gets `sig` once epoch `at` is logged. Returns that
 // run's output ending in STATUS=<exit status>, and the seconds from the signal to the end.
 std::pair<std::string, double> interrupted_run(const TempDir& t, const std::string& name, int sig, int at) {
   const std::string exp = t.write("exp.yaml",
-                                  "dataset: synthetic\nmodel: bpr\ntrain: {epochs: 60, batch_size: 16, valid_every: 100, "
+                                  "dataset: synthetic\nmodel: bpr\ntrain: {epochs: 24, batch_size: 16, valid_every: 100, "
                                   "early_stop: {patience: 0}}\n");
   const std::string args = "train " + q(exp) + common(t) + " --set threads=1 --set distributed.timeout=30 --nproc 2";
   const auto whole = run_cli(args + " --set run_name=whole");
@@ -356,7 +356,7 @@ std::pair<std::string, double> interrupted_run(const TempDir& t, const std::stri
   // Not holding run_shell's pipe, so that it returns at once.
   run_shell("(" + std::string(RZOO_TEST_CLI) + " " + args + " --set run_name=" + name + " > " + q(log) +
             " 2>&1; echo \"STATUS=$?\" >> " + q(log) + ") > /dev/null 2>&1 &");
-  const std::string mark = fmt::format("epoch {:>4}/60", at);
+  const std::string mark = fmt::format("epoch {:>4}/24", at);
   bool sent = false;
   for (int i = 0; i < 600 && !sent; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -391,7 +391,7 @@ void check_resume_ends_as_whole(const TempDir& t, const std::string& name) {
 TEST_CASE("distributed: a rank killed mid-run stops the others with its number, and --resume ends as an uninterrupted run",
           "[distributed]") {
   TempDir t;
-  const auto [out, waited] = interrupted_run(t, "killed", SIGKILL, 20);
+  const auto [out, waited] = interrupted_run(t, "killed", SIGKILL, 8);
   INFO(out);
   CHECK(waited < 30);  // within distributed.timeout
   CHECK(out.find("STATUS=0") == std::string::npos);
@@ -408,7 +408,7 @@ TEST_CASE("distributed: a rank killed mid-run stops the others with its number, 
 TEST_CASE("distributed: Ctrl-C on one rank stops every rank at the same batch, and --resume finishes the run",
           "[distributed]") {
   TempDir t;
-  const auto [out, waited] = interrupted_run(t, "stopped", SIGINT, 10);
+  const auto [out, waited] = interrupted_run(t, "stopped", SIGINT, 4);
   INFO(out);
   CHECK(out.find("STATUS=130") != std::string::npos);
   // Both ranks left at the same batch with the agreed message; neither lost the other.

@@ -72,6 +72,22 @@ TEST_CASE("check_layers: planted violations fail with file and line", "[layers]"
     CHECK(r.code == 1);
     CHECK(r.output.find("models/general/big.h:3: a header includes <torch/torch.h>") != std::string::npos);
   }
+  SECTION("CMakeLists.txt's list of sources built without the precompiled LibTorch header disagrees with the includes") {
+    // In the clean tree only core/config.cpp reaches no LibTorch header: the models/ files reach
+    // <ATen/...> through datasets/batch.h, trainers/trainer.cpp includes <torch/torch.h>, and
+    // apps/rzoo.cpp reaches it through trainers/trainer.h.
+    t.write("CMakeLists.txt", "set(RZOO_NO_TORCH_SOURCES\n    core/config.cpp)\n");
+    auto r = check(t);
+    INFO(r.output);
+    CHECK(r.code == 0);
+    t.write("CMakeLists.txt", "set(RZOO_NO_TORCH_SOURCES\n    core/config.cpp models/general/pop.cpp core/gone.cpp)\n");
+    t.write("core/hash.cpp", "#include \"core/error.h\"\n");
+    r = check(t);
+    CHECK(r.code == 1);
+    CHECK(r.output.find("lists models/general/pop.cpp, which includes LibTorch's headers") != std::string::npos);
+    CHECK(r.output.find("core/hash.cpp includes no LibTorch header: add it to RZOO_NO_TORCH_SOURCES") != std::string::npos);
+    CHECK(r.output.find("lists core/gone.cpp, which does not exist") != std::string::npos);
+  }
   SECTION("a path that is not from the repository root, or does not exist") {
     t.write("trainers/x.cpp", "#include \"trainer.h\"\n#include \"models/missing.h\"\n");
     const auto r = check(t);
