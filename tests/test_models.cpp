@@ -88,10 +88,10 @@ void check_contract(const std::string& name, const std::vector<std::string>& set
     auto sampler = make_sampler("uniform", split.train);
     // Per-user models (autoencoders) see 200 rows per epoch: smaller batches give them more
     // than one step, at their own configured learning rate (lr 0.01 is unstable for Mult-VAE).
-    // Sequence models train in the layout their YAML gives (train.sequence: the trainer's), which
-    // for all four is one row per user: also 200 rows, so also batches of 32. (The prefix layout
-    // has ~19x the rows; "caser and bert4rec: every loss falls ... in both batch layouts" and
-    // the sequence-layout tests cover it.)
+    // Sequence models train in the layout their YAML gives (train.sequence: the trainer's): one
+    // row per user for SASRec, GRU4Rec and Caser, also 200 rows, so also batches of 32 (BERT4Rec:
+    // prefix rows, below). The prefix layout has ~19x the rows; "caser and bert4rec: every loss
+    // falls ... in both batch layouts" and the sequence-layout tests cover it.
     const TrainOptions topt = TrainOptions::from_config(cfg);
     const SequenceOptions seq{topt.seq_max_len, topt.seq_prefix, topt.seq_bucket};
     const bool per_user = model->input_type() == InputType::Users ||
@@ -105,8 +105,7 @@ void check_contract(const std::string& name, const std::vector<std::string>& set
     torch::manual_seed(2);
     const double before = epoch_loss(*model, batcher, nullptr, 0);
     // At least 5 epochs; deeper models (an NCF-MLP tower from tiny initial embeddings) may
-    // take up to 15 to get there; models with one row per user take 7 steps an epoch, and
-    // BERT4Rec's cloze (a fifth of the positions masked) up to 40 epochs.
+    // take up to 15 to get there; models with one row per user, 7 steps an epoch, up to 40.
     double after = before;
     const uint64_t max_epochs = per_user ? 40 : 15;
     for (uint64_t e = 0; e < max_epochs; ++e) {
