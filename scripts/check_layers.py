@@ -111,27 +111,25 @@ def check(root):
 TORCH_HEADER = re.compile(r"(torch|ATen|c10)/")
 
 
-def reaches_torch(root, rel, memo, seen=None):
-    """Whether the file includes a LibTorch header, directly or through the project's own headers."""
-    if rel in memo:
-        return memo[rel]
-    seen = seen if seen is not None else set()
-    if rel in seen:
-        return False
-    seen.add(rel)
-    found = False
-    for _, kind, target in includes(root, rel):
-        if kind == "<":
-            found = bool(TORCH_HEADER.match(target))
-        else:  # from the repository root, else beside the file (tests/helpers.h)
-            for cand in (target, os.path.normpath(os.path.join(os.path.dirname(rel), target))):
+def reaches_torch(root, rel):
+    """Whether the file includes a LibTorch header, directly or through the project's own headers
+    (every file it reaches, each read once; include cycles are harmless)."""
+    todo, seen = [rel], {rel}
+    while todo:
+        f = todo.pop()
+        for _, kind, target in includes(root, f):
+            if kind == "<":
+                if TORCH_HEADER.match(target):
+                    return True
+                continue
+            # From the repository root, else beside the file (tests/helpers.h).
+            for cand in (target, os.path.normpath(os.path.join(os.path.dirname(f), target))):
                 if os.path.isfile(os.path.join(root, cand)):
-                    found = reaches_torch(root, cand, memo, seen)
+                    if cand not in seen:
+                        seen.add(cand)
+                        todo.append(cand)
                     break
-        if found:
-            break
-    memo[rel] = found
-    return found
+    return False
 
 
 def pch_list_check(root):
@@ -150,9 +148,9 @@ def pch_list_check(root):
         base = os.path.join(root, folder)
         if os.path.isdir(base):
             files += [f"{folder}/{f}" for f in sorted(os.listdir(base)) if f.endswith(".cpp")]
-    memo, bad = {}, []
+    bad = []
     for rel in files:
-        torch = reaches_torch(root, rel, memo)
+        torch = reaches_torch(root, rel)
         if torch and rel in listed:
             bad.append(f"CMakeLists.txt: RZOO_NO_TORCH_SOURCES lists {rel}, which includes LibTorch's headers "
                        f"(directly or through its includes): remove it from the list")

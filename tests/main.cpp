@@ -3,7 +3,7 @@
 // The in-process tests then train under the runtime settings users get, and every `rzoo` the
 // CLI tests start inherits them and skips its own re-execution: that second start of LibTorch
 // cost about 0.9 s per command, several minutes over the suite's hundreds of commands. Under
-// CTest the settings come in the environment (CMakeLists.txt), so nothing is re-executed.
+// CTest the settings come in the environment (cmake/test_env.cmake.in), so nothing is re-executed.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
