@@ -341,8 +341,8 @@ void read_negatives(Dataset& d, const std::string& path, bool int_ids) {
     for (size_t k = 1; k < f.size(); ++k) {
       // An item no one interacted with is still a candidate: it joins the catalogue.
       const int64_t i = lookup(d.items, f[k], k, "item", true);
-      d.neg_user.push_back(u);
-      d.neg_item.push_back(i);
+      d.neg_user.push_back(static_cast<int32_t>(u));
+      d.neg_item.push_back(static_cast<int32_t>(i));
     }
     ++rows;
   }

@@ -102,12 +102,7 @@ void carve_valid(const Dataset& d, std::vector<int8_t>& part, const std::string&
 }
 
 Csr csr_of(const Dataset& d, const std::vector<int64_t>& rows) {
-  std::vector<int64_t> u(rows.size()), i(rows.size());
-  for (size_t k = 0; k < rows.size(); ++k) {
-    u[k] = d.user[static_cast<size_t>(rows[k])];
-    i[k] = d.item[static_cast<size_t>(rows[k])];
-  }
-  return Csr::from_pairs(d.n_users(), d.n_items(), u, i);
+  return Csr::from_rows(d.n_users(), d.n_items(), d.user, d.item, rows);
 }
 
 Split assemble(const Dataset& d, const std::vector<int8_t>& part, bool with_negatives, std::string method) {
@@ -131,7 +126,7 @@ Split assemble(const Dataset& d, const std::vector<int8_t>& part, bool with_nega
   std::partial_sum(s.train_seq.indptr.begin(), s.train_seq.indptr.end(), s.train_seq.indptr.begin());
   s.train_seq.items.reserve(s.train_rows.size());
   for (int64_t k : s.train_rows) s.train_seq.items.push_back(d.item[static_cast<size_t>(k)]);  // rows are in (user, time) order
-  if (with_negatives && !d.neg_user.empty()) s.test_negatives = Csr::from_pairs(d.n_users(), d.n_items(), d.neg_user, d.neg_item);
+  if (with_negatives && !d.neg_user.empty()) s.test_negatives = Csr::from_interactions(d.n_users(), d.n_items(), d.neg_user, d.neg_item);
   else s.test_negatives = Csr::from_pairs(d.n_users(), d.n_items(), {}, {});
   return s;
 }

@@ -1,7 +1,9 @@
 #include "helpers.h"
 
+#include <algorithm>
 #include <array>
 #include <map>
+#include <random>
 #include <set>
 
 #include <torch/torch.h>
@@ -108,6 +110,40 @@ TEST_CASE("CSR rows are sorted and unique", "[data]") {
   CHECK(m.indices == std::vector<int64_t>{1, 0, 4});
   CHECK(m.contains(2, 4));
   CHECK_FALSE(m.contains(1, 4));
+}
+
+TEST_CASE("CSR from interaction rows: each row's columns sorted and unique, as from pairs", "[data]") {
+  // Repeats within a row and rows in any order: the in-place dedup moves later rows down over
+  // the duplicates removed before them, which these cases cross.
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 20; ++trial) {
+    const int n_rows = 1 + trial % 7, n_cols = 1 + (trial * 3) % 11;
+    const int n = trial * 13;
+    std::vector<int32_t> ru(static_cast<size_t>(n)), ci(static_cast<size_t>(n));
+    std::vector<int64_t> ru64, ci64, which;
+    std::vector<std::set<int64_t>> want(static_cast<size_t>(n_rows));
+    for (int k = 0; k < n; ++k) {
+      ru[static_cast<size_t>(k)] = static_cast<int32_t>(rng() % static_cast<unsigned>(n_rows));
+      ci[static_cast<size_t>(k)] = static_cast<int32_t>(rng() % static_cast<unsigned>(n_cols));
+      if (rng() % 3 != 0) which.push_back(k);  // a subset of the rows, in order
+    }
+    std::shuffle(which.begin(), which.end(), rng);  // and in any order
+    for (int64_t k : which) {
+      ru64.push_back(ru[static_cast<size_t>(k)]);
+      ci64.push_back(ci[static_cast<size_t>(k)]);
+      want[static_cast<size_t>(ru[static_cast<size_t>(k)])].insert(ci[static_cast<size_t>(k)]);
+    }
+    const Csr a = Csr::from_rows(n_rows, n_cols, Column<int32_t>(ru), Column<int32_t>(ci), which);
+    const Csr b = Csr::from_pairs(n_rows, n_cols, ru64, ci64);
+    CHECK(a.indptr == b.indptr);
+    CHECK(a.indices == b.indices);
+    REQUIRE(a.indptr.size() == static_cast<size_t>(n_rows) + 1);
+    for (int r = 0; r < n_rows; ++r)
+      CHECK(std::vector<int64_t>(a.row_begin(r), a.row_end(r)) ==
+            std::vector<int64_t>(want[static_cast<size_t>(r)].begin(), want[static_cast<size_t>(r)].end()));
+    const Csr all = Csr::from_interactions(n_rows, n_cols, Column<int32_t>(ru), Column<int32_t>(ci));
+    CHECK(all.nnz() >= a.nnz());
+  }
 }
 
 TEST_CASE("random split: disjoint, complete, seeded, by ratio", "[data][split]") {

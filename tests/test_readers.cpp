@@ -555,6 +555,76 @@ TEST_CASE("cache: arrays are views of the mapped cache file, never written throu
   CHECK(b.timestamp == a.timestamp);
 }
 
+namespace {
+// Resident kB of the mapping of this process that contains `p` (/proc/self/smaps), -1 if none.
+long resident_kb_of_mapping(const void* p) {
+  std::ifstream in("/proc/self/smaps");
+  const auto at = reinterpret_cast<uintptr_t>(p);
+  bool inside = false;
+  for (std::string line; std::getline(in, line);) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find('-') < line.find(' ')) {
+      inside = at >= lo && at < hi;
+      continue;
+    }
+    long kb = 0;
+    if (inside && std::sscanf(line.c_str(), "Rss: %ld kB", &kb) == 1) return kb;
+  }
+  return -1;
+}
+}  // namespace
+
+TEST_CASE("cache: given negatives are mapped columns; the split's pages can be given back", "[data][cache]") {
+  // (Comparisons of whole arrays in double parentheses: Catch2 would print 0.3 M values each.)
+  TempDir t;
+  // Large enough for the mapping to span many pages: 3,000 users x 40 training items, 99
+  // negatives each (about 1.7 MB of cache).
+  std::string train, test, neg;
+  for (int u = 0; u < 3000; ++u) {
+    for (int k = 0; k < 40; ++k) train += fmt::format("{}\t{}\t4\t{}\n", u, (u * 7 + k * 13) % 2000, 100 + k);
+    test += fmt::format("{}\t{}\t5\t999\n", u, (u * 7 + 40 * 13) % 2000);
+    neg += fmt::format("({},{})", u, (u * 7 + 40 * 13) % 2000);
+    for (int k = 0; k < 99; ++k) neg += fmt::format("\t{}", (u * 11 + k * 17 + 1) % 2000);
+    neg += "\n";
+  }
+  t.write("x.train.rating", train);
+  t.write("x.test.rating", test);
+  t.write("x.test.negative", neg);
+  const Config c = cfg_with({"dataset.format=ncf", "dataset.path=" + t.file("x"), "dataset.split.method=given",
+                             "dataset.split.valid=none", "dataset.cache.dir=" + t.file("cache"), "dataset.cache.min_mb=0"});
+  const Dataset parsed = load_dataset(c);
+  REQUIRE_FALSE(parsed.report.from_cache);
+  const Dataset d = load_dataset(c);
+  REQUIRE(d.report.from_cache);
+  CHECK(d.neg_user.is_view());
+  CHECK(d.neg_item.is_view());
+  CHECK((d.neg_user == parsed.neg_user));
+  CHECK((d.neg_item == parsed.neg_item));
+  const Split sp = split_dataset(parsed, c), sd = split_dataset(d, c);
+  CHECK((sd.test_negatives.indices == sp.test_negatives.indices));
+  CHECK((sd.test_negatives.indptr == sp.test_negatives.indptr));
+  CHECK((sd.train.indices == sp.train.indices));
+  CHECK(d.neg_user.is_view());  // the split only read them
+  // The split read every column: their pages are resident. Given back, they are not, and
+  // reading them again gives the same values.
+  const long before = resident_kb_of_mapping(d.user.data());
+  REQUIRE(before > 0);
+  CHECK(resident_kb_of_mapping(d.neg_item.data()) > 0);
+  d.release_mapped_pages();
+  const long after = resident_kb_of_mapping(d.user.data());
+  INFO("resident kB of the cache mapping: " << before << " before, " << after << " after");
+  CHECK(after * 4 < before);
+  // What stays: pages outside the columns that the kernel mapped along with a column's page
+  // (fault-around maps up to 64 kB of neighbouring pages already in the page cache).
+  CHECK(after <= 64);
+  CHECK((d.user == parsed.user));
+  CHECK((d.neg_item == parsed.neg_item));
+  CHECK((split_dataset(d, c).test_negatives.indices == sp.test_negatives.indices));
+  // Owned columns: nothing to give back, nothing changes.
+  parsed.release_mapped_pages();
+  CHECK((parsed.user == d.user));
+}
+
 TEST_CASE("rzoo data stats prints counts, distributions and the split", "[data][cli]") {
   TempDir t;
   t.write("r.csv", "user,item,rating,ts\na,x,4,0\na,y,3,86400\nb,x,5,172800\nb,z,1,259200\nc,x,2,345600\n");

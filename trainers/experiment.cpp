@@ -159,6 +159,7 @@ PreparedData prepare_data(const Config& cfg, Logger& log, bool split) {
     log.line(fmt::format("  train.replay {}: each epoch goes over the {} new training pairs and {} of the {} others",
                          replay, p.split.replay_new, p.split.replay_old, p.split.train.nnz() - p.split.replay_new));
   }
+  p.data.release_mapped_pages();  // the split has read the interaction table; see Dataset
   const double split_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
   log.line(fmt::format("split {} (seed {}): train {} / valid {} / test {} interactions{} ({:.2f} s)", p.split.method,
                        cfg.get_int("dataset.split.seed"), p.split.train_rows.size(), p.split.valid_rows.size(),
