@@ -144,7 +144,8 @@ int train(const Args& a, Logger& log) {
     Config cfg = load_resolved_config(cfg_path);
     for (const auto& s : a.sets) cfg = cfg.with_set(s);
     start_distributed(cfg, log);
-    const PreparedData data = prepare_data(cfg, log);
+    // Only a sequence model's run keeps the training sequences (an int64 per interaction).
+    const PreparedData data = prepare_data(cfg, log, true, model_reads_sequences(cfg.get_string("model.name")));
     return train_model(cfg, data, a.resume, log, /*resume=*/true, a.allow_empty, pause_at).empty_split ? 3 : 0;
   }
   if (!a.data.empty() && !a.resume.empty()) throw Usage("train --resume RUN_DIR takes no --data");
@@ -163,7 +164,7 @@ int train(const Args& a, Logger& log) {
   if (cfg.get_string("model.name").empty())
     fail("{}: no model named; set `model: NAME` (see `rzoo models`), or use `rzoo compare` for a `compare` list",
          a.positional.empty() ? a.data : a.positional[0]);
-  const PreparedData data = prepare_data(cfg, log);
+  const PreparedData data = prepare_data(cfg, log, true, model_reads_sequences(cfg.get_string("model.name")));
   return train_model(cfg, data, shared_run_dir(cfg), log, /*resume=*/false, a.allow_empty, pause_at).empty_split ? 3 : 0;
 }
 
@@ -238,7 +239,7 @@ int update(const Args& a, Logger& log) {
   check_run_name(cfg);
   log.line(fmt::format("update {} with {} (train.replay {}, train.epochs {})", parent.string(), a.data,
                        cfg.get_double("train.replay"), cfg.get_int("train.epochs")));
-  const PreparedData data = prepare_data(cfg, log);
+  const PreparedData data = prepare_data(cfg, log, true, model_reads_sequences(cfg.get_string("model.name")));
   const std::string dir = new_run_dir(cfg);
   const RunResult r = train_model(cfg, data, dir, log, /*resume=*/false, a.allow_empty);
   log.line(fmt::format("updated run: {} (parent {})", dir, parent.string()));

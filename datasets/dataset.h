@@ -220,9 +220,10 @@ Dataset load_dataset(const Config& cfg);
 // The same without the cache.
 Dataset load_dataset_uncached(const Config& cfg);
 
-// Splits by `dataset.split`.
-Split split_dataset(const Dataset& data, const Config& cfg);
-Split split_random_per_user(const Dataset& data, const std::vector<double>& ratios, uint64_t seed);
+// Splits by `dataset.split`. sequences = false: no Split::train_seq (an int64 per training row,
+// read only by sequence models; models/registry.h: model_reads_sequences).
+Split split_dataset(const Dataset& data, const Config& cfg, bool sequences = true);
+Split split_random_per_user(const Dataset& data, const std::vector<double>& ratios, uint64_t seed, bool sequences = true);
 
 // Interactions appended by dataset.append (datasets/append.cpp).
 struct Appended {

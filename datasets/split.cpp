@@ -105,20 +105,34 @@ Csr csr_of(const Dataset& d, const std::vector<int64_t>& rows) {
   return Csr::from_rows(d.n_users(), d.n_items(), d.user, d.item, rows);
 }
 
-Split assemble(const Dataset& d, const std::vector<int8_t>& part, bool with_negatives, std::string method) {
+// sequences = false: no train_seq (an int64 per training row, read only by sequence models).
+Split assemble(const Dataset& d, const std::vector<int8_t>& part, bool with_negatives, bool sequences, std::string method) {
   Split s;
   s.method = std::move(method);
-  std::vector<int64_t> start;
-  const std::vector<int64_t> order = by_user_time(d, start);
-  for (int64_t k : order) {
-    const int8_t p = part[static_cast<size_t>(k)];
-    if (p == 0) s.train_rows.push_back(k);
-    else if (p == 1) s.valid_rows.push_back(k);
-    else if (p == 2) s.test_rows.push_back(k);
+  {
+    // Sized first and `order` gone before the matrices are built: each array of one entry per
+    // row is allocated once and no two such temporaries overlap (the split's peak memory).
+    size_t count[3] = {0, 0, 0};
+    for (int8_t p : part)
+      if (p >= 0 && p <= 2) ++count[p];
+    s.train_rows.reserve(count[0]);
+    s.valid_rows.reserve(count[1]);
+    s.test_rows.reserve(count[2]);
+    std::vector<int64_t> start;
+    const std::vector<int64_t> order = by_user_time(d, start);
+    for (int64_t k : order) {
+      const int8_t p = part[static_cast<size_t>(k)];
+      if (p == 0) s.train_rows.push_back(k);
+      else if (p == 1) s.valid_rows.push_back(k);
+      else if (p == 2) s.test_rows.push_back(k);
+    }
   }
   s.train = csr_of(d, s.train_rows);
   s.valid = csr_of(d, s.valid_rows);
   s.test = csr_of(d, s.test_rows);
+  if (with_negatives && !d.neg_user.empty()) s.test_negatives = Csr::from_interactions(d.n_users(), d.n_items(), d.neg_user, d.neg_item);
+  else s.test_negatives = Csr::from_pairs(d.n_users(), d.n_items(), {}, {});
+  if (!sequences) return s;
   s.train_seq.n_rows = d.n_users();
   s.train_seq.n_cols = d.n_items();
   s.train_seq.indptr.assign(static_cast<size_t>(d.n_users()) + 1, 0);
@@ -126,14 +140,12 @@ Split assemble(const Dataset& d, const std::vector<int8_t>& part, bool with_nega
   std::partial_sum(s.train_seq.indptr.begin(), s.train_seq.indptr.end(), s.train_seq.indptr.begin());
   s.train_seq.items.reserve(s.train_rows.size());
   for (int64_t k : s.train_rows) s.train_seq.items.push_back(d.item[static_cast<size_t>(k)]);  // rows are in (user, time) order
-  if (with_negatives && !d.neg_user.empty()) s.test_negatives = Csr::from_interactions(d.n_users(), d.n_items(), d.neg_user, d.neg_item);
-  else s.test_negatives = Csr::from_pairs(d.n_users(), d.n_items(), {}, {});
   return s;
 }
 
 }  // namespace
 
-Split split_random_per_user(const Dataset& data, const std::vector<double>& ratios, uint64_t seed) {
+Split split_random_per_user(const Dataset& data, const std::vector<double>& ratios, uint64_t seed, bool sequences) {
   check_ratios(ratios);
   const Pairs p = unique_pairs(data);
   std::vector<int8_t> pair_part(p.user.size(), 0);
@@ -152,7 +164,7 @@ Split split_random_per_user(const Dataset& data, const std::vector<double>& rati
   }
   std::vector<int8_t> part(data.user.size());
   for (size_t k = 0; k < part.size(); ++k) part[k] = pair_part[static_cast<size_t>(p.of_row[k])];
-  return assemble(data, part, true, fmt::format("random per user {}/{}/{}", ratios[0], ratios[1], ratios[2]));
+  return assemble(data, part, true, sequences, fmt::format("random per user {}/{}/{}", ratios[0], ratios[1], ratios[2]));
 }
 
 Split extend_split(const Dataset& d, const Split& base, int64_t base_rows, int64_t valid_begin, int64_t valid_end,
@@ -177,13 +189,13 @@ Split extend_split(const Dataset& d, const Split& base, int64_t base_rows, int64
     for (size_t u = 0; u < last.size(); ++u)
       if (count[u] >= 2) part[static_cast<size_t>(last[u])] = 1;
   }
-  return assemble(d, part, true, base.method + (newest ? ", appended rows in train but each user's newest of the last file "
+  return assemble(d, part, true, true, base.method + (newest ? ", appended rows in train but each user's newest of the last file "
                                                            "in valid (the run's valid rows in train)"
                                                          : ", appended rows in train"));
 }
 
 namespace {
-Split split_parts(const Dataset& d, const Config& cfg) {
+Split split_parts(const Dataset& d, const Config& cfg, bool sequences) {
   const std::string method = cfg.get_choice("dataset.split.method", {"random", "leave_last", "temporal", "kfold", "given"});
   const auto seed = static_cast<uint64_t>(cfg.get_int("dataset.split.seed", 0));
   const std::string valid_how = cfg.get_choice("dataset.split.valid", {"none", "random", "last"});
@@ -198,7 +210,7 @@ Split split_parts(const Dataset& d, const Config& cfg) {
     } catch (const Error& e) {
       cfg.bad("dataset.split.ratios", e.what());
     }
-    if (cfg.get_choice("dataset.split.scope", {"user", "global"}) == "user") return split_random_per_user(d, ratios, seed);
+    if (cfg.get_choice("dataset.split.scope", {"user", "global"}) == "user") return split_random_per_user(d, ratios, seed, sequences);
     const Pairs p = unique_pairs(d);
     std::vector<int64_t> idx(p.user.size());
     std::iota(idx.begin(), idx.end(), int64_t{0});
@@ -209,22 +221,24 @@ Split split_parts(const Dataset& d, const Config& cfg) {
     for (int64_t k = 0; k < static_cast<int64_t>(idx.size()); ++k)
       pair_part[static_cast<size_t>(idx[static_cast<size_t>(k)])] = static_cast<int8_t>(k < n_train ? 0 : (k < n_tv ? 1 : 2));
     for (size_t k = 0; k < part.size(); ++k) part[k] = pair_part[static_cast<size_t>(p.of_row[k])];
-    return assemble(d, part, true, fmt::format("random global {}/{}/{}", ratios[0], ratios[1], ratios[2]));
+    return assemble(d, part, true, sequences, fmt::format("random global {}/{}/{}", ratios[0], ratios[1], ratios[2]));
   }
 
   if (method == "leave_last") {
     const int64_t tk = cfg.get_int("dataset.split.test_k", 1), vk = cfg.get_int("dataset.split.valid_k", 0);
-    std::vector<int64_t> start;
-    const std::vector<int64_t> order = by_user_time(d, start);
-    for (int64_t u = 0; u < d.n_users(); ++u) {
-      const int64_t b = start[static_cast<size_t>(u)], n = start[static_cast<size_t>(u) + 1] - b;
-      const int64_t t = std::min(tk, n - 1), v = std::min(vk, n - 1 - std::max<int64_t>(t, 0));
-      for (int64_t j = 0; j < n; ++j) {
-        const int64_t k = order[static_cast<size_t>(b + j)];
-        part[static_cast<size_t>(k)] = static_cast<int8_t>(j >= n - t ? 2 : (j >= n - t - v ? 1 : 0));
+    {  // `order` goes before assemble makes its own
+      std::vector<int64_t> start;
+      const std::vector<int64_t> order = by_user_time(d, start);
+      for (int64_t u = 0; u < d.n_users(); ++u) {
+        const int64_t b = start[static_cast<size_t>(u)], n = start[static_cast<size_t>(u) + 1] - b;
+        const int64_t t = std::min(tk, n - 1), v = std::min(vk, n - 1 - std::max<int64_t>(t, 0));
+        for (int64_t j = 0; j < n; ++j) {
+          const int64_t k = order[static_cast<size_t>(b + j)];
+          part[static_cast<size_t>(k)] = static_cast<int8_t>(j >= n - t ? 2 : (j >= n - t - v ? 1 : 0));
+        }
       }
     }
-    return assemble(d, part, true, fmt::format("leave last {} (valid {}) by {}", tk, vk, d.has_timestamps() ? "time" : "file order"));
+    return assemble(d, part, true, sequences, fmt::format("leave last {} (valid {}) by {}", tk, vk, d.has_timestamps() ? "time" : "file order"));
   }
 
   if (method == "temporal") {
@@ -238,7 +252,7 @@ Split split_parts(const Dataset& d, const Config& cfg) {
       if (!d.has_timestamps()) cfg.bad("dataset.split.cut", "a cut at timestamps needs a timestamp column");
       for (size_t k = 0; k < part.size(); ++k)
         part[k] = static_cast<int8_t>(d.timestamp[k] >= cut[1] ? 2 : (d.timestamp[k] >= cut[0] ? 1 : 0));
-      return assemble(d, part, true, fmt::format("temporal cut at {} / {}", cut[0], cut[1]));
+      return assemble(d, part, true, sequences, fmt::format("temporal cut at {} / {}", cut[0], cut[1]));
     }
     const std::vector<double> ratios = cfg.get_double_list("dataset.split.ratios");
     try {
@@ -249,7 +263,7 @@ Split split_parts(const Dataset& d, const Config& cfg) {
     const auto [n_train, n_tv] = cut_points(static_cast<int64_t>(order.size()), ratios);
     for (int64_t j = 0; j < static_cast<int64_t>(order.size()); ++j)
       part[static_cast<size_t>(order[static_cast<size_t>(j)])] = static_cast<int8_t>(j < n_train ? 0 : (j < n_tv ? 1 : 2));
-    return assemble(d, part, true, fmt::format("temporal by ratio {}/{}/{} ({})", ratios[0], ratios[1], ratios[2],
+    return assemble(d, part, true, sequences, fmt::format("temporal by ratio {}/{}/{} ({})", ratios[0], ratios[1], ratios[2],
                                                 d.has_timestamps() ? "time" : "file order"));
   }
 
@@ -265,7 +279,7 @@ Split split_parts(const Dataset& d, const Config& cfg) {
     for (int64_t j = fold * n / folds; j < (fold + 1) * n / folds; ++j) pair_part[static_cast<size_t>(idx[static_cast<size_t>(j)])] = 2;
     for (size_t k = 0; k < part.size(); ++k) part[k] = pair_part[static_cast<size_t>(p.of_row[k])];
     carve_valid(d, part, valid_how, valid_k, valid_ratio, seed);
-    return assemble(d, part, true, fmt::format("fold {} of {} (valid: {})", fold + 1, folds, valid_how));
+    return assemble(d, part, true, sequences, fmt::format("fold {} of {} (valid: {})", fold + 1, folds, valid_how));
   }
 
   // given
@@ -275,12 +289,12 @@ Split split_parts(const Dataset& d, const Config& cfg) {
   part = d.part.to_vector();
   const bool has_valid = std::find(part.begin(), part.end(), int8_t{1}) != part.end();
   if (!has_valid) carve_valid(d, part, valid_how, valid_k, valid_ratio, seed);
-  return assemble(d, part, true, fmt::format("given{}", has_valid ? "" : fmt::format(" (valid: {})", valid_how)));
+  return assemble(d, part, true, sequences, fmt::format("given{}", has_valid ? "" : fmt::format(" (valid: {})", valid_how)));
 }
 
 // dataset.label_threshold: every row keeps its part, labelled; the rows below the threshold are
 // then dropped from the positives' view (the split re-assembled without them).
-void apply_labels(const Dataset& d, Split& s, double t, const Config& cfg) {
+void apply_labels(const Dataset& d, Split& s, double t, const Config& cfg, bool sequences) {
   const std::vector<std::string> ctx_fields = context_fields(cfg);
   const std::vector<int32_t> ctx = context_tokens(d, ctx_fields, cfg);
   const size_t C = ctx_fields.size();
@@ -299,7 +313,7 @@ void apply_labels(const Dataset& d, Split& s, double t, const Config& cfg) {
       if (pos) part[r] = static_cast<int8_t>(p);
     }
   }
-  s = assemble(d, part, true, fmt::format("{}; labels: rating >= {} is 1 (positives), below 0", s.method, t));
+  s = assemble(d, part, true, sequences, fmt::format("{}; labels: rating >= {} is 1 (positives), below 0", s.method, t));
   s.train_labeled = std::move(lab[0]);
   s.valid_labeled = std::move(lab[1]);
   s.test_labeled = std::move(lab[2]);
@@ -308,8 +322,8 @@ void apply_labels(const Dataset& d, Split& s, double t, const Config& cfg) {
 
 }  // namespace
 
-Split split_dataset(const Dataset& d, const Config& cfg) {
-  Split s = split_parts(d, cfg);
+Split split_dataset(const Dataset& d, const Config& cfg, bool sequences) {
+  Split s = split_parts(d, cfg, sequences);
   if (cfg.has("dataset.label_threshold") && !cfg.node("dataset.label_threshold").IsNull()) {
     const double t = cfg.get_double("dataset.label_threshold");
     if (!d.has_ratings())
@@ -317,7 +331,7 @@ Split split_dataset(const Dataset& d, const Config& cfg) {
     if (!cfg.node("dataset.threshold").IsNull())
       cfg.bad("dataset.label_threshold", "set either dataset.threshold (drop the rows below it) or "
                                          "dataset.label_threshold (keep them as labelled negatives), not both");
-    apply_labels(d, s, t, cfg);
+    apply_labels(d, s, t, cfg, sequences);
     if (s.train_labeled.size() == 0) cfg.bad("dataset.label_threshold", "no labelled training rows");
   }
   return s;

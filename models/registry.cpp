@@ -46,6 +46,21 @@ Recommender make_model(const std::string& name, const ModelContext& ctx) {
   fail("unknown model '{}' (known models: {})", name, known);
 }
 
+namespace {
+template <class T, class = void>
+struct SequenceInput : std::false_type {};
+template <class T>
+struct SequenceInput<T, std::void_t<decltype(T::kSequenceInput)>> : std::bool_constant<T::kSequenceInput> {};
+}  // namespace
+
+bool model_reads_sequences(const std::string& name) {
+#define RZOO_MODEL(model_name, impl, description, paper) \
+  if (name == #model_name) return SequenceInput<impl>::value;
+#include "models/registry.def"
+#undef RZOO_MODEL
+  return false;
+}
+
 bool model_updates_fit(const std::string& name) {
   // A model that overrides fit_update: its member pointer's class is not the base's.
 #define RZOO_MODEL(model_name, impl, description, paper) \

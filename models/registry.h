@@ -19,5 +19,9 @@ Recommender make_model(const std::string& name, const ModelContext& ctx);
 // Whether `name` updates a parent run's closed-form fit (overrides RecommenderImpl::fit_update),
 // so that an update needs the parent's training pairs (Split::parent_train).
 bool model_updates_fit(const std::string& name);
+// Whether `name` trains on the users' training sequences (Split::train_seq; input_type() is
+// InputType::Sequence), known without building the model: its class declares
+// `static constexpr bool kSequenceInput = true`. False for an unknown name.
+bool model_reads_sequences(const std::string& name);
 
 }  // namespace rzoo

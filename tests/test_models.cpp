@@ -206,6 +206,24 @@ TEST_CASE("contract: bpr and mf with model.fields", "[contract]") {
 // has none, so there this test only says it was skipped): each model trains through the Trainer
 // on the GPU, its scores there agree with the same weights on the CPU, its best.pt (written from
 // GPU tensors) loads into a fresh CPU model, and its TorchScript export is CPU-only.
+TEST_CASE("registry: model_reads_sequences agrees with every model's input type", "[registry]") {
+  // prepare_data keeps the training sequences only for the models this names: a sequence model
+  // it missed would find none.
+  for (const auto& info : registered_models()) {
+    DYNAMIC_SECTION(info.name) {
+      const Config cfg = synthetic_config(info.name, contract_sets(info.name, {}));
+      const Dataset d = load_dataset(cfg);
+      const Split split = split_dataset(d, cfg);
+      const ModelContext ctx{d.n_users(), d.n_items(), &cfg, &d, &split};
+      const Recommender model = make_model(info.name, ctx);
+      CHECK(model_reads_sequences(info.name) == (model->input_type() == InputType::Sequence));
+    }
+  }
+  CHECK(model_reads_sequences("sasrec"));
+  CHECK_FALSE(model_reads_sequences("ials"));
+  CHECK_FALSE(model_reads_sequences("nosuch"));
+}
+
 TEST_CASE("contract on cuda: every registered model trains, scores, saves and exports", "[contract][cuda]") {
   if (!torch::cuda::is_available()) {
     WARN("skipped: no CUDA device (LibTorch without CUDA, or no GPU)");

@@ -127,6 +127,27 @@ TEST_CASE("update: appended interactions keep every index, add new ids after the
                     Catch::Contains("none.csv"));
 }
 
+TEST_CASE("prepare_data without sequences: no training sequences; a sequence model refuses such data", "[update][data]") {
+  TempDir t;
+  t.write("ratings.csv", ratings_csv());
+  const std::string fresh = t.write("new.csv", kNewRows);
+  Logger log(true);
+  const Config cfg = make_config(experiment(t, "bpr"), {"dataset.append=[" + q(fresh) + "]"});
+  const PreparedData with = prepare_data(cfg, log);
+  const PreparedData without = prepare_data(cfg, log, true, false);
+  REQUIRE(with.split.train_seq.n_rows == with.data.n_users());
+  CHECK(static_cast<int64_t>(with.split.train_seq.items.size()) == static_cast<int64_t>(with.split.train_rows.size()));
+  CHECK(without.split.train_seq.n_rows == 0);
+  CHECK(without.split.train_seq.items.empty());
+  CHECK(without.split.epoch_seq.items.empty());
+  CHECK(without.split.train.indices == with.split.train.indices);  // everything else as before
+  CHECK(without.split.train_rows == with.split.train_rows);
+  const Config seq = make_config(experiment(t, "gru4rec"), {"dataset.append=[" + q(fresh) + "]", "train.epochs=1"});
+  CHECK_THROWS_WITH(train_model(seq, without, t.file("runs/seq"), log, false, true),
+                    Catch::Contains("model gru4rec trains on sequences, and the data was prepared without them"));
+  CHECK_FALSE(fs::exists(t.file("runs/seq")));
+}
+
 TEST_CASE("update: the replay subset holds the new pairs and the asked number of old ones, seeded", "[update]") {
   const Dataset d = make_synthetic({});
   Split s = split_random_per_user(d, {0.8, 0.1, 0.1}, 1);

@@ -114,7 +114,7 @@ void parent_split(const Config& cfg, const Dataset& d, const Split& base, const 
 }
 }  // namespace
 
-PreparedData prepare_data(const Config& cfg, Logger& log, bool split) {
+PreparedData prepare_data(const Config& cfg, Logger& log, bool split, bool sequences) {
   const auto t0 = std::chrono::steady_clock::now();
   PreparedData p{load_dataset(cfg), {}};
   const double load_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -135,7 +135,7 @@ PreparedData prepare_data(const Config& cfg, Logger& log, bool split) {
     return p;
   }
   const auto t1 = std::chrono::steady_clock::now();
-  p.split = split_dataset(p.data, cfg);
+  p.split = split_dataset(p.data, cfg, sequences);
   Appended app;
   if (appending) {
     // New interactions (rzoo update): after the split, all of them training rows.
@@ -158,6 +158,10 @@ PreparedData prepare_data(const Config& cfg, Logger& log, bool split) {
     replay_subset(p.split, p.data, b, e, replay, static_cast<uint64_t>(cfg.get_int("seed", 0)));
     log.line(fmt::format("  train.replay {}: each epoch goes over the {} new training pairs and {} of the {} others",
                          replay, p.split.replay_new, p.split.replay_old, p.split.train.nnz() - p.split.replay_new));
+  }
+  if (!sequences) {  // after the replay subset, which is made from them
+    p.split.train_seq = Sequences{};
+    p.split.epoch_seq = Sequences{};
   }
   p.data.release_mapped_pages();  // the split has read the interaction table; see Dataset
   const double split_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
@@ -404,6 +408,9 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
     model = make_model(name, ctx);
     // Size-like keys against the data (eval.ks, train.neg_per_pos): before anything is trained.
     const InputType in = model->input_type();
+    if (in == InputType::Sequence && p.split.train_seq.n_rows != p.data.n_users())
+      fail("model {} trains on sequences, and the data was prepared without them (prepare_data(..., sequences = "
+           "false)); its class must declare kSequenceInput (models/registry.h)", name);
     int64_t max_seen = 0;
     for (int64_t u = 0; u < p.split.train.n_rows; ++u) max_seen = std::max(max_seen, p.split.train.row_size(u));
     check_data_bounds(cfg, p.data.n_items(),

@@ -48,7 +48,10 @@ struct RunResult {
 // Sets LibTorch's thread count from `threads` and returns the device named by `device`
 // (cpu, cuda, cuda:N, or auto = cuda when available).
 c10::Device setup_runtime(const Config& cfg);
-PreparedData prepare_data(const Config& cfg, Logger& log, bool split = true);  // split = false: data only
+// split = false: data only. sequences = false: the split keeps no training sequences
+// (Split::train_seq, epoch_seq: an int64 per training interaction, read only by the models of
+// InputType::Sequence; models/registry.h: model_reads_sequences), for a run of any other model.
+PreparedData prepare_data(const Config& cfg, Logger& log, bool split = true, bool sequences = true);
 // Peak resident memory of this process so far, in MB.
 double peak_rss_mb();
 // A new, unique run folder under output_dir (named run_name, or <model>-<dataset>-<time> with

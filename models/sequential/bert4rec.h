@@ -55,6 +55,7 @@ class BERT4RecImpl : public RecommenderImpl {
   explicit BERT4RecImpl(const ModelContext& ctx);
   BERT4RecImpl(const ModelContext& ctx, BERT4RecOptions options);
 
+  static constexpr bool kSequenceInput = true;  // models/registry.h: model_reads_sequences
   InputType input_type() const override { return InputType::Sequence; }
   at::Tensor loss(const Batch& batch) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]

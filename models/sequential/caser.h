@@ -48,6 +48,7 @@ class CaserImpl : public RecommenderImpl {
   explicit CaserImpl(const ModelContext& ctx);
   CaserImpl(const ModelContext& ctx, CaserOptions options);
 
+  static constexpr bool kSequenceInput = true;  // models/registry.h: model_reads_sequences
   InputType input_type() const override { return InputType::Sequence; }
   at::Tensor loss(const Batch& batch) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]

@@ -39,6 +39,7 @@ class GRU4RecImpl : public RecommenderImpl {
   explicit GRU4RecImpl(const ModelContext& ctx);
   GRU4RecImpl(const ModelContext& ctx, GRU4RecOptions options);
 
+  static constexpr bool kSequenceInput = true;  // models/registry.h: model_reads_sequences
   InputType input_type() const override { return InputType::Sequence; }
   at::Tensor loss(const Batch& batch) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]

@@ -60,6 +60,7 @@ class SASRecImpl : public RecommenderImpl {
   explicit SASRecImpl(const ModelContext& ctx);
   SASRecImpl(const ModelContext& ctx, SASRecOptions options);
 
+  static constexpr bool kSequenceInput = true;  // models/registry.h: model_reads_sequences
   InputType input_type() const override { return InputType::Sequence; }
   at::Tensor loss(const Batch& batch) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
