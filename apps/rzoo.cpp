@@ -128,6 +128,12 @@ int64_t pause_epoch(const Args& a) {
   return n;
 }
 
+// The data for a run of cfg's model: only a sequence model's run keeps the training sequences
+// (an int64 per training interaction).
+PreparedData prepare_model_data(const Config& cfg, Logger& log) {
+  return prepare_data(cfg, log, true, model_reads_sequences(cfg.get_string("model.name")));
+}
+
 int train(const Args& a, Logger& log) {
   const int64_t pause_at = pause_epoch(a);
   if (!a.resume.empty()) {
@@ -144,8 +150,7 @@ int train(const Args& a, Logger& log) {
     Config cfg = load_resolved_config(cfg_path);
     for (const auto& s : a.sets) cfg = cfg.with_set(s);
     start_distributed(cfg, log);
-    // Only a sequence model's run keeps the training sequences (an int64 per interaction).
-    const PreparedData data = prepare_data(cfg, log, true, model_reads_sequences(cfg.get_string("model.name")));
+    const PreparedData data = prepare_model_data(cfg, log);
     return train_model(cfg, data, a.resume, log, /*resume=*/true, a.allow_empty, pause_at).empty_split ? 3 : 0;
   }
   if (!a.data.empty() && !a.resume.empty()) throw Usage("train --resume RUN_DIR takes no --data");
@@ -164,7 +169,7 @@ int train(const Args& a, Logger& log) {
   if (cfg.get_string("model.name").empty())
     fail("{}: no model named; set `model: NAME` (see `rzoo models`), or use `rzoo compare` for a `compare` list",
          a.positional.empty() ? a.data : a.positional[0]);
-  const PreparedData data = prepare_data(cfg, log, true, model_reads_sequences(cfg.get_string("model.name")));
+  const PreparedData data = prepare_model_data(cfg, log);
   return train_model(cfg, data, shared_run_dir(cfg), log, /*resume=*/false, a.allow_empty, pause_at).empty_split ? 3 : 0;
 }
 
@@ -239,7 +244,7 @@ int update(const Args& a, Logger& log) {
   check_run_name(cfg);
   log.line(fmt::format("update {} with {} (train.replay {}, train.epochs {})", parent.string(), a.data,
                        cfg.get_double("train.replay"), cfg.get_int("train.epochs")));
-  const PreparedData data = prepare_data(cfg, log, true, model_reads_sequences(cfg.get_string("model.name")));
+  const PreparedData data = prepare_model_data(cfg, log);
   const std::string dir = new_run_dir(cfg);
   const RunResult r = train_model(cfg, data, dir, log, /*resume=*/false, a.allow_empty);
   log.line(fmt::format("updated run: {} (parent {})", dir, parent.string()));

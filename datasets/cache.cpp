@@ -385,9 +385,10 @@ std::optional<Dataset> cache_load(const std::string& file, const std::string& ke
     check_interactions(d);
     check_side_info(d);
     // The checksum and the checks above read every page of the file; what was copied out
-    // (names, side tables) is not read here again, and the columns (interactions, negatives) are
-    // read again by the split. Letting the pages go keeps them out of the run's resident memory (they stay in
-    // the page cache; a page read later is mapped again): 19 MB of the NCF ML-1M cache.
+    // (names, side tables) is not read here again, and the columns (interactions, negatives)
+    // are read again by the split. Letting the pages go keeps them out of the run's resident
+    // memory (they stay in the page cache; a page read later is mapped again): 19 MB of the NCF
+    // ML-1M cache.
     ::madvise(const_cast<void*>(keep.get()), size, MADV_DONTNEED);
     return d;
   } catch (const std::exception& e) {

@@ -202,10 +202,6 @@ TEST_CASE("contract: bpr and mf with model.fields", "[contract]") {
   }
 }
 
-// The same contract where a CUDA device exists (LibTorch built with CUDA and a GPU present; CI
-// has none, so there this test only says it was skipped): each model trains through the Trainer
-// on the GPU, its scores there agree with the same weights on the CPU, its best.pt (written from
-// GPU tensors) loads into a fresh CPU model, and its TorchScript export is CPU-only.
 TEST_CASE("registry: model_reads_sequences agrees with every model's input type", "[registry]") {
   // prepare_data keeps the training sequences only for the models this names: a sequence model
   // it missed would find none.
@@ -224,6 +220,10 @@ TEST_CASE("registry: model_reads_sequences agrees with every model's input type"
   CHECK_FALSE(model_reads_sequences("nosuch"));
 }
 
+// The same contract where a CUDA device exists (LibTorch built with CUDA and a GPU present; CI
+// has none, so there this test only says it was skipped): each model trains through the Trainer
+// on the GPU, its scores there agree with the same weights on the CPU, its best.pt (written from
+// GPU tensors) loads into a fresh CPU model, and its TorchScript export is CPU-only.
 TEST_CASE("contract on cuda: every registered model trains, scores, saves and exports", "[contract][cuda]") {
   if (!torch::cuda::is_available()) {
     WARN("skipped: no CUDA device (LibTorch without CUDA, or no GPU)");
