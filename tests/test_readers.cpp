@@ -574,7 +574,7 @@ long resident_kb_of_mapping(const void* p) {
 }
 }  // namespace
 
-TEST_CASE("cache: given negatives are mapped columns; the split's pages can be given back", "[data][cache]") {
+TEST_CASE("cache: given negatives are mapped columns, the split's pages can be given back", "[data][cache]") {
   // (Comparisons of whole arrays in double parentheses: Catch2 would print 0.3 M values each.)
   TempDir t;
   // Large enough for the mapping to span many pages: 3,000 users x 40 training items, 99

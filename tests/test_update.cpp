@@ -127,7 +127,7 @@ TEST_CASE("update: appended interactions keep every index, add new ids after the
                     Catch::Contains("none.csv"));
 }
 
-TEST_CASE("prepare_data without sequences: no training sequences; a sequence model refuses such data", "[update][data]") {
+TEST_CASE("prepare_data without sequences: no training sequences, a sequence model refuses such data", "[update][data]") {
   TempDir t;
   t.write("ratings.csv", ratings_csv());
   const std::string fresh = t.write("new.csv", kNewRows);
