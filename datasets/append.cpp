@@ -108,7 +108,7 @@ void replay_subset(Split& s, const Dataset& d, int64_t new_begin, int64_t new_en
   }
   std::vector<std::pair<int64_t, int64_t>> old;
   for (int64_t u = 0; u < s.train.n_rows; ++u)
-    for (const int64_t* p = s.train.row_begin(u); p != s.train.row_end(u); ++p)
+    for (const Csr::Index* p = s.train.row_begin(u); p != s.train.row_end(u); ++p)
       if (!fresh.count(pair_key(u, *p))) old.emplace_back(u, *p);
   const auto want = static_cast<size_t>(std::llround(replay * static_cast<double>(users.size())));
   const size_t take = std::min(want, old.size());

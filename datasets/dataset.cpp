@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <utility>
 
@@ -201,6 +202,9 @@ namespace {
 // more at the split's peak).
 template <class RowOf, class ColOf>
 Csr csr_from(int64_t n_rows, int64_t n_cols, size_t n, const RowOf& row_of, const ColOf& col_of) {
+  if (n_cols > std::numeric_limits<Csr::Index>::max())
+    fail("a matrix of {} columns: rzoo numbers items and users with 32-bit indices (at most {})", n_cols,
+         std::numeric_limits<Csr::Index>::max());
   Csr m;
   m.n_rows = n_rows;
   m.n_cols = n_cols;
@@ -210,14 +214,14 @@ Csr csr_from(int64_t n_rows, int64_t n_cols, size_t n, const RowOf& row_of, cons
   m.indices.resize(n);
   {
     std::vector<int64_t> fill(start.begin(), start.end() - 1);
-    for (size_t k = 0; k < n; ++k) m.indices[static_cast<size_t>(fill[static_cast<size_t>(row_of(k))]++)] = col_of(k);
+    for (size_t k = 0; k < n; ++k) m.indices[static_cast<size_t>(fill[static_cast<size_t>(row_of(k))]++)] = static_cast<Csr::Index>(col_of(k));
   }
   m.indptr.assign(static_cast<size_t>(n_rows) + 1, 0);
   auto* x = m.indices.data();
   int64_t out = 0;
   for (int64_t r = 0; r < n_rows; ++r) {
-    int64_t* b = x + start[static_cast<size_t>(r)];
-    int64_t* e = x + start[static_cast<size_t>(r) + 1];
+    Csr::Index* b = x + start[static_cast<size_t>(r)];
+    Csr::Index* e = x + start[static_cast<size_t>(r) + 1];
     std::sort(b, e);
     e = std::unique(b, e);
     if (x + out != b) std::copy(b, e, x + out);  // out <= b: a forward copy never overwrites what it still reads

@@ -206,7 +206,7 @@ SeenInTraining seen_in_training(const Csr& train, int64_t n_users, int64_t n_ite
   s.items.assign(static_cast<size_t>(n_items), false);
   for (int64_t u = 0; u < train.n_rows && u < n_users; ++u) {
     if (train.row_size(u) > 0) s.users[static_cast<size_t>(u)] = true;
-    for (const int64_t* p = train.row_begin(u); p != train.row_end(u); ++p)
+    for (const Csr::Index* p = train.row_begin(u); p != train.row_end(u); ++p)
       if (*p >= 0 && *p < n_items) s.items[static_cast<size_t>(*p)] = true;
   }
   return s;

@@ -18,7 +18,7 @@ UniformSampler::UniformSampler(const Csr& positives, int64_t max_bitset_bytes) :
   if (cells > 0 && cells / 8 <= max_bitset_bytes) {
     bits_.assign(static_cast<size_t>((cells + 63) / 64), 0);
     for (int64_t u = 0; u < pos_.n_rows; ++u)
-      for (const int64_t* p = pos_.row_begin(u); p != pos_.row_end(u); ++p) {
+      for (const Csr::Index* p = pos_.row_begin(u); p != pos_.row_end(u); ++p) {
         const int64_t c = u * pos_.n_cols + *p;
         bits_[static_cast<size_t>(c >> 6)] |= uint64_t{1} << (c & 63);
       }
@@ -42,8 +42,8 @@ void UniformSampler::sample(const int64_t* users, int64_t n, int64_t* out, Rng& 
   }
   for (int64_t k = 0; k < n; ++k) {
     const int64_t u = users[k];
-    const int64_t* b = pos_.row_begin(u);
-    const int64_t* e = pos_.row_end(u);
+    const Csr::Index* b = pos_.row_begin(u);
+    const Csr::Index* e = pos_.row_end(u);
     int64_t item;
     do item = rng.uniform(n_items);
     while (std::binary_search(b, e, item));
@@ -94,8 +94,8 @@ void PopularitySampler::sample(const int64_t* users, int64_t n, int64_t* out, Rn
   const int64_t n_items = pos_.n_cols;
   for (int64_t k = 0; k < n; ++k) {
     const int64_t u = users[k];
-    const int64_t* b = pos_.row_begin(u);
-    const int64_t* e = pos_.row_end(u);
+    const Csr::Index* b = pos_.row_begin(u);
+    const Csr::Index* e = pos_.row_end(u);
     int64_t item = -1;
     for (int tries = 0; tries < 64; ++tries) {
       const int64_t c = rng.uniform(n_items);

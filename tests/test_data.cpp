@@ -107,7 +107,7 @@ TEST_CASE("data errors name the file, line and column", "[data]") {
 TEST_CASE("CSR rows are sorted and unique", "[data]") {
   const Csr m = Csr::from_pairs(3, 5, {2, 0, 2, 2, 0}, {4, 1, 0, 4, 1});
   CHECK(m.indptr == std::vector<int64_t>{0, 1, 1, 3});
-  CHECK(m.indices == std::vector<int64_t>{1, 0, 4});
+  CHECK(m.indices == std::vector<Csr::Index>{1, 0, 4});
   CHECK(m.contains(2, 4));
   CHECK_FALSE(m.contains(1, 4));
 }
@@ -163,12 +163,12 @@ TEST_CASE("random split: disjoint, complete, seeded, by ratio", "[data][split]")
     CHECK(a.train.row_size(u) == 24);
     CHECK(a.valid.row_size(u) == 3);
     CHECK(a.test.row_size(u) == 3);
-    for (const int64_t* p = a.test.row_begin(u); p != a.test.row_end(u); ++p) {
+    for (const Csr::Index* p = a.test.row_begin(u); p != a.test.row_end(u); ++p) {
       CHECK_FALSE(a.train.contains(u, *p));
       CHECK_FALSE(a.valid.contains(u, *p));
       CHECK(all.contains(u, *p));
     }
-    for (const int64_t* p = a.valid.row_begin(u); p != a.valid.row_end(u); ++p) CHECK_FALSE(a.train.contains(u, *p));
+    for (const Csr::Index* p = a.valid.row_begin(u); p != a.valid.row_end(u); ++p) CHECK_FALSE(a.train.contains(u, *p));
   }
   CHECK_THROWS_WITH(split_random_per_user(d, {0.5, 0.1, 0.1}, 1), Contains("sum to 1"));
 }

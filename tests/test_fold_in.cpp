@@ -38,7 +38,7 @@ at::Tensor items_of(const Csr& m, int64_t u) {
 // The k best items, the user's own masked.
 std::set<int64_t> top_k(at::Tensor scores, const Csr& m, int64_t u, int64_t k) {
   scores = scores.to(torch::kFloat).clone();
-  for (const int64_t* p = m.row_begin(u); p != m.row_end(u); ++p) scores[*p] = -INFINITY;
+  for (const Csr::Index* p = m.row_begin(u); p != m.row_end(u); ++p) scores[*p] = -INFINITY;
   const auto idx = std::get<1>(scores.topk(k));
   std::set<int64_t> out;
   for (int64_t j = 0; j < k; ++j) out.insert(idx[j].item<int64_t>());
@@ -136,7 +136,7 @@ TEST_CASE("fold-in: the autoencoders and the MLP run the network on the history'
   const Csr train = grouped_csr(5);
   std::vector<int64_t> us, is;
   for (int64_t u = 0; u < 60; ++u)
-    for (const int64_t* p = train.row_begin(u); p != train.row_end(u); ++p) us.push_back(u), is.push_back(*p);
+    for (const Csr::Index* p = train.row_begin(u); p != train.row_end(u); ++p) us.push_back(u), is.push_back(*p);
   const TinyExample e = make_tiny_example(us, is, 60, 40);
   torch::manual_seed(1);
   MultDAE dae(e.ctx(), MultDAEOptions().hidden({16}).latent(8));
@@ -229,7 +229,7 @@ namespace {
 void train_full_batch(RecommenderImpl& m, const Csr& train, int steps, double lr) {
   std::vector<int64_t> us, is;
   for (int64_t u = 0; u < train.n_rows; ++u)
-    for (const int64_t* p = train.row_begin(u); p != train.row_end(u); ++p) us.push_back(u), is.push_back(*p);
+    for (const Csr::Index* p = train.row_begin(u); p != train.row_end(u); ++p) us.push_back(u), is.push_back(*p);
   std::mt19937 gen(5);
   torch::optim::Adam opt(m.parameters(), torch::optim::AdamOptions(lr));
   const bool pairwise = m.input_type() == InputType::Pairwise;

@@ -167,7 +167,7 @@ TEST_CASE("evaluator: a model that ranks training items first is neither rewarde
   auto base = torch::rand({d.n_users(), d.n_items()}, torch::TensorOptions().dtype(torch::kFloat));
   auto boosted = base.clone();
   for (int64_t u = 0; u < d.n_users(); ++u)
-    for (const int64_t* p = s.train.row_begin(u); p != s.train.row_end(u); ++p) boosted[u][*p] = 10.0f;
+    for (const Csr::Index* p = s.train.row_begin(u); p != s.train.row_end(u); ++p) boosted[u][*p] = 10.0f;
   FixedScores a(base), b(boosted);
   EvalOptions o;
   o.metrics = {"hr", "recall", "ndcg", "mrr", "map", "auc", "gauc", "coverage", "gini", "popularity", "novelty"};
@@ -295,7 +295,7 @@ TEST_CASE("evaluator: sampled and given protocols", "[metrics][eval]") {
   // and its top-10 contains only candidates.
   auto oracle = torch::zeros({d.n_users(), d.n_items()});
   for (int64_t u = 0; u < d.n_users(); ++u)
-    for (const int64_t* p = s.test.row_begin(u); p != s.test.row_end(u); ++p) oracle[u][*p] = 1.0f;
+    for (const Csr::Index* p = s.test.row_begin(u); p != s.test.row_end(u); ++p) oracle[u][*p] = 1.0f;
   FixedScores perfect(oracle);
   CHECK(evaluate(perfect, s, Target::Test, o, torch::kCPU).get("recall@10") == Approx(1.0).epsilon(0.02));
   // Every item in a user's ranked top list is a target or was never interacted with.

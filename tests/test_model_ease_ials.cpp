@@ -22,7 +22,7 @@ const at::Tensor kAll4 = torch::arange(4, torch::kLong);
 at::Tensor dense(const Csr& m) {
   auto x = torch::zeros({m.n_rows, m.n_cols});
   for (int64_t r = 0; r < m.n_rows; ++r)
-    for (const int64_t* p = m.row_begin(r); p != m.row_end(r); ++p) x[r][*p] = 1.0f;
+    for (const Csr::Index* p = m.row_begin(r); p != m.row_end(r); ++p) x[r][*p] = 1.0f;
   return x;
 }
 
@@ -142,7 +142,7 @@ TEST_CASE("ials: one user half-step is the closed-form minimiser", "[models]") {
     // lambda_u = 0.1 * (n_u + alpha0 * 4)^1.
     auto a = torch::zeros({2, 2}, torch::kDouble), b = torch::zeros({2}, torch::kDouble);
     for (int64_t i = 0; i < 4; ++i) a += alpha0 * torch::outer(hd[i], hd[i]);
-    for (const int64_t* p = train.row_begin(u); p != train.row_end(u); ++p) {
+    for (const Csr::Index* p = train.row_begin(u); p != train.row_end(u); ++p) {
       a += c * torch::outer(hd[*p], hd[*p]);
       b += c * hd[*p];
     }
@@ -182,7 +182,7 @@ TEST_CASE("ials: a conjugate-gradient step by hand, d steps reach the closed-for
     for (int64_t u = 0; u < 2; ++u) {
       auto a = torch::zeros({2, 2}, torch::kDouble), b = torch::zeros({2}, torch::kDouble);
       for (int64_t i = 0; i < 4; ++i) a += 0.2 * torch::outer(hd[i], hd[i]);
-      for (const int64_t* p = train.row_begin(u); p != train.row_end(u); ++p) {
+      for (const Csr::Index* p = train.row_begin(u); p != train.row_end(u); ++p) {
         a += 1.5 * torch::outer(hd[*p], hd[*p]);
         b += 1.5 * hd[*p];
       }
@@ -221,7 +221,7 @@ TEST_CASE("ials: the loss never increases, scores agree, empty users and items a
   {
     std::vector<int64_t> rows, cols;
     for (int64_t r = 0; r < train.n_rows; ++r)
-      for (const int64_t* p = train.row_begin(r); p != train.row_end(r); ++p)
+      for (const Csr::Index* p = train.row_begin(r); p != train.row_end(r); ++p)
         if (r != 5 && *p != 4) rows.push_back(r), cols.push_back(*p);
     train = Csr::from_pairs(40, 30, rows, cols);
   }

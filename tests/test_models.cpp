@@ -145,7 +145,7 @@ void check_contract(const std::string& name, const std::vector<std::string>& set
   const Csr known = Csr::from_interactions(d.n_users(), d.n_items(), d.user, d.item);
   for (int64_t b = 0; b < users.size(0); ++b) {
     const int64_t u = users[b].item<int64_t>();
-    for (const int64_t* p = known.row_begin(u); p != known.row_end(u); ++p)
+    for (const Csr::Index* p = known.row_begin(u); p != known.row_end(u); ++p)
       expect[b][*p] = -std::numeric_limits<float>::infinity();
   }
   const auto top = std::get<0>(expect.topk(k, 1));

@@ -61,7 +61,7 @@ const char* kNewRows =
 std::set<std::pair<std::string, std::string>> pairs_of(const Dataset& d, const Csr& m) {
   std::set<std::pair<std::string, std::string>> out;
   for (int64_t u = 0; u < m.n_rows; ++u)
-    for (const int64_t* p = m.row_begin(u); p != m.row_end(u); ++p) out.emplace(d.users.raw(u), d.items.raw(*p));
+    for (const Csr::Index* p = m.row_begin(u); p != m.row_end(u); ++p) out.emplace(d.users.raw(u), d.items.raw(*p));
   return out;
 }
 
@@ -161,7 +161,7 @@ TEST_CASE("update: the replay subset holds the new pairs and the asked number of
   CHECK(s.epoch.nnz() == s.replay_new + s.replay_old);
   int64_t n_fresh = 0;
   for (int64_t u = 0; u < s.epoch.n_rows; ++u)
-    for (const int64_t* p = s.epoch.row_begin(u); p != s.epoch.row_end(u); ++p) {
+    for (const Csr::Index* p = s.epoch.row_begin(u); p != s.epoch.row_end(u); ++p) {
       n_fresh += fresh.count({u, *p});
       const bool known = s.train.contains(u, *p) || fresh.count({u, *p});
       CHECK(known);

@@ -153,7 +153,7 @@ Targets select_targets(const Split& split, Target target, const EvalOptions& opt
   for (int64_t u = 0; u < all_truth.n_rows; ++u) {
     // eval.user_max_train: a user with more training interactions is not evaluated at all.
     if (opts.user_max_train > 0 && u < split.train.n_rows && split.train.row_size(u) > opts.user_max_train) continue;
-    for (const int64_t* p = all_truth.row_begin(u); p != all_truth.row_end(u); ++p) {
+    for (const Csr::Index* p = all_truth.row_begin(u); p != all_truth.row_end(u); ++p) {
       const bool counts = opts.target_max_train == 0 || pop[static_cast<size_t>(*p)] < opts.target_max_train;
       (counts ? ku : hu).push_back(u), (counts ? ki : hi).push_back(*p);
     }

@@ -22,6 +22,7 @@
 #include "core/distributed.h"
 #include "core/hash.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "core/log.h"
 #include "core/table.h"
 #include "core/threads.h"
@@ -164,6 +165,9 @@ PreparedData prepare_data(const Config& cfg, Logger& log, bool split, bool seque
     p.split.epoch_seq = Sequences{};
   }
   p.data.release_mapped_pages();  // the split has read the interaction table; see Dataset
+  // The loader's and the split's freed arrays back to the system before a model is built: glibc
+  // keeps them in its heap otherwise (W3, iALS on NCF ML-1M: the fit's resident plateau 6 MB lower).
+  trim_heap_if_due(0.0);
   const double split_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
   log.line(fmt::format("split {} (seed {}): train {} / valid {} / test {} interactions{} ({:.2f} s)", p.split.method,
                        cfg.get_int("dataset.split.seed"), p.split.train_rows.size(), p.split.valid_rows.size(),
@@ -659,7 +663,7 @@ void check_distributed_data(const PreparedData& p) {
       h.update(&c.n_rows, sizeof(c.n_rows));
       h.update(&c.n_cols, sizeof(c.n_cols));
       h.update(c.indptr.data(), c.indptr.size() * sizeof(int64_t));
-      h.update(c.indices.data(), c.indices.size() * sizeof(int64_t));
+      h.update(c.indices.data(), c.indices.size() * sizeof(Csr::Index));
     });
   };
   const std::vector<std::pair<std::string, std::string>> mine{{"users", ids(p.data.users)},

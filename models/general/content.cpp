@@ -112,7 +112,7 @@ void ContentImpl::fit(const Csr& train) {
     for (int64_t row : ctx_split_->train_rows) {
       const auto u = static_cast<int64_t>(std::as_const(d.user)[static_cast<size_t>(row)]);
       const auto i = static_cast<int64_t>(std::as_const(d.item)[static_cast<size_t>(row)]);
-      const int64_t* at = std::lower_bound(train.row_begin(u), train.row_end(u), i);
+      const Csr::Index* at = std::lower_bound(train.row_begin(u), train.row_end(u), i);
       if (at == train.row_end(u) || *at != i) continue;
       r[static_cast<size_t>(at - train.indices.data())] = std::as_const(d.rating)[static_cast<size_t>(row)];
     }

@@ -59,7 +59,7 @@ ItemUsers item_users(const Csr& x, int64_t n_items) {
   for (int64_t i = 0; i < n_items; ++i) t.ptr[i + 1] += t.ptr[i];
   std::vector<int64_t> next(t.ptr.begin(), t.ptr.end() - 1);
   for (int64_t u = 0; u < x.n_rows; ++u)
-    for (const int64_t* p = x.row_begin(u); p != x.row_end(u); ++p) t.users[next[*p]++] = u;
+    for (const Csr::Index* p = x.row_begin(u); p != x.row_end(u); ++p) t.users[next[*p]++] = u;
   return t;
 }
 
@@ -67,7 +67,7 @@ bool single_precision(const EASEOptions& o, const Csr& train) {
   if (o.precision() != "auto") return o.precision() == "float32";
   std::vector<double> row_sum(static_cast<size_t>(train.n_cols), 0.0);
   for (int64_t u = 0; u < train.n_rows; ++u)
-    for (const int64_t* p = train.row_begin(u); p != train.row_end(u); ++p)
+    for (const Csr::Index* p = train.row_begin(u); p != train.row_end(u); ++p)
       row_sum[static_cast<size_t>(*p)] += static_cast<double>(train.row_size(u));
   const double max_row = row_sum.empty() ? 0.0 : *std::max_element(row_sum.begin(), row_sum.end());
   return (max_row + o.l2()) / o.l2() * 1.2e-7 <= 1e-2;
@@ -97,8 +97,8 @@ void EASEImpl::fit(const Csr& train) {
         auto* row = g + i * n_items;
         for (int64_t p = col_ptr[i]; p < col_ptr[i + 1]; ++p) {
           const int64_t u = col_users[p];
-          const int64_t* first = train.row_begin(u);
-          for (const int64_t* q = first, *last = std::upper_bound(first, train.row_end(u), i); q != last; ++q)
+          const Csr::Index* first = train.row_begin(u);
+          for (const Csr::Index* q = first, *last = std::upper_bound(first, train.row_end(u), i); q != last; ++q)
             row[*q] += 1;
         }
       }
@@ -191,7 +191,7 @@ UpdateResult EASEImpl::fit_update(const ParentFit& parent, const Csr& train) {
         double s = 0.0;
         for (int64_t q = col_ptr[j]; q < col_ptr[j + 1]; ++q) {
           const int64_t u = col_users[q];
-          for (const int64_t* it = before.row_begin(u); it != before.row_end(u); ++it) s += row[*it];
+          for (const Csr::Index* it = before.row_begin(u); it != before.row_end(u); ++it) s += row[*it];
         }
         const double inv = static_cast<double>(col_ptr[j + 1] - col_ptr[j]) + lambda - s;
         p[j] = 1.0 / inv;
@@ -232,9 +232,9 @@ UpdateResult EASEImpl::fit_update(const ParentFit& parent, const Csr& train) {
     double* gp = g.data_ptr<double>();
     for (int64_t u = 0; u < train.n_rows; ++u) {
       double xy[4] = {0, 0, 0, 0};
-      for (const int64_t* it = train.row_begin(u); it != train.row_end(u); ++it)
+      for (const Csr::Index* it = train.row_begin(u); it != train.row_end(u); ++it)
         for (int c = 0; c < 4; ++c) xy[c] += yp[*it * 4 + c];
-      for (const int64_t* it = train.row_begin(u); it != train.row_end(u); ++it)
+      for (const Csr::Index* it = train.row_begin(u); it != train.row_end(u); ++it)
         for (int c = 0; c < 4; ++c) gp[*it * 4 + c] += xy[c];
     }
     rel = (g - z).norm().item<double>() / z.norm().item<double>();

@@ -75,7 +75,7 @@ Csr transpose(const Csr& m) {
   t.indices.resize(m.indices.size());
   std::vector<int64_t> next(t.indptr.begin(), t.indptr.end() - 1);
   for (int64_t r = 0; r < m.n_rows; ++r)
-    for (const int64_t* p = m.row_begin(r); p != m.row_end(r); ++p) t.indices[next[*p]++] = r;
+    for (const Csr::Index* p = m.row_begin(r); p != m.row_end(r); ++p) t.indices[next[*p]++] = static_cast<Csr::Index>(r);
   return t;
 }
 
@@ -257,9 +257,9 @@ RZOO_ALWAYS_INLINE void gram(const float* __restrict g, float lambda, const floa
 // are independent (one row at a time waits on each dot's latency), and out's read-modify-write
 // happens once per four rows instead of once per row (that chain bounded the one-row loop).
 template <class Coef>
-RZOO_ALWAYS_INLINE void add_rows(const float* F, const int64_t* cb, const int64_t* ce, const float* __restrict v,
+RZOO_ALWAYS_INLINE void add_rows(const float* F, const Csr::Index* cb, const Csr::Index* ce, const float* __restrict v,
                                  Coef coef, float* __restrict out, int64_t d) {
-  const int64_t* j = cb;
+  const Csr::Index* j = cb;
   for (; ce - j >= 4; j += 4) {
     const float *__restrict f0 = F + j[0] * d, *__restrict f1 = F + j[1] * d, *__restrict f2 = F + j[2] * d,
                 *__restrict f3 = F + j[3] * d;
@@ -287,7 +287,7 @@ RZOO_ALWAYS_INLINE void add_rows(const float* F, const int64_t* cb, const int64_
 }
 
 // out = alpha0 G p + lambda p + c sum_j f_j <f_j, p>: A_r p without forming A_r.
-RZOO_ALWAYS_INLINE void apply(const float* g, const float* fixed, const int64_t* cb, const int64_t* ce, float lambda, float c,
+RZOO_ALWAYS_INLINE void apply(const float* g, const float* fixed, const Csr::Index* cb, const Csr::Index* ce, float lambda, float c,
                   const float* p, float* out, int64_t d) {
   gram(g, lambda, p, out, d);
   add_rows(fixed, cb, ce, p, [c](float a) { return c * a; }, out, d);
@@ -314,7 +314,7 @@ RZOO_SIMD_CLONES void cg_rows(const CgRows& a, int64_t begin, int64_t end) {
   float *r = scratch.data(), *p = r + d, *ap = p + d;
   for (int64_t row = begin; row < end; ++row) {
     float* x = a.x + row * d;
-    const int64_t *cb = a.m->row_begin(row), *ce = a.m->row_end(row);
+    const Csr::Index* cb = a.m->row_begin(row), *ce = a.m->row_end(row);
     const float l = static_cast<float>(a.lam[row]);
     if (cb == ce) {  // b = 0: the minimiser is exactly 0 (CG from a warm start would only approach it)
       std::fill(x, x + d, 0.f);
@@ -342,7 +342,7 @@ RZOO_SIMD_CLONES void cg_rows(const CgRows& a, int64_t begin, int64_t end) {
     }
     if (a.obs) {
       double s = 0.0;
-      for (const int64_t* j = cb; j != ce; ++j) {
+      for (const Csr::Index* j = cb; j != ce; ++j) {
         const double e = 1.0 - cg::dot(F + *j * d, x, d);
         s += e * e;
       }

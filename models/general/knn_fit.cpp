@@ -74,8 +74,8 @@ void average_ratings(const std::string& nm, const Csr& train, const Dataset& d, 
   std::vector<int32_t> cnt(static_cast<size_t>(nnz), 0);
   for (int64_t row : rows) {
     const int64_t u = d.user[static_cast<size_t>(row)], i = d.item[static_cast<size_t>(row)];
-    const int64_t* e = train.row_end(u);
-    const int64_t* it = std::lower_bound(train.row_begin(u), e, i);
+    const Csr::Index* e = train.row_end(u);
+    const Csr::Index* it = std::lower_bound(train.row_begin(u), e, i);
     TORCH_CHECK(it != e && *it == i, nm, ": training row ", row, " (user ", u, ", item ", i,
                 ") is not in the training matrix");
     const int64_t p = it - train.indices.data();
@@ -151,7 +151,7 @@ std::vector<double> entries(KNNSimilarity::Input input, const Csr& train, const 
 // by_user: user -> (item, value); by_item: item -> (user, value).
 void build_lists(const Csr& train, const FitData& f, const std::vector<double>& val, Lists& by_user, Lists& by_item) {
   by_user.ptr = train.indptr;
-  by_user.id = train.indices;
+  by_user.id.assign(train.indices.begin(), train.indices.end());
   by_user.val = val;
   by_item.ptr = f.col_ptr;
   by_item.id.resize(static_cast<size_t>(f.nnz));

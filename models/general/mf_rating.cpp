@@ -313,10 +313,10 @@ inline float svdpp_step(const Rating& x, float mu, float* bu, float* bi, float* 
 }
 
 // z = |N|^-1/2 sum_{j in N} Y[j]  (0 for an empty N)
-void implicit_sum(const float* Y, const int64_t* nb, const int64_t* ne, int64_t f, float* __restrict z) {
+void implicit_sum(const float* Y, const Csr::Index* nb, const Csr::Index* ne, int64_t f, float* __restrict z) {
   std::fill(z, z + f, 0.0f);
   if (nb == ne) return;
-  for (const int64_t* j = nb; j != ne; ++j) {
+  for (const Csr::Index* j = nb; j != ne; ++j) {
     const float* __restrict y = Y + *j * f;
     for (int64_t k = 0; k < f; ++k) z[k] += y[k];
   }
@@ -524,8 +524,8 @@ void SVDppImpl::fit(const Csr& train) {
       for (const int32_t u : users) {
         const auto b = rows.begin() + t.start[static_cast<size_t>(u)], e_ = rows.begin() + t.start[static_cast<size_t>(u) + 1];
         rng.shuffle(b, e_);
-        const int64_t* nb = train.row_begin(u);
-        const int64_t* ne = train.row_end(u);
+        const Csr::Index* nb = train.row_begin(u);
+        const Csr::Index* ne = train.row_end(u);
         const int64_t n = ne - nb;
         const float inv = n > 0 ? static_cast<float>(1.0 / std::sqrt(static_cast<double>(n))) : 0.0f;
         implicit_sum(Y, nb, ne, f, z.data());
@@ -543,22 +543,22 @@ void SVDppImpl::fit(const Csr& train) {
             z[static_cast<size_t>(k)] = (1.0f - a) * z[static_cast<size_t>(k)] + gz * q_old[static_cast<size_t>(k)];
           }
         }
-        for (const int64_t* j = nb; j != ne; ++j) affine_row(Y + *j * f, d.data(), c, f);
+        for (const Csr::Index* j = nb; j != ne; ++j) affine_row(Y + *j * f, d.data(), c, f);
       }
     } else {
       // All ratings in random order: z_u from the current y at every rating, then every y_j of
       // N(u) updated (Surprise's SVDpp loop, O(|N(u)| f) per rating).
       rng.shuffle(rows.begin(), rows.end());
       for (const Rating& x : rows) {
-        const int64_t* nb = train.row_begin(x.user);
-        const int64_t* ne = train.row_end(x.user);
+        const Csr::Index* nb = train.row_begin(x.user);
+        const Csr::Index* ne = train.row_end(x.user);
         implicit_sum(Y, nb, ne, f, z.data());
         const float e = svdpp_step(x, mu, bu, bi, P + static_cast<int64_t>(x.user) * f,
                                    Q + static_cast<int64_t>(x.item) * f, z.data(), q_old.data(), f, r);
         sse += static_cast<double>(e) * e;
         if (nb == ne) continue;
         const float gy = e * static_cast<float>(1.0 / std::sqrt(static_cast<double>(ne - nb)));
-        for (const int64_t* j = nb; j != ne; ++j) {
+        for (const Csr::Index* j = nb; j != ne; ++j) {
           float* __restrict y = Y + *j * f;
           for (int64_t k = 0; k < f; ++k) y[k] += r.lr_y * (gy * q_old[static_cast<size_t>(k)] - r.reg_y * y[k]);
         }

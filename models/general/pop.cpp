@@ -42,7 +42,7 @@ UpdateResult PopImpl::fit_update(const ParentFit& parent, const Csr& train) {
   std::copy(op, op + parent.n_items, c.begin());
   int64_t added = 0, removed = 0;
   for (int64_t u : before.rows_differing(train)) {
-    const int64_t *a = before.row_begin(u), *ae = before.row_end(u), *b = train.row_begin(u), *be = train.row_end(u);
+    const Csr::Index* a = before.row_begin(u), *ae = before.row_end(u), *b = train.row_begin(u), *be = train.row_end(u);
     while (a != ae || b != be) {
       if (b == be || (a != ae && *a < *b)) {
         c[static_cast<size_t>(*a++)] -= 1.0f;

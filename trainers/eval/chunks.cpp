@@ -140,7 +140,7 @@ void rank_user(const RankingPass& p, Chunk& ch, int64_t r, UserWork& uw, EvalRes
   const size_t g = static_cast<size_t>(ch.start + r);
   const int64_t u = res.users[g];
   const int64_t T = p.truth.row_size(u);
-  const int64_t* tg = p.truth.row_begin(u);
+  const Csr::Index* tg = p.truth.row_begin(u);
   const TieOrder tie(p.opts.seed, u);
   uw.ranks.assign(static_cast<size_t>(T), 0);
   uw.tpos.resize(static_cast<size_t>(T));
@@ -150,7 +150,7 @@ void rank_user(const RankingPass& p, Chunk& ch, int64_t r, UserWork& uw, EvalRes
   if (p.proto.type == Protocol::Full) {
     float* row = sp + r * p.n_items;
     for (const Csr* m : p.masked)
-      for (const int64_t* q = m->row_begin(u); q != m->row_end(u); ++q)
+      for (const Csr::Index* q = m->row_begin(u); q != m->row_end(u); ++q)
         if (!std::binary_search(tg, tg + T, *q)) std::memcpy(row + *q, &kMaskBits, 4);
     std::copy(tg, tg + T, uw.tpos.begin());
     uw.t_mask += ns_between(t_a, Clock::now());

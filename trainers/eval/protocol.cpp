@@ -2,6 +2,7 @@
 #include "trainers/eval/protocol.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -29,7 +30,9 @@ bool parse_protocol(const std::string& s, Protocol& p) {
 
 // ---- sampled candidates ----------------------------------------------------------------------
 
-void CandidateSource::negatives(int64_t u, const int64_t* tg, int64_t T, std::vector<int64_t>& out) const {
+static_assert(std::is_same_v<Csr::Index, int32_t>, "CandidateSource reads Csr rows as int32_t");
+
+void CandidateSource::negatives(int64_t u, const int32_t* tg, int64_t T, std::vector<int64_t>& out) const {
   if (given) return given_negatives(u, tg, T, out);
   known_row.clear();
   for (const Csr* k : known) known_row.insert(known_row.end(), k->row_begin(u), k->row_end(u));
@@ -46,10 +49,10 @@ void CandidateSource::negatives(int64_t u, const int64_t* tg, int64_t T, std::ve
     draw_by_rejection(want, rng, out);
 }
 
-void CandidateSource::given_negatives(int64_t u, const int64_t* tg, int64_t T, std::vector<int64_t>& out) const {
+void CandidateSource::given_negatives(int64_t u, const int32_t* tg, int64_t T, std::vector<int64_t>& out) const {
   if (u >= given->n_rows || given->row_size(u) == 0)
     fail("eval.protocol given: user index {} has evaluation items but no given candidates in the data", u);
-  for (const int64_t* p = given->row_begin(u); p != given->row_end(u); ++p)
+  for (const Csr::Index* p = given->row_begin(u); p != given->row_end(u); ++p)
     if (!std::binary_search(tg, tg + T, *p)) out.push_back(*p);
 }
 

@@ -38,10 +38,10 @@ struct CandidateSource {
   mutable std::vector<int64_t> known_row, pool;
 
   // Appends user u's candidates after its targets tg[0, T) (already in out).
-  void negatives(int64_t u, const int64_t* tg, int64_t T, std::vector<int64_t>& out) const;
+  void negatives(int64_t u, const int32_t* tg, int64_t T, std::vector<int64_t>& out) const;
 
  private:
-  void given_negatives(int64_t u, const int64_t* tg, int64_t T, std::vector<int64_t>& out) const;
+  void given_negatives(int64_t u, const int32_t* tg, int64_t T, std::vector<int64_t>& out) const;
   void draw_from_pool(int64_t want, int64_t avail, Rng& rng, std::vector<int64_t>& out) const;
   void draw_by_rejection(int64_t want, Rng& rng, std::vector<int64_t>& out) const;
 };
