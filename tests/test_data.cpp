@@ -1,6 +1,7 @@
 #include "helpers.h"
 
 #include <algorithm>
+#include <limits>
 #include <array>
 #include <map>
 #include <random>
@@ -110,6 +111,10 @@ TEST_CASE("CSR rows are sorted and unique", "[data]") {
   CHECK(m.indices == std::vector<Csr::Index>{1, 0, 4});
   CHECK(m.contains(2, 4));
   CHECK_FALSE(m.contains(1, 4));
+  // Column indices are 32-bit: a matrix with more columns is refused, naming the limit.
+  CHECK(Csr::from_pairs(1, std::numeric_limits<Csr::Index>::max(), {0}, {5}).nnz() == 1);
+  CHECK_THROWS_WITH(Csr::from_pairs(1, int64_t{1} << 31, {0}, {5}),
+                    Contains("a matrix of 2147483648 columns") && Contains("at most 2147483647"));
 }
 
 TEST_CASE("CSR from interaction rows: each row's columns sorted and unique, as from pairs", "[data]") {
