@@ -22,7 +22,6 @@
 #include "core/distributed.h"
 #include "core/hash.h"
 #include "core/error.h"
-#include "core/memory.h"
 #include "core/log.h"
 #include "core/table.h"
 #include "core/threads.h"
@@ -165,9 +164,6 @@ PreparedData prepare_data(const Config& cfg, Logger& log, bool split, bool seque
     p.split.epoch_seq = Sequences{};
   }
   p.data.release_mapped_pages();  // the split has read the interaction table; see Dataset
-  // The loader's and the split's freed arrays back to the system before a model is built: glibc
-  // keeps them in its heap otherwise (W3, iALS on NCF ML-1M: the fit's resident plateau 6 MB lower).
-  trim_heap_if_due(0.0);
   const double split_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
   log.line(fmt::format("split {} (seed {}): train {} / valid {} / test {} interactions{} ({:.2f} s)", p.split.method,
                        cfg.get_int("dataset.split.seed"), p.split.train_rows.size(), p.split.valid_rows.size(),

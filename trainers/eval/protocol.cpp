@@ -2,10 +2,10 @@
 #include "trainers/eval/protocol.h"
 
 #include <algorithm>
-#include <type_traits>
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <type_traits>
 
 #include "core/error.h"
 #include "datasets/dataset.h"
