@@ -190,6 +190,7 @@ std::string cache_key_text(const Config& cfg) {
   YAML::Node ds = YAML::Clone(cfg.node("dataset"));
   ds.remove("name");
   ds.remove("cache");
+  ds.remove("history_max");  // read by the models' user:history field, not by loading
   // The split is not cached, except what decides which files are read (a given split).
   const bool given = cfg.get_string("dataset.split.method") == "given";
   YAML::Node split = YAML::Clone(cfg.node("dataset.split"));

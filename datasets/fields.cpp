@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 #include <set>
 
 #include "core/config.h"
@@ -100,6 +101,52 @@ Pending feature_field(const std::string& name, const Feature& f, int64_t n, int6
   p.slots = longest;
   p.note = fmt::format("{} {} ({} tokens{})", name, p.kind, f.vocab.size(),
                        p.kind == "token_seq" ? fmt::format(", up to {} per entity, averaged", longest) : "");
+  return p;
+}
+
+// "user:history": the user's training items as a token sequence over the items (FISM's and
+// SVD++'s implicit-feedback user representation, Rendle's FM with implicit indicators), each
+// item weighted 1/m. Rows: 0 = no history, 1 + i = item i (a table of its own, not item_id's).
+// A user with more than `cap` training items keeps `cap` of them, chosen by a shuffle seeded with
+// the user's index, so a rebuild (export, evaluate) gives the same slots.
+Pending history_field(const Csr& train, int64_t n_users, int64_t n_items, int64_t cap) {
+  Pending p;
+  p.name = "user:history";
+  p.kind = "history";
+  p.rows = n_items + 1;
+  p.of.resize(static_cast<size_t>(n_users));
+  int64_t longest = 1, cut = 0;
+  std::vector<int64_t> items;
+  for (int64_t u = 0; u < n_users; ++u) {
+    auto& s = p.of[static_cast<size_t>(u)];
+    items.clear();
+    if (u < train.n_rows)
+      for (const Csr::Index* q = train.row_begin(u); q != train.row_end(u); ++q)
+        if (*q >= 0 && *q < n_items) items.push_back(*q);
+    if (items.empty()) {
+      s = {{0, 1.0F}};
+      continue;
+    }
+    if (static_cast<int64_t>(items.size()) > cap) {
+      // A partial Fisher-Yates with the engine's raw output (std::shuffle's use of it differs
+      // between standard libraries; the export's schema check rebuilds these slots).
+      std::mt19937_64 rng(0x9E3779B97F4A7C15ULL ^ static_cast<uint64_t>(u));
+      for (int64_t k = 0; k < cap; ++k) {
+        const auto j = k + static_cast<int64_t>(rng() % static_cast<uint64_t>(static_cast<int64_t>(items.size()) - k));
+        std::swap(items[static_cast<size_t>(k)], items[static_cast<size_t>(j)]);
+      }
+      items.resize(static_cast<size_t>(cap));
+      std::sort(items.begin(), items.end());
+      ++cut;
+    }
+    const auto m = static_cast<int64_t>(items.size());
+    for (auto i : items) s.emplace_back(1 + i, 1.0F / static_cast<float>(m));
+    longest = std::max(longest, m);
+  }
+  p.slots = longest;
+  p.note = fmt::format("user:history history ({} items; the user's training items, up to {} per user, averaged; {} "
+                       "user(s) above dataset.history_max keep a seeded sample; a training pair leaves its own item out)",
+                       n_items, longest, cut);
   return p;
 }
 
@@ -236,6 +283,13 @@ FieldLayout build_fields(const Dataset& d, const Config* cfg, bool with_ids, con
     if (w == "auto" || w == "item:*")
       for (const auto& f : d.item_info.features) add("item:" + f.name, true);
     if (w == "auto" || w == "user:*" || w == "item:*" || w.rfind("context:", 0) == 0) continue;
+    if (w == kHistoryField) {
+      if (d.user_info.find("history"))
+        cfg->bad("dataset.fields", "'user:history' is the user's training items, but the data also has a user "
+                                   "feature named 'history'; rename that column");
+      add(w, false);
+      continue;
+    }
     const auto colon = w.find(':');
     const std::string side = colon == std::string::npos ? "" : w.substr(0, colon);
     const std::string name = colon == std::string::npos ? "" : w.substr(colon + 1);
@@ -254,6 +308,15 @@ FieldLayout build_fields(const Dataset& d, const Config* cfg, bool with_ids, con
     item_fields.push_back(id_field("item_id", d.n_items(), train ? &trained.items : nullptr));
   }
   for (const auto& n : names) {
+    if (n == kHistoryField) {
+      if (!train)
+        fail("dataset.fields: '{}' (the user's training items) needs the training split; this model was built "
+             "without one",
+             n);
+      const int64_t cap = cfg->has("dataset.history_max") ? cfg->get_int("dataset.history_max", 1, 1 << 16) : 50;
+      user_fields.push_back(history_field(*train, d.n_users(), d.n_items(), cap));
+      continue;
+    }
     const bool user = n.rfind("user:", 0) == 0;
     const Feature* f = (user ? d.user_info : d.item_info).find(n.substr(5));
     (user ? user_fields : item_fields).push_back(feature_field(n, *f, user ? d.n_users() : d.n_items(), buckets));
@@ -261,6 +324,8 @@ FieldLayout build_fields(const Dataset& d, const Config* cfg, bool with_ids, con
   FieldLayout L;
   lay_out(user_fields, d.n_users(), L.table_rows, L.user, L.schema);
   lay_out(item_fields, d.n_items(), L.table_rows, L.item, L.schema);
+  for (size_t f = 0; f < L.user.names.size(); ++f)
+    if (L.user.names[f] == kHistoryField) L.user.history_field = static_cast<int64_t>(f);
   if (cfg) {
     const auto ctx = context_fields(*cfg);
     if (!ctx.empty() && (!cfg->has("dataset.label_threshold") || cfg->node("dataset.label_threshold").IsNull()))

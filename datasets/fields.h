@@ -32,6 +32,7 @@ struct FieldSide {
   std::vector<int64_t> first_row;      // [F] its first row (offsets into the shared table)
   std::vector<int64_t> slot_field;     // [S] the field of each slot
   int64_t n_entities = 0;
+  int64_t history_field = -1;          // user side: the field index of "user:history", -1 none
   int64_t n_slots() const { return static_cast<int64_t>(slot_field.size()); }
   int64_t n_fields() const { return static_cast<int64_t>(names.size()); }
   std::vector<int64_t> index;          // [n_entities * S] rows of the shared table
@@ -48,6 +49,10 @@ struct FieldLayout {
   // One line per field for logs and the run's schema: "user:age float (mean 34.1, std 12.2)".
   std::vector<std::string> schema;
 };
+
+// The derived user field holding the user's training items (fields.cpp: history_field): rows
+// first_row + 1 + item, weights 1/m. Models leave a training pair's own item out of it.
+inline constexpr const char* kHistoryField = "user:history";
 
 // Most tokens of a token-sequence field one entity keeps (its first ones).
 constexpr int64_t kMaxFieldTokens = 32;

@@ -12,6 +12,7 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -177,6 +178,16 @@ class RecommenderImpl : public torch::nn::Module {
   // fold-in from the user's training items in `train` (the prior fitted to the users before
   // `first`) and returns how many it set; the default keeps the rows' own initialisation (0).
   virtual int64_t init_user_rows(const Csr& train, int64_t first) { (void)train, (void)first; return 0; }
+  // Warm start of a parameter whose rows are not one table of users or items grown at its end
+  // (the feature models' shared table: the id, history and feature fields' rows one after
+  // another): the runs (checkpoint row, this model's row, count) that carry the rows of the
+  // parameter `name` of a checkpoint trained on old_users users and old_items items. Empty: the
+  // default rule (warm_start in trainers/trainer.h).
+  virtual std::vector<std::array<int64_t, 3>> warm_start_rows(const std::string& name, int64_t old_users,
+                                                              int64_t old_items) const {
+    (void)name, (void)old_users, (void)old_items;
+    return {};
+  }
   // Explanations (rzoo recommend --explain; the export's explain and explain_history): the
   // evidence behind `item`'s score for a user whose items are `items` ([n] distinct item indices,
   // the history a fold-in would be given; for the sequential models (history_len() > 0) the

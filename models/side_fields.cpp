@@ -19,6 +19,11 @@ SideFieldsImpl::SideFieldsImpl(const std::string& model, const ModelContext& ctx
     fail("{}: model.fields adds user and item fields only; dataset.fields names context fields ({}), which the "
          "feature models (fm, widedeep, deepfm, dcnv2) use",
          model, join(layout.context.names, ", "));
+  if (layout.user.history_field >= 0)
+    fail("{}: model.fields adds static user and item fields; dataset.fields names '{}' (the user's training "
+         "items, which a training pair must not see its own item in), which the feature models (fm, widedeep, "
+         "deepfm, dcnv2) use",
+         model, kHistoryField);
   if (layout.user.n_fields() == 0 && layout.item.n_fields() == 0)
     fail("{}: model.fields is true but dataset.fields gives no user or item field (dataset {} has no side features "
          "it could use)",

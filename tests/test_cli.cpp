@@ -129,6 +129,15 @@ TEST_CASE("cli: compare prints one table", "[cli]") {
   // Entries evaluated differently would not be paired: refused.
   const std::string bad = t.write("bad.yaml", "dataset: synthetic\ncompare: [pop, {model: bpr, eval: {protocol: uni50}}]\n");
   require_clean_failure(run_cli("compare " + q(bad) + common(t)), "compare[1] changes eval settings");
+  // Entries share the data and split; the fields a feature model reads may differ.
+  const std::string data = t.write("data.yaml", "dataset: synthetic\ncompare: [pop, {model: bpr, dataset: {synthetic: {seed: 2}}}]\n");
+  require_clean_failure(run_cli("compare " + q(data) + common(t)), "compare[1] changes dataset settings");
+  const std::string fields = t.write("fields.yaml", "dataset: synthetic\ntrain: {epochs: 1}\ncompare: [fm, {model: fm, dataset: {fields: [user:history], history_max: 5}}]\n");
+  const auto f = run_cli("compare " + q(fields) + common(t));
+  INFO(f.output);
+  CHECK(f.code == 0);
+  CHECK(f.output.find("field: user:history history") != std::string::npos);
+  CHECK(f.output.find("\nfm-2 ") != std::string::npos);
 }
 
 TEST_CASE("cli: bad inputs give one clear error", "[cli][errors]") {

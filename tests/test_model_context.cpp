@@ -526,3 +526,84 @@ TEST_CASE("feature models: model.loss bpr is -log sigmoid of the positive's logi
   const Config hinge = fields_config("fm", "[item:tags]", {"model.loss=hinge"});
   CHECK_THROWS_WITH(make_model("fm", e.ctx(&hinge)), Contains("model.loss") && Contains("hinge"));
 }
+
+TEST_CASE("fields: user:history holds the user's training items averaged, capped by a seeded sample", "[context]") {
+  TinyExample e = featured_example();
+  const Config cfg = fields_config("fm", "[user:history]");
+  // u0 {0, 1}, u1 {1, 2}, u2 none.
+  const Csr train = Csr::from_pairs(3, 4, {0, 0, 1, 1}, {0, 1, 1, 2});
+  const FieldLayout L = build_fields(e.d, &cfg, true, &train);
+  REQUIRE(L.user.names == std::vector<std::string>{"user_id", "user:history"});
+  CHECK(L.user.kinds == std::vector<std::string>{"id", "history"});
+  CHECK(L.user.history_field == 1);
+  CHECK(L.user.rows == std::vector<int64_t>{4, 5});  // missing + 4 items
+  CHECK(L.user.first_row == std::vector<int64_t>{0, 4});
+  REQUIRE(L.user.n_slots() == 3);  // id + the longest history (2)
+  CHECK(L.user.index[1] == 5);     // u0: item 0 at row 4 + 1 + 0
+  CHECK(L.user.index[2] == 6);
+  CHECK(L.user.weight[1] == 0.5F);
+  CHECK(L.user.weight[2] == 0.5F);
+  CHECK(L.user.index[2 * 3 + 1] == 4);  // u2: no history, the missing row
+  CHECK(L.user.weight[2 * 3 + 1] == 1.0F);
+  CHECK(L.user.weight[2 * 3 + 2] == 0.0F);
+  // auto is the data's own side features; user:history is asked for by name.
+  const Config a = fields_config("fm", "[auto]");
+  CHECK(build_fields(e.d, &a, false, &train).user.history_field == -1);
+  // A cap of 1: each user keeps one of its items, the same one on every rebuild.
+  const Config one = fields_config("fm", "[user:history]", {"dataset.history_max=1"});
+  const FieldLayout L1 = build_fields(e.d, &one, false, &train);
+  REQUIRE(L1.user.n_slots() == 1);
+  CHECK((L1.user.index[0] == 1 || L1.user.index[0] == 2));  // u0: item 0 or 1
+  CHECK((L1.user.index[1] == 2 || L1.user.index[1] == 3));  // u1: item 1 or 2
+  CHECK(L1.user.weight[0] == 1.0F);
+  CHECK(build_fields(e.d, &one, false, &train).user.index == L1.user.index);
+  CHECK(L1.schema[0].find("1 user(s) above dataset.history_max") == std::string::npos);
+  CHECK(L1.schema[0].find("2 user(s) above dataset.history_max") != std::string::npos);
+  // Errors: no training split; a data feature of the same name.
+  CHECK_THROWS_WITH(build_fields(e.d, &cfg, true, nullptr), Contains("user:history") && Contains("needs the training split"));
+  FeatureBuilder clash("history", Feature::Kind::Token);
+  clash.add(0, "x");
+  e.d.user_info.features.push_back(clash.build(3));
+  CHECK_THROWS_WITH(build_fields(e.d, &cfg, true, &train), Contains("feature named 'history'"));
+  // bpr / mf's static side fields cannot leave a pair's item out: refused by name.
+  const Config side = fields_config("bpr", "[user:history]", {"model.fields=true"});
+  const TinyExample plain = featured_example();
+  CHECK_THROWS_WITH(make_model("bpr", plain.ctx(&side)), Contains("user:history") && Contains("feature models"));
+}
+
+TEST_CASE("feature models: a training pair leaves its own item out of user:history, scoring keeps it", "[context]") {
+  TinyExample e = featured_example();
+  e.s.train = Csr::from_pairs(3, 4, {0, 0, 1, 1, 2}, {0, 1, 1, 2, 3});
+  const Config cfg = fields_config("fm", "[user:history, item:tags]");
+  Recommender r = make_model("fm", e.ctx(&cfg));
+  auto& m = dynamic_cast<FeatureModelImpl&>(*r);
+  randomise(m);
+  // Slots: user_id, then 2 history slots. Pairs (u0, i0), (u0, i3), (u1, i2), (u2, i3).
+  const auto users = torch::tensor({0, 0, 1, 2}), items = torch::tensor({0, 3, 2, 3});
+  const auto rows = m.u_index.index_select(0, users), w = m.u_weight.index_select(0, users);
+  const auto x = m.history_without_target(rows, w, items);
+  const std::vector<std::vector<float>> want = {{1, 0, 1}, {1, 0.5, 0.5}, {1, 1, 0}, {1, 0, 0}};
+  for (int64_t k = 0; k < 4; ++k)
+    for (int64_t s = 0; s < 3; ++s) {
+      INFO("pair " << k << " slot " << s);
+      CHECK(x[k][s].item<float>() == Approx(want[static_cast<size_t>(k)][static_cast<size_t>(s)]));
+    }
+  // In training the own item's history row gets no gradient; the user's other item's does.
+  m.train();
+  m.zero_grad();
+  const Batch b{torch::tensor({0}), torch::tensor({0}), {}, torch::tensor({1.0F}), {}};
+  m.loss(b).backward();
+  const int64_t h0 = m.layout().user.first_row[1] + 1;  // item 0's history row
+  CHECK(m.table.grad()[h0].abs().sum().item<double>() == 0.0);
+  CHECK(m.table.grad()[h0 + 1].abs().sum().item<double>() > 0.0);
+  // Scoring reads the whole history (the fields' formula, fields_of, has no exclusion), and the
+  // export carries it.
+  m.eval();
+  torch::NoGradGuard g;
+  const auto [v, lin] = fields_of(m, 0, 0);
+  const auto s = v.sum(0);
+  const double want00 = m.bias.item<double>() + lin + 0.5 * (s.dot(s).item<double>() - v.pow(2).sum().item<double>());
+  CHECK(m.score(torch::tensor({0}), torch::tensor({0}))[0].item<double>() == Approx(want00).epsilon(1e-5).margin(1e-6));
+  TempDir t;
+  check_export_roundtrip(m, cfg, e.d, e.s, torch::arange(3), t.path.string());
+}

@@ -14,6 +14,7 @@
 #include "core/checkpoint.h"
 #include "core/log.h"
 #include "datasets/dataset.h"
+#include "models/context/ctr.h"
 #include "models/registry.h"
 #include "trainers/experiment.h"
 #include "trainers/trainer.h"
@@ -515,4 +516,48 @@ TEST_CASE("update: closed-form models update the parent's fit to what a refit on
   CHECK(r.code == 0);
   CHECK(r.output.find("refits in full") != std::string::npos);
   CHECK(r.output.find("its model.* settings differ") != std::string::npos);
+}
+
+TEST_CASE("update: a feature model's shared table carries each field's rows to the field's new place", "[update][context]") {
+  TempDir t;
+  t.write("ratings.csv", ratings_csv());
+  const std::string fresh = t.write("new.csv", kNewRows);
+  Logger log(true);
+  // user_id, user:history (both grow), item_id (grows): one table, the fields' rows in turn.
+  const std::vector<std::string> sets = {"run_name=fm", "dataset.fields=[user:history]"};
+  const Config pcfg = make_config(experiment(t, "fm"), sets);
+  const PreparedData pdata = prepare_data(pcfg, log);
+  const std::string run = new_run_dir(pcfg);
+  train_model(pcfg, pdata, run, log);
+  Recommender parent = make_model("fm", ModelContext{pdata.data.n_users(), pdata.data.n_items(), &pcfg, &pdata.data, &pdata.split});
+  load_model_checkpoint(run + "/best.pt", *parent, "fm", torch::kCPU);
+  std::vector<std::string> grow = sets;
+  grow.push_back("dataset.append=[" + q(fresh) + "]");
+  grow.push_back("train.init_from=" + q(run));
+  const Config cfg = make_config(experiment(t, "fm"), grow);
+  const PreparedData data = prepare_data(cfg, log);
+  REQUIRE(data.data.n_users() > pdata.data.n_users());
+  REQUIRE(data.data.n_items() > pdata.data.n_items());
+  torch::manual_seed(3);
+  Recommender grown = make_model("fm", ModelContext{data.data.n_users(), data.data.n_items(), &cfg, &data.data, &data.split});
+  const at::Tensor init = grown->named_parameters()["table"].detach().clone();
+  CHECK(warm_start(*grown, run + "/best.pt", "fm", pdata.data.n_users(), pdata.data.n_items(), data.data.n_users(),
+                   data.data.n_items(), torch::kCPU) == 2);  // table and linear
+  const auto& pl = dynamic_cast<FeatureModelImpl&>(*parent).layout();
+  const auto& gl = dynamic_cast<FeatureModelImpl&>(*grown).layout();
+  const at::Tensor src = parent->named_parameters()["table"], dst = grown->named_parameters()["table"];
+  int64_t fields = 0;
+  for (const auto& [ps, gs] : {std::pair{&pl.user, &gl.user}, std::pair{&pl.item, &gl.item}})
+    for (int64_t f = 0; f < gs->n_fields(); ++f) {
+      const auto k = static_cast<size_t>(f);
+      INFO(gs->names[k]);
+      REQUIRE(ps->names[k] == gs->names[k]);
+      REQUIRE(gs->rows[k] > ps->rows[k]);  // every field here grows
+      CHECK(torch::equal(dst.narrow(0, gs->first_row[k], ps->rows[k]), src.narrow(0, ps->first_row[k], ps->rows[k])));
+      const int64_t added = gs->rows[k] - ps->rows[k];
+      CHECK(torch::equal(dst.narrow(0, gs->first_row[k] + ps->rows[k], added),
+                         init.narrow(0, gs->first_row[k] + ps->rows[k], added)));
+      ++fields;
+    }
+  CHECK(fields == 3);
 }

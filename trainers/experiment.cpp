@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "core/table.h"
 #include "core/threads.h"
+#include "datasets/fields.h"
 #include "models/registry.h"
 #include "trainers/compare_report.h"
 #include "trainers/eval/bounds.h"
@@ -714,7 +715,18 @@ std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log,
   PreparedData data = prepare_data(base, log);
   check_evaluable(base, data.split, allow_empty);  // before the comparison's folder (warned once)
   check_data_bounds(base, data.data.n_items(), /*samples_negatives=*/false);  // eval.ks, shared by every model
-  const std::string base_dataset = YAML::Dump(base.node("dataset"));
+  // What the data and split depend on: dataset.* without the keys only the feature models read
+  // (dataset.fields and its options), with the context fields kept, as they are part of the
+  // labelled rows prepare_data builds. Compared models may differ in the rest.
+  auto dataset_identity = [](const Config& c) {
+    YAML::Node ds = YAML::Clone(c.node("dataset"));
+    for (const char* k : {"fields", "field_buckets", "history_max"}) ds.remove(k);
+    YAML::Node ctx(YAML::NodeType::Sequence);
+    for (const auto& f : context_fields(c)) ctx.push_back(f);
+    ds["context_fields"] = ctx;
+    return YAML::Dump(ds);
+  };
+  const std::string base_dataset = dataset_identity(base);
   // What makes evaluations comparable: every eval key but the memory and output ones.
   auto eval_identity = [](const Config& c) {
     YAML::Node e = YAML::Clone(c.node("eval"));
@@ -744,8 +756,9 @@ std::vector<RunResult> compare_models(const ConfigSources& sources, Logger& log,
     ConfigSources s = sources;
     s.extra.push_back(Layer{overlay, fmt::format("{} compare[{}]", sources.experiment.source, i), true});
     const Config cfg = resolve_config(s);
-    if (YAML::Dump(cfg.node("dataset")) != base_dataset)
-      fail("{}: compare[{}] changes dataset settings; all compared models share one dataset and split",
+    if (dataset_identity(cfg) != base_dataset)
+      fail("{}: compare[{}] changes dataset settings; all compared models share one dataset and split (an entry "
+           "may change dataset.fields, field_buckets and history_max, but not the context fields)",
            sources.experiment.source, i);
     if (eval_identity(cfg) != base_eval)
       fail("{}: compare[{}] changes eval settings (protocol, metrics, ks, seed, ...); all compared models are "

@@ -333,7 +333,7 @@ std::vector<std::array<int64_t, 3>> dim_segments(int64_t from, int64_t to, const
 }
 
 int64_t copy_parameters(torch::nn::Module& m, torch::serialize::InputArchive& ar, const Growth& g, const std::string& path,
-                        const std::string& prefix) {
+                        const std::string& prefix, const RecommenderImpl* top = nullptr) {
   int64_t grown = 0;
   torch::NoGradGuard no_grad;
   for (auto& p : m.named_parameters(/*recurse=*/false)) {
@@ -346,6 +346,23 @@ int64_t copy_parameters(torch::nn::Module& m, torch::serialize::InputArchive& ar
            fmt::join(src.sizes(), "x"), fmt::join(dst.sizes(), "x"));
     std::vector<std::vector<std::array<int64_t, 3>>> segs;
     for (int64_t d = 0; d < dst.dim(); ++d) {
+      // The model's own row map for its dimension 0, when it has one: every checkpoint row goes
+      // to a row of this model's.
+      auto own = d == 0 && top ? top->warm_start_rows(p.key(), g.old_users, g.old_items) : std::vector<std::array<int64_t, 3>>{};
+      if (!own.empty()) {
+        int64_t carried = 0;
+        bool fits = true;
+        for (const auto& [from, to, len] : own) {
+          fits = fits && from >= 0 && to >= 0 && len >= 0 && from + len <= src.size(0) && to + len <= dst.size(0);
+          carried += len;
+        }
+        if (!fits || carried != src.size(0))
+          fail("{}: train.init_from: '{}' has shape {} in the checkpoint, this run's model has {}; the model's map of "
+               "its rows (by user, item and field) does not fit them (a field that changed size?)",
+               path, name, fmt::join(src.sizes(), "x"), fmt::join(dst.sizes(), "x"));
+        segs.push_back(own);
+        continue;
+      }
       segs.push_back(dim_segments(src.size(d), dst.size(d), g));
       if (segs.back().empty())
         fail("{}: train.init_from: '{}' has shape {} in the checkpoint, this run's model has {} (only tables of users "
@@ -388,7 +405,8 @@ int64_t warm_start(torch::nn::Module& module, const std::string& path, const std
   check_format(ar, path, model_name);
   torch::serialize::InputArchive m;
   if (!ar.try_read("model", m)) fail("{}: checkpoint has no model weights", path);
-  return copy_parameters(module, m, Growth{old_users, old_items, new_users, new_items}, path, "");
+  return copy_parameters(module, m, Growth{old_users, old_items, new_users, new_items}, path, "",
+                         dynamic_cast<const RecommenderImpl*>(&module));
 }
 
 void load_model_checkpoint(const std::string& path, torch::nn::Module& module, const std::string& model_name,

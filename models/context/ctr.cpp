@@ -77,6 +77,12 @@ FeatureModelImpl::FeatureModelImpl(std::string name, const ModelContext& ctx, Fe
   i_index = register_buffer("i_index", slot_rows(I));
   i_weight = register_buffer("i_weight", slot_weights(I));
   i_field = register_buffer("i_field", field_vector(I));
+  if (U.history_field >= 0) {
+    std::vector<float> h;
+    for (auto f : U.slot_field) h.push_back(f == U.history_field ? 1.0F : 0.0F);
+    hist_slots_ = torch::tensor(h);
+    hist_row0_ = U.first_row[static_cast<size_t>(U.history_field)] + 1;
+  }
   const int64_t C = layout_.context.n_fields();
   ctx_first = register_buffer("ctx_first", torch::tensor(layout_.context.first_row, torch::kLong));
   pair_field = register_buffer("pair_field", torch::cat({u_field, field_vector(I, U.n_fields()),
@@ -118,12 +124,26 @@ std::pair<at::Tensor, at::Tensor> FeatureModelImpl::side(const at::Tensor& index
   return bag(index.index_select(0, idx), weight.index_select(0, idx), field, n_fields);
 }
 
+at::Tensor FeatureModelImpl::history_without_target(const at::Tensor& rows_u, const at::Tensor& w_u,
+                                                   const at::Tensor& items) const {
+  if (!hist_slots_.defined()) return w_u;
+  const auto hm = hist_slots_.to(w_u.device(), w_u.scalar_type()).unsqueeze(0);            // [1, Su]
+  const auto own = rows_u.eq((items.to(torch::kLong) + hist_row0_).unsqueeze(1)).to(w_u.scalar_type()) * hm;  // [B, Su]
+  const auto before = (w_u * hm).sum(1, true);                                               // [B, 1]
+  const auto after = before - (w_u * own).sum(1, true);
+  // History slots scaled by before / after (0 when nothing is left); the other fields as they are.
+  const auto scale = torch::where(after > 1e-12, before / after.clamp_min(1e-12), torch::zeros_like(after));
+  return w_u * (1 - own) * (hm * scale + (1 - hm));
+}
+
 std::pair<at::Tensor, at::Tensor> FeatureModelImpl::pair_fields(const at::Tensor& users, const at::Tensor& items,
-                                                                const at::Tensor& context, double id_dropout) const {
+                                                                const at::Tensor& context, double id_dropout,
+                                                                bool exclude_own) const {
   // All slots of a pair in one bag: [B, Su + Si + C], the item side's fields numbered after the
   // user's and the context fields after both.
   std::vector<at::Tensor> rows = {u_index.index_select(0, users), i_index.index_select(0, items)};
   std::vector<at::Tensor> w = {u_weight.index_select(0, users), i_weight.index_select(0, items)};
+  if (exclude_own) w[0] = history_without_target(rows[0], w[0], items);
   const int64_t B = users.size(0), C = ctx_first.size(0);
   if (id_dropout > 0 && options.use_ids()) {
     // Item-id dropout (DropoutNet): the item id slot (the item side's first) of a random share of
@@ -174,14 +194,14 @@ at::Tensor FeatureModelImpl::loss(const Batch& b) {
     // Rendle et al.'s BPR criterion on the model's logits, as LightFM trains its feature
     // factorisation: -log sigmoid(s(u, i) - s(u, j)) for a positive i and a sampled negative j.
     TORCH_CHECK(b.neg_items.defined(), name(), ": model.loss bpr needs pairwise batches (users, items, neg_items)");
-    const auto [xp, lp] = pair_fields(b.users, b.items, b.context, idd);      // [B, F, D], [B]
-    const auto [xn, ln] = pair_fields(b.users, b.neg_items, b.context, idd);  // [B, F, D], [B]
+    const auto [xp, lp] = pair_fields(b.users, b.items, b.context, idd, true);      // [B, F, D], [B]
+    const auto [xn, ln] = pair_fields(b.users, b.neg_items, b.context, idd, true);  // [B, F, D], [B]
     auto loss = torch::nn::functional::softplus(logits(xn, ln) - logits(xp, lp)).mean();
     if (options.l2() > 0) loss = loss + options.l2() * 0.5 * (xp.pow(2).sum({1, 2}) + xn.pow(2).sum({1, 2})).mean();
     return loss;
   }
   TORCH_CHECK(b.labels.defined(), name(), ": needs pointwise batches (users, items, labels)");
-  const auto [x, lin] = pair_fields(b.users, b.items, b.context, idd);  // [B, F, D], [B]
+  const auto [x, lin] = pair_fields(b.users, b.items, b.context, idd, true);  // [B, F, D], [B]
   const auto z = logits(x, lin);
   auto loss = torch::nn::functional::binary_cross_entropy_with_logits(z, b.labels.to(z.dtype()));
   if (options.l2() > 0) loss = loss + options.l2() * x.pow(2).sum({1, 2}).mean();
@@ -229,6 +249,22 @@ at::Tensor FeatureModelImpl::score_all(const at::Tensor& users) {
     parts.push_back(logits(x.reshape({b * I, Fu + Fi + C, D}), lin).view({b, I}));
   }
   return parts.empty() ? torch::zeros({0, I}, table.options()) : torch::cat(parts, 0);
+}
+
+std::vector<std::array<int64_t, 3>> FeatureModelImpl::warm_start_rows(const std::string& name, int64_t old_users,
+                                                                      int64_t old_items) const {
+  if (name != "table" && name != "linear") return {};
+  std::vector<std::array<int64_t, 3>> runs;
+  int64_t from = 0;
+  for (const FieldSide* s : {&layout_.user, &layout_.item, &layout_.context})
+    for (int64_t f = 0; f < s->n_fields(); ++f) {
+      const std::string& n = s->names[static_cast<size_t>(f)];
+      const int64_t now = s->rows[static_cast<size_t>(f)];
+      const int64_t before = n == "user_id" ? old_users + 1 : n == "item_id" || n == kHistoryField ? old_items + 1 : now;
+      runs.push_back({from, s->first_row[static_cast<size_t>(f)], std::min(before, now)});
+      from += before;
+    }
+  return runs;
 }
 
 std::vector<std::string> FeatureModelImpl::describe() const {

@@ -30,6 +30,7 @@
 #include <torch/arg.h>
 #include <torch/nn/modules/linear.h>
 
+#include <array>
 #include <string>
 #include <vector>
 
@@ -69,10 +70,19 @@ class FeatureModelImpl : public RecommenderImpl {
   // has weight 0).
   bool scores_cold_items() const override { return layout_.item.n_fields() > (options.use_ids() ? 1 : 0); }
   ScriptExport script_export() const override;
+  // table and linear: each field's rows in turn; user_id grows by the new users, item_id and
+  // user:history by the new items, the other fields keep their rows.
+  std::vector<std::array<int64_t, 3>> warm_start_rows(const std::string& name, int64_t old_users,
+                                                      int64_t old_items) const override;
   // "field: <name> <kind> ..." per field, user side then item side (the schema).
   std::vector<std::string> describe() const override;
 
   const FieldLayout& layout() const { return layout_; }
+  // user:history in training: pair k's own item (items[k]) leaves user k's history slots (rows
+  // rows_u [B, Su], weights w_u [B, Su]) and the others are rescaled to average the rest (FISM's
+  // "exclude the target item"), so the model never learns from an item predicting itself. A user
+  // whose history is that one item gets a zero history vector. Without user:history: w_u.
+  at::Tensor history_without_target(const at::Tensor& rows_u, const at::Tensor& w_u, const at::Tensor& items) const;
   FeatureModelOptions options;
   at::Tensor table, linear, bias;                  // [R, D], [R], [1]
   at::Tensor u_index, u_weight, u_field;           // [U, Su] long, [U, Su], [Su] long (each slot's field)
@@ -97,12 +107,16 @@ class FeatureModelImpl : public RecommenderImpl {
   // The fields of pairs (users[k], items[k]) with their context tokens [B, C] (undefined: unknown,
   // the context fields are zero): [B, Fu + Fi + C, D] (user fields, item fields, context), [B].
   // id_dropout > 0 drops that share of the pairs' item ids (training).
+  // exclude_own: training pairs (history_without_target).
   std::pair<at::Tensor, at::Tensor> pair_fields(const at::Tensor& users, const at::Tensor& items,
-                                                const at::Tensor& context = {}, double id_dropout = 0.0) const;
+                                                const at::Tensor& context = {}, double id_dropout = 0.0,
+                                                bool exclude_own = false) const;
   // Logits of pairs from their fields x [P, F, D] and first-order sums lin [P] -> [P].
   at::Tensor logits(const at::Tensor& x, const at::Tensor& lin);
   bool fm_, deep_, dcn_;
   FieldLayout layout_;
+  at::Tensor hist_slots_;   // [Su] 1 for user:history's slots (undefined without it); not state
+  int64_t hist_row0_ = -1;  // the table row of item 0 in user:history
 };
 
 class FMImpl : public FeatureModelImpl {
