@@ -111,7 +111,7 @@ Pending feature_field(const std::string& name, const Feature& f, int64_t n, int6
 // the user's index, so a rebuild (export, evaluate) gives the same slots.
 Pending history_field(const Csr& train, int64_t n_users, int64_t n_items, int64_t cap) {
   Pending p;
-  p.name = "user:history";
+  p.name = kHistoryField;
   p.kind = "history";
   p.rows = n_items + 1;
   p.of.resize(static_cast<size_t>(n_users));
@@ -324,8 +324,6 @@ FieldLayout build_fields(const Dataset& d, const Config* cfg, bool with_ids, con
   FieldLayout L;
   lay_out(user_fields, d.n_users(), L.table_rows, L.user, L.schema);
   lay_out(item_fields, d.n_items(), L.table_rows, L.item, L.schema);
-  for (size_t f = 0; f < L.user.names.size(); ++f)
-    if (L.user.names[f] == kHistoryField) L.user.history_field = static_cast<int64_t>(f);
   if (cfg) {
     const auto ctx = context_fields(*cfg);
     if (!ctx.empty() && (!cfg->has("dataset.label_threshold") || cfg->node("dataset.label_threshold").IsNull()))

@@ -32,9 +32,14 @@ struct FieldSide {
   std::vector<int64_t> first_row;      // [F] its first row (offsets into the shared table)
   std::vector<int64_t> slot_field;     // [S] the field of each slot
   int64_t n_entities = 0;
-  int64_t history_field = -1;          // user side: the field index of "user:history", -1 none
   int64_t n_slots() const { return static_cast<int64_t>(slot_field.size()); }
   int64_t n_fields() const { return static_cast<int64_t>(names.size()); }
+  // The index of the field `name` (e.g. kHistoryField), -1 when the side has none.
+  int64_t field_index(const std::string& name) const {
+    for (size_t f = 0; f < names.size(); ++f)
+      if (names[f] == name) return static_cast<int64_t>(f);
+    return -1;
+  }
   std::vector<int64_t> index;          // [n_entities * S] rows of the shared table
   std::vector<float> weight;           // [n_entities * S] their weights (0 = unused slot)
 };
@@ -50,7 +55,7 @@ struct FieldLayout {
   std::vector<std::string> schema;
 };
 
-// The derived user field holding the user's training items (fields.cpp: history_field): rows
+// The derived user field holding the user's training items (fields.cpp: history_field()): rows
 // first_row + 1 + item, weights 1/m. Models leave a training pair's own item out of it.
 inline constexpr const char* kHistoryField = "user:history";
 

@@ -19,7 +19,7 @@ SideFieldsImpl::SideFieldsImpl(const std::string& model, const ModelContext& ctx
     fail("{}: model.fields adds user and item fields only; dataset.fields names context fields ({}), which the "
          "feature models (fm, widedeep, deepfm, dcnv2) use",
          model, join(layout.context.names, ", "));
-  if (layout.user.history_field >= 0)
+  if (layout.user.field_index(kHistoryField) >= 0)
     fail("{}: model.fields adds static user and item fields; dataset.fields names '{}' (the user's training "
          "items, which a training pair must not see its own item in), which the feature models (fm, widedeep, "
          "deepfm, dcnv2) use",

@@ -535,7 +535,7 @@ TEST_CASE("fields: user:history holds the user's training items averaged, capped
   const FieldLayout L = build_fields(e.d, &cfg, true, &train);
   REQUIRE(L.user.names == std::vector<std::string>{"user_id", "user:history"});
   CHECK(L.user.kinds == std::vector<std::string>{"id", "history"});
-  CHECK(L.user.history_field == 1);
+  CHECK(L.user.field_index(kHistoryField) == 1);
   CHECK(L.user.rows == std::vector<int64_t>{4, 5});  // missing + 4 items
   CHECK(L.user.first_row == std::vector<int64_t>{0, 4});
   REQUIRE(L.user.n_slots() == 3);  // id + the longest history (2)
@@ -548,7 +548,7 @@ TEST_CASE("fields: user:history holds the user's training items averaged, capped
   CHECK(L.user.weight[2 * 3 + 2] == 0.0F);
   // auto is the data's own side features; user:history is asked for by name.
   const Config a = fields_config("fm", "[auto]");
-  CHECK(build_fields(e.d, &a, false, &train).user.history_field == -1);
+  CHECK(build_fields(e.d, &a, false, &train).user.field_index(kHistoryField) == -1);
   // A cap of 1: each user keeps one of its items, the same one on every rebuild.
   const Config one = fields_config("fm", "[user:history]", {"dataset.history_max=1"});
   const FieldLayout L1 = build_fields(e.d, &one, false, &train);

@@ -77,12 +77,8 @@ FeatureModelImpl::FeatureModelImpl(std::string name, const ModelContext& ctx, Fe
   i_index = register_buffer("i_index", slot_rows(I));
   i_weight = register_buffer("i_weight", slot_weights(I));
   i_field = register_buffer("i_field", field_vector(I));
-  if (U.history_field >= 0) {
-    std::vector<float> h;
-    for (auto f : U.slot_field) h.push_back(f == U.history_field ? 1.0F : 0.0F);
-    hist_slots_ = torch::tensor(h);
-    hist_row0_ = U.first_row[static_cast<size_t>(U.history_field)] + 1;
-  }
+  hist_field_ = U.field_index(kHistoryField);
+  if (hist_field_ >= 0) hist_row0_ = U.first_row[static_cast<size_t>(hist_field_)] + 1;
   const int64_t C = layout_.context.n_fields();
   ctx_first = register_buffer("ctx_first", torch::tensor(layout_.context.first_row, torch::kLong));
   pair_field = register_buffer("pair_field", torch::cat({u_field, field_vector(I, U.n_fields()),
@@ -126,8 +122,8 @@ std::pair<at::Tensor, at::Tensor> FeatureModelImpl::side(const at::Tensor& index
 
 at::Tensor FeatureModelImpl::history_without_target(const at::Tensor& rows_u, const at::Tensor& w_u,
                                                    const at::Tensor& items) const {
-  if (!hist_slots_.defined()) return w_u;
-  const auto hm = hist_slots_.to(w_u.device(), w_u.scalar_type()).unsqueeze(0);            // [1, Su]
+  if (hist_field_ < 0) return w_u;
+  const auto hm = u_field.eq(hist_field_).to(w_u.scalar_type()).unsqueeze(0);               // [1, Su]
   const auto own = rows_u.eq((items.to(torch::kLong) + hist_row0_).unsqueeze(1)).to(w_u.scalar_type()) * hm;  // [B, Su]
   const auto before = (w_u * hm).sum(1, true);                                               // [B, 1]
   const auto after = before - (w_u * own).sum(1, true);

@@ -115,8 +115,8 @@ class FeatureModelImpl : public RecommenderImpl {
   at::Tensor logits(const at::Tensor& x, const at::Tensor& lin);
   bool fm_, deep_, dcn_;
   FieldLayout layout_;
-  at::Tensor hist_slots_;   // [Su] 1 for user:history's slots (undefined without it); not state
-  int64_t hist_row0_ = -1;  // the table row of item 0 in user:history
+  int64_t hist_field_ = -1;  // the user side's index of user:history (u_field's value on its slots), -1 none
+  int64_t hist_row0_ = -1;   // the table row of item 0 in user:history
 };
 
 class FMImpl : public FeatureModelImpl {
