@@ -49,6 +49,11 @@ RZOO_SIMD_CLONES void mask_block(const float* in, float* out, int64_t n, uint32_
   }
 }
 
+// out[t] = mask(j0 + t) for t < n, j0 + n <= kBlock: a span of one block.
+RZOO_SIMD_CLONES void mask_span(float* out, int64_t j0, int64_t n, uint32_t key_add, uint32_t key_xor, float p, float scale) {
+  for (int64_t t = 0; t < n; ++t) out[t] = mask_value(j0 + t, key_add, key_xor, p, scale);
+}
+
 void apply_mask(const float* in, float* out, int64_t n, double p, uint64_t seed) {
   const float pf = static_cast<float>(p), scale = static_cast<float>(1.0 / (1.0 - p));
   const int64_t blocks = (n + kBlock - 1) / kBlock;
@@ -89,17 +94,27 @@ struct FastDropoutFn : public torch::autograd::Function<FastDropoutFn> {
 
 void dropout_mask(float* out, int64_t n, double p, uint64_t seed) { apply_mask(nullptr, out, n, p, seed); }
 
+void dropout_mask_range(float* out, int64_t begin, int64_t n, double p, uint64_t seed) {
+  const float pf = static_cast<float>(p), scale = static_cast<float>(1.0 / (1.0 - p));
+  for (int64_t e = begin; e < begin + n;) {
+    const int64_t b = e / kBlock, lo = e - b * kBlock, len = std::min(kBlock - lo, begin + n - e);
+    const uint64_t key = splitmix64(seed ^ splitmix64(static_cast<uint64_t>(b)));
+    mask_span(out + (e - begin), lo, len, static_cast<uint32_t>(key), static_cast<uint32_t>(key >> 32), pf, scale);
+    e += len;
+  }
+}
+
+uint64_t dropout_seed() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return at::check_generator<at::CPUGeneratorImpl>(gen)->random64();
+}
+
 at::Tensor fast_dropout(const at::Tensor& x, double p, bool training) {
   TORCH_CHECK(p >= 0 && p < 1, "fast_dropout: p must be in [0, 1), got ", p);
   if (!training || p == 0 || x.numel() == 0) return x;
   if (!x.device().is_cpu() || x.scalar_type() != torch::kFloat) return torch::dropout(x, p, true);
-  uint64_t seed = 0;
-  {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    seed = at::check_generator<at::CPUGeneratorImpl>(gen)->random64();
-  }
-  return FastDropoutFn::apply(x, p, static_cast<int64_t>(seed));
+  return FastDropoutFn::apply(x, p, static_cast<int64_t>(dropout_seed()));
 }
 
 }  // namespace rzoo

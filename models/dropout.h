@@ -22,4 +22,11 @@ at::Tensor fast_dropout(const at::Tensor& x, double p, bool training);
 // the same whatever the thread count and whatever n is beyond i.
 void dropout_mask(float* out, int64_t n, double p, uint64_t seed);
 
+// Elements [begin, begin + n) of the same mask (for kernels that apply dropout in their own loops,
+// e.g. fused attention: the same values fast_dropout would use at those flat indices).
+void dropout_mask_range(float* out, int64_t begin, int64_t n, double p, uint64_t seed);
+
+// One seed from LibTorch's default CPU generator, as fast_dropout draws it.
+uint64_t dropout_seed();
+
 }  // namespace rzoo

@@ -24,6 +24,7 @@
 #include "models/sequential/attention.h"
 #include "models/sequential/gru4rec.h"
 #include "models/sequential/history.h"
+#include "models/dropout.h"
 #include "models/sequential/sasrec.h"
 #include "trainers/evaluator.h"
 #include "trainers/trainer.h"
@@ -104,6 +105,42 @@ TEST_CASE("sequential: a position's output ignores later items and padding", "[s
       CHECK(torch::allclose(b.encode(seq_of({P, P, 1, 2, 3, 4, 5, 6})).narrow(1, 2, 6), h_nopad, 1e-5, 1e-6));
     }
   }
+}
+
+TEST_CASE("sequential: sasrec's last-position encoder equals the full encoder's last column, gradients too", "[sasrec]") {
+  SeqSetup s("sasrec", {"model.heads=2"});
+  Built b = build("sasrec", s.ctx());
+  auto* m = b.model->as<SASRecImpl>();
+  const int64_t P = s.d.n_items();
+  std::vector<int64_t> rows = {P, P, P, P, P, P, 1, 2, 3, 4};  // 4 items, left-padded
+  for (int64_t i = 1; i <= 10; ++i) rows.push_back(i);            // 10 items, the last 8 read
+  for (int64_t i = 0; i < 9; ++i) rows.push_back(P);
+  rows.push_back(7);                                               // one item
+  for (int64_t i = 0; i < 10; ++i) rows.push_back(P);              // none
+  for (int64_t i = 20; i < 30; ++i) rows.push_back(i);
+  const auto seq = torch::tensor(rows, torch::kLong).view({5, 10});
+  {
+    torch::NoGradGuard no_grad;
+    const auto full = m->encode(seq).select(1, -1), last = m->encode_last(seq);  // [5, D]
+    REQUIRE(last.sizes() == full.sizes());
+    CHECK(torch::allclose(last, full, 1e-5, 1e-6));
+  }
+  // In training (dropout 0 here): the same loss and the same gradient of every parameter.
+  m->train();
+  const auto W = m->item_emb->weight.narrow(0, 0, P);
+  const auto tgt = torch::tensor({3, 4, 5, 6, 7}, torch::kLong);
+  auto grads = [&](bool use_last) {
+    m->zero_grad();
+    const auto h = use_last ? m->encode_last(seq) : m->encode(seq).select(1, -1);
+    torch::nn::functional::cross_entropy(torch::matmul(h, W.t()), tgt).backward();
+    std::vector<at::Tensor> g;
+    for (const auto& p : m->parameters()) g.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+    return g;
+  };
+  const auto g_full = grads(false), g_last = grads(true);
+  REQUIRE(g_full.size() == g_last.size());
+  for (size_t i = 0; i < g_full.size(); ++i) CHECK(torch::allclose(g_last[i], g_full[i], 1e-4, 1e-7));
+  CHECK(g_full[0].abs().sum().item<double>() > 0);
 }
 
 TEST_CASE("sequential: ce and bce losses equal hand-computed values", "[sasrec][gru4rec]") {
@@ -457,5 +494,107 @@ TEST_CASE("sequential: the written-out self-attention equals LibTorch's Multihea
     const auto d2 = rzoo::self_attention(attn, x, causal, at::Tensor(), true);
     CHECK(torch::equal(d1, d2));
     CHECK(!torch::allclose(d1, ref_causal, 1e-3, 1e-3));
+  }
+}
+
+TEST_CASE("sequential: the fused causal attention equals the written-out one, dropout masks and gradients included",
+          "[sasrec]") {
+  torch::manual_seed(5);
+  const int64_t B = 4;
+  // Head widths 16, 32 and 64 (compiled with the width fixed), 8 and 5 (at run time).
+  for (const auto& [D, H] : std::vector<std::pair<int64_t, int64_t>>{{16, 1}, {64, 2}, {64, 1}, {16, 2}, {15, 3}}) {
+    for (const int64_t L : {1, 7, 50}) {
+      for (const bool training : {false, true}) {
+        INFO("hidden " << D << ", heads " << H << ", L " << L << ", training " << training);
+        torch::nn::MultiheadAttention attn(torch::nn::MultiheadAttentionOptions(D, H).dropout(0.3));
+        {
+          torch::NoGradGuard no_grad;
+          attn->in_proj_bias.normal_(0.0, 0.1);
+          attn->out_proj->bias.normal_(0.0, 0.1);
+        }
+        const auto causal = torch::full({L, L}, -std::numeric_limits<float>::infinity()).triu(1);
+        const auto x0 = torch::randn({B, L, D});
+        const auto gout = torch::randn({B, L, D});
+        auto run = [&](bool fused) {
+          attn->zero_grad();
+          const auto x = x0.clone().requires_grad_(true);
+          torch::manual_seed(17);
+          const auto y = fused ? rzoo::causal_self_attention(attn, x, causal, training)
+                               : rzoo::self_attention(attn, x, causal, at::Tensor(), training);
+          (y * gout).sum().backward();
+          std::vector<at::Tensor> out = {y.detach(), x.grad().clone()};
+          for (const auto& p : attn->parameters()) out.push_back(p.grad().clone());
+          // The generator's state afterwards: both paths draw the same number of seeds.
+          out.push_back(torch::randint(1 << 30, {1}, torch::kLong));
+          return out;
+        };
+        const auto ref = run(false), got = run(true);
+        REQUIRE(ref.size() == got.size());
+        for (size_t i = 0; i + 1 < ref.size(); ++i) {
+          INFO("tensor " << i);
+          CHECK(torch::allclose(got[i], ref[i], 1e-4, 1e-5));
+        }
+        CHECK(torch::equal(got.back(), ref.back()));
+      }
+    }
+  }
+}
+
+TEST_CASE("sequential: the one-query attention equals a written-out reference, dropout mask and gradients included",
+          "[sasrec]") {
+  torch::manual_seed(6);
+  const int64_t B = 5, L = 9;
+  for (const auto& [D, H] : std::vector<std::pair<int64_t, int64_t>>{{16, 2}, {64, 2}, {15, 3}}) {
+    for (const bool training : {false, true}) {
+      INFO("hidden " << D << ", heads " << H << ", training " << training);
+      const int64_t dh = D / H;
+      const double p = 0.3;
+      torch::nn::MultiheadAttention attn(torch::nn::MultiheadAttentionOptions(D, H).dropout(p));
+      {
+        torch::NoGradGuard no_grad;
+        attn->in_proj_bias.normal_(0.0, 0.1);
+        attn->out_proj->bias.normal_(0.0, 0.1);
+      }
+      const auto x0 = torch::randn({B, L, D}), xq0 = torch::randn({B, D}), gout = torch::randn({B, D});
+      const auto idx = torch::tensor({0, 3, 8, 8, 5}, torch::kLong);  // the query's position per row
+      auto run = [&](bool fused) {
+        attn->zero_grad();
+        const auto x = x0.clone().requires_grad_(true), xq = xq0.clone().requires_grad_(true);
+        torch::manual_seed(23);
+        at::Tensor y;
+        if (fused) {
+          y = rzoo::last_query_attention(attn, x, xq, idx, training);
+        } else {
+          const auto& W = attn->in_proj_weight;
+          const auto& bias = attn->in_proj_bias;
+          const auto k = torch::linear(x, W.narrow(0, D, D), bias.narrow(0, D, D)).view({B, L, H, dh});
+          const auto v = torch::linear(x, W.narrow(0, 2 * D, D), bias.narrow(0, 2 * D, D)).view({B, L, H, dh});
+          const auto q = torch::linear(xq, W.narrow(0, 0, D), bias.narrow(0, 0, D)).view({B, 1, H, dh});
+          auto s = ((q * k).sum(-1) * std::pow(static_cast<double>(dh), -0.5)).permute({0, 2, 1});  // [B, H, L]
+          const auto later = torch::arange(L).unsqueeze(0) > idx.unsqueeze(1);
+          s = s.masked_fill(later.unsqueeze(1), -std::numeric_limits<float>::infinity());
+          auto w = torch::softmax(s, -1);
+          if (training) {
+            // The mask fast_dropout would draw for [B, H, L] weights (element (b, h, j) at (b H + h) L + j).
+            auto m = torch::empty({B, H, L});
+            rzoo::dropout_mask(m.data_ptr<float>(), m.numel(), p, rzoo::dropout_seed());
+            w = w * m;
+          }
+          y = attn->out_proj((w.permute({0, 2, 1}).unsqueeze(3) * v).sum(1).reshape({B, D}));
+        }
+        (y * gout).sum().backward();
+        std::vector<at::Tensor> out = {y.detach(), x.grad().clone(), xq.grad().clone()};
+        for (const auto& prm : attn->parameters()) out.push_back(prm.grad().clone());
+        return out;
+      };
+      const auto ref = run(false), got = run(true);
+      REQUIRE(ref.size() == got.size());
+      for (size_t i = 0; i < ref.size(); ++i) {
+        INFO("tensor " << i);
+        CHECK(torch::allclose(got[i], ref[i], 1e-4, 1e-5));
+      }
+      // Keys after the query get no gradient: row 0 reads only position 0.
+      CHECK(got[1][0].narrow(0, 1, L - 1).abs().sum().item<double>() == 0.0);
+    }
   }
 }

@@ -64,8 +64,19 @@ at::Tensor SASRecBlockImpl::forward(const at::Tensor& x, const at::Tensor& mask)
   // (LibTorch's dropout draws one element at a time on Debian's build).
   const bool tr = is_training();
   const double p = drop->options.p();
-  const auto z = x + fast_dropout(self_attention(attn, ln1(x), mask, at::Tensor(), tr), p, tr);  // [B, L, D]
+  const auto z = x + fast_dropout(causal_self_attention(attn, ln1(x), mask, tr), p, tr);  // [B, L, D]
   return z + fast_dropout(ff2(fast_dropout(torch::relu(ff1(ln2(z))), p, tr)), p, tr);           // [B, L, D]
+}
+
+at::Tensor SASRecBlockImpl::forward_at(const at::Tensor& x, const at::Tensor& idx) {
+  const bool tr = is_training();
+  const double p = drop->options.p();
+  const int64_t B = x.size(0), D = x.size(2);
+  const auto g = idx.view({B, 1, 1}).expand({B, 1, D});
+  const auto y = ln1(x);                                                                  // [B, L, D]
+  const auto z = x.gather(1, g).squeeze(1) +
+                 fast_dropout(last_query_attention(attn, y, y.gather(1, g).squeeze(1), idx, tr), p, tr);  // [B, D]
+  return z + fast_dropout(ff2(fast_dropout(torch::relu(ff1(ln2(z))), p, tr)), p, tr);  // [B, D]
 }
 
 SASRecImpl::SASRecImpl(const ModelContext& ctx) : SASRecImpl(ctx, SASRecOptions::from_config(ctx.config)) {}
@@ -95,7 +106,7 @@ SASRecImpl::SASRecImpl(const ModelContext& ctx, SASRecOptions opts)
   item_emb->weight[ctx.n_items].zero_();
 }
 
-at::Tensor SASRecImpl::encode(const at::Tensor& seq_in) {
+SASRecImpl::Embedded SASRecImpl::embed(const at::Tensor& seq_in) {
   const auto seq = last_columns(seq_in, options.max_len());  // [B, L]
   const int64_t L = seq.size(1);
   const auto shift = padding_shift(seq, n_items_);           // [B]
@@ -104,9 +115,25 @@ at::Tensor SASRecImpl::encode(const at::Tensor& seq_in) {
   // Item embeddings scaled by sqrt(D) before the positions are added, as in the authors' code.
   auto x = fast_dropout(item_emb(right) * emb_scale_ + pos_emb(pos).unsqueeze(0), emb_drop->options.p(), is_training());  // [B, L, D]
   // Causal: query j sees keys <= j (additive -inf above the diagonal).
-  const auto mask = torch::full({L, L}, -std::numeric_limits<float>::infinity(), x.options()).triu(1);  // [L, L]
-  for (const auto& b : *blocks) x = b->as<SASRecBlock>()->forward(x, mask);
-  return right_to_left(final_ln(x), shift);  // [B, L, D], left-padded like the input
+  auto mask = torch::full({L, L}, -std::numeric_limits<float>::infinity(), x.options()).triu(1);  // [L, L]
+  return {x, mask, shift};
+}
+
+at::Tensor SASRecImpl::encode(const at::Tensor& seq_in) {
+  auto e = embed(seq_in);
+  for (const auto& b : *blocks) e.x = b->as<SASRecBlock>()->forward(e.x, e.mask);
+  return right_to_left(final_ln(e.x), e.shift);  // [B, L, D], left-padded like the input
+}
+
+at::Tensor SASRecImpl::encode_last(const at::Tensor& seq_in) {
+  auto e = embed(seq_in);
+  const int64_t L = e.x.size(1);
+  const auto nb = static_cast<int64_t>(blocks->size());
+  for (int64_t l = 0; l + 1 < nb; ++l) e.x = (*blocks)[static_cast<size_t>(l)]->as<SASRecBlock>()->forward(e.x, e.mask);
+  // The input's last column is right-aligned position (L - 1 - shift) mod L: the last item, or
+  // position L - 1 of a window without items (what encode() returns there too).
+  const auto idx = torch::remainder(L - 1 - e.shift, L);  // [B]
+  return final_ln((*blocks)[static_cast<size_t>(nb - 1)]->as<SASRecBlock>()->forward_at(e.x, idx));  // [B, D]
 }
 
 at::Tensor SASRecImpl::history(const at::Tensor& users) const {
@@ -114,19 +141,20 @@ at::Tensor SASRecImpl::history(const at::Tensor& users) const {
 }
 
 at::Tensor SASRecImpl::loss(const Batch& b) {
-  const auto h = encode(b.seq);  // [B, L, D]
+  // A prefix batch (items [B]) is scored at its last position only: encode_last.
+  const auto h = b.items.dim() == 1 ? encode_last(b.seq).unsqueeze(1) : encode(b.seq);  // [B, 1 or L, D]
   return next_item_loss(h, b, item_emb->weight, n_items_, options.loss(), options.neg_samples());
 }
 
 at::Tensor SASRecImpl::score(const at::Tensor& users, const at::Tensor& items) {
-  const auto h = encode(history(users)).select(1, -1);  // [B, D]: after the most recent item
+  const auto h = encode_last(history(users));  // [B, D]: after the most recent item
   return (h * item_emb(items.to(h.device()))).sum(1);
 }
 
 at::Tensor SASRecImpl::score_all(const at::Tensor& users) { return score_history(history(users)); }
 
 at::Tensor SASRecImpl::score_history(const at::Tensor& seq) {
-  const auto h = encode(seq.to(item_emb->weight.device())).select(1, -1);  // [B, D]
+  const auto h = encode_last(seq.to(item_emb->weight.device()));  // [B, D]
   return torch::matmul(h, item_emb->weight.narrow(0, 0, n_items_).t());   // [B, I]
 }
 

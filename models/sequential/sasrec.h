@@ -10,6 +10,9 @@
 // it, whatever the padding. Loss `model.loss`: full softmax cross-entropy over all items (ce,
 // RecBole's default, "SASRec+" of Klenitskiy & Vasilev, RecSys 2023) or the paper's binary
 // cross-entropy with one sampled negative per target (bce).
+// Training on prefixes (one target per row, at the last position) and scoring read only the last
+// position, so encode_last() computes the last block there alone (its keys and values for every
+// position, models/sequential/attention.h: last_query_attention); the same values as encode().
 #pragma once
 #include <torch/arg.h>
 #include <torch/nn/modules/activation.h>
@@ -47,6 +50,9 @@ class SASRecBlockImpl : public torch::nn::Module {
   SASRecBlockImpl(const SASRecOptions& o);
   // x [B, L, D], mask [L, L] additive (0 or -inf) -> [B, L, D]
   at::Tensor forward(const at::Tensor& x, const at::Tensor& mask);
+  // The block's output at one position per row, idx [B] (causal: position idx[b] reads positions
+  // <= idx[b] of x [B, L, D]) -> [B, D]; equals forward(x, causal mask)[b, idx[b]].
+  at::Tensor forward_at(const at::Tensor& x, const at::Tensor& idx);
 
   torch::nn::LayerNorm ln1{nullptr}, ln2{nullptr};
   torch::nn::MultiheadAttention attn{nullptr};
@@ -79,6 +85,10 @@ class SASRecImpl : public RecommenderImpl {
 
   // seq [B, L'] item indices (L' <= max_len, left-padded with n_items) -> h [B, L', D]
   at::Tensor encode(const at::Tensor& seq);
+  // The same at the last position only: encode(seq).select(1, -1) -> [B, D], with the last block
+  // computed for that position alone (its keys and values for all). Training on prefixes and
+  // scoring read nothing else.
+  at::Tensor encode_last(const at::Tensor& seq);
   // The [B, L] windows score() and score_all() read for `users` in the current scope.
   at::Tensor history(const at::Tensor& users) const;
   HistoryScope history_scope() const { return scope_; }
@@ -94,6 +104,12 @@ class SASRecImpl : public RecommenderImpl {
   UserHistories hist_;
   HistoryScope scope_ = HistoryScope::All;
   double emb_scale_;  // sqrt(hidden_size)
+  // The blocks' input: right-aligned windows' embeddings [B, L, D] with positions and dropout,
+  // the causal mask [L, L] and the padding shift [B] of encode().
+  struct Embedded {
+    at::Tensor x, mask, shift;
+  };
+  Embedded embed(const at::Tensor& seq_in);
 };
 TORCH_MODULE(SASRec);
 
