@@ -38,20 +38,15 @@ RZOO_ALWAYS_INLINE float mask_value(int64_t j, uint32_t key_add, uint32_t key_xo
   return u >= p ? scale : 0.0f;
 }
 
-// out[j] = mask(j), or out[j] = in[j] * mask(j) when `in` is given (the forward pass, and the
-// backward pass with the mask drawn again from the same seed).
-RZOO_SIMD_CLONES void mask_block(const float* in, float* out, int64_t n, uint32_t key_add, uint32_t key_xor, float p,
-                                 float scale) {
+// out[t] = mask(j0 + t), or out[t] = in[t] * mask(j0 + t) when `in` is given (the forward pass, and
+// the backward pass with the mask drawn again from the same seed), for t < n; j0 + n <= kBlock.
+RZOO_SIMD_CLONES void mask_block(const float* in, float* out, int64_t j0, int64_t n, uint32_t key_add, uint32_t key_xor,
+                                 float p, float scale) {
   if (in == nullptr) {
-    for (int64_t j = 0; j < n; ++j) out[j] = mask_value(j, key_add, key_xor, p, scale);
+    for (int64_t t = 0; t < n; ++t) out[t] = mask_value(j0 + t, key_add, key_xor, p, scale);
   } else {
-    for (int64_t j = 0; j < n; ++j) out[j] = in[j] * mask_value(j, key_add, key_xor, p, scale);
+    for (int64_t t = 0; t < n; ++t) out[t] = in[t] * mask_value(j0 + t, key_add, key_xor, p, scale);
   }
-}
-
-// out[t] = mask(j0 + t) for t < n, j0 + n <= kBlock: a span of one block.
-RZOO_SIMD_CLONES void mask_span(float* out, int64_t j0, int64_t n, uint32_t key_add, uint32_t key_xor, float p, float scale) {
-  for (int64_t t = 0; t < n; ++t) out[t] = mask_value(j0 + t, key_add, key_xor, p, scale);
 }
 
 void apply_mask(const float* in, float* out, int64_t n, double p, uint64_t seed) {
@@ -61,7 +56,7 @@ void apply_mask(const float* in, float* out, int64_t n, double p, uint64_t seed)
     for (int64_t b = begin; b < end; ++b) {
       const uint64_t key = splitmix64(seed ^ splitmix64(static_cast<uint64_t>(b)));
       const int64_t lo = b * kBlock;
-      mask_block(in ? in + lo : nullptr, out + lo, std::min(kBlock, n - lo), static_cast<uint32_t>(key),
+      mask_block(in ? in + lo : nullptr, out + lo, 0, std::min(kBlock, n - lo), static_cast<uint32_t>(key),
                  static_cast<uint32_t>(key >> 32), pf, scale);
     }
   });
@@ -99,7 +94,7 @@ void dropout_mask_range(float* out, int64_t begin, int64_t n, double p, uint64_t
   for (int64_t e = begin; e < begin + n;) {
     const int64_t b = e / kBlock, lo = e - b * kBlock, len = std::min(kBlock - lo, begin + n - e);
     const uint64_t key = splitmix64(seed ^ splitmix64(static_cast<uint64_t>(b)));
-    mask_span(out + (e - begin), lo, len, static_cast<uint32_t>(key), static_cast<uint32_t>(key >> 32), pf, scale);
+    mask_block(nullptr, out + (e - begin), lo, len, static_cast<uint32_t>(key), static_cast<uint32_t>(key >> 32), pf, scale);
     e += len;
   }
 }
