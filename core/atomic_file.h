@@ -7,7 +7,10 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
+#include <ostream>
+#include <streambuf>
 #include <string>
 #include <vector>
 
@@ -44,6 +47,48 @@ class AtomicFile {
   std::vector<char> buf_;
   size_t used_ = 0;
   uint64_t written_ = 0;
+};
+
+// An std::ostream into an AtomicFile, for writers that take a stream (LibTorch's archives and
+// TorchScript modules), so that a file of any size is never held whole in memory. A write error
+// (ENOSPC, ...) is kept, not shown to the writer: an exception must not unwind through LibTorch's
+// zip writer (C code), and a failed stream would make that writer throw from its destructor, which
+// ends the process. Later bytes are dropped; check() rethrows the kept error (an rzoo::Error naming
+// the file). The stream's state stays good.
+class AtomicOStream : public std::ostream {
+ public:
+  explicit AtomicOStream(AtomicFile& file) : std::ostream(nullptr), buf_(file) { rdbuf(&buf_); }
+  // Rethrows the first write error, if any.
+  void check() const {
+    if (buf_.error) std::rethrow_exception(buf_.error);
+  }
+
+ private:
+  struct Buf : std::streambuf {
+    explicit Buf(AtomicFile& f) : file(f) {}
+    AtomicFile& file;
+    std::exception_ptr error;
+    void put(const char* p, std::streamsize n) {
+      if (error || n <= 0) return;
+      try {
+        file.write(p, static_cast<size_t>(n));
+      } catch (...) {
+        error = std::current_exception();
+      }
+    }
+    std::streamsize xsputn(const char* p, std::streamsize n) override {
+      put(p, n);
+      return n;
+    }
+    int_type overflow(int_type c) override {
+      if (!traits_type::eq_int_type(c, traits_type::eof())) {
+        const char ch = traits_type::to_char_type(c);
+        put(&ch, 1);
+      }
+      return traits_type::not_eof(c);
+    }
+  };
+  Buf buf_;
 };
 
 // Checks a file name the user gave (`--out`): not empty, not a folder, and its folder exists

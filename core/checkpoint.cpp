@@ -1,7 +1,6 @@
 #include "core/checkpoint.h"
 
 #include <filesystem>
-#include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -15,18 +14,19 @@ std::string first_line(const std::string& s) { return s.substr(0, s.find('\n'));
 }  // namespace
 
 void save_archive_atomic(torch::serialize::OutputArchive& archive, const std::string& path) {
-  // Serialised to memory first: LibTorch's file writer can throw from its destructor when a write
-  // fails (a full disk: std::terminate). rzoo's own writer then puts the bytes on disk, durably,
-  // and turns any I/O error into a clean error naming the file.
-  std::ostringstream bytes(std::ios::out | std::ios::binary);
+  // Streamed into rzoo's durable atomic writer (no copy of the file in memory). LibTorch's own
+  // file writer can throw from its destructor when a write fails (a full disk: std::terminate);
+  // AtomicOStream keeps such an error from it and check() reports it, naming the file, once the
+  // archive is written. Any failure removes the temporary file and leaves `path` as it was.
+  AtomicFile file(path);
+  AtomicOStream out(file);
   try {
-    archive.save_to(bytes);
+    archive.save_to(out);
   } catch (const c10::Error& e) {
     fail("{}: cannot serialise the checkpoint: {}", path, first_line(e.what_without_backtrace()));
   }
-  if (!bytes) fail("{}: cannot serialise the checkpoint (out of memory?)", path);
-  const std::string data = bytes.str();
-  write_bytes_atomic(path, data.data(), data.size());
+  out.check();
+  file.commit();
 }
 
 void load_archive(torch::serialize::InputArchive& archive, const std::string& path, const c10::Device& device) {

@@ -11,6 +11,8 @@
 
 namespace rzoo {
 
+// Streams `archive` into `path` atomically (core/atomic_file.h: AtomicOStream; the file is never
+// held whole in memory); an I/O error is an rzoo::Error naming the file, `path` left as it was.
 void save_archive_atomic(torch::serialize::OutputArchive& archive, const std::string& path);
 // Loads `path`; a missing, truncated or corrupt file is an rzoo::Error naming it.
 void load_archive(torch::serialize::InputArchive& archive, const std::string& path, const c10::Device& device);

@@ -191,7 +191,11 @@ struct LabeledRows {
 struct Split {
   Csr train, valid, test;  // binary (user, item) matrices
   // Interaction indices (into the Dataset's arrays) of each part, ordered by user, then time.
+  // train_rows is an int64 per training interaction, read only by the models that use the
+  // interactions' ratings, times or order (models/registry.h: model_reads_train_rows); a run of
+  // any other model releases it (release_train_rows) and train_rows_released says so.
   std::vector<int64_t> train_rows, valid_rows, test_rows;
+  bool train_rows_released = false;
   Sequences train_seq;     // train_rows as sequences
   Csr test_negatives;      // given candidates per user (e.g. NCF's 99); 0 rows when none
   std::string method;      // how it was made, for logs
@@ -227,6 +231,9 @@ Dataset load_dataset_uncached(const Config& cfg);
 // Splits by `dataset.split`. sequences = false: no Split::train_seq (an int64 per training row,
 // read only by sequence models; models/registry.h: model_reads_sequences).
 Split split_dataset(const Dataset& data, const Config& cfg, bool sequences = true);
+// Frees split.train_rows (its memory goes back to the system) and sets train_rows_released; the
+// matrices and the valid/test rows stay.
+void release_train_rows(Split& split);
 Split split_random_per_user(const Dataset& data, const std::vector<double>& ratios, uint64_t seed, bool sequences = true);
 
 // Interactions appended by dataset.append (datasets/append.cpp).

@@ -145,6 +145,11 @@ Split assemble(const Dataset& d, const std::vector<int8_t>& part, bool with_nega
 
 }  // namespace
 
+void release_train_rows(Split& split) {
+  std::vector<int64_t>().swap(split.train_rows);  // clear() would keep the capacity
+  split.train_rows_released = true;
+}
+
 Split split_random_per_user(const Dataset& data, const std::vector<double>& ratios, uint64_t seed, bool sequences) {
   check_ratios(ratios);
   const Pairs p = unique_pairs(data);

@@ -7,6 +7,7 @@
 
 #include <fmt/core.h>
 
+#include "core/error.h"
 #include "core/json.h"
 
 namespace rzoo {
@@ -109,6 +110,7 @@ DataStats compute_stats(const Dataset& d, const Split* split) {
   for (int8_t p : d.part)
     if (p >= 0 && p < 3) ++s.given_part[p];
   if (split) {
+    if (split->train_rows_released) fail("data stats: the split's training rows were released (prepare_data)");
     s.split_train = static_cast<int64_t>(split->train_rows.size());
     s.split_valid = static_cast<int64_t>(split->valid_rows.size());
     s.split_test = static_cast<int64_t>(split->test_rows.size());

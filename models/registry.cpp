@@ -51,7 +51,19 @@ template <class T, class = void>
 struct SequenceInput : std::false_type {};
 template <class T>
 struct SequenceInput<T, std::void_t<decltype(T::kSequenceInput)>> : std::bool_constant<T::kSequenceInput> {};
+template <class T, class = void>
+struct TrainRowsInput : std::true_type {};
+template <class T>
+struct TrainRowsInput<T, std::void_t<decltype(T::kReadsTrainRows)>> : std::bool_constant<T::kReadsTrainRows> {};
 }  // namespace
+
+bool model_reads_train_rows(const std::string& name) {
+#define RZOO_MODEL(model_name, impl, description, paper) \
+  if (name == #model_name) return TrainRowsInput<impl>::value;
+#include "models/registry.def"
+#undef RZOO_MODEL
+  return true;
+}
 
 bool model_reads_sequences(const std::string& name) {
 #define RZOO_MODEL(model_name, impl, description, paper) \

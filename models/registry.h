@@ -23,5 +23,10 @@ bool model_updates_fit(const std::string& name);
 // InputType::Sequence), known without building the model: its class declares
 // `static constexpr bool kSequenceInput = true`. False for an unknown name.
 bool model_reads_sequences(const std::string& name);
+// Whether `name` reads Split::train_rows (the training interactions' indices into the Dataset:
+// their ratings, times, order), known without building the model. True unless its class (or a
+// base) declares `static constexpr bool kReadsTrainRows = false`, and for an unknown name; a run
+// of a model that does not releases them (an int64 per training interaction).
+bool model_reads_train_rows(const std::string& name);
 
 }  // namespace rzoo

@@ -74,7 +74,9 @@ void check_contract(const std::string& name, const std::vector<std::string>& set
   const Config cfg = synthetic_config(name, sets);  // builds from its own YAML
   CHECK(cfg.get_string("model.name") == name);
   const Dataset d = load_dataset(cfg);
-  const Split split = split_dataset(d, cfg);
+  Split split = split_dataset(d, cfg);
+  // As a run of the model has it (apps/rzoo.cpp): without the training rows unless it reads them.
+  if (!model_reads_train_rows(name)) release_train_rows(split);
   torch::manual_seed(1);
   const ModelContext ctx{d.n_users(), d.n_items(), &cfg, &d, &split};
   Recommender model = make_model(name, ctx);
@@ -218,6 +220,55 @@ TEST_CASE("registry: model_reads_sequences agrees with every model's input type"
   CHECK(model_reads_sequences("sasrec"));
   CHECK_FALSE(model_reads_sequences("ials"));
   CHECK_FALSE(model_reads_sequences("nosuch"));
+}
+
+// A run of a model whose class declares kReadsTrainRows = false gets a split without
+// Split::train_rows: each such model fits or trains (2 epochs of its batches, the same seeds) to
+// the same losses and scores with the rows released as with them.
+TEST_CASE("registry: a model that declares it does not read the training rows gives the same results without them",
+          "[registry]") {
+  for (const auto& info : registered_models()) {
+    if (model_reads_train_rows(info.name)) continue;
+    DYNAMIC_SECTION(info.name) {
+      const Config cfg = synthetic_config(info.name, contract_sets(info.name, {}));
+      const Dataset d = load_dataset(cfg);
+      const Split with = split_dataset(d, cfg);
+      Split without = with;
+      release_train_rows(without);
+      REQUIRE(without.train_rows.empty());
+      std::vector<at::Tensor> scores;
+      std::vector<double> losses;
+      for (const Split* s : std::vector<const Split*>{&with, &without}) {
+        torch::manual_seed(1);
+        const ModelContext ctx{d.n_users(), d.n_items(), &cfg, &d, s};
+        Recommender model = make_model(info.name, ctx);
+        if (model->input_type() == InputType::None) {
+          model->fit(s->train);
+        } else {
+          model->before_training();
+          auto sampler = make_sampler("uniform", s->train);
+          const TrainOptions topt = TrainOptions::from_config(cfg);
+          auto batcher = make_batcher(*s, model->input_type(), *sampler, 64, 1,
+                                      SequenceOptions{topt.seq_max_len, topt.seq_prefix, topt.seq_bucket});
+          auto opt = make_optimizer("adam", model->parameters(), 0.01, 0.0, 0.0);
+          for (uint64_t e = 0; e < 2; ++e) {
+            torch::manual_seed(2 + e);
+            losses.push_back(epoch_loss(*model, *batcher, opt.get(), e));
+          }
+        }
+        torch::NoGradGuard no_grad;
+        model->eval();
+        scores.push_back(model->score_all(torch::arange(d.n_users(), torch::kLong)));
+      }
+      for (size_t k = 0; k < losses.size() / 2; ++k) CHECK(losses[k] == losses[k + losses.size() / 2]);
+      CHECK(torch::equal(scores[0], scores[1]));
+    }
+  }
+  CHECK(model_reads_train_rows("biasedmf"));  // ratings of the training rows
+  CHECK(model_reads_train_rows("markov"));    // their order
+  CHECK(model_reads_train_rows("sasrec"));
+  CHECK_FALSE(model_reads_train_rows("ials"));
+  CHECK(model_reads_train_rows("nosuch"));
 }
 
 // The same contract where a CUDA device exists (LibTorch built with CUDA and a GPU present; CI

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <csignal>
 #include <fstream>
+#include <functional>
 
 #include "core/atomic_file.h"
 #include "core/checkpoint.h"
@@ -97,6 +98,26 @@ void check_previous_checkpoints_load(const std::string& run, int64_t min_epoch) 
   }
 }
 
+// Runs `write` with this process's file size limit at `bytes` and SIGXFSZ ignored (a write past
+// it then fails with EFBIG, as a full disk fails with ENOSPC); returns the rzoo::Error's message,
+// or "" when none was thrown. The limit and the handler are restored.
+std::string error_under_file_size_limit(rlim_t bytes, const std::function<void()>& write) {
+  struct rlimit old {};
+  REQUIRE(::getrlimit(RLIMIT_FSIZE, &old) == 0);
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old;
+  small.rlim_cur = bytes;
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+  std::string error;
+  try {
+    write();
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, old_handler);
+  return error;
+}
 }  // namespace
 
 TEST_CASE("reliability: atomic writes replace the file whole, through a per-process temporary file", "[reliability][io]") {
@@ -150,20 +171,7 @@ TEST_CASE("reliability: atomic writes replace the file whole, through a per-proc
   }
   SECTION("a file size limit (EFBIG, as any write error): clean error, previous file intact, no temporary file") {
     write_file_atomic(f, "previous");
-    struct rlimit old {};
-    REQUIRE(::getrlimit(RLIMIT_FSIZE, &old) == 0);
-    const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
-    struct rlimit small = old;
-    small.rlim_cur = 64 * 1024;
-    REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
-    std::string error;
-    try {
-      write_bytes_atomic(f, big.data(), big.size());
-    } catch (const Error& e) {
-      error = e.what();
-    }
-    ::setrlimit(RLIMIT_FSIZE, &old);
-    std::signal(SIGXFSZ, old_handler);
+    const std::string error = error_under_file_size_limit(64 * 1024, [&] { write_bytes_atomic(f, big.data(), big.size()); });
     INFO(error);
     CHECK(error.find(f + ": cannot write: File too large") == 0);
     CHECK(error.find("previous file, if any, is unchanged") != std::string::npos);
@@ -185,7 +193,8 @@ TEST_CASE("reliability: atomic writes replace the file whole, through a per-proc
   }
 }
 
-TEST_CASE("reliability: a checkpoint is serialised in memory, then written atomically", "[reliability][io]") {
+TEST_CASE("reliability: a checkpoint is streamed into an atomic file, a write error mid-archive is a clean error",
+          "[reliability][io]") {
   TempDir t;
   torch::serialize::OutputArchive out;
   out.write("w", torch::arange(10).to(torch::kFloat));
@@ -199,6 +208,19 @@ TEST_CASE("reliability: a checkpoint is serialised in memory, then written atomi
   // Where it cannot be written: rzoo's error (not LibTorch's, not an abort), the file named.
   const std::string bad = t.file("missing/c.pt");
   CHECK_THROWS_WITH(save_archive_atomic(out, bad), Contains(bad + ": cannot create the temporary file"));
+  // A write that fails while LibTorch is still writing the archive (an 8 MB tensor, a 1 MB file
+  // size limit: EFBIG, as a full disk gives ENOSPC): LibTorch finishes without seeing it, then
+  // rzoo's error names the file; the previous checkpoint and the folder are as they were.
+  torch::serialize::OutputArchive big;
+  big.write("w", torch::ones({2 * 1024 * 1024}));
+  const std::string error = error_under_file_size_limit(1024 * 1024, [&] { save_archive_atomic(big, t.file("c.pt")); });
+  INFO(error);
+  CHECK(error.find(t.file("c.pt") + ": cannot write: File too large") == 0);
+  CHECK(temp_files(t.path).empty());
+  torch::serialize::InputArchive again;
+  load_archive(again, t.file("c.pt"), torch::kCPU);
+  REQUIRE(again.try_read("w", w));
+  CHECK(w.equal(torch::arange(10).to(torch::kFloat)));
 }
 
 TEST_CASE("reliability: a file size limit while training is a clean error, the checkpoints stay whole", "[cli][reliability][io]") {

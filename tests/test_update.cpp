@@ -149,6 +149,37 @@ TEST_CASE("prepare_data without sequences: no training sequences, a sequence mod
   CHECK_FALSE(fs::exists(t.file("runs/seq")));
 }
 
+TEST_CASE("prepare_data without training rows: released, the rest as before, a model that reads them refuses such data", "[update][data]") {
+  TempDir t;
+  t.write("ratings.csv", ratings_csv());
+  const std::string fresh = t.write("new.csv", kNewRows);
+  Logger log(true);
+  const Config cfg = make_config(experiment(t, "ials"), {"dataset.append=[" + q(fresh) + "]"});
+  const PreparedData with = prepare_data(cfg, log);
+  const PreparedData without = prepare_data(cfg, log, true, true, false);
+  REQUIRE_FALSE(with.split.train_rows.empty());
+  CHECK_FALSE(with.split.train_rows_released);
+  CHECK(without.split.train_rows_released);
+  CHECK(without.split.train_rows.empty());
+  CHECK(without.split.train_rows.capacity() == 0);  // the memory is given back, not just cleared
+  CHECK(without.split.train.indices == with.split.train.indices);  // everything else as before
+  CHECK(without.split.valid_rows == with.split.valid_rows);
+  CHECK(without.split.test_rows == with.split.test_rows);
+  CHECK(without.split.train_seq.items == with.split.train_seq.items);
+  // A model that declares it does not read them trains to the same result without them.
+  const RunResult a = train_model(cfg, with, t.file("runs/with"), log, false, true);
+  const RunResult b = train_model(cfg, without, t.file("runs/without"), log, false, true);
+  CHECK(a.test.metrics == b.test.metrics);
+  CHECK(a.valid.metrics == b.valid.metrics);
+  // One that reads them (ratings: biasedmf; interaction order: markov) is refused, writing nothing.
+  for (const std::string model : {"biasedmf", "markov"}) {
+    const Config mc = make_config(experiment(t, model), {"dataset.append=[" + q(fresh) + "]", "train.epochs=1"});
+    CHECK_THROWS_WITH(train_model(mc, without, t.file("runs/" + model), log, false, true),
+                      Catch::Contains("model " + model + " reads the training rows, and the data was prepared without them"));
+    CHECK_FALSE(fs::exists(t.file("runs/" + model)));
+  }
+}
+
 TEST_CASE("update: the replay subset holds the new pairs and the asked number of old ones, seeded", "[update]") {
   const Dataset d = make_synthetic({});
   Split s = split_random_per_user(d, {0.8, 0.1, 0.1}, 1);

@@ -51,7 +51,10 @@ c10::Device setup_runtime(const Config& cfg);
 // split = false: data only. sequences = false: the split keeps no training sequences
 // (Split::train_seq, epoch_seq: an int64 per training interaction, read only by the models of
 // InputType::Sequence; models/registry.h: model_reads_sequences), for a run of any other model.
-PreparedData prepare_data(const Config& cfg, Logger& log, bool split = true, bool sequences = true);
+// train_rows = false: Split::train_rows is released once the split is made (an int64 per training
+// interaction; models/registry.h: model_reads_train_rows).
+PreparedData prepare_data(const Config& cfg, Logger& log, bool split = true, bool sequences = true,
+                          bool train_rows = true);
 // Peak resident memory of this process so far, in MB.
 double peak_rss_mb();
 // A new, unique run folder under output_dir (named run_name, or <model>-<dataset>-<time> with

@@ -320,18 +320,19 @@ void export_model(const RecommenderImpl& model, const ExportInputs& in, const st
   extra["rzoo.txt"] = fmt::format("rzoo {}\nmodel {}\nusers {}\nitems {}\n", version(), model.name(), d.n_users(), d.n_items());
 
   check_output_path(out, "export --out");
-  // Serialised to memory first (LibTorch's file writer can throw from its destructor when a write
-  // fails), then written by rzoo's durable atomic writer: any I/O error is a clean error naming
-  // the file, no temporary file is left, and a previous export at `out` stays as it was.
-  std::ostringstream bytes(std::ios::out | std::ios::binary);
+  // Streamed into rzoo's durable atomic writer (core/atomic_file.h: AtomicOStream keeps a write
+  // error from LibTorch's writer, which could throw it from its destructor): any I/O error is a
+  // clean error naming the file, no temporary file is left, and a previous export at `out` stays
+  // as it was.
+  AtomicFile file(out);
+  AtomicOStream os(file);
   try {
-    m.save(bytes, extra);
+    m.save(os, extra);
   } catch (const c10::Error& e) {
     fail("{}: cannot serialise the export: {}", out, e.what_without_backtrace());
   }
-  if (!bytes) fail("{}: cannot serialise the export (out of memory?)", out);
-  const std::string data = bytes.str();
-  write_bytes_atomic(out, data.data(), data.size());
+  os.check();
+  file.commit();
 }
 
 void export_run(const std::string& run_dir, const std::string& out, Logger& log) {

@@ -57,6 +57,7 @@ struct FeatureModelOptions {
 
 class FeatureModelImpl : public RecommenderImpl {
  public:
+  static constexpr bool kReadsTrainRows = false;  // models/registry.h: model_reads_train_rows
   // bce: pointwise (the data's labelled rows, or positives and sampled negatives); bpr: pairwise
   // (a positive and a sampled negative of the same user; labels, if any, are not read).
   InputType input_type() const override { return options.loss() == "bpr" ? InputType::Pairwise : InputType::Pointwise; }

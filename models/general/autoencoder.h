@@ -46,6 +46,7 @@ namespace rzoo {
 // the TorchScript helpers.
 class AutoencoderBaseImpl : public RecommenderImpl {
  public:
+  static constexpr bool kReadsTrainRows = false;  // models/registry.h: model_reads_train_rows
   // Fills the history buffers from ctx.split->train; refuses (naming `name`) without a split.
   AutoencoderBaseImpl(const std::string& name, const ModelContext& ctx);
 

@@ -42,6 +42,7 @@ struct BPROptions {
 
 class BPRImpl : public RecommenderImpl {
  public:
+  static constexpr bool kReadsTrainRows = false;  // models/registry.h: model_reads_train_rows
   explicit BPRImpl(const ModelContext& ctx);
   BPRImpl(const ModelContext& ctx, BPROptions options);
 

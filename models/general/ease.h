@@ -26,6 +26,7 @@ struct EASEOptions {
 
 class EASEImpl : public RecommenderImpl {
  public:
+  static constexpr bool kReadsTrainRows = false;  // models/registry.h: model_reads_train_rows
   explicit EASEImpl(const ModelContext& ctx);
   EASEImpl(const ModelContext& ctx, EASEOptions options);
 

@@ -43,6 +43,7 @@ struct IALSOptions {
 
 class IALSImpl : public RecommenderImpl {
  public:
+  static constexpr bool kReadsTrainRows = false;  // models/registry.h: model_reads_train_rows
   explicit IALSImpl(const ModelContext& ctx);
   IALSImpl(const ModelContext& ctx, IALSOptions options);
 

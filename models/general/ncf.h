@@ -83,6 +83,7 @@ struct DotMFOptions {
 // options; NeuMF adds pre-training.
 class NCFBaseImpl : public RecommenderImpl {
  public:
+  static constexpr bool kReadsTrainRows = false;  // models/registry.h: model_reads_train_rows
   InputType input_type() const override { return InputType::Pointwise; }
   at::Tensor loss(const Batch& batch) override;
   // loss() and its backward natively, the first MLP layer split (ncf_fused.cpp).
@@ -177,6 +178,7 @@ TORCH_MODULE(NeuMF);
 // Rendle et al.'s dot-product MF: logit = <p_u, q_i> + b_u + b_i + b.
 class DotMFImpl : public RecommenderImpl {
  public:
+  static constexpr bool kReadsTrainRows = false;  // models/registry.h: model_reads_train_rows
   explicit DotMFImpl(const ModelContext& ctx);
   DotMFImpl(const ModelContext& ctx, DotMFOptions options);
 

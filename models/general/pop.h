@@ -8,6 +8,7 @@ namespace rzoo {
 
 class PopImpl : public RecommenderImpl {
  public:
+  static constexpr bool kReadsTrainRows = false;  // models/registry.h: model_reads_train_rows
   explicit PopImpl(const ModelContext& ctx);
 
   InputType input_type() const override { return InputType::None; }
