@@ -17,6 +17,7 @@
 #include <optional>
 #include <vector>
 
+#include "core/gemm.h"
 #include "core/simd.h"
 #include "core/threads.h"
 #include "models/general/ncf.h"
@@ -311,8 +312,8 @@ at::Tensor NCFBaseImpl::fused_loss_backward(const Batch& b) {
     qm_i = gather_rows(mlp_item_emb->weight, i_values);       // [n_i, h_0/2]
     at::Tensor A, C;
     side_by_side(
-        tasks, [&] { A = torch::mm(pm_u, W1.narrow(1, 0, half).t()); },  // [n_u, h_1]
-        [&] { C = torch::mm(qm_i, W1.narrow(1, half, half).t()); });     // [n_i, h_1]
+        tasks, [&] { A = gemm(pm_u, W1.narrow(1, 0, half).t()); },  // [n_u, h_1]
+        [&] { C = gemm(qm_i, W1.narrow(1, half, half).t()); });     // [n_i, h_1]
     auto H0 = torch::empty({n, h1}, W1.options());
     first_layer_kernel(A.data_ptr<float>(), C.data_ptr<float>(), mlp[0]->bias.data_ptr<float>(), u_rows.data(),
                        i_rows.data(), n, h1, H0.data_ptr<float>());
@@ -325,11 +326,11 @@ at::Tensor NCFBaseImpl::fused_loss_backward(const Batch& b) {
           tasks,
           [&] {
             auto out = Z.narrow(0, 0, top);
-            at::mm_out(out, H.back().narrow(0, 0, top), Wt);
+            gemm_into(out, H.back().narrow(0, 0, top), Wt);
           },
           [&] {
             auto out = Z.narrow(0, top, n - top);
-            at::mm_out(out, H.back().narrow(0, top, n - top), Wt);
+            gemm_into(out, H.back().narrow(0, top, n - top), Wt);
           });
       bias_relu_kernel(Z.data_ptr<float>(), mlp[j]->bias.data_ptr<float>(), n, w);
       H.push_back(Z);
@@ -382,10 +383,10 @@ at::Tensor NCFBaseImpl::fused_loss_backward(const Batch& b) {
       side_by_side(
           tasks,
           [&] {
-            gW.addmm_(dZ.t(), H[j - 1]);  // [h_{j+1}, h_j]
+            gemm_into(gW, dZ.t(), H[j - 1], 1.0f);  // [h_{j+1}, h_j]
             add_column_sums(gb, dZ);
           },
-          [&] { dH = torch::mm(dZ, mlp[j]->weight); });
+          [&] { dH = gemm(dZ, mlp[j]->weight); });
       dZ = dH;
       // The first layer's ReLU is taken below, in the same pass as its sums.
       if (j > 1) relu_mask_kernel(dZ.data_ptr<float>(), H[j - 1].data_ptr<float>(), dZ.numel());
@@ -405,12 +406,13 @@ at::Tensor NCFBaseImpl::fused_loss_backward(const Batch& b) {
     side_by_side(
         tasks,
         [&] {
-          gW1.narrow(1, 0, half).addmm_(dA.t(), pm_u);
-          gW1.narrow(1, half, half).addmm_(dC.t(), qm_i);
+          auto gWu = gW1.narrow(1, 0, half), gWi = gW1.narrow(1, half, half);
+          gemm_into(gWu, dA.t(), pm_u, 1.0f);
+          gemm_into(gWi, dC.t(), qm_i, 1.0f);
         },
         [&] {
-          dPm = torch::mm(dA, W1.narrow(1, 0, half));
-          dQm = torch::mm(dC, W1.narrow(1, half, half));
+          dPm = gemm(dA, W1.narrow(1, 0, half));
+          dQm = gemm(dC, W1.narrow(1, half, half));
         });
     add_row_grads(mlp_user_emb, u_values, dPm);
     add_row_grads(mlp_item_emb, i_values, dQm);
