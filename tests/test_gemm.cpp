@@ -1,4 +1,5 @@
-// core/gemm.h: the products of hand-written training steps, through oneDNN's sgemm or LibTorch.
+// core/gemm.h and models/fast_linear.h: products of hand-written training steps and of the sequence
+// models' linear layers, through oneDNN's sgemm or LibTorch.
 #include "helpers.h"
 
 #include <dlfcn.h>
@@ -6,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "core/gemm.h"
+#include "models/fast_linear.h"
 
 using namespace rzoo;
 
@@ -69,4 +71,51 @@ TEST_CASE("gemm: C = beta C + A B for plain, transposed and narrowed views, both
   // A shape mismatch is refused with the shapes.
   auto C = torch::empty({3, 3});
   CHECK_THROWS_WITH(gemm_into(C, torch::randn({3, 2}), torch::randn({3, 3})), Catch::Contains("gemm_into: shapes"));
+}
+
+TEST_CASE("fast_linear: torch::linear's values and gradients, with and without oneDNN", "[gemm]") {
+  for (const bool dnnl : {true, false}) {
+    OneDnnSetting setting(dnnl);
+    torch::manual_seed(3);
+    const auto big_w = torch::randn({40, 24});
+    struct Case {
+      const char* what;
+      at::Tensor x, w, b;
+    };
+    const std::vector<Case> cases = {
+        {"3-D input, bias", torch::randn({4, 7, 24}), torch::randn({16, 24}), torch::randn({16})},
+        {"2-D input, no bias", torch::randn({9, 24}), torch::randn({5, 24}), at::Tensor()},
+        {"a row block of a weight (W.narrow(0, ..)) and of a bias", torch::randn({6, 24}), big_w.narrow(0, 8, 20),
+         torch::randn({40}).narrow(0, 8, 20)},
+        {"a non-contiguous input", torch::randn({24, 6}).t(), torch::randn({16, 24}), torch::randn({16})},
+        {"no rows", torch::randn({0, 24}), torch::randn({16, 24}), torch::randn({16})},
+        {"one row (the bias rows are a copy, not the bias)", torch::randn({1, 24}), torch::randn({16, 24}),
+         torch::randn({16})},
+    };
+    for (const auto& c : cases) {
+      INFO(c.what << (dnnl ? ", oneDNN if present" : ", LibTorch"));
+      auto grads = [&](bool fast) {
+        auto x = c.x.clone().requires_grad_(true);
+        auto w = c.w.clone().requires_grad_(true);
+        auto b = c.b.defined() ? c.b.clone().requires_grad_(true) : at::Tensor();
+        auto y = fast ? fast_linear(x, w, b) : torch::linear(x, w, b);
+        // The inputs are read, never written.
+        CHECK(torch::equal(w.detach(), c.w));
+        if (b.defined()) CHECK(torch::equal(b.detach(), c.b));
+        // A weighted sum, so that every output element has its own gradient.
+        const auto g = torch::arange(y.numel(), torch::kFloat).reshape(y.sizes()).div(std::max<int64_t>(1, y.numel()));
+        (y * g).sum().backward();
+        std::vector<at::Tensor> out{y.detach(), x.grad(), w.grad()};
+        if (b.defined()) out.push_back(b.grad());
+        return out;
+      };
+      const auto got = grads(true), want = grads(false);
+      REQUIRE(got.size() == want.size());
+      for (size_t k = 0; k < got.size(); ++k) {
+        INFO("tensor " << k << " (output, dx, dW, db)");
+        REQUIRE(got[k].sizes() == want[k].sizes());
+        CHECK(torch::allclose(got[k], want[k], 1e-5, 1e-5));
+      }
+    }
+  }
 }

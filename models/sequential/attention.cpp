@@ -8,6 +8,7 @@
 
 #include "core/simd.h"
 #include "models/dropout.h"
+#include "models/fast_linear.h"
 
 namespace rzoo {
 
@@ -343,20 +344,27 @@ struct LastQueryAttentionFn : public torch::autograd::Function<LastQueryAttentio
 
 }  // namespace
 
+namespace {
+// attn->out_proj(a) through fast_linear.
+at::Tensor out_projection(torch::nn::MultiheadAttention& attn, const at::Tensor& a) {
+  return fast_linear(a, attn->out_proj->weight, attn->out_proj->bias);
+}
+}  // namespace
+
 at::Tensor causal_self_attention(torch::nn::MultiheadAttention& attn, const at::Tensor& x, const at::Tensor& causal_mask,
                                  bool training) {
   if (!x.device().is_cpu() || x.scalar_type() != torch::kFloat) return self_attention(attn, x, causal_mask, at::Tensor(), training);
   const double p = training ? attn->options.dropout() : 0.0;
-  const auto qkv = torch::linear(x, attn->in_proj_weight, attn->in_proj_bias);  // [B, L, 3D]
+  const auto qkv = fast_linear(x, attn->in_proj_weight, attn->in_proj_bias);  // [B, L, 3D]
   // The seed drawn where fast_dropout would draw it (after the projection), only when it would.
   const auto seed = p > 0 && qkv.numel() > 0 ? static_cast<int64_t>(dropout_seed()) : int64_t{0};
-  return attn->out_proj(CausalAttentionFn::apply(qkv, attn->options.num_heads(), p, seed));  // [B, L, D]
+  return out_projection(attn, CausalAttentionFn::apply(qkv, attn->options.num_heads(), p, seed));  // [B, L, D]
 }
 
 at::Tensor self_attention(torch::nn::MultiheadAttention& attn, const at::Tensor& x, const at::Tensor& attn_mask,
                           const at::Tensor& key_pad, bool training) {
   const int64_t B = x.size(0), L = x.size(1), D = x.size(2), H = attn->options.num_heads(), dh = D / H;
-  const auto qkv = torch::linear(x, attn->in_proj_weight, attn->in_proj_bias).chunk(3, -1);  // 3 x [B, L, D]
+  const auto qkv = fast_linear(x, attn->in_proj_weight, attn->in_proj_bias).chunk(3, -1);  // 3 x [B, L, D]
   auto heads = [&](const at::Tensor& t) { return t.reshape({B, L, H, dh}).transpose(1, 2); };  // [B, H, L, dh]
   const auto q = heads(qkv[0] * std::pow(static_cast<double>(dh), -0.5)), k = heads(qkv[1]), v = heads(qkv[2]);
   auto w = torch::matmul(q, k.transpose(2, 3));  // [B, H, L, L]
@@ -364,7 +372,7 @@ at::Tensor self_attention(torch::nn::MultiheadAttention& attn, const at::Tensor&
   if (key_pad.defined())
     w = w.masked_fill(key_pad.view({B, 1, 1, L}), -std::numeric_limits<float>::infinity());
   w = fast_dropout(torch::softmax(w, -1), attn->options.dropout(), training);
-  return attn->out_proj(torch::matmul(w, v).transpose(1, 2).reshape({B, L, D}));  // [B, L, D]
+  return out_projection(attn, torch::matmul(w, v).transpose(1, 2).reshape({B, L, D}));  // [B, L, D]
 }
 
 at::Tensor last_query_attention(torch::nn::MultiheadAttention& attn, const at::Tensor& x, const at::Tensor& x_q,
@@ -372,14 +380,14 @@ at::Tensor last_query_attention(torch::nn::MultiheadAttention& attn, const at::T
   const int64_t B = x.size(0), L = x.size(1), D = x.size(2), H = attn->options.num_heads(), dh = D / H;
   const auto& W = attn->in_proj_weight;  // [3D, D]: the q, k, v projections stacked
   const auto& b = attn->in_proj_bias;    // [3D]
-  const auto kv = torch::linear(x, W.narrow(0, D, 2 * D), b.narrow(0, D, 2 * D));  // [B, L, 2D]
-  const auto q = torch::linear(x_q, W.narrow(0, 0, D), b.narrow(0, 0, D));         // [B, D]
+  const auto kv = fast_linear(x, W.narrow(0, D, 2 * D), b.narrow(0, D, 2 * D));  // [B, L, 2D]
+  const auto q = fast_linear(x_q, W.narrow(0, 0, D), b.narrow(0, 0, D));         // [B, D]
   const double p = training ? attn->options.dropout() : 0.0;
   if (x.device().is_cpu() && x.scalar_type() == torch::kFloat) {
     // One query per (row, head) in one pass (see causal_self_attention); LibTorch's bmm would
     // run one 1 x dh x L GEMM call per (row, head).
     const auto seed = p > 0 && B > 0 ? static_cast<int64_t>(dropout_seed()) : int64_t{0};
-    return attn->out_proj(LastQueryAttentionFn::apply(kv, q, idx, H, p, seed));  // [B, D]
+    return out_projection(attn, LastQueryAttentionFn::apply(kv, q, idx, H, p, seed));  // [B, D]
   }
   const auto kvh = kv.chunk(2, -1);
   const auto k = kvh[0].reshape({B, L, H, dh}).permute({0, 2, 3, 1});             // [B, H, dh, L]
@@ -388,7 +396,7 @@ at::Tensor last_query_attention(torch::nn::MultiheadAttention& attn, const at::T
   const auto later = torch::arange(L, idx.options()).unsqueeze(0) > idx.unsqueeze(1);           // [B, L]: keys after the query
   w = w.masked_fill(later.view({B, 1, 1, L}), -std::numeric_limits<float>::infinity());
   w = fast_dropout(torch::softmax(w, -1), p, training);
-  return attn->out_proj(torch::matmul(w, v).reshape({B, D}));  // [B, D]
+  return out_projection(attn, torch::matmul(w, v).reshape({B, D}));  // [B, D]
 }
 
 }  // namespace rzoo

@@ -10,6 +10,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "models/dropout.h"
+#include "models/fast_linear.h"
 #include "models/sequential/attention.h"
 
 namespace rzoo {
@@ -99,14 +100,14 @@ at::Tensor BERT4RecImpl::encode(const at::Tensor& seq_in) {
   for (const auto& m : *blocks) {
     auto& b = *m->as<torch::nn::TransformerEncoderLayer>();
     x = b.norm1(x + fast_dropout(self_attention(b.self_attn, x, at::Tensor(), pad, tr), b.dropout1->options.p(), tr));
-    const auto f = b.linear2(fast_dropout(torch::gelu(b.linear1(x)), b.dropout->options.p(), tr));
+    const auto f = linear(b.linear2, fast_dropout(torch::gelu(linear(b.linear1, x)), b.dropout->options.p(), tr));
     x = b.norm2(x + fast_dropout(f, b.dropout2->options.p(), tr));  // [B, L, D]
   }
   return right_to_left(x, shift);  // [B, L, D], left-padded like the input
 }
 
 at::Tensor BERT4RecImpl::logits(const at::Tensor& h) {
-  return torch::addmm(out_bias, torch::gelu(head(h)), item_emb->weight.narrow(0, 0, n_items_).t());  // [N, I]
+  return fast_linear(torch::gelu(linear(head, h)), item_emb->weight.narrow(0, 0, n_items_), out_bias);  // [N, I]
 }
 
 at::Tensor BERT4RecImpl::cloze_sequence(const Batch& b) const {

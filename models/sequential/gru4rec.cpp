@@ -8,6 +8,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "models/dropout.h"
+#include "models/fast_linear.h"
 
 namespace rzoo {
 
@@ -82,7 +83,7 @@ at::Tensor GRU4RecImpl::score_all(const at::Tensor& users) { return score_histor
 
 at::Tensor GRU4RecImpl::score_history(const at::Tensor& seq) {
   const auto h = encode(seq.to(item_emb->weight.device())).select(1, -1);  // [B, D]
-  return torch::matmul(h, item_emb->weight.narrow(0, 0, n_items_).t());   // [B, I]
+  return fast_linear(h, item_emb->weight.narrow(0, 0, n_items_));  // [B, I]
 }
 
 std::pair<at::Tensor, at::Tensor> GRU4RecImpl::explain(const at::Tensor& items, int64_t item) {

@@ -10,6 +10,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "datasets/dataset.h"
+#include "models/fast_linear.h"
 
 namespace rzoo {
 
@@ -187,7 +188,7 @@ at::Tensor item_loss(const at::Tensor& hs, const at::Tensor& tgt, const at::Tens
   TORCH_CHECK(tgt.numel() > 0, "sequence batch without a target");
   const auto w = item_weight.narrow(0, 0, n_items);  // the padding (and mask) rows are never candidates
   if (kind == "ce") {
-    const auto logits = bias.defined() ? torch::addmm(bias, hs, w.t()) : torch::matmul(hs, w.t());  // [N, I]
+    const auto logits = fast_linear(hs, w, bias);  // [N, I]
     return torch::nn::functional::cross_entropy(logits, tgt);
   }
   auto pick = [&](const at::Tensor& idx) {  // idx [N] -> (rows of w [N, D], bias [N] or undefined)
@@ -200,7 +201,7 @@ at::Tensor item_loss(const at::Tensor& hs, const at::Tensor& tgt, const at::Tens
     TORCH_CHECK(negatives >= 1, "loss sampled needs model.neg_samples >= 1, got ", negatives);
     // One set of uniform negatives for the whole batch: a [N, K] matmul instead of N gathers.
     const auto negs = torch::randint(n_items, {negatives}, tgt.options());  // [K]
-    auto neg_s = torch::matmul(hs, w.index_select(0, negs).t());           // [N, K]
+    auto neg_s = fast_linear(hs, w.index_select(0, negs));                 // [N, K]
     if (bias.defined()) neg_s = neg_s + bias.index_select(0, negs).unsqueeze(0);
     // A drawn negative that is the row's own target is not a negative.
     neg_s = neg_s.masked_fill(negs.unsqueeze(0) == tgt.unsqueeze(1), -std::numeric_limits<float>::infinity());

@@ -10,6 +10,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "models/dropout.h"
+#include "models/fast_linear.h"
 #include "models/sequential/attention.h"
 
 namespace rzoo {
@@ -65,7 +66,7 @@ at::Tensor SASRecBlockImpl::forward(const at::Tensor& x, const at::Tensor& mask)
   const bool tr = is_training();
   const double p = drop->options.p();
   const auto z = x + fast_dropout(causal_self_attention(attn, ln1(x), mask, tr), p, tr);  // [B, L, D]
-  return z + fast_dropout(ff2(fast_dropout(torch::relu(ff1(ln2(z))), p, tr)), p, tr);           // [B, L, D]
+  return z + fast_dropout(linear(ff2, fast_dropout(torch::relu(linear(ff1, ln2(z))), p, tr)), p, tr);  // [B, L, D]
 }
 
 at::Tensor SASRecBlockImpl::forward_at(const at::Tensor& x, const at::Tensor& idx) {
@@ -76,7 +77,7 @@ at::Tensor SASRecBlockImpl::forward_at(const at::Tensor& x, const at::Tensor& id
   const auto y = ln1(x);                                                                  // [B, L, D]
   const auto z = x.gather(1, g).squeeze(1) +
                  fast_dropout(last_query_attention(attn, y, y.gather(1, g).squeeze(1), idx, tr), p, tr);  // [B, D]
-  return z + fast_dropout(ff2(fast_dropout(torch::relu(ff1(ln2(z))), p, tr)), p, tr);  // [B, D]
+  return z + fast_dropout(linear(ff2, fast_dropout(torch::relu(linear(ff1, ln2(z))), p, tr)), p, tr);  // [B, D]
 }
 
 SASRecImpl::SASRecImpl(const ModelContext& ctx) : SASRecImpl(ctx, SASRecOptions::from_config(ctx.config)) {}
@@ -155,7 +156,7 @@ at::Tensor SASRecImpl::score_all(const at::Tensor& users) { return score_history
 
 at::Tensor SASRecImpl::score_history(const at::Tensor& seq) {
   const auto h = encode_last(seq.to(item_emb->weight.device()));  // [B, D]
-  return torch::matmul(h, item_emb->weight.narrow(0, 0, n_items_).t());   // [B, I]
+  return fast_linear(h, item_emb->weight.narrow(0, 0, n_items_));  // [B, I]
 }
 
 std::pair<at::Tensor, at::Tensor> SASRecImpl::explain(const at::Tensor& items, int64_t item) {
