@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -44,6 +45,12 @@ bool layout(const at::Tensor& t, char& trans, int64_t& ld) {
   return false;
 }
 }  // namespace
+
+bool gemm_readable(const at::Tensor& t) {
+  char trans = 0;
+  int64_t ld = 0;
+  return t.dim() == 2 && layout(t, trans, ld);
+}
 
 bool onednn_gemm_active() { return g_enabled.load(std::memory_order_relaxed) && find_dnnl() != nullptr; }
 

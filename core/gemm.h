@@ -18,6 +18,9 @@ namespace rzoo {
 void gemm_into(at::Tensor& C, const at::Tensor& A, const at::Tensor& B, float beta = 0.0f);
 // A B into a new [A.size(0), B.size(1)] tensor.
 at::Tensor gemm(const at::Tensor& A, const at::Tensor& B);
+// Whether gemm_into reads the 2-D matrix `t` in place (a unit stride along one dimension);
+// another layout needs a contiguous copy first.
+bool gemm_readable(const at::Tensor& t);
 
 // Whether gemm_into uses oneDNN (found in the process and not turned off by RZOO_ONEDNN_GEMM=0 or
 // set_onednn_gemm(false)). set_onednn_gemm is for tests: it returns the previous setting.

@@ -7,11 +7,8 @@
 namespace rzoo {
 
 namespace {
-// A 2-D matrix gemm_into can read without a copy (one unit stride), else a contiguous copy.
-at::Tensor gemm_ready(const at::Tensor& t) {
-  return (t.stride(1) == 1 && t.stride(0) >= t.size(1)) || (t.stride(0) == 1 && t.stride(1) >= t.size(0)) ? t
-                                                                                                           : t.contiguous();
-}
+// A 2-D matrix as gemm_into reads it: itself, or a contiguous copy.
+at::Tensor gemm_ready(const at::Tensor& t) { return gemm_readable(t) ? t : t.contiguous(); }
 
 struct FastLinearFn : public torch::autograd::Function<FastLinearFn> {
   // b: the bias, or an empty tensor for none (an undefined tensor cannot be an input of apply()).

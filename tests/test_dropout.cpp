@@ -88,6 +88,15 @@ TEST_CASE("fast_dropout: identity in eval mode and at p 0, reproducible under ma
   const auto w = torch::randn_like(x);
   (y1 * w).sum().backward();
   const auto m = (y1 / x).detach();
+  // Seen failing once in a full CTest run (2026-12-06) and not again in 90 reruns: say where.
+  const auto bad = ((m != 0) & ((m - 1.0 / 0.6).abs() >= 1e-5)).flatten().nonzero();
+  if (bad.numel() > 0) {
+    const int64_t k = bad[0].item<int64_t>();
+    INFO(bad.numel() << " elements off the mask; first at " << k << ": x " << x.flatten()[k].item<float>() << ", y "
+                     << y1.flatten()[k].item<float>() << ", y1b " << y1b.flatten()[k].item<float>() << ", y2 "
+                     << y2.flatten()[k].item<float>());
+    CHECK(bad.numel() == 0);
+  }
   CHECK(((m == 0) | ((m - 1.0 / 0.6).abs() < 1e-5)).all().item<bool>());
   CHECK(torch::allclose(x.grad(), m * w, 1e-5, 1e-6));
   REQUIRE_THROWS_WITH(rzoo::fast_dropout(x, 1.0, true), Catch::Contains("fast_dropout: p must be in [0, 1), got 1"));

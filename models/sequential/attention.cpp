@@ -179,6 +179,22 @@ RZOO_SIMD_CLONES void causal_head_backward(const float* qkv, const float* dout, 
   }
 }
 
+// The settings both attention kernels keep for their backward pass: heads, dropout p, seed.
+struct HeadSettings {
+  int64_t heads;
+  double p;
+  uint64_t seed;
+  void save(torch::autograd::AutogradContext* ctx) const {
+    ctx->saved_data["heads"] = heads;
+    ctx->saved_data["p"] = p;
+    ctx->saved_data["seed"] = static_cast<int64_t>(seed);
+  }
+  static HeadSettings load(torch::autograd::AutogradContext* ctx) {
+    return {ctx->saved_data["heads"].toInt(), ctx->saved_data["p"].toDouble(),
+            static_cast<uint64_t>(ctx->saved_data["seed"].toInt())};
+  }
+};
+
 // qkv [B, L, 3D] (contiguous float) -> [B, L, D]; the weights [B, H, L, L] kept for backward.
 struct CausalAttentionFn : public torch::autograd::Function<CausalAttentionFn> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& qkv_in, int64_t heads, double p,
@@ -200,18 +216,17 @@ struct CausalAttentionFn : public torch::autograd::Function<CausalAttentionFn> {
       }
     });
     ctx->save_for_backward({qkv, probs});
-    ctx->saved_data["heads"] = heads;
-    ctx->saved_data["p"] = p;
-    ctx->saved_data["seed"] = seed;
+    HeadSettings{heads, p, static_cast<uint64_t>(seed)}.save(ctx);
     return out;
   }
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
     const auto& qkv = saved[0];
     const auto& probs = saved[1];
-    const int64_t H = ctx->saved_data["heads"].toInt();
-    const double p = ctx->saved_data["p"].toDouble();
-    const auto seed = static_cast<uint64_t>(ctx->saved_data["seed"].toInt());
+    const HeadSettings settings = HeadSettings::load(ctx);
+    const int64_t H = settings.heads;
+    const double p = settings.p;
+    const uint64_t seed = settings.seed;
     const int64_t B = qkv.size(0), L = qkv.size(1), D = qkv.size(2) / 3, dh = D / H;
     const auto dout = grads[0].contiguous();
     auto dqkv = torch::empty_like(qkv);  // every element written by the heads
@@ -311,17 +326,16 @@ struct LastQueryAttentionFn : public torch::autograd::Function<LastQueryAttentio
       }
     });
     ctx->save_for_backward({kv, q, idx, probs});
-    ctx->saved_data["heads"] = heads;
-    ctx->saved_data["p"] = p;
-    ctx->saved_data["seed"] = seed;
+    HeadSettings{heads, p, static_cast<uint64_t>(seed)}.save(ctx);
     return out;
   }
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
     const auto &kv = saved[0], &q = saved[1], &idx = saved[2], &probs = saved[3];
-    const int64_t H = ctx->saved_data["heads"].toInt();
-    const double p = ctx->saved_data["p"].toDouble();
-    const auto seed = static_cast<uint64_t>(ctx->saved_data["seed"].toInt());
+    const HeadSettings settings = HeadSettings::load(ctx);
+    const int64_t H = settings.heads;
+    const double p = settings.p;
+    const uint64_t seed = settings.seed;
     const int64_t B = kv.size(0), L = kv.size(1), D = kv.size(2) / 2, dh = D / H;
     const auto dout = grads[0].contiguous();
     auto dkv = torch::empty_like(kv);  // every element written by the heads
