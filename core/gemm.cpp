@@ -56,7 +56,7 @@ bool onednn_gemm_active() { return g_enabled.load(std::memory_order_relaxed) && 
 
 bool set_onednn_gemm(bool on) { return g_enabled.exchange(on); }
 
-void gemm_into(at::Tensor& C, const at::Tensor& A, const at::Tensor& B, float beta) {
+void gemm_into(at::Tensor& C, const at::Tensor& A, const at::Tensor& B, float beta, float alpha) {
   TORCH_CHECK(A.dim() == 2 && B.dim() == 2 && C.dim() == 2 && A.size(1) == B.size(0) && C.size(0) == A.size(0) &&
                   C.size(1) == B.size(1),
               "gemm_into: shapes ", C.sizes(), " = ", A.sizes(), " x ", B.sizes());
@@ -67,14 +67,14 @@ void gemm_into(at::Tensor& C, const at::Tensor& A, const at::Tensor& B, float be
   if (f != nullptr && M > 0 && N > 0 && K > 0 && A.device().is_cpu() && B.device().is_cpu() && C.device().is_cpu() &&
       A.scalar_type() == at::kFloat && B.scalar_type() == at::kFloat && C.scalar_type() == at::kFloat &&
       C.stride(1) == 1 && C.stride(0) >= N && layout(A, ta, lda) && layout(B, tb, ldb) &&
-      f(ta, tb, M, N, K, 1.0f, A.data_ptr<float>(), lda, B.data_ptr<float>(), ldb, beta, C.data_ptr<float>(),
+      f(ta, tb, M, N, K, alpha, A.data_ptr<float>(), lda, B.data_ptr<float>(), ldb, beta, C.data_ptr<float>(),
         C.stride(0)) == 0)
     return;
-  if (beta == 0.0f) {
+  if (beta == 0.0f) {  // C is not read (addmm_ would: 0 * NaN is NaN)
     at::mm_out(C, A, B);
+    if (alpha != 1.0f) C.mul_(alpha);
   } else {
-    if (beta != 1.0f) C.mul_(beta);
-    C.addmm_(A, B);
+    C.addmm_(A, B, beta, alpha);
   }
 }
 

@@ -12,10 +12,10 @@
 
 namespace rzoo {
 
-// C = beta * C + A B, for CPU float32 2-D tensors; A and B may be transposed views (a unit stride
-// along either dimension), C a view with unit column stride (e.g. a narrow over rows or
+// C = beta * C + alpha * A B, for CPU float32 2-D tensors; A and B may be transposed views (a unit
+// stride along either dimension), C a view with unit column stride (e.g. a narrow over rows or
 // columns). Other layouts, dtypes and devices go to LibTorch (at::addmm_ / at::mm_out).
-void gemm_into(at::Tensor& C, const at::Tensor& A, const at::Tensor& B, float beta = 0.0f);
+void gemm_into(at::Tensor& C, const at::Tensor& A, const at::Tensor& B, float beta = 0.0f, float alpha = 1.0f);
 // A B into a new [A.size(0), B.size(1)] tensor.
 at::Tensor gemm(const at::Tensor& A, const at::Tensor& B);
 // Whether gemm_into reads the 2-D matrix `t` in place (a unit stride along one dimension);

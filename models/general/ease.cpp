@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/linalg.h"
 #include "datasets/dataset.h"
 
 namespace rzoo {
@@ -112,13 +113,15 @@ void EASEImpl::fit(const Csr& train) {
     gram.diagonal().add_(options.l2());
     return gram.to(item_weights.device());
   };
-  // P = G^-1 through the Cholesky factor (G is symmetric positive definite): half the work of
-  // an LU inverse. On the model's device, where a GPU does it much faster. A float32
-  // factorisation that reports failure is redone in float64.
+  // P = G^-1 (G is symmetric positive definite), in place from G's lower triangle: in float32 by
+  // blocks through matrix products (core/linalg.h; LAPACK's Cholesky factor and inverse on a GPU
+  // and in float64), half the work of an LU inverse. On the model's device, where a GPU does it
+  // much faster. A float32 inverse that meets a pivot block that is not positive definite is
+  // redone in float64.
   at::Tensor weights;  // P, [I, I], full
   if (single && train.n_rows < (int64_t{1} << 24)) {
-    auto [factor, info] = torch::linalg_cholesky_ex(build(torch::kFloat));
-    if (info.item<int64_t>() == 0) weights = torch::cholesky_inverse(factor);
+    at::Tensor g = build(torch::kFloat);
+    if (spd_inverse_lower_(g)) weights = g;
   }
   if (!weights.defined()) weights = torch::cholesky_inverse(torch::linalg_cholesky(build(torch::kDouble)));
   // B_ij = -P_ij / P_jj: column j divided by its diagonal entry; diag(B) = 0.
