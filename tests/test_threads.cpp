@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <vector>
 
@@ -52,6 +53,31 @@ TEST_CASE("threads: set_thread_pools sizes LibTorch's pool and the BLAS library'
   CHECK(torch::get_num_threads() == 2);
   if (blas_threads() >= 0) CHECK(blas_threads() == 2);
   set_thread_pools(before);
+}
+
+namespace {
+int64_t process_threads() {
+  int64_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) n += e.is_directory() ? 1 : 0;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("threads: set_thread_pools starts the intra-op workers, not the first parallel operation of training",
+          "[threads]") {
+  // CTest runs each test case in a process of its own, where no parallel region has run yet (in
+  // the whole binary run as one process the workers may exist already: then this checks less).
+  set_thread_pools(1);
+  const int64_t before = process_threads();
+  set_thread_pools(2);
+  const int64_t after = process_threads();
+  INFO("threads before " << before << ", after " << after);  // 1 and 4 here: OpenMP's worker, OpenBLAS's
+  CHECK(after > before);
+  // Without the workers' start in set_thread_pools, the first parallel operation created one more
+  // thread here (OpenMP's worker):
+  at::parallel_for(0, 2, 1, [](int64_t, int64_t) {});
+  CHECK(process_threads() == after);
+  set_thread_pools(1);
 }
 
 TEST_CASE("threads: with threads 1 a training process has one busy thread (CPU time per thread from /proc)",

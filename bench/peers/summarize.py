@@ -272,6 +272,7 @@ if HAVE_ACC:
 LAB = {"pop": "Pop", "itemknn": "ItemKNN, rzoo default (asymmetric cosine 0.2, idf, shrinkage 10, 50 neighbours)",
        "itemknn-2": "ItemKNN, RecBole's defaults (cosine, 100 neighbours, no shrinkage)",
        "bpr": "BPR, rzoo default (128 factors, Adam lr 0.0005, batch 2048, init_std 0.02, l2 0.001)", "bpr-2": "BPR, RecBole's defaults (Adam lr 0.001)",
+       "bpr-3": "BPR, per-sample path (sgd, batch 1; 64 factors, lr 0.01, l2 0.002, init_std 0.01, chosen on validation)",
        "ease": "EASE, l2 500 (rzoo default)", "ease-2": "EASE, l2 250 (RecBole default)",
        "neumf": "NeuMF, rzoo default (8 / 64-32-16-8, 4 negatives, batch 256)",
        "neumf-2": "NeuMF, RecBole's shape (64 / 128-128-64, 1 negative, batch 2048; no dropout)"}
