@@ -59,9 +59,9 @@ void mirror_lower_(at::Tensor& m) {
 // triangle is computed: n^3 flops in all, as LAPACK's potrf + potri, but at the speed of large
 // products. On the NCF ML-1M train's G + 250 I (3,706 items, float32), one core of the AVX-512
 // Xeon, 2026-12-06: LAPACK's pair (OpenBLAS) 0.56-0.60 s (potrf about 72 GFLOP/s, potri 107), this
-// 0.36-0.39 s (its products at 160-180 GFLOP/s; kBaseOrder 128 to 512
-// within 10% of each other); relative error against a float64 inverse 4.9e-7 (LAPACK 6.2e-7). On
-// worse-conditioned matrices the error is up to about twice LAPACK's (tests/test_gemm.cpp).
+// 0.36-0.39 s (its products at 160-180 GFLOP/s; kBaseOrder 128 to 512 within 10% of each other);
+// relative error against a float64 inverse 4.9e-7 (LAPACK 6.2e-7). On worse-conditioned matrices
+// the error is up to about twice LAPACK's (tests/test_gemm.cpp).
 // Only lower triangles are read (A and D recursively, B whole: it lies below the diagonal). The
 // upper block is free space, and holds W until the end; B is free once S is formed and takes
 // -S^-1 W^T, the lower block of the inverse. No scratch memory.

@@ -66,7 +66,8 @@ int64_t process_threads() {
 TEST_CASE("threads: set_thread_pools starts the intra-op workers, not the first parallel operation of training",
           "[threads]") {
   // CTest runs each test case in a process of its own, where no parallel region has run yet (in
-  // the whole binary run as one process the workers may exist already: then this checks less).
+  // the whole binary run as one process OpenMP's worker may exist already; OpenBLAS's are
+  // created again when its count goes from 1 to 2: then only the last check shows less).
   set_thread_pools(1);
   const int64_t before = process_threads();
   set_thread_pools(2);

@@ -42,8 +42,9 @@ EASEImpl::EASEImpl(const ModelContext& ctx, EASEOptions opts)
 }
 
 namespace {
-// Precision of the inverse. float32 takes about half the time of float64 (LibTorch 1.13, the
-// NCF ML-1M train's G, 3,706 items, one core: 1.0 s against 1.7 s) and gave the same top-10
+// Precision of the inverse. float32 took about half the time of float64 through LAPACK (LibTorch
+// 1.13, the NCF ML-1M train's G, 3,706 items, one core: 1.0 s against 1.7 s; float32 now goes by
+// blocks, core/linalg.h: 0.36-0.39 s on the AVX-512 Xeon) and gave the same top-10
 // lists but for 0.01-0.03% of positions (near-ties) at lambda 1-250 there. But a near-singular G with a tiny lambda loses
 // everything in float32 (its factorisation may even "succeed" on rounding noise), so "auto"
 // takes float32 only where the condition number of G + lambda I, bounded by its largest row

@@ -358,13 +358,6 @@ struct LastQueryAttentionFn : public torch::autograd::Function<LastQueryAttentio
 
 }  // namespace
 
-namespace {
-// attn->out_proj(a) through fast_linear.
-at::Tensor out_projection(torch::nn::MultiheadAttention& attn, const at::Tensor& a) {
-  return fast_linear(a, attn->out_proj->weight, attn->out_proj->bias);
-}
-}  // namespace
-
 at::Tensor causal_self_attention(torch::nn::MultiheadAttention& attn, const at::Tensor& x, const at::Tensor& causal_mask,
                                  bool training) {
   if (!x.device().is_cpu() || x.scalar_type() != torch::kFloat) return self_attention(attn, x, causal_mask, at::Tensor(), training);
@@ -372,7 +365,7 @@ at::Tensor causal_self_attention(torch::nn::MultiheadAttention& attn, const at::
   const auto qkv = fast_linear(x, attn->in_proj_weight, attn->in_proj_bias);  // [B, L, 3D]
   // The seed drawn where fast_dropout would draw it (after the projection), only when it would.
   const auto seed = p > 0 && qkv.numel() > 0 ? static_cast<int64_t>(dropout_seed()) : int64_t{0};
-  return out_projection(attn, CausalAttentionFn::apply(qkv, attn->options.num_heads(), p, seed));  // [B, L, D]
+  return linear(attn->out_proj, CausalAttentionFn::apply(qkv, attn->options.num_heads(), p, seed));  // [B, L, D]
 }
 
 at::Tensor self_attention(torch::nn::MultiheadAttention& attn, const at::Tensor& x, const at::Tensor& attn_mask,
@@ -386,7 +379,7 @@ at::Tensor self_attention(torch::nn::MultiheadAttention& attn, const at::Tensor&
   if (key_pad.defined())
     w = w.masked_fill(key_pad.view({B, 1, 1, L}), -std::numeric_limits<float>::infinity());
   w = fast_dropout(torch::softmax(w, -1), attn->options.dropout(), training);
-  return out_projection(attn, torch::matmul(w, v).transpose(1, 2).reshape({B, L, D}));  // [B, L, D]
+  return linear(attn->out_proj, torch::matmul(w, v).transpose(1, 2).reshape({B, L, D}));  // [B, L, D]
 }
 
 at::Tensor last_query_attention(torch::nn::MultiheadAttention& attn, const at::Tensor& x, const at::Tensor& x_q,
@@ -401,7 +394,7 @@ at::Tensor last_query_attention(torch::nn::MultiheadAttention& attn, const at::T
     // One query per (row, head) in one pass (see causal_self_attention); LibTorch's bmm would
     // run one 1 x dh x L GEMM call per (row, head).
     const auto seed = p > 0 && B > 0 ? static_cast<int64_t>(dropout_seed()) : int64_t{0};
-    return out_projection(attn, LastQueryAttentionFn::apply(kv, q, idx, H, p, seed));  // [B, D]
+    return linear(attn->out_proj, LastQueryAttentionFn::apply(kv, q, idx, H, p, seed));  // [B, D]
   }
   const auto kvh = kv.chunk(2, -1);
   const auto k = kvh[0].reshape({B, L, H, dh}).permute({0, 2, 3, 1});             // [B, H, dh, L]
@@ -410,7 +403,7 @@ at::Tensor last_query_attention(torch::nn::MultiheadAttention& attn, const at::T
   const auto later = torch::arange(L, idx.options()).unsqueeze(0) > idx.unsqueeze(1);           // [B, L]: keys after the query
   w = w.masked_fill(later.view({B, 1, 1, L}), -std::numeric_limits<float>::infinity());
   w = fast_dropout(torch::softmax(w, -1), p, training);
-  return out_projection(attn, torch::matmul(w, v).reshape({B, D}));  // [B, D]
+  return linear(attn->out_proj, torch::matmul(w, v).reshape({B, D}));  // [B, D]
 }
 
 }  // namespace rzoo
