@@ -5,6 +5,9 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include <c10/core/Allocator.h>
 #include <c10/core/impl/alloc_cpu.h>
@@ -14,6 +17,7 @@
 #include <chrono>
 #include <cstring>
 #include <list>
+#include <map>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -42,6 +46,33 @@ namespace {
 
 constexpr size_t kMinCached = size_t{1} << 20;
 constexpr size_t kRound = size_t{1} << 16;
+// A cached block serves a request of at least 1 / (1 + 1 / kSlack) of its size (kSlack 1: half).
+constexpr size_t kSlack = 1;
+
+// Large blocks start on a 2 MB boundary and ask for transparent huge pages (where the system
+// allows them on request: /sys/kernel/mm/transparent_hugepage/enabled "madvise" or "always"), so
+// that a fresh block costs one page fault per 2 MB instead of one per 4 KB.
+constexpr size_t kHugePage = size_t{2} << 20;
+bool huge_pages_wanted() {
+  static const bool on = [] {
+    const char* env = std::getenv("RZOO_CPU_HUGEPAGES");
+    return env == nullptr || std::string(env) != "0";
+  }();
+  return on;
+}
+
+void* alloc_large(size_t n) {
+#if defined(__linux__)
+  if (n >= kHugePage && huge_pages_wanted()) {
+    void* p = nullptr;
+    if (::posix_memalign(&p, kHugePage, n) == 0 && p != nullptr) {
+      ::madvise(p, n, MADV_HUGEPAGE);  // advice only: a refusal leaves ordinary pages
+      return p;
+    }
+  }
+#endif
+  return c10::alloc_cpu(n);
+}
 
 class BlockCache final : public c10::Allocator {
  public:
@@ -130,12 +161,14 @@ class BlockCache final : public c10::Allocator {
       }
       return {p, p, &BlockCache::deleter, c10::Device(c10::DeviceType::CPU)};
     }
-    const size_t size = (n + kRound - 1) / kRound * kRound;
+    size_t size = (n + kRound - 1) / kRound * kRound;
     void* p = nullptr;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = by_size_.find(size);
-      if (it != by_size_.end()) {
+      // Best fit: the smallest cached block that holds the request, if at most twice its size.
+      auto it = by_size_.lower_bound(size);
+      if (it != by_size_.end() && it->first - size <= size / kSlack) {
+        size = it->first;
         p = it->second->second;
         order_.erase(it->second);
         by_size_.erase(it);
@@ -153,7 +186,7 @@ class BlockCache final : public c10::Allocator {
     for (void* q : drop) c10::free_cpu(q);
     if (!p) {
       try {
-        p = c10::alloc_cpu(size);
+        p = alloc_large(size);
       } catch (...) {
         std::lock_guard<std::mutex> lock(mu_);
         live_ -= size;
@@ -185,7 +218,7 @@ class BlockCache final : public c10::Allocator {
 
   mutable std::mutex mu_;
   mutable Order order_;
-  mutable std::unordered_multimap<size_t, Order::iterator> by_size_;
+  mutable std::multimap<size_t, Order::iterator> by_size_;  // ordered: best fit by lower_bound
   mutable std::unordered_map<void*, size_t> sizes_;
   mutable size_t live_ = 0, cached_ = 0, high_water_ = 0;
   mutable int64_t hits_ = 0, misses_ = 0;

@@ -204,7 +204,7 @@ TEST_CASE("simd: the loader runs the vector copy of RZOO_SIMD_CLONES functions t
 #endif
 }
 
-TEST_CASE("memory: the CPU block cache reuses a freed block of the same size, never holds more than the high-water mark",
+TEST_CASE("memory: the CPU block cache reuses a freed block of the same size or up to twice it, never holds more than the high-water mark",
           "[memory]") {
   ::unsetenv("RZOO_CPU_BLOCK_CACHE");
   install_cpu_block_cache();
@@ -249,6 +249,39 @@ TEST_CASE("memory: the CPU block cache reuses a freed block of the same size, ne
     const auto s3 = cpu_block_cache_stats();
     CHECK(s3.live_bytes + s3.cached_bytes <= mark);
     CHECK(s3.high_water == mark);
+  }
+  // Best fit: a request takes the smallest cached block that holds it, up to twice its size.
+  release_cpu_block_cache();
+  void *p6 = nullptr, *p4 = nullptr;
+  {
+    auto a = torch::empty({mb(6) / 4}, torch::kFloat), b = torch::empty({mb(4) / 4}, torch::kFloat);
+    p6 = a.data_ptr();
+    p4 = b.data_ptr();
+#if defined(__linux__)
+    // Blocks of 2 MB or more start on a 2 MB boundary (transparent huge pages), unless turned off.
+    const char* hp = std::getenv("RZOO_CPU_HUGEPAGES");
+    if (hp == nullptr || std::string(hp) != "0") {
+      CHECK(reinterpret_cast<uintptr_t>(p6) % (uintptr_t{2} << 20) == 0);
+      CHECK(reinterpret_cast<uintptr_t>(p4) % (uintptr_t{2} << 20) == 0);
+    }
+#endif
+  }
+  REQUIRE(cpu_block_cache_stats().cached_bytes == mb(10));
+  {
+    const auto h0 = cpu_block_cache_stats().hits;
+    auto c = torch::empty({mb(4) / 4 - 1000}, torch::kFloat);  // fits both: the 4 MB one, the smaller
+    CHECK(c.data_ptr() == p4);
+    auto d = torch::empty({mb(3) / 4}, torch::kFloat);  // 6 MB is twice 3 MB: still taken
+    CHECK(d.data_ptr() == p6);
+    CHECK(cpu_block_cache_stats().hits == h0 + 2);
+    CHECK(cpu_block_cache_stats().live_bytes >= mb(10));  // counted at the blocks' sizes
+  }
+  {
+    const auto m0 = cpu_block_cache_stats().misses;
+    auto e = torch::empty({mb(3) / 8}, torch::kFloat);  // 1.5 MB: both cached blocks are over twice that
+    CHECK(e.data_ptr() != p4);
+    CHECK(e.data_ptr() != p6);
+    CHECK(cpu_block_cache_stats().misses == m0 + 1);
   }
   // Many threads allocating and freeing blocks of a few sizes: the books balance.
   const int64_t live_before = cpu_block_cache_stats().live_bytes;
