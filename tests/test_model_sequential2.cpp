@@ -314,6 +314,46 @@ TEST_CASE("bert4rec: masking is seeded, masks at least one real position, at abo
   CHECK(std::abs(rate - expect) < 0.03);
 }
 
+TEST_CASE("bert4rec: last_mask_prob masks only the last real item in that fraction of rows", "[bert4rec]") {
+  const int64_t R = 4000, L = 8;
+  for (const double q : {0.0, 0.4, 1.0}) {
+    DYNAMIC_SECTION("last_mask_prob " << q) {
+      Seq2Setup s("bert4rec", {"model.mask_prob=0.3", fmt::format("model.last_mask_prob={}", q)});
+      Recommender m = make_model("bert4rec", s.ctx());
+      auto* b = m->as<BERT4RecImpl>();
+      const int64_t P = s.d.n_items();
+      // Row r: r % 8 padding positions on the left, real items after them.
+      torch::manual_seed(3);
+      auto full = torch::randint(0, P, {R, L}, torch::kLong);
+      for (int64_t r = 0; r < R; ++r) full[r].narrow(0, 0, r % L).fill_(P);
+      torch::manual_seed(7);
+      const auto mk = b->cloze_mask(full);
+      CHECK_FALSE((mk & (full == P)).any().item<bool>());
+      CHECK(mk.any(1).all().item<bool>());
+      // The rows whose only masked position is the last column.
+      const auto only_last = (mk.sum(1) == 1) & mk.select(1, L - 1);  // [R]
+      const double frac = only_last.to(torch::kDouble).mean().item<double>();
+      if (q == 1.0) {
+        CHECK(frac == 1.0);
+      } else {
+        // Cloze rows pick only the last position by chance: with j real positions, probability
+        // 0.3 * 0.7^(j-1) (drawn alone) + 0.7^j / j (the forced one, when it is the last).
+        double chance = 0;
+        for (int64_t j = 1; j <= L; ++j) chance += (0.3 * std::pow(0.7, j - 1) + std::pow(0.7, j) / j) / L;
+        const double expect = q + (1 - q) * chance;
+        INFO("fraction " << frac << " expected " << expect);
+        CHECK(std::abs(frac - expect) < 0.03);
+      }
+      // last_mask_prob 0 draws nothing more: the mask is the cloze draw alone, as before the option.
+      if (q == 0.0) {
+        torch::manual_seed(7);
+        const auto r = torch::rand(full.sizes(), torch::kFloat).masked_fill(full == P, 2.0);
+        CHECK(torch::equal(mk & (r < 0.3), r < 0.3));
+      }
+    }
+  }
+}
+
 TEST_CASE("caser and bert4rec: every loss falls on a tiny dataset in both batch layouts", "[caser][bert4rec]") {
   // 60 users x 30 items, user u's sequence u, u+1, ..., u+11 (mod 30) in time (file) order.
   std::vector<int64_t> users, items;

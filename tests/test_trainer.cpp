@@ -196,6 +196,29 @@ TEST_CASE("trainer: early stopping stops after `patience` validations without ga
   CHECK(tr->epoch() == tr->best_epoch() + 2);
 }
 
+TEST_CASE("trainer: early stopping waits for train.early_stop.min_epochs", "[trainer]") {
+  // The run above with min_epochs past its early stop: it goes on to min_epochs (no gain after the
+  // early peak), then stops at once; the best epoch is the same.
+  Fixture plain({"train.epochs=100", "train.lr=0.2", "train.early_stop.patience=2"});
+  TempDir t;
+  Recommender m1{nullptr};
+  auto t1 = plain.trainer(m1, t.file("plain"));
+  t1->fit();
+  const int64_t stop = t1->epoch();
+  REQUIRE(stop < 40);
+  const int64_t min_epochs = stop + 5;
+  Fixture f({"train.epochs=100", "train.lr=0.2", "train.early_stop.patience=2",
+             "train.early_stop.min_epochs=" + std::to_string(min_epochs)});
+  Recommender m2{nullptr};
+  auto t2 = f.trainer(m2, t.file("wait"));
+  t2->fit();
+  INFO("plain stop " << stop << ", best " << t1->best_epoch() << "; with min_epochs: stop " << t2->epoch() << ", best "
+                     << t2->best_epoch());
+  CHECK(t2->epoch() >= min_epochs);
+  CHECK(t2->epoch() < 100);
+  CHECK(t2->epoch() == std::max(min_epochs, t2->best_epoch() + 2));
+}
+
 namespace {
 // BPR that counts before_training() calls.
 struct CountingBPR : BPRImpl {

@@ -74,6 +74,7 @@ TrainOptions TrainOptions::from_config(const Config& cfg) {
   o.valid_every = cfg.get_int("train.valid_every", 1);
   o.early_stop_metric = cfg.get_string("train.early_stop.metric");
   o.patience = cfg.get_int("train.early_stop.patience", 0);
+  o.min_epochs = cfg.get_int("train.early_stop.min_epochs", 0);
   o.progress = cfg.get_choice("train.progress", {"auto", "true", "false"});
   o.log_every = cfg.get_int("train.log_every", 0);
   o.seed = static_cast<uint64_t>(cfg.get_int("seed", 0));
@@ -1027,7 +1028,9 @@ std::string Trainer::validate_epoch(EpochRecord& rec) {
   } else {
     ++bad_validations_;
   }
-  if (opt_.patience > 0 && bad_validations_ >= opt_.patience) done_ = true;
+  // Never before min_epochs: a model that sits on a plateau at first (BERT4Rec's cloze task near
+  // the popularity ranking) is not stopped before it can leave it.
+  if (opt_.patience > 0 && bad_validations_ >= opt_.patience && epoch_ >= opt_.min_epochs) done_ = true;
   return fmt::format(" | valid {} {:.4f}{}", opt_.early_stop_metric, rec.valid, better ? " *" : "");
 }
 

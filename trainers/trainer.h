@@ -49,6 +49,7 @@ struct TrainOptions {
   int64_t valid_every = 1;         // epochs between validations
   std::string early_stop_metric = "ndcg@10";
   int64_t patience = 10;           // validations without improvement before stopping; 0 = never
+  int64_t min_epochs = 0;          // early stopping never stops before this epoch
   std::string progress = "auto";   // auto | true | false
   int64_t log_every = 0;           // log the mean loss of the last N steps; 0 = off
   uint64_t seed = 2020;

@@ -29,6 +29,7 @@ BERT4RecOptions BERT4RecOptions::from_config(const Config* cfg) {
   o.mask_prob(cfg->get_double("model.mask_prob", 0.0, 1.0));
   if (o.mask_prob() <= 0.0 || o.mask_prob() >= 1.0)
     cfg->bad("model.mask_prob", fmt::format("must be in (0, 1) (a fraction of the items masked), got {}", o.mask_prob()));
+  o.last_mask_prob(cfg->get_double("model.last_mask_prob", 0.0, 1.0));
   o.init_std(cfg->get_double("model.init_std", 0.0, 10.0));
   o.loss(cfg->get_choice("model.loss", sequence_losses()));
   o.neg_samples(cfg->get_int("model.neg_samples", 1, 1 << 24));
@@ -50,6 +51,8 @@ void BERT4RecOptions::check() const {
   need(max_len() >= 2, fmt::format("model.max_len must be >= 2, got {}", max_len()));
   need(dropout() >= 0 && dropout() < 1, fmt::format("model.dropout must be in [0, 1), got {}", dropout()));
   need(mask_prob() > 0 && mask_prob() < 1, fmt::format("model.mask_prob must be in (0, 1), got {}", mask_prob()));
+  need(last_mask_prob() >= 0 && last_mask_prob() <= 1,
+       fmt::format("model.last_mask_prob must be in [0, 1], got {}", last_mask_prob()));
   check_sequence_loss("bert4rec", loss(), neg_samples());
 }
 
@@ -125,8 +128,18 @@ at::Tensor BERT4RecImpl::cloze_mask(const at::Tensor& full) const {
   const auto r = torch::rand(full.sizes(), full.options().dtype(torch::kFloat)).masked_fill(~real, 2.0);
   const auto masked = r < options.mask_prob();
   const auto first = r.argmin(1, /*keepdim=*/true);  // [B, 1], a real position (every row has one)
-  const auto fallback = torch::arange(L, full.options()).unsqueeze(0) == first;
-  return masked | (fallback & ~masked.any(1, /*keepdim=*/true));
+  const auto cols = torch::arange(L, full.options()).unsqueeze(0);  // [1, L]
+  const auto fallback = cols == first;
+  auto mask = masked | (fallback & ~masked.any(1, /*keepdim=*/true));  // [B, L]
+  if (options.last_mask_prob() > 0) {
+    // Next-item rows: the sequence with only its last real item masked, the task inference asks
+    // for. Drawn after the cloze draw, so that last_mask_prob 0 leaves the generator's stream
+    // as it was.
+    const auto only_last = torch::rand({full.size(0), 1}, full.options().dtype(torch::kFloat)) < options.last_mask_prob();  // [B, 1]
+    const auto last_real = (real.to(torch::kLong) * (cols + 1)).argmax(1, /*keepdim=*/true);  // [B, 1]
+    mask = torch::where(only_last, cols == last_real, mask);
+  }
+  return mask;
 }
 
 at::Tensor BERT4RecImpl::cloze_loss(const at::Tensor& full, const at::Tensor& masked) {

@@ -17,8 +17,10 @@
 // has a fraction `mask_prob` of its real positions replaced by the mask token, at least one per
 // sequence, drawn with torch's global generator (which the trainer seeds from (seed, epoch) before
 // each epoch, as for dropout), and the loss is the softmax cross-entropy over all I items at the
-// masked positions. Inference: the user's L - 1 most recent items followed by the mask token; the
-// output at that last position scores every item.
+// masked positions. A fraction `last_mask_prob` of the sequences masks only its last item
+// instead: the paper (Sec. 3.6) adds such samples as a fine-tuning for the next-item task that
+// inference asks (RecBole's ft_ratio). Inference: the user's L - 1 most recent items followed by
+// the mask token; the output at that last position scores every item.
 #pragma once
 #include <torch/arg.h>
 #include <torch/nn/modules/container/modulelist.h>
@@ -45,6 +47,7 @@ struct BERT4RecOptions {
   TORCH_ARG(int64_t, max_len) = 50;      // L: window width, the mask token included at inference
   TORCH_ARG(double, dropout) = 0.0;      // on embeddings, attention weights, block outputs, feed-forward
   TORCH_ARG(double, mask_prob) = 0.2;    // fraction of a training sequence's items masked, in (0, 1)
+  TORCH_ARG(double, last_mask_prob) = 0.0;  // fraction of training sequences masked at their last item only
   TORCH_ARG(double, init_std) = 0.02;    // normal initialisation of embeddings and linear weights
   TORCH_ARG(std::string, loss) = "ce";   // "ce" | "sampled" | "bce" at the masked positions
   TORCH_ARG(int64_t, neg_samples) = 100; // negatives per batch of loss "sampled"
@@ -81,7 +84,8 @@ class BERT4RecImpl : public RecommenderImpl {
   // followed by its target (augment none: the last column of items, the sequence's last item).
   at::Tensor cloze_sequence(const Batch& b) const;  // [B, L]
   // Which positions of `full` [B, L] to mask: each real position with probability mask_prob,
-  // and where that picks none, the real position with the smallest draw. Uses torch's global
+  // and where that picks none, the real position with the smallest draw; then, with probability
+  // last_mask_prob per row, only the row's last real position instead. Uses torch's global
   // generator. -> bool [B, L]
   at::Tensor cloze_mask(const at::Tensor& full) const;
   // Mean cross-entropy over all items at the masked positions of `full`.
