@@ -18,6 +18,9 @@
 #include "models/registry.h"
 #include "models/sequential/bert4rec.h"
 #include "models/sequential/caser.h"
+#include "models/sequential/gru4rec.h"
+#include "models/sequential/history.h"
+#include "models/sequential/sasrec.h"
 #include "trainers/trainer.h"
 
 using namespace rzoo;
@@ -447,6 +450,77 @@ TEST_CASE("caser and bert4rec: TorchScript export of other shapes matches the C+
       TempDir t;
       const auto users = torch::tensor({0, 3, 3, 7, 199}, torch::kLong);
       check_export_roundtrip(*m, s.cfg, s.d, s.split, users, t.path.string());
+    }
+  }
+}
+
+TEST_CASE("sequential: by_history_length scores each row in a group of its length's width, in the batch's order", "[sequential]") {
+  const int64_t P = 100, W = 12;
+  // Row r has r % 13 items (0..12) at the right end of its window.
+  std::vector<int64_t> v;
+  const int64_t B = 39;
+  for (int64_t r = 0; r < B; ++r)
+    for (int64_t j = 0; j < W; ++j) v.push_back(j >= W - r % 13 ? (r * 7 + j) % P : P);
+  const auto seq = torch::tensor(v, torch::kLong).view({B, W});
+  std::vector<int64_t> widths;
+  const auto out = by_history_length(seq, P, [&](const at::Tensor& s) {
+    widths.push_back(s.size(1));
+    // Per row: its number of items and the sum of its item indices.
+    const auto real = s != P;
+    return torch::stack({real.sum(1).to(torch::kDouble), (s * real).sum(1).to(torch::kDouble)}, 1);  // [b, 2]
+  });
+  CHECK(widths == std::vector<int64_t>{1, 2, 4, 8, 12});
+  const auto real = seq != P;
+  CHECK(torch::equal(out.select(1, 0), real.sum(1).to(torch::kDouble)));  // no item cut off
+  CHECK(torch::equal(out.select(1, 1), (seq * real).sum(1).to(torch::kDouble)));
+  // All rows long (or empty): one call over the batch as it is.
+  widths.clear();
+  const auto full = seq.index_select(0, torch::tensor({0, 9, 12, 11}, torch::kLong));
+  const auto same = by_history_length(full, P, [&](const at::Tensor& s) {
+    widths.push_back(s.size(1));
+    return s.to(torch::kDouble);
+  });
+  CHECK(widths == std::vector<int64_t>{W});
+  CHECK(torch::equal(same, full.to(torch::kDouble)));
+}
+
+TEST_CASE("sequential: scoring in length groups gives the full-width encoders' values", "[sequential][gru4rec][sasrec][bert4rec]") {
+  for (const std::string name : {"gru4rec", "sasrec", "bert4rec"}) {
+    DYNAMIC_SECTION(name) {
+      std::vector<std::string> sets = {"dataset.split.method=leave_last", "model.dropout=0", "model.max_len=8"};
+      if (name == "gru4rec") {
+        sets.insert(sets.end(), {"model.embedding_size=8", "model.hidden_size=16"});
+      } else {
+        sets.insert(sets.end(), {"model.hidden_size=16", "model.inner_size=32"});
+        if (name == "sasrec") sets.push_back("model.attn_dropout=0");
+      }
+      const Config cfg = synthetic_config(name, sets);
+      const Dataset d = load_dataset(cfg);
+      const Split split = split_dataset(d, cfg);
+      torch::manual_seed(5);
+      Recommender m = make_model(name, ModelContext{d.n_users(), d.n_items(), &cfg, &d, &split});
+      m->eval();
+      torch::NoGradGuard no_grad;
+      const int64_t P = d.n_items(), I = d.n_items();
+      const int64_t Wh = m->history_len();
+      // 24 windows with 1..Wh items (several per length), random items.
+      auto seq = torch::randint(0, I, {24, Wh}, torch::kLong);
+      for (int64_t r = 0; r < 24; ++r) seq[r].narrow(0, 0, Wh - 1 - r % Wh).fill_(P);
+      at::Tensor ref;  // [B, I] from one encoder call over the full-width windows
+      if (name == "gru4rec") {
+        auto* g = m->as<GRU4RecImpl>();
+        ref = torch::matmul(g->encode(seq).select(1, -1), g->item_emb->weight.narrow(0, 0, I).t());
+      } else if (name == "sasrec") {
+        auto* a = m->as<SASRecImpl>();
+        ref = torch::matmul(a->encode_last(seq), a->item_emb->weight.narrow(0, 0, I).t());
+      } else {
+        auto* b = m->as<BERT4RecImpl>();
+        const auto w = torch::cat({seq, torch::full({24, 1}, b->mask_token(), seq.options())}, 1);
+        ref = b->logits(b->encode(w).select(1, -1));
+      }
+      const auto got = m->score_history(seq);
+      INFO("max difference " << (got - ref).abs().max().item<double>());
+      CHECK(torch::allclose(got, ref, 1e-5, 1e-5));
     }
   }
 }

@@ -163,9 +163,11 @@ at::Tensor BERT4RecImpl::history(const at::Tensor& users) const {
 at::Tensor BERT4RecImpl::last_output(const at::Tensor& users) { return last_output_of(history(users)); }
 
 at::Tensor BERT4RecImpl::last_output_of(const at::Tensor& hist) {
-  const auto h = hist.to(item_emb->weight.device());  // [B, L - 1]
-  const auto seq = torch::cat({h, torch::full({h.size(0), 1}, mask_token(), h.options())}, 1);
-  return encode(seq).select(1, -1);  // [B, D]
+  // Rows grouped by history length (history.h): each group's blocks run over its widest window.
+  return by_history_length(hist.to(item_emb->weight.device()), n_items_, [this](const at::Tensor& h) {
+    const auto seq = torch::cat({h, torch::full({h.size(0), 1}, mask_token(), h.options())}, 1);  // [b, w + 1]
+    return encode(seq).select(1, -1);                                                             // [b, D]
+  });
 }
 
 at::Tensor BERT4RecImpl::score(const at::Tensor& users, const at::Tensor& items) {

@@ -75,14 +75,20 @@ at::Tensor GRU4RecImpl::loss(const Batch& b) {
 }
 
 at::Tensor GRU4RecImpl::score(const at::Tensor& users, const at::Tensor& items) {
-  const auto h = encode(history(users)).select(1, -1);  // [B, D]
+  const auto h = last_output(history(users));  // [B, D]
   return (h * item_emb(items.to(h.device()))).sum(1);
 }
 
 at::Tensor GRU4RecImpl::score_all(const at::Tensor& users) { return score_history(history(users)); }
 
+at::Tensor GRU4RecImpl::last_output(const at::Tensor& seq) {
+  // Rows grouped by history length (history.h): the GRU runs over each group's widest window.
+  return by_history_length(seq.to(item_emb->weight.device()), n_items_,
+                           [this](const at::Tensor& s) { return encode(s).select(1, -1); });  // [B, D]
+}
+
 at::Tensor GRU4RecImpl::score_history(const at::Tensor& seq) {
-  const auto h = encode(seq.to(item_emb->weight.device())).select(1, -1);  // [B, D]
+  const auto h = last_output(seq);  // [B, D]
   return fast_linear(h, item_emb->weight.narrow(0, 0, n_items_));  // [B, I]
 }
 

@@ -47,6 +47,9 @@ class GRU4RecImpl : public RecommenderImpl {
   void set_history_scope(HistoryScope scope) override { scope_ = scope; }
   int64_t history_len() const override { return options.max_len(); }
   at::Tensor score_history(const at::Tensor& seq) override;                    // [B, L] -> [B, I]
+  // The encoder's output after each window's most recent item, windows [B, L] -> [B, D], rows
+  // grouped by history length (by_history_length in history.h).
+  at::Tensor last_output(const at::Tensor& seq);
   ScriptExport script_export() const override;
   // Explanation: occlusion of each window position (history.h, explain_by_occlusion).
   std::string explain_kind() const override { return "items"; }

@@ -137,6 +137,37 @@ at::Tensor last_columns(const at::Tensor& x, int64_t L) {
   return n > L ? x.narrow(1, n - L, L) : x;
 }
 
+at::Tensor by_history_length(const at::Tensor& seq, int64_t pad,
+                             const std::function<at::Tensor(const at::Tensor&)>& per_row) {
+  const int64_t B = seq.size(0), W = seq.size(1);
+  if (B == 0 || W <= 1) return per_row(seq);
+  // Group width per row: the power of two at or above its length, W for long and empty rows.
+  const auto n = (seq != pad).sum(1).to(torch::kCPU);  // [B]
+  const auto* pn = n.data_ptr<int64_t>();
+  std::vector<int64_t> width(static_cast<size_t>(B));
+  for (int64_t r = 0; r < B; ++r) {
+    int64_t w = 1;
+    while (w < pn[r]) w *= 2;
+    width[static_cast<size_t>(r)] = pn[r] == 0 ? W : std::min(w, W);
+  }
+  std::vector<int64_t> widths = width;
+  std::sort(widths.begin(), widths.end());
+  widths.erase(std::unique(widths.begin(), widths.end()), widths.end());
+  if (widths.size() == 1 && widths[0] == W) return per_row(seq);
+  at::Tensor out;
+  std::vector<int64_t> rows;
+  for (const int64_t w : widths) {
+    rows.clear();
+    for (int64_t r = 0; r < B; ++r)
+      if (width[static_cast<size_t>(r)] == w) rows.push_back(r);
+    const auto idx = torch::tensor(rows, torch::kLong).to(seq.device());
+    const auto h = per_row(seq.index_select(0, idx).narrow(1, W - w, w));  // [b, D]
+    if (!out.defined()) out = torch::empty({B, h.size(1)}, h.options());
+    out.index_copy_(0, idx, h);
+  }
+  return out;
+}
+
 at::Tensor padding_shift(const at::Tensor& seq, int64_t pad) { return (seq == pad).sum(1); }
 
 at::Tensor left_to_right(const at::Tensor& seq, const at::Tensor& shift) {

@@ -148,14 +148,20 @@ at::Tensor SASRecImpl::loss(const Batch& b) {
 }
 
 at::Tensor SASRecImpl::score(const at::Tensor& users, const at::Tensor& items) {
-  const auto h = encode_last(history(users));  // [B, D]: after the most recent item
+  const auto h = last_output(history(users));  // [B, D]: after the most recent item
   return (h * item_emb(items.to(h.device()))).sum(1);
 }
 
 at::Tensor SASRecImpl::score_all(const at::Tensor& users) { return score_history(history(users)); }
 
+at::Tensor SASRecImpl::last_output(const at::Tensor& seq) {
+  // Rows grouped by history length (history.h): each group's blocks run over its widest window.
+  return by_history_length(seq.to(item_emb->weight.device()), n_items_,
+                           [this](const at::Tensor& s) { return encode_last(s); });  // [B, D]
+}
+
 at::Tensor SASRecImpl::score_history(const at::Tensor& seq) {
-  const auto h = encode_last(seq.to(item_emb->weight.device()));  // [B, D]
+  const auto h = last_output(seq);  // [B, D]
   return fast_linear(h, item_emb->weight.narrow(0, 0, n_items_));  // [B, I]
 }
 

@@ -74,6 +74,9 @@ class SASRecImpl : public RecommenderImpl {
   void set_history_scope(HistoryScope scope) override { scope_ = scope; }
   int64_t history_len() const override { return options.max_len(); }
   at::Tensor score_history(const at::Tensor& seq) override;                    // [B, L] -> [B, I]
+  // The encoder's output after each window's most recent item, windows [B, L] -> [B, D], rows
+  // grouped by history length (by_history_length in history.h).
+  at::Tensor last_output(const at::Tensor& seq);
   // Explanation: the attention of the last block at the most recent position (the one whose
   // output scores every item) over the history's positions, averaged over heads: one weight per
   // position of the last L items, summing to 1 (the same for every recommended item: attention
