@@ -182,8 +182,15 @@ TEST_CASE("memory: trim_heap_if_due gives freed heap memory back, at most once p
   for (void* p : pins) std::free(p);
   INFO("resident: " << full / 1e6 << " MB with the blocks, " << freed / 1e6 << " MB freed, " << trimmed / 1e6
                     << " MB after the trim");
-  CHECK(freed > full - (size_t{40} << 20));  // free() alone kept most of the 160 MB
-  CHECK(trimmed < freed - (size_t{100} << 20));  // the trim returned it
+  // The scenario needs glibc's heap as a fresh process has it: CTest runs each test case in its
+  // own process, where free() alone keeps most of the 160 MB. After other test cases in the same
+  // process (a combined rzoo_tests run), the blocks may come from free space those left, and
+  // free() then gives them back itself: nothing is left for the trim, so there is nothing to check.
+  if (freed <= full - static_cast<long>(size_t{40} << 20)) {
+    WARN("free() returned the blocks itself (heap left by earlier test cases in this process): trim not checked");
+    return;
+  }
+  CHECK(trimmed < freed - static_cast<long>(size_t{100} << 20));  // the trim returned it
 }
 #endif
 
