@@ -482,6 +482,19 @@ TEST_CASE("sequential: by_history_length scores each row in a group of its lengt
   });
   CHECK(widths == std::vector<int64_t>{W});
   CHECK(torch::equal(same, full.to(torch::kDouble)));
+  // Padding columns inside a window: the row's width counts from its first item (3 items over 7
+  // columns: width 8, where its 3 items alone would give 4 and cut the first), so nothing is cut.
+  widths.clear();
+  auto holes = torch::full({2, W}, P, torch::kLong);
+  holes[0].narrow(0, W - 7, 7).copy_(torch::tensor(std::vector<int64_t>{3, P, P, P, 5, P, 7}, torch::kLong));
+  holes[1][W - 1] = 9;
+  const auto kept = by_history_length(holes, P, [&](const at::Tensor& s) {
+    widths.push_back(s.size(1));
+    return (s * (s != P)).sum(1, /*keepdim=*/true);
+  });
+  CHECK(widths == std::vector<int64_t>{1, 8});
+  CHECK(kept[0][0].item<int64_t>() == 3 + 5 + 7);
+  CHECK(kept[1][0].item<int64_t>() == 9);
 }
 
 TEST_CASE("sequential: scoring in length groups gives the full-width encoders' values", "[sequential][gru4rec][sasrec][bert4rec]") {

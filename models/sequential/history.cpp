@@ -141,14 +141,20 @@ at::Tensor by_history_length(const at::Tensor& seq, int64_t pad,
                              const std::function<at::Tensor(const at::Tensor&)>& per_row) {
   const int64_t B = seq.size(0), W = seq.size(1);
   if (B == 0 || W <= 1) return per_row(seq);
-  // Group width per row: the power of two at or above its length, W for long and empty rows.
-  const auto n = (seq != pad).sum(1).to(torch::kCPU);  // [B]
-  const auto* pn = n.data_ptr<int64_t>();
+  TORCH_CHECK(seq.scalar_type() == torch::kLong, "by_history_length: item indices must be int64, got ", seq.scalar_type());
+  // Group width per row: the power of two at or above the columns from its first item to the
+  // end (a padding column inside a window counts: nothing is cut from it), W for long and
+  // empty rows.
+  const auto cpu = seq.to(torch::kCPU).contiguous();
+  const int64_t* px = cpu.data_ptr<int64_t>();
   std::vector<int64_t> width(static_cast<size_t>(B));
   for (int64_t r = 0; r < B; ++r) {
+    int64_t first = 0;
+    while (first < W && px[r * W + first] == pad) ++first;
+    const int64_t span = W - first;
     int64_t w = 1;
-    while (w < pn[r]) w *= 2;
-    width[static_cast<size_t>(r)] = pn[r] == 0 ? W : std::min(w, W);
+    while (w < span) w *= 2;
+    width[static_cast<size_t>(r)] = span == 0 ? W : std::min(w, W);
   }
   std::vector<int64_t> widths = width;
   std::sort(widths.begin(), widths.end());
