@@ -65,9 +65,9 @@ std::string explain_occlusion_script(int64_t L, int64_t pad);
 // Inference over windows of mixed lengths, in groups of similar length: the rows of a
 // left-padded seq [B, W] (int64) whose items span n columns (from the first one to the end;
 // 0 < n) go to the group of width min(W, the power of two >= n), each group cut to its last
-// `width` columns, and
-// per_row(group [b, width]) -> [b, D] is called once per group; rows without items stay at width
-// W. Returns [B, D] in seq's row order (per_row's result itself where every row has width W).
+// `width` columns, and per_row(group [b, width]) -> [b, D] is called once per group; rows without
+// items stay at width W. Returns [B, D] in seq's row order (per_row's result itself where every
+// row has width W).
 // Why: a batch of users is scored by one encoder call over its widest window, so on data with
 // short histories (S3-Rec's Beauty: 8.9 items on average, max_len 50) most of the GRU steps and
 // attention positions of evaluation ran over padding. Exact for encoders whose output at a
