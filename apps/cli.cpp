@@ -18,6 +18,8 @@ commands:
   evaluate RUN_DIR                     re-evaluate a finished run's best model on valid and test
   compare CONFIG [--set KEY=VALUE ...] train every model listed under `compare` on one split; one table
   compare --data FILE --models a,b,c   the same for a ratings file, without a config
+  compare --runs RUN_DIR RUN_DIR ...    one table (intervals, paired tests) of finished runs' stored
+                                       test results, without training again
   tune CONFIG [--set ...] [--out DIR]  search the hyperparameters of CONFIG's `search` block on
                                        validation (grid, random, halving); resumable
   report DIR [--out FILE]              one self-contained HTML page of charts and tables for a run,
@@ -143,11 +145,13 @@ benchmark measures updates).
 Rebuilds the run's dataset and split from RUN_DIR/config.yaml (checking that users and items are
 unchanged), loads RUN_DIR/best.pt and evaluates it on valid and test; writes RUN_DIR/eval.json.
 --set changes evaluation settings only (e.g. --set eval.protocol=full to rank every item after
-training under a sampled protocol); the results then go to RUN_DIR/eval-<settings>/.
+training under a sampled protocol); the results then go to RUN_DIR/eval-<settings>/. --set threads=N
+and --set device=cpu choose where it runs (e.g. a run trained on a GPU, evaluated on a CPU).
 )";
   if (command == "compare")
     return R"(usage: rzoo compare CONFIG [--set KEY=VALUE ...] [--config-dir DIR] [--quiet]
        rzoo compare --data FILE --models pop,bpr,ease [--set KEY=VALUE ...]
+       rzoo compare --runs [NAME=]RUN_DIR[,RUN_DIR...] ... [--out DIR] [--set compare_stats.KEY=VALUE]
 
 Trains every entry of CONFIG's `compare` list on one dataset and split and prints one table of
 test metrics, a row per (K, model). An entry is a model name (pop) or a map of overrides applied after CONFIG
@@ -158,6 +162,16 @@ bootstrap intervals and paired significance tests against compare_stats.baseline
 compare.json (each run's valid and test results), and report.html (charts: see rzoo report).
 --data FILE --models LIST compares the listed models on a ratings file without a config (the
 file's layout inferred as for rzoo train --data).
+--runs compares runs that have already finished (rzoo train, the trials and seeds of rzoo tune, an
+earlier comparison's runs) from the test results they stored, without training anything: RUN_DIR
+is a run folder, an evaluation folder inside one (RUN_DIR/eval-..., written by rzoo evaluate
+--set eval.KEY=VALUE), or an rzoo tune study folder (the seed runs of its chosen setting;
+STUDY/eval-... for that evaluation folder of each of them). The runs must share their data and split (users.txt, items.txt and the test
+users with their candidates) and their test protocol; anything else is refused. NAME=DIR,DIR,...
+makes one entry of several runs (the seeds of a setting), as a study does: their per-user values
+are averaged user by user before the tests. Labels default to the model's name, else the folder's. The table goes to
+--out DIR (default: runs/compare-runs-<time>) with compare.md, .csv, .tex, .json and report.html;
+--set may change compare_stats.* (baseline: a label), output_dir, run_name and threads only.
 )";
   if (command == "report")
     return R"(usage: rzoo report DIR [--out FILE]
@@ -267,6 +281,7 @@ void add_options(CLI::App& app, Args& a, bool& version) {
   app.add_option("--pause-at-epoch", a.pause_at_epoch);
   app.add_option("--data", a.data);
   app.add_option("--models", a.models);
+  app.add_flag("--runs", a.runs);
   app.add_option("--dir", a.dir);
   app.add_option("--sources", a.sources);
   app.add_option("-k,--k", a.k);

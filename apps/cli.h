@@ -29,6 +29,7 @@ struct Args {
   int nproc = 1;               // tune --nproc N: every trial in N processes (set by main, not parsed)
   std::string data;     // train/compare --data FILE: a ratings file (or MovieLens folder) without a config
   std::string models;   // compare --data FILE --models pop,bpr,ease
+  bool runs = false;    // compare --runs DIR...: finished runs, from their stored results
   std::string dir;      // data fetch --dir DIR: the data folder (default: $RZOO_DATA, ~/.cache/rzoo/data)
   std::string sources;  // data fetch/sources --sources FILE: more catalogue entries
 };

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <cstdlib>
+#include <ctime>
 #include <thread>
 #include <iostream>
 
@@ -26,6 +27,7 @@
 #include "datasets/sniff.h"
 #include "datasets/stats.h"
 #include "models/registry.h"
+#include "trainers/compare_runs.h"
 #include "trainers/experiment.h"
 #include "trainers/export.h"
 #include "trainers/report.h"
@@ -112,6 +114,53 @@ ConfigSources sources_for_data(const Args& a, Logger& log) {
   if (d.format == "csv")
     log.line("  (change any of it with --set dataset.sep=..., dataset.header=..., dataset.columns.rating=...)");
   return s;
+}
+
+// compare --runs ENTRY...: finished runs from their stored results (trainers/compare_runs.h).
+int compare_runs_command(const Args& a, Logger& log) {
+  if (!a.data.empty() || !a.models.empty()) throw Usage("compare --runs takes run folders, not --data or --models");
+  if (a.positional.size() < 2) throw Usage("compare --runs needs at least two run folders ([NAME=]RUN_DIR[,RUN_DIR...])");
+  // Only what a comparison of stored results reads may be set; the runs' own settings are fixed.
+  for (const auto& kv : a.sets) {
+    const std::string key = kv.substr(0, kv.find('='));
+    if (key.rfind("compare_stats.", 0) != 0 && key != "compare_stats" && key != "output_dir" && key != "run_name" &&
+        key != "threads")
+      throw Usage(fmt::format("compare --runs: --set {}: stored runs are compared as they were trained and evaluated; "
+                              "only compare_stats.*, output_dir, run_name and threads may be set here (re-evaluate a run with "
+                              "rzoo evaluate RUN --set eval.KEY=VALUE and compare its eval-... folder)", kv));
+  }
+  ConfigSources s;
+  s.config_dir = a.config_dir.empty() ? find_config_dir() : a.config_dir;
+  s.experiment = Layer{YAML::Node(YAML::NodeType::Map), "compare --runs", true};
+  s.sets = a.sets;
+  const Config cfg = resolve_config(s);
+  check_run_name(cfg);
+  std::vector<StoredEntry> entries;
+  for (const auto& p : a.positional) entries.push_back(parse_stored_entry(p));
+  std::string out = a.out;
+  std::error_code ec;
+  if (out.empty()) {
+    std::string stem = cfg.get_string("run_name");
+    if (stem.empty()) {
+      const std::time_t t = std::time(nullptr);
+      char buf[32];
+      std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", std::localtime(&t));
+      stem = std::string("compare-runs-") + buf;
+    }
+    fs::path base = fs::path(cfg.get_string("output_dir")) / stem;
+    fs::path p = base;
+    for (int i = 2; fs::exists(p, ec); ++i) p = base.string() + "-" + std::to_string(i);
+    out = p.string();
+  } else if (fs::exists(out, ec) && (!fs::is_directory(out, ec) || !fs::is_empty(out, ec))) {
+    fail("compare --runs --out {}: exists and is not an empty folder (give a new folder: nothing is overwritten)", out);
+  }
+  compare_stored_runs(std::move(entries), CompareOptions::from_config(cfg), out, log);
+  try {
+    log.line("report: " + write_report(out));
+  } catch (const std::exception& e) {
+    std::cerr << "rzoo: warning: no report.html: " << e.what() << "\n";
+  }
+  return 0;
 }
 
 // train --pause-at-epoch N: 0 when absent.
@@ -353,6 +402,7 @@ int run(const Args& a) {
     Distributed::finish();
     return status;
   }
+  if (a.command == "compare" && a.runs) return compare_runs_command(a, log);
   if (a.command == "compare") {
     std::string dir;
     const auto results = compare_models(a.data.empty() ? sources_for(a) : sources_for_data(a, log), log, &dir,

@@ -1,6 +1,8 @@
 // The real `rzoo` binary: every bad input gives one clear message and a non-zero exit.
 #include "helpers.h"
 
+#include "core/json.h"
+
 #include <algorithm>
 #include <fstream>
 #include <iterator>
@@ -95,7 +97,16 @@ TEST_CASE("cli: train, evaluate and resume on synthetic data", "[cli]") {
     CHECK(text.find("ndcg@5") != std::string::npos);
     CHECK(text.find("ndcg@10") == std::string::npos);
   }
-  require_clean_failure(run_cli("evaluate " + q(run.string()) + " --set train.lr=0.1"), "only eval.* settings can change");
+  require_clean_failure(run_cli("evaluate " + q(run.string()) + " --set train.lr=0.1"),
+                        "only eval.* settings (and threads, device: where it runs) can change");
+  // Where it runs is not an evaluation setting: no folder of its own, with or without eval.* beside it.
+  r = run_cli("evaluate " + q(run.string()) + " --set threads=1 --set device=cpu");
+  INFO(r.output);
+  CHECK(r.code == 0);
+  r = run_cli("evaluate " + q(run.string()) + " --set threads=1 --set eval.protocol=uni20 --set eval.ks=[5]");
+  CHECK(r.code == 0);
+  for (const auto& e : fs::directory_iterator(run))
+    CHECK(e.path().filename().string().find("threads") == std::string::npos);
   require_clean_failure(run_cli("evaluate " + q(run.string()) + " --set eval.nosuch=1"), "unknown key 'eval.nosuch'");
   require_clean_failure(run_cli("evaluate " + q(run.string()) + " --set eval.protocol=uniform"), "eval.protocol");
   // Resuming a finished run re-evaluates it without training more; only the thread count may
@@ -278,4 +289,97 @@ TEST_CASE("cli: --resume of a run stopped before its first checkpoint starts it 
   // A run that has a best.pt but lost its last.pt is not one that never started: refused.
   fs::remove(dir + "/last.pt");
   require_clean_failure(run_cli("train --resume " + q(dir)), "last.pt: checkpoint not found");
+}
+
+TEST_CASE("cli: compare --runs compares stored runs as rzoo compare does, averages seeds, refuses unpaired runs", "[cli][compare]") {
+  TempDir t;
+  const std::string exp = t.write("cmp.yaml", "dataset: synthetic\ncompare: [pop, {model: {name: bpr, embedding_size: 8}, train: {epochs: 2}}]\n");
+  const auto c = run_cli("compare " + q(exp) + common(t));
+  INFO(c.output);
+  REQUIRE(c.code == 0);
+  REQUIRE(runs(t).size() == 1);
+  const fs::path cmp = runs(t)[0];
+  const std::string pop = (cmp / "pop").string(), bpr = (cmp / "bpr").string();
+
+  // The same two runs from their stored files: the same numbers, intervals and tests, to the digit.
+  const auto r = run_cli("compare --runs " + q(pop) + " " + q(bpr) + " --out " + q(t.file("cr")) + common(t));
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  CHECK(r.output.find("Against the baseline pop") != std::string::npos);
+  CHECK(read_file(t.file("cr/compare.csv")) == read_file((cmp / "compare.csv").string()));
+  CHECK(fs::exists(t.file("cr/report.html")));
+  CHECK(read_file(t.file("cr/compare.md")).find(bpr) != std::string::npos);  // where each entry's runs are
+
+  // An entry of several runs: per-user values and aggregates are the runs' means.
+  const auto avg = run_cli("compare --runs " + q("both=" + pop + "," + bpr) + " " + q(bpr) + " --out " + q(t.file("avg")) +
+                           common(t) + " --set compare_stats.baseline=bpr");
+  INFO(avg.output);
+  REQUIRE(avg.code == 0);
+  const auto js = rzoo::json_parse(read_file(t.file("avg/compare.json")), "compare.json");
+  const auto mp = rzoo::json_parse(read_file(pop + "/metrics.json"), "pop"), mb = rzoo::json_parse(read_file(bpr + "/metrics.json"), "bpr");
+  REQUIRE(js.size() == 2);
+  CHECK(js[0]["model"] == "both");
+  CHECK(js[0]["runs"].size() == 2);
+  for (const char* m : {"ndcg@10", "hr@10"}) {
+    const double want = (mp["test"]["metrics"][m].get<double>() + mb["test"]["metrics"][m].get<double>()) / 2;
+    CHECK(js[0]["test"]["metrics"][m].get<double>() == Approx(want).epsilon(1e-12));
+    CHECK(js[1]["test"]["metrics"][m].get<double>() == mb["test"]["metrics"][m].get<double>());
+  }
+  CHECK(read_file(t.file("avg/compare.md")).find("the mean of 2 runs") != std::string::npos);
+
+  // An rzoo tune study stands for the seed runs of its chosen setting.
+  const std::string tune = t.write("tune.yaml", "dataset: synthetic\nmodel: {name: bpr, embedding_size: 8}\ntrain: {epochs: 1}\n"
+                                                "search: {method: grid, space: {train.lr: [0.01]}, seeds: [1, 2], also_eval: [eval.protocol=uni20]}\n");
+  const auto st = run_cli("tune " + q(tune) + " --out " + q(t.file("study")) + common(t));
+  INFO(st.output);
+  REQUIRE(st.code == 0);
+  const auto sr = run_cli("compare --runs " + q(t.file("study")) + " " + q(pop) + " --out " + q(t.file("fromstudy")) + common(t));
+  INFO(sr.output);
+  REQUIRE(sr.code == 0);
+  const auto sj = rzoo::json_parse(read_file(t.file("fromstudy/compare.json")), "compare.json");
+  CHECK(sj[0]["model"] == "study");
+  CHECK(sj[0]["runs"].size() == 2);
+  CHECK(read_file(t.file("fromstudy/compare.md")).find("the mean of 2 runs") != std::string::npos);
+  // STUDY/eval-...: that evaluation of each of its test runs (here beside pop's own uni20 one, below).
+  REQUIRE(run_cli("evaluate " + q(pop) + " --set eval.protocol=uni20 --config-dir " + q(config_dir())).code == 0);
+  const auto se = run_cli("compare --runs " + q(t.file("study/eval-protocol-uni20")) + " " + q(pop + "/eval-protocol-uni20") +
+                          " --out " + q(t.file("studyeval")) + common(t));
+  INFO(se.output);
+  REQUIRE(se.code == 0);
+  const auto sej = rzoo::json_parse(read_file(t.file("studyeval/compare.json")), "compare.json");
+  CHECK(sej[0]["model"] == "study");
+  CHECK(sej[0]["runs"].size() == 2);
+  CHECK(sej[0]["test"]["protocol_name"] == "uni20");
+
+  // Unpaired runs are refused, naming what differs; nothing is written.
+  require_clean_failure(run_cli("compare --runs " + q(pop + "/eval-protocol-uni20") + " " + q(bpr) + " --out " +
+                                q(t.file("x1")) + common(t)),
+                        "were evaluated under different protocols");
+  CHECK_FALSE(fs::exists(t.file("x1")));
+  const std::string other = t.write("other.yaml", "dataset: synthetic\nmodel: pop\n");
+  REQUIRE(run_cli("train " + q(other) + common(t) + " --set run_name=other --set dataset.synthetic.seed=7").code == 0);
+  require_clean_failure(run_cli("compare --runs " + q(pop) + " " + q(t.file("runs/other")) + " --out " + q(t.file("x2")) + common(t)),
+                        "were trained on different data");
+  require_clean_failure(run_cli("compare --runs " + q(pop) + " " + q(bpr) + common(t) + " --set train.epochs=3"),
+                        "only compare_stats.*, output_dir, run_name and threads may be set here");
+  require_clean_failure(run_cli("compare --runs " + q(pop) + " " + q(bpr) + " --out " + q(t.file("cr")) + common(t)),
+                        "exists and is not an empty folder");
+  require_clean_failure(run_cli("compare --runs " + q(pop) + " " + q(pop) + " --out " + q(t.file("x3")) + common(t)),
+                        "two entries are named 'pop'");
+  require_clean_failure(run_cli("compare --runs " + q(cmp.string()) + " " + q(pop) + " --out " + q(t.file("x4")) + common(t)),
+                        "a comparison, not a run");
+  require_clean_failure(run_cli("compare --runs " + q(pop) + common(t)), "at least two run folders");
+  // A damaged per-user file: its line is named.
+  fs::copy(bpr, t.file("bad"), fs::copy_options::recursive);
+  {
+    std::string text = read_file(t.file("bad/test.users.csv"));
+    const size_t second = text.find('\n', text.find('\n') + 1);
+    text.insert(second, ",9");  // line 2 gets a field too many
+    std::ofstream(t.file("bad/test.users.csv"), std::ios::binary) << text;
+  }
+  require_clean_failure(run_cli("compare --runs " + q(pop) + " " + q(t.file("bad")) + " --out " + q(t.file("x5")) + common(t)),
+                        "test.users.csv:2: ");
+  fs::remove(t.file("bad/test.users.csv"));
+  require_clean_failure(run_cli("compare --runs " + q(pop) + " " + q(t.file("bad")) + " --out " + q(t.file("x6")) + common(t)),
+                        "test.users.csv: missing");
 }

@@ -519,6 +519,11 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
   return r;
 }
 
+bool is_runtime_set(const std::string& set) {
+  const std::string key = set.substr(0, set.find('='));
+  return key == "threads" || key == "device";
+}
+
 std::string eval_folder_name(const std::vector<std::string>& eval_sets) {
   std::string tag = "eval";
   for (const auto& s : eval_sets) {
@@ -537,9 +542,9 @@ std::unique_ptr<OpenedRun> open_run(const std::string& run_dir, Logger& log, con
   const Config trained = load_resolved_config(cfg_path);  // the training settings, as run
   Config loaded = trained;
   for (const auto& s : eval_sets) {
-    if (s.rfind("eval.", 0) != 0)
-      fail("--set {}: only eval.* settings can change when re-evaluating a run (other keys would change the model "
-           "or its data; train a new run instead)", s);
+    if (s.rfind("eval.", 0) != 0 && !is_runtime_set(s))
+      fail("--set {}: only eval.* settings (and threads, device: where it runs) can change when re-evaluating a run "
+           "(other keys would change the model or its data; train a new run instead)", s);
     loaded = loaded.with_set(s);
   }
   auto r = std::make_unique<OpenedRun>(OpenedRun{std::move(loaded), {}, nullptr, c10::Device(c10::kCPU), 0, 0, 0});
@@ -584,8 +589,12 @@ RunResult evaluate_run(const std::string& run_dir, Logger& log, const std::vecto
   log.result(eval_table(r.test));
   if (!writes_files()) return r;
   std::string out = run_dir;
-  if (!eval_sets.empty()) {  // e.g. RUN_DIR/eval-protocol-full
-    out = run_dir + "/" + eval_folder_name(eval_sets);
+  // Where it ran (threads, device) does not name the results; evaluation settings do.
+  std::vector<std::string> named;
+  for (const auto& s : eval_sets)
+    if (!is_runtime_set(s)) named.push_back(s);
+  if (!named.empty()) {  // e.g. RUN_DIR/eval-protocol-full
+    out = run_dir + "/" + eval_folder_name(named);
     fs::create_directories(out);
     write_file_atomic(out + "/config.yaml", o->cfg.dump(true));
   }

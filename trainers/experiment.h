@@ -98,6 +98,9 @@ RunResult evaluate_run(const std::string& run_dir, Logger& log, const std::vecto
 // The folder evaluate_run writes to for eval_sets inside the run folder: "eval-" and each
 // assignment less its "eval." with unsafe characters as "-", e.g. eval-protocol-full.
 std::string eval_folder_name(const std::vector<std::string>& eval_sets);
+// `threads=...` or `device=...`: where a re-evaluation runs, accepted beside eval.* settings and
+// not part of the results' folder name.
+bool is_runtime_set(const std::string& set);
 // Trains every entry of the experiment's `compare` list on one dataset and split. Writes
 // compare.md, compare.csv, compare.tex (test metrics with bootstrap intervals and paired tests
 // against compare_stats.baseline) and compare.json in the comparison's folder (out_dir).

@@ -388,7 +388,19 @@ Json comparison_page(const fs::path& dir) {
   }
   std::string baseline;
   const auto stats = read_compare_csv(dir / "compare.csv", baseline);
-  const fs::path first_run = dir / models[0];
+  // A comparison of stored runs (rzoo compare --runs) names where each entry's runs are; rzoo
+  // compare's own runs are its folder's subfolders, named after the entries.
+  std::vector<fs::path> run_dirs;
+  bool stored = false;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const Json& r = runs[i];
+    stored = stored || r.contains("runs");
+    if (r.contains("runs") && r["runs"].is_array() && !r["runs"].empty() && r["runs"][0].is_string())
+      run_dirs.push_back(fs::path(r["runs"][0].get<std::string>()));
+    else
+      run_dirs.push_back(dir / models[i]);
+  }
+  const fs::path first_run = run_dirs[0];
   const std::string data = config_value(first_run, {"dataset", "name"});
   Json page = {{"kind", "comparison"}, {"sections", Json::array()}};
   page["title"] = "rzoo comparison " + dir.filename().string();
@@ -401,7 +413,8 @@ Json comparison_page(const fs::path& dir) {
   Section bars("Test metrics with 95% intervals");
   if (test0.contains("protocol")) bars.note("protocol: " + test0.value("protocol", "") + "; " +
                                             std::to_string(test0.value("n_users", 0)) + " test users");
-  const std::string alpha = config_value(first_run, {"compare_stats", "alpha"});
+  // Stored runs were compared with the command's settings, not their own configs'.
+  const std::string alpha = stored ? std::string() : config_value(first_run, {"compare_stats", "alpha"});
   if (stats.empty())
     bars.note("no compare.csv (a comparison from before rzoo tested significance): bars without intervals or tests");
   else
@@ -461,7 +474,7 @@ Json comparison_page(const fs::path& dir) {
   Section valid("Validation per epoch");
   std::string vmetric = config_value(first_run, {"train", "early_stop", "metric"});
   std::vector<std::optional<History>> hist;
-  for (const auto& m : models) hist.push_back(read_history(dir / m));
+  for (const auto& d : run_dirs) hist.push_back(read_history(d));
   if (vmetric.empty() || std::none_of(hist.begin(), hist.end(), [&](const auto& h) { return h && h->metric(vmetric); }))
     for (const auto& h : hist)
       if (h && !h->valid.empty()) { vmetric = h->valid[0].first; break; }
