@@ -8,7 +8,9 @@
 #   beauty  Beauty ranking all items, the user's history masked (configs/experiments/s3rec-beauty.yaml);
 #           BEAUTY_UNI=1 also re-evaluates the final runs with eval.protocol=uni99
 # Baselines on the same protocol: Pop, ItemKNN (the user's whole history), EASE and the
-# first-order Markov / last-item baseline (markov).
+# first-order Markov / last-item baseline (markov). Each part ends with one table of all its
+# models (rzoo compare --runs, intervals and paired tests against EASE) in build/seq-repro/PART/table
+# (and table-eval-protocol-uni99 with BEAUTY_UNI=1).
 # Usage: bash bench/seq_repro.sh [lastfm|beauty]...   (default: lastfm; needs the build)
 #        MODELS="sasrec pop" bash bench/seq_repro.sh beauty   (a subset)
 #        JOBS=2 runs two trainings at once, one thread each.
@@ -23,6 +25,25 @@ parts=("$@")
 jobs=${JOBS:-1}
 # shellcheck source=bench/tune_lib.sh
 source bench/tune_lib.sh
+
+# table DIR EVAL: rzoo compare --runs of the studies in DIR whose chosen setting has test runs
+# (EVAL: that evaluation folder of each, e.g. eval-protocol-uni99), into DIR/table[-EVAL].
+table() {
+  local dir=$1 eval=$2 entries=() s name
+  for s in pop itemknn ease markov gru4rec caser sasrec bert4rec; do
+    [ -f "$dir/$s/study.json" ] || continue
+    /usr/bin/python3 -c 'import json,sys; t=json.load(open(sys.argv[1])).get("test") or {}; sys.exit(0 if t.get("runs") else 1)' \
+      "$dir/$s/study.json" || continue
+    entries+=("$dir/$s${eval:+/$eval}")
+  done
+  [ ${#entries[@]} -ge 2 ] || return 0
+  name=table${eval:+-$eval}
+  rm -rf "${dir:?}/$name"
+  local base=()
+  [ -f "$dir/ease/study.json" ] && base=(--set compare_stats.baseline=ease)
+  "${RZOO:-build/rzoo}" compare --runs "${entries[@]}" "${base[@]}" --out "$dir/$name" --quiet ||
+    echo "table $dir/$name: rzoo compare --runs failed (see above)"
+}
 
 for part in "${parts[@]}"; do
   case $part in
@@ -74,4 +95,8 @@ for part in "${parts[@]}"; do
     *) echo "unknown model '$model'"; exit 2 ;;
     esac
   done
+  # One table of every model of this part that has its test runs, with intervals and paired tests
+  # against EASE (rzoo compare --runs: from the stored results, nothing trained again).
+  table "$out/$part" ""
+  [ "$part" = beauty ] && [ "${BEAUTY_UNI:-0}" = 1 ] && table "$out/$part" eval-protocol-uni99
 done

@@ -8,6 +8,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 
 #include <fmt/core.h>
 
@@ -178,6 +180,16 @@ int remove_stale_temps(const std::string& dir, const std::function<bool(const st
   }
   ::closedir(d);
   return removed;
+}
+
+std::optional<std::string> read_file_if_exists(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("{}: cannot be read: {}", path, std::strerror(errno));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) fail("{}: cannot be read", path);
+  return text;
 }
 
 }  // namespace rzoo

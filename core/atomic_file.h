@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <optional>
 #include <ostream>
 #include <streambuf>
 #include <string>
@@ -105,5 +106,9 @@ std::string atomic_temp_name(const std::string& path, long pid);
 // was killed), for the names `<name>` that `owned` accepts; those of running processes (this one
 // included) are kept. Best effort: returns how many were removed, never throws.
 int remove_stale_temps(const std::string& dir, const std::function<bool(const std::string& name)>& owned);
+
+// The whole of the regular file `path`; nothing when there is no such file (or it is a folder);
+// an rzoo::Error naming it when it exists but cannot be read.
+std::optional<std::string> read_file_if_exists(const std::string& path);
 
 }  // namespace rzoo

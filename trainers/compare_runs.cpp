@@ -13,6 +13,7 @@
 #include <set>
 
 #include "core/checkpoint.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -25,13 +26,7 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-std::optional<std::string> read_text(const fs::path& p) {
-  std::error_code ec;
-  if (!fs::is_regular_file(p, ec)) return std::nullopt;
-  std::ifstream in(p, std::ios::binary);
-  if (!in) fail("{}: cannot be read", p.string());
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+std::optional<std::string> read_text(const fs::path& p) { return read_file_if_exists(p.string()); }
 
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;

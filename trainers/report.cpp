@@ -39,13 +39,7 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-std::optional<std::string> read_text(const fs::path& p) {
-  std::error_code ec;
-  if (!fs::is_regular_file(p, ec)) return std::nullopt;
-  std::ifstream in(p, std::ios::binary);
-  if (!in) fail("{}: cannot be read", p.string());
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+std::optional<std::string> read_text(const fs::path& p) { return read_file_if_exists(p.string()); }
 
 Json read_json(const fs::path& p) {
   const auto text = read_text(p);
