@@ -166,12 +166,13 @@ file's layout inferred as for rzoo train --data).
 earlier comparison's runs) from the test results they stored, without training anything: RUN_DIR
 is a run folder, an evaluation folder inside one (RUN_DIR/eval-..., written by rzoo evaluate
 --set eval.KEY=VALUE), or an rzoo tune study folder (the seed runs of its chosen setting;
-STUDY/eval-... for that evaluation folder of each of them). The runs must share their data and split (users.txt, items.txt and the test
-users with their candidates) and their test protocol; anything else is refused. NAME=DIR,DIR,...
-makes one entry of several runs (the seeds of a setting), as a study does: their per-user values
-are averaged user by user before the tests. Labels default to the model's name, else the folder's. The table goes to
---out DIR (default: runs/compare-runs-<time>) with compare.md, .csv, .tex, .json and report.html;
---set may change compare_stats.* (baseline: a label), output_dir, run_name and threads only.
+STUDY/eval-... for that evaluation folder of each of them). The runs must share their data and
+split (users.txt, items.txt and the test users with their candidates) and their test protocol;
+anything else is refused. NAME=DIR,DIR,... makes one entry of several runs (the seeds of a
+setting), as a study does: their per-user values are averaged user by user before the tests.
+Labels default to the model's name, else the folder's. The table goes to --out DIR (default:
+runs/compare-runs-<time>) with compare.md, .csv, .tex, .json and report.html; --set may change
+compare_stats.* (baseline: a label), output_dir, run_name and threads only.
 )";
   if (command == "report")
     return R"(usage: rzoo report DIR [--out FILE]

@@ -5,15 +5,13 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <limits>
 #include <map>
 #include <optional>
 #include <set>
 
-#include "core/checkpoint.h"
 #include "core/atomic_file.h"
+#include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "core/log.h"
