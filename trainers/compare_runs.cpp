@@ -9,12 +9,15 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <string_view>
 
 #include "core/atomic_file.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/strings.h"
+#include "datasets/text.h"
 
 namespace rzoo {
 
@@ -25,17 +28,6 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 std::optional<std::string> read_text(const fs::path& p) { return read_file_if_exists(p.string()); }
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  for (;;) {
-    const size_t end = s.find(sep, start);
-    out.push_back(s.substr(start, end == std::string::npos ? std::string::npos : end - start));
-    if (end == std::string::npos) return out;
-    start = end + 1;
-  }
-}
 
 // The results file of a run folder (metrics.json) or of an evaluation folder (eval.json).
 fs::path results_file(const fs::path& dir) {
@@ -71,19 +63,28 @@ struct Stored {
   std::string users_txt, items_txt;
 };
 
+// The results file of `dir`, parsed: an object with a "test" object.
+Json read_results(const std::string& dir, fs::path& file) {
+  file = results_file(dir);
+  Json j = json_parse(*read_text(file), file.string());
+  if (!j.is_object() || !j.contains("test") || !j["test"].is_object())
+    fail("{}: no 'test' results in it", file.string());
+  return j;
+}
+
+EvalResult test_part(const std::string& dir, const Json& j, const fs::path& file);
+
 Stored read_stored(const std::string& dir) {
   Stored s;
   s.dir = dir;
-  const fs::path file = results_file(dir);
-  const Json j = json_parse(*read_text(file), file.string());
-  if (!j.is_object() || !j.contains("test") || !j["test"].is_object())
-    fail("{}: no 'test' results in it", file.string());
+  fs::path file;
+  const Json j = read_results(dir, file);
   s.model = j.value("model", std::string());
   s.best_epoch = j.contains("best_epoch") && j["best_epoch"].is_number_integer() ? j["best_epoch"].get<int64_t>() : 0;
   s.train_seconds = j.contains("train_seconds") ? number(j["train_seconds"]) : 0.0;
   if (!std::isfinite(s.train_seconds)) s.train_seconds = 0;
   s.valid = j.contains("valid") ? j["valid"] : Json();
-  s.test = read_stored_test(dir);
+  s.test = test_part(dir, j, file);
   const fs::path run = run_of(dir);
   s.users_txt = read_text(run / "users.txt").value_or("");
   const auto items = read_text(run / "items.txt");
@@ -167,18 +168,24 @@ StoredEntry parse_stored_entry(const std::string& arg) {
   } else if (eq == std::string::npos) {
     e.dirs.push_back(list);
   } else {
-    for (const auto& d : split(list, ','))
-      if (!d.empty()) e.dirs.push_back(d);
+    std::vector<std::string_view> parts;
+    split_fields(list, ',', /*collapse=*/true, parts);  // empty parts skipped
+    e.dirs.assign(parts.begin(), parts.end());
   }
   if (e.dirs.empty() || e.dirs[0].empty()) fail("--runs {}: no run folder", arg);
   return e;
 }
 
 EvalResult read_stored_test(const std::string& dir) {
-  const fs::path file = results_file(dir);
-  const Json j = json_parse(*read_text(file), file.string());
-  if (!j.is_object() || !j.contains("test") || !j["test"].is_object())
-    fail("{}: no 'test' results in it", file.string());
+  fs::path file;
+  const Json j = read_results(dir, file);
+  return test_part(dir, j, file);
+}
+
+namespace {
+
+// The test part of a results file `j` (read from `file` in `dir`) with dir/test.users.csv.
+EvalResult test_part(const std::string& dir, const Json& j, const fs::path& file) {
   const Json& t = j["test"];
   EvalResult r;
   r.split = "test";
@@ -195,17 +202,20 @@ EvalResult read_stored_test(const std::string& dir) {
   if (!text)
     fail("{}: missing: the per-user values the tests pair (a run keeps them beside its metrics; re-create them "
          "with rzoo evaluate)", csv.string());
-  auto lines = split(*text, '\n');
+  std::vector<std::string_view> lines, hv, fv;
+  split_fields(*text, '\n', false, lines);
   if (!lines.empty() && lines.back().empty()) lines.pop_back();
   if (lines.empty()) fail("{}: empty (expected the header user,n_targets,n_candidates,...)", csv.string());
   for (auto& l : lines)
-    if (!l.empty() && l.back() == '\r') l.pop_back();
-  const auto header = split(lines[0], ',');
+    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
+  split_fields(lines[0], ',', false, hv);
+  const std::vector<std::string> header(hv.begin(), hv.end());
   if (header.size() < 3 || header[0] != "user" || header[1] != "n_targets" || header[2] != "n_candidates")
     fail("{}:1: expected the header user,n_targets,n_candidates,<metric>..., got '{}'", csv.string(), lines[0]);
   for (size_t c = 3; c < header.size(); ++c) r.per_user.emplace_back(header[c], std::vector<double>{});
   for (size_t i = 1; i < lines.size(); ++i) {
-    const auto f = split(lines[i], ',');
+    split_fields(lines[i], ',', false, fv);
+    const std::vector<std::string> f(fv.begin(), fv.end());
     if (f.size() != header.size())
       fail("{}:{}: {} fields, the header has {}", csv.string(), i + 1, f.size(), header.size());
     int64_t ints[3];
@@ -236,6 +246,8 @@ EvalResult read_stored_test(const std::string& dir) {
          r.users.size(), file.string(), r.n_users);
   return r;
 }
+
+}  // namespace
 
 CompareReport compare_stored_runs(std::vector<StoredEntry> entries, const CompareOptions& opts,
                                   const std::string& out_dir, Logger& log) {
@@ -300,9 +312,7 @@ CompareReport compare_stored_runs(std::vector<StoredEntry> entries, const Compar
   }
   if (metrics.empty()) fail("compare --runs: the runs have no test metric in common");
   if (!dropped.empty()) {
-    std::string list;
-    for (const auto& m : dropped) list += (list.empty() ? "" : ", ") + m;
-    log.line("compare --runs: left out (not computed by every run): " + list);
+    log.line("compare --runs: left out (not computed by every run): " + join(dropped));
   }
 
   std::vector<EvalResult> merged(entries.size());
