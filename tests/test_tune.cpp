@@ -207,6 +207,34 @@ TEST_CASE("tune: a grid study in parallel with seeds writes trials.csv, best.yam
   CHECK(again["valid"]["metrics"]["ndcg@10"].get<double>() == Approx(best).epsilon(1e-9));
 }
 
+TEST_CASE("tune: seed runs go side by side when the grid has fewer settings than search.jobs", "[tune][cli]") {
+  // A one-setting grid (a chosen setting re-run with seeds) used to run its seeds one at a time.
+  TempDir t;
+  const std::string exp = t.write(
+      "tune-1.yaml",
+      "dataset: synthetic\nmodel: {name: bpr, embedding_size: 8}\ntrain: {epochs: 2, batch_size: 256}\n"
+      "eval: {ks: [10], metrics: [ndcg]}\n"
+      "search:\n  method: grid\n  space:\n    train.lr: [0.01]\n  seeds: [1, 2, 3]\n  jobs: 2\n");
+  const std::string out = t.file("study");
+  auto r = run_cli("tune " + q(exp) + " --config-dir " + q(config_dir()) + " --set threads=2 --out " + q(out));
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  const std::string log = read_file(out + "/tune.log");
+  INFO(log);
+  CHECK(log.find("1 side by side, 2 threads each") != std::string::npos);                    // the trial: alone
+  CHECK(log.find("seeds [1, 2, 3]; 2 side by side, 1 threads each") != std::string::npos);  // the seeds: paired
+  CHECK(read_file(out + "/trial-0001/config.yaml").find("threads: 2") != std::string::npos);
+  for (const char* s : {"seed-1", "seed-2", "seed-3"}) {
+    INFO(s);
+    CHECK(read_file(out + "/" + s + "/config.yaml").find("threads: 1") != std::string::npos);
+  }
+  // Resumed with every seed done, it runs nothing and reports the same table.
+  const std::string table = read_file(out + "/test.md");
+  r = run_cli("tune " + q(exp) + " --config-dir " + q(config_dir()) + " --set threads=2 --out " + q(out));
+  REQUIRE(r.code == 0);
+  CHECK(read_file(out + "/test.md") == table);
+}
+
 TEST_CASE("tune: a halving study killed with SIGKILL mid-trial ends, rerun, like an uninterrupted one", "[tune][cli][resume]") {
   TempDir t;
   const std::string exp = t.write(

@@ -365,6 +365,13 @@ class Study {
   std::string trial_dir(int64_t t) const { return fmt::format("{}/trial-{:04}", dir_, t); }
   std::vector<std::string> train_argv(const std::string& run_name, const std::vector<std::string>& sets) const;
   // A job training `run` in the study folder: resumed from its last.pt, else started with `sets`.
+  // The jobs side by side for a phase of `n` runs (trials, seed runs): search.jobs, at most n, and
+  // the study's threads shared between them. n counts the phase's runs, done or not, so a resumed
+  // study gives each run the same threads as an uninterrupted one.
+  void set_phase_jobs(int64_t n) {
+    jobs_ = std::max<int64_t>(1, std::min(jobs_asked_, n));
+    threads_ = std::max<int64_t>(1, total_threads_ / (jobs_ * std::max(o_.nproc, 1)));  // per process of a run
+  }
   Job job_for(int64_t id, const std::string& run, const std::vector<std::string>& sets) const;
   Job trial_job(int64_t t, const std::string& run, const std::vector<std::string>& extra, int64_t pause_at, int64_t units);
   // Trains the trials `ids` in run folders trial-NNNN<suffix>. pause_at: --pause-at-epoch (0: to
@@ -395,6 +402,7 @@ class Study {
   std::vector<TrialState> state_;  // [trial - 1]
   std::string dir_;
   int64_t jobs_ = 1, threads_ = 1, best_ = 0;
+  int64_t jobs_asked_ = 1, total_threads_ = 1;  // search.jobs and the study's threads, before a phase caps them
   Json rungs_ = Json::array();
   Json test_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
@@ -929,6 +937,8 @@ void Study::run_seeds() {
   const int64_t own_seed = base_.get_int("seed", 0);
   std::vector<std::string> runs;
   std::vector<Job> jobs;
+  // Seed runs side by side as search.jobs allows (a one-setting grid's trial ran alone).
+  set_phase_jobs(static_cast<int64_t>(std::count_if(seeds.begin(), seeds.end(), [&](int64_t s) { return s != own_seed; })));
   for (int64_t s : seeds) {
     const std::string run = s == own_seed ? fmt::format("trial-{:04}", best_) : fmt::format("seed-{}", s);
     runs.push_back(run);
@@ -945,7 +955,9 @@ void Study::run_seeds() {
     if (code != 0 && code != 3) fail("seed {} run failed (exit status {}): {} (log: {})", j.id, code, log_tail(j.log_path), j.log_path);
     log_.line(fmt::format("seed {} done", j.id));
   };
-  if (!jobs.empty()) log_.line(fmt::format("re-running the chosen setting with seeds {}", yaml_text(base_.node("search.seeds"))));
+  if (!jobs.empty())
+    log_.line(fmt::format("re-running the chosen setting with seeds {}; {} side by side, {} threads each",
+                          yaml_text(base_.node("search.seeds")), jobs_, threads_));
   if (!run_jobs(jobs, jobs_, finish)) {
     interrupted_ = true;
     return;
@@ -954,6 +966,7 @@ void Study::run_seeds() {
   if (refit) {
     std::vector<Job> rj;
     std::vector<std::string> refit_runs;
+    set_phase_jobs(static_cast<int64_t>(runs.size()));
     const std::vector<std::string> refit_sets = base_.get_string_list("search.refit_sets");
     for (size_t i = 0; i < runs.size(); ++i) {
       const int64_t s = run_seeds[i];
@@ -999,6 +1012,7 @@ void Study::run_seeds() {
       for (const auto& a : also) j.argv.insert(j.argv.end(), {"--set", a});
       ej.push_back(j);
     }
+    set_phase_jobs(static_cast<int64_t>(all.size()));
     if (!ej.empty()) log_.line(fmt::format("evaluating the final runs with {}", yaml_text(base_.node("search.also_eval"))));
     const bool ok = run_jobs(ej, jobs_, [&](const Job& j, int code) {
       if (code == 130 || code == 143 || stop_requested()) return;
@@ -1088,9 +1102,9 @@ StudySummary Study::run() {
   if (method_ == "halving" && base_.get_int("train.epochs", 0) < 2)
     base_.bad("train.epochs", "successive halving needs a model trained for several epochs (train.epochs >= 2)");
   settings_ = draw_settings(space_, method_, trials, static_cast<uint64_t>(base_.get_int("search.seed", 0)));
-  const int64_t total_threads = resolve_threads(base_);
-  jobs_ = std::min<int64_t>(jobs_, static_cast<int64_t>(settings_.size()));
-  threads_ = std::max<int64_t>(1, total_threads / (jobs_ * std::max(o_.nproc, 1)));  // per process of a trial
+  total_threads_ = resolve_threads(base_);
+  jobs_asked_ = jobs_;
+  set_phase_jobs(static_cast<int64_t>(settings_.size()));
   check_settings();
 
   if (o_.out_dir.empty()) {

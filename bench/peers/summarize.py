@@ -250,19 +250,62 @@ def per_unit(run):
 T2_ROWS = [("W1 BPR-MF Adam batch 2048, s/epoch", "w1"), ("W1 BPR-MF per-sample SGD, s/epoch", "w1sgd"),
            ("W3 iALS CG, 15-iteration fit, s", "w3x15"), ("W4 ItemKNN fit, s", "w4"), ("W5 EASE fit, s", "w5"),
            ("W6 NeuMF, s/epoch", "w6")]
+def round_of(path):
+    m = re.search(r"-r(\d+)(-t2)?$", path)
+    return int(m.group(1)) if m else None
+
+
+def cpu_share(log_prefix):
+    """Median of /usr/bin/time's "Percent of CPU this job got" over a job's rounds (100 = one busy core)."""
+    vals = []
+    for n in rounds(log_prefix):
+        try:
+            m = re.search(r"Percent of CPU this job got: (\d+)%", open(os.path.join(L, n + ".time")).read())
+            if m:
+                vals.append(int(m.group(1)))
+        except OSError:
+            pass
+    return med(vals) if vals else None
+
+
+def median_interval(xs, reps=10000):
+    """95% percentile-bootstrap interval of the median (seeded: the same logs give the same table)."""
+    import random
+    rng = random.Random(2020)
+    ms = sorted(med([rng.choice(xs) for _ in xs]) for _ in range(reps))
+    return ms[int(0.025 * reps)], ms[int(0.975 * reps) - 1]
+
+
+# The 1- and 2-thread jobs of a round run back to back (which one first alternates), so each round
+# gives one paired ratio; the median of those ratios and its bootstrap interval say whether the
+# second thread made a difference that the machine's run-to-run noise does not explain.
+T2_LOGS = {"w1": "w1.rzoo", "w1sgd": "w1.rzoosgd", "w3x15": "w3.rzoo15", "w4": "w4.rzoo", "w5": "w5.rzoo", "w6": "w6.rzoo"}
 t2_rows = []
 for lab, run in T2_ROWS:
-    one = [per_unit(os.path.basename(p)) for p in sorted(glob.glob(os.path.join(R, run + "-r*"))) if not p.endswith("-t2")]
-    two = [per_unit(os.path.basename(p)) for p in sorted(glob.glob(os.path.join(R, run + "-r*-t2")))]
-    one, two = [x for x in one if x], [x for x in two if x]
+    one = {round_of(p): per_unit(os.path.basename(p)) for p in glob.glob(os.path.join(R, run + "-r*")) if not p.endswith("-t2")}
+    two = {round_of(p): per_unit(os.path.basename(p)) for p in glob.glob(os.path.join(R, run + "-r*-t2"))}
+    one = {k: v for k, v in one.items() if v}
+    two = {k: v for k, v in two.items() if v}
     if one and two:
-        t2_rows.append((lab, med(one), med(two), len(one), len(two)))
+        paired = [two[k] / one[k] for k in sorted(one) if k in two]
+        lo, hi = median_interval(paired) if len(paired) >= 3 else (None, None)
+        logs = T2_LOGS.get(run, "")
+        t2_rows.append((lab, med(one.values()), med(two.values()), len(one), len(two), paired, lo, hi,
+                        cpu_share(logs), cpu_share(logs.replace(".", ".t2.", 1))))
 if t2_rows:
     print("\n## Threads: rzoo with 1 and 2 threads, the same rounds (ratio > 1: the second thread slowed it down)\n")
-    print("| workload | 1 thread | 2 threads | ratio 2/1 | runs |")
-    print("|---|---|---|---|---|")
-    for lab, a, b, na, nb in t2_rows:
-        print(f"| {lab} | {a:.4f} | {b:.4f} | {b / a:.2f} | {na} / {nb} |")
+    print("| workload | 1 thread | 2 threads | ratio 2/1 (medians) | paired ratio, median [95% interval] | slower? | CPU % (1 / 2 threads) | runs |")
+    print("|---|---|---|---|---|---|---|---|")
+    for lab, a, b, na, nb, paired, lo, hi, c1, c2 in t2_rows:
+        if lo is None:
+            pr, verdict = "-", "-"
+        else:
+            pr = f"{med(paired):.3f} [{lo:.3f}, {hi:.3f}]"
+            verdict = "yes" if lo > 1 else ("no, faster" if hi < 1 else "no difference")
+        cpu = " / ".join("?" if c is None else f"{c:.0f}" for c in (c1, c2))
+        print(f"| {lab} | {a:.4f} | {b:.4f} | {b / a:.2f} | {pr} | {verdict} | {cpu} | {na} / {nb} |")
+    print("\n(paired ratio: each round's 2-thread time over its 1-thread time; slower = the whole interval above 1."
+          " CPU %: /usr/bin/time's share of the whole process, 100 = one busy core.)")
 
 # W7 accuracy
 if HAVE_ACC:
