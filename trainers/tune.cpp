@@ -364,7 +364,6 @@ class Study {
   void open_folder();
   std::string trial_dir(int64_t t) const { return fmt::format("{}/trial-{:04}", dir_, t); }
   std::vector<std::string> train_argv(const std::string& run_name, const std::vector<std::string>& sets) const;
-  // A job training `run` in the study folder: resumed from its last.pt, else started with `sets`.
   // The jobs side by side for a phase of `n` runs (trials, seed runs): search.jobs, at most n, and
   // the study's threads shared between them. n counts the phase's runs, done or not, so a resumed
   // study gives each run the same threads as an uninterrupted one.
@@ -372,6 +371,7 @@ class Study {
     jobs_ = std::max<int64_t>(1, std::min(jobs_asked_, n));
     threads_ = std::max<int64_t>(1, total_threads_ / (jobs_ * std::max(o_.nproc, 1)));  // per process of a run
   }
+  // A job training `run` in the study folder: resumed from its last.pt, else started with `sets`.
   Job job_for(int64_t id, const std::string& run, const std::vector<std::string>& sets) const;
   Job trial_job(int64_t t, const std::string& run, const std::vector<std::string>& extra, int64_t pause_at, int64_t units);
   // Trains the trials `ids` in run folders trial-NNNN<suffix>. pause_at: --pause-at-epoch (0: to
@@ -1079,7 +1079,7 @@ StudySummary Study::run() {
   metric_ = base_.get_string("search.metric");
   if (metric_.empty()) metric_ = base_.get_string("train.early_stop.metric");
   higher_ = metric_higher_is_better(metric_);
-  jobs_ = base_.get_int("search.jobs", 1, 1024);
+  jobs_asked_ = base_.get_int("search.jobs", 1, 1024);
   resource_ = base_.get_string("search.resource");
   if (!resource_.empty()) {
     if (!base_.has(resource_)) base_.bad("search.resource", fmt::format("no config key '{}'", resource_));
@@ -1103,7 +1103,6 @@ StudySummary Study::run() {
     base_.bad("train.epochs", "successive halving needs a model trained for several epochs (train.epochs >= 2)");
   settings_ = draw_settings(space_, method_, trials, static_cast<uint64_t>(base_.get_int("search.seed", 0)));
   total_threads_ = resolve_threads(base_);
-  jobs_asked_ = jobs_;
   set_phase_jobs(static_cast<int64_t>(settings_.size()));
   check_settings();
 

@@ -1,5 +1,5 @@
 """Builds the side-by-side tables from run.sh's logs. Usage: python summarize.py OUT"""
-import csv, glob, json, os, re, statistics, sys
+import csv, glob, json, os, random, re, statistics, sys
 
 out = sys.argv[1]
 L = os.path.join(out, "logs")
@@ -247,9 +247,10 @@ def per_unit(run):
     if not m:
         return None
     return m["train_seconds"] / max(m.get("epochs_run") or 1, 1)
-T2_ROWS = [("W1 BPR-MF Adam batch 2048, s/epoch", "w1"), ("W1 BPR-MF per-sample SGD, s/epoch", "w1sgd"),
-           ("W3 iALS CG, 15-iteration fit, s", "w3x15"), ("W4 ItemKNN fit, s", "w4"), ("W5 EASE fit, s", "w5"),
-           ("W6 NeuMF, s/epoch", "w6")]
+# (label, run folder prefix, log prefix of the 1-thread job; the 2-thread job's log inserts ".t2")
+T2_ROWS = [("W1 BPR-MF Adam batch 2048, s/epoch", "w1", "w1.rzoo"), ("W1 BPR-MF per-sample SGD, s/epoch", "w1sgd", "w1.rzoosgd"),
+           ("W3 iALS CG, 15-iteration fit, s", "w3x15", "w3.rzoo15"), ("W4 ItemKNN fit, s", "w4", "w4.rzoo"),
+           ("W5 EASE fit, s", "w5", "w5.rzoo"), ("W6 NeuMF, s/epoch", "w6", "w6.rzoo")]
 def round_of(path):
     m = re.search(r"-r(\d+)(-t2)?$", path)
     return int(m.group(1)) if m else None
@@ -270,7 +271,6 @@ def cpu_share(log_prefix):
 
 def median_interval(xs, reps=10000):
     """95% percentile-bootstrap interval of the median (seeded: the same logs give the same table)."""
-    import random
     rng = random.Random(2020)
     ms = sorted(med([rng.choice(xs) for _ in xs]) for _ in range(reps))
     return ms[int(0.025 * reps)], ms[int(0.975 * reps) - 1]
@@ -279,9 +279,8 @@ def median_interval(xs, reps=10000):
 # The 1- and 2-thread jobs of a round run back to back (which one first alternates), so each round
 # gives one paired ratio; the median of those ratios and its bootstrap interval say whether the
 # second thread made a difference that the machine's run-to-run noise does not explain.
-T2_LOGS = {"w1": "w1.rzoo", "w1sgd": "w1.rzoosgd", "w3x15": "w3.rzoo15", "w4": "w4.rzoo", "w5": "w5.rzoo", "w6": "w6.rzoo"}
 t2_rows = []
-for lab, run in T2_ROWS:
+for lab, run, logs in T2_ROWS:
     one = {round_of(p): per_unit(os.path.basename(p)) for p in glob.glob(os.path.join(R, run + "-r*")) if not p.endswith("-t2")}
     two = {round_of(p): per_unit(os.path.basename(p)) for p in glob.glob(os.path.join(R, run + "-r*-t2"))}
     one = {k: v for k, v in one.items() if v}
@@ -289,7 +288,6 @@ for lab, run in T2_ROWS:
     if one and two:
         paired = [two[k] / one[k] for k in sorted(one) if k in two]
         lo, hi = median_interval(paired) if len(paired) >= 3 else (None, None)
-        logs = T2_LOGS.get(run, "")
         t2_rows.append((lab, med(one.values()), med(two.values()), len(one), len(two), paired, lo, hi,
                         cpu_share(logs), cpu_share(logs.replace(".", ".t2.", 1))))
 if t2_rows:
