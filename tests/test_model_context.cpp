@@ -21,6 +21,7 @@
 #include "models/registry.h"
 #include "trainers/eval/labeled.h"
 #include "trainers/evaluator.h"
+#include "trainers/trainer.h"
 
 using namespace rzoo;
 using namespace rzoo::test;
@@ -525,6 +526,116 @@ TEST_CASE("feature models: model.loss bpr is -log sigmoid of the positive's logi
   }
   const Config hinge = fields_config("fm", "[item:tags]", {"model.loss=hinge"});
   CHECK_THROWS_WITH(make_model("fm", e.ctx(&hinge)), Contains("model.loss") && Contains("hinge"));
+}
+
+TEST_CASE("feature models: model.loss ce is the softmax over score_all, sampled over the target and drawn items",
+          "[context]") {
+  const TinyExample e = featured_example();
+  const Batch b{torch::tensor({0, 1, 2, 0}), torch::tensor({1, 2, 3, 0}), torch::tensor({0, 3, 1, 2}), {}, {}};
+  // log(sum_j exp(z_j)) - z_target over the candidate logits z.
+  const auto nll = [](const std::vector<double>& z, size_t target) {
+    double mx = z[0];
+    for (double v : z) mx = std::max(mx, v);
+    double sum = 0;
+    for (double v : z) sum += std::exp(v - mx);
+    return mx + std::log(sum) - z[target];
+  };
+  for (const std::string name : {"fm", "widedeep", "deepfm", "dcnv2"}) {
+    INFO(name);
+    const Config cfg = fields_config(name, "[item:tags]", {"model.loss=ce"});
+    Recommender r = make_model(name, e.ctx(&cfg));
+    CHECK(r->input_type() == InputType::Pairwise);  // positives; their negatives are not read
+    auto& m = dynamic_cast<FeatureModelImpl&>(*r);
+    randomise(m);
+    m.eval();
+    torch::NoGradGuard ng;
+    const auto all = m.score_all(b.users);  // [4, 4]
+    double expect = 0;
+    for (int64_t k = 0; k < 4; ++k) {
+      std::vector<double> z;
+      for (int64_t i = 0; i < 4; ++i) z.push_back(all[k][i].item<double>());
+      expect += nll(z, static_cast<size_t>(b.items[k].item<int64_t>())) / 4.0;
+    }
+    CHECK(m.loss(b).item<double>() == Approx(expect).epsilon(1e-5));
+    // sampled: the positive's logit, then the batch's drawn items (one set for all rows), a drawn
+    // item that is the row's own left out.
+    m.options.loss("sampled");
+    m.options.neg_samples(5);
+    torch::manual_seed(7);
+    const double sampled = m.loss(b).item<double>();
+    torch::manual_seed(7);
+    const auto negs = torch::randint(4, {5}, torch::kLong);
+    double want = 0;
+    int64_t hits = 0;
+    for (int64_t k = 0; k < 4; ++k) {
+      const int64_t own = b.items[k].item<int64_t>();
+      std::vector<double> z{all[k][own].item<double>()};
+      for (int64_t j = 0; j < 5; ++j) {
+        const int64_t n = negs[j].item<int64_t>();
+        if (n == own) ++hits;
+        else z.push_back(all[k][n].item<double>());
+      }
+      want += nll(z, 0) / 4.0;
+    }
+    CHECK(sampled == Approx(want).epsilon(1e-5));
+    INFO("drawn items that were a row's own: " << hits);
+    // l2: the same term as bce's on the positive pairs.
+    for (const std::string loss : {"ce", "sampled"}) {
+      m.options.loss(loss);
+      m.options.l2(0.1);
+      torch::manual_seed(7);
+      const double with_l2 = m.loss(b).item<double>();
+      m.options.l2(0.0);
+      torch::manual_seed(7);
+      const double without = m.loss(b).item<double>();
+      m.options.loss("bce");
+      const Batch pb{b.users, b.items, {}, torch::ones({4}), {}};
+      m.options.l2(0.1);
+      const double a = m.loss(pb).item<double>();
+      m.options.l2(0.0);
+      CHECK(with_l2 - without == Approx(a - m.loss(pb).item<double>()).epsilon(1e-4));
+    }
+  }
+  const Config zero = fields_config("fm", "[item:tags]", {"model.loss=sampled", "model.neg_samples=0"});
+  CHECK_THROWS_WITH(make_model("fm", e.ctx(&zero)), Contains("model.neg_samples"));
+}
+
+TEST_CASE("feature models: ce and sampled losses fall in training, the target out of user:history", "[context]") {
+  // The target's own history row gets no gradient from its pair (as with bce).
+  {
+    TinyExample e = featured_example();
+    e.s.train = Csr::from_pairs(3, 4, {0, 0, 1, 1, 2}, {0, 1, 1, 2, 3});
+    const Config cfg = fields_config("fm", "[user:history, item:tags]", {"model.loss=ce"});
+    Recommender r = make_model("fm", e.ctx(&cfg));
+    auto& m = dynamic_cast<FeatureModelImpl&>(*r);
+    randomise(m);
+    m.train();
+    m.zero_grad();
+    m.loss(Batch{torch::tensor({0}), torch::tensor({0}), torch::tensor({2}), {}, {}}).backward();
+    const int64_t h0 = m.layout().user.first_row[1] + 1;  // item 0's history row
+    CHECK(m.table.grad()[h0].abs().sum().item<double>() == 0.0);
+    CHECK(m.table.grad()[h0 + 1].abs().sum().item<double>() > 0.0);
+  }
+  for (const std::string name : {"fm", "deepfm"})
+    for (const std::string loss : {"ce", "sampled"}) {
+      INFO(name << " " << loss);
+      const Config cfg = synthetic_config(name, {"model.loss=" + loss, "model.neg_samples=16", "dataset.fields=[auto]"});
+      const Dataset d = load_dataset(cfg);
+      const Split split = split_dataset(d, cfg);
+      torch::manual_seed(1);
+      Recommender model = make_model(name, ModelContext{d.n_users(), d.n_items(), &cfg, &d, &split});
+      model->before_training();
+      auto sampler = make_sampler("uniform", split.train);
+      auto batcher = make_batcher(split, model->input_type(), *sampler, 256, 1);
+      auto opt = make_optimizer("adam", model->parameters(), 0.01, 0.0, 0.0);
+      torch::manual_seed(2);
+      const double before = epoch_loss(*model, *batcher, nullptr, 0);
+      for (uint64_t ep = 0; ep < 10; ++ep) epoch_loss(*model, *batcher, opt.get(), ep);
+      torch::manual_seed(2);
+      const double after = epoch_loss(*model, *batcher, nullptr, 0);
+      INFO("loss " << before << " -> " << after);
+      CHECK(after < 0.9 * before);
+    }
 }
 
 TEST_CASE("fields: user:history holds the user's training items averaged, capped by a seeded sample", "[context]") {

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "core/config.h"
 #include "core/error.h"
@@ -44,7 +45,8 @@ FeatureModelOptions FeatureModelOptions::from_config(const Config* cfg) {
   if (cfg->has("model.structure")) o.structure(cfg->get_choice("model.structure", {"stacked", "parallel"}));
   if (cfg->has("model.l2")) o.l2(cfg->get_double("model.l2", 0.0, 1e6));
   if (cfg->has("model.id_dropout")) o.id_dropout(cfg->get_double("model.id_dropout", 0.0, 1.0));
-  if (cfg->has("model.loss")) o.loss(cfg->get_choice("model.loss", {"bce", "bpr"}));
+  if (cfg->has("model.loss")) o.loss(cfg->get_choice("model.loss", {"bce", "bpr", "ce", "sampled"}));
+  if (cfg->has("model.neg_samples")) o.neg_samples(cfg->get_int("model.neg_samples", 1, 1 << 24));
   return o;
 }
 
@@ -186,6 +188,46 @@ at::Tensor FeatureModelImpl::logits(const at::Tensor& x, const at::Tensor& lin) 
 
 at::Tensor FeatureModelImpl::loss(const Batch& b) {
   const double idd = is_training() ? options.id_dropout() : 0.0;
+  if (options.loss() == "ce" || options.loss() == "sampled") {
+    // Softmax over items for each positive pair's user (YouTube's and the two-tower models'
+    // listwise loss; "SASRec+" for sequences): ce over all items, sampled over the target and
+    // neg_samples items drawn uniformly per batch. The user side is gathered once per pair (its
+    // own item left out of user:history), each candidate item's fields once per batch; the
+    // context is unknown, as when ranking.
+    TORCH_CHECK(b.users.defined() && b.items.defined() && b.users.dim() == 1, name(), ": model.loss ",
+                options.loss(), " needs batches of positive (user, item) pairs");
+    const bool full = options.loss() == "ce";
+    const auto rows_u = u_index.index_select(0, b.users);
+    const auto [uf, ul] = bag(rows_u, history_without_target(rows_u, u_weight.index_select(0, b.users), b.items), u_field,
+                              layout_.user.n_fields());  // [B, Fu, D], [B]
+    const auto cand = full ? torch::arange(n_items_, b.items.options().dtype(torch::kLong))
+                           : torch::randint(n_items_, {options.neg_samples()}, b.items.options().dtype(torch::kLong));
+    auto w_i = i_weight.index_select(0, cand);  // [K, Si]
+    if (idd > 0 && options.use_ids()) {
+      // Item-id dropout per candidate of the batch (the pair path drops it per pair).
+      w_i = w_i.clone();
+      w_i.select(1, 0).mul_(torch::bernoulli(torch::full({cand.size(0)}, 1.0 - idd, w_i.options())));
+    }
+    const auto [itf, il] = bag(i_index.index_select(0, cand), w_i, i_field, layout_.item.n_fields());  // [K, Fi, D], [K]
+    auto z = grid_logits(uf, ul, itf, il);  // [B, K]
+    at::Tensor loss;
+    at::Tensor xp;  // the positive pairs' fields, for l2
+    if (full) {
+      loss = torch::nn::functional::cross_entropy(z, b.items.to(torch::kLong));
+    } else {
+      // The positive's logit from its pair, a drawn candidate that is the row's own item masked out.
+      const auto [x, lin] = pair_fields(b.users, b.items, {}, idd, true);  // [B, F, D], [B]
+      xp = x;
+      z = z.masked_fill(cand.unsqueeze(0) == b.items.to(torch::kLong).unsqueeze(1), -std::numeric_limits<float>::infinity());
+      loss = torch::nn::functional::cross_entropy(torch::cat({logits(x, lin).unsqueeze(1), z}, 1),
+                                                  torch::zeros_like(b.items, b.items.options().dtype(torch::kLong)));
+    }
+    if (options.l2() > 0) {
+      if (!xp.defined()) xp = pair_fields(b.users, b.items, {}, 0.0, true).first;
+      loss = loss + options.l2() * xp.pow(2).sum({1, 2}).mean();
+    }
+    return loss;
+  }
   if (options.loss() == "bpr") {
     // Rendle et al.'s BPR criterion on the model's logits, as LightFM trains its feature
     // factorisation: -log sigmoid(s(u, i) - s(u, j)) for a positive i and a sampled negative j.
@@ -218,6 +260,11 @@ at::Tensor FeatureModelImpl::score_all(const at::Tensor& users) {
   const auto all = torch::arange(n_items_, users.options().dtype(torch::kLong));
   const auto [uf, ul] = side(u_index, u_weight, u_field, layout_.user.n_fields(), users);  // [B, Fu, D], [B]
   const auto [itf, il] = side(i_index, i_weight, i_field, layout_.item.n_fields(), all);   // [I, Fi, D], [I]
+  return grid_logits(uf, ul, itf, il);
+}
+
+at::Tensor FeatureModelImpl::grid_logits(const at::Tensor& uf, const at::Tensor& ul, const at::Tensor& itf,
+                                         const at::Tensor& il) {
   if (!has_deep()) {
     // FM's factorised form: <s_u, s_i> + 1/2 (|s_u|^2 - q_u) + 1/2 (|s_i|^2 - q_i).
     auto out = bias + ul.unsqueeze(1) + il.unsqueeze(0);  // [B, I]
@@ -229,7 +276,7 @@ at::Tensor FeatureModelImpl::score_all(const at::Tensor& users) {
     return out;
   }
   // The networks over the (user, item) grid, in chunks of users.
-  const int64_t B = users.size(0), I = n_items_, Fu = uf.size(1), Fi = itf.size(1), D = uf.size(2);
+  const int64_t B = uf.size(0), I = itf.size(0), Fu = uf.size(1), Fi = itf.size(1), D = uf.size(2);
   const int64_t C = ctx_first.size(0);  // context fields: unknown when ranking (zero vectors)
   int64_t widest = (Fu + Fi + C) * D * (dcn_ ? 3 : 2);
   for (auto v : options.mlp()) widest += v;

@@ -21,11 +21,15 @@
 // Context fields (context:hour, context:weekday, context:gap; labelled rows only) are further
 // fields of the pair, from the row's own context tokens in training and in score_labeled; where
 // the context is unknown (score, score_all, the export) they are zero vectors.
-// Training is pointwise: binary cross-entropy with logits on (user, item, label) rows, the data's
-// own labels (dataset.label_threshold) or sampled negatives. Scores are logits. score_all ranks
-// all items for a user: the item fields are gathered once per call, the user fields once per
-// user; fm uses the factorised form ([B, D] x [D, I]), the networks are run over the
-// (user, item) grid in chunks of users within chunk_bytes.
+// Training (model.loss): pointwise binary cross-entropy with logits on (user, item, label) rows,
+// the data's own labels (dataset.label_threshold) or sampled negatives (bce); BPR on a positive and
+// a sampled negative (bpr); or a softmax over items for each positive pair's user, all items (ce)
+// or the positive and neg_samples uniform items shared by the batch (sampled; a drawn item that is
+// the row's own is masked), with the context unknown. Scores are logits. score_all ranks all
+// items for a user: the item fields are gathered once per call, the user fields once per user;
+// fm uses the factorised form ([B, D] x [D, I]), the networks are run over the (user, item) grid
+// in chunks of users within chunk_bytes (in training too, where the grid's activations are kept
+// for the backward: ce with a network costs B x I network evaluations per batch; use sampled).
 #pragma once
 #include <torch/arg.h>
 #include <torch/nn/modules/linear.h>
@@ -53,14 +57,17 @@ struct FeatureModelOptions {
   TORCH_ARG(double, l2) = 0.0;              // loss += l2 * mean over the batch of |rows used|^2
   TORCH_ARG(double, id_dropout) = 0.0;      // share of training pairs whose item id is dropped (weight 0)
   TORCH_ARG(std::string, loss) = "bce";     // "bce" (pointwise) | "bpr" (pairwise: positive above a sampled negative)
+                                            // | "ce" (softmax over all items) | "sampled" (over neg_samples items)
+  TORCH_ARG(int64_t, neg_samples) = 256;    // loss sampled: uniform negatives per batch, shared by its rows
 };
 
 class FeatureModelImpl : public RecommenderImpl {
  public:
   static constexpr bool kReadsTrainRows = false;  // models/registry.h: model_reads_train_rows
   // bce: pointwise (the data's labelled rows, or positives and sampled negatives); bpr: pairwise
-  // (a positive and a sampled negative of the same user; labels, if any, are not read).
-  InputType input_type() const override { return options.loss() == "bpr" ? InputType::Pairwise : InputType::Pointwise; }
+  // (a positive and a sampled negative of the same user; labels, if any, are not read); ce and
+  // sampled read the positives of pairwise batches (their negatives are not read).
+  InputType input_type() const override { return options.loss() == "bce" ? InputType::Pointwise : InputType::Pairwise; }
   at::Tensor loss(const Batch& batch) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B] logits
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I] logits
@@ -114,6 +121,10 @@ class FeatureModelImpl : public RecommenderImpl {
                                                 bool exclude_own = false) const;
   // Logits of pairs from their fields x [P, F, D] and first-order sums lin [P] -> [P].
   at::Tensor logits(const at::Tensor& x, const at::Tensor& lin);
+  // Logits of every (user, item) of a grid from the users' fields uf [B, Fu, D], ul [B] and the
+  // items' itf [K, Fi, D], il [K] -> [B, K] (context unknown): fm in its factorised form, the
+  // networks over the grid in chunks of users within chunk_bytes.
+  at::Tensor grid_logits(const at::Tensor& uf, const at::Tensor& ul, const at::Tensor& itf, const at::Tensor& il);
   bool fm_, deep_, dcn_;
   FieldLayout layout_;
   int64_t hist_field_ = -1;  // the user side's index of user:history (u_field's value on its slots), -1 none
