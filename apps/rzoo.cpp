@@ -358,11 +358,12 @@ int run(const Args& a) {
     const char* spin = std::getenv("GOMP_SPINCOUNT");
     const char* blas_timeout = std::getenv("OPENBLAS_THREAD_TIMEOUT");
     const int blas = rzoo::blas_threads();
-    std::cout << fmt::format("threads: {} cores; OpenMP wait policy {}{}; BLAS threads {}{}\n",
+    std::cout << fmt::format("threads: {} cores; OpenMP wait policy {}{}; BLAS threads {}{}; denormals {}\n",
                              std::thread::hardware_concurrency(), policy ? policy : "(runtime default)",
                              spin ? fmt::format(", spin count {}", spin) : std::string(),
                              blas < 0 ? std::string("(no known BLAS)") : std::to_string(blas),
-                             blas_timeout ? fmt::format(", OpenBLAS thread timeout 2^{} cycles", blas_timeout) : std::string());
+                             blas_timeout ? fmt::format(", OpenBLAS thread timeout 2^{} cycles", blas_timeout) : std::string(),
+                             rzoo::flush_denormals() ? "flushed to zero" : "kept (IEEE)");
     return 0;
   }
   if (a.help && cli::command_help(a.command)) {

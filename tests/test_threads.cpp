@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -42,6 +43,9 @@ TEST_CASE("threads: the program runs with a short OpenMP spin and OpenBLAS wait 
   CHECK(r.output.find("OpenMP wait policy PASSIVE;") != std::string::npos);
   r = run_shell("env -u OMP_WAIT_POLICY GOMP_SPINCOUNT=5 " + std::string(RZOO_TEST_CLI) + " --version");
   CHECK(r.output.find("spin count 5;") != std::string::npos);
+  CHECK(r.output.find("denormals flushed to zero") != std::string::npos);
+  r = run_shell("env RZOO_FLUSH_DENORMAL=0 " + std::string(RZOO_TEST_CLI) + " --version");
+  CHECK(r.output.find("denormals kept (IEEE)") != std::string::npos);
 }
 
 TEST_CASE("threads: set_thread_pools sizes LibTorch's pool and the BLAS library's", "[threads]") {
@@ -53,6 +57,31 @@ TEST_CASE("threads: set_thread_pools sizes LibTorch's pool and the BLAS library'
   CHECK(torch::get_num_threads() == 2);
   if (blas_threads() >= 0) CHECK(blas_threads() == 2);
   set_thread_pools(before);
+}
+
+TEST_CASE("threads: set_thread_pools flushes denormals to zero on the caller and the workers, unless told not to",
+          "[threads]") {
+  // 2^-130: a denormal float. With DAZ it reads as 0, with FTZ a denormal result is written as 0.
+  const auto flushed = [] {
+    volatile float tiny = std::ldexp(1.0f, -130), one = 1.0f;
+    volatile float prod = std::ldexp(1.0f, -70) * std::ldexp(1.0f, -70) * one;  // 2^-140: a denormal result
+    return tiny * one == 0.0f && prod == 0.0f;
+  };
+  const auto on_every_thread = [&](int n) {
+    std::atomic<int> yes{0}, ran{0};
+    at::parallel_for(0, n, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) ++ran, yes += flushed() ? 1 : 0;
+    });
+    return ran.load() == n && yes.load() == n && flushed();
+  };
+  set_thread_pools(2);
+  CHECK(on_every_thread(2));
+  ::setenv("RZOO_FLUSH_DENORMAL", "0", 1);
+  set_thread_pools(2);
+  CHECK_FALSE(flushed());  // IEEE denormals again on the caller
+  ::unsetenv("RZOO_FLUSH_DENORMAL");
+  set_thread_pools(1);
+  CHECK(flushed());
 }
 
 namespace {
