@@ -550,6 +550,10 @@ TEST_CASE("feature models: model.loss ce is the softmax over score_all, sampled 
     m.eval();
     torch::NoGradGuard ng;
     const auto all = m.score_all(b.users);  // [4, 4]
+    // The grid (Wide & Deep's and DeepFM's first layer from its user and item halves) against
+    // each pair's own logits.
+    for (int64_t i = 0; i < 4; ++i)
+      CHECK(torch::allclose(all.select(1, i), m.score(b.users, torch::full({4}, i, torch::kLong)), 1e-5, 1e-6));
     double expect = 0;
     for (int64_t k = 0; k < 4; ++k) {
       std::vector<double> z;
@@ -557,6 +561,11 @@ TEST_CASE("feature models: model.loss ce is the softmax over score_all, sampled 
       expect += nll(z, static_cast<size_t>(b.items[k].item<int64_t>())) / 4.0;
     }
     CHECK(m.loss(b).item<double>() == Approx(expect).epsilon(1e-5));
+    {  // In training without dropout, the same (the networks' split grid in training).
+      m.train();
+      CHECK(m.loss(b).item<double>() == Approx(expect).epsilon(1e-5));
+      m.eval();
+    }
     // sampled: the positive's logit, then the batch's drawn items (one set for all rows), a drawn
     // item that is the row's own left out.
     m.options.loss("sampled");

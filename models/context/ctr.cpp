@@ -265,24 +265,49 @@ at::Tensor FeatureModelImpl::score_all(const at::Tensor& users) {
 
 at::Tensor FeatureModelImpl::grid_logits(const at::Tensor& uf, const at::Tensor& ul, const at::Tensor& itf,
                                          const at::Tensor& il) {
-  if (!has_deep()) {
-    // FM's factorised form: <s_u, s_i> + 1/2 (|s_u|^2 - q_u) + 1/2 (|s_i|^2 - q_i).
-    auto out = bias + ul.unsqueeze(1) + il.unsqueeze(0);  // [B, I]
-    if (options.pairwise()) {
-      const auto su = uf.sum(1), si = itf.sum(1);  // [B, D], [I, D]
+  // The first-order (wide) part and FM's pairwise term in the factorised form:
+  // <s_u, s_i> + 1/2 (|s_u|^2 - q_u) + 1/2 (|s_i|^2 - q_i).
+  const auto wide_fm = [&] {
+    auto out = bias + ul.unsqueeze(1) + il.unsqueeze(0);  // [B, K]
+    if (fm_ && options.pairwise()) {
+      const auto su = uf.sum(1), si = itf.sum(1);  // [B, D], [K, D]
       out = out + torch::matmul(su, si.t()) + (0.5 * (su.pow(2).sum(1) - uf.pow(2).sum({1, 2}))).unsqueeze(1) +
             (0.5 * (si.pow(2).sum(1) - itf.pow(2).sum({1, 2}))).unsqueeze(0);
     }
     return out;
-  }
-  // The networks over the (user, item) grid, in chunks of users.
+  };
+  if (!has_deep()) return wide_fm();
   const int64_t B = uf.size(0), I = itf.size(0), Fu = uf.size(1), Fi = itf.size(1), D = uf.size(2);
   const int64_t C = ctx_first.size(0);  // context fields: unknown when ranking (zero vectors)
+  std::vector<at::Tensor> parts;
+  if (!dcn_ && !mlp.empty() && (!is_training() || options.dropout() == 0.0)) {
+    // Wide & Deep and DeepFM: the first hidden layer from its halves, W_1 [x_u; x_i; 0] + b_1 =
+    // (W_u x_u + b_1) + W_i x_i (the unknown context adds nothing), each half taken once per user
+    // and once per item instead of once per (user, item), as NCF's first layer (ncf_fused.cpp);
+    // the later layers run over the grid. Without dropout on the first layer's input only (its
+    // masks are per pair). DeepFM on ML-100K with user:history (1 thread, beside two other runs):
+    // an epoch of loss sampled with 64 negatives 45.3-46.0 -> 14.3-16.5 s; `rzoo evaluate` of a
+    // run over all 943 users, both splits, 2.5-2.7 -> 1.3 s of CPU, the same metrics.
+    const auto& w1 = mlp[0]->weight;  // [H_1, (Fu + Fi + C) * D]
+    const auto a = torch::linear(uf.reshape({B, Fu * D}), w1.narrow(1, 0, Fu * D), mlp[0]->bias);  // [B, H_1]
+    const auto c = torch::linear(itf.reshape({I, Fi * D}), w1.narrow(1, Fu * D, Fi * D));          // [I, H_1]
+    const int64_t h1 = a.size(1);
+    int64_t widest = 0;
+    for (auto v : options.mlp()) widest += v;
+    const int64_t step = std::max<int64_t>(1, chunk_bytes / std::max<int64_t>(1, I * widest * 4));
+    for (int64_t s = 0; s < B; s += step) {
+      const int64_t b = std::min(step, B - s);
+      auto h = torch::relu(a.narrow(0, s, b).unsqueeze(1) + c.unsqueeze(0)).reshape({b * I, h1});  // [b * I, H_1]
+      for (size_t l = 1; l < mlp.size(); ++l) h = torch::relu(mlp[l](h));
+      parts.push_back(mlp_out(h).view({b, I}));
+    }
+    return wide_fm() + (parts.empty() ? torch::zeros({0, I}, table.options()) : torch::cat(parts, 0));
+  }
+  // The networks over the (user, item) grid, in chunks of users.
   int64_t widest = (Fu + Fi + C) * D * (dcn_ ? 3 : 2);
   for (auto v : options.mlp()) widest += v;
   const int64_t per_user = std::max<int64_t>(1, I * widest * 4);
   const int64_t step = std::max<int64_t>(1, chunk_bytes / per_user);
-  std::vector<at::Tensor> parts;
   for (int64_t s = 0; s < B; s += step) {
     const int64_t b = std::min(step, B - s);
     const auto u = uf.narrow(0, s, b).unsqueeze(1).expand({b, I, Fu, D});

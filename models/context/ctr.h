@@ -30,6 +30,8 @@
 // fm uses the factorised form ([B, D] x [D, I]), the networks are run over the (user, item) grid
 // in chunks of users within chunk_bytes (in training too, where the grid's activations are kept
 // for the backward: ce with a network costs B x I network evaluations per batch; use sampled).
+// Wide & Deep's and DeepFM's first hidden layer is taken from its user and item halves, once per
+// user and once per item, where no dropout applies (grid_logits).
 #pragma once
 #include <torch/arg.h>
 #include <torch/nn/modules/linear.h>
