@@ -6,6 +6,7 @@
 # Usage: bash bench/classic_repro.sh [ncf|ml100k|mlsmall|speed]...   (default: all; needs the build)
 #        ML100K_MODELS="biasedmf itemknn" bash bench/classic_repro.sh ml100k   (a subset, in that order)
 set -euo pipefail
+{  # the whole script is read before it runs: an edit during a long run cannot change that run
 cd "$(dirname "$0")/.."
 data=${RZOO_SHARED_DATA:-../shared/data}
 out=build/classic-tune
@@ -82,3 +83,4 @@ speed)
   ;;
 esac
 done
+}; exit

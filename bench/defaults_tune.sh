@@ -37,6 +37,7 @@
 #   pick     only print the tables again
 # Usage: bash bench/defaults_tune.sh [STAGE...]      OUT=build/defaults-tune, RZOO_SHARED_DATA=../shared/data
 set -euo pipefail
+{  # the whole script is read before it runs: an edit during a long run cannot change that run
 cd "$(dirname "$0")/.."
 data=${RZOO_SHARED_DATA:-../shared/data}
 out=${OUT:-build/defaults-tune}
@@ -228,3 +229,4 @@ pick)
 *) echo "unknown stage $stage"; exit 1 ;;
 esac
 done
+}; exit

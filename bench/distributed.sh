@@ -5,6 +5,7 @@
 # and SASRec. Medians over the epochs after the first, ROUNDS runs interleaved.
 # Usage: bash bench/distributed.sh   (THREADS=2 total threads, EPOCHS=4, ROUNDS=2, DATA=ml-latest-small)
 set -euo pipefail
+{  # the whole script is read before it runs: an edit during a long run cannot change that run
 cd "$(dirname "$0")/.."
 threads=${THREADS:-2}
 epochs=${EPOCHS:-4}
@@ -60,3 +61,4 @@ for m in ["bpr", "neumf", "sasrec"]:
         share = f"{statistics.median(comm):.1f}%" if comm else "-"
         print(f"{m:8} {ws:>9} {med:>12,.0f} {share:>11} {med / base:>9.2f}")
 EOF
+}; exit

@@ -4,6 +4,7 @@
 # comparison with RecBole's figures measured on this machine kind in ../shared/peers/README.md.
 # Usage: bash bench/ml100k_recbole_protocol.sh [extra rzoo args, e.g. --set threads=1]
 set -euo pipefail
+{  # the whole script is read before it runs: an edit during a long run cannot change that run
 cd "$(dirname "$0")/.."
 data=${RZOO_DATA:-../shared/data}
 if [ ! -f "$data/ml-100k/u.data" ]; then
@@ -25,3 +26,4 @@ print(f"bpr: {len(secs)} epochs, median {statistics.median(secs):.3f} s/epoch")
 PY
 grep -E "Elapsed|Maximum resident" "$out/time.txt"
 echo "run folders: $out"
+}; exit

@@ -11,6 +11,7 @@
 # LibTorch) trained on pre-generated batches: the model's arithmetic without any data pipeline.
 # Usage: bash bench/neumf_speed.sh   (needs the build and ../shared/data/ncf-ml-1m)
 set -euo pipefail
+{  # the whole script is read before it runs: an edit during a long run cannot change that run
 cd "$(dirname "$0")/.."
 data=${RZOO_SHARED_DATA:-../shared/data}
 out=build/neumf-speed
@@ -43,3 +44,4 @@ for bs in ${BATCHES:-256 2048}; do
 done
 done
 done
+}; exit

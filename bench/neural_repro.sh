@@ -15,6 +15,7 @@
 # Outputs under build/neural-repro, one `rzoo tune` study folder per line (a rerun continues a study
 # and reuses its finished runs: delete the folder after changing the code).
 set -euo pipefail
+{  # the whole script is read before it runs: an edit during a long run cannot change that run
 cd "$(dirname "$0")/.."
 data=${RZOO_SHARED_DATA:-../shared/data}
 out=build/neural-repro
@@ -156,3 +157,4 @@ speed)
   ;;
 esac
 done
+}; exit

@@ -4,6 +4,7 @@
 # without the cache, then once to write the cache and three times from it.
 # Usage: bash bench/parse_ml20m.sh [LINES]   (needs the build: bash scripts/build.sh)
 set -euo pipefail
+{  # the whole script is read before it runs: an edit during a long run cannot change that run
 cd "$(dirname "$0")/.."
 lines=${1:-20000263}
 data=build/bench-data/ml20m-like
@@ -32,3 +33,4 @@ echo "== cached reload (stat fingerprint), 3 runs"
 for i in 1 2 3; do run; done
 echo "== cached reload with dataset.cache.verify=checksum (re-reads the file to compare content)"
 run --set dataset.cache.verify=checksum
+}; exit

@@ -17,6 +17,7 @@
 # Outputs under build/seq-repro, one `rzoo tune` study per model (a rerun continues the studies and
 # reuses their finished runs: delete the folder after changing the code).
 set -euo pipefail
+{  # the whole script is read before it runs: an edit during a long run cannot change that run
 cd "$(dirname "$0")/.."
 data=${RZOO_SHARED_DATA:-../shared/data}
 out=build/seq-repro
@@ -100,3 +101,4 @@ for part in "${parts[@]}"; do
   table "$out/$part" ""
   [ "$part" = beauty ] && [ "${BEAUTY_UNI:-0}" = 1 ] && table "$out/$part" eval-protocol-uni99
 done
+}; exit

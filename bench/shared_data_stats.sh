@@ -3,6 +3,7 @@
 # published ones (../shared/data/README.md). Skips cleanly when the folder is absent.
 # Usage: bash bench/shared_data_stats.sh   (needs the build: bash scripts/build.sh)
 set -euo pipefail
+{  # the whole script is read before it runs: an edit during a long run cannot change that run
 cd "$(dirname "$0")/.."
 data=${RZOO_SHARED_DATA:-../shared/data}
 if [ ! -d "$data" ]; then
@@ -52,3 +53,4 @@ PY
 done
 echo "(full reports in $out/)"
 exit $fail
+}; exit

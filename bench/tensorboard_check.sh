@@ -7,6 +7,7 @@
 # values differ from the run's history.csv.
 # Usage: bash bench/tensorboard_check.sh   (needs the build: ./build/rzoo)
 set -euo pipefail
+{  # the whole script is read before it runs: an edit during a long run cannot change that run
 cd "$(dirname "$0")/.."
 venv=build/tb-venv
 out=build/tb-check
@@ -71,3 +72,4 @@ if problems:
     sys.exit(1)
 print("OK")
 EOF
+}; exit

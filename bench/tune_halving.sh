@@ -11,6 +11,7 @@
 # Columns: the best validation value, the epochs spent (all trials), the trials' training seconds
 # (as recorded in study.json, so a study continued from an earlier run counts the same).
 set -euo pipefail
+{  # the whole script is read before it runs: an edit during a long run cannot change that run
 root=$(cd "$(dirname "$0")/.." && pwd)
 rzoo=${RZOO:-$root/build/rzoo}
 out=${1:-$root/build/tune-halving}
@@ -47,3 +48,4 @@ print(f'{sys.argv[3]:<6} halving/grid: best {hv:.5f} vs {gv:.5f} ({-100 * gap:+.
       f'{g["total_epochs"]} = {100 * share:.0f}%  {"meets" if ok else "MISSES"} the goal (within 1%, <= 40%)')
 PY
 done
+}; exit

@@ -10,6 +10,7 @@
 # Needs: build/rzoo; ../shared/data/ml-100k. A study that exists continues (rzoo tune resumes).
 # Writes build/features-tune/<model>/ (the studies) and build/features-tune/table/ (compare.md ...).
 set -euo pipefail
+{  # the whole script is read before it runs: an edit during a long run cannot change that run
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-build/features-tune}
 MODELS=${MODELS:-"bpr fm widedeep deepfm dcnv2"}
@@ -27,3 +28,4 @@ for m in bpr fm widedeep deepfm dcnv2; do [ -f "$OUT/$m/study.json" ] && entries
 rm -rf "$OUT/table"
 build/rzoo compare --runs "${entries[@]}" --set compare_stats.baseline=bpr --out "$OUT/table"
 cat "$OUT/table/compare.md"
+}; exit

@@ -13,6 +13,7 @@
 # Needs: build/rzoo; the peers venv (bash bench/peers/setup_venv.sh); ../shared/data/ml-100k.
 # Writes build/ctr-bench/{rzoo,recbole}.jsonl and prints the table (medians over seeds).
 set -euo pipefail
+{  # the whole script is read before it runs: an edit during a long run cannot change that run
 cd "$(dirname "$0")/../.."
 DATA=${DATA:-../shared/data/ml-100k}
 OUT=${OUT:-build/ctr-bench}
@@ -78,3 +79,4 @@ for m in models:
     rs, bs = med([r["median_epoch_s"] for r in a]), med([r["median_epoch_s"] for r in b])
     print(f"{m:9} {ra:9.4f} {ba:8.4f} {ra - ba:+7.4f} {rl:8.4f} {bl:8.4f} {rs:9.3f} {bs:8.3f} {bs / rs:7.1f}x  {len(a)}/{len(b)}")
 PY
+}; exit

@@ -12,6 +12,7 @@
 # Needs: rzoo built at $RZOO_DIR/build/rzoo; the peers venv (setup_venv.sh); the data folder.
 # README.md beside this file has the figures measured with THREADS=1.
 set -euo pipefail
+{  # the whole script is read before it runs: an edit during a long run cannot change that run
 HERE=$(cd "$(dirname "$0")" && pwd)
 RZOO_DIR=${RZOO_DIR:-$(pwd)}             # run from the project root
 RZOO=$RZOO_DIR/build/rzoo
@@ -169,3 +170,4 @@ if [ "$NEUMF_ACC" = 1 ]; then
 fi
 echo "== $(date -u) done; load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/logs/run.txt"
 "$PY" "$HERE/summarize.py" "$OUT" | tee "$OUT/table.md"
+}; exit
