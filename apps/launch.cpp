@@ -110,7 +110,8 @@ int launch_local(int nproc, const std::vector<std::string>& args, bool quiet) {
       ::setenv("LOCAL_WORLD_SIZE", std::to_string(nproc).c_str(), 1);
       ::setenv("MASTER_ADDR", "127.0.0.1", 1);
       ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
-      ::execv(self, argv_c.data());
+      // This very program, also when its file was rebuilt since it started (see tune.cpp's exe()).
+      ::execv("/proc/self/exe", argv_c.data());
       std::fprintf(stderr, "rzoo: --nproc: cannot run %s: %s\n", self, std::strerror(errno));
       ::_exit(127);
     }

@@ -431,6 +431,7 @@ int run(const Args& a) {
     std::error_code ec;
     o.rzoo = fs::read_symlink("/proc/self/exe", ec).string();
     if (ec) fail("tune: cannot find the rzoo program itself (/proc/self/exe: {})", ec.message());
+    o.rzoo_is_self = true;
     const StudySummary r = run_study(o, log);
     // The study's files are written by now (also when interrupted): the report is extra.
     try {

@@ -235,6 +235,32 @@ TEST_CASE("tune: seed runs go side by side when the grid has fewer settings than
   CHECK(read_file(out + "/test.md") == table);
 }
 
+TEST_CASE("tune: trials run the program that started the study, even once its file is gone", "[tune][cli]") {
+  // Rebuilding rzoo during a study used to start the later trials from the new file, or fail them
+  // (exit 127) while the linker was writing it. A copy of rzoo starts the study and is deleted
+  // as soon as the study folder appears; the trials after that (and the seed runs) must still run.
+  TempDir t;
+  const std::string exp = t.write(
+      "tune-x.yaml",
+      "dataset: synthetic\nmodel: {name: bpr, embedding_size: 8}\ntrain: {epochs: 2, batch_size: 256}\n"
+      "eval: {ks: [10], metrics: [ndcg]}\n"
+      "search:\n  method: grid\n  space:\n    train.lr: [0.01, 0.02, 0.03]\n  seeds: [1]\n  jobs: 1\n");
+  const std::string out = t.file("study"), prog = t.file("rzoo-copy");
+  fs::copy_file(RZOO_TEST_CLI, prog);
+  fs::permissions(prog, fs::perms::owner_all);
+  const std::string cmd = q(prog) + " tune " + q(exp) + " --config-dir " + q(config_dir()) +
+                          " --set threads=1 --quiet --out " + q(out) + " > " + q(t.file("log")) + " 2>&1 & pid=$!; " +
+                          "while [ ! -e " + q(out + "/logs") + " ]; do sleep 0.01; done; rm " + q(prog) + "; wait $pid";
+  const auto r = run_shell(cmd);
+  INFO(read_file(t.file("log")));
+  CHECK(r.code == 0);
+  CHECK_FALSE(fs::exists(prog));
+  const Json st = json_parse(read_file(out + "/study.json"), "study.json");
+  REQUIRE(st["trials"].size() == 3);
+  for (const auto& tr : st["trials"]) CHECK(tr["status"] == "done");
+  CHECK(fs::exists(out + "/seed-1/metrics.json"));
+}
+
 TEST_CASE("tune: a halving study killed with SIGKILL mid-trial ends, rerun, like an uninterrupted one", "[tune][cli][resume]") {
   TempDir t;
   const std::string exp = t.write(

@@ -177,6 +177,7 @@ std::string fmt_duration(double s) {
 struct Job {
   int64_t id = 0;  // the caller's: a trial number, a seed
   std::vector<std::string> argv;
+  std::string exe;  // the program to exec, when not argv[0] (/proc/self/exe)
   std::string log_path;
   int64_t units = 1;  // work units it stands for (trials, or epochs for halving), for the ETA
 };
@@ -200,7 +201,7 @@ pid_t spawn(const Job& j) {
       ::dup2(fd, 2);
     }
     if (null >= 0) ::dup2(null, 0);
-    ::execv(argv[0], argv.data());
+    ::execv(j.exe.empty() ? argv[0] : j.exe.c_str(), argv.data());
     // Only async-signal-safe calls: say which program could not start, with errno's number.
     const int err = errno;
     char num[16];
@@ -373,6 +374,11 @@ class Study {
   }
   // A job training `run` in the study folder: resumed from its last.pt, else started with `sets`.
   Job job_for(int64_t id, const std::string& run, const std::vector<std::string>& sets) const;
+  // What the trials exec: this very program when it is rzoo (/proc/self/exe, which holds even
+  // after the file is rebuilt or deleted), so a study's runs all use the build that started it
+  // and none fails to start while a linker rewrites the file (exec of a half-written file:
+  // EACCES, seen on 2026-12-07 as a study's evaluate job exiting 127).
+  std::string exe() const { return o_.rzoo_is_self ? "/proc/self/exe" : std::string(); }
   Job trial_job(int64_t t, const std::string& run, const std::vector<std::string>& extra, int64_t pause_at, int64_t units);
   // Trains the trials `ids` in run folders trial-NNNN<suffix>. pause_at: --pause-at-epoch (0: to
   // the end); target: the epochs (or search.resource) the trials reach; a suffix marks a rung's
@@ -533,6 +539,7 @@ std::vector<std::string> Study::train_argv(const std::string& run_name, const st
 Job Study::job_for(int64_t id, const std::string& run, const std::vector<std::string>& sets) const {
   Job j;
   j.id = id;
+  j.exe = exe();
   j.log_path = fmt::format("{}/logs/{}.log", dir_, run);
   const std::string dir = dir_ + "/" + run;
   if (exists(dir + "/last.pt")) {
@@ -1008,6 +1015,7 @@ void Study::run_seeds() {
       Job j;
       j.id = static_cast<int64_t>(i);
       j.log_path = fmt::format("{}/logs/{}-{}.log", dir_, all[i], also_dir);
+      j.exe = exe();
       j.argv = {o_.rzoo, "evaluate", dir_ + "/" + all[i], "--quiet"};  // threads: as the run trained
       for (const auto& a : also) j.argv.insert(j.argv.end(), {"--set", a});
       ej.push_back(j);

@@ -38,7 +38,8 @@ struct TuneOptions {
   std::vector<std::string> sets;   // --set, applied to every trial
   std::string out_dir;             // "" = output_dir/(run_name or tune-<config stem>)
   bool force = false;              // move a study folder made by another config aside
-  std::string rzoo;                // the rzoo program that trains each trial
+  std::string rzoo;                // the rzoo program that trains each trial (its argv[0])
+  bool rzoo_is_self = false;       // rzoo is this process's program: trials exec /proc/self/exe
   int nproc = 1;                   // --nproc N: each trial trains in N processes (rzoo train --nproc N)
 };
 
