@@ -466,16 +466,56 @@ TEST_CASE("compare report: intervals, paired tests with Holm, tables", "[metrics
   CHECK(rep.at(1, 0).low < rep.at(1, 0).value);
   CHECK(rep.at(1, 0).high > rep.at(1, 0).value);
   CHECK(std::isnan(rep.at(1, 1).low));  // coverage: no interval
+  CHECK(rep.at(1, 0).dir_t == 1);
+  CHECK(rep.at(1, 0).dir_w == 1);
   const std::string text = report_text(rep);
-  CHECK_THAT(text, Contains("ndcg") && Contains("*†") && Contains("baseline a"));
+  CHECK_THAT(text, Contains("ndcg") && Contains("*†↑") && Contains("baseline a") && Contains("↓ below"));
   CHECK_THAT(report_markdown(rep), Contains("| model"));
   const std::string csv = report_csv(rep);
   CHECK_THAT(csv, Contains("model,metric,value,ci_low,ci_high"));
-  CHECK_THAT(csv, Contains("\nb,ndcg@10,"));
+  CHECK_THAT(csv, Contains("\nb,ndcg@10,") && Contains(",baseline,direction_ttest,direction_wilcoxon\n"));
+  CHECK_THAT(csv, Contains(",1,1,a,1,1\n"));  // b: both tests significant, both above a
   const std::string tex = report_latex(rep);
-  CHECK_THAT(tex, Contains("\\begin{tabular}") && Contains("^{*\\dagger}") && Contains("\\bottomrule"));
+  CHECK_THAT(tex, Contains("\\begin{tabular}") && Contains("^{*\\dagger \\uparrow}") && Contains("\\bottomrule"));
   o.baseline = "zz";
   CHECK_THROWS_WITH(compare_report({"a", "b"}, {&a, &b}, {1, 1}, {0, 0}, o), Contains("compare_stats.baseline: 'zz'") && Contains("a, b"));
+}
+
+TEST_CASE("compare report: each significant test's direction, also when the two tests disagree", "[metrics][compare]") {
+  // 200 users. d below: model minus baseline per user.
+  auto result = [](const std::vector<double>& v) {
+    EvalResult r;
+    r.split = "test";
+    r.protocol = "full ranking";
+    r.n_users = static_cast<int64_t>(v.size());
+    double mean = 0;
+    for (size_t i = 0; i < v.size(); ++i) r.users.push_back(static_cast<int64_t>(i)), mean += v[i] / v.size();
+    r.metrics = {{"ndcg@10", mean}};
+    r.per_user = {{"ndcg@10", v}};
+    return r;
+  };
+  std::vector<double> base(200), worse(200), mixed(200);
+  for (int i = 0; i < 200; ++i) {
+    base[i] = 0.5 + 0.001 * (i % 7);
+    worse[i] = base[i] - 0.05 - 0.001 * (i % 5);  // every user lower: both tests, both down
+    // 180 users a little higher, 20 far lower: the mean falls (-0.03 a user), the signed ranks rise
+    // (T+ = 180 small ranks, T- = 20 large ones: 16290 against 3810).
+    mixed[i] = base[i] + (i < 180 ? 0.01 + 0.0001 * i : -0.4);
+  }
+  const EvalResult a = result(base), w = result(worse), m = result(mixed);
+  const auto rep = compare_report({"a", "w", "m"}, {&a, &w, &m}, {1, 1, 1}, {0, 0, 0}, CompareOptions{});
+  const MetricStat &sw = rep.at(1, 0), &sm = rep.at(2, 0);
+  CHECK((sw.sig_t && sw.sig_w && sw.dir_t == -1 && sw.dir_w == -1));
+  CHECK(sm.value < rep.at(0, 0).value);
+  CHECK(sm.dir_t == -1);
+  CHECK(sm.dir_w == 1);
+  REQUIRE(sm.sig_w);
+  CHECK(significance_marks(true, true, -1, -1) == "*†↓");
+  CHECK(significance_marks(false, true, -1, 1) == "†↑");
+  CHECK(significance_marks(true, true, -1, 1) == "*↓†↑");
+  CHECK(significance_marks(false, false, 1, 1) == "");
+  const std::string text = report_text(rep);
+  CHECK_THAT(text, Contains("*†↓") && Contains(sm.sig_t ? "*↓†↑" : "†↑"));
 }
 
 TEST_CASE("evaluator: target ranks equal a brute-force count, for few and many targets, with ties", "[metrics][eval]") {

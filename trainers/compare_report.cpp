@@ -39,7 +39,9 @@ int metric_index(const CompareReport& r, const std::string& base, const std::str
   return it == r.metrics.end() ? -1 : static_cast<int>(it - r.metrics.begin());
 }
 
-std::string marks(const MetricStat& s) { return std::string(s.sig_t ? "*" : "") + (s.sig_w ? "†" : ""); }
+const char* arrow(int dir) { return dir > 0 ? "↑" : dir < 0 ? "↓" : ""; }
+
+std::string marks(const MetricStat& s) { return significance_marks(s.sig_t, s.sig_w, s.dir_t, s.dir_w); }
 
 std::string cell(const MetricStat& s) {
   if (!std::isfinite(s.value)) return "-";
@@ -76,7 +78,9 @@ std::vector<std::vector<std::string>> table_rows(const CompareReport& r) {
 std::string legend(const CompareReport& r) {
   return fmt::format("Mean over test users ± half-width of the {:g}% percentile bootstrap interval ({} resamples). "
                      "Against the baseline {}: * paired t-test, † Wilcoxon signed-rank, each significant at {} after "
-                     "Holm's correction across the {} other model(s). coverage and gini have no per-user values (no interval, no test).",
+                     "Holm's correction across the {} other model(s); ↑ above the baseline, ↓ below (the t-test by the mean "
+                     "difference, Wilcoxon by its rank sums; a mark each when they disagree). coverage and gini have no "
+                     "per-user values (no interval, no test).",
                      r.opts.ci_level * 100, r.opts.bootstrap, r.baseline, r.opts.alpha,
                      r.models.empty() ? 0 : r.models.size() - 1);
 }
@@ -96,6 +100,12 @@ std::string latex_escape(const std::string& s) {
 }
 
 }  // namespace
+
+std::string significance_marks(bool sig_t, bool sig_w, int dir_t, int dir_w) {
+  if (!sig_t && !sig_w) return "";
+  if (sig_t && sig_w && dir_t != dir_w) return std::string("*") + arrow(dir_t) + "†" + arrow(dir_w);
+  return std::string(sig_t ? "*" : "") + (sig_w ? "†" : "") + arrow(sig_t ? dir_t : dir_w);
+}
 
 CompareOptions CompareOptions::from_config(const Config& cfg) {
   CompareOptions o;
@@ -160,8 +170,12 @@ CompareReport compare_report(const std::vector<std::string>& names, const std::v
       const std::vector<double>* v = results[m]->user_values(r.metrics[i]);
       // Not paired (other users, protocol or candidates): no test.
       if (!v || results[m]->users != results[base]->users || results[m]->protocol != results[base]->protocol) continue;
-      pt.push_back(paired_t_test(*v, *vb));
-      pw.push_back(wilcoxon_signed_rank(*v, *vb));
+      double mean_diff = 0, rank_diff = 0;
+      pt.push_back(paired_t_test(*v, *vb, &mean_diff));
+      pw.push_back(wilcoxon_signed_rank(*v, *vb, &rank_diff));
+      MetricStat& s = r.stats[m * nm + i];
+      s.dir_t = mean_diff > 0 ? 1 : mean_diff < 0 ? -1 : 0;
+      s.dir_w = rank_diff > 0 ? 1 : rank_diff < 0 ? -1 : 0;
       who.push_back(m);
     }
     const auto ht = holm_adjust(pt), hw = holm_adjust(pw);
@@ -181,11 +195,11 @@ std::string report_markdown(const CompareReport& r) { return render_table(table_
 
 std::string report_csv(const CompareReport& r) {
   std::string out = "model,metric,value,ci_low,ci_high,n_users,p_ttest,p_ttest_holm,p_wilcoxon,p_wilcoxon_holm,"
-                    "significant_ttest,significant_wilcoxon,baseline\n";
+                    "significant_ttest,significant_wilcoxon,baseline,direction_ttest,direction_wilcoxon\n";
   for (const auto& s : r.stats)
-    out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(s.model), s.metric, num(s.value), num(s.low),
-                       num(s.high), s.n_users, num(s.p_t), num(s.p_t_holm), num(s.p_w), num(s.p_w_holm), s.sig_t ? 1 : 0,
-                       s.sig_w ? 1 : 0, csv_field(r.baseline));
+    out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(s.model), s.metric, num(s.value),
+                       num(s.low), num(s.high), s.n_users, num(s.p_t), num(s.p_t_holm), num(s.p_w), num(s.p_w_holm),
+                       s.sig_t ? 1 : 0, s.sig_w ? 1 : 0, csv_field(r.baseline), s.dir_t, s.dir_w);
   return out;
 }
 
@@ -208,7 +222,16 @@ std::string report_latex(const CompareReport& r) {
         if (!std::isfinite(s.value)) { out += "--"; continue; }
         out += fmt::format("${:.4f}", s.value);
         if (std::isfinite(s.low)) out += fmt::format(" \\pm {:.4f}", (s.high - s.low) / 2);
-        if (s.sig_t || s.sig_w) out += fmt::format("^{{{}{}}}", s.sig_t ? "*" : "", s.sig_w ? "\\dagger" : "");
+        if (s.sig_t || s.sig_w) {
+          // The same marks and arrows as the text table's.
+          std::string m = marks(s);
+          for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+                   {"†", "\\dagger "}, {"↑", "\\uparrow "}, {"↓", "\\downarrow "}})
+            for (size_t at = m.find(from); at != std::string::npos; at = m.find(from, at + to.size()))
+              m.replace(at, from.size(), to);
+          while (!m.empty() && m.back() == ' ') m.pop_back();
+          out += "^{" + m + "}";
+        }
         out += "$";
       }
       out += " \\\\\n";

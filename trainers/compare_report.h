@@ -33,6 +33,9 @@ struct MetricStat {
   double low = 0, high = 0;                          // CI (NaN when none)
   double p_t = 0, p_t_holm = 0, p_w = 0, p_w_holm = 0;  // NaN for the baseline and untested metrics
   bool sig_t = false, sig_w = false;
+  // Direction against the baseline: +1 above, -1 below, 0 none or untested; the t-test's from the
+  // mean difference, the Wilcoxon test's from its rank sums (T+ - T-), which may disagree.
+  int dir_t = 0, dir_w = 0;
   int64_t n_users = 0;
 };
 
@@ -50,6 +53,10 @@ struct CompareReport {
 CompareReport compare_report(const std::vector<std::string>& names, const std::vector<const EvalResult*>& results,
                              const std::vector<int64_t>& best_epoch, const std::vector<double>& train_seconds,
                              const CompareOptions& opts);
+
+// "*" (t-test) and "†" (Wilcoxon) for the significant tests, then the direction against the
+// baseline once when they agree ("*†↓"), after each mark when they do not ("*↓†↑"); "" for none.
+std::string significance_marks(bool sig_t, bool sig_w, int dir_t, int dir_w);
 
 std::string report_text(const CompareReport& r);      // the table printed to the terminal
 std::string report_markdown(const CompareReport& r);  // table + legend

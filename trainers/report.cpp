@@ -22,6 +22,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/json.h"
+#include "trainers/compare_report.h"
 
 namespace rzoo {
 
@@ -334,6 +335,7 @@ Json run_page(const fs::path& dir) {
 struct StatRow {
   double value = kNaN, low = kNaN, high = kNaN, p_t = kNaN, p_w = kNaN;
   bool sig_t = false, sig_w = false;
+  int dir_t = 0, dir_w = 0;  // 0 in a compare.csv written before its direction columns
 };
 
 // compare.csv (trainers/compare_report.cpp report_csv): intervals and tests per (model, metric).
@@ -352,6 +354,11 @@ std::map<std::pair<std::string, std::string>, StatRow> read_compare_csv(const fs
   const size_t cm = col("model"), cmet = col("metric"), cv = col("value"), cl = col("ci_low"), ch = col("ci_high"),
                cpt = col("p_ttest_holm"), cpw = col("p_wilcoxon_holm"), cst = col("significant_ttest"),
                csw = col("significant_wilcoxon"), cb = col("baseline");
+  // Optional: the directions (absent from files of earlier versions).
+  const auto optional_col = [&](const std::string& name) {
+    return static_cast<size_t>(std::find(header.begin(), header.end(), name) - header.begin());
+  };
+  const size_t cdt = optional_col("direction_ttest"), cdw = optional_col("direction_wilcoxon");
   for (size_t i = 1; i < lines.size(); ++i) {
     if (lines[i].empty()) continue;
     const auto c = csv_cells(lines[i]);
@@ -363,6 +370,8 @@ std::map<std::pair<std::string, std::string>, StatRow> read_compare_csv(const fs
     r.p_t = cell_number(c[cpt], file, i + 1, "p_ttest_holm");
     r.p_w = cell_number(c[cpw], file, i + 1, "p_wilcoxon_holm");
     r.sig_t = c[cst] == "1", r.sig_w = c[csw] == "1";
+    if (cdt < header.size()) r.dir_t = c[cdt] == "1" ? 1 : c[cdt] == "-1" ? -1 : 0;
+    if (cdw < header.size()) r.dir_w = c[cdw] == "1" ? 1 : c[cdw] == "-1" ? -1 : 0;
     baseline = c[cb];
     out[{c[cm], c[cmet]}] = r;
   }
@@ -414,7 +423,9 @@ Json comparison_page(const fs::path& dir) {
   else
     bars.note("Error bars: 95% bootstrap interval of the mean over test users. Marks against the baseline " + baseline +
               ": * paired t-test, † Wilcoxon signed-rank, each significant after Holm's correction across models" +
-              (alpha.empty() ? "" : " at alpha " + alpha) + ".");
+              (alpha.empty() ? "" : " at alpha " + alpha) +
+              "; ↑ above the baseline, ↓ below (the t-test by the mean difference, Wilcoxon by its rank sums; "
+              "a mark each when they disagree).");
   // A metric without a cut-off (auc, rmse) is its own family of one.
   std::vector<std::pair<std::string, std::vector<std::string>>> groups;
   for (const auto& m : metrics) {
@@ -439,8 +450,9 @@ Json comparison_page(const fs::path& dir) {
           err.push_back(Json{it->second.low, it->second.high});
         else
           err.push_back(nullptr);
-        const bool st = it != stats.end() && it->second.sig_t, sw = it != stats.end() && it->second.sig_w;
-        marks.push_back(std::string(st ? "*" : "") + (sw ? "†" : ""));
+        marks.push_back(it == stats.end() ? std::string()
+                                          : significance_marks(it->second.sig_t, it->second.sig_w, it->second.dir_t,
+                                                               it->second.dir_w));
       }
       datasets.push_back(Json{{"label", label(m)}, {"data", std::move(values)}, {"rzooColor", m}, {"rzooErr", std::move(err)},
                               {"rzooMarks", std::move(marks)}});
@@ -500,7 +512,7 @@ Json comparison_page(const fs::path& dir) {
       if (it == stats.end()) { srows.push_back(Json{name, models[m], field(mm, name, Json()), nullptr, nullptr, nullptr, nullptr, ""}); continue; }
       const StatRow& r = it->second;
       srows.push_back(Json{name, models[m], json_number(r.value), json_number(r.low), json_number(r.high), json_number(r.p_t),
-                           json_number(r.p_w), std::string(r.sig_t ? "*" : "") + (r.sig_w ? "†" : "")});
+                           json_number(r.p_w), significance_marks(r.sig_t, r.sig_w, r.dir_t, r.dir_w)});
     }
   tables.table("Test metrics (p-values Holm-corrected, against the baseline)",
                {"metric", "model", "value", "95% low", "95% high", "p t-test", "p Wilcoxon", "significant"}, std::move(srows));

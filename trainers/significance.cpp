@@ -210,9 +210,11 @@ MeanCI bootstrap_mean_ci(const std::vector<double>& x_in, double level, int64_t 
   return ci;
 }
 
-double paired_t_test(const std::vector<double>& a, const std::vector<double>& b) {
+double paired_t_test(const std::vector<double>& a, const std::vector<double>& b, double* mean_difference) {
   const std::vector<double> d = paired_differences(a, b, "paired_t_test");
   const size_t n = d.size();
+  if (mean_difference)
+    *mean_difference = n == 0 ? kNaN : std::accumulate(d.begin(), d.end(), 0.0) / static_cast<double>(n);
   if (n < 2) return kNaN;
   const auto [min_it, max_it] = std::minmax_element(d.begin(), d.end());
   // Zero variance: t is 0/0 (no difference at all: nothing against H0) or c/0 (every user moved by
@@ -226,11 +228,12 @@ double paired_t_test(const std::vector<double>& a, const std::vector<double>& b)
   return student_t_two_sided_p(t, static_cast<double>(n - 1));
 }
 
-double wilcoxon_signed_rank(const std::vector<double>& a, const std::vector<double>& b) {
+double wilcoxon_signed_rank(const std::vector<double>& a, const std::vector<double>& b, double* rank_sum_difference) {
   std::vector<double> d = paired_differences(a, b, "wilcoxon_signed_rank");
   // Wilcoxon's treatment of zeros: a user with no difference says nothing about its sign.
   d.erase(std::remove(d.begin(), d.end(), 0.0), d.end());
   const size_t n = d.size();
+  if (rank_sum_difference) *rank_sum_difference = 0;
   if (n == 0) return 1;
 
   std::sort(d.begin(), d.end(), [](double u, double v) { return std::fabs(u) < std::fabs(v); });
@@ -246,6 +249,7 @@ double wilcoxon_signed_rank(const std::vector<double>& a, const std::vector<doub
     i = j;
   }
   const double nn = static_cast<double>(n);
+  if (rank_sum_difference) *rank_sum_difference = r_plus - r_minus;
 
   if (n <= 25 && tie_term == 0) {
     // Exact: T+ and T- have the same symmetric null distribution, so the two-sided p-value is

@@ -44,8 +44,9 @@ MeanCI bootstrap_mean_ci(const std::vector<double>& x, double level = 0.95, int6
 // Two-sided p-value of the paired t-test on d = a - b (a, b the same length, else throw
 // std::invalid_argument naming both lengths). n < 2 -> NaN. All differences equal to zero -> 1.
 // Constant nonzero differences -> 0 (zero variance: the test is infinitely sure).
-// Matches scipy.stats.ttest_rel(a, b).pvalue otherwise.
-double paired_t_test(const std::vector<double>& a, const std::vector<double>& b);
+// Matches scipy.stats.ttest_rel(a, b).pvalue otherwise. mean_difference (if given) gets the mean
+// of d (NaN when no pair is left): the direction of a significant result.
+double paired_t_test(const std::vector<double>& a, const std::vector<double>& b, double* mean_difference = nullptr);
 
 // Two-sided p-value of the Wilcoxon signed-rank test on d = a - b (same length requirement as
 // paired_t_test): zero differences dropped (Wilcoxon's method, scipy's default zero_method='wilcox'),
@@ -54,8 +55,12 @@ double paired_t_test(const std::vector<double>& a, const std::vector<double>& b)
 //   (as scipy.stats.wilcoxon(a, b, method='exact')).
 // Otherwise the normal approximation with the tie correction of the variance and a continuity
 // correction of 0.5 (as scipy.stats.wilcoxon(a, b, correction=True, method='approx'), called
-// method='asymptotic' in scipy >= 1.13). n == 0 after dropping zeros -> 1.
-double wilcoxon_signed_rank(const std::vector<double>& a, const std::vector<double>& b);
+// method='asymptotic' in scipy >= 1.13). n == 0 after dropping zeros -> 1. rank_sum_difference
+// (if given) gets T+ - T-, the ranks of the positive differences minus those of the negative ones:
+// the direction of a significant result, which can differ from the mean difference's (many small
+// gains against a few large losses).
+double wilcoxon_signed_rank(const std::vector<double>& a, const std::vector<double>& b,
+                            double* rank_sum_difference = nullptr);
 
 // Holm-Bonferroni adjusted p-values, returned in input order; monotone (step-down, cumulative max
 // over the ascending order), capped at 1; NaN inputs stay NaN and do not count towards m.
