@@ -284,8 +284,8 @@ at::Tensor FeatureModelImpl::grid_logits(const at::Tensor& uf, const at::Tensor&
     // Wide & Deep and DeepFM: the first hidden layer from its halves, W_1 [x_u; x_i; 0] + b_1 =
     // (W_u x_u + b_1) + W_i x_i (the unknown context adds nothing), each half taken once per user
     // and once per item instead of once per (user, item), as NCF's first layer (ncf_fused.cpp);
-    // the later layers run over the grid. Without dropout on the first layer's input only (its
-    // masks are per pair). DeepFM on ML-100K with user:history (1 thread, beside two other runs):
+    // the later layers run over the grid. Only where no dropout applies: its masks are drawn per
+    // pair. DeepFM on ML-100K with user:history (1 thread, beside two other runs):
     // an epoch of loss sampled with 64 negatives 45.3-46.0 -> 14.3-16.5 s; `rzoo evaluate` of a
     // run over all 943 users, both splits, 2.5-2.7 -> 1.3 s of CPU, the same metrics.
     const auto& w1 = mlp[0]->weight;  // [H_1, (Fu + Fi + C) * D]
