@@ -43,7 +43,9 @@ TEST_CASE("threads: the program runs with a short OpenMP spin and OpenBLAS wait 
   CHECK(r.output.find("OpenMP wait policy PASSIVE;") != std::string::npos);
   r = run_shell("env -u OMP_WAIT_POLICY GOMP_SPINCOUNT=5 " + std::string(RZOO_TEST_CLI) + " --version");
   CHECK(r.output.find("spin count 5;") != std::string::npos);
+#if defined(__x86_64__) || defined(__i386__)  // LibTorch sets FTZ / DAZ on x86 only
   CHECK(r.output.find("denormals flushed to zero") != std::string::npos);
+#endif
   r = run_shell("env RZOO_FLUSH_DENORMAL=0 " + std::string(RZOO_TEST_CLI) + " --version");
   CHECK(r.output.find("denormals kept (IEEE)") != std::string::npos);
 }
@@ -74,6 +76,10 @@ TEST_CASE("threads: set_thread_pools flushes denormals to zero on the caller and
     });
     return ran.load() == n && yes.load() == n && flushed();
   };
+#if !defined(__x86_64__) && !defined(__i386__)
+  WARN("not checked: LibTorch's setFlushDenormal sets x86's FTZ / DAZ only");
+  return;
+#endif
   set_thread_pools(2);
   CHECK(on_every_thread(2));
   ::setenv("RZOO_FLUSH_DENORMAL", "0", 1);
