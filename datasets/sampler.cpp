@@ -168,16 +168,32 @@ bool Batcher::next(Batch& b) {
   auto users = torch::empty({n}, torch::kLong), items = torch::empty({n}, torch::kLong);
   int64_t* pu = users.data_ptr<int64_t>();
   int64_t* pi = items.data_ptr<int64_t>();
-  // Row `at` of the epoch is row `row` of the unshuffled layout (pair k = row / rows_per_pos_,
-  // slot row % rows_per_pos_; pointwise slot 0 is the positive).
-  const auto row_at = [&](int64_t at) {
-    if (shuffle_ == Shuffle::Samples) return order_[static_cast<size_t>(at)];
-    return order_[static_cast<size_t>(at / rows_per_pos_)] * rows_per_pos_ + at % rows_per_pos_;
+  // Row `at` of the epoch is row `row` of the unshuffled layout: pair k = row / rows_per_pos_,
+  // slot row % rows_per_pos_ (pointwise slot 0 is the positive). shuffle positives keeps a pair's
+  // rows together (row = order_[at / R] * R + at % R), so the slot advances by one a row and the
+  // pair at each wrap, with no division a row: three 64-bit divisions a row had made a per-sample
+  // MF epoch (NCF ML-1M, 64 dimensions, 8 negatives) 1.66-2.05 s against 1.44-1.58 s now.
+  const int64_t R = rows_per_pos_;
+  int64_t next_q = cursor_ / R, next_slot = cursor_ - next_q * R;  // shuffle positives: the next row's
+  const auto pair_slot = [&](int64_t at, int64_t& k, int64_t& slot) {
+    if (shuffle_ == Shuffle::Samples) {
+      const int64_t row = order_[static_cast<size_t>(at)];
+      k = row / R;
+      slot = row - k * R;
+      return;
+    }
+    k = order_[static_cast<size_t>(next_q)];
+    slot = next_slot;
+    if (++next_slot == R) {
+      next_slot = 0;
+      ++next_q;
+    }
   };
+  int64_t k = 0, slot = 0;
   if (type_ == InputType::Pairwise) {
     auto negs = torch::empty({n}, torch::kLong);
     for (int64_t r = 0; r < n; ++r) {
-      const int64_t k = row_at(cursor_ + r) / rows_per_pos_;
+      pair_slot(cursor_ + r, k, slot);
       pu[r] = row_of_[static_cast<size_t>(k)];
       pi[r] = train_.indices[static_cast<size_t>(k)];
     }
@@ -189,10 +205,9 @@ bool Batcher::next(Batch& b) {
     std::vector<int64_t> neg_rows;  // rows of this batch that take a sampled negative
     neg_rows.reserve(static_cast<size_t>(n));
     for (int64_t r = 0; r < n; ++r) {
-      const int64_t row = row_at(cursor_ + r);
-      const int64_t k = row / rows_per_pos_;
+      pair_slot(cursor_ + r, k, slot);
       pu[r] = row_of_[static_cast<size_t>(k)];
-      if (row % rows_per_pos_ == 0) {
+      if (slot == 0) {
         pi[r] = train_.indices[static_cast<size_t>(k)];
         pl[r] = 1.0f;
       } else {

@@ -321,5 +321,11 @@ TEST_CASE("batcher: shuffle samples spreads a positive's rows over the epoch, in
     const bool same_77 = epoch(type, Batcher::Shuffle::Samples, 77) == rows;
     CHECK(same_1);
     CHECK(same_77);
+    // Likewise with a positive's rows kept together, batches starting inside a positive's group
+    // (77 is no multiple of 3 or 4).
+    const bool kept_1 = epoch(type, Batcher::Shuffle::Positives, 1) == kept;
+    const bool kept_77 = epoch(type, Batcher::Shuffle::Positives, 77) == kept;
+    CHECK(kept_1);
+    CHECK(kept_77);
   }
 }

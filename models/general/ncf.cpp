@@ -31,6 +31,7 @@
 #include "core/checkpoint.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/simd.h"
 #include "core/strings.h"
 #include "models/export_tensors.h"
 #include "models/general/fold_in_linear.h"
@@ -709,6 +710,66 @@ at::Tensor DotMFImpl::loss(const Batch& b) {
   return loss;
 }
 
+namespace {
+
+struct MfRows {
+  const int64_t *users, *items;
+  const float* labels;       // [n] 0 / 1
+  float *P, *Q;              // [U, D], [I, D]
+  float *bu, *bi, *g;        // [U], [I], [1]
+  int64_t D;
+  float lr, l2, bias_l2;
+};
+
+// The n examples in order, each one SGD step; one function for the SIMD clones. The reductions
+// and the row updates run 16 floats at a time in the AVX-512 copy: an NCF ML-1M epoch at 128
+// dimensions and 8 negatives took 1.9-2.0 s against 3.6-4.1 s with the earlier SSE2 loop of
+// four partial sums (2026-12-07, AVX-512 Xeon, beside two other runs). Returns the summed loss.
+RZOO_SIMD_CLONES double mf_rows(const MfRows& a, int64_t n) {
+  const int64_t D = a.D;
+  const float step = a.lr, l2 = a.l2, bl2 = a.bias_l2;
+  // The l2 term's gradient 2 l2 p (resp. q) as a decay of the row before the step.
+  const float decay = 1.f - 2.f * step * l2, bias_decay = 2.f * step * bl2;
+  double loss_sum = 0.0;
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t u = a.users[r], i = a.items[r];
+    float* p = a.P + u * D;
+    float* q = a.Q + i * D;
+    float dot = 0.f, norms = 0.f;
+#pragma omp simd reduction(+ : dot, norms)
+    for (int64_t d = 0; d < D; ++d) {
+      dot += p[d] * q[d];
+      norms += p[d] * p[d] + q[d] * q[d];
+    }
+    const float x = dot + a.bu[u] + a.bi[i] + a.g[0];  // the logit
+    const float y = a.labels[r];
+    // Binary cross-entropy with logits, stably: max(x, 0) - x y + log(1 + exp(-|x|)), and
+    // sigmoid(x) from the same exponential t = exp(-|x|): 1 / (1 + t) for x >= 0, t / (1 + t) below.
+    const float t = std::exp(-std::fabs(x));
+    double l = static_cast<double>(std::max(x, 0.f) - x * y + std::log1p(t));
+    if (l2 > 0.f) l += static_cast<double>(l2 * norms);
+    if (bl2 > 0.f) l += static_cast<double>(bl2 * (a.bu[u] * a.bu[u] + a.bi[i] * a.bi[i]));
+    loss_sum += l;
+    // d loss / d x = sigmoid(x) - y. Both rows step from their values before this example, as one
+    // autograd step would.
+    const float se = step * ((x >= 0.f ? 1.f : t) / (1.f + t) - y);
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) {
+      const float pd = p[d], qd = q[d];
+      p[d] = decay * pd - se * qd;
+      q[d] = decay * qd - se * pd;
+    }
+    a.bu[u] -= se + bias_decay * a.bu[u];
+    a.bi[i] -= se + bias_decay * a.bi[i];
+    a.g[0] -= se;
+  }
+  return loss_sum;
+}
+
+}  // namespace
+
+// One thread, example after example (the global bias is written by every step, so Hogwild would
+// race on it; the NCF experiments run batch-size-1 MF on one thread per run).
 double DotMFImpl::per_sample_sgd(const Batch& b, double lr) {
   TORCH_CHECK(b.labels.defined(), "mf: needs pointwise batches (users, items, labels)");
   auto& P_t = user_emb->weight;
@@ -721,56 +782,15 @@ double DotMFImpl::per_sample_sgd(const Batch& b, double lr) {
   const auto labels = b.labels.to(torch::kFloat).contiguous();
   const int64_t* pu = users.data_ptr<int64_t>();
   const int64_t* pi = items.data_ptr<int64_t>();
-  const float* py = labels.data_ptr<float>();
-  float* P = P_t.data_ptr<float>();   // [U, D]
-  float* Q = Q_t.data_ptr<float>();   // [I, D]
-  float* bu = user_bias.data_ptr<float>();
-  float* bi = item_bias.data_ptr<float>();
-  float* g = global_bias.data_ptr<float>();
-  const int64_t D = options.embedding_size(), n = b.size();
-  const float step = static_cast<float>(lr), l2 = static_cast<float>(options.l2()),
-              bl2 = static_cast<float>(options.bias_l2());
-  double loss_sum = 0.0;
-  for (int64_t r = 0; r < n; ++r) {
-    const int64_t u = pu[r], i = pi[r];
-    TORCH_CHECK(u >= 0 && u < n_users_ && i >= 0 && i < n_items_, "mf: index out of range: user ", u, ", item ", i);
-    float* p = P + u * D;
-    float* q = Q + i * D;
-    // Four partial sums so that the compiler can vectorise the reductions.
-    float dot[4] = {0, 0, 0, 0}, pp[4] = {0, 0, 0, 0}, qq[4] = {0, 0, 0, 0};
-    int64_t d = 0;
-    for (; d + 4 <= D; d += 4)
-      for (int k = 0; k < 4; ++k) {
-        dot[k] += p[d + k] * q[d + k];
-        pp[k] += p[d + k] * p[d + k];
-        qq[k] += q[d + k] * q[d + k];
-      }
-    for (; d < D; ++d) {
-      dot[0] += p[d] * q[d];
-      pp[0] += p[d] * p[d];
-      qq[0] += q[d] * q[d];
-    }
-    const float x = (dot[0] + dot[1]) + (dot[2] + dot[3]) + bu[u] + bi[i] + g[0];  // the logit
-    const float y = py[r];
-    // Binary cross-entropy with logits, stably: max(x, 0) - x y + log(1 + exp(-|x|)).
-    loss_sum += static_cast<double>(std::max(x, 0.0f) - x * y + std::log1p(std::exp(-std::fabs(x))));
-    if (l2 > 0.0f) loss_sum += static_cast<double>(l2 * ((pp[0] + pp[1]) + (pp[2] + pp[3]) + (qq[0] + qq[1]) + (qq[2] + qq[3])));
-    if (bl2 > 0.0f) loss_sum += static_cast<double>(bl2 * (bu[u] * bu[u] + bi[i] * bi[i]));
-    // d loss / d x = sigmoid(x) - y; the l2 term adds 2 l2 p (resp. q). Both rows step from their
-    // values before this sample, as one autograd step would.
-    const float e = 1.0f / (1.0f + std::exp(-x)) - y;
-    const float se = step * e, sl = 2.0f * step * l2;
-    for (d = 0; d < D; ++d) {
-      const float pd = p[d], qd = q[d];
-      p[d] = pd - (se * qd + sl * pd);
-      q[d] = qd - (se * pd + sl * qd);
-    }
-    const float sb = 2.0f * step * bl2;
-    bu[u] -= se + sb * bu[u];
-    bi[i] -= se + sb * bi[i];
-    g[0] -= se;
-  }
-  return loss_sum;
+  const int64_t n = b.size();
+  for (int64_t r = 0; r < n; ++r)
+    TORCH_CHECK(pu[r] >= 0 && pu[r] < n_users_ && pi[r] >= 0 && pi[r] < n_items_, "mf: index out of range: user ", pu[r],
+                ", item ", pi[r]);
+  const MfRows args{pu, pi, labels.data_ptr<float>(), P_t.data_ptr<float>(), Q_t.data_ptr<float>(),
+                    user_bias.data_ptr<float>(), item_bias.data_ptr<float>(), global_bias.data_ptr<float>(),
+                    options.embedding_size(), static_cast<float>(lr), static_cast<float>(options.l2()),
+                    static_cast<float>(options.bias_l2())};
+  return mf_rows(args, n);
 }
 
 at::Tensor DotMFImpl::score(const at::Tensor& users, const at::Tensor& items) {
