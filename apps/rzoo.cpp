@@ -352,7 +352,7 @@ int data_stats(const Args& a, Logger& log) {
 
 int run(const Args& a) {
   if (a.command == "version") {
-    std::cout << "rzoo " << rzoo::version() << " (LibTorch " << TORCH_VERSION << ")\n";
+    std::cout << "rzoo " << rzoo::version() << " (git " << rzoo::git_id() << "; LibTorch " << TORCH_VERSION << ")\n";
     // The runtime facts that decide speed (see core/threads.h).
     const char* policy = std::getenv("OMP_WAIT_POLICY");
     const char* spin = std::getenv("GOMP_SPINCOUNT");

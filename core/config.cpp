@@ -853,13 +853,3 @@ int64_t resolve_threads(const Config& cfg) {
 }
 
 }  // namespace rzoo
-
-namespace rzoo {
-const char* version() {
-#ifdef RZOO_VERSION
-  return RZOO_VERSION;
-#else
-  return "unknown";
-#endif
-}
-}  // namespace rzoo

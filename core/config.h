@@ -98,8 +98,12 @@ Config resolve_config(const ConfigSources& sources);
 // A config saved by a run (config.yaml in a run folder), read back without layering.
 Config load_resolved_config(const std::string& path);
 
-// rzoo's version ("0.1.0").
+// rzoo's version ("0.1.0"), the git commit it was built from ("d1161e6", "d1161e6-dirty" with
+// uncommitted changes to tracked files, "unknown" when built outside a git checkout), and both as
+// runs record them ("0.1.0 (git d1161e6)"). core/version.cpp.
 const char* version();
+const char* git_id();
+std::string build_string();
 
 // Number of threads for `threads` ("auto" = all cores).
 int64_t resolve_threads(const Config& cfg);

@@ -34,8 +34,8 @@ import sys
 LAYERS = ["core", "datasets", "models", "trainers", "apps"]
 RANK = {name: i for i, name in enumerate(LAYERS)}
 SOURCE_EXT = (".h", ".hpp", ".cpp", ".cc", ".def", ".inc")
-# Headers generated into the build folder (cmake/*.in): part of the lowest layer.
-GENERATED = {"rzoo_build.h": "core", "test_paths.h": "tests"}
+# Headers generated into the build folder (cmake/*.in, cmake/git_id.cmake): part of the lowest layer.
+GENERATED = {"rzoo_build.h": "core", "rzoo_git_id.h": "core", "test_paths.h": "tests"}
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^">]+)[">]')
 
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iterator>
+#include <regex>
 
 #include <sstream>
 
@@ -44,7 +45,14 @@ TEST_CASE("cli: help, models, usage errors", "[cli]") {
   CHECK(r.code == 2);
   CHECK(r.output.find("unknown command 'frobnicate'") != std::string::npos);
   CHECK(run_cli("train --bogus x.yaml").code == 2);
-  CHECK(run_cli("--version").code == 0);
+  r = run_cli("--version");
+  CHECK(r.code == 0);
+  // The version names the commit the build came from: a short hash (with "-dirty" when tracked
+  // files differed from it), or "unknown" outside a git checkout.
+  CHECK(r.output.rfind(std::string("rzoo ") + rzoo::version() + " (git " + rzoo::git_id() + "; LibTorch ", 0) == 0);
+  const std::string id = rzoo::git_id();
+  CHECK((id == "unknown" || std::regex_match(id, std::regex("[0-9a-f]{7,}(-dirty)?"))));
+  CHECK(rzoo::build_string() == std::string(rzoo::version()) + " (git " + id + ")");
 }
 
 TEST_CASE("cli: train, evaluate and resume on synthetic data", "[cli]") {
@@ -80,6 +88,9 @@ TEST_CASE("cli: train, evaluate and resume on synthetic data", "[cli]") {
   const fs::path run = dirs[0];
   for (const char* f : {"config.yaml", "train.log", "last.pt", "best.pt", "metrics.json", "users.txt", "items.txt"})
     CHECK(fs::exists(run / f));
+  // The run records the build that trained it.
+  CHECK(rzoo::json_parse(read_file((run / "metrics.json").string()), "metrics.json")["rzoo"].get<std::string>() == rzoo::build_string());
+  CHECK(read_file((run / "train.log").string()).find("\nrzoo " + rzoo::build_string() + "\n") != std::string::npos);
   r = run_cli("evaluate " + q(run.string()));
   CHECK(r.code == 0);
   CHECK(r.output.find("test (") != std::string::npos);

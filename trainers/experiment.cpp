@@ -251,8 +251,10 @@ void check_fields_schema(const std::string& run_dir, const std::vector<std::stri
 }
 
 Json metrics_json_value(const RunResult& r) {
+  // "rzoo": the build that wrote the file (for a resumed run, the one that finished it).
   return Json{{"model", r.model},          {"best_epoch", r.best_epoch}, {"epochs_run", r.epochs_run},
-              {"train_seconds", json_rounded(r.train_seconds, 4)}, {"valid", r.valid.json()}, {"test", r.test.json()}};
+              {"train_seconds", json_rounded(r.train_seconds, 4)}, {"valid", r.valid.json()}, {"test", r.test.json()},
+              {"rzoo", build_string()}};
 }
 
 std::string metrics_json(const RunResult& r) { return json_dump(metrics_json_value(r), 2) + "\n"; }
@@ -463,6 +465,7 @@ RunResult train_model(const Config& cfg, const PreparedData& p, const std::strin
   log.line(fmt::format("run {}: model {} on {} | device {} | {} threads{}", run_dir, name, p.data.name, device.str(),
                        torch::get_num_threads(),
                        Distributed::get() ? fmt::format(" | {} processes (distributed)", Distributed::get()->world()) : ""));
+  log.line("rzoo " + build_string());  // each start and resume: the build that trained what follows
   if (const auto facts = model->describe(); !facts.empty()) {
     std::string text;
     for (const auto& f : facts) log.line(f), text += f + "\n";

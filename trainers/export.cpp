@@ -317,7 +317,7 @@ void export_model(const RecommenderImpl& model, const ExportInputs& in, const st
   extra["users.txt"] = lines(d.users.raws());
   extra["items.txt"] = lines(d.items.raws());
   if (!in.metrics_json.empty()) extra["metrics.json"] = in.metrics_json;
-  extra["rzoo.txt"] = fmt::format("rzoo {}\nmodel {}\nusers {}\nitems {}\n", version(), model.name(), d.n_users(), d.n_items());
+  extra["rzoo.txt"] = fmt::format("rzoo {}\nmodel {}\nusers {}\nitems {}\n", build_string(), model.name(), d.n_users(), d.n_items());
 
   check_output_path(out, "export --out");
   // Streamed into rzoo's durable atomic writer (core/atomic_file.h: AtomicOStream keeps a write

@@ -1126,6 +1126,9 @@ StudySummary Study::run() {
   log_.line(fmt::format("study {}: {} search of {} trials on validation {} ({} is better); {} side by side, {} threads each{}",
                         dir_, method_, settings_.size(), metric_, higher_ ? "higher" : "lower", jobs_, threads_,
                         o_.nproc > 1 ? fmt::format(" in each of {} processes per trial (--nproc)", o_.nproc) : ""));
+  // Which build ran this part of the study (a resumed study may run on a newer one; each run's
+  // train.log and metrics.json say which build trained it).
+  log_.line("rzoo " + build_string());
   state_.assign(settings_.size(), TrialState{});
   for (size_t t = 1; t <= settings_.size(); ++t) load(static_cast<int64_t>(t), fmt::format("trial-{:04}", t), false, 0);
   pick_best();
