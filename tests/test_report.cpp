@@ -116,6 +116,7 @@ TEST_CASE("report: a run folder, with and without history.csv", "[report]") {
   CHECK_THAT(html, Contains("Validation ndcg per epoch"));
   CHECK_THAT(html, Contains("Test metrics at K"));
   CHECK_THAT(html, Contains("\"x\":20"));  // the test curve reaches the last K
+  CHECK_THAT(html, Contains("trained by rzoo " + build_string()));  // metrics.json's build
   // The loss, a validation chart per metric family of history.csv, the test metrics against K.
   std::set<std::string> families;
   const std::string header = read_file((run / "history.csv").string()).substr(0, read_file((run / "history.csv").string()).find('\n'));

@@ -311,6 +311,7 @@ Json run_page(const fs::path& dir) {
     const Json m = json_parse(*metrics_text, (dir / "metrics.json").string());
     if (!m.is_object()) fail("{}: expected an object with 'valid' and 'test'", (dir / "metrics.json").string());
     if (m.contains("test") && m["test"].is_object() && m["test"].contains("protocol")) test.note("protocol: " + m["test"].value("protocol", ""));
+    if (m.contains("rzoo") && m["rzoo"].is_string()) test.note("trained by rzoo " + m["rzoo"].get<std::string>());
     const Json tm = part_metrics(m, "test");
     Json curves = Json::array();
     int colour = 0;
