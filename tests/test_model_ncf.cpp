@@ -55,6 +55,49 @@ void check_logits(RecommenderImpl& m, const std::vector<std::vector<double>>& wa
     }
 }
 
+// Batch-size-1 SGD two ways over the same epoch's samples (make_batcher with (seed 7, epoch)),
+// from the same parameters: `a` one autograd step per sample with torch's SGD, `b` natively
+// (per_sample_sgd) in chunks of 100 on one thread (more would be Hogwild, not exact). The summed
+// losses and every parameter agree, and every parameter moved. Returns the number of samples.
+int64_t check_native_sgd_equals_autograd(RecommenderImpl& a, RecommenderImpl& b, const Split& split, InputType type,
+                                         const NegativeSampler& sampler, int64_t neg_per_pos, uint64_t epoch, double lr) {
+  {
+    torch::NoGradGuard g;
+    for (const auto& kv : a.named_parameters()) b.named_parameters()[kv.key()].copy_(kv.value());
+  }
+  std::map<std::string, at::Tensor> initial;
+  for (const auto& kv : a.named_parameters()) initial[kv.key()] = kv.value().detach().clone();
+  auto one = make_batcher(split, type, sampler, 1, neg_per_pos);
+  auto opt = make_optimizer("sgd", a.parameters(), lr, 0.0, 0.0);
+  one->start_epoch(7, epoch);
+  double loss_a = 0.0;
+  int64_t n = 0;
+  Batch batch;
+  while (one->next(batch)) {
+    opt->zero_grad();
+    auto loss = a.loss(batch);
+    loss.backward();
+    opt->step();
+    loss_a += loss.item<double>();
+    ++n;
+  }
+  const int threads = torch::get_num_threads();
+  torch::set_num_threads(1);
+  auto chunks = make_batcher(split, type, sampler, 100, neg_per_pos);
+  chunks->start_epoch(7, epoch);
+  double loss_b = 0.0;
+  while (chunks->next(batch)) loss_b += b.per_sample_sgd(batch, lr);
+  torch::set_num_threads(threads);
+  CHECK(loss_b == Approx(loss_a).epsilon(1e-5));
+  for (const auto& kv : a.named_parameters()) {
+    INFO(kv.key());
+    const auto& want = kv.value();
+    CHECK(torch::allclose(b.named_parameters()[kv.key()], want, 1e-4, 1e-5));
+    CHECK_FALSE(torch::allclose(want, initial[kv.key()], 1e-3, 1e-3));  // every parameter moved
+  }
+  return n;
+}
+
 // Every parameter ~ N(0, 1): logits of order 1, so comparisons mean something.
 void randomise(torch::nn::Module& m) {
   torch::NoGradGuard g;
@@ -256,42 +299,11 @@ TEST_CASE("mf: native per-sample SGD equals batch_size-1 autograd SGD, and the t
     a->global_bias.fill_(0.2);
   }
   DotMF b(s.ctx());
-  {
-    torch::NoGradGuard g;
-    for (const auto& kv : a->named_parameters()) b->named_parameters()[kv.key()].copy_(kv.value());
-  }
-  std::map<std::string, at::Tensor> initial;
-  for (const auto& kv : a->named_parameters()) initial[kv.key()] = kv.value().detach().clone();
   const double lr = 0.05;
-  // a: one autograd step per sample (batch size 1) with torch's SGD.
-  auto one = make_batcher(s.split, InputType::Pointwise, *sampler, 1, 3);
-  auto opt = make_optimizer("sgd", a->parameters(), lr, 0.0, 0.0);
-  one->start_epoch(7, 2);
-  double loss_a = 0.0;
-  int64_t n = 0;
-  Batch batch;
-  while (one->next(batch)) {
-    opt->zero_grad();
-    auto loss = a->loss(batch);
-    loss.backward();
-    opt->step();
-    loss_a += loss.item<double>();
-    ++n;
-  }
-  REQUIRE(n == 4 * s.split.train.nnz());
-  // b: the same samples (same seed and epoch) in chunks of 100, stepped natively.
-  auto chunks = make_batcher(s.split, InputType::Pointwise, *sampler, 100, 3);
-  chunks->start_epoch(7, 2);
-  double loss_b = 0.0;
-  while (chunks->next(batch)) loss_b += b->per_sample_sgd(batch, lr);
-  CHECK(loss_b == Approx(loss_a).epsilon(1e-5));
-  for (const auto& kv : a->named_parameters()) {
-    INFO(kv.key());
-    const auto& want = kv.value();
-    const auto got = b->named_parameters()[kv.key()];
-    CHECK(torch::allclose(got, want, 1e-4, 1e-5));
-    CHECK_FALSE(torch::allclose(want, initial[kv.key()], 1e-3, 1e-3));  // every parameter moved
-  }
+  // Pointwise: each positive and its 3 negatives.
+  CHECK(check_native_sgd_equals_autograd(*a, *b, s.split, InputType::Pointwise, *sampler, 3, 2, lr) ==
+        4 * s.split.train.nnz());
+  Batch batch = pointwise({0}, {0}, {1.0f});
   CHECK(DotMF(s.ctx())->has_per_sample_sgd());
   CHECK_FALSE(GMF(s.ctx())->has_per_sample_sgd());
   CHECK_THROWS_WITH(GMF(s.ctx())->per_sample_sgd(batch, lr), Contains("has no native per-sample SGD"));
@@ -333,41 +345,7 @@ TEST_CASE("bpr: native per-sample SGD equals batch_size-1 autograd SGD (with l2)
   torch::manual_seed(4);
   BPR a(s.ctx());
   BPR b(s.ctx());
-  {
-    torch::NoGradGuard g;
-    for (const auto& kv : a->named_parameters()) b->named_parameters()[kv.key()].copy_(kv.value());
-  }
-  std::map<std::string, at::Tensor> initial;
-  for (const auto& kv : a->named_parameters()) initial[kv.key()] = kv.value().detach().clone();
-  const double lr = 0.1;
-  auto one = make_batcher(s.split, InputType::Pairwise, *sampler, 1, 1);
-  auto opt = make_optimizer("sgd", a->parameters(), lr, 0.0, 0.0);
-  one->start_epoch(7, 1);
-  double loss_a = 0.0;
-  int64_t n = 0;
-  Batch batch;
-  while (one->next(batch)) {
-    opt->zero_grad();
-    auto loss = a->loss(batch);
-    loss.backward();
-    opt->step();
-    loss_a += loss.item<double>();
-    ++n;
-  }
-  REQUIRE(n == s.split.train.nnz());
-  const int threads = torch::get_num_threads();
-  torch::set_num_threads(1);  // exact only on one thread (several: Hogwild)
-  auto chunks = make_batcher(s.split, InputType::Pairwise, *sampler, 100, 1);
-  chunks->start_epoch(7, 1);
-  double loss_b = 0.0;
-  while (chunks->next(batch)) loss_b += b->per_sample_sgd(batch, lr);
-  torch::set_num_threads(threads);
-  CHECK(loss_b == Approx(loss_a).epsilon(1e-5));
-  for (const auto& kv : a->named_parameters()) {
-    INFO(kv.key());
-    CHECK(torch::allclose(b->named_parameters()[kv.key()], kv.value(), 1e-4, 1e-5));
-    CHECK_FALSE(torch::allclose(kv.value(), initial[kv.key()], 1e-3, 1e-3));
-  }
+  CHECK(check_native_sgd_equals_autograd(*a, *b, s.split, InputType::Pairwise, *sampler, 1, 1, 0.1) == s.split.train.nnz());
   // One triple by hand: x = <p, q_i - q_j>, g = lr sigmoid(-x), decay = 1 - 2 lr l2.
   {
     BPR m(ModelContext{1, 3, nullptr}, BPROptions().embedding_size(2).l2(0.5));
@@ -397,6 +375,7 @@ TEST_CASE("bpr: native per-sample SGD equals batch_size-1 autograd SGD (with l2)
     Logger log{true};
     log.open(t.file("train.log"));
     torch::manual_seed(1);
+    const int threads = torch::get_num_threads();
     torch::set_num_threads(2);
     Recommender model(std::static_pointer_cast<RecommenderImpl>(std::make_shared<BPRImpl>(r.ctx())));
     Trainer tr(model, r.split, TrainOptions::from_config(r.cfg), EvalOptions::from_config(r.cfg), torch::kCPU,
