@@ -100,7 +100,8 @@ RZOO_SIMD_CLONES void bpr_rows(const BprRows& a, int64_t begin, int64_t end) {
     // softplus(-x) = -log sigmoid(x) and sigmoid(-x) = 1 / (1 + exp(x)), stably, from one
     // exponential e = exp(-|x|): sigmoid(-x) = e / (1 + e) for x >= 0, 1 / (1 + e) below.
     const float e = std::exp(-std::fabs(x));
-    a.losses[r] = static_cast<double>(std::max(-x, 0.f) + std::log1p(e) + l2 * norms);
+    // log(1 + e) rather than log1p(e): as accurate for e in (0, 1], and faster (mf_rows, ncf.cpp).
+    a.losses[r] = static_cast<double>(std::max(-x, 0.f) + std::log(1.f + e) + l2 * norms);
     const float g = step * (x >= 0.f ? e : 1.f) / (1.f + e);  // lr * sigmoid(-x)
     if (a.pos[r] == a.neg[r]) {  // the sampler never does this; keep the maths right if a caller does
       // x = 0 whatever the rows; only the l2 terms move them (q counted twice: 4 l2 q).

@@ -745,8 +745,11 @@ RZOO_SIMD_CLONES double mf_rows(const MfRows& a, int64_t n) {
     const float y = a.labels[r];
     // Binary cross-entropy with logits, stably: max(x, 0) - x y + log(1 + exp(-|x|)), and
     // sigmoid(x) from the same exponential t = exp(-|x|): 1 / (1 + t) for x >= 0, t / (1 + t) below.
+    // log(1 + t), not log1p(t): t is in (0, 1], where both are within ~6e-8 of the exact value,
+    // and glibc's logf took half the time of its log1pf (an epoch 1.10-1.23 s against 1.24-1.29 s,
+    // NCF ML-1M, 64 dimensions, 8 negatives; the same losses to 6 digits).
     const float t = std::exp(-std::fabs(x));
-    double l = static_cast<double>(std::max(x, 0.f) - x * y + std::log1p(t));
+    double l = static_cast<double>(std::max(x, 0.f) - x * y + std::log(1.f + t));
     if (l2 > 0.f) l += static_cast<double>(l2 * norms);
     if (bl2 > 0.f) l += static_cast<double>(bl2 * (a.bu[u] * a.bu[u] + a.bi[i] * a.bi[i]));
     loss_sum += l;
