@@ -55,6 +55,44 @@ TEST_CASE("cli: help, models, usage errors", "[cli]") {
   CHECK(rzoo::build_string() == std::string(rzoo::version()) + " (git " + id + ")");
 }
 
+// cmake/git_id.cmake, run as the build runs it, on a repository of its own: the short commit,
+// "-dirty" once a tracked file changes (not for an untracked one), "unknown" outside git; the
+// header is rewritten only when its text changes (what keeps version.cpp from recompiling).
+TEST_CASE("build id: cmake/git_id.cmake names the commit, a dirty tree, or unknown", "[cli]") {
+  if (run_shell("git --version").code != 0) {
+    WARN("git is not installed: cmake/git_id.cmake's build id was not tested");
+    return;
+  }
+  TempDir t;
+  const std::string repo = t.file("repo"), header = t.file("id.h");
+  fs::create_directories(repo);
+  const auto id_of = [&](const std::string& dir) {
+    // GIT_CEILING_DIRECTORIES: git never looks above the test's folder (were it inside a checkout).
+    const auto r = run_shell("GIT_CEILING_DIRECTORIES=" + q(t.path.string()) + " cmake -DSRC=" + q(dir) + " -DOUT=" + q(header) + " -P " + q(RZOO_TEST_SOURCE_DIR "/cmake/git_id.cmake"));
+    REQUIRE(r.code == 0);
+    std::smatch m;
+    const std::string text = read_file(header);
+    REQUIRE(std::regex_search(text, m, std::regex("#define RZOO_GIT_ID \"([^\"]*)\"")));
+    return m[1].str();
+  };
+  CHECK(id_of(repo) == "unknown");
+  const std::string git = "git -C " + q(repo) + " -c user.name=t -c user.email=t@t ";
+  t.write("repo/a.txt", "one\n");
+  REQUIRE(run_shell(git + "init -q && " + git + "add a.txt && " + git + "commit -q -m one").code == 0);
+  const auto head = run_shell(git + "rev-parse --short=7 HEAD");
+  REQUIRE(head.code == 0);
+  const std::string hash = head.output.substr(0, head.output.find_first_of("\r\n"));
+  REQUIRE(hash.size() >= 7);
+  CHECK(id_of(repo) == hash);
+  const auto stamp = fs::last_write_time(header);
+  CHECK(id_of(repo) == hash);
+  CHECK(fs::last_write_time(header) == stamp);  // same text: the file is not rewritten
+  t.write("repo/new.txt", "untracked\n");
+  CHECK(id_of(repo) == hash);
+  t.write("repo/a.txt", "two\n");
+  CHECK(id_of(repo) == hash + "-dirty");
+}
+
 TEST_CASE("cli: train, evaluate and resume on synthetic data", "[cli]") {
   TempDir t;
   const std::string exp = t.write("exp.yaml", "dataset: synthetic\nmodel: bpr\ntrain: {epochs: 3}\n");
