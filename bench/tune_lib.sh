@@ -17,8 +17,9 @@
 # pre-training from the same seed's run of another study: OTHER/seed-{seed}).
 # Coordinate-wise tuning: every study writes DIR/chosen.sets, the assignments chosen so far (its
 # --base's and its own); --base STUDY_DIR applies that study's chosen.sets after this call's --set
-# (so they win), and this study's grid tunes further keys. --summary FILE: the chosen setting, the
-# final runs and the test figures as JSON. --lower and --refit-best-epoch are accepted for old
+# (so they win), and this study's grid tunes further keys; the base study's finished runs are
+# copied where this one would train the same configuration (search.reuse). --summary FILE: the
+# chosen setting, the final runs and the test figures as JSON. --lower and --refit-best-epoch are accepted for old
 # command lines (rzoo knows which metrics are lower-is-better; a refit always runs for the
 # validated epoch count). RZOO (build/rzoo) is the program; RZOO_TUNE_ARGS more options.
 # (rzoo_tune is the function; `tune` calls it, for scripts that wrap it in their own `tune`.)
@@ -59,6 +60,9 @@ rzoo_tune() {
   if [ -n "$base" ]; then
     [ -f "$base/chosen.sets" ] || { echo "tune: --base $base: no $base/chosen.sets (run that study first)" >&2; return 2; }
     while IFS= read -r line; do [ -n "$line" ] && based+=(--set "$line"); done < "$base/chosen.sets"
+    # Its runs are taken where this stage would train the same configuration (the base's chosen
+    # setting is usually this grid's first trial, and its seed runs and refits this stage's too).
+    based+=(--set "search.reuse=[$base]")
   fi
   [ $grid -eq 1 ] || args+=(--set "search.space.seed=[$seed]")
   local sets

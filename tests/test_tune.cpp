@@ -457,3 +457,61 @@ TEST_CASE("tune: a study made before a key was added continues, one whose own se
   require_clean_failure(run_cli(cmd), "made by another config");
   CHECK(read_file(out + "/trials.csv") == trials);
 }
+
+TEST_CASE("tune: search.reuse copies the finished runs of the same configuration from another study, trains the rest", "[tune][cli]") {
+  TempDir t;
+  const std::string a = t.file("a"), b = t.file("b");
+  const std::string exp = t.write("tune-reuse.yaml",
+                                  "dataset: synthetic\nmodel: {name: bpr, embedding_size: 8}\ntrain: {epochs: 2, batch_size: 256}\n"
+                                  "eval: {ks: [10], metrics: [ndcg]}\nsearch:\n  seeds: [2020, 7]\n");
+  const std::string cmd = "tune " + q(exp) + " --config-dir " + q(config_dir()) + " --quiet";
+  // The earlier stage: one setting, its seed runs.
+  auto r = run_cli(cmd + " --set threads=1 --set 'search.space.train.lr=[0.05]' --out " + q(a));
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  // The next one: that setting again beside another, on other threads (which change no result).
+  const std::string cmd_b = cmd + " --set threads=2 --set 'search.space.train.lr=[0.05, 0.0001]' --set 'search.reuse=[" + a +
+                            "]' --out " + q(b);
+  r = run_cli(cmd_b);
+  REQUIRE(r.code == 0);
+  const Json st = json_parse(read_file(b + "/study.json"), "study.json");
+  REQUIRE(st["best"]["trial"] == 1);  // lr 0.0001 for 2 epochs stays near the random start
+  const std::string from = fs::canonical(a + "/trial-0001").string();
+  // Trial 1 is A's trial, copied: the same files, not trained here (no log of its own).
+  CHECK(json_parse(read_file(b + "/trial-0001/reused.json"), "reused.json")["from"] == from);
+  CHECK(st["trials"][0]["reused_from"] == from);
+  CHECK(read_file(b + "/trial-0001/metrics.json") == read_file(a + "/trial-0001/metrics.json"));
+  CHECK(read_file(b + "/trial-0001/best.pt") == read_file(a + "/trial-0001/best.pt"));
+  CHECK_FALSE(fs::exists(b + "/logs/trial-0001.log"));
+  // Trial 2's configuration is new: trained.
+  CHECK_FALSE(fs::exists(b + "/trial-0002/reused.json"));
+  CHECK(st["trials"][1].count("reused_from") == 0);
+  CHECK(fs::exists(b + "/logs/trial-0002.log"));
+  CHECK(read_file(b + "/trial-0002/config.yaml").find("threads: 2") != std::string::npos);
+  // The seed run of the same setting is A's too; the test table is A's.
+  CHECK(json_parse(read_file(b + "/seed-7/reused.json"), "reused.json")["from"] == fs::canonical(a + "/seed-7").string());
+  CHECK(read_file(b + "/test.md") == read_file(a + "/test.md"));
+  const std::string log = read_file(b + "/tune.log");
+  CHECK(log.find("search.reuse: 2 finished runs") != std::string::npos);
+  CHECK(log.find("trial   1/2 reused") != std::string::npos);
+  CHECK(log.find("continuing") == std::string::npos);  // a new study: nothing of its own was done
+  // Rerun: everything done, nothing changes; search.reuse is not part of the study's identity.
+  const std::string trials = read_file(b + "/trials.csv");
+  r = run_cli(cmd + " --set threads=2 --set 'search.space.train.lr=[0.05, 0.0001]' --out " + q(b));
+  REQUIRE(r.code == 0);
+  CHECK(read_file(b + "/trials.csv") == trials);
+  // Another seed is another configuration: trained, not copied.
+  const std::string c = t.file("c");
+  r = run_cli(cmd + " --set threads=1 --set seed=3 --set 'search.seeds=[]' --set 'search.space.train.lr=[0.05]' --set "
+              "'search.reuse=[" + a + "]' --out " + q(c));
+  REQUIRE(r.code == 0);
+  CHECK_FALSE(fs::exists(c + "/trial-0001/reused.json"));
+  // A folder that is not there, or neither a run nor a study, fails before anything is written.
+  const std::string d = t.file("d");
+  require_clean_failure(run_cli(cmd + " --set 'search.space.train.lr=[0.05]' --set 'search.reuse=[" + t.file("nowhere") +
+                                "]' --out " + q(d)),
+                        "search.reuse");
+  require_clean_failure(run_cli(cmd + " --set 'search.space.train.lr=[0.05]' --set 'search.reuse=[" + b + "/logs]' --out " + q(d)),
+                        "neither a finished run");
+  CHECK_FALSE(fs::exists(d));
+}

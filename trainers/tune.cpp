@@ -327,6 +327,7 @@ struct TrialState {
   int64_t best_epoch = 0, epochs = 0;
   double seconds = 0;
   std::string error;
+  std::string reused_from;  // search.reuse: the finished run it was copied from ("" = trained here)
 };
 
 double metric_of(const Json& metrics, const std::string& metric) {
@@ -343,6 +344,8 @@ TrialState read_trial(const std::string& dir, const std::string& metric) {
     s.best_epoch = j.value("best_epoch", int64_t{0});
     s.epochs = j.value("epochs_run", int64_t{0});
     s.seconds = j["train_seconds"].is_number() ? j["train_seconds"].get<double>() : 0.0;
+    if (exists(dir + "/reused.json"))
+      s.reused_from = json_parse(read_text(dir + "/reused.json"), dir + "/reused.json").value("from", std::string());
   } else if (exists(dir + "/pause.json") && exists(dir + "/last.pt")) {
     const Json j = json_parse(read_text(dir + "/pause.json"), dir + "/pause.json");
     s.status = "paused";
@@ -397,6 +400,12 @@ class Study {
   void run_seeds();
   void link_own_seed(const std::vector<int64_t>& seeds, int64_t own_seed) const;
   std::string setting_text(int64_t t) const;
+  // search.reuse: the finished runs (config.yaml + metrics.json) of the folders it names.
+  void collect_reuse();
+  // When a finished run of search.reuse was trained with the configuration that `run` of this
+  // study would train with (`sets`), copies it to DIR/run (reused.json names the source) and
+  // returns the source; "" otherwise (and always when DIR/run exists: it is this study's own).
+  std::string take_reused(const std::string& run, const std::vector<std::string>& sets);
 
   const TuneOptions& o_;
   Logger& log_;
@@ -411,6 +420,11 @@ class Study {
   int64_t jobs_asked_ = 1, total_threads_ = 1;  // search.jobs and the study's threads, before a phase caps them
   Json rungs_ = Json::array();
   Json test_;
+  struct ReuseCandidate {
+    std::string dir;                           // the run folder, canonical
+    std::map<std::string, std::string> config;  // its config.yaml by key, less the keys that do not change a run
+  };
+  std::vector<ReuseCandidate> reuse_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   int64_t units_total_ = 0, units_done_ = 0;
   bool interrupted_ = false;
@@ -495,7 +509,8 @@ void Study::open_folder() {
   // What identifies the study: the resolved configuration, less what only changes speed, the
   // seeds of the final re-runs (adding a seed later keeps every trial; seed-S folders are per seed)
   // and the final runs' extra evaluations.
-  const std::vector<std::string> neutral = {"threads=1", "search.jobs=1", "search.seeds=[]", "search.also_eval=[]"};
+  const std::vector<std::string> neutral = {"threads=1", "search.jobs=1", "search.seeds=[]", "search.also_eval=[]",
+                                            "search.reuse=[]"};
   const Config id_config = resolve(neutral);
   const std::string identity = id_config.dump(false);
   const std::string id_file = dir_ + "/study-config.yaml";
@@ -523,6 +538,114 @@ void Study::open_folder() {
   // Written afresh when it differs only by keys added since (see same_study).
   if (!exists(id_file) || read_text(id_file) != identity) write_file_atomic(id_file, identity);
   log_.open(dir_ + "/tune.log");
+}
+
+namespace {
+// The keys of a run's configuration that do not change what it trains: where it is written, its
+// threads, the progress display, and `search` (read by rzoo tune only).
+bool reuse_neutral(const std::string& key) {
+  return key == "output_dir" || key == "run_name" || key == "threads" || key == "train.progress" || key == "search" ||
+         key.rfind("search.", 0) == 0;
+}
+
+std::map<std::string, std::string> run_identity(const YAML::Node& root) {
+  std::map<std::string, std::string> m;
+  flatten(root, "", m);
+  for (auto it = m.begin(); it != m.end();) it = reuse_neutral(it->first) ? m.erase(it) : std::next(it);
+  return m;
+}
+
+bool finished_run(const fs::path& d) {
+  std::error_code ec;
+  return fs::is_regular_file(d / "config.yaml", ec) && fs::is_regular_file(d / "metrics.json", ec);
+}
+
+// A run folder copied: checkpoints (rewritten only by rename, never in place) hard-linked where the
+// file system allows, everything else copied (train.log and the event file are appended to).
+void copy_run(const fs::path& from, const fs::path& to) {
+  fs::create_directories(to);
+  for (auto it = fs::recursive_directory_iterator(from); it != fs::recursive_directory_iterator(); ++it) {
+    const fs::path dst = to / fs::relative(it->path(), from);
+    if (it->is_symlink()) {
+      fs::copy_symlink(it->path(), dst);
+    } else if (it->is_directory()) {
+      fs::create_directories(dst);
+    } else if (it->is_regular_file()) {
+      std::error_code ec;
+      if (it->path().extension() == ".pt") fs::create_hard_link(it->path(), dst, ec);
+      if (it->path().extension() != ".pt" || ec) fs::copy_file(it->path(), dst, fs::copy_options::overwrite_existing);
+    }
+  }
+}
+}  // namespace
+
+void Study::collect_reuse() {
+  std::error_code ec;
+  const std::string own = fs::weakly_canonical(dir_, ec).string();
+  std::set<std::string> seen;
+  for (const auto& d : base_.get_string_list("search.reuse")) {
+    if (!fs::is_directory(d, ec))
+      base_.bad("search.reuse", fmt::format("'{}': no such folder (give study folders, or run folders, whose finished runs "
+                                            "this study may take)", d));
+    std::vector<fs::path> runs;
+    if (finished_run(d)) {
+      runs.push_back(d);
+    } else if (fs::is_regular_file(fs::path(d) / "study-config.yaml", ec)) {
+      for (const auto& e : fs::directory_iterator(d, ec))
+        if (e.is_directory(ec) && finished_run(e.path())) runs.push_back(e.path());
+    } else {
+      base_.bad("search.reuse", fmt::format("'{}': neither a finished run (config.yaml and metrics.json) nor an rzoo study "
+                                            "folder (study-config.yaml)", d));
+    }
+    std::sort(runs.begin(), runs.end());
+    for (const auto& r : runs) {
+      const std::string c = fs::canonical(r, ec).string();
+      if (ec || !seen.insert(c).second || fs::path(c).parent_path().string() == own) continue;  // not this study's own
+      try {
+        reuse_.push_back({c, run_identity(YAML::LoadFile(c + "/config.yaml"))});
+      } catch (const YAML::Exception& e) {
+        log_.line(fmt::format("search.reuse: {}/config.yaml: not read ({}); that run is not taken", c, e.what()));
+      }
+    }
+  }
+}
+
+std::string Study::take_reused(const std::string& run, const std::vector<std::string>& sets) {
+  if (reuse_.empty()) return {};
+  const std::string target = dir_ + "/" + run;
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(target, ec))) return {};  // this study's own run (finished, or to resume)
+  std::vector<std::string> all = sets;
+  all.push_back("train.early_stop.metric=" + metric_);  // as train_argv sets it
+  const auto want = run_identity(resolve(all).root());
+  // A copy cut short by a kill (TARGET.reuse-tmpPID) counts for nothing.
+  std::vector<fs::path> stale;
+  for (const auto& e : fs::directory_iterator(dir_, ec))
+    if (e.path().filename().string().rfind(run + ".reuse-tmp", 0) == 0) stale.push_back(e.path());
+  for (const auto& p : stale) fs::remove_all(p, ec);
+  for (const auto& cand : reuse_) {
+    if (cand.config != want) continue;
+    const std::string tmp = fmt::format("{}.reuse-tmp{}", target, static_cast<long>(::getpid()));
+    fs::remove_all(tmp, ec);
+    try {
+      copy_run(cand.dir, tmp);
+    } catch (const fs::filesystem_error& e) {
+      fs::remove_all(tmp, ec);
+      fail("search.reuse: copying {} to {}: {}", cand.dir, target, e.code().message());
+    }
+    Json j;
+    j["from"] = cand.dir;
+    j["why"] = "search.reuse: trained with the same configuration (all but output_dir, run_name, threads, train.progress "
+               "and search); copied, not trained again. Its metrics.json names the build that trained it.";
+    write_file_atomic(tmp + "/reused.json", json_dump(j) + "\n");
+    fs::rename(tmp, target, ec);
+    if (ec) {
+      fs::remove_all(tmp, ec);
+      fail("search.reuse: cannot put the copy of {} in place as {}", cand.dir, target);
+    }
+    return cand.dir;
+  }
+  return {};
 }
 
 std::vector<std::string> Study::train_argv(const std::string& run_name, const std::vector<std::string>& sets) const {
@@ -663,10 +786,25 @@ void Study::run_grid_or_random() {
     const TrialState& s = state_[t - 1];
     if (s.status != "done") todo.push_back(static_cast<int64_t>(t));
   }
-  units_total_ = static_cast<int64_t>(todo.size());
   if (todo.size() < settings_.size())
     log_.line(fmt::format("continuing: {} of {} trials already done", settings_.size() - todo.size(), settings_.size()));
-  run_trials(todo, 0, 0, "", "");
+  // search.reuse: a trial whose configuration a finished run elsewhere already trained takes it.
+  std::vector<int64_t> train;
+  for (int64_t t : todo) {
+    const std::string run = fmt::format("trial-{:04}", t), from = take_reused(run, settings_[static_cast<size_t>(t - 1)]);
+    if (from.empty()) {
+      train.push_back(t);
+      continue;
+    }
+    load(t, run, false, 0);
+    const TrialState& s = state_[static_cast<size_t>(t - 1)];
+    if (s.status == "done" && (best_ == 0 || better(s.value, state_[best_ - 1].value))) best_ = t;
+    log_.line(fmt::format("trial {:>3}/{} reused  {} | {} {} | epochs {} | from {} (the same configuration)", t,
+                          settings_.size(), setting_text(t), metric_, fmt_value(s.value), s.cost, from));
+  }
+  if (train.size() < todo.size()) write_files();
+  units_total_ = static_cast<int64_t>(train.size());
+  run_trials(train, 0, 0, "", "");
 }
 
 // Successive halving. By default over train.epochs: a trial pauses at each rung (pause.json,
@@ -832,6 +970,7 @@ void Study::write_files() {
     j["epochs"] = s.cost;
     j["seconds"] = json_rounded(s.seconds, 3);
     if (!s.error.empty()) j["error"] = s.error;
+    if (!s.reused_from.empty()) j["reused_from"] = s.reused_from;
     trials.push_back(j);
   }
   write_file_atomic(dir_ + "/trials.csv", csv);
@@ -952,6 +1091,11 @@ void Study::run_seeds() {
     if (exists(dir_ + "/" + run + "/metrics.json")) continue;
     std::vector<std::string> sets = settings_[best_ - 1];
     sets.push_back(fmt::format("seed={}", s));
+    const std::string from = take_reused(run, sets);
+    if (!from.empty()) {
+      log_.line(fmt::format("seed {}: reused {} (the same configuration)", s, from));
+      continue;
+    }
     jobs.push_back(job_for(s, run, sets));
   }
   if (seeds.empty()) runs.push_back(fmt::format("trial-{:04}", best_));
@@ -986,6 +1130,11 @@ void Study::run_seeds() {
       sets.insert(sets.end(), refit_sets.begin(), refit_sets.end());
       sets.push_back(fmt::format("train.epochs={}", std::max<int64_t>(1, m.value("best_epoch", int64_t{1}))));
       sets.push_back("train.early_stop.patience=0");
+      const std::string from = take_reused(run, sets);
+      if (!from.empty()) {
+        log_.line(fmt::format("refit {}: reused {} (the same configuration)", s, from));
+        continue;
+      }
       rj.push_back(job_for(s, run, sets));
     }
     log_.line("refitting on train + validation for the epochs validation chose");
@@ -1122,6 +1271,7 @@ StudySummary Study::run() {
   } else {
     dir_ = o_.out_dir;
   }
+  collect_reuse();  // its errors come before the study folder is touched
   open_folder();
   log_.line(fmt::format("study {}: {} search of {} trials on validation {} ({} is better); {} side by side, {} threads each{}",
                         dir_, method_, settings_.size(), metric_, higher_ ? "higher" : "lower", jobs_, threads_,
@@ -1129,6 +1279,9 @@ StudySummary Study::run() {
   // Which build ran this part of the study (a resumed study may run on a newer one; each run's
   // train.log and metrics.json say which build trained it).
   log_.line("rzoo " + build_string());
+  if (!base_.get_string_list("search.reuse").empty())
+    log_.line(fmt::format("search.reuse: {} finished runs; a run of the same configuration is copied from them, not trained",
+                          reuse_.size()));
   state_.assign(settings_.size(), TrialState{});
   for (size_t t = 1; t <= settings_.size(); ++t) load(static_cast<int64_t>(t), fmt::format("trial-{:04}", t), false, 0);
   pick_best();
