@@ -495,6 +495,7 @@ TEST_CASE("tune: search.reuse copies the finished runs of the same configuration
   CHECK(log.find("search.reuse: 2 finished runs") != std::string::npos);
   CHECK(log.find("trial   1/2 reused") != std::string::npos);
   CHECK(log.find("continuing") == std::string::npos);  // a new study: nothing of its own was done
+  if (report_available()) CHECK(read_file(b + "/report.html").find("done (reused from " + from + ")") != std::string::npos);
   // Rerun: everything done, nothing changes; search.reuse is not part of the study's identity.
   const std::string trials = read_file(b + "/trials.csv");
   r = run_cli(cmd + " --set threads=2 --set 'search.space.train.lr=[0.05, 0.0001]' --out " + q(b));

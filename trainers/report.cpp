@@ -643,7 +643,10 @@ Json study_page(const fs::path& dir) {
   for (const char* c : {"value", "best epoch", "epochs", "seconds"}) columns.push_back(c);
   Json rows = Json::array();
   for (const auto& t : trials) {
-    Json r = Json{t["trial"], field(t, "run", Json()), field(t, "status", Json())};
+    Json status = field(t, "status", Json());
+    if (t.contains("reused_from") && t["reused_from"].is_string() && status.is_string())  // search.reuse
+      status = status.get<std::string>() + " (reused from " + t["reused_from"].get<std::string>() + ")";
+    Json r = Json{t["trial"], field(t, "run", Json()), status};
     const Json s = field(t, "setting", Json::object());
     for (const auto& k : keys) r.push_back(field(s, k, Json()));
     for (const char* c : {"value", "best_epoch", "epochs", "seconds"}) r.push_back(field(t, c, Json()));
