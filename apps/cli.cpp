@@ -108,8 +108,10 @@ evaluates the final runs under other eval.* settings too. "{seed}" in a --set or
 is each run's own seed (e.g. model.pretrain.gmf=GMF_STUDY/seed-{seed}). Running the same command again continues
 a study (finished trials are kept, an interrupted one resumes from its last.pt); a study folder
 made by another config is refused unless --force, which moves it aside (DIR.old-N) first.
-search.reuse: [STUDY_DIR, ...] copies the finished runs of other studies (trials, seed runs,
-refits) where this study would train the very same configuration (reused.json names the source).
+search.base: STUDY_DIR fixes that finished study's choices (study.json: chosen) over CONFIG and
+--set, for coordinate-wise tuning: this study's space tunes further keys. search.reuse: [STUDY_DIR,
+...] (and search.base) copies the finished runs of other studies (trials, seed runs, refits) where
+this study would train the very same configuration (reused.json names the source).
 Prints one line per finished trial (setting, value, best so far, ETA). --nproc N trains each
 trial in N processes (rzoo train --nproc N; train.batch_size is per process).
 )";

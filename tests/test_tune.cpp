@@ -13,6 +13,8 @@
 #include <set>
 #include <sstream>
 
+#include <yaml-cpp/yaml.h>
+
 #include "core/json.h"
 #include "trainers/report.h"
 #include "trainers/tune.h"
@@ -514,5 +516,67 @@ TEST_CASE("tune: search.reuse copies the finished runs of the same configuration
                         "search.reuse");
   require_clean_failure(run_cli(cmd + " --set 'search.space.train.lr=[0.05]' --set 'search.reuse=[" + b + "/logs]' --out " + q(d)),
                         "neither a finished run");
+  CHECK_FALSE(fs::exists(d));
+}
+
+TEST_CASE("tune: search.base fixes an earlier study's choices over --set, tunes further keys and reuses its runs", "[tune][cli]") {
+  TempDir t;
+  const std::string a = t.file("a"), b = t.file("b"), c = t.file("c");
+  const std::string exp = t.write("tune-base.yaml",
+                                  "dataset: synthetic\nmodel: {name: bpr, embedding_size: 8}\ntrain: {epochs: 2, batch_size: 256}\n"
+                                  "eval: {ks: [10], metrics: [ndcg]}\n");
+  const std::string cmd = "tune " + q(exp) + " --config-dir " + q(config_dir()) + " --quiet --set threads=1";
+  auto r = run_cli(cmd + " --set 'search.space.train.lr=[0.05, 0.0001]' --out " + q(a));
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  const Json sa = json_parse(read_file(a + "/study.json"), "study.json");
+  REQUIRE(sa["best"]["trial"] == 1);  // lr 0.0001 for 2 epochs stays near the random start
+  CHECK(sa["chosen"] == Json{{"train.lr", "0.05"}});
+  // Stage 2: the dimension, from A's choice; A's lr wins over this command's --set.
+  r = run_cli(cmd + " --set train.lr=0.001 --set 'search.space.model.embedding_size=[8, 4]' --set search.base=" + q(a) +
+              " --out " + q(b));
+  REQUIRE(r.code == 0);
+  const Json sb = json_parse(read_file(b + "/study.json"), "study.json");
+  for (const char* run : {"trial-0001", "trial-0002"}) {
+    INFO(run);
+    CHECK(load_resolved_config(b + "/" + run + "/config.yaml").get_double("train.lr") == Approx(0.05));
+  }
+  CHECK(load_resolved_config(b + "/trial-0002/config.yaml").get_int("model.embedding_size") == 4);
+  // Its first trial is A's chosen run (the same configuration): copied, not trained.
+  CHECK(json_parse(read_file(b + "/trial-0001/reused.json"), "reused.json")["from"] == fs::canonical(a + "/trial-0001").string());
+  CHECK_FALSE(fs::exists(b + "/logs/trial-0001.log"));
+  const std::string dim_b = load_resolved_config(b + "/" + sb["best"]["run"].get<std::string>() + "/config.yaml").get_string("model.embedding_size");
+  CHECK(sb["chosen"] == Json{{"train.lr", "0.05"}, {"model.embedding_size", dim_b}});
+  CHECK(sb["base"] == a);
+  CHECK(read_file(b + "/tune.log").find("search.base " + a + ": its choices fixed: train.lr=0.05") != std::string::npos);
+  // best.yaml trains the whole chosen setting on its own.
+  const YAML::Node best = YAML::Load(read_file(b + "/best.yaml"));
+  CHECK(best["train"]["lr"].as<double>() == Approx(0.05));
+  CHECK(best["model"]["embedding_size"].as<std::string>() == dim_b);
+  // Rerun: the same study, nothing trained again.
+  const std::string trials = read_file(b + "/trials.csv");
+  r = run_cli(cmd + " --set train.lr=0.001 --set 'search.space.model.embedding_size=[8, 4]' --set search.base=" + q(a) +
+              " --out " + q(b));
+  REQUIRE(r.code == 0);
+  CHECK(read_file(b + "/trials.csv") == trials);
+  // Stage 3 from B carries both choices; a key tuned again takes this study's values.
+  r = run_cli(cmd + " --set 'search.space.train.lr=[0.05, 0.02]' --set search.base=" + q(b) + " --out " + q(c));
+  REQUIRE(r.code == 0);
+  const Json sc = json_parse(read_file(c + "/study.json"), "study.json");
+  CHECK(load_resolved_config(c + "/trial-0002/config.yaml").get_double("train.lr") == Approx(0.02));
+  CHECK(load_resolved_config(c + "/trial-0002/config.yaml").get_string("model.embedding_size") == dim_b);
+  CHECK(fs::exists(c + "/trial-0001/reused.json"));
+  CHECK(sc["chosen"]["model.embedding_size"] == dim_b);
+  CHECK(sc["chosen"].size() == 2);
+  // Bad bases fail before anything is written, naming search.base.
+  const std::string d = t.file("d");
+  require_clean_failure(run_cli(cmd + " --set 'search.space.train.lr=[0.05]' --set search.base=" + q(t.file("nowhere")) + " --out " + q(d)),
+                        "search.base");
+  require_clean_failure(run_cli(cmd + " --set 'search.space.train.lr=[0.05]' --set search.base=" + q(a + "/trial-0001") + " --out " + q(d)),
+                        "not a study folder");
+  const std::string c_trials = read_file(c + "/trials.csv");
+  require_clean_failure(run_cli(cmd + " --set 'search.space.train.lr=[0.05, 0.02]' --set search.base=" + q(c) + " --out " + q(c)),
+                        "this study's own folder");
+  CHECK(read_file(c + "/trials.csv") == c_trials);
   CHECK_FALSE(fs::exists(d));
 }

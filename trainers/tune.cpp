@@ -400,8 +400,15 @@ class Study {
   void run_seeds();
   void link_own_seed(const std::vector<int64_t>& seeds, int64_t own_seed) const;
   std::string setting_text(int64_t t) const;
-  // search.reuse: the finished runs (config.yaml + metrics.json) of the folders it names.
+  // search.reuse: the finished runs (config.yaml + metrics.json) of the folders it names (and
+  // of search.base).
   void collect_reuse();
+  // search.base: the assignments that study chose (its base's and its own best setting), into
+  // base_sets_.
+  void read_base(const std::string& base);
+  // The assignments chosen so far: search.base's, then this study's best setting (a space of
+  // `seed` alone is a placeholder, not a choice).
+  std::vector<std::string> chosen_sets() const;
   // When a finished run of search.reuse was trained with the configuration that `run` of this
   // study would train with (`sets`), copies it to DIR/run (reused.json names the source) and
   // returns the source; "" otherwise (and always when DIR/run exists: it is this study's own).
@@ -425,6 +432,7 @@ class Study {
     std::map<std::string, std::string> config;  // its config.yaml by key, less the keys that do not change a run
   };
   std::vector<ReuseCandidate> reuse_;
+  std::vector<std::string> base_sets_;  // search.base's chosen assignments, applied after --set
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   int64_t units_total_ = 0, units_done_ = 0;
   bool interrupted_ = false;
@@ -435,6 +443,7 @@ Config Study::resolve(const std::vector<std::string>& extra) const {
   s.experiment = load_layer(o_.config);
   s.config_dir = o_.config_dir.empty() ? find_config_dir(o_.config) : o_.config_dir;
   s.sets = o_.sets;
+  s.sets.insert(s.sets.end(), base_sets_.begin(), base_sets_.end());  // search.base's choices win over --set
   s.sets.insert(s.sets.end(), extra.begin(), extra.end());
   return resolve_config(s);
 }
@@ -510,7 +519,7 @@ void Study::open_folder() {
   // seeds of the final re-runs (adding a seed later keeps every trial; seed-S folders are per seed)
   // and the final runs' extra evaluations.
   const std::vector<std::string> neutral = {"threads=1", "search.jobs=1", "search.seeds=[]", "search.also_eval=[]",
-                                            "search.reuse=[]"};
+                                            "search.reuse=[]", "search.base="};
   const Config id_config = resolve(neutral);
   const std::string identity = id_config.dump(false);
   const std::string id_file = dir_ + "/study-config.yaml";
@@ -583,9 +592,17 @@ void Study::collect_reuse() {
   std::error_code ec;
   const std::string own = fs::weakly_canonical(dir_, ec).string();
   std::set<std::string> seen;
-  for (const auto& d : base_.get_string_list("search.reuse")) {
+  std::vector<std::string> dirs = base_.get_string_list("search.reuse");
+  const std::string based_on = base_.get_string("search.base");
+  if (!based_on.empty()) {
+    if (fs::weakly_canonical(based_on, ec).string() == own)
+      base_.bad("search.base", fmt::format("'{}' is this study's own folder (--out): give the earlier study", based_on));
+    dirs.push_back(based_on);
+  }
+  for (const auto& d : dirs) {
+    const std::string key = !based_on.empty() && &d == &dirs.back() ? "search.base" : "search.reuse";
     if (!fs::is_directory(d, ec))
-      base_.bad("search.reuse", fmt::format("'{}': no such folder (give study folders, or run folders, whose finished runs "
+      base_.bad(key, fmt::format("'{}': no such folder (give study folders, or run folders, whose finished runs "
                                             "this study may take)", d));
     std::vector<fs::path> runs;
     if (finished_run(d)) {
@@ -594,7 +611,7 @@ void Study::collect_reuse() {
       for (const auto& e : fs::directory_iterator(d, ec))
         if (e.is_directory(ec) && finished_run(e.path())) runs.push_back(e.path());
     } else {
-      base_.bad("search.reuse", fmt::format("'{}': neither a finished run (config.yaml and metrics.json) nor an rzoo study "
+      base_.bad(key, fmt::format("'{}': neither a finished run (config.yaml and metrics.json) nor an rzoo study "
                                             "folder (study-config.yaml)", d));
     }
     std::sort(runs.begin(), runs.end());
@@ -648,10 +665,51 @@ std::string Study::take_reused(const std::string& run, const std::vector<std::st
   return {};
 }
 
+void Study::read_base(const std::string& base) {
+  const std::string path = base + "/study.json";
+  if (!exists(path))
+    base_.bad("search.base", fmt::format("'{}': not a study folder of rzoo tune (no study.json)", base));
+  const Json st = json_parse(read_text(path), path);
+  if (!st.contains("best") || !st["best"].is_object())
+    base_.bad("search.base", fmt::format("'{}': that study has no chosen setting yet (finish it first)", base));
+  // The assignments in the order chosen; a key chosen again later keeps its latest value.
+  std::vector<std::pair<std::string, std::string>> chosen;
+  const auto put = [&](const std::string& k, const std::string& v) {
+    const auto it = std::find_if(chosen.begin(), chosen.end(), [&](const auto& p) { return p.first == k; });
+    if (it != chosen.end()) it->second = v;
+    else chosen.emplace_back(k, v);
+  };
+  if (st.contains("chosen") && st["chosen"].is_object()) {
+    for (const auto& [k, v] : st["chosen"].items()) put(k, v.is_string() ? v.get<std::string>() : v.dump());
+  } else {  // a study of an rzoo before search.base: its best setting
+    for (const auto& t : st["trials"])
+      if (t["trial"] == st["best"]["trial"])
+        for (const auto& [k, v] : t["setting"].items())
+          if (!(k == "seed" && t["setting"].size() == 1)) put(k, v.is_string() ? v.get<std::string>() : v.dump());
+  }
+  base_sets_.clear();
+  for (const auto& [k, v] : chosen) base_sets_.push_back(k + "=" + v);
+}
+
+std::vector<std::string> Study::chosen_sets() const {
+  std::vector<std::string> out = base_sets_;
+  if (best_ == 0) return out;
+  const auto& own = settings_[static_cast<size_t>(best_ - 1)];
+  for (const auto& a : own) {
+    const std::string k = a.substr(0, a.find('='));
+    if (k == "seed" && own.size() == 1) continue;
+    const auto it = std::find_if(out.begin(), out.end(), [&](const std::string& b) { return b.compare(0, k.size() + 1, k + "=") == 0; });
+    if (it != out.end()) *it = a;
+    else out.push_back(a);
+  }
+  return out;
+}
+
 std::vector<std::string> Study::train_argv(const std::string& run_name, const std::vector<std::string>& sets) const {
   std::vector<std::string> a{o_.rzoo, "train", o_.config, "--quiet"};
   if (!o_.config_dir.empty()) a.insert(a.end(), {"--config-dir", o_.config_dir});
   for (const auto& s : o_.sets) a.insert(a.end(), {"--set", s});
+  for (const auto& s : base_sets_) a.insert(a.end(), {"--set", s});
   for (const auto& s : sets) a.insert(a.end(), {"--set", s});
   a.insert(a.end(), {"--set", "output_dir=" + dir_, "--set", "run_name=" + run_name, "--set",
                      "train.early_stop.metric=" + metric_, "--set", fmt::format("threads={}", threads_)});
@@ -992,6 +1050,12 @@ void Study::write_files() {
     b["value"] = json_number(state_[best_ - 1].value);
     st["best"] = b;
   }
+  if (!base_.get_string("search.base").empty()) st["base"] = base_.get_string("search.base");
+  if (best_) {
+    Json chosen = Json::object();
+    for (const auto& a : chosen_sets()) chosen[a.substr(0, a.find('='))] = a.substr(a.find('=') + 1);
+    st["chosen"] = chosen;
+  }
   if (!test_.is_null()) st["test"] = test_;
   write_file_atomic(dir_ + "/study.json", json_dump(st) + "\n");
 }
@@ -1001,6 +1065,7 @@ void Study::write_best_yaml() {
   exp.remove("search");
   for (const auto& s : o_.sets)
     if (s.rfind("search.", 0) != 0) set_assignment(exp, s);
+  for (const auto& s : base_sets_) set_assignment(exp, s);
   for (const auto& a : settings_[best_ - 1]) set_assignment(exp, a);
   absolute_paths(exp, base_, "");
   YAML::Emitter e;
@@ -1231,6 +1296,10 @@ void Study::run_seeds() {
 
 StudySummary Study::run() {
   base_ = resolve({});
+  if (!base_.get_string("search.base").empty()) {
+    read_base(base_.get_string("search.base"));
+    base_ = resolve({});
+  }
   method_ = base_.get_choice("search.method", {"grid", "random", "halving"});
   const int64_t trials = base_.get_int("search.trials", 1, kMaxTrials);
   metric_ = base_.get_string("search.metric");
@@ -1279,7 +1348,12 @@ StudySummary Study::run() {
   // Which build ran this part of the study (a resumed study may run on a newer one; each run's
   // train.log and metrics.json say which build trained it).
   log_.line("rzoo " + build_string());
-  if (!base_.get_string_list("search.reuse").empty())
+  if (!base_sets_.empty()) {
+    std::string fixed;
+    for (const auto& a : base_sets_) fixed += (fixed.empty() ? "" : " ") + a;
+    log_.line(fmt::format("search.base {}: its choices fixed: {}", base_.get_string("search.base"), fixed));
+  }
+  if (!base_.get_string_list("search.reuse").empty() || !base_.get_string("search.base").empty())
     log_.line(fmt::format("search.reuse: {} finished runs; a run of the same configuration is copied from them, not trained",
                           reuse_.size()));
   state_.assign(settings_.size(), TrialState{});
