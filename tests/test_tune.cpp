@@ -568,6 +568,11 @@ TEST_CASE("tune: search.base fixes an earlier study's choices over --set, tunes 
   CHECK(fs::exists(c + "/trial-0001/reused.json"));
   CHECK(sc["chosen"]["model.embedding_size"] == dim_b);
   CHECK(sc["chosen"].size() == 2);
+  // A space of `seed` alone (a one-setting study, as bench/tune_lib.sh makes it) chooses nothing.
+  const std::string p = t.file("p");
+  r = run_cli(cmd + " --set 'search.space.seed=[2020]' --out " + q(p));
+  REQUIRE(r.code == 0);
+  CHECK(json_parse(read_file(p + "/study.json"), "study.json")["chosen"] == Json::object());
   // Bad bases fail before anything is written, naming search.base.
   const std::string d = t.file("d");
   require_clean_failure(run_cli(cmd + " --set 'search.space.train.lr=[0.05]' --set search.base=" + q(t.file("nowhere")) + " --out " + q(d)),

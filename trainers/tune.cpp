@@ -564,6 +564,17 @@ std::map<std::string, std::string> run_identity(const YAML::Node& root) {
   return m;
 }
 
+// Puts the assignment KEY=VALUE in `out`: over the same key's earlier one, else at the end.
+void put_assignment(std::vector<std::string>& out, const std::string& a) {
+  const std::string prefix = a.substr(0, a.find('=') + 1);
+  const auto it = std::find_if(out.begin(), out.end(), [&](const std::string& b) { return b.compare(0, prefix.size(), prefix) == 0; });
+  if (it != out.end()) *it = a;
+  else out.push_back(a);
+}
+
+// A setting of `seed` alone is the placeholder space of a one-setting study, not a choice.
+bool placeholder_seed(const std::string& key, size_t keys_in_setting) { return key == "seed" && keys_in_setting == 1; }
+
 bool finished_run(const fs::path& d) {
   std::error_code ec;
   return fs::is_regular_file(d / "config.yaml", ec) && fs::is_regular_file(d / "metrics.json", ec);
@@ -592,18 +603,19 @@ void Study::collect_reuse() {
   std::error_code ec;
   const std::string own = fs::weakly_canonical(dir_, ec).string();
   std::set<std::string> seen;
-  std::vector<std::string> dirs = base_.get_string_list("search.reuse");
+  // (folder, the key that named it)
+  std::vector<std::pair<std::string, std::string>> dirs;
+  for (const auto& d : base_.get_string_list("search.reuse")) dirs.emplace_back(d, "search.reuse");
   const std::string based_on = base_.get_string("search.base");
   if (!based_on.empty()) {
     if (fs::weakly_canonical(based_on, ec).string() == own)
       base_.bad("search.base", fmt::format("'{}' is this study's own folder (--out): give the earlier study", based_on));
-    dirs.push_back(based_on);
+    dirs.emplace_back(based_on, "search.base");
   }
-  for (const auto& d : dirs) {
-    const std::string key = !based_on.empty() && &d == &dirs.back() ? "search.base" : "search.reuse";
+  for (const auto& [d, key] : dirs) {
     if (!fs::is_directory(d, ec))
-      base_.bad(key, fmt::format("'{}': no such folder (give study folders, or run folders, whose finished runs "
-                                            "this study may take)", d));
+      base_.bad(key, fmt::format("'{}': no such folder (give study folders, or run folders, whose finished runs this "
+                                 "study may take)", d));
     std::vector<fs::path> runs;
     if (finished_run(d)) {
       runs.push_back(d);
@@ -611,8 +623,8 @@ void Study::collect_reuse() {
       for (const auto& e : fs::directory_iterator(d, ec))
         if (e.is_directory(ec) && finished_run(e.path())) runs.push_back(e.path());
     } else {
-      base_.bad(key, fmt::format("'{}': neither a finished run (config.yaml and metrics.json) nor an rzoo study "
-                                            "folder (study-config.yaml)", d));
+      base_.bad(key, fmt::format("'{}': neither a finished run (config.yaml and metrics.json) nor an rzoo study folder "
+                                 "(study-config.yaml)", d));
     }
     std::sort(runs.begin(), runs.end());
     for (const auto& r : runs) {
@@ -673,35 +685,24 @@ void Study::read_base(const std::string& base) {
   if (!st.contains("best") || !st["best"].is_object())
     base_.bad("search.base", fmt::format("'{}': that study has no chosen setting yet (finish it first)", base));
   // The assignments in the order chosen; a key chosen again later keeps its latest value.
-  std::vector<std::pair<std::string, std::string>> chosen;
-  const auto put = [&](const std::string& k, const std::string& v) {
-    const auto it = std::find_if(chosen.begin(), chosen.end(), [&](const auto& p) { return p.first == k; });
-    if (it != chosen.end()) it->second = v;
-    else chosen.emplace_back(k, v);
-  };
+  base_sets_.clear();
+  const auto text = [](const Json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
   if (st.contains("chosen") && st["chosen"].is_object()) {
-    for (const auto& [k, v] : st["chosen"].items()) put(k, v.is_string() ? v.get<std::string>() : v.dump());
+    for (const auto& [k, v] : st["chosen"].items()) put_assignment(base_sets_, k + "=" + text(v));
   } else {  // a study of an rzoo before search.base: its best setting
     for (const auto& t : st["trials"])
       if (t["trial"] == st["best"]["trial"])
         for (const auto& [k, v] : t["setting"].items())
-          if (!(k == "seed" && t["setting"].size() == 1)) put(k, v.is_string() ? v.get<std::string>() : v.dump());
+          if (!placeholder_seed(k, t["setting"].size())) put_assignment(base_sets_, k + "=" + text(v));
   }
-  base_sets_.clear();
-  for (const auto& [k, v] : chosen) base_sets_.push_back(k + "=" + v);
 }
 
 std::vector<std::string> Study::chosen_sets() const {
   std::vector<std::string> out = base_sets_;
   if (best_ == 0) return out;
   const auto& own = settings_[static_cast<size_t>(best_ - 1)];
-  for (const auto& a : own) {
-    const std::string k = a.substr(0, a.find('='));
-    if (k == "seed" && own.size() == 1) continue;
-    const auto it = std::find_if(out.begin(), out.end(), [&](const std::string& b) { return b.compare(0, k.size() + 1, k + "=") == 0; });
-    if (it != out.end()) *it = a;
-    else out.push_back(a);
-  }
+  for (const auto& a : own)
+    if (!placeholder_seed(a.substr(0, a.find('=')), own.size())) put_assignment(out, a);
   return out;
 }
 
