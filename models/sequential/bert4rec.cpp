@@ -59,7 +59,7 @@ void BERT4RecOptions::check() const {
 BERT4RecImpl::BERT4RecImpl(const ModelContext& ctx) : BERT4RecImpl(ctx, BERT4RecOptions::from_config(ctx.config)) {}
 
 BERT4RecImpl::BERT4RecImpl(const ModelContext& ctx, BERT4RecOptions opts)
-    : RecommenderImpl("bert4rec", ctx),
+    : SequenceRecommenderImpl("bert4rec", ctx),
       options((opts.check(), opts)),
       item_emb(register_module("item_emb", torch::nn::Embedding(torch::nn::EmbeddingOptions(ctx.n_items + 2, opts.hidden_size())
                                                                      .padding_idx(ctx.n_items)))),
@@ -68,8 +68,8 @@ BERT4RecImpl::BERT4RecImpl(const ModelContext& ctx, BERT4RecOptions opts)
       emb_drop(register_module("emb_drop", torch::nn::Dropout(opts.dropout()))),
       blocks(register_module("blocks", torch::nn::ModuleList())),
       head(register_module("head", torch::nn::Linear(opts.hidden_size(), opts.hidden_size()))),
-      out_bias(register_parameter("out_bias", torch::zeros({ctx.n_items}))),
-      hist_(ctx, opts.max_len() - 1, "bert4rec") {
+      out_bias(register_parameter("out_bias", torch::zeros({ctx.n_items}))) {
+  hist_ = UserHistories(ctx, options.max_len() - 1, "bert4rec");
   for (int64_t l = 0; l < options.layers(); ++l)
     blocks->push_back(torch::nn::TransformerEncoderLayer(torch::nn::TransformerEncoderLayerOptions(options.hidden_size(), options.heads())
                                                              .dim_feedforward(options.inner_size())
@@ -154,10 +154,6 @@ at::Tensor BERT4RecImpl::cloze_loss(const at::Tensor& full, const at::Tensor& ma
 at::Tensor BERT4RecImpl::loss(const Batch& b) {
   const auto full = cloze_sequence(b);
   return cloze_loss(full, cloze_mask(full));
-}
-
-at::Tensor BERT4RecImpl::history(const at::Tensor& users) const {
-  return hist_.windows(users, scope_, item_emb->weight.device());
 }
 
 at::Tensor BERT4RecImpl::last_output(const at::Tensor& users) { return last_output_of(history(users)); }

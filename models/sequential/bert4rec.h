@@ -53,17 +53,14 @@ struct BERT4RecOptions {
   TORCH_ARG(int64_t, neg_samples) = 100; // negatives per batch of loss "sampled"
 };
 
-class BERT4RecImpl : public RecommenderImpl {
+class BERT4RecImpl : public SequenceRecommenderImpl {
  public:
   explicit BERT4RecImpl(const ModelContext& ctx);
   BERT4RecImpl(const ModelContext& ctx, BERT4RecOptions options);
 
-  static constexpr bool kSequenceInput = true;  // models/registry.h: model_reads_sequences
-  InputType input_type() const override { return InputType::Sequence; }
   at::Tensor loss(const Batch& batch) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
-  void set_history_scope(HistoryScope scope) override { scope_ = scope; }
   // The L - 1 most recent items; the mask token follows them.
   int64_t history_len() const override { return options.max_len() - 1; }
   at::Tensor score_history(const at::Tensor& seq) override;                    // [B, L - 1] -> [B, I]
@@ -71,7 +68,6 @@ class BERT4RecImpl : public RecommenderImpl {
   // scores every item) over the history's positions, averaged over heads: one weight per
   // position of the last L - 1 items (the remainder, up to 1, is the mask token's attention to
   // itself); the same for every recommended item.
-  std::string explain_kind() const override { return "items"; }
   std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
   ScriptExport script_export() const override;
 
@@ -90,7 +86,6 @@ class BERT4RecImpl : public RecommenderImpl {
   at::Tensor cloze_mask(const at::Tensor& full) const;
   // Mean cross-entropy over all items at the masked positions of `full`.
   at::Tensor cloze_loss(const at::Tensor& full, const at::Tensor& masked);
-  at::Tensor history(const at::Tensor& users) const;  // [B, L - 1] windows in the current scope
   int64_t mask_token() const { return n_items_ + 1; }
 
   BERT4RecOptions options;
@@ -106,8 +101,6 @@ class BERT4RecImpl : public RecommenderImpl {
   // [B, D] at the mask token after the users' history / after hist [B, L - 1].
   at::Tensor last_output(const at::Tensor& users);
   at::Tensor last_output_of(const at::Tensor& hist);
-  UserHistories hist_;
-  HistoryScope scope_ = HistoryScope::All;
 };
 TORCH_MODULE(BERT4Rec);
 

@@ -43,7 +43,7 @@ void CaserOptions::check() const {
 CaserImpl::CaserImpl(const ModelContext& ctx) : CaserImpl(ctx, CaserOptions::from_config(ctx.config)) {}
 
 CaserImpl::CaserImpl(const ModelContext& ctx, CaserOptions opts)
-    : RecommenderImpl("caser", ctx),
+    : SequenceRecommenderImpl("caser", ctx),
       options((opts.check(), opts)),
       item_emb(register_module("item_emb", torch::nn::Embedding(torch::nn::EmbeddingOptions(ctx.n_items + 1, opts.embedding_size())
                                                                      .padding_idx(ctx.n_items)))),
@@ -54,8 +54,8 @@ CaserImpl::CaserImpl(const ModelContext& ctx, CaserOptions opts)
       fc(register_module("fc", torch::nn::Linear(opts.n_v() * opts.embedding_size() + opts.n_h() * opts.max_len(),
                                                  opts.embedding_size()))),
       out_emb(register_module("out_emb", torch::nn::Embedding(ctx.n_items + 1, 2 * opts.embedding_size()))),
-      out_bias(register_module("out_bias", torch::nn::Embedding(ctx.n_items + 1, 1))),
-      hist_(ctx, opts.max_len(), "caser") {
+      out_bias(register_module("out_bias", torch::nn::Embedding(ctx.n_items + 1, 1))) {
+  hist_ = UserHistories(ctx, options.max_len(), "caser");
   for (int64_t h = 1; h <= options.max_len(); ++h)
     conv_h->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(1, options.n_h(), {h, options.embedding_size()})));
   // The authors' initialisation: embeddings normal(0, 1 / D), the output table normal(0, 1 / 2D),
@@ -127,10 +127,6 @@ at::Tensor CaserImpl::loss(const Batch& b) {
   }
   h = torch::cat({h, torch::ones_like(h.narrow(2, 0, 1))}, 2);
   return next_item_loss(h, b, output_table(), n_items_, options.loss(), options.neg_samples());
-}
-
-at::Tensor CaserImpl::history(const at::Tensor& users) const {
-  return hist_.windows(users, scope_, item_emb->weight.device());
 }
 
 at::Tensor CaserImpl::score(const at::Tensor& users, const at::Tensor& items) {

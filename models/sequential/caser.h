@@ -43,22 +43,18 @@ struct CaserOptions {
   TORCH_ARG(int64_t, neg_samples) = 100;  // negatives per batch of loss "sampled"
 };
 
-class CaserImpl : public RecommenderImpl {
+class CaserImpl : public SequenceRecommenderImpl {
  public:
   explicit CaserImpl(const ModelContext& ctx);
   CaserImpl(const ModelContext& ctx, CaserOptions options);
 
-  static constexpr bool kSequenceInput = true;  // models/registry.h: model_reads_sequences
-  InputType input_type() const override { return InputType::Sequence; }
   at::Tensor loss(const Batch& batch) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
-  void set_history_scope(HistoryScope scope) override { scope_ = scope; }
   int64_t history_len() const override { return options.max_len(); }
   at::Tensor score_history(const at::Tensor& seq) override;                    // [B, L] -> [B, I]
   ScriptExport script_export() const override;
   // Explanation: occlusion of each window position (history.h, explain_by_occlusion).
-  std::string explain_kind() const override { return "items"; }
   std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
 
   // win [N, L] item indices (left-padded with n_items) -> z [N, D], before the user embedding.
@@ -69,7 +65,6 @@ class CaserImpl : public RecommenderImpl {
   at::Tensor vertical(const at::Tensor& E);
   // seq [B, Lb] (left-padded), users [B] -> [B, Lb, 2D]: [z; P_u] of the window ending at each position.
   at::Tensor encode(const at::Tensor& seq, const at::Tensor& users);
-  at::Tensor history(const at::Tensor& users) const;  // [B, L] windows in the current scope
 
   CaserOptions options;
   torch::nn::Embedding item_emb{nullptr};  // [I + 1, D], row I = padding (zero, no gradient)
@@ -85,8 +80,6 @@ class CaserImpl : public RecommenderImpl {
   // [I + 1, 2D + 1]: W with b as its last column; the representation gets a trailing 1, so that
   // next_item_loss's dot products include the item bias.
   at::Tensor output_table() const;
-  UserHistories hist_;
-  HistoryScope scope_ = HistoryScope::All;
 };
 TORCH_MODULE(Caser);
 

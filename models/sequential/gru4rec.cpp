@@ -41,7 +41,7 @@ void GRU4RecOptions::check() const {
 GRU4RecImpl::GRU4RecImpl(const ModelContext& ctx) : GRU4RecImpl(ctx, GRU4RecOptions::from_config(ctx.config)) {}
 
 GRU4RecImpl::GRU4RecImpl(const ModelContext& ctx, GRU4RecOptions opts)
-    : RecommenderImpl("gru4rec", ctx),
+    : SequenceRecommenderImpl("gru4rec", ctx),
       options((opts.check(), opts)),
       item_emb(register_module("item_emb", torch::nn::Embedding(torch::nn::EmbeddingOptions(ctx.n_items + 1, opts.embedding_size())
                                                                      .padding_idx(ctx.n_items)))),
@@ -49,8 +49,8 @@ GRU4RecImpl::GRU4RecImpl(const ModelContext& ctx, GRU4RecOptions opts)
       gru(register_module("gru", torch::nn::GRU(torch::nn::GRUOptions(opts.embedding_size(), opts.hidden_size())
                                                      .num_layers(opts.layers())
                                                      .batch_first(true)))),
-      dense(register_module("dense", torch::nn::Linear(opts.hidden_size(), opts.embedding_size()))),
-      hist_(ctx, opts.max_len(), "gru4rec") {
+      dense(register_module("dense", torch::nn::Linear(opts.hidden_size(), opts.embedding_size()))) {
+  hist_ = UserHistories(ctx, options.max_len(), "gru4rec");
   // Item embeddings normal(0, init_std) (the GRU keeps LibTorch's uniform initialisation, as
   // RecBole's xavier-for-GRU is no better on its benchmarks); the padding row stays zero.
   torch::NoGradGuard no_grad;
@@ -64,10 +64,6 @@ at::Tensor GRU4RecImpl::encode(const at::Tensor& seq_in) {
   const auto x = fast_dropout(item_emb(left_to_right(seq, shift)), emb_drop->options.p(), is_training());  // [B, L, D], real items first
   const auto out = std::get<0>(gru(x));                        // [B, L, hidden]
   return right_to_left(dense(out), shift);                     // [B, L, D]
-}
-
-at::Tensor GRU4RecImpl::history(const at::Tensor& users) const {
-  return hist_.windows(users, scope_, item_emb->weight.device());
 }
 
 at::Tensor GRU4RecImpl::loss(const Batch& b) {

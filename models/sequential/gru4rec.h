@@ -34,17 +34,14 @@ struct GRU4RecOptions {
   TORCH_ARG(int64_t, neg_samples) = 100;  // negatives per batch of loss "sampled"
 };
 
-class GRU4RecImpl : public RecommenderImpl {
+class GRU4RecImpl : public SequenceRecommenderImpl {
  public:
   explicit GRU4RecImpl(const ModelContext& ctx);
   GRU4RecImpl(const ModelContext& ctx, GRU4RecOptions options);
 
-  static constexpr bool kSequenceInput = true;  // models/registry.h: model_reads_sequences
-  InputType input_type() const override { return InputType::Sequence; }
   at::Tensor loss(const Batch& batch) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
-  void set_history_scope(HistoryScope scope) override { scope_ = scope; }
   int64_t history_len() const override { return options.max_len(); }
   at::Tensor score_history(const at::Tensor& seq) override;                    // [B, L] -> [B, I]
   // The encoder's output after each window's most recent item, windows [B, L] -> [B, D], rows
@@ -52,12 +49,10 @@ class GRU4RecImpl : public RecommenderImpl {
   at::Tensor last_output(const at::Tensor& seq);
   ScriptExport script_export() const override;
   // Explanation: occlusion of each window position (history.h, explain_by_occlusion).
-  std::string explain_kind() const override { return "items"; }
   std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
 
   // seq [B, L'] item indices (L' <= max_len, left-padded with n_items) -> h [B, L', D]
   at::Tensor encode(const at::Tensor& seq);
-  at::Tensor history(const at::Tensor& users) const;  // [B, L] windows in the current scope
 
   GRU4RecOptions options;
   torch::nn::Embedding item_emb{nullptr};  // [I + 1, D], row I = padding
@@ -66,8 +61,6 @@ class GRU4RecImpl : public RecommenderImpl {
   torch::nn::Linear dense{nullptr};        // hidden_size -> D
 
  private:
-  UserHistories hist_;
-  HistoryScope scope_ = HistoryScope::All;
 };
 TORCH_MODULE(GRU4Rec);
 

@@ -89,6 +89,11 @@ at::Tensor UserHistories::windows(const at::Tensor& users, HistoryScope scope, c
   return table(scope).index_select(0, users.to(torch::kCPU, torch::kLong)).to(device);
 }
 
+at::Tensor WindowRecommenderImpl::history(const at::Tensor& users) const {
+  const auto params = parameters();
+  return hist_.windows(users, scope_, params.empty() ? c10::Device(torch::kCPU) : params.front().device());
+}
+
 at::Tensor explain_window(const at::Tensor& items, int64_t L, const c10::Device& device, const char* model) {
   const auto h = items.to(device, torch::kLong).reshape({-1});
   const int64_t n = std::min<int64_t>(h.size(0), L);

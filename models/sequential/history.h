@@ -39,6 +39,35 @@ class UserHistories {
   at::Tensor train_, train_valid_, all_;
 };
 
+// The common part of the models that score from each user's most recent items (GRU4Rec, Caser,
+// SASRec, BERT4Rec, Markov): the history windows per scope, the scope the evaluator selects, and
+// explanations over a history's items. The model's constructor sets hist_ from its checked
+// options (the window length is one of them), before it counts or builds anything from the data.
+class WindowRecommenderImpl : public RecommenderImpl {
+ public:
+  void set_history_scope(HistoryScope scope) override { scope_ = scope; }
+  HistoryScope history_scope() const { return scope_; }
+  std::string explain_kind() const override { return "items"; }
+  // The [B, W] windows score() and score_all() read for `users` in the current scope, on the
+  // device of the model's parameters (the CPU for a model without any, e.g. Markov).
+  at::Tensor history(const at::Tensor& users) const;
+
+ protected:
+  using RecommenderImpl::RecommenderImpl;
+  UserHistories hist_;
+  HistoryScope scope_ = HistoryScope::All;
+};
+
+// The sequence models proper: trained on the users' training sequences (Split::train_seq).
+class SequenceRecommenderImpl : public WindowRecommenderImpl {
+ public:
+  static constexpr bool kSequenceInput = true;  // models/registry.h: model_reads_sequences
+  InputType input_type() const override { return InputType::Sequence; }
+
+ protected:
+  using WindowRecommenderImpl::WindowRecommenderImpl;
+};
+
 // True when a split made by `method` (Split::method, e.g. "leave last 1 (valid 1) by time")
 // keeps each user's parts in time order: leave_last, temporal, and given splits whose validation
 // part came with the data or was cut from the end (valid: last).

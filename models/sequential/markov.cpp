@@ -117,11 +117,11 @@ Transitions count_transitions(const Dataset& d, const Split& s, int64_t U, int64
 }  // namespace
 
 MarkovImpl::MarkovImpl(const ModelContext& ctx, MarkovOptions opts)
-    : RecommenderImpl("markov", ctx),
+    : WindowRecommenderImpl("markov", ctx),
       options((opts.check(), opts)),
       data_(ctx.data),
-      split_(ctx.split),
-      hist_(ctx, opts.history_items(), "markov") {  // refuses a context without data, a split out of time order
+      split_(ctx.split) {
+  hist_ = UserHistories(ctx, options.history_items(), "markov");  // refuses a context without data, a split out of time order
   // The transitions are a function of the data and split the model is built from alone (counted
   // on split.train_rows, like the history windows built above), so they are counted here, once:
   // the buffers then have their final sizes, which a checkpoint must match. fit() adds the
@@ -156,8 +156,6 @@ at::Tensor MarkovImpl::recency_weights() const {
   for (int64_t r = 0; r < L; ++r) w[static_cast<size_t>(r)] = static_cast<float>(std::pow(options.decay(), static_cast<double>(r)));
   return torch::tensor(w, torch::kFloat);
 }
-
-at::Tensor MarkovImpl::history(const at::Tensor& users) const { return hist_.windows(users, scope_, torch::kCPU); }
 
 namespace {
 // CPU views of the fitted tensors (copies when the model lives on a device).

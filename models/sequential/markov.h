@@ -34,7 +34,7 @@ struct MarkovOptions {
   TORCH_ARG(double, pop_weight) = 1e-6;   // >= 0: times the max-normalised training popularity
 };
 
-class MarkovImpl : public RecommenderImpl {
+class MarkovImpl : public WindowRecommenderImpl {
  public:
   explicit MarkovImpl(const ModelContext& ctx);
   MarkovImpl(const ModelContext& ctx, MarkovOptions options);
@@ -43,17 +43,12 @@ class MarkovImpl : public RecommenderImpl {
   void fit(const Csr& train) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
-  void set_history_scope(HistoryScope scope) override { scope_ = scope; }
   int64_t history_len() const override { return options.history_items(); }
   at::Tensor score_history(const at::Tensor& seq) override;  // [B, L'] -> [B, I]
   ScriptExport script_export() const override;
   // Explanation: occlusion of each window position (history.h, explain_by_occlusion).
-  std::string explain_kind() const override { return "items"; }
   std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
 
-  // The [B, L] windows score() and score_all() read for `users` in the current scope (CPU).
-  at::Tensor history(const at::Tensor& users) const;
-  HistoryScope history_scope() const { return scope_; }
 
   MarkovOptions options;
   // P(b | a) as CSR over source items a (rows) and successors b (sorted within a row), and the
@@ -69,8 +64,6 @@ class MarkovImpl : public RecommenderImpl {
 
   const Dataset* data_;
   const Split* split_;
-  UserHistories hist_;
-  HistoryScope scope_ = HistoryScope::All;
 };
 TORCH_MODULE(Markov);
 

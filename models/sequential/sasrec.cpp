@@ -83,7 +83,7 @@ at::Tensor SASRecBlockImpl::forward_at(const at::Tensor& x, const at::Tensor& id
 SASRecImpl::SASRecImpl(const ModelContext& ctx) : SASRecImpl(ctx, SASRecOptions::from_config(ctx.config)) {}
 
 SASRecImpl::SASRecImpl(const ModelContext& ctx, SASRecOptions opts)
-    : RecommenderImpl("sasrec", ctx),
+    : SequenceRecommenderImpl("sasrec", ctx),
       options((opts.check(), opts)),
       item_emb(register_module("item_emb", torch::nn::Embedding(torch::nn::EmbeddingOptions(ctx.n_items + 1, opts.hidden_size())
                                                                      .padding_idx(ctx.n_items)))),
@@ -92,8 +92,8 @@ SASRecImpl::SASRecImpl(const ModelContext& ctx, SASRecOptions opts)
       blocks(register_module("blocks", torch::nn::ModuleList())),
       final_ln(register_module("final_ln", torch::nn::LayerNorm(torch::nn::LayerNormOptions({opts.hidden_size()})
                                                                     .eps(opts.layer_norm_eps())))),
-      hist_(ctx, opts.max_len(), "sasrec"),
       emb_scale_(std::sqrt(static_cast<double>(opts.hidden_size()))) {
+  hist_ = UserHistories(ctx, options.max_len(), "sasrec");
   for (int64_t l = 0; l < options.layers(); ++l) blocks->push_back(SASRecBlock(options));
   // Normal(0, init_std) weights and zero biases (the authors' and RecBole's initialisation);
   // LayerNorms keep ones and zeros; the padding row stays zero.
@@ -135,10 +135,6 @@ at::Tensor SASRecImpl::encode_last(const at::Tensor& seq_in) {
   // position L - 1 of a window without items (what encode() returns there too).
   const auto idx = torch::remainder(L - 1 - e.shift, L);  // [B]
   return final_ln((*blocks)[static_cast<size_t>(nb - 1)]->as<SASRecBlock>()->forward_at(e.x, idx));  // [B, D]
-}
-
-at::Tensor SASRecImpl::history(const at::Tensor& users) const {
-  return hist_.windows(users, scope_, item_emb->weight.device());
 }
 
 at::Tensor SASRecImpl::loss(const Batch& b) {

@@ -61,17 +61,14 @@ class SASRecBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(SASRecBlock);
 
-class SASRecImpl : public RecommenderImpl {
+class SASRecImpl : public SequenceRecommenderImpl {
  public:
   explicit SASRecImpl(const ModelContext& ctx);
   SASRecImpl(const ModelContext& ctx, SASRecOptions options);
 
-  static constexpr bool kSequenceInput = true;  // models/registry.h: model_reads_sequences
-  InputType input_type() const override { return InputType::Sequence; }
   at::Tensor loss(const Batch& batch) override;
   at::Tensor score(const at::Tensor& users, const at::Tensor& items) override;  // [B]
   at::Tensor score_all(const at::Tensor& users) override;                       // [B, I]
-  void set_history_scope(HistoryScope scope) override { scope_ = scope; }
   int64_t history_len() const override { return options.max_len(); }
   at::Tensor score_history(const at::Tensor& seq) override;                    // [B, L] -> [B, I]
   // The encoder's output after each window's most recent item, windows [B, L] -> [B, D], rows
@@ -82,7 +79,6 @@ class SASRecImpl : public RecommenderImpl {
   // position of the last L items, summing to 1 (the same for every recommended item: attention
   // says which past items the next-item representation was built from, not why one item
   // outranks another).
-  std::string explain_kind() const override { return "items"; }
   std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
   ScriptExport script_export() const override;
 
@@ -92,9 +88,6 @@ class SASRecImpl : public RecommenderImpl {
   // computed for that position alone (its keys and values for all). Training on prefixes and
   // scoring read nothing else.
   at::Tensor encode_last(const at::Tensor& seq);
-  // The [B, L] windows score() and score_all() read for `users` in the current scope.
-  at::Tensor history(const at::Tensor& users) const;
-  HistoryScope history_scope() const { return scope_; }
 
   SASRecOptions options;
   torch::nn::Embedding item_emb{nullptr};  // [I + 1, D], row I = padding (zero, no gradient)
@@ -104,8 +97,6 @@ class SASRecImpl : public RecommenderImpl {
   torch::nn::LayerNorm final_ln{nullptr};
 
  private:
-  UserHistories hist_;
-  HistoryScope scope_ = HistoryScope::All;
   double emb_scale_;  // sqrt(hidden_size)
   // The blocks' input: right-aligned windows' embeddings [B, L, D] with positions and dropout,
   // the causal mask [L, L] and the padding shift [B] of encode().
