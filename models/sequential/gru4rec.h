@@ -59,8 +59,6 @@ class GRU4RecImpl : public SequenceRecommenderImpl {
   torch::nn::Dropout emb_drop{nullptr};
   torch::nn::GRU gru{nullptr};             // D -> hidden_size, batch first
   torch::nn::Linear dense{nullptr};        // hidden_size -> D
-
- private:
 };
 TORCH_MODULE(GRU4Rec);
 

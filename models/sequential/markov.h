@@ -49,7 +49,6 @@ class MarkovImpl : public WindowRecommenderImpl {
   // Explanation: occlusion of each window position (history.h, explain_by_occlusion).
   std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
 
-
   MarkovOptions options;
   // P(b | a) as CSR over source items a (rows) and successors b (sorted within a row), and the
   // popularity term pop_weight * pop(b) / max pop. Buffers: saved and loaded with the module.
