@@ -358,10 +358,16 @@ int run(const Args& a) {
     const char* spin = std::getenv("GOMP_SPINCOUNT");
     const char* blas_timeout = std::getenv("OPENBLAS_THREAD_TIMEOUT");
     const int blas = rzoo::blas_threads();
-    std::cout << fmt::format("threads: {} cores; OpenMP wait policy {}{}; BLAS threads {}{}; denormals {}\n",
+    const std::string blas_core = rzoo::openblas_core();
+    const char* coretype = std::getenv("OPENBLAS_CORETYPE");
+    std::cout << fmt::format("threads: {} cores; OpenMP wait policy {}{}; BLAS threads {}{}{}; denormals {}\n",
                              std::thread::hardware_concurrency(), policy ? policy : "(runtime default)",
                              spin ? fmt::format(", spin count {}", spin) : std::string(),
                              blas < 0 ? std::string("(no known BLAS)") : std::to_string(blas),
+                             blas_core.empty() ? std::string()
+                                               : fmt::format(", OpenBLAS kernels {}{}", blas_core,
+                                                             coretype ? fmt::format(" (OPENBLAS_CORETYPE={})", coretype)
+                                                                      : std::string()),
                              blas_timeout ? fmt::format(", OpenBLAS thread timeout 2^{} cycles", blas_timeout) : std::string(),
                              rzoo::flush_denormals() ? "flushed to zero" : "kept (IEEE)");
     return 0;
@@ -491,8 +497,9 @@ void on_stop_signal(int sig) {
 
 namespace {
 int run_main(int argc, char** argv) {
-  // Before anything else: threads that sleep rather than spin at OpenMP barriers (see threads.h).
-  rzoo::reexec_with_short_openmp_spin(argv);
+  // Before anything else: threads that sleep rather than spin at OpenMP barriers, and OpenBLAS's
+  // kernels for this CPU where it would fall back to its oldest (see threads.h).
+  rzoo::reexec_with_runtime_settings(argv);
   // Large CPU blocks reused between training steps instead of mapped afresh (core/memory.h).
   rzoo::install_cpu_block_cache();
   // SIGTERM (kill, a batch scheduler, docker stop) stops like Ctrl-C: after the current batch,

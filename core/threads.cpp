@@ -66,12 +66,53 @@ int blas_threads() {
   return get != nullptr ? get() : -1;
 }
 
-void reexec_with_short_openmp_spin(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) return;
-  ::setenv("GOMP_SPINCOUNT", "10000", 1);
-  ::setenv("KMP_BLOCKTIME", "0", 0);
-  ::setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0);
-  ::execv("/proc/self/exe", argv);  // returns only on failure: run on with the default policy
+CpuFeatures CpuFeatures::of_this_cpu() {
+  CpuFeatures f;
+#if defined(__x86_64__) && defined(__GNUC__)
+  // libgcc's checks include the operating system's support of the AVX and AVX-512 registers.
+  __builtin_cpu_init();
+  f.avx = __builtin_cpu_supports("avx");
+  f.avx2 = __builtin_cpu_supports("avx2");
+  f.fma = __builtin_cpu_supports("fma");
+  f.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  f.avx512_bf16 = f.avx512 && __builtin_cpu_supports("avx512bf16");
+#endif
+  return f;
+}
+
+std::string openblas_core_for(const std::string& reported, const CpuFeatures& f) {
+  if (reported != "Prescott") return {};
+  if (f.avx512_bf16) return "Cooperlake";
+  if (f.avx512) return "SkylakeX";
+  if (f.avx2 && f.fma) return "Haswell";
+  if (f.avx) return "Sandybridge";
+  return {};
+}
+
+std::string openblas_core() {
+  using CoreName = char* (*)();
+  const auto name = find_symbol<CoreName>("openblas_get_corename");
+  const char* s = name != nullptr ? name() : nullptr;
+  return s != nullptr ? std::string(s) : std::string();
+}
+
+void reexec_with_runtime_settings(char** argv) {
+  bool again = false;
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr && std::getenv("GOMP_SPINCOUNT") == nullptr) {
+    ::setenv("GOMP_SPINCOUNT", "10000", 1);
+    ::setenv("KMP_BLOCKTIME", "0", 0);
+    ::setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0);
+    again = true;
+  }
+  if (std::getenv("OPENBLAS_CORETYPE") == nullptr) {
+    const std::string core = openblas_core_for(openblas_core(), CpuFeatures::of_this_cpu());
+    if (!core.empty()) {
+      ::setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
+      again = true;
+    }
+  }
+  if (again) ::execv("/proc/self/exe", argv);  // returns only on failure: run on as started
 }
 
 }  // namespace rzoo

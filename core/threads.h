@@ -4,6 +4,8 @@
 // each multi-threaded call: without this, `threads: 1` still kept a second core busy.
 #pragma once
 
+#include <string>
+
 namespace rzoo {
 
 // Sets the pools to n threads (n >= 1). The BLAS pool is found at run time (OpenBLAS's
@@ -57,8 +59,32 @@ class SingleThreadedBlas {
 // 0.75-1.0 s (2^14: 1.2-1.8 s), and on the idle machine no different (0.286 against 0.282 s).
 // These are read from the environment when the OpenMP and BLAS runtimes load, before main(), so
 // the program sets GOMP_SPINCOUNT=10000 (and Intel OpenMP's KMP_BLOCKTIME=0, and
-// OPENBLAS_THREAD_TIMEOUT=4 unless set) and executes itself again, once. A wait policy or spin count the user set is kept. Returns only when nothing was
-// done (already set, or the exec failed).
-void reexec_with_short_openmp_spin(char** argv);
+// OPENBLAS_THREAD_TIMEOUT=4 unless set) and executes itself again, once. A wait policy or spin
+// count the user set is kept.
+// OpenBLAS (Debian's 0.3.21, built for every x86 kernel set) picks its kernels from the CPU's
+// family and model number, and a model newer than its release gets the oldest, Prescott (SSE3):
+// on an Intel Emerald Rapids Xeon (family 6, model 207; 2026-12-07) a 2048x2048 sgemm ran at 34.5
+// GFLOP/s on one core against 172 with the kernels its features allow, and Prescott's strsm
+// crashed EASE on S3-Rec's Beauty file (SIGSEGV in strsm_kernel_RT_PRESCOTT). Where OpenBLAS
+// reports Prescott, OPENBLAS_CORETYPE is not set and the CPU has AVX, the program sets
+// OPENBLAS_CORETYPE to the newest kernel set its features allow (openblas_core_for) and executes
+// itself again, in the same single re-execution. Returns only when nothing was done (all set
+// already, or the exec failed).
+void reexec_with_runtime_settings(char** argv);
+
+// The CPU features that choose an OpenBLAS kernel set (x86-64; all false elsewhere).
+struct CpuFeatures {
+  bool avx = false, avx2 = false, fma = false, avx512 = false /* F, CD, BW, DQ and VL */, avx512_bf16 = false;
+  static CpuFeatures of_this_cpu();
+};
+
+// The OPENBLAS_CORETYPE for a CPU with `f` whose OpenBLAS reports `reported` (its
+// openblas_get_corename()): "" unless OpenBLAS fell back to "Prescott" on a CPU with AVX; then
+// Cooperlake (AVX-512 with BF16), SkylakeX (AVX-512), Haswell (AVX2 and FMA) or Sandybridge (AVX),
+// the same order as OpenBLAS's own choice by features for the models it knows.
+std::string openblas_core_for(const std::string& reported, const CpuFeatures& f);
+
+// OpenBLAS's kernel set in this process ("" without OpenBLAS).
+std::string openblas_core();
 
 }  // namespace rzoo

@@ -2,6 +2,8 @@
 
 #include "helpers.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <optional>
 #include <random>
@@ -14,7 +16,9 @@
 #include "datasets/dataset.h"
 #include "datasets/sampler.h"
 #include "models/recommender.h"
+#include "models/registry.h"
 #include "trainers/export.h"
+#include "trainers/trainer.h"
 
 namespace rzoo::test {
 
@@ -58,6 +62,63 @@ TinyExample make_tiny_example(const std::vector<int64_t>& users, const std::vect
   e.s.test = Csr::from_pairs(n_users, n_items, {}, {});
   for (size_t r = 0; r < users.size(); ++r) e.s.train_rows.push_back(static_cast<int64_t>(r));
   return e;
+}
+
+TinyExample next_item_chain() {
+  std::vector<int64_t> users, items;
+  for (int64_t u = 0; u < 60; ++u)
+    for (int64_t k = 0; k < 12; ++k) {
+      users.push_back(u);
+      items.push_back((u + k) % 30);
+    }
+  return make_tiny_example(users, items, 60, 30);
+}
+
+LossChange sequence_loss_change(const std::string& name, const Config& cfg, bool prefix, double lr, uint64_t epochs) {
+  const TinyExample e = next_item_chain();
+  const Split split = split_dataset(e.d, cfg);
+  torch::manual_seed(1);
+  Recommender m = make_model(name, ModelContext{e.d.n_users(), e.d.n_items(), &cfg, &e.d, &split});
+  auto sampler = make_sampler("uniform", split.train);
+  auto batcher = make_batcher(split, InputType::Sequence, *sampler, prefix ? 64 : 8, 1, SequenceOptions{8, prefix});
+  auto opt = make_optimizer("adam", m->parameters(), lr, 0.0, 0.0);
+  LossChange c{};
+  torch::manual_seed(2);
+  c.before = epoch_loss(*m, *batcher, nullptr, 0);
+  for (uint64_t ep = 0; ep < epochs; ++ep) epoch_loss(*m, *batcher, opt.get(), ep);
+  torch::manual_seed(2);
+  c.after = epoch_loss(*m, *batcher, nullptr, 0);
+  return c;
+}
+
+double hand_item_term(const std::string& loss, const std::function<double(int64_t)>& score, int64_t n_items, int64_t target,
+                      int64_t neg) {
+  if (loss == "ce") {
+    std::vector<double> z(static_cast<size_t>(n_items));
+    double mx = -1e300;
+    for (int64_t i = 0; i < n_items; ++i) mx = std::max(mx, z[static_cast<size_t>(i)] = score(i));
+    double se = 0;
+    for (double v : z) se += std::exp(v - mx);
+    return mx + std::log(se) - z[static_cast<size_t>(target)];
+  }
+  REQUIRE(loss == "bce");
+  return std::log1p(std::exp(-score(target))) + std::log1p(std::exp(score(neg)));
+}
+
+double hand_sequence_loss(const std::string& loss, const std::function<double(int64_t, int64_t, int64_t)>& score,
+                          const at::Tensor& items, const at::Tensor& neg_items, int64_t pad, int64_t n_items,
+                          int64_t* positions) {
+  double total = 0;
+  int64_t n = 0;
+  for (int64_t r = 0; r < items.size(0); ++r)
+    for (int64_t j = 0; j < items.size(1); ++j) {
+      const int64_t t = items[r][j].item<int64_t>();
+      if (t == pad) continue;
+      total += hand_item_term(loss, [&](int64_t i) { return score(r, j, i); }, n_items, t, neg_items[r][j].item<int64_t>());
+      ++n;
+    }
+  if (positions) *positions = n;
+  return total / static_cast<double>(std::max<int64_t>(n, 1));
 }
 
 double epoch_loss(RecommenderImpl& model, BatchSource& batcher, torch::optim::Optimizer* opt, uint64_t epoch,

@@ -41,6 +41,31 @@ struct TinyExample {
 TinyExample make_tiny_example(const std::vector<int64_t>& users, const std::vector<int64_t>& items, int64_t n_users,
                               int64_t n_items, std::vector<float> ratings = {});
 
+// The next-item chain for the sequence-aware models: 60 users x 30 items, user u's items u, u+1,
+// ..., u+11 (mod 30) in time (file) order, so the next item always follows from the last one.
+TinyExample next_item_chain();
+
+// Trains `name` (built from `cfg`, seed 1, on next_item_chain() split by `cfg`'s dataset.split)
+// with Adam at `lr` for `epochs` epochs of the sequence batcher (max_len 8; batch 8 rows without
+// prefix augmentation, 64 with it, since augmentation multiplies the rows) and returns the mean
+// loss per row of one epoch before and after, each under torch seed 2 (the cloze masks and drawn
+// negatives the same in both).
+struct LossChange {
+  double before, after;
+};
+LossChange sequence_loss_change(const std::string& name, const rzoo::Config& cfg, bool prefix, double lr, uint64_t epochs);
+
+// The sequence models' ce and bce losses by hand, in double, from `score(i)`, the score of item i
+// at one position: -log softmax of the target over the n_items real items (loss "ce", never the
+// padding row) or -log sigmoid(target) - log(1 - sigmoid(neg)) (loss "bce").
+double hand_item_term(const std::string& loss, const std::function<double(int64_t)>& score, int64_t n_items, int64_t target,
+                      int64_t neg);
+// Their mean over the positions of `items` [R, L] whose target is not `pad`, each scored by
+// score(r, j, i) against neg_items[r][j]; `positions` gets how many there were.
+double hand_sequence_loss(const std::string& loss, const std::function<double(int64_t, int64_t, int64_t)>& score,
+                          const at::Tensor& items, const at::Tensor& neg_items, int64_t pad, int64_t n_items,
+                          int64_t* positions = nullptr);
+
 // 2 users x 4 items with ratings u0: i0 5; u1: i1 4, i2 2, and one genre feature: item 0 {a},
 // 1 {a, b}, 2 {b, c}, 3 {c} (item 3: nobody's). For the content and hybrid maths tests.
 rzoo::Dataset tiny_genre_dataset();

@@ -117,13 +117,7 @@ TEST_CASE("markov: evaluation scopes read the history without the targets (no le
   // item always follows from the last one. Ranked from the right history every target is first
   // (hr@1 = 1); a model reading the whole history (the target included) would predict the item
   // after the target and miss every one.
-  std::vector<int64_t> users, items;
-  for (int64_t uu = 0; uu < 60; ++uu)
-    for (int64_t k = 0; k < 12; ++k) {
-      users.push_back(uu);
-      items.push_back((uu + k) % 30);
-    }
-  const TinyExample e = make_tiny_example(users, items, 60, 30);
+  const TinyExample e = next_item_chain();
   const Split split = split_dataset(e.d, t.cfg);  // leave_last by file order
   Markov chain(ModelContext{60, 30, &t.cfg, &e.d, &split});
   chain->fit(split.train);
@@ -309,13 +303,7 @@ TEST_CASE("markov: fits through the Trainer, evaluates, best.pt restores", "[mar
 TEST_CASE("markov: inside a hybrid it sees the evaluator's history scope and exports", "[markov][hybrid]") {
   // The hybrid passes set_history_scope on to its parts: a blend of markov alone (no
   // normalisation) ranks exactly as markov, leakage-free (hr@1 = 1 on the chain data, see above).
-  std::vector<int64_t> users, items;
-  for (int64_t u = 0; u < 60; ++u)
-    for (int64_t k = 0; k < 12; ++k) {
-      users.push_back(u);
-      items.push_back((u + k) % 30);
-    }
-  const TinyExample e = make_tiny_example(users, items, 60, 30);
+  const TinyExample e = next_item_chain();
   const Config cfg = synthetic_config("hybrid", {"dataset.split.method=leave_last", "model.models=[markov]",
                                                  "model.normalize=none"});
   const Split split = split_dataset(e.d, cfg);

@@ -161,34 +161,14 @@ TEST_CASE("sequential: ce and bce losses equal hand-computed values", "[sasrec][
         Batch pre{all.users, torch::tensor({8, 9}, torch::kLong), torch::tensor({42, 55}, torch::kLong), {}, all.seq};
         const auto h = b.encode(all.seq).to(torch::kDouble);  // [2, 8, D]
         const auto W = b.item_weight.to(torch::kDouble);
+        auto score = [&](int64_t r, int64_t j, int64_t i) { return (h[r][j] * W[i]).sum().item<double>(); };
         auto term = [&](int64_t r, int64_t j, int64_t tgt, int64_t neg) {
-          const auto hv = h[r][j];
-          if (loss == "ce") {
-            // -log softmax over the I real items (never the padding row)
-            double mx = -1e300;
-            std::vector<double> z(static_cast<size_t>(I));
-            for (int64_t i = 0; i < I; ++i) {
-              z[static_cast<size_t>(i)] = (hv * W[i]).sum().item<double>();
-              mx = std::max(mx, z[static_cast<size_t>(i)]);
-            }
-            double se = 0;
-            for (double v : z) se += std::exp(v - mx);
-            return mx + std::log(se) - z[static_cast<size_t>(tgt)];
-          }
-          const double sp = (hv * W[tgt]).sum().item<double>(), sn = (hv * W[neg]).sum().item<double>();
-          return std::log1p(std::exp(-sp)) + std::log1p(std::exp(sn));
+          return hand_item_term(loss, [&](int64_t i) { return score(r, j, i); }, I, tgt, neg);
         };
-        double total = 0;
         int64_t n = 0;
-        for (int64_t r = 0; r < 2; ++r)
-          for (int64_t j = 0; j < 8; ++j) {
-            const int64_t t = all.items[r][j].item<int64_t>();
-            if (t == P) continue;
-            total += term(r, j, t, all.neg_items[r][j].item<int64_t>());
-            ++n;
-          }
+        const double hand = hand_sequence_loss(loss, score, all.items, all.neg_items, P, I, &n);
         REQUIRE(n == 9);
-        CHECK(b.model->loss(all).item<double>() == Approx(total / n).epsilon(1e-5));
+        CHECK(b.model->loss(all).item<double>() == Approx(hand).epsilon(1e-5));
         const double pre_hand = (term(0, 7, 8, 42) + term(1, 7, 9, 55)) / 2;
         CHECK(b.model->loss(pre).item<double>() == Approx(pre_hand).epsilon(1e-5));
       }
@@ -252,32 +232,15 @@ TEST_CASE("sequential: sampled softmax and bce with drawn negatives equal hand-c
 }
 
 TEST_CASE("sequential: the loss falls in both batch layouts and with every loss", "[sasrec][gru4rec]") {
-  // 60 users x 30 items, user u's sequence u, u+1, ..., u+11 (mod 30) in time (file) order: the
-  // next item follows from the last one, which a sequence model learns quickly.
-  std::vector<int64_t> users, items;
-  for (int64_t u = 0; u < 60; ++u)
-    for (int64_t k = 0; k < 12; ++k) {
-      users.push_back(u);
-      items.push_back((u + k) % 30);
-    }
-  const TinyExample e = make_tiny_example(users, items, 60, 30);
+  // next_item_chain(): the next item follows from the last one, which a sequence model learns quickly.
   for (const std::string name : {"sasrec", "gru4rec"}) {
-    for (const std::string aug : {"none", "prefix"}) {
+    for (const bool prefix : {false, true}) {
       for (const std::string loss : {"ce", "sampled", "bce"}) {
-        DYNAMIC_SECTION(name << " augment " << aug << " loss " << loss) {
+        DYNAMIC_SECTION(name << " augment " << (prefix ? "prefix" : "none") << " loss " << loss) {
           SeqSetup s(name, {"model.loss=" + loss, "model.neg_samples=10"});
-          const Split split = split_dataset(e.d, s.cfg);  // leave_last by file order
-          torch::manual_seed(1);
-          Recommender m = make_model(name, ModelContext{60, 30, &s.cfg, &e.d, &split});
-          auto sampler = make_sampler("uniform", split.train);
-          auto batcher = make_batcher(split, InputType::Sequence, *sampler, aug == "none" ? 8 : 64, 1,
-                                      SequenceOptions{8, aug == "prefix"});
-          auto opt = make_optimizer("adam", m->parameters(), 0.01, 0.0, 0.0);
-          const double before = epoch_loss(*m, *batcher, nullptr, 0);
-          for (uint64_t ep = 0; ep < 10; ++ep) epoch_loss(*m, *batcher, opt.get(), ep);
-          const double after = epoch_loss(*m, *batcher, nullptr, 0);
-          INFO(before << " -> " << after);
-          CHECK(after < 0.5 * before);
+          const LossChange c = sequence_loss_change(name, s.cfg, prefix, 0.01, 10);
+          INFO(c.before << " -> " << c.after);
+          CHECK(c.after < 0.5 * c.before);
         }
       }
     }

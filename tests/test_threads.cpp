@@ -50,6 +50,41 @@ TEST_CASE("threads: the program runs with a short OpenMP spin and OpenBLAS wait 
   CHECK(r.output.find("denormals kept (IEEE)") != std::string::npos);
 }
 
+TEST_CASE("threads: OpenBLAS's fallback to Prescott kernels is replaced by the newest set the CPU allows", "[threads]") {
+  CpuFeatures none, avx, avx2, avx512, bf16;
+  avx.avx = true;
+  avx2 = avx;
+  avx2.avx2 = avx2.fma = true;
+  avx512 = avx2;
+  avx512.avx512 = true;
+  bf16 = avx512;
+  bf16.avx512_bf16 = true;
+  CHECK(openblas_core_for("Prescott", bf16) == "Cooperlake");
+  CHECK(openblas_core_for("Prescott", avx512) == "SkylakeX");
+  CHECK(openblas_core_for("Prescott", avx2) == "Haswell");
+  CpuFeatures avx2_no_fma = avx2;
+  avx2_no_fma.fma = false;
+  CHECK(openblas_core_for("Prescott", avx2_no_fma) == "Sandybridge");
+  CHECK(openblas_core_for("Prescott", avx) == "Sandybridge");
+  CHECK(openblas_core_for("Prescott", none).empty());  // a CPU without AVX: Prescott's kernels are its own
+  // A kernel set OpenBLAS chose from the model it knows is kept, and so is no OpenBLAS at all.
+  CHECK(openblas_core_for("Haswell", bf16).empty());
+  CHECK(openblas_core_for("SkylakeX", bf16).empty());
+  CHECK(openblas_core_for("", bf16).empty());
+}
+
+TEST_CASE("threads: the program never runs on OpenBLAS's fallback kernels where the CPU has AVX, and keeps the user's choice",
+          "[cli][threads]") {
+  const std::string cli = RZOO_TEST_CLI;
+  auto r = run_shell("env -u OPENBLAS_CORETYPE " + cli + " --version");
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  if (r.output.find("OpenBLAS kernels") == std::string::npos) return;  // another BLAS (MKL): nothing to choose
+  if (CpuFeatures::of_this_cpu().avx) CHECK(r.output.find("OpenBLAS kernels Prescott") == std::string::npos);
+  r = run_shell("env OPENBLAS_CORETYPE=Haswell " + cli + " --version");
+  CHECK(r.output.find("OpenBLAS kernels Haswell (OPENBLAS_CORETYPE=Haswell)") != std::string::npos);
+}
+
 TEST_CASE("threads: set_thread_pools sizes LibTorch's pool and the BLAS library's", "[threads]") {
   const int before = torch::get_num_threads();
   set_thread_pools(1);

@@ -40,9 +40,16 @@ export THREADS OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS OPENBLAS_NUM_TH
 export NCF_DIR=$DATA/ncf-ml-1m PYTHONWARNINGS=ignore
 mkdir -p "$OUT/logs" "$OUT/runs"
 [ -x "$RZOO" ] || { echo "no rzoo binary at $RZOO"; exit 1; }
+# The same OpenBLAS kernels on every side: where OpenBLAS would fall back to its Prescott kernels on
+# a CPU model newer than its release, rzoo runs with the set the CPU's features allow
+# (core/threads.h); the peers (Python, the same Debian OpenBLAS) get it through the environment.
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  ct=$("$RZOO" --version | sed -n 's/.*OPENBLAS_CORETYPE=\([A-Za-z0-9]*\).*/\1/p')
+  if [ -n "$ct" ]; then export OPENBLAS_CORETYPE=$ct; fi
+fi
 [ -x "$PY" ] || { echo "no venv at $VENV (run setup_venv.sh)"; exit 1; }
 
-echo "== $(date -u) threads=$THREADS rounds=$ROUNDS; load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/logs/run.txt"
+echo "== $(date -u) threads=$THREADS rounds=$ROUNDS${OPENBLAS_CORETYPE:+ OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE}; load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/logs/run.txt"
 want_w() { [ -z "$ONLY" ] || [[ " $ONLY " == *" w"* ]] || [ "$ACC" = 1 ] || [ "$NEUMF_ACC" = 1 ]; }
 if want_w; then [ -f "$D/ncf1m/ncf1m.test.inter" ] || /usr/bin/python3 "$HERE/prep_data.py" "$DATA" "$D" ml100k ncf1m; fi
 [ -f "$D/ml100kseq/ml100kseq.inter" ] || /usr/bin/python3 "$HERE/prep_data.py" "$DATA" "$D" ml100kseq
