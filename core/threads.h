@@ -63,8 +63,8 @@ class SingleThreadedBlas {
 // count the user set is kept.
 // OpenBLAS (Debian's 0.3.21, built for every x86 kernel set) picks its kernels from the CPU's
 // family and model number, and a model newer than its release gets the oldest, Prescott (SSE3):
-// on an Intel Emerald Rapids Xeon (family 6, model 207; 2026-12-07) a 2048x2048 sgemm ran at 34.5
-// GFLOP/s on one core against 172 with the kernels its features allow, and Prescott's strsm
+// on an Intel Emerald Rapids Xeon (family 6, model 207; 2026-12-07) a 2048x2048 sgemm ran at 24
+// GFLOP/s on one core against 138-156 with the kernels its features allow, and Prescott's strsm
 // crashed EASE on S3-Rec's Beauty file (SIGSEGV in strsm_kernel_RT_PRESCOTT). Where OpenBLAS
 // reports Prescott, OPENBLAS_CORETYPE is not set and the CPU has AVX, the program sets
 // OPENBLAS_CORETYPE to the newest kernel set its features allow (openblas_core_for) and executes
