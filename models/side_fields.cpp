@@ -78,6 +78,22 @@ at::Tensor SideFieldsImpl::items(const at::Tensor& id, const at::Tensor& idx) co
 
 at::Tensor SideFieldsImpl::user_fields(const at::Tensor& idx) const { return bag(u_index, u_weight, idx); }
 
+SideFields item_side_fields(const std::string& model, const ModelContext& ctx, int64_t dim, double init_std,
+                            bool with_bias) {
+  SideFields side(model, ctx, dim, init_std, with_bias);
+  if (side->layout.user.n_fields() > 0)
+    fail("{}: model.fields adds item fields only; dataset.fields gives user fields ({}): name the item fields, "
+         "e.g. dataset.fields: [\"item:*\"]",
+         model, join(side->layout.user.names, ", "));
+  return side;  // (no field at all: SideFields' own error)
+}
+
+at::Tensor with_item_fields(const SideFields& side, const at::Tensor& w, int64_t n_items) {
+  if (!side) return w;
+  const auto idx = torch::arange(n_items, torch::TensorOptions(torch::kLong).device(w.device()));
+  return torch::cat({side->items(w.narrow(0, 0, n_items), idx), w.narrow(0, n_items, w.size(0) - n_items)}, 0);
+}
+
 std::vector<std::string> SideFieldsImpl::describe() const {
   std::vector<std::string> v;
   for (const auto& s : layout.schema) v.push_back("field: " + s);

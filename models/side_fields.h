@@ -1,5 +1,5 @@
 // Side-feature embeddings added to a latent-factor model's id embeddings (model.fields: true of
-// bpr and mf). The user and item fields of `dataset.fields` (datasets/fields.h: tokens, token
+// bpr and mf; of sasrec for its item table, item fields only). The user and item fields of `dataset.fields` (datasets/fields.h: tokens, token
 // sequences, floats) get D-vectors in one table; an entity's vector is
 //   v(e) = known(e) * id_emb[e] + sum over its field slots s of weight[s] * table[index[s]]
 // where known(e) is 1 when the entity has training interactions and 0 otherwise, so a cold item
@@ -51,5 +51,13 @@ class SideFieldsImpl : public torch::nn::Module {
   at::Tensor bag(const at::Tensor& index, const at::Tensor& weight, const at::Tensor& idx) const;
 };
 TORCH_MODULE(SideFields);
+
+// The sequence models' model.fields (item fields only: their user side has no fields): SideFields
+// over dataset.fields, refusing user fields (and, as SideFields does, a layout without a field).
+SideFields item_side_fields(const std::string& model, const ModelContext& ctx, int64_t dim, double init_std,
+                            bool with_bias = false);
+// An item table w [I + extra, D] (rows past n_items: padding, mask token) with the items' fields
+// added to its first n_items rows (SideFields::items); w itself when side is null.
+at::Tensor with_item_fields(const SideFields& side, const at::Tensor& w, int64_t n_items);
 
 }  // namespace rzoo

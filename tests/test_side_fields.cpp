@@ -1,4 +1,4 @@
-// Side-feature fields in bpr and mf (model.fields, models/side_fields.h): the vectors and biases
+// Side-feature fields in bpr, mf and the sequence models (model.fields, models/side_fields.h): the vectors and biases
 // by hand, a cold item scored from its fields alone, gradients reaching the field table, fold-in
 // of new users with fields, and the errors.
 #include "helpers.h"
@@ -6,12 +6,20 @@
 
 #include <torch/torch.h>
 
+#include <functional>
+#include <string>
+#include <vector>
+
 #include "core/config.h"
 #include "datasets/dataset.h"
 #include "datasets/sampler.h"
 #include "models/general/bpr.h"
 #include "models/general/ncf.h"
 #include "models/registry.h"
+#include "models/sequential/bert4rec.h"
+#include "models/sequential/caser.h"
+#include "models/sequential/gru4rec.h"
+#include "models/sequential/sasrec.h"
 #include "models/side_fields.h"
 #include "trainers/trainer.h"
 
@@ -193,4 +201,214 @@ TEST_CASE("model.fields errors: data without side features, context fields", "[m
   CHECK_THROWS_WITH(make_model("bpr", plain.ctx(&cfg)), Contains("model.fields is true but dataset.fields gives no user or item field"));
   const Config nodata = synthetic_config("mf", {"model.fields=true"});
   CHECK_THROWS_WITH(make_model("mf", ModelContext{2, 2, &nodata}), Contains("mf: model.fields needs the dataset"));
+}
+
+namespace {
+
+// A sequence model on the synthetic data's leave-one-out split, small, without dropout; `sets`
+// add to (and may repeat) those keys.
+struct SeqFields {
+  Config cfg;
+  Dataset d;
+  Split s;
+  SeqFields(const std::string& model, std::vector<std::string> sets)
+      : cfg([&] {
+          std::vector<std::string> all = {"dataset.split.method=leave_last", "model.max_len=8", "model.dropout=0"};
+          if (model == "sasrec") all.insert(all.end(), {"model.hidden_size=16", "model.inner_size=32", "model.attn_dropout=0"});
+          if (model == "bert4rec") all.insert(all.end(), {"model.hidden_size=16", "model.inner_size=32"});
+          if (model == "gru4rec") all.insert(all.end(), {"model.embedding_size=16", "model.hidden_size=24"});
+          if (model == "caser") all.insert(all.end(), {"model.embedding_size=16", "model.max_len=4"});
+          all.insert(all.end(), sets.begin(), sets.end());
+          return synthetic_config(model, all);
+        }()),
+        d(load_dataset(cfg)),
+        s(split_dataset(d, cfg)) {}
+  ModelContext ctx() const { return ModelContext{d.n_users(), d.n_items(), &cfg, &d, &s}; }
+};
+
+const std::vector<std::string> kSeqModels = {"sasrec", "gru4rec", "bert4rec", "caser"};
+const std::vector<std::string> kItemFields = {"model.fields=true", "dataset.fields=[\"item:*\"]"};
+
+// The model's item tables as read and scored, each with the id parameter it adds the fields to
+// (Caser: the input table, then the output table [I + 1, 2D + 1] against out_emb and out_bias).
+struct ItemTables {
+  std::vector<at::Tensor> tables;                           // with the fields
+  std::vector<std::function<void(const at::Tensor&)>> set;  // write a table into the id parameters
+  std::vector<SideFields> sides;
+};
+ItemTables item_tables(RecommenderImpl& m) {
+  ItemTables t;
+  auto one = [&](const at::Tensor& table, torch::nn::Embedding& emb, const SideFields& side) {
+    t.tables.push_back(table);
+    t.set.push_back([&emb](const at::Tensor& v) { emb->weight.copy_(v); });
+    t.sides.push_back(side);
+  };
+  if (auto* a = dynamic_cast<SASRecImpl*>(&m)) one(a->item_table(), a->item_emb, a->side);
+  if (auto* g = dynamic_cast<GRU4RecImpl*>(&m)) one(g->item_table(), g->item_emb, g->side);
+  if (auto* b = dynamic_cast<BERT4RecImpl*>(&m)) one(b->item_table(), b->item_emb, b->side);
+  if (auto* c = dynamic_cast<CaserImpl*>(&m)) {
+    one(c->input_table(), c->item_emb, c->side);
+    const int64_t D2 = c->out_emb->weight.size(1);
+    t.tables.push_back(c->output_table());
+    t.set.push_back([c, D2](const at::Tensor& v) {
+      c->out_emb->weight.copy_(v.narrow(1, 0, D2));
+      c->out_bias->weight.copy_(v.narrow(1, D2, 1));
+    });
+    t.sides.push_back(c->out_side);
+  }
+  REQUIRE(!t.tables.empty());
+  return t;
+}
+
+// Drops the model's field modules (the tables then are the id parameters alone).
+void drop_fields(RecommenderImpl& m) {
+  if (auto* a = dynamic_cast<SASRecImpl*>(&m)) a->side = nullptr;
+  if (auto* g = dynamic_cast<GRU4RecImpl*>(&m)) g->side = nullptr;
+  if (auto* b = dynamic_cast<BERT4RecImpl*>(&m)) b->side = nullptr;
+  if (auto* c = dynamic_cast<CaserImpl*>(&m)) c->side = nullptr, c->out_side = nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("sequence models with model.fields: the item tables are the known id rows plus the item fields, read and scored",
+          "[models][fields][sasrec][gru4rec][bert4rec][caser]") {
+  for (const auto& name : kSeqModels) {
+    INFO(name);
+    SeqFields f(name, kItemFields);
+    torch::manual_seed(3);
+    Recommender m = make_model(name, f.ctx());
+    m->eval();
+    torch::NoGradGuard g;
+    ItemTables t = item_tables(*m);
+    const int64_t I = f.d.n_items();
+    const SeenInTraining seen = seen_in_training(f.s.train, f.d.n_users(), I);
+    for (auto& side : t.sides) {
+      REQUIRE(side);
+      REQUIRE(side->layout.user.n_fields() == 0);
+      REQUIRE(side->layout.item.n_fields() == 1);
+      side->table.normal_();  // not the small initial values: the fields must move the scores
+      // Which items count their id row: those with training interactions.
+      for (int64_t i = 0; i < I; ++i)
+        CHECK(side->i_known[i].item<float>() == (seen.items[static_cast<size_t>(i)] ? 1.F : 0.F));
+    }
+    t = item_tables(*m);
+    // By hand: row i = known(i) * id row + the item's field vectors; rows past I (padding, the
+    // mask token) are the id table's.
+    for (size_t k = 0; k < t.tables.size(); ++k) {
+      const auto& side = t.sides[k];
+      const auto E = t.tables[k];
+      at::Tensor id;
+      for (const auto& p : m->named_parameters()) {
+        const std::string& n = p.key();
+        if ((k == 0 && n == "item_emb.weight") || (k == 1 && n == "out_emb.weight")) id = p.value();
+      }
+      REQUIRE(id.defined());
+      if (k == 1) {  // caser's output table: W with b as its last column
+        at::Tensor b;
+        for (const auto& p : m->named_parameters())
+          if (p.key() == "out_bias.weight") b = p.value();
+        id = torch::cat({id, b}, 1);
+      }
+      REQUIRE(E.sizes() == id.sizes());
+      for (int64_t i = 0; i < I; ++i)
+        CHECK(torch::allclose(E[i], side->i_known[i] * id[i] + field_sum(side->layout.item, side->table, i), 1e-5, 1e-6));
+      CHECK(torch::equal(E.narrow(0, I, E.size(0) - I), id.narrow(0, I, id.size(0) - I)));
+    }
+    // The encoder reads the same tables that score: a copy without fields whose id parameters
+    // hold the tables gives the same scores.
+    Recommender plain = make_model(name, f.ctx());
+    plain->eval();
+    for (const auto& kv : m->named_parameters())
+      if (kv.key().find("side.") == std::string::npos) plain->named_parameters()[kv.key()].copy_(kv.value());
+    drop_fields(*plain);
+    ItemTables pt = item_tables(*plain);
+    for (size_t k = 0; k < t.tables.size(); ++k) pt.set[k](t.tables[k]);
+    const int64_t L = m->history_len();
+    auto seq = torch::full({2, L}, I, torch::kLong);
+    seq[0].narrow(0, L - 3, 3).copy_(torch::tensor({3, 17, 5}, torch::kLong));
+    seq[1].copy_(torch::arange(1, L + 1, torch::kLong));
+    CHECK(torch::allclose(m->score_history(seq), plain->score_history(seq), 1e-5, 1e-5));
+    const auto users = torch::tensor({0, 5, 9}, torch::kLong);
+    const auto all = m->score_all(users);
+    CHECK(torch::allclose(all, plain->score_all(users), 1e-5, 1e-5));
+    const auto items = torch::tensor({0, 7, 11}, torch::kLong);
+    CHECK(torch::allclose(m->score(users, items), all.index({torch::arange(3), items}), 1e-5, 1e-5));
+    // An item whose id does not count is read and ranked by its fields alone: its id rows
+    // change nothing.
+    for (auto& side : t.sides) side->i_known[7] = 0.F;
+    const auto before = m->score_all(users);
+    for (const auto& p : m->named_parameters())
+      if (p.key() == "item_emb.weight" || p.key() == "out_emb.weight" || p.key() == "out_bias.weight") p.value()[7].add_(5.0);
+    CHECK(torch::equal(m->score_all(users), before));
+    auto seq7 = seq.clone();
+    seq7[0][L - 1] = 7;
+    const auto h7 = m->score_history(seq7);
+    for (const auto& p : m->named_parameters())
+      if (p.key() == "item_emb.weight") p.value()[7].add_(5.0);
+    CHECK(torch::equal(m->score_history(seq7), h7));
+    CHECK(m->scores_cold_items());
+    CHECK(m->describe() == std::vector<std::string>{"field: " + t.sides[0]->layout.schema[0]});
+  }
+}
+
+TEST_CASE("sequence models with model.fields: gradients reach the field tables, the loss falls, the export scores as the model",
+          "[models][fields][sasrec][gru4rec][bert4rec][caser][export]") {
+  for (const auto& name : kSeqModels) {
+    INFO(name);
+    SeqFields f(name, kItemFields);
+    torch::manual_seed(1);
+    Recommender m = make_model(name, f.ctx());
+    auto sampler = make_sampler("uniform", f.s.train);
+    auto batcher = make_batcher(f.s, InputType::Sequence, *sampler, 64, 1, SequenceOptions{8, false});
+    batcher->start_epoch(1, 0);
+    Batch b;
+    REQUIRE(batcher->next(b));
+    m->zero_grad();
+    m->loss(b).backward();
+    int64_t with_grad = 0;
+    for (const auto& p : m->named_parameters())
+      if (p.key().find("side.table") != std::string::npos) {
+        INFO(p.key());
+        REQUIRE(p.value().grad().defined());
+        CHECK(p.value().grad().abs().sum().item<double>() > 0.0);
+        ++with_grad;
+      }
+    CHECK(with_grad == (name == "caser" ? 2 : 1));
+    auto opt = make_optimizer("adam", m->parameters(), 0.01, 0.0, 0.0);
+    torch::manual_seed(2);
+    const double before = epoch_loss(*m, *batcher, nullptr, 0);
+    for (uint64_t ep = 0; ep < 8; ++ep) epoch_loss(*m, *batcher, opt.get(), ep);
+    torch::manual_seed(2);
+    // From about log(300) (uniform over the synthetic items), which little data lets fall far.
+    CHECK(epoch_loss(*m, *batcher, nullptr, 0) < 0.97 * before);
+    // The export stores the tables as scored: its scores and a served history match.
+    m->eval();
+    TempDir t;
+    auto jm = check_export_roundtrip(*m, f.cfg, f.d, f.s, torch::tensor({0, 3, 199}, torch::kLong), t.path.string());
+    check_history_serving(*m, jm, f.d, 3, 5);
+  }
+}
+
+TEST_CASE("sequence models: model.fields off keeps the id tables, user fields or no field at all are refused",
+          "[models][fields][sasrec][gru4rec][bert4rec][caser]") {
+  for (const auto& name : kSeqModels) {
+    INFO(name);
+    {
+      SeqFields f(name, {});
+      Recommender m = make_model(name, f.ctx());
+      const ItemTables t = item_tables(*m);
+      for (const auto& side : t.sides) CHECK_FALSE(side);
+      CHECK_FALSE(m->scores_cold_items());
+      CHECK(m->describe().empty());
+      if (auto* a = m->as<SASRecImpl>()) CHECK(t.tables[0].is_same(a->item_emb->weight));
+    }
+    {
+      SeqFields f(name, {"model.fields=true"});  // dataset.fields: [auto] has the synthetic users' fields
+      CHECK_THROWS_WITH(make_model(name, f.ctx()), Contains(name + ": model.fields adds item fields only") && Contains("user:"));
+    }
+    {
+      SeqFields f(name, {"model.fields=true", "dataset.fields=[]"});
+      CHECK_THROWS_WITH(make_model(name, f.ctx()), Contains(name + ": model.fields"));
+    }
+  }
 }

@@ -33,6 +33,7 @@ BERT4RecOptions BERT4RecOptions::from_config(const Config* cfg) {
   o.init_std(cfg->get_double("model.init_std", 0.0, 10.0));
   o.loss(cfg->get_choice("model.loss", sequence_losses()));
   o.neg_samples(cfg->get_int("model.neg_samples", 1, 1 << 24));
+  if (cfg->has("model.fields")) o.fields(cfg->get_bool("model.fields"));
   if (o.hidden_size() % o.heads() != 0)
     cfg->bad("model.heads", fmt::format("must divide model.hidden_size ({}), got {}", o.hidden_size(), o.heads()));
   return o;
@@ -85,16 +86,21 @@ BERT4RecImpl::BERT4RecImpl(const ModelContext& ctx, BERT4RecOptions opts)
     else p.value().normal_(0.0, options.init_std());
   }
   item_emb->weight[ctx.n_items].zero_();
+  // Registered after the initialisation above: without fields the parameters draw as before.
+  if (options.fields()) side = register_module("side", item_side_fields("bert4rec", ctx, options.hidden_size(), options.init_std()));
 }
 
-at::Tensor BERT4RecImpl::encode(const at::Tensor& seq_in) {
+at::Tensor BERT4RecImpl::item_table() const { return with_item_fields(side, item_emb->weight, n_items_); }
+
+at::Tensor BERT4RecImpl::encode(const at::Tensor& seq_in, const at::Tensor& table) {
   const auto seq = last_columns(seq_in, options.max_len());  // [B, L]
   const int64_t L = seq.size(1);
   const auto shift = padding_shift(seq, n_items_);           // [B]
   const auto right = left_to_right(seq, shift);              // [B, L], position j = j-th item of the window
   const auto pos = torch::arange(L, seq.options());
   const bool tr = is_training();
-  auto x = fast_dropout(emb_ln(item_emb(right) + pos_emb(pos).unsqueeze(0)), emb_drop->options.p(), tr);  // [B, L, D]
+  const auto items = torch::embedding(table.defined() ? table : item_table(), right, n_items_);  // [B, L, D]
+  auto x = fast_dropout(emb_ln(items + pos_emb(pos).unsqueeze(0)), emb_drop->options.p(), tr);  // [B, L, D]
   // No causal mask (bidirectional); padding keys masked per sequence. A row always has a real
   // item or the mask token, so no query row is fully masked.
   const auto pad = right == n_items_;  // [B, L] bool, true = ignore
@@ -110,7 +116,7 @@ at::Tensor BERT4RecImpl::encode(const at::Tensor& seq_in) {
 }
 
 at::Tensor BERT4RecImpl::logits(const at::Tensor& h) {
-  return fast_linear(torch::gelu(linear(head, h)), item_emb->weight.narrow(0, 0, n_items_), out_bias);  // [N, I]
+  return fast_linear(torch::gelu(linear(head, h)), item_table().narrow(0, 0, n_items_), out_bias);  // [N, I]
 }
 
 at::Tensor BERT4RecImpl::cloze_sequence(const Batch& b) const {
@@ -143,11 +149,12 @@ at::Tensor BERT4RecImpl::cloze_mask(const at::Tensor& full) const {
 }
 
 at::Tensor BERT4RecImpl::cloze_loss(const at::Tensor& full, const at::Tensor& masked) {
-  const auto h = encode(full.masked_fill(masked, mask_token()));  // [B, L, D]
+  const auto E = item_table();                                       // [I + 2, D]: read and scored
+  const auto h = encode(full.masked_fill(masked, mask_token()), E);  // [B, L, D]
   const auto tgt = full.index({masked});                          // [N]
   TORCH_CHECK(tgt.numel() > 0, "bert4rec: no masked position in the batch");
   // The head's output at the masked positions against the output table (input embeddings + bias).
-  return item_loss(torch::gelu(head(h.index({masked}))), tgt, at::Tensor(), item_emb->weight, out_bias, n_items_,
+  return item_loss(torch::gelu(head(h.index({masked}))), tgt, at::Tensor(), E, out_bias, n_items_,
                    options.loss(), options.neg_samples());
 }
 
@@ -160,16 +167,17 @@ at::Tensor BERT4RecImpl::last_output(const at::Tensor& users) { return last_outp
 
 at::Tensor BERT4RecImpl::last_output_of(const at::Tensor& hist) {
   // Rows grouped by history length (history.h): each group's blocks run over its widest window.
-  return by_history_length(hist.to(item_emb->weight.device()), n_items_, [this](const at::Tensor& h) {
+  const auto E = item_table();  // once for every length group
+  return by_history_length(hist.to(E.device()), n_items_, [this, &E](const at::Tensor& h) {
     const auto seq = torch::cat({h, torch::full({h.size(0), 1}, mask_token(), h.options())}, 1);  // [b, w + 1]
-    return encode(seq).select(1, -1);                                                             // [b, D]
+    return encode(seq, E).select(1, -1);                                                          // [b, D]
   });
 }
 
 at::Tensor BERT4RecImpl::score(const at::Tensor& users, const at::Tensor& items) {
   const auto g = torch::gelu(head(last_output(users)));  // [B, D]
   const auto it = items.to(g.device());
-  return (g * item_emb(it)).sum(1) + out_bias.index_select(0, it);
+  return (g * item_table().index_select(0, it)).sum(1) + out_bias.index_select(0, it);
 }
 
 at::Tensor BERT4RecImpl::score_all(const at::Tensor& users) { return logits(last_output(users)); }
@@ -185,7 +193,7 @@ std::pair<at::Tensor, at::Tensor> BERT4RecImpl::explain(const at::Tensor& items,
   const int64_t n = h.size(0);
   // encode() of the history and the mask token, unpadded (padding keys are masked out there).
   const auto seq = torch::cat({h, torch::full({1}, mask_token(), h.options())}).unsqueeze(0);  // [1, n + 1]
-  auto x = emb_ln(item_emb(seq) + pos_emb(torch::arange(n + 1, h.options())).unsqueeze(0)).transpose(0, 1);  // [n + 1, 1, D]
+  auto x = emb_ln(torch::embedding(item_table(), seq, n_items_) + pos_emb(torch::arange(n + 1, h.options())).unsqueeze(0)).transpose(0, 1);  // [n + 1, 1, D]
   const auto nb = static_cast<int64_t>(blocks->size());
   for (int64_t l = 0; l + 1 < nb; ++l) x = (*blocks)[static_cast<size_t>(l)]->as<torch::nn::TransformerEncoderLayer>()->forward(x);
   auto* last = (*blocks)[static_cast<size_t>(nb - 1)]->as<torch::nn::TransformerEncoderLayer>();
@@ -209,7 +217,8 @@ ScriptExport BERT4RecImpl::script_export() const {
     eps1 = b->norm1->options.eps();
     eps2 = b->norm2->options.eps();
   }
-  e.tensors = {{"item_w", cpu(item_emb->weight)}, {"pos_w", cpu(pos_emb->weight)}, {"lne_w", cpu(emb_ln->weight)},
+  // item_w: with model.fields the items' vectors as scored (ids plus fields).
+  e.tensors = {{"item_w", cpu(item_table())}, {"pos_w", cpu(pos_emb->weight)}, {"lne_w", cpu(emb_ln->weight)},
                {"lne_b", cpu(emb_ln->bias)},      {"head_w", cpu(head->weight)},  {"head_b", cpu(head->bias)},
                {"obias", cpu(out_bias)},          {"hist", hist_.table(HistoryScope::All).clone()}};
   add_stacked_layers(e, {"in_w", "in_b", "out_w", "out_b", "ln1_w", "ln1_b", "ff1_w", "ff1_b", "ff2_w", "ff2_b", "ln2_w", "ln2_b"},

@@ -34,6 +34,7 @@
 
 #include "models/recommender.h"
 #include "models/sequential/history.h"
+#include "models/side_fields.h"
 
 namespace rzoo {
 
@@ -51,6 +52,7 @@ struct BERT4RecOptions {
   TORCH_ARG(double, init_std) = 0.02;    // normal initialisation of embeddings and linear weights
   TORCH_ARG(std::string, loss) = "ce";   // "ce" | "sampled" | "bce" at the masked positions
   TORCH_ARG(int64_t, neg_samples) = 100; // negatives per batch of loss "sampled"
+  TORCH_ARG(bool, fields) = false;       // add dataset.fields' item field embeddings to the items'
 };
 
 class BERT4RecImpl : public SequenceRecommenderImpl {
@@ -71,9 +73,15 @@ class BERT4RecImpl : public SequenceRecommenderImpl {
   std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
   ScriptExport script_export() const override;
 
+  bool scores_cold_items() const override { return side && side->layout.item.n_fields() > 0; }
+  std::vector<std::string> describe() const override { return side ? side->describe() : std::vector<std::string>{}; }
+
+  // The item vectors as read and scored, [I + 2, D] (padding, mask token): item_emb's weight, or
+  // with model.fields the known id rows plus the items' field vectors (models/side_fields.h).
+  at::Tensor item_table() const;
   // seq [B, L'] item indices (L' <= max_len, left-padded with n_items, may hold the mask token
-  // n_items + 1) -> h [B, L', D]
-  at::Tensor encode(const at::Tensor& seq);
+  // n_items + 1) -> h [B, L', D]; `table`: item_table(), computed when not given.
+  at::Tensor encode(const at::Tensor& seq, const at::Tensor& table = {});
   // h [N, D] -> logits [N, I] over the real items
   at::Tensor logits(const at::Tensor& h);
   // The training sequence of each batch row, its last max_len items, left-padded: the window
@@ -96,6 +104,7 @@ class BERT4RecImpl : public SequenceRecommenderImpl {
   torch::nn::ModuleList blocks{nullptr};   // TransformerEncoderLayer, [L, B, D] in and out
   torch::nn::Linear head{nullptr};         // W^P, b^P: D -> D, then GELU
   at::Tensor out_bias;                     // b^O [I]
+  SideFields side{nullptr};                // model.fields: the item field embeddings
 
  private:
   // [B, D] at the mask token after the users' history / after hist [B, L - 1].

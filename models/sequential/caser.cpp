@@ -24,6 +24,7 @@ CaserOptions CaserOptions::from_config(const Config* cfg) {
   o.dropout(cfg->get_double("model.dropout", 0.0, 0.999));
   o.loss(cfg->get_choice("model.loss", sequence_losses()));
   o.neg_samples(cfg->get_int("model.neg_samples", 1, 1 << 24));
+  if (cfg->has("model.fields")) o.fields(cfg->get_bool("model.fields"));
   return o;
 }
 
@@ -68,7 +69,15 @@ CaserImpl::CaserImpl(const ModelContext& ctx, CaserOptions opts)
   out_emb->weight.normal_(0.0, 1.0 / (2 * D));
   out_emb->weight[ctx.n_items].zero_();
   out_bias->weight.zero_();
+  // Field vectors initialised as the tables they add to (registered after them: without fields
+  // the parameters draw as before).
+  if (options.fields()) {
+    side = register_module("side", item_side_fields("caser", ctx, options.embedding_size(), 1.0 / D));
+    out_side = register_module("out_side", item_side_fields("caser", ctx, 2 * options.embedding_size(), 1.0 / (2 * D), true));
+  }
 }
+
+at::Tensor CaserImpl::input_table() const { return with_item_fields(side, item_emb->weight, n_items_); }
 
 at::Tensor CaserImpl::horizontal(const at::Tensor& E) {
   std::vector<at::Tensor> parts;
@@ -86,7 +95,7 @@ at::Tensor CaserImpl::vertical(const at::Tensor& E) {
 
 at::Tensor CaserImpl::window_repr(const at::Tensor& win) {
   TORCH_CHECK(win.size(1) == options.max_len(), "caser: a window of ", win.size(1), " items, expected ", options.max_len());
-  const auto E = item_emb(win).unsqueeze(1);                 // [N, 1, L, D]
+  const auto E = torch::embedding(input_table(), win, n_items_).unsqueeze(1);  // [N, 1, L, D]
   const auto o = fast_dropout(torch::cat({horizontal(E), vertical(E)}, 1), drop->options.p(), is_training());  // [N, n_h * L + n_v * D]
   return torch::relu(fc(o));                                 // [N, D]
 }
@@ -107,7 +116,19 @@ at::Tensor CaserImpl::encode(const at::Tensor& seq, const at::Tensor& users) {
   return torch::cat({z, p}, 2);  // [B, Lb, 2D]
 }
 
-at::Tensor CaserImpl::output_table() const { return torch::cat({out_emb->weight, out_bias->weight}, 1); }
+at::Tensor CaserImpl::output_table() const {
+  return with_item_fields(out_side, torch::cat({out_emb->weight, out_bias->weight}, 1), n_items_);
+}
+
+at::Tensor CaserImpl::score_rows(const at::Tensor& x) const {
+  const int64_t D2 = 2 * options.embedding_size();
+  const auto T = output_table().narrow(0, 0, n_items_);                        // [I, 2D + 1]
+  return torch::addmm(T.narrow(1, D2, 1).t(), x, T.narrow(1, 0, D2).t());  // [B, I]
+}
+
+at::Tensor CaserImpl::user_repr(const at::Tensor& u) {
+  return torch::cat({window_repr(history(u)), user_emb(u)}, 1);  // [B, 2D]
+}
 
 at::Tensor CaserImpl::loss(const Batch& b) {
   const int64_t L = options.max_len(), D2 = 2 * options.embedding_size();
@@ -131,14 +152,13 @@ at::Tensor CaserImpl::loss(const Batch& b) {
 
 at::Tensor CaserImpl::score(const at::Tensor& users, const at::Tensor& items) {
   const auto u = users.to(item_emb->weight.device()), it = items.to(item_emb->weight.device());
-  const auto x = torch::cat({window_repr(history(u)), user_emb(u)}, 1);  // [B, 2D]
-  return (x * out_emb(it)).sum(1) + out_bias(it).squeeze(1);
+  const auto x = user_repr(u);                          // [B, 2D]
+  const auto T = output_table().index_select(0, it);    // [B, 2D + 1]
+  return (x * T.narrow(1, 0, x.size(1))).sum(1) + T.select(1, x.size(1));
 }
 
 at::Tensor CaserImpl::score_all(const at::Tensor& users) {
-  const auto u = users.to(item_emb->weight.device());
-  const auto x = torch::cat({window_repr(history(u)), user_emb(u)}, 1);  // [B, 2D]
-  return torch::addmm(out_bias->weight.narrow(0, 0, n_items_).t(), x, out_emb->weight.narrow(0, 0, n_items_).t());  // [B, I]
+  return score_rows(user_repr(users.to(item_emb->weight.device())));  // [B, I]
 }
 
 at::Tensor CaserImpl::score_history(const at::Tensor& seq) {
@@ -148,8 +168,7 @@ at::Tensor CaserImpl::score_history(const at::Tensor& seq) {
   const auto s = seq.to(item_emb->weight.device());
   const auto z = window_repr(s);                                                        // [B, D]
   const auto p = user_emb->weight.mean(0, /*keepdim=*/true).expand({s.size(0), -1});    // [B, D]
-  return torch::addmm(out_bias->weight.narrow(0, 0, n_items_).t(), torch::cat({z, p}, 1),
-                      out_emb->weight.narrow(0, 0, n_items_).t());  // [B, I]
+  return score_rows(torch::cat({z, p}, 1));  // [B, I]
 }
 
 std::pair<at::Tensor, at::Tensor> CaserImpl::explain(const at::Tensor& items, int64_t item) {
@@ -161,10 +180,13 @@ ScriptExport CaserImpl::script_export() const {
   auto cpu = [](const at::Tensor& t) { return t.detach().to(torch::kCPU).clone(); };
   // `hist`: every user's window of all known interactions (scope All), the history the export
   // serves from. One weight/bias pair per horizontal height, unrolled in the code below.
-  e.tensors = {{"item_w", cpu(item_emb->weight)}, {"user_w", cpu(user_emb->weight)},
-               {"convv_w", cpu(conv_v->weight)},  {"convv_b", cpu(conv_v->bias)},
-               {"fc_w", cpu(fc->weight)},         {"fc_b", cpu(fc->bias)},
-               {"out_w", cpu(out_emb->weight)},   {"out_b", cpu(out_bias->weight)},
+  // With model.fields the tables hold the items' vectors as read and scored (ids plus fields).
+  const auto out = output_table();  // [I + 1, 2D + 1]
+  const int64_t D2 = 2 * options.embedding_size();
+  e.tensors = {{"item_w", cpu(input_table())},        {"user_w", cpu(user_emb->weight)},
+               {"convv_w", cpu(conv_v->weight)},      {"convv_b", cpu(conv_v->bias)},
+               {"fc_w", cpu(fc->weight)},             {"fc_b", cpu(fc->bias)},
+               {"out_w", cpu(out.narrow(1, 0, D2))}, {"out_b", cpu(out.narrow(1, D2, 1))},
                {"hist", hist_.table(HistoryScope::All).clone()}};
   std::string hz;
   int64_t h = 1;

@@ -16,6 +16,10 @@
 // (one target per window, as RecBole's Caser; the paper's T > 1 targets per window is not
 // implemented). Loss `model.loss`: full softmax cross-entropy over all items (ce) or binary
 // cross-entropy with one sampled negative (bce, the paper's loss with one negative).
+// model.fields: true adds the item fields of dataset.fields (models/side_fields.h) to both item
+// tables: E_i = known(i) E[i] + fields_E(i) read by the convolutions, and [W_i; b_i] = known(i)
+// [W[i]; b[i]] + fields_W(i) (its own field vectors, 2D wide, with a bias), so an item without
+// training interactions is read and ranked by its fields. The export stores both tables.
 #pragma once
 #include <torch/arg.h>
 #include <torch/nn/modules/container/modulelist.h>
@@ -28,6 +32,7 @@
 
 #include "models/recommender.h"
 #include "models/sequential/history.h"
+#include "models/side_fields.h"
 
 namespace rzoo {
 
@@ -41,6 +46,7 @@ struct CaserOptions {
   TORCH_ARG(double, dropout) = 0.5;         // on the concatenated convolution outputs
   TORCH_ARG(std::string, loss) = "ce";      // "ce" | "sampled" | "bce"
   TORCH_ARG(int64_t, neg_samples) = 100;  // negatives per batch of loss "sampled"
+  TORCH_ARG(bool, fields) = false;          // add dataset.fields' item field embeddings to both item tables
 };
 
 class CaserImpl : public SequenceRecommenderImpl {
@@ -65,6 +71,14 @@ class CaserImpl : public SequenceRecommenderImpl {
   at::Tensor vertical(const at::Tensor& E);
   // seq [B, Lb] (left-padded), users [B] -> [B, Lb, 2D]: [z; P_u] of the window ending at each position.
   at::Tensor encode(const at::Tensor& seq, const at::Tensor& users);
+  bool scores_cold_items() const override { return side && side->layout.item.n_fields() > 0; }
+  std::vector<std::string> describe() const override { return side ? side->describe() : std::vector<std::string>{}; }
+  // The input item vectors as read, [I + 1, D] (row I the padding): item_emb's weight, or with
+  // model.fields the known id rows plus the items' field vectors.
+  at::Tensor input_table() const;
+  // [I + 1, 2D + 1]: W with b as its last column (with model.fields, plus the output fields); the
+  // representation gets a trailing 1, so that next_item_loss's dot products include the bias.
+  at::Tensor output_table() const;
 
   CaserOptions options;
   torch::nn::Embedding item_emb{nullptr};  // [I + 1, D], row I = padding (zero, no gradient)
@@ -75,11 +89,14 @@ class CaserImpl : public SequenceRecommenderImpl {
   torch::nn::Linear fc{nullptr};           // n_v * D + n_h * L -> D
   torch::nn::Embedding out_emb{nullptr};   // W [I + 1, 2D], row I = padding (never a candidate)
   torch::nn::Embedding out_bias{nullptr};  // b [I + 1, 1]
+  SideFields side{nullptr};                // model.fields: the input item tables' field embeddings, D wide
+  SideFields out_side{nullptr};            // model.fields: the output table's, 2D wide with a bias
 
  private:
-  // [I + 1, 2D + 1]: W with b as its last column; the representation gets a trailing 1, so that
-  // next_item_loss's dot products include the item bias.
-  at::Tensor output_table() const;
+  // [z; P_u] of users `u` [B] from their histories: [B, 2D].
+  at::Tensor user_repr(const at::Tensor& u);
+  // x [B, 2D] against every real item of the output table: [B, I].
+  at::Tensor score_rows(const at::Tensor& x) const;
 };
 TORCH_MODULE(Caser);
 

@@ -23,6 +23,7 @@ GRU4RecOptions GRU4RecOptions::from_config(const Config* cfg) {
   o.init_std(cfg->get_double("model.init_std", 0.0, 10.0));
   o.loss(cfg->get_choice("model.loss", sequence_losses()));
   o.neg_samples(cfg->get_int("model.neg_samples", 1, 1 << 24));
+  if (cfg->has("model.fields")) o.fields(cfg->get_bool("model.fields"));
   return o;
 }
 
@@ -56,36 +57,42 @@ GRU4RecImpl::GRU4RecImpl(const ModelContext& ctx, GRU4RecOptions opts)
   torch::NoGradGuard no_grad;
   item_emb->weight.normal_(0.0, options.init_std());
   item_emb->weight[ctx.n_items].zero_();
+  if (options.fields()) side = register_module("side", item_side_fields("gru4rec", ctx, options.embedding_size(), options.init_std()));
 }
 
-at::Tensor GRU4RecImpl::encode(const at::Tensor& seq_in) {
+at::Tensor GRU4RecImpl::item_table() const { return with_item_fields(side, item_emb->weight, n_items_); }
+
+at::Tensor GRU4RecImpl::encode(const at::Tensor& seq_in, const at::Tensor& table) {
   const auto seq = last_columns(seq_in, options.max_len());   // [B, L]
   const auto shift = padding_shift(seq, n_items_);            // [B]
-  const auto x = fast_dropout(item_emb(left_to_right(seq, shift)), emb_drop->options.p(), is_training());  // [B, L, D], real items first
+  const auto E = table.defined() ? table : item_table();     // [I + 1, D]
+  const auto x = fast_dropout(torch::embedding(E, left_to_right(seq, shift), n_items_), emb_drop->options.p(), is_training());  // [B, L, D], real items first
   const auto out = std::get<0>(gru(x));                        // [B, L, hidden]
   return right_to_left(dense(out), shift);                     // [B, L, D]
 }
 
 at::Tensor GRU4RecImpl::loss(const Batch& b) {
-  return next_item_loss(encode(b.seq), b, item_emb->weight, n_items_, options.loss(), options.neg_samples());
+  const auto E = item_table();  // [I + 1, D]: read and scored
+  return next_item_loss(encode(b.seq, E), b, E, n_items_, options.loss(), options.neg_samples());
 }
 
 at::Tensor GRU4RecImpl::score(const at::Tensor& users, const at::Tensor& items) {
   const auto h = last_output(history(users));  // [B, D]
-  return (h * item_emb(items.to(h.device()))).sum(1);
+  return (h * item_table().index_select(0, items.to(h.device()))).sum(1);
 }
 
 at::Tensor GRU4RecImpl::score_all(const at::Tensor& users) { return score_history(history(users)); }
 
 at::Tensor GRU4RecImpl::last_output(const at::Tensor& seq) {
   // Rows grouped by history length (history.h): the GRU runs over each group's widest window.
-  return by_history_length(seq.to(item_emb->weight.device()), n_items_,
-                           [this](const at::Tensor& s) { return encode(s).select(1, -1); });  // [B, D]
+  const auto E = item_table();  // once for every length group
+  return by_history_length(seq.to(E.device()), n_items_,
+                           [this, &E](const at::Tensor& s) { return encode(s, E).select(1, -1); });  // [B, D]
 }
 
 at::Tensor GRU4RecImpl::score_history(const at::Tensor& seq) {
   const auto h = last_output(seq);  // [B, D]
-  return fast_linear(h, item_emb->weight.narrow(0, 0, n_items_));  // [B, I]
+  return fast_linear(h, item_table().narrow(0, 0, n_items_));  // [B, I]
 }
 
 std::pair<at::Tensor, at::Tensor> GRU4RecImpl::explain(const at::Tensor& items, int64_t item) {
@@ -95,7 +102,8 @@ std::pair<at::Tensor, at::Tensor> GRU4RecImpl::explain(const at::Tensor& items, 
 ScriptExport GRU4RecImpl::script_export() const {
   ScriptExport e;
   auto cpu = [](const at::Tensor& t) { return t.detach().to(torch::kCPU).clone(); };
-  e.tensors = {{"item_w", cpu(item_emb->weight)}, {"dense_w", cpu(dense->weight)}, {"dense_b", cpu(dense->bias)},
+  // item_w: with model.fields the items' vectors as scored (ids plus fields).
+  e.tensors = {{"item_w", cpu(item_table())}, {"dense_w", cpu(dense->weight)}, {"dense_b", cpu(dense->bias)},
                {"hist", hist_.table(HistoryScope::All).clone()}};
   // The GRU's flat weights in aten::gru's order (w_ih, w_hh, b_ih, b_hh per layer), each its
   // own tensor, collected into the list aten::gru takes.

@@ -18,6 +18,7 @@
 
 #include "models/recommender.h"
 #include "models/sequential/history.h"
+#include "models/side_fields.h"
 
 namespace rzoo {
 
@@ -32,6 +33,7 @@ struct GRU4RecOptions {
   TORCH_ARG(double, init_std) = 0.02;       // normal initialisation of the item embeddings
   TORCH_ARG(std::string, loss) = "ce";      // "ce" | "sampled" | "bce"
   TORCH_ARG(int64_t, neg_samples) = 100;  // negatives per batch of loss "sampled"
+  TORCH_ARG(bool, fields) = false;          // add dataset.fields' item field embeddings to the items'
 };
 
 class GRU4RecImpl : public SequenceRecommenderImpl {
@@ -51,14 +53,22 @@ class GRU4RecImpl : public SequenceRecommenderImpl {
   // Explanation: occlusion of each window position (history.h, explain_by_occlusion).
   std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
 
-  // seq [B, L'] item indices (L' <= max_len, left-padded with n_items) -> h [B, L', D]
-  at::Tensor encode(const at::Tensor& seq);
+  bool scores_cold_items() const override { return side && side->layout.item.n_fields() > 0; }
+  std::vector<std::string> describe() const override { return side ? side->describe() : std::vector<std::string>{}; }
+
+  // The item vectors as read and scored, [I + 1, D] (row I the padding): item_emb's weight, or
+  // with model.fields the known id rows plus the items' field vectors (models/side_fields.h).
+  at::Tensor item_table() const;
+  // seq [B, L'] item indices (L' <= max_len, left-padded with n_items) -> h [B, L', D]; `table`:
+  // item_table(), computed when not given.
+  at::Tensor encode(const at::Tensor& seq, const at::Tensor& table = {});
 
   GRU4RecOptions options;
   torch::nn::Embedding item_emb{nullptr};  // [I + 1, D], row I = padding
   torch::nn::Dropout emb_drop{nullptr};
   torch::nn::GRU gru{nullptr};             // D -> hidden_size, batch first
   torch::nn::Linear dense{nullptr};        // hidden_size -> D
+  SideFields side{nullptr};                // model.fields: the item field embeddings
 };
 TORCH_MODULE(GRU4Rec);
 

@@ -30,6 +30,7 @@ SASRecOptions SASRecOptions::from_config(const Config* cfg) {
   o.layer_norm_eps(cfg->get_double("model.layer_norm_eps", 1e-30, 1.0));
   o.loss(cfg->get_choice("model.loss", sequence_losses()));
   o.neg_samples(cfg->get_int("model.neg_samples", 1, 1 << 24));
+  if (cfg->has("model.fields")) o.fields(cfg->get_bool("model.fields"));
   if (o.hidden_size() % o.heads() != 0)
     cfg->bad("model.heads", fmt::format("must divide model.hidden_size ({}), got {}", o.hidden_size(), o.heads()));
   return o;
@@ -105,29 +106,34 @@ SASRecImpl::SASRecImpl(const ModelContext& ctx, SASRecOptions opts)
     else p.value().normal_(0.0, options.init_std());
   }
   item_emb->weight[ctx.n_items].zero_();
+  // Registered after the initialisation above: without fields the parameters draw as before.
+  if (options.fields()) side = register_module("side", item_side_fields("sasrec", ctx, options.hidden_size(), options.init_std()));
 }
 
-SASRecImpl::Embedded SASRecImpl::embed(const at::Tensor& seq_in) {
+at::Tensor SASRecImpl::item_table() const { return with_item_fields(side, item_emb->weight, n_items_); }
+
+SASRecImpl::Embedded SASRecImpl::embed(const at::Tensor& seq_in, const at::Tensor& table) {
   const auto seq = last_columns(seq_in, options.max_len());  // [B, L]
   const int64_t L = seq.size(1);
   const auto shift = padding_shift(seq, n_items_);           // [B]
   const auto right = left_to_right(seq, shift);              // [B, L], position j = j-th item of the window
   const auto pos = torch::arange(L, seq.options());
   // Item embeddings scaled by sqrt(D) before the positions are added, as in the authors' code.
-  auto x = fast_dropout(item_emb(right) * emb_scale_ + pos_emb(pos).unsqueeze(0), emb_drop->options.p(), is_training());  // [B, L, D]
+  const auto items = torch::embedding(table.defined() ? table : item_table(), right, n_items_);  // [B, L, D]
+  auto x = fast_dropout(items * emb_scale_ + pos_emb(pos).unsqueeze(0), emb_drop->options.p(), is_training());  // [B, L, D]
   // Causal: query j sees keys <= j (additive -inf above the diagonal).
   auto mask = torch::full({L, L}, -std::numeric_limits<float>::infinity(), x.options()).triu(1);  // [L, L]
   return {x, mask, shift};
 }
 
-at::Tensor SASRecImpl::encode(const at::Tensor& seq_in) {
-  auto e = embed(seq_in);
+at::Tensor SASRecImpl::encode(const at::Tensor& seq_in, const at::Tensor& table) {
+  auto e = embed(seq_in, table);
   for (const auto& b : *blocks) e.x = b->as<SASRecBlock>()->forward(e.x, e.mask);
   return right_to_left(final_ln(e.x), e.shift);  // [B, L, D], left-padded like the input
 }
 
-at::Tensor SASRecImpl::encode_last(const at::Tensor& seq_in) {
-  auto e = embed(seq_in);
+at::Tensor SASRecImpl::encode_last(const at::Tensor& seq_in, const at::Tensor& table) {
+  auto e = embed(seq_in, table);
   const int64_t L = e.x.size(1);
   const auto nb = static_cast<int64_t>(blocks->size());
   for (int64_t l = 0; l + 1 < nb; ++l) e.x = (*blocks)[static_cast<size_t>(l)]->as<SASRecBlock>()->forward(e.x, e.mask);
@@ -139,26 +145,28 @@ at::Tensor SASRecImpl::encode_last(const at::Tensor& seq_in) {
 
 at::Tensor SASRecImpl::loss(const Batch& b) {
   // A prefix batch (items [B]) is scored at its last position only: encode_last.
-  const auto h = b.items.dim() == 1 ? encode_last(b.seq).unsqueeze(1) : encode(b.seq);  // [B, 1 or L, D]
-  return next_item_loss(h, b, item_emb->weight, n_items_, options.loss(), options.neg_samples());
+  const auto E = item_table();                                                                    // [I + 1, D]
+  const auto h = b.items.dim() == 1 ? encode_last(b.seq, E).unsqueeze(1) : encode(b.seq, E);  // [B, 1 or L, D]
+  return next_item_loss(h, b, E, n_items_, options.loss(), options.neg_samples());
 }
 
 at::Tensor SASRecImpl::score(const at::Tensor& users, const at::Tensor& items) {
   const auto h = last_output(history(users));  // [B, D]: after the most recent item
-  return (h * item_emb(items.to(h.device()))).sum(1);
+  return (h * item_table().index_select(0, items.to(h.device()))).sum(1);
 }
 
 at::Tensor SASRecImpl::score_all(const at::Tensor& users) { return score_history(history(users)); }
 
 at::Tensor SASRecImpl::last_output(const at::Tensor& seq) {
   // Rows grouped by history length (history.h): each group's blocks run over its widest window.
-  return by_history_length(seq.to(item_emb->weight.device()), n_items_,
-                           [this](const at::Tensor& s) { return encode_last(s); });  // [B, D]
+  const auto E = item_table();  // once for every length group
+  return by_history_length(seq.to(E.device()), n_items_,
+                           [this, &E](const at::Tensor& s) { return encode_last(s, E); });  // [B, D]
 }
 
 at::Tensor SASRecImpl::score_history(const at::Tensor& seq) {
   const auto h = last_output(seq);  // [B, D]
-  return fast_linear(h, item_emb->weight.narrow(0, 0, n_items_));  // [B, I]
+  return fast_linear(h, item_table().narrow(0, 0, n_items_));  // [B, I]
 }
 
 std::pair<at::Tensor, at::Tensor> SASRecImpl::explain(const at::Tensor& items, int64_t item) {
@@ -170,7 +178,7 @@ std::pair<at::Tensor, at::Tensor> SASRecImpl::explain(const at::Tensor& items, i
   const int64_t n = h.size(0);
   // encode() on the unpadded window: with right padding and the causal mask the real positions
   // never see the padding, so these are the same activations.
-  auto x = item_emb(h.unsqueeze(0)) * emb_scale_ + pos_emb(torch::arange(n, h.options())).unsqueeze(0);  // [1, n, D]
+  auto x = torch::embedding(item_table(), h.unsqueeze(0), n_items_) * emb_scale_ + pos_emb(torch::arange(n, h.options())).unsqueeze(0);  // [1, n, D]
   const auto mask = torch::full({n, n}, -std::numeric_limits<float>::infinity(), x.options()).triu(1);
   const auto nb = static_cast<int64_t>(blocks->size());
   for (int64_t l = 0; l + 1 < nb; ++l) x = (*blocks)[static_cast<size_t>(l)]->as<SASRecBlock>()->forward(x, mask);
@@ -194,7 +202,8 @@ ScriptExport SASRecImpl::script_export() const {
                          b->attn->out_proj->weight, b->attn->out_proj->bias, b->ln2->weight, b->ln2->bias,
                          b->ff1->weight, b->ff1->bias, b->ff2->weight, b->ff2->bias});
   }
-  e.tensors = {{"item_w", cpu(item_emb->weight)}, {"pos_w", cpu(pos_emb->weight)},
+  // item_w: with model.fields the items' vectors as scored (ids plus fields), so the export needs no fields.
+  e.tensors = {{"item_w", cpu(item_table())}, {"pos_w", cpu(pos_emb->weight)},
                {"lnf_w", cpu(final_ln->weight)},  {"lnf_b", cpu(final_ln->bias)},
                {"hist", hist_.table(HistoryScope::All).clone()}};
   add_stacked_layers(e, {"ln1_w", "ln1_b", "in_w", "in_b", "out_w", "out_b", "ln2_w", "ln2_b", "ff1_w", "ff1_b", "ff2_w", "ff2_b"},

@@ -26,6 +26,7 @@
 
 #include "models/recommender.h"
 #include "models/sequential/history.h"
+#include "models/side_fields.h"
 
 namespace rzoo {
 
@@ -43,6 +44,7 @@ struct SASRecOptions {
   TORCH_ARG(double, layer_norm_eps) = 1e-8;
   TORCH_ARG(std::string, loss) = "ce";    // "ce" | "sampled" | "bce"
   TORCH_ARG(int64_t, neg_samples) = 100;  // negatives per batch of loss "sampled"
+  TORCH_ARG(bool, fields) = false;        // add dataset.fields' item field embeddings to the items'
 };
 
 class SASRecBlockImpl : public torch::nn::Module {
@@ -81,13 +83,20 @@ class SASRecImpl : public SequenceRecommenderImpl {
   // outranks another).
   std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
   ScriptExport script_export() const override;
+  bool scores_cold_items() const override { return side && side->layout.item.n_fields() > 0; }
+  std::vector<std::string> describe() const override { return side ? side->describe() : std::vector<std::string>{}; }
 
-  // seq [B, L'] item indices (L' <= max_len, left-padded with n_items) -> h [B, L', D]
-  at::Tensor encode(const at::Tensor& seq);
+  // The item vectors as read and scored: [I + 1, D], row I the zero padding. item_emb's weight
+  // itself, or with model.fields each item's id row (items with training interactions) plus its
+  // fields' vectors.
+  at::Tensor item_table() const;
+  // seq [B, L'] item indices (L' <= max_len, left-padded with n_items) -> h [B, L', D]; `table`:
+  // item_table(), computed when not given (a training step passes the one it also scores with).
+  at::Tensor encode(const at::Tensor& seq, const at::Tensor& table = {});
   // The same at the last position only: encode(seq).select(1, -1) -> [B, D], with the last block
   // computed for that position alone (its keys and values for all). Training on prefixes and
   // scoring read nothing else.
-  at::Tensor encode_last(const at::Tensor& seq);
+  at::Tensor encode_last(const at::Tensor& seq, const at::Tensor& table = {});
 
   SASRecOptions options;
   torch::nn::Embedding item_emb{nullptr};  // [I + 1, D], row I = padding (zero, no gradient)
@@ -95,6 +104,7 @@ class SASRecImpl : public SequenceRecommenderImpl {
   torch::nn::Dropout emb_drop{nullptr};
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::LayerNorm final_ln{nullptr};
+  SideFields side{nullptr};  // model.fields: the item field embeddings
 
  private:
   double emb_scale_;  // sqrt(hidden_size)
@@ -103,7 +113,7 @@ class SASRecImpl : public SequenceRecommenderImpl {
   struct Embedded {
     at::Tensor x, mask, shift;
   };
-  Embedded embed(const at::Tensor& seq_in);
+  Embedded embed(const at::Tensor& seq_in, const at::Tensor& table);
 };
 TORCH_MODULE(SASRec);
 
