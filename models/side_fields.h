@@ -1,6 +1,7 @@
 // Side-feature embeddings added to a latent-factor model's id embeddings (model.fields: true of
-// bpr and mf; of sasrec for its item table, item fields only). The user and item fields of `dataset.fields` (datasets/fields.h: tokens, token
-// sequences, floats) get D-vectors in one table; an entity's vector is
+// bpr and mf; of the sequence models for their item tables, item fields only). The user and item
+// fields of `dataset.fields` (datasets/fields.h: tokens, token sequences, floats) get D-vectors
+// in one table; an entity's vector is
 //   v(e) = known(e) * id_emb[e] + sum over its field slots s of weight[s] * table[index[s]]
 // where known(e) is 1 when the entity has training interactions and 0 otherwise, so a cold item
 // (side features, no interactions) is scored from its features instead of an untrained random

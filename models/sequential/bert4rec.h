@@ -34,7 +34,6 @@
 
 #include "models/recommender.h"
 #include "models/sequential/history.h"
-#include "models/side_fields.h"
 
 namespace rzoo {
 
@@ -73,9 +72,6 @@ class BERT4RecImpl : public SequenceRecommenderImpl {
   std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
   ScriptExport script_export() const override;
 
-  bool scores_cold_items() const override { return side && side->layout.item.n_fields() > 0; }
-  std::vector<std::string> describe() const override { return side ? side->describe() : std::vector<std::string>{}; }
-
   // The item vectors as read and scored, [I + 2, D] (padding, mask token): item_emb's weight, or
   // with model.fields the known id rows plus the items' field vectors (models/side_fields.h).
   at::Tensor item_table() const;
@@ -104,7 +100,6 @@ class BERT4RecImpl : public SequenceRecommenderImpl {
   torch::nn::ModuleList blocks{nullptr};   // TransformerEncoderLayer, [L, B, D] in and out
   torch::nn::Linear head{nullptr};         // W^P, b^P: D -> D, then GELU
   at::Tensor out_bias;                     // b^O [I]
-  SideFields side{nullptr};                // model.fields: the item field embeddings
 
  private:
   // [B, D] at the mask token after the users' history / after hist [B, L - 1].

@@ -32,7 +32,6 @@
 
 #include "models/recommender.h"
 #include "models/sequential/history.h"
-#include "models/side_fields.h"
 
 namespace rzoo {
 
@@ -71,8 +70,6 @@ class CaserImpl : public SequenceRecommenderImpl {
   at::Tensor vertical(const at::Tensor& E);
   // seq [B, Lb] (left-padded), users [B] -> [B, Lb, 2D]: [z; P_u] of the window ending at each position.
   at::Tensor encode(const at::Tensor& seq, const at::Tensor& users);
-  bool scores_cold_items() const override { return side && side->layout.item.n_fields() > 0; }
-  std::vector<std::string> describe() const override { return side ? side->describe() : std::vector<std::string>{}; }
   // The input item vectors as read, [I + 1, D] (row I the padding): item_emb's weight, or with
   // model.fields the known id rows plus the items' field vectors.
   at::Tensor input_table() const;
@@ -89,8 +86,9 @@ class CaserImpl : public SequenceRecommenderImpl {
   torch::nn::Linear fc{nullptr};           // n_v * D + n_h * L -> D
   torch::nn::Embedding out_emb{nullptr};   // W [I + 1, 2D], row I = padding (never a candidate)
   torch::nn::Embedding out_bias{nullptr};  // b [I + 1, 1]
-  SideFields side{nullptr};                // model.fields: the input item tables' field embeddings, D wide
-  SideFields out_side{nullptr};            // model.fields: the output table's, 2D wide with a bias
+  // model.fields: `side` (the base's) adds to the input table, D wide; out_side to the output
+  // table, 2D wide with a bias.
+  SideFields out_side{nullptr};
 
  private:
   // [z; P_u] of users `u` [B] from their histories: [B, 2D].

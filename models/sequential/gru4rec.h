@@ -18,7 +18,6 @@
 
 #include "models/recommender.h"
 #include "models/sequential/history.h"
-#include "models/side_fields.h"
 
 namespace rzoo {
 
@@ -53,9 +52,6 @@ class GRU4RecImpl : public SequenceRecommenderImpl {
   // Explanation: occlusion of each window position (history.h, explain_by_occlusion).
   std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
 
-  bool scores_cold_items() const override { return side && side->layout.item.n_fields() > 0; }
-  std::vector<std::string> describe() const override { return side ? side->describe() : std::vector<std::string>{}; }
-
   // The item vectors as read and scored, [I + 1, D] (row I the padding): item_emb's weight, or
   // with model.fields the known id rows plus the items' field vectors (models/side_fields.h).
   at::Tensor item_table() const;
@@ -68,7 +64,6 @@ class GRU4RecImpl : public SequenceRecommenderImpl {
   torch::nn::Dropout emb_drop{nullptr};
   torch::nn::GRU gru{nullptr};             // D -> hidden_size, batch first
   torch::nn::Linear dense{nullptr};        // hidden_size -> D
-  SideFields side{nullptr};                // model.fields: the item field embeddings
 };
 TORCH_MODULE(GRU4Rec);
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "models/recommender.h"
+#include "models/side_fields.h"
 
 namespace rzoo {
 
@@ -63,6 +64,14 @@ class SequenceRecommenderImpl : public WindowRecommenderImpl {
  public:
   static constexpr bool kSequenceInput = true;  // models/registry.h: model_reads_sequences
   InputType input_type() const override { return InputType::Sequence; }
+  // With model.fields: an item without training interactions is ranked by its fields, and the
+  // run's log and fields.txt list them.
+  bool scores_cold_items() const override { return side && side->layout.item.n_fields() > 0; }
+  std::vector<std::string> describe() const override { return side ? side->describe() : std::vector<std::string>{}; }
+
+  // model.fields (item_side_fields in models/side_fields.h): the item field embeddings added to
+  // the item table, registered by the model; null without fields.
+  SideFields side{nullptr};
 
  protected:
   using WindowRecommenderImpl::WindowRecommenderImpl;

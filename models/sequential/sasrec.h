@@ -26,7 +26,6 @@
 
 #include "models/recommender.h"
 #include "models/sequential/history.h"
-#include "models/side_fields.h"
 
 namespace rzoo {
 
@@ -83,8 +82,6 @@ class SASRecImpl : public SequenceRecommenderImpl {
   // outranks another).
   std::pair<at::Tensor, at::Tensor> explain(const at::Tensor& items, int64_t item) override;
   ScriptExport script_export() const override;
-  bool scores_cold_items() const override { return side && side->layout.item.n_fields() > 0; }
-  std::vector<std::string> describe() const override { return side ? side->describe() : std::vector<std::string>{}; }
 
   // The item vectors as read and scored: [I + 1, D], row I the zero padding. item_emb's weight
   // itself, or with model.fields each item's id row (items with training interactions) plus its
@@ -104,7 +101,6 @@ class SASRecImpl : public SequenceRecommenderImpl {
   torch::nn::Dropout emb_drop{nullptr};
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::LayerNorm final_ln{nullptr};
-  SideFields side{nullptr};  // model.fields: the item field embeddings
 
  private:
   double emb_scale_;  // sqrt(hidden_size)
